@@ -1,0 +1,35 @@
+"""``dbdeploy generate``: write one bundle per migration, or check that generated/ is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dbdeploy.errors import StaleBundleError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def generate(
+        specs: Path = typer.Option(Path("specs"), "--specs", help="Folder of spec files."),
+        out: Path = typer.Option(Path("generated"), "--out", help="Folder to write bundles to."),
+        check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if generated/ is stale."),
+    ) -> None:
+        """Generate forward SQL, rollback SQL and a manifest for every migration in SPECS."""
+        from dbdeploy.render.writer import build_bundles, compare, write
+
+        bundles = build_bundles(specs)
+        if check:
+            result = compare(bundles, out)
+            if not result.clean:
+                raise StaleBundleError(
+                    f"{out} is out of date with {specs}:\n  " + "\n  ".join(result.lines())
+                    + "\nrun `dbdeploy generate` and commit the result")
+            typer.echo(f"{out} is up to date ({len(bundles)} bundle(s))")
+            return
+        result = write(bundles, out)
+        for line in result.lines():
+            typer.echo(f"updated {line}" if not line.startswith("extra") else f"removed {line[9:]}")
+        typer.echo(f"{len(bundles)} bundle(s) in {out}"
+                   + ("" if not result.clean else " (already up to date)"))

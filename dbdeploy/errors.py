@@ -1,0 +1,52 @@
+"""One exception family for everything dbdeploy refuses or fails at.
+
+Core code raises these; only the CLI turns them into a message and an exit code, so library
+users get typed exceptions and CLI users get one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DbdeployError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with when this reaches it."""
+
+    exit_code = 1
+
+
+class SpecError(DbdeployError):
+    """A spec is malformed or unsafe. Carries the file, the field path and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None,
+                 fix: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        self.fix = fix
+        self.reason = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = ": ".join(part for part in (self.file, self.field) if part)
+        text = f"{where}: {self.reason}" if where else self.reason
+        if self.fix:
+            text += f" — fix: {self.fix}"
+        return text
+
+    def located(self, file: str) -> SpecError:
+        """The same error, with the spec file filled in when the raiser did not know it."""
+        if self.file:
+            return self
+        return SpecError(self.reason, file=file, field=self.field, fix=self.fix)
+
+
+class UsageError(DbdeployError):
+    """Bad command-line usage or configuration."""
+
+    exit_code = 2
+
+
+class StaleBundleError(DbdeployError):
+    """`generate --check` found generated/ out of date with specs/."""
+
+    exit_code = 1

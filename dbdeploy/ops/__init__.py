@@ -1,0 +1,30 @@
+"""Operations: one module per operation, all behind :class:`dbdeploy.ops.base.Operation`."""
+
+from dbdeploy.ops.add_column import AddColumn
+from dbdeploy.ops.add_constraint import AddCheck, AddForeignKey, AddUnique
+from dbdeploy.ops.backfill import Backfill
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.create_schema import CreateSchema
+from dbdeploy.ops.create_table import CreateTable
+from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_table import DropTable
+from dbdeploy.ops.index_ops import CreateIndex, DropIndex
+from dbdeploy.ops.raw_sql import RawSQL
+from dbdeploy.ops.require_extension import RequireExtension
+from dbdeploy.ops.seed_rows import SeedRows
+
+OPERATION_TYPES = (
+    CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
+    AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
+)
+
+AnyOperation = (
+    CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
+    | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
+)
+
+__all__ = [
+    "OPERATION_TYPES", "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "AnyOperation", "Backfill",
+    "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
+    "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
+]

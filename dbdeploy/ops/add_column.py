@@ -1,0 +1,176 @@
+"""AddColumn: never rewrites or long-locks a populated table.
+
+- nullable, or NOT NULL with a non-volatile default: one ``ADD COLUMN IF NOT EXISTS`` (metadata
+  only since PostgreSQL 11);
+- volatile default: add the column bare, set the default for new rows, fill existing rows in
+  batches;
+- NOT NULL without a default or with a volatile one: add it nullable, (fill it), then
+  ``CHECK (c IS NOT NULL) NOT VALID`` → ``VALIDATE`` → ``SET NOT NULL`` (no scan thanks to the
+  validated check) → drop the helper check. When the migration has a Backfill that sets the
+  column, these NOT NULL steps are placed after it by the planner.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import model_validator
+
+from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops.backfill_steps import BackfillPlan
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import (
+    S,
+    block,
+    column_dependants,
+    column_exists,
+    constraint_exists,
+    copy_to_timestamped_backup,
+    do_block,
+    forget_owned,
+    if_then,
+    is_owned,
+    notice,
+    record_owned,
+    refuse_if_dependants,
+    relation_missing,
+)
+from dbdeploy.ops.ddl import column_def
+from dbdeploy.spec.base import TableName
+from dbdeploy.spec.components import Column
+from dbdeploy.spec.names import derived_name, split_table
+from dbdeploy.sql import ident, literal, qualified, render
+
+
+class AddColumn(Operation):
+    kind: ClassVar[str] = "add_column"
+    table: TableName
+    column: Column
+
+    @model_validator(mode="after")
+    def _no_identity(self) -> AddColumn:
+        if self.column.identity:
+            raise ValueError(
+                "adding an identity column to an existing table rewrites it under ACCESS EXCLUSIVE; "
+                "add a bigint column with a sequence default instead (it is filled in batches)")
+        return self
+
+    @property
+    def column_key(self) -> str:
+        return f"{self.table}.{self.column.name}"
+
+    @property
+    def needs_fill(self) -> bool:
+        """Existing rows must be filled in batches (volatile default)."""
+        return self.column.default_is_volatile
+
+    @property
+    def needs_not_null_steps(self) -> bool:
+        return not self.column.nullable and (self.column.default is None or self.needs_fill)
+
+    def apply(self, state: SchemaState) -> None:
+        table = state.tables.get(self.table)
+        if table is None:
+            return
+        if self.column.name in table.columns:
+            raise ValueError(f"column {self.column.name!r} already exists in {self.table}")
+        table.columns[self.column.name] = self.column
+
+    def fill_key(self, ctx: PlanContext) -> list[str]:
+        table = ctx.state.tables.get(self.table)
+        if table is None or not table.primary_key:
+            raise ValueError(
+                f"column {self.column.name!r} has a volatile default, so existing rows are filled in "
+                f"batches by primary key, but {self.table}'s primary key is not known from the specs; "
+                "add the column without a default and use a Backfill with key=[...]")
+        return table.primary_key
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        simple = not self.needs_fill and not self.needs_not_null_steps
+        definition = column_def(self.column, with_default=not self.needs_fill, with_not_null=simple)
+        statements = [
+            if_then(S("NOT {}").format(column_exists(self.table, self.column.name)),
+                    record_owned(ctx, "column", self.column_key)),
+            S("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {d};").format(t=qualified(self.table), d=definition),
+        ]
+        if self.needs_fill:
+            statements.append(S("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d};").format(
+                t=qualified(self.table), c=ident(self.column.name), d=S(self.column.default)))
+        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(block(*statements)),
+                      f"add column {self.column.name} to {self.table}")]
+        if self.needs_fill:
+            plan = self._fill_plan(ctx)
+            steps += [plan.setup_step(), plan.run_step()]
+        return steps
+
+    def _fill_plan(self, ctx: PlanContext) -> BackfillPlan:
+        return BackfillPlan(ctx, self.table, {self.column.name: self.column.default},
+                            render(S("{} IS NULL").format(ident(self.column.name))), self.fill_key(ctx), 1000,
+                            keep_old=False, tag=f"op{ctx.index}_fill")
+
+    def not_null_steps(self, ctx: PlanContext) -> list[Step]:
+        return not_null_steps(ctx, self.table, self.column.name)
+
+    def not_null_undo(self, ctx: PlanContext) -> Step:
+        """Rollback counterpart of the NOT NULL steps: lets a backfill's restore put NULLs back."""
+        body = if_then(
+            S("{} AND {}").format(is_owned(ctx, "column", self.column_key),
+                                  column_exists(self.table, self.column.name)),
+            S("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL;").format(
+                t=qualified(self.table), c=ident(self.column.name)))
+        return Step("drop_not_null", self.table, "ACCESS EXCLUSIVE", True, do_block(body),
+                    f"make {self.column.name} nullable again so earlier values can be restored")
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        steps = [self._fill_plan(ctx).restore_step()] if self.needs_fill else []
+        return [drop_owned_column(ctx, self.table, self.column.name, ctx.state), *steps]
+
+
+def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
+    """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan."""
+    name = derived_name(split_table(table)[1], column, suffix="not_null")
+    nullable = S(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({rel})"
+        " AND attname = {col} AND NOT attnotnull)").format(
+        rel=literal(qualified(table).as_string(None)), col=literal(column))
+    add = if_then(S("{} AND NOT {}").format(nullable, constraint_exists(table, name)),
+                  S("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
+                      t=qualified(table), n=ident(name), c=ident(column)))
+    set_not_null = block(
+        if_then(nullable, S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(
+            t=qualified(table), c=ident(column))),
+        S("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n};").format(t=qualified(table), n=ident(name)),
+    )
+    return [
+        Step("add_check", table, "ACCESS EXCLUSIVE", True, do_block(add),
+             f"add {name} CHECK ({column} IS NOT NULL) NOT VALID"),
+        cs.validate(ctx, table, name),
+        Step("set_not_null", table, "ACCESS EXCLUSIVE", True, do_block(set_not_null),
+             f"set {column} NOT NULL using the validated check, then drop the check"),
+    ]
+
+
+def drop_owned_column(ctx: PlanContext, table: str, column: str, state: SchemaState) -> Step:
+    """Rollback of AddColumn: refuse on dependants, copy non-NULL values out, drop the column."""
+    key = f"{table}.{column}"
+    known = state.tables.get(table)
+    pk = known.primary_key if known and known.primary_key else None
+    selected = S(", ").join(ident(c) for c in [*pk, column]) if pk else S("*")
+    body = block(
+        if_then(S("{} OR NOT {}").format(relation_missing(table), column_exists(table, column)),
+                notice(ctx, f"column {key} is already gone"), S("RETURN;")),
+        if_then(S("NOT {}").format(is_owned(ctx, "column", key)),
+                notice(ctx, f"column {key} was not created by {ctx.label}; left in place"), S("RETURN;")),
+        refuse_if_dependants(ctx, f"column {key}", column_dependants(table, column)),
+        if_then(S("EXISTS (SELECT 1 FROM {t} WHERE {c} IS NOT NULL)").format(t=qualified(table), c=ident(column)),
+                copy_to_timestamped_backup(
+                    ctx, f"{split_table(table)[1]}_{column}",
+                    S("SELECT {sel} FROM {t} WHERE {c} IS NOT NULL").format(
+                        sel=selected, t=qualified(table), c=ident(column)),
+                    f"the values of {key}")),
+        S("ALTER TABLE {t} DROP COLUMN {c};").format(t=qualified(table), c=ident(column)),
+        forget_owned(ctx, "column", key),
+    )
+    return Step("drop_column", table, "ACCESS EXCLUSIVE", True,
+                do_block(body, declare=["v_dependants text", "v_backup text"]),
+                f"drop column {column} of {table} (values copied to the backup schema first)")

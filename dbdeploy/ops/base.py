@@ -1,0 +1,113 @@
+"""The interface every operation implements, and the data it works with.
+
+Each operation is a plain Pydantic data object (like Alembic's ops) that knows how to validate
+itself against what the specs have built so far, which forward steps it needs and which steps
+undo it (like pgroll's Start/Rollback). The bundle renderer never looks inside an operation.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from dbdeploy.spec.base import SpecModel
+from dbdeploy.spec.components import Column, Index
+
+Lock = Literal[
+    "NONE", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+    "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE",
+]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit the bundle runs: a comment-marked block of SQL.
+
+    ``transactional`` steps are wrapped in BEGIN/COMMIT; the others contain statements that
+    PostgreSQL refuses inside a transaction (CONCURRENTLY, DO blocks that COMMIT per batch)
+    and run statement by statement in autocommit.
+    """
+
+    kind: str
+    target: str
+    lock: Lock
+    transactional: bool
+    sql: str
+    summary: str
+
+
+@dataclass
+class TableState:
+    """What the specs have said about a table so far."""
+
+    columns: dict[str, Column] = field(default_factory=dict)
+    primary_key: list[str] = field(default_factory=list)
+    constraints: set[str] = field(default_factory=set)
+
+
+@dataclass
+class SchemaState:
+    """The schema as built by the specs in version order, used to validate later specs.
+
+    Tables that the specs never created (pre-existing ones) are simply unknown: references
+    to them are not checked, because the database, not the specs, is the truth for them.
+    """
+
+    tables: dict[str, TableState] = field(default_factory=dict)
+    indexes: dict[str, tuple[str, Index]] = field(default_factory=dict)
+    # True when built from every earlier spec (generation); False while one migration is
+    # validated on its own, where objects from earlier migrations are simply not known yet.
+    complete: bool = False
+
+    def copy(self) -> SchemaState:
+        return copy.deepcopy(self)
+
+    def require_columns(self, table: str, columns, what: str) -> None:
+        state = self.tables.get(table)
+        if state is None:
+            return
+        missing = sorted(set(columns) - set(state.columns))
+        if missing:
+            known = ", ".join(sorted(state.columns)) or "none"
+            raise ValueError(
+                f"{what} refers to column(s) {', '.join(missing)} that {table} does not have "
+                f"(its columns: {known})")
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What an operation needs to know to render its steps."""
+
+    version: str
+    migration_name: str
+    index: int                   # position of the operation in the migration (1-based)
+    state: SchemaState           # schema before this operation
+    history_schema: str = "migrations"
+    backup_schema: str = "dbdeploy_backup"
+
+    @property
+    def label(self) -> str:
+        return f"V{self.version}"
+
+
+class Operation(SpecModel):
+    """Base class of every DSL operation."""
+
+    kind: ClassVar[str]
+    destructive: ClassVar[bool] = False
+
+    def apply(self, state: SchemaState) -> None:
+        """Validate against ``state`` and record this operation's effect on it."""
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        raise NotImplementedError
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        raise NotImplementedError
+
+    def target(self) -> str:
+        return getattr(self, "table", "")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target()}".strip()

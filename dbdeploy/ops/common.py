@@ -1,0 +1,228 @@
+"""SQL snippets shared by operations: guards, ownership records, dependant checks, backups.
+
+Everything is composed with :mod:`psycopg.sql`; catalog functions are schema-qualified
+(``pg_catalog.``) so a hostile object earlier in ``search_path`` cannot change what runs.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from dbdeploy.ops.base import PlanContext
+from dbdeploy.spec.names import derived_name, split_table
+from dbdeploy.sql import dollar_quote, ident, literal, qualified, regclass_literal, render
+
+S = sql.SQL
+
+
+def do_block(body: sql.Composable | str, declare: list[str] | None = None) -> str:
+    """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body."""
+    text = body if isinstance(body, str) else render(body)
+    lines = []
+    if declare:
+        lines.append("DECLARE")
+        lines.extend(f"    {d};" for d in declare)
+    lines.append("BEGIN")
+    lines.append(_indent(text.rstrip()))
+    lines.append("END")
+    return "DO " + dollar_quote("\n".join(lines)) + ";"
+
+
+def _indent(text: str, by: str = "    ") -> str:
+    return "\n".join(by + line if line.strip() else line for line in text.splitlines())
+
+
+def block(*statements: sql.Composable | str) -> sql.Composable:
+    """Statements joined one per line."""
+    parts = [S(s) if isinstance(s, str) else s for s in statements if s is not None]
+    return S("\n").join(parts)
+
+
+def if_then(condition: sql.Composable, *then: sql.Composable | str,
+            otherwise: list[sql.Composable | str] | None = None) -> sql.Composable:
+    body = render(block(*then))
+    text = "IF {cond} THEN\n" + _indent(body.replace("{", "{{").replace("}", "}}"))
+    if otherwise:
+        other = render(block(*otherwise))
+        text += "\nELSE\n" + _indent(other.replace("{", "{{").replace("}", "}}"))
+    text += "\nEND IF;"
+    return S(text).format(cond=condition)
+
+
+def regclass(table: str) -> sql.Composable:
+    return S("pg_catalog.to_regclass({})").format(regclass_literal(table))
+
+
+def relation_exists(table: str) -> sql.Composable:
+    return S("{} IS NOT NULL").format(regclass(table))
+
+
+def relation_missing(table: str) -> sql.Composable:
+    return S("{} IS NULL").format(regclass(table))
+
+
+def column_exists(table: str, column: str) -> sql.Composable:
+    return S(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+        " WHERE attrelid = {rel} AND attname = {col} AND attnum > 0 AND NOT attisdropped)"
+    ).format(rel=regclass(table), col=literal(column))
+
+
+def constraint_exists(table: str, name: str) -> sql.Composable:
+    return S(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {rel} AND conname = {name})"
+    ).format(rel=regclass(table), name=literal(name))
+
+
+def constraint_not_validated(table: str, name: str) -> sql.Composable:
+    return S(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint"
+        " WHERE conrelid = {rel} AND conname = {name} AND NOT convalidated)"
+    ).format(rel=regclass(table), name=literal(name))
+
+
+def notice(ctx: PlanContext, message: str) -> sql.Composable:
+    return S("RAISE NOTICE '%', {};").format(literal(f"dbdeploy {ctx.label}: {message}"))
+
+
+def warning(ctx: PlanContext, message: str) -> sql.Composable:
+    return S("RAISE WARNING '%', {};").format(literal(f"dbdeploy {ctx.label}: {message}"))
+
+
+def fail(ctx: PlanContext, message: str, hint: str, detail: sql.Composable | None = None) -> sql.Composable:
+    """RAISE EXCEPTION with a fixed message, an optional runtime detail and a hint."""
+    if detail is None:
+        return S("RAISE EXCEPTION '%', {msg} USING HINT = {hint};").format(
+            msg=literal(f"dbdeploy {ctx.label}: {message}"), hint=literal(hint))
+    return S("RAISE EXCEPTION '% %', {msg}, {detail} USING HINT = {hint};").format(
+        msg=literal(f"dbdeploy {ctx.label}: {message}"), detail=detail, hint=literal(hint))
+
+
+# --- ownership: rollback drops only what this migration created -------------------------
+
+def _objects_table(ctx: PlanContext) -> sql.Composable:
+    return ident(ctx.history_schema, "migration_objects")
+
+
+def record_owned(ctx: PlanContext, kind: str, name: str) -> sql.Composable:
+    return S(
+        "INSERT INTO {tbl} (version, object_type, object_name) VALUES ({v}, {k}, {n})"
+        " ON CONFLICT DO NOTHING;"
+    ).format(tbl=_objects_table(ctx), v=literal(ctx.version), k=literal(kind), n=literal(name))
+
+
+def is_owned(ctx: PlanContext, kind: str, name: str) -> sql.Composable:
+    return S(
+        "EXISTS (SELECT 1 FROM {tbl} WHERE version = {v} AND object_type = {k} AND object_name = {n})"
+    ).format(tbl=_objects_table(ctx), v=literal(ctx.version), k=literal(kind), n=literal(name))
+
+
+def forget_owned(ctx: PlanContext, kind: str, name: str) -> sql.Composable:
+    return S(
+        "DELETE FROM {tbl} WHERE version = {v} AND object_type = {k} AND object_name = {n};"
+    ).format(tbl=_objects_table(ctx), v=literal(ctx.version), k=literal(kind), n=literal(name))
+
+
+# --- dependants: refuse instead of CASCADE ----------------------------------------------
+
+def table_dependants(table: str) -> sql.Composable:
+    """A text listing other tables' foreign keys and views that depend on ``table`` (or NULL)."""
+    return S(
+        "(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ("
+        "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
+        "\n    FROM pg_catalog.pg_constraint c"
+        "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
+        "\n    UNION ALL"
+        "\n    SELECT v.oid::pg_catalog.regclass::text || ' (view)'"
+        "\n    FROM pg_catalog.pg_depend d"
+        "\n    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid"
+        "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
+        "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+        "\n      AND d.refobjid = {rel} AND v.oid <> d.refobjid"
+        "\n) deps)"
+    ).format(rel=regclass(table))
+
+
+def column_dependants(table: str, column: str) -> sql.Composable:
+    """Foreign keys from other tables and views that use ``table.column`` (or NULL)."""
+    return S(
+        "(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ("
+        "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
+        "\n    FROM pg_catalog.pg_constraint c"
+        "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
+        "\n      AND {attnum} = ANY (c.confkey)"
+        "\n    UNION ALL"
+        "\n    SELECT v.oid::pg_catalog.regclass::text || ' (view)'"
+        "\n    FROM pg_catalog.pg_depend d"
+        "\n    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid"
+        "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
+        "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+        "\n      AND d.refobjid = {rel} AND d.refobjsubid = {attnum} AND v.oid <> d.refobjid"
+        "\n) deps)"
+    ).format(rel=regclass(table), attnum=attnum(table, column))
+
+
+def attnum(table: str, column: str) -> sql.Composable:
+    return S(
+        "(SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {rel} AND attname = {col})"
+    ).format(rel=regclass(table), col=literal(column))
+
+
+def refuse_if_dependants(ctx: PlanContext, what: str, dependants: sql.Composable) -> sql.Composable:
+    """Raise (never CASCADE) when something outside the migration depends on ``what``."""
+    return block(
+        S("v_dependants := {};").format(dependants),
+        if_then(
+            S("v_dependants IS NOT NULL"),
+            fail(ctx, f"refusing to drop {what}; these depend on it:",
+                 "Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.",
+                 detail=S("v_dependants")),
+        ),
+    )
+
+
+# --- backups -----------------------------------------------------------------------------
+
+def backup_name(ctx: PlanContext, *parts: str) -> str:
+    """A deterministic backup table name for this migration (≤ 63 bytes)."""
+    return derived_name(f"v{ctx.version}", *parts)
+
+
+def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composable,
+                               what: str) -> sql.Composable:
+    """Copy ``select`` into a new backup table named ``base_<timestamp>`` (needs ``v_backup``).
+
+    Rollback-time backups get a timestamp so repeated forward/rollback cycles never collide;
+    the name is announced with a NOTICE so the operator can find it.
+    """
+    base = derived_name(f"r{ctx.version}", base)[:40].rstrip("_")
+    query = render(select)
+    return block(
+        S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
+          " 'YYYYMMDD_HH24MISS_US');").format(base=literal(base)),
+        S("EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
+          " || pg_catalog.quote_ident(v_backup) || ' AS ' || {query};").format(
+            schema=literal(ctx.backup_schema), query=literal(query)),
+        S("EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
+          " || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';").format(schema=literal(ctx.backup_schema)),
+        S("RAISE NOTICE '%', {msg} || v_backup;").format(
+            msg=literal(f"dbdeploy {ctx.label}: copied {what} to {ctx.backup_schema}.")),
+    )
+
+
+def backup_table(ctx: PlanContext, name: str) -> sql.Identifier:
+    return ident(ctx.backup_schema, name)
+
+
+def qualified_name_text(table: str) -> str:
+    schema, name = split_table(table)
+    return f"{schema}.{name}"
+
+
+__all__ = [
+    "S", "attnum", "backup_name", "backup_table", "block", "column_dependants", "column_exists",
+    "constraint_exists", "constraint_not_validated", "copy_to_timestamped_backup", "do_block",
+    "fail", "forget_owned", "if_then", "ident", "is_owned", "literal", "notice", "qualified",
+    "qualified_name_text", "record_owned", "refuse_if_dependants", "regclass", "relation_exists",
+    "relation_missing", "render", "table_dependants", "warning",
+]

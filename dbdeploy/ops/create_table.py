@@ -1,0 +1,189 @@
+"""CreateTable: a new table with its constraints and indexes, created atomically if missing.
+
+The table, its inline constraints, indexes and comments are created in one transaction inside a
+guard, so a re-run never half-creates anything and never touches a table that already exists.
+Optional foreign keys are separate steps (NOT VALID, then VALIDATE) because they may be added by
+a later re-run when the table already holds data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import field_validator, model_validator
+
+from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops.add_constraint import foreign_key_steps
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step, TableState
+from dbdeploy.ops.common import (
+    S,
+    block,
+    copy_to_timestamped_backup,
+    do_block,
+    forget_owned,
+    if_then,
+    is_owned,
+    notice,
+    record_owned,
+    refuse_if_dependants,
+    relation_exists,
+    relation_missing,
+    table_dependants,
+)
+from dbdeploy.ops.ddl import (
+    check_body,
+    column_def,
+    columns_list,
+    create_index,
+    foreign_key_body,
+    named_constraint,
+    unique_body,
+)
+from dbdeploy.spec.base import Identifier, TableName
+from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
+from dbdeploy.spec.names import split_table
+from dbdeploy.sql import ident, literal, qualified, render
+
+
+class CreateTable(Operation):
+    kind: ClassVar[str] = "create_table"
+    table: TableName
+    columns: list[Column]
+    primary_key: list[Identifier] = []
+    foreign_keys: list[ForeignKey] = []
+    uniques: list[Unique] = []
+    checks: list[Check] = []
+    indexes: list[Index] = []
+    comment: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[Column]) -> list[Column]:
+        if not value:
+            raise ValueError("a table needs at least one column")
+        seen: set[str] = set()
+        for column in value:
+            if column.name in seen:
+                raise ValueError(f"column {column.name!r} is defined twice")
+            seen.add(column.name)
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> CreateTable:
+        names = {c.name for c in self.columns}
+
+        def need(columns, where: str) -> None:
+            missing = sorted(set(columns) - names)
+            if missing:
+                raise ValueError(f"{where} refers to unknown column(s) {', '.join(missing)} "
+                                 f"(columns: {', '.join(sorted(names))})")
+
+        need(self.primary_key, "primary_key")
+        if len(set(self.primary_key)) != len(self.primary_key):
+            raise ValueError("primary_key lists a column twice")
+        for i, fk in enumerate(self.foreign_keys):
+            need(fk.columns, f"foreign_keys[{i}].columns")
+            if fk.references == self.table:
+                need(fk.ref_columns, f"foreign_keys[{i}].ref_columns")
+        for i, unique in enumerate(self.uniques):
+            need(unique.columns, f"uniques[{i}].columns")
+        for i, check in enumerate(self.checks):
+            need(check.columns, f"checks[{i}].expression")
+        for i, index in enumerate(self.indexes):
+            need(index.referenced_columns, f"indexes[{i}]")
+        constraint_names = ([f"{split_table(self.table)[1]}_pkey"] if self.primary_key else []) + [
+            c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks)]
+        relation_names = ([self.pk_name] if self.primary_key else []) + [
+            u.resolved_name(self.table) for u in self.uniques] + [
+            i.resolved_name(self.table) for i in self.indexes]
+        for group in (constraint_names, relation_names):
+            dupes = sorted({n for n in group if group.count(n) > 1})
+            if dupes:
+                raise ValueError(f"name(s) {', '.join(dupes)} used twice in this table; give distinct names")
+        return self
+
+    def apply(self, state: SchemaState) -> None:
+        if self.table in state.tables:
+            raise ValueError(f"table {self.table} is already created by an earlier operation")
+        constraints = {c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks)}
+        if self.primary_key:
+            constraints.add(self.pk_name)
+        state.tables[self.table] = TableState(
+            columns={c.name: c for c in self.columns}, primary_key=list(self.primary_key),
+            constraints=constraints)
+        for fk in self.foreign_keys:
+            if fk.references != self.table:
+                state.require_columns(fk.references, fk.ref_columns, "foreign_keys.ref_columns")
+        for index in self.indexes:
+            name = index.qualified_name(self.table)
+            if name in state.indexes:
+                raise ValueError(f"index {name} is already defined by an earlier operation")
+            state.indexes[name] = (self.table, index)
+
+    @property
+    def pk_name(self) -> str:
+        return f"{split_table(self.table)[1]}_pkey"
+
+    def _create_statement(self):
+        elements = [column_def(c) for c in self.columns]
+        if self.primary_key:
+            elements.append(named_constraint(self.pk_name, S("PRIMARY KEY ({})").format(
+                columns_list(self.primary_key))))
+        for unique in self.uniques:
+            elements.append(named_constraint(unique.resolved_name(self.table), unique_body(unique)))
+        for check in self.checks:
+            elements.append(named_constraint(check.resolved_name(self.table), check_body(check)))
+        for fk in self.foreign_keys:
+            if not fk.optional:
+                elements.append(named_constraint(fk.resolved_name(self.table), foreign_key_body(fk)))
+        inner = S(",\n    ").join(elements)
+        return S("CREATE TABLE {t} (\n    {inner}\n);").format(t=qualified(self.table), inner=inner)
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        statements = [self._create_statement()]
+        statements += [S("{};").format(create_index(self.table, i, concurrently=False, if_not_exists=False))
+                       for i in self.indexes]
+        if self.comment is not None:
+            statements.append(S("COMMENT ON TABLE {} IS {};").format(qualified(self.table), literal(self.comment)))
+        for column in self.columns:
+            if column.comment is not None:
+                statements.append(S("COMMENT ON COLUMN {} IS {};").format(
+                    ident(*split_table(self.table), column.name), literal(column.comment)))
+        statements.append(record_owned(ctx, "table", self.table))
+        body = if_then(relation_exists(self.table),
+                       notice(ctx, f"table {self.table} exists; not created again"),
+                       otherwise=statements)
+        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body),
+                      f"create table {self.table} with its constraints and indexes")]
+        for fk in self.foreign_keys:
+            if fk.optional:
+                steps += foreign_key_steps(ctx, self.table, fk)
+        return steps
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        steps = [cs.drop_constraint(ctx, self.table, fk.resolved_name(self.table))
+                 for fk in reversed(self.foreign_keys) if fk.optional]
+        steps.append(drop_owned_table(ctx, self.table))
+        return steps
+
+
+def drop_owned_table(ctx: PlanContext, table: str) -> Step:
+    """Drop a table this migration created: refuse on dependants, copy its rows out first."""
+    body = block(
+        if_then(relation_missing(table), notice(ctx, f"table {table} is already gone"), S("RETURN;")),
+        if_then(S("NOT {}").format(is_owned(ctx, "table", table)),
+                notice(ctx, f"table {table} was not created by {ctx.label}; left in place"), S("RETURN;")),
+        refuse_if_dependants(ctx, f"table {table}", table_dependants(table)),
+        if_then(S("EXISTS (SELECT 1 FROM {})").format(qualified(table)),
+                copy_to_timestamped_backup(ctx, split_table(table)[1],
+                                           S("SELECT * FROM {}").format(qualified(table)),
+                                           f"the rows of {table}")),
+        S("DROP TABLE {};").format(qualified(table)),
+        forget_owned(ctx, "table", table),
+    )
+    return Step("drop_table", table, "ACCESS EXCLUSIVE", True,
+                do_block(body, declare=["v_dependants text", "v_backup text"]),
+                f"drop table {table} (rows copied to the backup schema first)")
+
+
+__all__ = ["CreateTable", "drop_owned_table", "render"]

@@ -1,0 +1,173 @@
+"""DropColumn: capture the column's definition and every row's value, then drop it.
+
+The definition is read from the catalog at run time (the database, not the specs, knows what
+the column really is): type, NOT NULL, default, and the constraints and indexes that the drop
+takes with it. Values are copied keyed by the table's primary key. Rollback re-adds the column,
+restores each row's value, default, NOT NULL, constraints and indexes, then removes the copy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import (
+    S,
+    backup_name,
+    block,
+    column_dependants,
+    column_exists,
+    do_block,
+    fail,
+    if_then,
+    notice,
+    refuse_if_dependants,
+    regclass,
+    relation_missing,
+)
+from dbdeploy.spec.base import Identifier, TableName
+from dbdeploy.spec.names import split_table
+from dbdeploy.sql import ident, literal, qualified, render
+
+
+def dropped_columns_table(ctx: PlanContext):
+    return ident(ctx.backup_schema, "dropped_columns")
+
+
+class DropColumn(Operation):
+    kind: ClassVar[str] = "drop_column"
+    destructive: ClassVar[bool] = True
+    table: TableName
+    column: Identifier
+
+    def apply(self, state: SchemaState) -> None:
+        table = state.tables.get(self.table)
+        if table is None:
+            return
+        if self.column not in table.columns:
+            raise ValueError(f"{self.table} has no column {self.column!r} to drop")
+        if self.column in table.primary_key:
+            raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped")
+        del table.columns[self.column]
+
+    def _backup(self, ctx: PlanContext) -> str:
+        return backup_name(ctx, f"op{ctx.index}", split_table(self.table)[1], self.column)
+
+    def _where(self, ctx: PlanContext):
+        return S("version = {v} AND table_name = {t} AND column_name = {c}").format(
+            v=literal(ctx.version), t=literal(self.table), c=literal(self.column))
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        rel = regclass(self.table)
+        meta = dropped_columns_table(ctx)
+        backup = self._backup(ctx)
+        body = block(
+            if_then(S("{} OR NOT {}").format(relation_missing(self.table), column_exists(self.table, self.column)),
+                    notice(ctx, f"column {self.table}.{self.column} is already gone"), S("RETURN;")),
+            refuse_if_dependants(ctx, f"column {self.table}.{self.column}",
+                                 column_dependants(self.table, self.column)),
+            S("SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO v_key\n"
+              "FROM pg_catalog.pg_index i\n"
+              "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n"
+              "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n"
+              "WHERE i.indrelid = {rel} AND i.indisprimary;").format(rel=rel),
+            if_then(S("v_key IS NULL"),
+                    fail(ctx, f"cannot drop {self.table}.{self.column} restorably: the table has no "
+                              "primary key to restore values by",
+                         "Add a primary key to the table first, or drop the column with RawSQL.")),
+            S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+              " pg_catalog.pg_get_expr(d.adbin, d.adrelid)\n"
+              "INTO v_type, v_not_null, v_default\n"
+              "FROM pg_catalog.pg_attribute a\n"
+              "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
+              "WHERE a.attrelid = {rel} AND a.attname = {col};").format(rel=rel, col=literal(self.column)),
+            S("SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (\n"
+              "    SELECT 1 AS ord, 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT '"
+              " || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid) AS ddl\n"
+              "    FROM pg_catalog.pg_constraint c\n"
+              "    WHERE c.conrelid = {rel} AND c.contype IN ('c', 'f', 'u', 'x')\n"
+              "      AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {rel} AND attname = {col})"
+              " = ANY (c.conkey)\n"
+              "    UNION ALL\n"
+              "    SELECT 2, pg_catalog.pg_get_indexdef(d.objid)\n"
+              "    FROM pg_catalog.pg_depend d\n"
+              "    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = {rel}\n"
+              "      AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute"
+              " WHERE attrelid = {rel} AND attname = {col})\n"
+              "      AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)\n"
+              "      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)\n"
+              ") restore;").format(qt=literal(render(qualified(self.table))), rel=rel, col=literal(self.column)),
+            S("CREATE TABLE IF NOT EXISTS {meta} (\n"
+              "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
+              "    column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,\n"
+              "    key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,\n"
+              "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
+              "    PRIMARY KEY (version, table_name, column_name)\n"
+              ");").format(meta=ident(ctx.backup_schema, "dropped_columns")),
+            S("REVOKE ALL ON TABLE {meta} FROM PUBLIC;").format(meta=meta),
+            if_then(S("EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=meta, w=self._where(ctx)),
+                    fail(ctx, f"an earlier drop of {self.table}.{self.column} by {ctx.label} was never "
+                              f"rolled back; its saved values are still in {ctx.backup_schema}.{backup}",
+                         f"Inspect {ctx.backup_schema}.{backup}; once it is not needed, drop it and delete its "
+                         f"row from {ctx.backup_schema}.dropped_columns, then re-run.")),
+            S("INSERT INTO {meta} (version, table_name, column_name, column_type, not_null, default_expr,"
+              " key_columns, restore_ddl, backup_table)\n"
+              "VALUES ({v}, {t}, {c}, v_type, v_not_null, v_default, v_key, v_ddl, {b});").format(
+                meta=meta, v=literal(ctx.version), t=literal(self.table), c=literal(self.column),
+                b=literal(backup)),
+            S("EXECUTE 'CREATE TABLE ' || {bt} || ' AS SELECT '\n"
+              "    || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)\n"
+              "    || ', ' || {qc} || ' FROM ' || {qt};").format(
+                bt=literal(render(ident(ctx.backup_schema, backup))), qc=literal(render(ident(self.column))),
+                qt=literal(render(qualified(self.table)))),
+            S("REVOKE ALL ON TABLE {bt} FROM PUBLIC;").format(bt=ident(ctx.backup_schema, backup)),
+            S("ALTER TABLE {t} DROP COLUMN {c};").format(t=qualified(self.table), c=ident(self.column)),
+            notice(ctx, f"dropped {self.table}.{self.column}; its values are kept in "
+                        f"{ctx.backup_schema}.{backup} for rollback"),
+        )
+        declare = ["v_dependants text", "v_key text[]", "v_type text", "v_not_null boolean",
+                   "v_default text", "v_ddl text[]"]
+        return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
+                     f"drop column {self.column} of {self.table} (definition and values kept for rollback)")]
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        meta = dropped_columns_table(ctx)
+        qt = literal(render(qualified(self.table)))
+        body = block(
+            if_then(relation_missing(self.table),
+                    fail(ctx, f"cannot restore {self.table}.{self.column}: the table does not exist",
+                         "Restore the table first (roll back later migrations), then re-run.")),
+            if_then(column_exists(self.table, self.column),
+                    notice(ctx, f"column {self.table}.{self.column} is present; nothing to restore"),
+                    S("RETURN;")),
+            if_then(relation_missing(f"{ctx.backup_schema}.dropped_columns"),
+                    fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
+                         "The column was dropped outside this migration; restore it by hand.")),
+            S("SELECT * INTO v_saved FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
+            if_then(S("NOT FOUND"),
+                    fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
+                         "The column was dropped outside this migration; restore it by hand.")),
+            S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type;").format(
+                qt=qt, qc=literal(render(ident(self.column)))),
+            S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = b.' || {qc}\n"
+              "    || ' FROM ' || pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(v_saved.backup_table)"
+              " || ' AS b WHERE '\n"
+              "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+              " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);").format(
+                qt=qt, qc=literal(render(ident(self.column))), schema=literal(ctx.backup_schema)),
+            if_then(S("v_saved.default_expr IS NOT NULL"),
+                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT '"
+                      " || v_saved.default_expr;").format(qt=qt, qc=literal(render(ident(self.column))))),
+            if_then(S("v_saved.not_null"),
+                    S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(
+                        t=qualified(self.table), c=ident(self.column))),
+            S("FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP\n"
+              "    EXECUTE v_statement;\nEND LOOP;"),
+            S("EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
+              " || pg_catalog.quote_ident(v_saved.backup_table);").format(schema=literal(ctx.backup_schema)),
+            S("DELETE FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
+            notice(ctx, f"restored column {self.table}.{self.column} with its values"),
+        )
+        return [Step("restore_column", self.table, "ACCESS EXCLUSIVE", True,
+                     do_block(body, declare=["v_saved record", "v_statement text"]),
+                     f"restore column {self.column} of {self.table} with every row's value")]

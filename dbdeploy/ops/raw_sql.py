@@ -1,0 +1,66 @@
+"""RawSQL: the escape hatch. The author gives forward and rollback SQL; both must parse."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import ConfigDict, Field, field_validator
+
+from dbdeploy.ops.base import Operation, PlanContext, Step
+from dbdeploy.sql import SqlParseError, is_transaction_control, parse_statements, statement_needs_autocommit
+
+
+def _check(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        statements = parse_statements(value)
+    except SqlParseError as exc:
+        raise ValueError(f"{field} is not valid SQL: {exc}") from None
+    if any(is_transaction_control(s) for s in statements):
+        raise ValueError(f"{field} contains BEGIN/COMMIT/ROLLBACK; remove them — dbdeploy runs each "
+                         "step in its own transaction (or in autocommit for CONCURRENTLY)")
+    return value
+
+
+def _needs_autocommit(text: str) -> bool:
+    return any(statement_needs_autocommit(s) for s in parse_statements(text))
+
+
+class RawSQL(Operation):
+    kind: ClassVar[str] = "raw_sql"
+    model_config = ConfigDict(populate_by_name=True)
+
+    # ``forward``/``rollback`` are the spec's field names; the attributes are renamed because
+    # every operation already has forward()/rollback() methods.
+    forward_sql: str = Field(alias="forward")
+    rollback_sql: str = Field(alias="rollback")
+    verify: str | None = None
+
+    @field_validator("forward_sql")
+    @classmethod
+    def _forward(cls, value: str) -> str:
+        return _check(value, "forward")
+
+    @field_validator("rollback_sql")
+    @classmethod
+    def _rollback(cls, value: str) -> str:
+        return _check(value, "rollback")
+
+    @field_validator("verify")
+    @classmethod
+    def _verify(cls, value: str | None) -> str | None:
+        return _check(value, "verify")
+
+    def target(self) -> str:
+        return "-"
+
+    def _step(self, text: str, summary: str) -> Step:
+        autocommit = _needs_autocommit(text)
+        return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, text.strip().rstrip(";") + ";", summary)
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        return [self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")]
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        return [self._step(self.rollback_sql, "raw SQL (rollback, as written in the spec)")]

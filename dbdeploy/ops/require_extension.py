@@ -1,0 +1,69 @@
+"""RequireExtension: abort with a clear message when an extension is missing, or create it."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from pydantic import field_validator
+
+from dbdeploy.ops.base import Operation, PlanContext, Step
+from dbdeploy.ops.common import (
+    S,
+    block,
+    do_block,
+    fail,
+    forget_owned,
+    ident,
+    if_then,
+    is_owned,
+    literal,
+    notice,
+    record_owned,
+)
+
+_EXTENSION_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}\Z")
+
+
+def _installed(name: str):
+    return S("EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = {})").format(literal(name))
+
+
+class RequireExtension(Operation):
+    kind: ClassVar[str] = "require_extension"
+    name: str
+    create: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _EXTENSION_NAME.match(value):
+            raise ValueError(f"extension name {value!r} must be lowercase letters, digits, '_' or '-'")
+        return value
+
+    def target(self) -> str:
+        return self.name
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        if self.create:
+            missing = [S("CREATE EXTENSION IF NOT EXISTS {};").format(ident(self.name)),
+                       record_owned(ctx, "extension", self.name)]
+        else:
+            missing = [fail(ctx, f"required extension {self.name} is not installed",
+                            f'Have a superuser run CREATE EXTENSION "{self.name}"; in this database, '
+                            "or set create=True in the spec.")]
+        body = if_then(S("NOT {}").format(_installed(self.name)), *missing)
+        summary = ("create" if self.create else "require") + f" extension {self.name}"
+        return [Step(self.kind, self.name, "NONE", True, do_block(body), summary)]
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        if not self.create:
+            return []
+        body = block(
+            if_then(S("NOT {}").format(is_owned(ctx, "extension", self.name)),
+                    notice(ctx, f"extension {self.name} was not created by {ctx.label}; left in place"),
+                    S("RETURN;")),
+            S("DROP EXTENSION IF EXISTS {};").format(ident(self.name)),
+            forget_owned(ctx, "extension", self.name),
+        )
+        return [Step(self.kind, self.name, "NONE", True, do_block(body), f"drop extension {self.name}")]

@@ -1,0 +1,134 @@
+"""SeedRows: reference data inserted with ON CONFLICT DO NOTHING; rollback removes only the rows
+this migration inserted (recorded at insert time), after copying them to the backup schema."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any, ClassVar
+
+from psycopg.types.json import Jsonb
+from pydantic import field_validator, model_validator
+
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import (
+    S,
+    backup_name,
+    backup_table,
+    block,
+    copy_to_timestamped_backup,
+    do_block,
+    fail,
+    if_then,
+    relation_missing,
+)
+from dbdeploy.spec.base import ColumnList, TableName
+from dbdeploy.spec.names import check_identifier, split_table
+from dbdeploy.sql import ident, literal, qualified, render
+
+_SCALARS = (str, int, float, bool, decimal.Decimal, datetime.date, datetime.datetime, datetime.time,
+            uuid.UUID, type(None))
+
+
+class SeedRows(Operation):
+    kind: ClassVar[str] = "seed_rows"
+    table: TableName
+    rows: list[dict[str, Any]]
+    conflict_columns: ColumnList
+
+    @field_validator("rows")
+    @classmethod
+    def _rows(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not value:
+            raise ValueError("rows must list at least one row")
+        for i, row in enumerate(value):
+            if not row:
+                raise ValueError(f"rows[{i}] is empty")
+            for column, cell in row.items():
+                check_identifier(column, f"rows[{i}] column")
+                if isinstance(cell, str) and "\x00" in cell:
+                    raise ValueError(f"rows[{i}].{column} contains a NUL byte, which PostgreSQL text cannot hold")
+                if not isinstance(cell, _SCALARS + (dict, list)):
+                    raise ValueError(f"rows[{i}].{column}: unsupported value type {type(cell).__name__} "
+                                     "(use str, int, float, bool, Decimal, date/datetime, UUID, None, dict/list)")
+        return value
+
+    @model_validator(mode="after")
+    def _conflict_columns_given(self) -> SeedRows:
+        for i, row in enumerate(self.rows):
+            missing = [c for c in self.conflict_columns if c not in row]
+            if missing:
+                raise ValueError(f"rows[{i}] has no value for conflict column(s) {', '.join(missing)}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        ordered: list[str] = []
+        for row in self.rows:
+            ordered += [c for c in row if c not in ordered]
+        return ordered
+
+    def apply(self, state: SchemaState) -> None:
+        state.require_columns(self.table, self.columns, "rows")
+
+    def _log_table(self, ctx: PlanContext):
+        return backup_table(ctx, self._log_name(ctx))
+
+    def _log_name(self, ctx: PlanContext) -> str:
+        return backup_name(ctx, f"op{ctx.index}", "seeded", split_table(self.table)[1])
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        columns = self.columns
+        values = S(",\n    ").join(
+            S("({})").format(S(", ").join(_value(row[c]) if c in row else S("DEFAULT") for c in columns))
+            for row in self.rows)
+        keys = S(", ").join(ident(c) for c in self.conflict_columns)
+        text = block(
+            S("CREATE TABLE IF NOT EXISTS {log} AS SELECT {keys} FROM {t} WITH NO DATA;").format(
+                log=self._log_table(ctx), keys=keys, t=qualified(self.table)),
+            S("REVOKE ALL ON TABLE {log} FROM PUBLIC;").format(log=self._log_table(ctx)),
+            S("WITH inserted AS (\n    INSERT INTO {t} ({cols}) VALUES\n    {values}\n"
+              "    ON CONFLICT ({keys}) DO NOTHING\n    RETURNING {keys}\n)\n"
+              "INSERT INTO {log} ({keys}) SELECT {keys} FROM inserted;").format(
+                t=qualified(self.table), cols=S(", ").join(ident(c) for c in columns), values=values,
+                keys=keys, log=self._log_table(ctx)),
+        )
+        return [Step(self.kind, self.table, "ROW EXCLUSIVE", True, render(text),
+                     f"insert {len(self.rows)} seed row(s) into {self.table} unless present")]
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        keys = S(", ").join(ident(c) for c in self.conflict_columns)
+        match = S("({keys}) IN (SELECT {keys} FROM {log})").format(keys=keys, log=self._log_table(ctx))
+        cascading = S(
+            "(SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text, ', ')"
+            " FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = {rel}"
+            " AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd'))").format(
+            rel=S("pg_catalog.to_regclass({})").format(literal(render(qualified(self.table)))))
+        body = block(
+            if_then(S("{} OR {}").format(relation_missing(self.table),
+                                         relation_missing(f"{ctx.backup_schema}.{self._log_name(ctx)}")),
+                    S("RETURN;")),
+            S("v_dependants := {};").format(cascading),
+            if_then(S("v_dependants IS NOT NULL"),
+                    fail(ctx, f"refusing to delete seed rows of {self.table}: foreign keys with ON DELETE "
+                              "CASCADE/SET NULL/SET DEFAULT would change rows in",
+                         "Delete or re-point the referencing rows first, then re-run the rollback.",
+                         detail=S("v_dependants"))),
+            if_then(S("EXISTS (SELECT 1 FROM {t} WHERE {m})").format(t=qualified(self.table), m=match),
+                    copy_to_timestamped_backup(
+                        ctx, f"{split_table(self.table)[1]}_seed",
+                        S("SELECT * FROM {t} WHERE {m}").format(t=qualified(self.table), m=match),
+                        f"the seed rows of {self.table}"),
+                    S("DELETE FROM {t} WHERE {m};").format(t=qualified(self.table), m=match)),
+            S("DROP TABLE {log};").format(log=self._log_table(ctx)),
+        )
+        return [Step("delete_seed_rows", self.table, "ROW EXCLUSIVE", True,
+                     do_block(body, declare=["v_dependants text", "v_backup text"]),
+                     f"delete the seed rows {ctx.label} inserted into {self.table} (copied out first)")]
+
+
+def _value(cell: Any):
+    if isinstance(cell, dict | list):
+        return literal(Jsonb(cell))
+    return literal(cell)

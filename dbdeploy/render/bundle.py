@@ -1,0 +1,93 @@
+"""Render a planned migration into its bundle: forward SQL, rollback SQL and manifest.
+
+Output is a pure function of the specs (no timestamps, sorted JSON), so ``generate --check``
+can tell whether ``generated/`` is stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import jinja2
+
+from dbdeploy.render import bookkeeping
+from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, checksum, render_step
+from dbdeploy.render.plan import MigrationPlan
+
+HISTORY_SCHEMA = "migrations"
+BACKUP_SCHEMA = "dbdeploy_backup"
+MANIFEST_FORMAT = 1
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("dbdeploy.render", "templates"),
+    autoescape=False,  # noqa: S701 — SQL text, every value in it is already quoted by psycopg.sql
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: str
+    files: dict[str, str]      # file name → content, in writing order
+
+    def file_bytes(self) -> dict[str, bytes]:
+        return {name: content.encode("utf-8") for name, content in self.files.items()}
+
+
+def file_names(folder: str, version: str, name: str) -> tuple[str, str]:
+    return f"{folder}.sql", f"V{version}__rollback_{name}.sql"
+
+
+def render_bundle(plan: MigrationPlan, source_name: str) -> Bundle:
+    m = plan.migration
+    forward_name, rollback_name = file_names(m.folder, m.version, m.name)
+    forward_blocks = [render_step(i, s) for i, s in enumerate(plan.forward, 1)]
+    rollback_blocks = [render_step(i, s) for i, s in enumerate(plan.rollback, 1)]
+    digest = checksum(forward_blocks)
+    common = {
+        "folder": m.folder, "source": source_name, "label": f"V{m.version}",
+        "backup_schema": BACKUP_SCHEMA, "preamble_marker": PREAMBLE, "postamble_marker": POSTAMBLE,
+        "description_lines": m.description.splitlines() or [m.name.replace("_", " ")],
+    }
+    ensure = bookkeeping.ensure_tables(HISTORY_SCHEMA, BACKUP_SCHEMA)
+    forward = _ENV.get_template("forward.sql.j2").render(
+        **common, filename=forward_name, steps=forward_blocks,
+        preamble="\n".join(ensure + bookkeeping.forward_start(
+            HISTORY_SCHEMA, m.version, forward_name, m.description, digest)),
+        postamble="\n".join(bookkeeping.forward_end(HISTORY_SCHEMA, m.version)))
+    rollback = _ENV.get_template("rollback.sql.j2").render(
+        **common, filename=rollback_name, steps=rollback_blocks,
+        preamble="\n".join(ensure + bookkeeping.rollback_start(HISTORY_SCHEMA, m.version)),
+        postamble="\n".join(bookkeeping.rollback_end(HISTORY_SCHEMA, m.version)))
+    files = {forward_name: forward, rollback_name: rollback}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": m.version,
+        "name": m.name,
+        "description": m.description,
+        "source": source_name,
+        "checksum": digest,
+        "destructive": m.destructive,
+        "history_schema": HISTORY_SCHEMA,
+        "backup_schema": BACKUP_SCHEMA,
+        "files": {
+            "forward": {"name": forward_name, "sha256": _sha(forward)},
+            "rollback": {"name": rollback_name, "sha256": _sha(rollback)},
+        },
+        "steps": [_step_entry(i, s) for i, s in enumerate(plan.forward, 1)],
+        "rollback_steps": [_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)],
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    return Bundle(m.folder, files)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _step_entry(number: int, step) -> dict:
+    return {"n": number, "kind": step.kind, "tx": "step" if step.transactional else "none",
+            "lock": step.lock, "target": step.target or "-", "summary": step.summary}

@@ -1,0 +1,89 @@
+"""Write bundles to ``generated/`` (or compare them with it for ``--check``).
+
+Everything is rendered in memory first, so a bad spec writes nothing; each file is then
+replaced atomically (write to a temporary name, rename), so a crash never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbdeploy.render.bundle import Bundle, render_bundle
+from dbdeploy.render.plan import plan_all
+from dbdeploy.spec.loader import load_specs
+
+
+def build_bundles(specs_dir: Path) -> list[Bundle]:
+    loaded = load_specs(Path(specs_dir))
+    plans = plan_all(loaded)
+    return [render_bundle(plan, item.source.name) for plan, item in zip(plans, loaded, strict=True)]
+
+
+@dataclass
+class Comparison:
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale or self.missing or self.extra)
+
+    def lines(self) -> list[str]:
+        return ([f"stale:   {p}" for p in self.stale] + [f"missing: {p}" for p in self.missing]
+                + [f"extra:   {p}" for p in self.extra])
+
+
+def _is_bundle_dir(path: Path) -> bool:
+    return path.is_dir() and path.name.startswith("V") and "__" in path.name
+
+
+def compare(bundles: list[Bundle], out_dir: Path) -> Comparison:
+    out_dir = Path(out_dir)
+    result = Comparison()
+    expected_dirs = {b.folder for b in bundles}
+    for bundle in bundles:
+        folder = out_dir / bundle.folder
+        for name, data in bundle.file_bytes().items():
+            path = folder / name
+            rel = f"{bundle.folder}/{name}"
+            if not path.exists():
+                result.missing.append(rel)
+            elif path.read_bytes() != data:
+                result.stale.append(rel)
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.name not in bundle.files and not path.name.startswith((".", "__pycache__")):
+                    result.extra.append(f"{bundle.folder}/{path.name}")
+    if out_dir.is_dir():
+        for path in sorted(out_dir.iterdir()):
+            if _is_bundle_dir(path) and path.name not in expected_dirs:
+                result.extra.append(path.name + "/")
+    return result
+
+
+def write(bundles: list[Bundle], out_dir: Path) -> Comparison:
+    """Bring ``out_dir`` in line with ``bundles``; returns what had to change."""
+    out_dir = Path(out_dir)
+    changes = compare(bundles, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for bundle in bundles:
+        folder = out_dir / bundle.folder
+        folder.mkdir(exist_ok=True)
+        for name, data in bundle.file_bytes().items():
+            path = folder / name
+            if path.exists() and path.read_bytes() == data:
+                continue
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    for rel in changes.extra:
+        path = out_dir / rel.rstrip("/")
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return changes

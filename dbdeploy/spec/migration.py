@@ -1,0 +1,74 @@
+"""The Migration model: a version, a name and an ordered list of operations."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import field_validator, model_validator
+
+from dbdeploy.ops import AddColumn, AnyOperation, Backfill, SchemaState
+from dbdeploy.spec.base import SpecModel
+from dbdeploy.spec.names import check_version
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
+
+
+class Migration(SpecModel):
+    version: str
+    name: str
+    description: str = ""
+    operations: list[AnyOperation]
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> str:
+        return check_version(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"name {value!r} must be snake_case (a-z, 0-9, _; starting with a letter; "
+                             "at most 80 characters)")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("description contains a NUL byte")
+        return value
+
+    @field_validator("operations")
+    @classmethod
+    def _operations(cls, value: list) -> list:
+        if not value:
+            raise ValueError("a migration needs at least one operation")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Migration:
+        """Check references between operations of this migration (tables it creates itself)."""
+        state = SchemaState()
+        for i, op in enumerate(self.operations):
+            try:
+                op.apply(state)
+            except ValueError as exc:
+                raise ValueError(f"operations[{i}] ({op.describe()}): {exc}") from None
+        for i, op in enumerate(self.operations):
+            unfilled = isinstance(op, AddColumn) and not op.column.nullable and op.column.default is None
+            if unfilled and not any(isinstance(later, Backfill) and later.table == op.table
+                                    and op.column.name in later.set for later in self.operations[i + 1:]):
+                raise ValueError(
+                    f"operations[{i}] ({op.describe()}): column {op.column.name!r} is NOT NULL without a "
+                    "default, so existing rows would have no value; add a default or a Backfill of "
+                    f"{op.table} that sets {op.column.name!r} later in this migration")
+        return self
+
+    @property
+    def folder(self) -> str:
+        return f"V{self.version}__{self.name}"
+
+    @property
+    def destructive(self) -> bool:
+        return any(op.destructive for op in self.operations)

@@ -1,0 +1,53 @@
+"""The only place that quotes identifiers and literals and parses SQL from specs.
+
+Everything else builds SQL from :mod:`psycopg.sql` composables returned here, so no SQL is ever
+string-formatted from user input.
+"""
+
+from dbdeploy.sql.parse import (
+    Expression,
+    IndexElement,
+    SqlParseError,
+    TypeName,
+    is_probably_volatile,
+    is_transaction_control,
+    parse_expression,
+    parse_index_element,
+    parse_statements,
+    parse_type,
+    statement_needs_autocommit,
+)
+from dbdeploy.sql.quote import (
+    SQL,
+    Composable,
+    dollar_quote,
+    ident,
+    join,
+    literal,
+    qualified,
+    regclass_literal,
+    render,
+)
+
+__all__ = [
+    "IndexElement",
+    "SqlParseError",
+    "is_transaction_control",
+    "parse_index_element",
+    "statement_needs_autocommit",
+    "SQL",
+    "Composable",
+    "Expression",
+    "TypeName",
+    "dollar_quote",
+    "ident",
+    "is_probably_volatile",
+    "join",
+    "literal",
+    "parse_expression",
+    "parse_statements",
+    "parse_type",
+    "qualified",
+    "regclass_literal",
+    "render",
+]

@@ -1,0 +1,59 @@
+"""Quoting built on :mod:`psycopg.sql`, rendered without a database connection.
+
+Generated bundles must be byte-for-byte deterministic and produced offline, so composables are
+rendered with ``as_string(None)`` (psycopg's default adaptation, standard-conforming strings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from psycopg import sql
+
+SQL = sql.SQL
+Composable = sql.Composable
+
+
+def ident(*parts: str) -> sql.Identifier:
+    """A quoted (possibly dotted) identifier: ``ident("raw", "t")`` → ``"raw"."t"``."""
+    return sql.Identifier(*parts)
+
+
+def qualified(table: str) -> sql.Identifier:
+    """A ``schema.name`` string (already validated by the spec layer) as a quoted identifier."""
+    schema, _, name = table.partition(".")
+    return sql.Identifier(schema, name)
+
+
+def literal(value: Any) -> sql.Literal:
+    """A SQL literal for a Python value (seed rows, names used as data)."""
+    return sql.Literal(value)
+
+
+def regclass_literal(table: str) -> sql.Literal:
+    """The text literal ``to_regclass`` needs: the quoted name as a string, so case and dots
+    in names cannot change which relation is looked up."""
+    return sql.Literal(render(qualified(table)))
+
+
+def join(separator: str, parts: Iterable[Composable]) -> sql.Composed:
+    return sql.SQL(separator).join(list(parts))
+
+
+def render(composable: Composable) -> str:
+    """Render a composable to text without a connection."""
+    return composable.as_string(None)
+
+
+def dollar_quote(body: str, tag: str = "dbdeploy") -> str:
+    """Wrap a PL/pgSQL body in a dollar quote whose tag does not occur in the body.
+
+    A spec value containing ``$dbdeploy$`` must not be able to end the block early.
+    """
+    candidate = tag
+    counter = 0
+    while f"${candidate}$" in body:
+        counter += 1
+        candidate = f"{tag}_{counter}"
+    return f"${candidate}$\n{body}\n${candidate}$"
