@@ -150,8 +150,8 @@ class DropColumn(Operation):
             S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type;").format(
                 qt=qt, qc=literal(render(ident(self.column)))),
             S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = b.' || {qc}\n"
-              "    || ' FROM ' || pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(v_saved.backup_table)"
-              " || ' AS b WHERE '\n"
+              "    || ' FROM ' || pg_catalog.quote_ident({schema}) || '.'"
+              " || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '\n"
               "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
               " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);").format(
                 qt=qt, qc=literal(render(ident(self.column))), schema=literal(ctx.backup_schema)),

@@ -1,0 +1,36 @@
+"""Render Migration objects to bundle files for tests, exactly as `dbdeploy generate` would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbdeploy.render.bundle import render_bundle
+from dbdeploy.render.plan import plan_all
+from dbdeploy.spec.loader import LoadedMigration
+from dbdeploy.spec.migration import Migration
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    folder: Path
+    forward: Path
+    rollback: Path
+    manifest: Path
+
+
+def write_bundles(migrations: list[Migration], out: Path) -> dict[str, BundleFiles]:
+    """Plan ``migrations`` together (in version order) and write their bundles under ``out``."""
+    loaded = [LoadedMigration(m, Path(f"test_spec_{m.version}.py"))
+              for m in sorted(migrations, key=lambda m: int(m.version))]
+    result: dict[str, BundleFiles] = {}
+    for plan, item in zip(plan_all(loaded), loaded, strict=True):
+        bundle = render_bundle(plan, item.source.name)
+        folder = out / bundle.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, content in bundle.files.items():
+            (folder / name).write_text(content)
+            paths.append(folder / name)
+        result[plan.migration.version] = BundleFiles(folder, paths[0], paths[1], paths[2])
+    return result

@@ -1,0 +1,95 @@
+"""One small migration per operation, rendered for golden-file comparison.
+
+Each case is a list of migrations; the golden files hold the bundle of the last one, so cases
+that need an earlier migration (DropIndex, Backfill on a spec-created table) include it.
+"""
+
+from __future__ import annotations
+
+from dbdeploy import (
+    AddCheck,
+    AddColumn,
+    AddForeignKey,
+    AddUnique,
+    Backfill,
+    Check,
+    Column,
+    CreateIndex,
+    CreateSchema,
+    CreateTable,
+    DropColumn,
+    DropIndex,
+    DropTable,
+    ForeignKey,
+    Index,
+    Migration,
+    RawSQL,
+    RequireExtension,
+    SeedRows,
+    Unique,
+)
+
+ORDERS = CreateTable(
+    table="shop.orders",
+    columns=[
+        Column(name="id", type="bigint", identity=True),
+        Column(name="customer_id", type="bigint", nullable=False),
+        Column(name="status", type="text", nullable=False, default="'new'"),
+        Column(name="total", type="numeric(12,2)", nullable=False, default="0"),
+        Column(name="note", type="text", comment="Free text from the customer."),
+    ],
+    primary_key=["id"],
+    uniques=[Unique(columns=["customer_id", "id"])],
+    checks=[Check(expression="total >= 0")],
+    foreign_keys=[ForeignKey(columns=["customer_id"], references="shop.customers", ref_columns=["id"],
+                             on_delete="cascade", optional=True)],
+    indexes=[Index(columns=["status"], where="status <> 'done'"), Index(columns=["lower(note)"])],
+    comment="Orders placed in the shop.",
+)
+
+
+def _m(version: str, name: str, *ops) -> Migration:
+    return Migration(version=version, name=name, operations=list(ops))
+
+
+BASE = _m("001", "base", CreateSchema(name="shop"), ORDERS)
+
+CASES: dict[str, list[Migration]] = {
+    "create_schema": [_m("001", "schema", CreateSchema(name="shop"))],
+    "require_extension": [_m("001", "ext", RequireExtension(name="pgcrypto"),
+                             RequireExtension(name="citext", create=True))],
+    "create_table": [BASE],
+    "add_column": [BASE, _m("002", "cols",
+                            AddColumn(table="shop.orders", column=Column(name="channel", type="text")),
+                            AddColumn(table="shop.orders", column=Column(name="currency", type="char(3)",
+                                                                         nullable=False, default="'EUR'")),
+                            AddColumn(table="shop.orders", column=Column(name="public_id", type="uuid",
+                                                                         nullable=False,
+                                                                         default="gen_random_uuid()")))],
+    "add_column_not_null_backfill": [BASE, _m(
+        "002", "region", AddColumn(table="shop.orders", column=Column(name="region", type="text", nullable=False)),
+        Backfill(table="shop.orders", set={"region": "'eu'"}, where="region IS NULL", batch_size=500))],
+    "create_index": [BASE, _m("002", "idx", CreateIndex(table="shop.orders", index=Index(
+        columns=["customer_id", "status"], include=["total"])))],
+    "add_foreign_key": [BASE, _m("002", "fk", AddForeignKey(table="shop.orders", foreign_key=ForeignKey(
+        columns=["customer_id"], references="public.customers", ref_columns=["id"], name="orders_cust_fk")))],
+    "add_check": [BASE, _m("002", "chk", AddCheck(table="shop.orders", check=Check(expression="status <> ''")))],
+    "add_unique": [BASE, _m("002", "uq", AddUnique(table="shop.orders", unique=Unique(columns=["note"])))],
+    "backfill": [BASE, _m("002", "fill", Backfill(
+        table="shop.orders", set={"note": "upper(note)", "total": "total * 2"}, where="note IS NOT NULL",
+        batch_size=250))],
+    "backfill_composite_key": [_m("001", "fill", Backfill(table="public.events", set={"kind": "'click'"},
+                                                          key=["tenant_id", "event_id"]))],
+    "seed_rows": [BASE, _m("002", "seed", SeedRows(table="shop.orders", conflict_columns=["id"], rows=[
+        {"id": 1, "customer_id": 7, "status": "new", "note": "it's quoted"},
+        {"id": 2, "customer_id": 8, "note": None},
+    ]))],
+    "drop_index": [BASE, _m("002", "dropidx", DropIndex(name="shop.orders_status_idx"))],
+    "drop_column": [BASE, _m("002", "dropcol", DropColumn(table="shop.orders", column="note"))],
+    "drop_table": [BASE, _m("002", "droptab", DropTable(table="shop.orders"))],
+    "raw_sql": [_m("001", "raw", RawSQL(forward="CREATE VIEW public.v AS SELECT 1 AS one",
+                                        rollback="DROP VIEW IF EXISTS public.v"))],
+    "raw_sql_concurrently": [_m("001", "rawc", RawSQL(
+        forward="CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x_idx ON public.t (x)",
+        rollback="DROP INDEX CONCURRENTLY IF EXISTS public.t_x_idx"))],
+}
