@@ -77,7 +77,8 @@ def load_spec_file(path: Path) -> list[Migration]:
 
 
 def _line_in(path: Path, exc: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    target = path.resolve()
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == target]
     return f" at line {frames[-1].lineno}" if frames else ""
 
 

@@ -43,12 +43,17 @@ class TypeName:
         return sql.SQL(self.text)
 
 
-def _parse(text: str):
+def _parse(text: str, prefix: str = "", suffix: str = ""):
+    """Parse ``prefix + text + suffix``; error positions are reported relative to ``text``."""
     if "\x00" in text:
         raise SqlParseError("contains a NUL byte")
     try:
-        return parse_sql(text)
+        return parse_sql(prefix + text + suffix)
     except ParseError as exc:
+        message, *rest = exc.args
+        if rest and isinstance(rest[0], int):
+            position = max(rest[0] - len(prefix), 0)
+            raise SqlParseError(f"{message} (at character {position + 1})") from None
         raise SqlParseError(str(exc)) from None
 
 
@@ -63,7 +68,7 @@ def parse_expression(text: str) -> Expression:
     """Parse ``text`` as exactly one scalar SQL expression."""
     if not isinstance(text, str) or not text.strip():
         raise SqlParseError("is empty; give one SQL expression")
-    statements = _parse("SELECT " + text)
+    statements = _parse(text, "SELECT ")
     if len(statements) != 1:
         raise SqlParseError("contains more than one statement; give exactly one SQL expression")
     stmt = statements[0].stmt
@@ -88,7 +93,7 @@ def parse_type(text: str) -> TypeName:
     """Parse ``text`` as one PostgreSQL type name (``numeric(10,2)``, ``text[]``, ``timestamptz``)."""
     if not isinstance(text, str) or not text.strip():
         raise SqlParseError("is empty; give a PostgreSQL type such as text or bigint")
-    statements = _parse(f"SELECT CAST(NULL AS {text})")
+    statements = _parse(text, "SELECT CAST(NULL AS ", ")")
     if len(statements) != 1:
         raise SqlParseError("contains more than one statement; give only a type name")
     stmt = statements[0].stmt
@@ -174,7 +179,7 @@ def parse_index_element(text: str) -> IndexElement:
     """Parse one index key such as ``email``, ``created_at DESC`` or ``lower(email)``."""
     if not isinstance(text, str) or not text.strip():
         raise SqlParseError("is empty; give a column name or an expression")
-    statements = _parse(f"CREATE INDEX dbdeploy_probe ON dbdeploy_probe ({text})")
+    statements = _parse(text, "CREATE INDEX dbdeploy_probe ON dbdeploy_probe (", ")")
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.IndexStmt):
         raise SqlParseError("is not one index key")
     stmt = statements[0].stmt
