@@ -50,3 +50,25 @@ class StaleBundleError(DbdeployError):
     """`generate --check` found generated/ out of date with specs/."""
 
     exit_code = 1
+
+
+class ConfigError(UsageError):
+    """The configuration file or environment selection is wrong."""
+
+
+class IntegrityError(DbdeployError):
+    """An applied bundle changed, went missing, or bundles are out of order."""
+
+    exit_code = 3
+
+
+class LockWaitError(DbdeployError):
+    """Another dbdeploy run holds the deployment lock longer than --lock-wait."""
+
+    exit_code = 3
+
+
+class MigrationFailed(DbdeployError):
+    """A step failed (after retries); the history records it."""
+
+    exit_code = 1

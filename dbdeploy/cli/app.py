@@ -11,7 +11,7 @@ import sys
 import typer
 
 from dbdeploy import __version__
-from dbdeploy.cli import generate, new
+from dbdeploy.cli import deploy_commands, generate, new
 from dbdeploy.errors import DbdeployError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _root(
 
 generate.register(app)
 new.register(app)
+deploy_commands.register(app)
 
 
 def main() -> None:

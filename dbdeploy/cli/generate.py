@@ -12,14 +12,18 @@ from dbdeploy.errors import StaleBundleError
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
-        specs: Path = typer.Option(Path("specs"), "--specs", help="Folder of spec files."),
-        out: Path = typer.Option(Path("generated"), "--out", help="Folder to write bundles to."),
+        specs: Path = typer.Option(None, "--specs", help="Folder of spec files (default: from config, or specs/)."),
+        out: Path = typer.Option(None, "--out", help="Folder for bundles (default: from config, or generated/)."),
         check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if generated/ is stale."),
     ) -> None:
-        """Generate forward SQL, rollback SQL and a manifest for every migration in SPECS."""
+        """Generate forward SQL, rollback SQL and a manifest for every migration in the specs folder."""
+        from dbdeploy.executor.config import load_config
         from dbdeploy.render.writer import build_bundles, compare, write
 
-        bundles = build_bundles(specs)
+        config = load_config()
+        specs = specs or config.specs
+        out = out or config.generated
+        bundles = build_bundles(specs, config.history_schema)
         if check:
             result = compare(bundles, out)
             if not result.clean:

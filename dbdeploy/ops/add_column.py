@@ -17,6 +17,7 @@ from typing import ClassVar
 from pydantic import model_validator
 
 from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops import expect
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
@@ -75,6 +76,10 @@ class AddColumn(Operation):
         if self.column.name in table.columns:
             raise ValueError(f"column {self.column.name!r} already exists in {self.table}")
         table.columns[self.column.name] = self.column
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.column(self.table, self.column.name, not_null=not self.column.nullable,
+                              type_name=self.column.type)]
 
     def fill_key(self, ctx: PlanContext) -> list[str]:
         table = ctx.state.tables.get(self.table)

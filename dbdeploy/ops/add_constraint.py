@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.ddl import check_body, foreign_key_body
 from dbdeploy.spec.base import TableName
@@ -34,6 +35,11 @@ class AddForeignKey(Operation):
     def forward(self, ctx: PlanContext) -> list[Step]:
         return foreign_key_steps(ctx, self.table, self.foreign_key)
 
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        fk = self.foreign_key
+        return [expect.constraint(self.table, fk.resolved_name(self.table), columns=fk.columns,
+                                  requires_table=fk.references if fk.optional else None)]
+
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_constraint(ctx, self.table, self.foreign_key.resolved_name(self.table))]
 
@@ -56,6 +62,9 @@ class AddCheck(Operation):
         state.require_columns(self.table, self.check.columns, "check.expression")
         _register(state, self.table, self.check.resolved_name(self.table), "check")
 
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.constraint(self.table, self.check.resolved_name(self.table), columns=self.check.columns)]
+
     def forward(self, ctx: PlanContext) -> list[Step]:
         name = self.check.resolved_name(self.table)
         return [
@@ -75,6 +84,9 @@ class AddUnique(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.unique.columns, "unique.columns")
         _register(state, self.table, self.unique.resolved_name(self.table), "unique")
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.constraint(self.table, self.unique.resolved_name(self.table), columns=self.unique.columns)]
 
     def _index(self) -> Index:
         return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))

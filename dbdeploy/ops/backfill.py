@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.spec.base import ColumnList, SqlExpression, TableName
@@ -60,6 +61,10 @@ class Backfill(Operation):
     def plan(self, ctx: PlanContext) -> BackfillPlan:
         return BackfillPlan(ctx, self.table, dict(self.set), self.where, self.resolve_key(ctx.state),
                             self.batch_size, keep_old=True, tag=f"op{ctx.index}")
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        plan = self.plan(ctx)
+        return [expect.backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         plan = self.plan(ctx)

@@ -106,6 +106,14 @@ class Operation(SpecModel):
     def rollback(self, ctx: PlanContext) -> list[Step]:
         raise NotImplementedError
 
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        """What the database holds after this operation, for ``dbdeploy verify`` and generated tests.
+
+        Entries are plain data: ``{"object": "table"|"column"|"constraint"|"index"|"schema"|"backfill"|"sql",
+        ..., "present": bool}``; a later migration's entry for the same object replaces an earlier one.
+        """
+        return []
+
     def target(self) -> str:
         return getattr(self, "table", "")
 

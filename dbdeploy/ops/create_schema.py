@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
@@ -34,6 +35,9 @@ class CreateSchema(Operation):
 
     def apply(self, state: SchemaState) -> None:
         pass
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.schema(self.name)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         body = if_then(

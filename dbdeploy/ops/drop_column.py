@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
@@ -49,6 +50,9 @@ class DropColumn(Operation):
         if self.column in table.primary_key:
             raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped")
         del table.columns[self.column]
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.column(self.table, self.column, present=False)]
 
     def _backup(self, ctx: PlanContext) -> str:
         return backup_name(ctx, f"op{ctx.index}", split_table(self.table)[1], self.column)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
@@ -37,6 +38,9 @@ class DropTable(Operation):
         state.tables.pop(self.table, None)
         for name in [n for n, (t, _i) in state.indexes.items() if t == self.table]:
             del state.indexes[name]
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.table(self.table, present=False)]
 
     def _backup(self, ctx: PlanContext) -> str:
         schema, name = split_table(self.table)

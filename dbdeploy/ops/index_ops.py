@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import field_validator
 
 from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Index
@@ -27,6 +28,10 @@ class CreateIndex(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return [cs.build_index_concurrently(ctx, self.kind, self.table, self.index)]
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.index(self.index.qualified_name(self.table), self.table,
+                             columns=self.index.referenced_columns)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_index_concurrently(ctx, "drop_index", self.table, self.index.resolved_name(self.table))]
@@ -55,6 +60,10 @@ class DropIndex(Operation):
                 f"index {self.name} is not created by any earlier spec, so its rollback could not "
                 "rebuild it; drop it with RawSQL and give the rollback explicitly")
         del state.indexes[self.name]
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        table, _index = ctx.state.indexes[self.name]
+        return [expect.index(self.name, table, present=False)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         table, _index = ctx.state.indexes[self.name]

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, Step
 from dbdeploy.sql import SqlParseError, is_transaction_control, parse_statements, statement_needs_autocommit
 
@@ -58,6 +59,9 @@ class RawSQL(Operation):
     def _step(self, text: str, summary: str) -> Step:
         autocommit = _needs_autocommit(text)
         return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, text.strip().rstrip(";") + ";", summary)
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.sql_check(self.verify, f"V{ctx.version} operation {ctx.index}")] if self.verify else []
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return [self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")]

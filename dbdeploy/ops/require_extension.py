@@ -44,6 +44,9 @@ class RequireExtension(Operation):
     def target(self) -> str:
         return self.name
 
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [{"object": "extension", "name": self.name, "present": True}]
+
     def forward(self, ctx: PlanContext) -> list[Step]:
         if self.create:
             missing = [S("CREATE EXTENSION IF NOT EXISTS {};").format(ident(self.name)),

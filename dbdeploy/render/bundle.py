@@ -41,7 +41,7 @@ def file_names(folder: str, version: str, name: str) -> tuple[str, str]:
     return f"{folder}.sql", f"V{version}__rollback_{name}.sql"
 
 
-def render_bundle(plan: MigrationPlan, source_name: str) -> Bundle:
+def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = HISTORY_SCHEMA) -> Bundle:
     m = plan.migration
     forward_name, rollback_name = file_names(m.folder, m.version, m.name)
     forward_blocks = [render_step(i, s) for i, s in enumerate(plan.forward, 1)]
@@ -52,16 +52,16 @@ def render_bundle(plan: MigrationPlan, source_name: str) -> Bundle:
         "backup_schema": BACKUP_SCHEMA, "preamble_marker": PREAMBLE, "postamble_marker": POSTAMBLE,
         "description_lines": m.description.splitlines() or [m.name.replace("_", " ")],
     }
-    ensure = bookkeeping.ensure_tables(HISTORY_SCHEMA, BACKUP_SCHEMA)
+    ensure = bookkeeping.ensure_tables(history_schema, BACKUP_SCHEMA)
     forward = _ENV.get_template("forward.sql.j2").render(
         **common, filename=forward_name, steps=forward_blocks,
         preamble="\n".join(ensure + bookkeeping.forward_start(
-            HISTORY_SCHEMA, m.version, forward_name, m.description, digest)),
-        postamble="\n".join(bookkeeping.forward_end(HISTORY_SCHEMA, m.version)))
+            history_schema, m.version, forward_name, m.description, digest)),
+        postamble="\n".join(bookkeeping.forward_end(history_schema, m.version)))
     rollback = _ENV.get_template("rollback.sql.j2").render(
         **common, filename=rollback_name, steps=rollback_blocks,
-        preamble="\n".join(ensure + bookkeeping.rollback_start(HISTORY_SCHEMA, m.version)),
-        postamble="\n".join(bookkeeping.rollback_end(HISTORY_SCHEMA, m.version)))
+        preamble="\n".join(ensure + bookkeeping.rollback_start(history_schema, m.version)),
+        postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
     files = {forward_name: forward, rollback_name: rollback}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -71,7 +71,7 @@ def render_bundle(plan: MigrationPlan, source_name: str) -> Bundle:
         "source": source_name,
         "checksum": digest,
         "destructive": m.destructive,
-        "history_schema": HISTORY_SCHEMA,
+        "history_schema": history_schema,
         "backup_schema": BACKUP_SCHEMA,
         "files": {
             "forward": {"name": forward_name, "sha256": _sha(forward)},
@@ -79,6 +79,7 @@ def render_bundle(plan: MigrationPlan, source_name: str) -> Bundle:
         },
         "steps": [_step_entry(i, s) for i, s in enumerate(plan.forward, 1)],
         "rollback_steps": [_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)],
+        "expects": plan.expects,
     }
     files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     return Bundle(m.folder, files)

@@ -21,20 +21,21 @@ class MigrationPlan:
     forward: list[Step]
     rollback: list[Step]
     tables_created: tuple[str, ...]
+    expects: list[dict]
 
 
-def plan_all(loaded: list[LoadedMigration]) -> list[MigrationPlan]:
+def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") -> list[MigrationPlan]:
     state = SchemaState(complete=True)
     plans = []
     for item in loaded:
         try:
-            plans.append(plan_migration(item.migration, state))
+            plans.append(plan_migration(item.migration, state, history_schema))
         except SpecError as exc:
             raise exc.located(str(item.source)) from None
     return plans
 
 
-def plan_migration(migration: Migration, state: SchemaState) -> MigrationPlan:
+def plan_migration(migration: Migration, state: SchemaState, history_schema: str = "migrations") -> MigrationPlan:
     """Plan one migration, advancing ``state`` past it."""
     ops = migration.operations
     last_fill: dict[str, int] = {}
@@ -46,13 +47,15 @@ def plan_migration(migration: Migration, state: SchemaState) -> MigrationPlan:
     forward: list[Step] = []
     undo: list[list[Step]] = []          # per forward group, in forward order
     created: list[str] = []
+    expects: list[dict] = []
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
-                          state=state.copy())
+                          state=state.copy(), history_schema=history_schema)
         try:
             op.apply(state)
             steps = op.forward(ctx)
             undo.append(op.rollback(ctx))
+            expects += op.expects(ctx)
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
                 after = last_fill.get(op.column_key)
                 if after is not None and after > i:
@@ -69,4 +72,4 @@ def plan_migration(migration: Migration, state: SchemaState) -> MigrationPlan:
         if op.kind == "create_table":
             created.append(op.target())
     rollback = [step for group in reversed(undo) for step in group]
-    return MigrationPlan(migration, forward, rollback, tuple(created))
+    return MigrationPlan(migration, forward, rollback, tuple(created), expects)

@@ -16,10 +16,10 @@ from dbdeploy.render.plan import plan_all
 from dbdeploy.spec.loader import load_specs
 
 
-def build_bundles(specs_dir: Path) -> list[Bundle]:
+def build_bundles(specs_dir: Path, history_schema: str = "migrations") -> list[Bundle]:
     loaded = load_specs(Path(specs_dir))
-    plans = plan_all(loaded)
-    return [render_bundle(plan, item.source.name) for plan, item in zip(plans, loaded, strict=True)]
+    plans = plan_all(loaded, history_schema)
+    return [render_bundle(plan, item.source.name, history_schema) for plan, item in zip(plans, loaded, strict=True)]
 
 
 @dataclass

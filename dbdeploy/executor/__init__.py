@@ -1,0 +1,1 @@
+"""The executor: applies bundles per environment with locking, history, retries and progress."""

@@ -1,0 +1,139 @@
+"""Configuration: ``dbdeploy.toml`` or ``[tool.dbdeploy]`` in ``pyproject.toml``.
+
+With no configuration at all, ``dev`` is an embedded PostgreSQL (pgserver) under ``.dbdeploy/``
+so a new user can apply the examples on a machine with no server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbdeploy.errors import ConfigError
+
+_DURATION = re.compile(r"\d+(ms|s|min)?\Z")
+_ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "statement_timeout", "retries", "embedded"}
+_TOP_KEYS = {"specs", "generated", "history_schema", "environments"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    dsn: str | None = None
+    dsn_env: str | None = None
+    embedded: bool = False
+    protected: bool = False
+    lock_timeout: str = "5s"
+    statement_timeout: str = "0"
+    retries: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    specs: Path
+    generated: Path
+    history_schema: str = "migrations"
+    environments: dict[str, Environment] = field(default_factory=dict)
+    source: Path | None = None
+
+    def environment(self, name: str) -> Environment:
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            where = self.source or "the default configuration"
+            raise ConfigError(f"environment {name!r} is not defined in {where} (defined: {known})")
+        return self.environments[name]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".dbdeploy"
+
+
+def _default_environments() -> dict[str, Environment]:
+    return {"dev": Environment(name="dev", embedded=True)}
+
+
+def load_config(start: Path | None = None) -> Config:
+    """Find ``dbdeploy.toml`` (or a pyproject with ``[tool.dbdeploy]``) in ``start`` or above."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        toml_file = folder / "dbdeploy.toml"
+        if toml_file.is_file():
+            return _parse(toml_file, _read(toml_file))
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            data = _read(pyproject)
+            if "dbdeploy" in data.get("tool", {}):
+                return _parse(pyproject, data["tool"]["dbdeploy"], prefix="tool.dbdeploy.")
+    return Config(root=start, specs=start / "specs", generated=start / "generated",
+                  environments=_default_environments())
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from None
+
+
+def _parse(path: Path, data: dict, prefix: str = "") -> Config:
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_TOP_KEYS))})")
+    root = path.parent
+    history = data.get("history_schema", "migrations")
+    if not isinstance(history, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", history):
+        raise ConfigError(f"{path}: {prefix}history_schema must be a lowercase identifier")
+    environments = _default_environments()
+    raw_envs = data.get("environments", {})
+    if not isinstance(raw_envs, dict):
+        raise ConfigError(f"{path}: {prefix}environments must be a table of [environments.NAME]")
+    for name, settings in raw_envs.items():
+        environments[name] = _environment(path, f"{prefix}environments.{name}", name, settings)
+    return Config(root=root, specs=root / data.get("specs", "specs"),
+                  generated=root / data.get("generated", "generated"), history_schema=history,
+                  environments=environments, source=path)
+
+
+def _environment(path: Path, where: str, name: str, settings: object) -> Environment:
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: {where} must be a table")
+    unknown = set(settings) - _ENV_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: {where}: unknown key(s) {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_ENV_KEYS))})")
+    sources = [k for k in ("dsn", "dsn_env") if settings.get(k)] + (["embedded"] if settings.get("embedded") else [])
+    if len(sources) != 1:
+        raise ConfigError(f"{path}: {where} needs exactly one of dsn, dsn_env or embedded = true")
+    for key in ("lock_timeout", "statement_timeout"):
+        value = str(settings.get(key, "5s" if key == "lock_timeout" else "0"))
+        if not _DURATION.match(value):
+            raise ConfigError(f"{path}: {where}.{key} must look like 5s, 500ms or 2min (got {value!r})")
+    retries = settings.get("retries", 5)
+    if not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise ConfigError(f"{path}: {where}.retries must be a whole number from 0 to 100")
+    return Environment(
+        name=name, dsn=settings.get("dsn"), dsn_env=settings.get("dsn_env"), embedded=bool(settings.get("embedded")),
+        protected=bool(settings.get("protected", False)), lock_timeout=str(settings.get("lock_timeout", "5s")),
+        statement_timeout=str(settings.get("statement_timeout", "0")), retries=retries)
+
+
+def resolve_dsn(config: Config, env: Environment, override: str | None = None) -> str:
+    """The DSN to connect to; never falls back to another source when the chosen one is unset."""
+    if override:
+        return override
+    if env.dsn:
+        return env.dsn
+    if env.dsn_env:
+        value = os.environ.get(env.dsn_env)
+        if not value:
+            raise ConfigError(f"environment {env.name!r} reads its DSN from ${env.dsn_env}, which is unset or "
+                              "empty; set it (dbdeploy never falls back to another database)")
+        return value
+    from dbdeploy.executor.embedded import embedded_dsn
+
+    return embedded_dsn(config.state_dir / "pgdata")

@@ -1,0 +1,124 @@
+"""The history the executor keeps next to the log the bundles write themselves.
+
+- ``migration_log``: one row per version (created by every bundle's preamble; the executor adds
+  environment, host, rows affected and dbdeploy's version);
+- ``migration_events``: every apply, failure (with the failing statement and error), rollback
+  and baseline, never updated;
+- ``performance_log``: one row per step run: start, end, rows affected, attempts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+S = sql.SQL
+
+
+def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup") -> None:
+    from dbdeploy.render.bookkeeping import ensure_tables
+
+    h = sql.Identifier(schema)
+    with conn.transaction():
+        for statement in ensure_tables(schema, backup_schema):
+            if not statement.startswith("SET "):
+                conn.execute(statement)
+        conn.execute(S(
+            "CREATE TABLE IF NOT EXISTS {}.migration_events (\n"
+            "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+            "    version varchar(10) NOT NULL,\n"
+            "    event text NOT NULL,\n"
+            "    environment text,\n"
+            "    db_user text NOT NULL DEFAULT current_user,\n"
+            "    os_user text,\n"
+            "    host text,\n"
+            "    dbdeploy_version text,\n"
+            "    at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),\n"
+            "    duration_ms bigint,\n"
+            "    rows_affected bigint,\n"
+            "    statement text,\n"
+            "    error text,\n"
+            "    details jsonb\n"
+            ")").format(h))
+        conn.execute(S(
+            "CREATE TABLE IF NOT EXISTS {}.performance_log (\n"
+            "    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+            "    version varchar(10) NOT NULL,\n"
+            "    direction text NOT NULL,\n"
+            "    step integer NOT NULL,\n"
+            "    kind text NOT NULL,\n"
+            "    target text,\n"
+            "    started_at timestamptz NOT NULL,\n"
+            "    ended_at timestamptz NOT NULL,\n"
+            "    duration_ms bigint NOT NULL,\n"
+            "    rows_affected bigint,\n"
+            "    attempts integer NOT NULL DEFAULT 1,\n"
+            "    environment text\n"
+            ")").format(h))
+
+
+@dataclass(frozen=True)
+class LogRow:
+    version: str
+    status: str | None
+    checksum: str | None
+    applied_by: str | None
+    applied_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    environment: str | None
+    notes: str | None
+
+
+def read_log(conn: psycopg.Connection, schema: str) -> dict[str, LogRow]:
+    """The migration log, or {} when the database has never seen a bundle (read-only)."""
+    exists = conn.execute("SELECT pg_catalog.to_regclass(%s)",
+                          [sql.Identifier(schema, "migration_log").as_string(conn)]).fetchone()[0]
+    if exists is None:
+        return {}
+    rows = conn.execute(S(
+        "SELECT version, status, checksum, applied_by, applied_at, completed_at, duration_ms, environment, notes "
+        "FROM {}.migration_log").format(sql.Identifier(schema))).fetchall()
+    return {int_key(r[0]): LogRow(*r) for r in rows}
+
+
+def int_key(version: str) -> str:
+    """Versions compare by number ('1' and '001' are the same migration)."""
+    return str(int(version))
+
+
+def record_event(conn: psycopg.Connection, schema: str, *, version: str, event: str, environment: str,
+                 os_user: str, host: str, tool_version: str, duration_ms: int | None = None,
+                 rows_affected: int | None = None, statement: str | None = None, error: str | None = None,
+                 details: dict | None = None) -> None:
+    conn.execute(S(
+        "INSERT INTO {}.migration_events (version, event, environment, os_user, host, dbdeploy_version,"
+        " duration_ms, rows_affected, statement, error, details) VALUES"
+        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)").format(sql.Identifier(schema)),
+        [version, event, environment, os_user, host, tool_version, duration_ms, rows_affected, statement, error,
+         json.dumps(details) if details is not None else None])
+
+
+def record_step(conn: psycopg.Connection, schema: str, *, version: str, direction: str, step, started: datetime,
+                ended: datetime, rows: int, attempts: int, environment: str) -> None:
+    conn.execute(S(
+        "INSERT INTO {}.performance_log (version, direction, step, kind, target, started_at, ended_at,"
+        " duration_ms, rows_affected, attempts, environment) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    ).format(sql.Identifier(schema)),
+        [version, direction, step.number, step.kind, step.target, started, ended,
+         int((ended - started).total_seconds() * 1000), rows, attempts, environment])
+
+
+def set_status(conn: psycopg.Connection, schema: str, version: str, status: str, notes: str | None = None,
+               **columns) -> None:
+    assignments = [S("status = %s"), S("notes = %s")]
+    values: list = [status, notes]
+    for column, value in columns.items():
+        assignments.append(S("{} = %s").format(sql.Identifier(column)))
+        values.append(value)
+    conn.execute(S("UPDATE {}.migration_log SET {} WHERE version = %s").format(
+        sql.Identifier(schema), S(", ").join(assignments)), [*values, version])

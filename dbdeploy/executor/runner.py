@@ -1,0 +1,214 @@
+"""Run one bundle script (forward or rollback) step by step on one connection.
+
+``tx=step`` steps run in one transaction; ``tx=none`` steps run statement by statement in
+autocommit. A statement that fails on a lock (SQLSTATE 55P03 lock_not_available, 40P01
+deadlock) is retried with exponential backoff and jitter, the whole step again, up to the
+environment's ``retries``; lock_timeout keeps each wait — and so the queue it causes behind
+it — short. Backfills are driven batch by batch here so progress can be reported.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import errors
+
+from dbdeploy.executor.bundles import ExecStep, Script
+from dbdeploy.executor.progress import (
+    BackfillProgress,
+    IndexProgress,
+    Message,
+    ProgressCallback,
+    StepFinished,
+    StepStarted,
+)
+
+RETRYABLE = (errors.LockNotAvailable, errors.DeadlockDetected)
+
+
+class StepFailed(Exception):
+    def __init__(self, step: ExecStep | None, statement: str, error: BaseException, attempts: int) -> None:
+        self.step = step
+        self.statement = statement
+        self.error = error
+        self.attempts = attempts
+        where = f"step {step.number} ({step.kind} {step.target})" if step else "bookkeeping"
+        super().__init__(f"{where} failed after {attempts} attempt(s): {_first_line(error)}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    diag = getattr(error, "diag", None)
+    hint = getattr(diag, "message_hint", None) if diag else None
+    return text.splitlines()[0] + (f" (hint: {hint})" if hint else "") if text else type(error).__name__
+
+
+@dataclass
+class StepOutcome:
+    step: ExecStep
+    started: datetime
+    ended: datetime
+    rows: int
+    attempts: int
+
+
+class ScriptRunner:
+    def __init__(self, conn: psycopg.Connection, *, label: str, retries: int, lock_timeout: str,
+                 statement_timeout: str, progress: ProgressCallback, backoff_base: float = 0.2,
+                 backoff_cap: float = 5.0) -> None:
+        self.conn = conn
+        self.label = label
+        self.retries = retries
+        self.lock_timeout = lock_timeout
+        self.statement_timeout = statement_timeout
+        self.progress = progress
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+
+    # --- session ------------------------------------------------------------------------
+
+    def apply_session_settings(self) -> None:
+        self.conn.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(psycopg.sql.Literal(self.lock_timeout)))
+        self.conn.execute(psycopg.sql.SQL("SET statement_timeout = {}").format(
+            psycopg.sql.Literal(self.statement_timeout)))
+
+    def run_plain(self, statements: tuple[str, ...]) -> None:
+        """Preamble/postamble statements: autocommit, retried on lock errors like steps."""
+        for statement in statements:
+            if statement.upper().startswith("SET LOCK_TIMEOUT"):
+                continue  # the environment's lock_timeout applies, not the bundle's default
+            self._with_retries(None, lambda s=statement: self._execute(s))
+
+    # --- steps --------------------------------------------------------------------------
+
+    def run_steps(self, script: Script, on_step_done) -> int:
+        total_rows = 0
+        for step in script.steps:
+            self.progress(StepStarted(self.label, step.number, len(script.steps), step.kind, step.target,
+                                      step.summary, step.lock))
+            started = datetime.now(UTC)
+            clock = time.monotonic()
+            rows, attempts = self.run_step(step)
+            outcome = StepOutcome(step, started, datetime.now(UTC), rows, attempts)
+            self.progress(StepFinished(self.label, step.number, time.monotonic() - clock, rows, attempts))
+            on_step_done(outcome)
+            total_rows += rows
+        return total_rows
+
+    def run_step(self, step: ExecStep) -> tuple[int, int]:
+        if step.batch is not None:
+            return self._run_backfill(step)
+        if step.transactional:
+            return self._with_retries(step, lambda: self._run_transaction(step))
+        return self._with_retries(step, lambda: self._run_autocommit(step))
+
+    def _execute(self, statement: str) -> int:
+        cursor = self.conn.execute(statement)
+        return max(cursor.rowcount, 0)
+
+    def _run_transaction(self, step: ExecStep) -> int:
+        rows = 0
+        with self.conn.transaction():
+            for statement in step.statements:
+                self._current = statement
+                rows += self._execute(statement)
+        return rows
+
+    def _run_autocommit(self, step: ExecStep) -> int:
+        rows = 0
+        for statement in step.statements:
+            self._current = statement
+            if "CONCURRENTLY" in statement.upper() and "INDEX" in statement.upper():
+                rows += self._with_index_monitor(step, statement)
+            else:
+                rows += self._execute(statement)
+        return rows
+
+    def _with_retries(self, step: ExecStep | None, action) -> tuple[int, int]:
+        attempt = 0
+        self._current = ""
+        while True:
+            attempt += 1
+            try:
+                return action(), attempt
+            except RETRYABLE as exc:
+                if attempt > self.retries:
+                    raise StepFailed(step, self._current, exc, attempt) from exc
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                what = f"step {step.number} ({step.kind})" if step else "bookkeeping"
+                self.progress(Message(f"{self.label} {what}: {_first_line(exc)}; retry {attempt}/{self.retries} "
+                                      f"in {delay:.2f}s", "warning"))
+                time.sleep(delay)
+            except psycopg.Error as exc:
+                raise StepFailed(step, self._current, exc, attempt) from exc
+
+    # --- backfill -----------------------------------------------------------------------
+
+    def _estimate_rows(self, table: str) -> int:
+        schema, _, name = table.partition(".")
+        row = self.conn.execute(
+            "SELECT c.reltuples::bigint FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s", [schema, name]).fetchone()
+        if row is None:
+            return 0
+        if row[0] > 0:
+            return int(row[0])
+        ident = psycopg.sql.Identifier(schema, name)
+        return int(self.conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0])
+
+    def _run_backfill(self, step: ExecStep) -> tuple[int, int]:
+        total = self._estimate_rows(step.target)
+        done = changed = 0
+        attempts_max = 1
+        clock = time.monotonic()
+        while True:
+            def one_batch() -> tuple[int, int]:
+                self._current = step.batch
+                return self.conn.execute(step.batch).fetchone()
+
+            (seen, batch_changed), attempts = self._with_retries(step, one_batch)
+            attempts_max = max(attempts_max, attempts)
+            if seen == 0:
+                break
+            done += seen
+            changed += batch_changed
+            elapsed = max(time.monotonic() - clock, 1e-6)
+            self.progress(BackfillProgress(self.label, step.number, done, max(total, done), done / elapsed))
+        return changed, attempts_max
+
+    # --- index build progress -----------------------------------------------------------
+
+    def _with_index_monitor(self, step: ExecStep, statement: str) -> int:
+        pid = self.conn.info.backend_pid
+        stop = threading.Event()
+        params = self.conn.info.get_parameters()
+        params.pop("application_name", None)
+        password = self.conn.info.password
+
+        def watch() -> None:
+            try:
+                with psycopg.connect(**params, password=password or None, autocommit=True,
+                                     application_name="dbdeploy-progress") as watcher:
+                    while not stop.wait(0.5):
+                        row = watcher.execute(
+                            "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
+                            " FROM pg_catalog.pg_stat_progress_create_index WHERE pid = %s", [pid]).fetchone()
+                        if row:
+                            phase, bdone, btotal, tdone, ttotal = row
+                            done, total = (bdone, btotal) if btotal else (tdone, ttotal)
+                            self.progress(IndexProgress(self.label, step.number, phase, done or 0, total or 0))
+            except psycopg.Error:
+                return  # progress is best effort; the build itself is what matters
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            return self._execute(statement)
+        finally:
+            stop.set()
+            thread.join(timeout=2)
