@@ -43,20 +43,9 @@ deploy_commands.register(app)
 
 
 def main() -> None:
+    """Typer handles usage errors itself (exit 2); our own errors become one line and their code."""
     try:
-        app(standalone_mode=False)
+        app()
     except DbdeployError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

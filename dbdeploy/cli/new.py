@@ -30,7 +30,8 @@ migration = Migration(
 )
 '''
 
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
+# The scaffold also uses NAME as its table name, so it must be a valid identifier (≤ 63 bytes).
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 _VERSION_PREFIX = re.compile(r"V(\d+)_")
 
 
@@ -42,7 +43,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create specs/V<next>_<NAME>.py with the next free version number."""
         if not _NAME.match(name):
-            raise UsageError(f"name {name!r} must be snake_case (a-z, 0-9, _), starting with a letter")
+            raise UsageError(f"name {name!r} must be snake_case (a-z, 0-9, _), starting with a letter, "
+                             "at most 63 characters")
         specs.mkdir(parents=True, exist_ok=True)
         numbers = [int(m.group(1)) for p in specs.glob("V*.py") if (m := _VERSION_PREFIX.match(p.name))]
         version = f"{(max(numbers) + 1) if numbers else 1:03d}"

@@ -101,6 +101,9 @@ class AddColumn(Operation):
         if self.needs_fill:
             statements.append(S("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d};").format(
                 t=qualified(self.table), c=ident(self.column.name), d=S(self.column.default)))
+        if self.column.comment is not None:
+            statements.append(S("COMMENT ON COLUMN {} IS {};").format(
+                ident(*split_table(self.table), self.column.name), literal(self.column.comment)))
         steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(block(*statements)),
                       f"add column {self.column.name} to {self.table}")]
         if self.needs_fill:

@@ -84,6 +84,8 @@ class AddUnique(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.unique.columns, "unique.columns")
         _register(state, self.table, self.unique.resolved_name(self.table), "unique")
+        state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
+                    self.table)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.constraint(self.table, self.unique.resolved_name(self.table), columns=self.unique.columns)]
@@ -101,5 +103,5 @@ class AddUnique(Operation):
         name = self.unique.resolved_name(self.table)
         return [
             cs.drop_constraint(ctx, self.table, name),
-            cs.drop_index_concurrently(ctx, "drop_index", self.table, name),
+            cs.drop_owned_index(ctx, self.table, name),
         ]

@@ -56,12 +56,35 @@ class SchemaState:
 
     tables: dict[str, TableState] = field(default_factory=dict)
     indexes: dict[str, tuple[str, Index]] = field(default_factory=dict)
+    # Every relation the specs created, by qualified name → (kind, table): tables, indexes and the
+    # indexes behind primary keys and unique constraints share one namespace per schema.
+    relations: dict[str, tuple[str, str]] = field(default_factory=dict)
     # True when built from every earlier spec (generation); False while one migration is
     # validated on its own, where objects from earlier migrations are simply not known yet.
     complete: bool = False
 
     def copy(self) -> SchemaState:
         return copy.deepcopy(self)
+
+    def claim(self, name: str, kind: str, table: str) -> None:
+        """Register a relation name, refusing one an earlier operation already uses."""
+        if name in self.relations:
+            other_kind, other_table = self.relations[name]
+            raise ValueError(f"{name} is already used by {other_kind} of {other_table}; relation names are "
+                             "shared by tables, indexes and constraint indexes within a schema — pick another name")
+        self.relations[name] = (kind, table)
+
+    def forget_table(self, table: str) -> None:
+        self.tables.pop(table, None)
+        self.relations = {n: v for n, v in self.relations.items() if v[1] != table}
+        self.indexes = {n: v for n, v in self.indexes.items() if v[0] != table}
+
+    def forget_column(self, table: str, column: str) -> None:
+        """Dropping a column takes the indexes that use it along."""
+        for name, (owner, index) in list(self.indexes.items()):
+            if owner == table and column in index.referenced_columns:
+                del self.indexes[name]
+                self.relations.pop(name, None)
 
     def require_columns(self, table: str, columns, what: str) -> None:
         state = self.tables.get(table)

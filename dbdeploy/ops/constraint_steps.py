@@ -20,8 +20,11 @@ from dbdeploy.ops.common import (
     constraint_exists,
     constraint_not_validated,
     do_block,
+    forget_owned,
     if_then,
+    is_owned,
     notice,
+    record_owned,
     relation_missing,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
@@ -34,7 +37,8 @@ def add_not_valid(ctx: PlanContext, kind: str, table: str, name: str, body: sql.
     """Add a constraint NOT VALID unless it exists; optionally skip while ``requires_table`` is missing."""
     add = S("ALTER TABLE {t} ADD CONSTRAINT {n} {body} NOT VALID;").format(
         t=qualified(table), n=ident(name), body=body)
-    guarded = if_then(S("NOT {}").format(constraint_exists(table, name)), add)
+    guarded = if_then(S("NOT {}").format(constraint_exists(table, name)), add,
+                      record_owned(ctx, "constraint", f"{table}.{name}"))
     if requires_table:
         guarded = if_then(
             relation_missing(requires_table),
@@ -53,9 +57,15 @@ def validate(ctx: PlanContext, table: str, name: str) -> Step:
 
 
 def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
-    text = S("ALTER TABLE IF EXISTS {t} DROP CONSTRAINT IF EXISTS {n};").format(
-        t=qualified(table), n=ident(name))
-    return Step("drop_constraint", table, "ACCESS EXCLUSIVE", True, render(text), f"drop {name} on {table}")
+    """Drop a constraint only if this migration added it (a pre-existing one is left alone)."""
+    key = f"{table}.{name}"
+    body = if_then(
+        is_owned(ctx, "constraint", key),
+        S("ALTER TABLE IF EXISTS {t} DROP CONSTRAINT IF EXISTS {n};").format(t=qualified(table), n=ident(name)),
+        forget_owned(ctx, "constraint", key),
+        otherwise=[if_then(constraint_exists(table, name),
+                           notice(ctx, f"constraint {name} on {table} was not added by {ctx.label}; left in place"))])
+    return Step("drop_constraint", table, "ACCESS EXCLUSIVE", True, do_block(body), f"drop {name} on {table}")
 
 
 def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> str:
@@ -64,12 +74,19 @@ def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> str:
     invalid = S(
         "EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass({}) "
         "AND NOT indisvalid)").format(literal(qualified_index))
-    body = if_then(invalid,
-                   S("RAISE NOTICE '%', {};").format(literal(
-                       f"dbdeploy {ctx.label}: index {qualified_index} is INVALID (an earlier build "
-                       "failed); dropping it to rebuild")),
-                   S("DROP INDEX {};").format(index_identifier(table, index)))
+    body = block(
+        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+                record_owned(ctx, "index", qualified_index_name(table, index))),
+        if_then(invalid,
+                S("RAISE NOTICE '%', {};").format(literal(
+                    f"dbdeploy {ctx.label}: index {qualified_index} is INVALID (an earlier build "
+                    "failed); dropping it to rebuild")),
+                S("DROP INDEX {};").format(index_identifier(table, index))))
     return do_block(body)
+
+
+def qualified_index_name(table: str, index: Index) -> str:
+    return f"{table.partition('.')[0]}.{index.resolved_name(table)}"
 
 
 def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Index) -> Step:
@@ -79,6 +96,26 @@ def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Ind
     ]
     return Step(kind, table, "SHARE UPDATE EXCLUSIVE", False, "\n".join(statements),
                 f"build index {index.resolved_name(table)} on {table} concurrently")
+
+
+def drop_owned_index(ctx: PlanContext, table: str, index_name: str) -> Step:
+    """Rollback of an index this migration built; one that existed before is left alone.
+
+    The ownership test needs PL/pgSQL, where CONCURRENTLY is not allowed, so the drop is a plain
+    DROP INDEX: it needs a brief ACCESS EXCLUSIVE lock, bounded by lock_timeout (and retried by
+    the executor); dropping is instant once the lock is granted.
+    """
+    schema = table.partition(".")[0]
+    key = f"{schema}.{index_name}"
+    body = if_then(
+        is_owned(ctx, "index", key),
+        S("DROP INDEX IF EXISTS {};").format(ident(schema, index_name)),
+        forget_owned(ctx, "index", key),
+        otherwise=[if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(
+                               literal(render(ident(schema, index_name)))),
+                           notice(ctx, f"index {key} was not built by {ctx.label}; left in place"))])
+    return Step("drop_index", table, "ACCESS EXCLUSIVE", True, do_block(body),
+                f"drop index {key} if {ctx.label} built it")
 
 
 def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name: str) -> Step:
@@ -92,7 +129,8 @@ def attach_unique(ctx: PlanContext, table: str, name: str) -> Step:
     body = if_then(
         S("NOT {}").format(constraint_exists(table, name)),
         S("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n};").format(
-            t=qualified(table), n=ident(name)))
+            t=qualified(table), n=ident(name)),
+        record_owned(ctx, "constraint", f"{table}.{name}"))
     return Step("add_unique", table, "ACCESS EXCLUSIVE", True, do_block(body),
                 f"attach unique index {name} to {table} as a constraint")
 
@@ -103,5 +141,5 @@ def table_exists_literal(table: str) -> sql.Composable:
 
 __all__ = [
     "add_not_valid", "attach_unique", "block", "build_index_concurrently", "drop_constraint",
-    "drop_index_concurrently", "drop_invalid_index", "validate",
+    "drop_index_concurrently", "drop_owned_index", "drop_invalid_index", "validate",
 ]

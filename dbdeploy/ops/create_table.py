@@ -42,7 +42,7 @@ from dbdeploy.ops.ddl import (
 )
 from dbdeploy.spec.base import Identifier, TableName
 from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
-from dbdeploy.spec.names import split_table
+from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, literal, qualified, render
 
 
@@ -106,6 +106,12 @@ class CreateTable(Operation):
     def apply(self, state: SchemaState) -> None:
         if self.table in state.tables:
             raise ValueError(f"table {self.table} is already created by an earlier operation")
+        schema = split_table(self.table)[0]
+        state.claim(self.table, "table", self.table)
+        if self.primary_key:
+            state.claim(f"{schema}.{self.pk_name}", "the primary key", self.table)
+        for unique in self.uniques:
+            state.claim(f"{schema}.{unique.resolved_name(self.table)}", "a unique constraint", self.table)
         constraints = {c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks)}
         if self.primary_key:
             constraints.add(self.pk_name)
@@ -117,13 +123,12 @@ class CreateTable(Operation):
                 state.require_columns(fk.references, fk.ref_columns, "foreign_keys.ref_columns")
         for index in self.indexes:
             name = index.qualified_name(self.table)
-            if name in state.indexes:
-                raise ValueError(f"index {name} is already defined by an earlier operation")
+            state.claim(name, "an index", self.table)
             state.indexes[name] = (self.table, index)
 
     @property
     def pk_name(self) -> str:
-        return f"{split_table(self.table)[1]}_pkey"
+        return derived_name(split_table(self.table)[1], suffix="pkey")
 
     def _create_statement(self):
         elements = [column_def(c) for c in self.columns]

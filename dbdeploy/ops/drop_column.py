@@ -14,6 +14,7 @@ from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
+    attnum,
     backup_name,
     block,
     column_dependants,
@@ -50,6 +51,7 @@ class DropColumn(Operation):
         if self.column in table.primary_key:
             raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped")
         del table.columns[self.column]
+        state.forget_column(self.table, self.column)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.column(self.table, self.column, present=False)]
@@ -65,6 +67,8 @@ class DropColumn(Operation):
         rel = regclass(self.table)
         meta = dropped_columns_table(ctx)
         backup = self._backup(ctx)
+        col = literal(self.column)
+        qt = literal(render(qualified(self.table)))
         body = block(
             if_then(S("{} OR NOT {}").format(relation_missing(self.table), column_exists(self.table, self.column)),
                     notice(ctx, f"column {self.table}.{self.column} is already gone"), S("RETURN;")),
@@ -79,64 +83,89 @@ class DropColumn(Operation):
                     fail(ctx, f"cannot drop {self.table}.{self.column} restorably: the table has no "
                               "primary key to restore values by",
                          "Add a primary key to the table first, or drop the column with RawSQL.")),
-            S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-              " pg_catalog.pg_get_expr(d.adbin, d.adrelid)\n"
-              "INTO v_type, v_not_null, v_default\n"
-              "FROM pg_catalog.pg_attribute a\n"
-              "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
-              "WHERE a.attrelid = {rel} AND a.attname = {col};").format(rel=rel, col=literal(self.column)),
-            S("SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (\n"
-              "    SELECT 1 AS ord, 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT '"
-              " || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid) AS ddl\n"
-              "    FROM pg_catalog.pg_constraint c\n"
-              "    WHERE c.conrelid = {rel} AND c.contype IN ('c', 'f', 'u', 'x')\n"
-              "      AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {rel} AND attname = {col})"
-              " = ANY (c.conkey)\n"
-              "    UNION ALL\n"
-              "    SELECT 2, pg_catalog.pg_get_indexdef(d.objid)\n"
-              "    FROM pg_catalog.pg_depend d\n"
-              "    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = {rel}\n"
-              "      AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute"
-              " WHERE attrelid = {rel} AND attname = {col})\n"
-              "      AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)\n"
-              "      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)\n"
-              ") restore;").format(qt=literal(render(qualified(self.table))), rel=rel, col=literal(self.column)),
             S("CREATE TABLE IF NOT EXISTS {meta} (\n"
               "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
               "    column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,\n"
               "    key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,\n"
+              "    identity_kind text, column_comment text, collation_name text,\n"
+              "    sequence_schema text, sequence_name text, sequence_value bigint, saved_sequence text,\n"
               "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
               "    PRIMARY KEY (version, table_name, column_name)\n"
-              ");").format(meta=ident(ctx.backup_schema, "dropped_columns")),
+              ");").format(meta=meta),
             S("REVOKE ALL ON TABLE {meta} FROM PUBLIC;").format(meta=meta),
             if_then(S("EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=meta, w=self._where(ctx)),
                     fail(ctx, f"an earlier drop of {self.table}.{self.column} by {ctx.label} was never "
                               f"rolled back; its saved values are still in {ctx.backup_schema}.{backup}",
                          f"Inspect {ctx.backup_schema}.{backup}; once it is not needed, drop it and delete its "
                          f"row from {ctx.backup_schema}.dropped_columns, then re-run.")),
-            S("INSERT INTO {meta} (version, table_name, column_name, column_type, not_null, default_expr,"
-              " key_columns, restore_ddl, backup_table)\n"
-              "VALUES ({v}, {t}, {c}, v_type, v_not_null, v_default, v_key, v_ddl, {b});").format(
-                meta=meta, v=literal(ctx.version), t=literal(self.table), c=literal(self.column),
-                b=literal(backup)),
+            # Everything that makes the column what it is, read from the catalog.
+            S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,\n"
+              "       CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,\n"
+              "       a.attidentity, pg_catalog.col_description(a.attrelid, a.attnum),\n"
+              "       (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)\n"
+              "          FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace\n"
+              "         WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation)\n"
+              "INTO v_type, v_not_null, v_default, v_identity, v_comment, v_collation\n"
+              "FROM pg_catalog.pg_attribute a\n"
+              "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid\n"
+              "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
+              "WHERE a.attrelid = {rel} AND a.attname = {col};").format(rel=rel, col=col),
+            S("v_sequence := pg_catalog.pg_get_serial_sequence({qt}, {col});").format(qt=qt, col=col),
+            if_then(S("v_sequence IS NOT NULL"),
+                    S("v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);")),
+            S("SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (\n"
+              "    SELECT 1 AS ord, 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT '\n"
+              "        || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid)\n"
+              "        || CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END AS ddl\n"
+              "    FROM pg_catalog.pg_constraint c\n"
+              "    WHERE c.conrelid = {rel} AND c.contype IN ('c', 'f', 'u', 'x')\n"
+              "      AND {attnum} = ANY (c.conkey)\n"
+              "    UNION ALL\n"
+              "    SELECT 2, pg_catalog.pg_get_indexdef(d.objid)\n"
+              "    FROM pg_catalog.pg_depend d\n"
+              "    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = {rel}\n"
+              "      AND d.refobjsubid = {attnum}\n"
+              "      AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)\n"
+              "      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)\n"
+              ") restore;").format(qt=qt, rel=rel, attnum=attnum(self.table, self.column)),
             S("EXECUTE 'CREATE TABLE ' || {bt} || ' AS SELECT '\n"
               "    || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)\n"
               "    || ', ' || {qc} || ' FROM ' || {qt};").format(
-                bt=literal(render(ident(ctx.backup_schema, backup))), qc=literal(render(ident(self.column))),
-                qt=literal(render(qualified(self.table)))),
+                bt=literal(render(ident(ctx.backup_schema, backup))), qc=literal(render(ident(self.column))), qt=qt),
             S("REVOKE ALL ON TABLE {bt} FROM PUBLIC;").format(bt=ident(ctx.backup_schema, backup)),
+            # A serial column's sequence is dropped with the column: detach it and keep it aside.
+            if_then(S("v_sequence IS NOT NULL AND v_identity = ''"),
+                    S("SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name\n"
+                      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
+                      "WHERE c.oid = v_sequence::pg_catalog.regclass;"),
+                    S("EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' OWNED BY NONE';"),
+                    S("EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' RENAME TO ' || pg_catalog.quote_ident({n});"
+                      ).format(n=literal(f"{backup}_seq"[:63])),
+                    S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_sequence_schema) || '.'"
+                      " || pg_catalog.quote_ident({n}) || ' SET SCHEMA ' || pg_catalog.quote_ident({s});").format(
+                        n=literal(f"{backup}_seq"[:63]), s=literal(ctx.backup_schema)),
+                    S("v_saved_sequence := {};").format(literal(f"{backup}_seq"[:63]))),
+            S("INSERT INTO {meta} (version, table_name, column_name, column_type, not_null, default_expr,"
+              " key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name,"
+              " sequence_schema, sequence_name, sequence_value, saved_sequence)\n"
+              "VALUES ({v}, {t}, {c}, v_type, v_not_null, v_default, v_key, v_ddl, {b}, v_identity, v_comment,"
+              " v_collation, v_sequence_schema, v_sequence_name, v_sequence_value, v_saved_sequence);").format(
+                meta=meta, v=literal(ctx.version), t=literal(self.table), c=col, b=literal(backup)),
             S("ALTER TABLE {t} DROP COLUMN {c};").format(t=qualified(self.table), c=ident(self.column)),
             notice(ctx, f"dropped {self.table}.{self.column}; its values are kept in "
                         f"{ctx.backup_schema}.{backup} for rollback"),
         )
-        declare = ["v_dependants text", "v_key text[]", "v_type text", "v_not_null boolean",
-                   "v_default text", "v_ddl text[]"]
+        declare = ["v_dependants text", "v_key text[]", "v_type text", "v_not_null boolean", "v_default text",
+                   "v_ddl text[]", "v_identity text", "v_comment text", "v_collation text", "v_sequence text",
+                   "v_sequence_value bigint", "v_saved_sequence text", "v_sequence_schema text",
+                   "v_sequence_name text"]
         return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
                      f"drop column {self.column} of {self.table} (definition and values kept for rollback)")]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         meta = dropped_columns_table(ctx)
         qt = literal(render(qualified(self.table)))
+        qc = literal(render(ident(self.column)))
         body = block(
             if_then(relation_missing(self.table),
                     fail(ctx, f"cannot restore {self.table}.{self.column}: the table does not exist",
@@ -151,20 +180,41 @@ class DropColumn(Operation):
             if_then(S("NOT FOUND"),
                     fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
                          "The column was dropped outside this migration; restore it by hand.")),
-            S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type;").format(
-                qt=qt, qc=literal(render(ident(self.column)))),
+            if_then(S("v_saved.saved_sequence IS NOT NULL"),
+                    S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident({s}) || '.' "
+                      "|| pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA '"
+                      " || pg_catalog.quote_ident(v_saved.sequence_schema);").format(s=literal(ctx.backup_schema)),
+                    S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
+                      " || pg_catalog.quote_ident(v_saved.saved_sequence)"
+                      " || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);")),
+            S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type\n"
+              "    || COALESCE(' COLLATE ' || v_saved.collation_name, '');").format(qt=qt, qc=qc),
             S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = b.' || {qc}\n"
               "    || ' FROM ' || pg_catalog.quote_ident({schema}) || '.'"
               " || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '\n"
               "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
               " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);").format(
-                qt=qt, qc=literal(render(ident(self.column))), schema=literal(ctx.backup_schema)),
-            if_then(S("v_saved.default_expr IS NOT NULL"),
-                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT '"
-                      " || v_saved.default_expr;").format(qt=qt, qc=literal(render(ident(self.column))))),
+                qt=qt, qc=qc, schema=literal(ctx.backup_schema)),
             if_then(S("v_saved.not_null"),
                     S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(
                         t=qualified(self.table), c=ident(self.column))),
+            if_then(S("v_saved.identity_kind IN ('a', 'd')"),
+                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' ADD GENERATED '\n"
+                      "    || CASE v_saved.identity_kind WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END"
+                      " || ' AS IDENTITY';").format(qt=qt, qc=qc),
+                    if_then(S("v_saved.sequence_value IS NOT NULL"),
+                            S("PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence({qt}, {c}),"
+                              " v_saved.sequence_value);").format(qt=qt, c=literal(self.column)))),
+            if_then(S("v_saved.default_expr IS NOT NULL"),
+                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT '"
+                      " || v_saved.default_expr;").format(qt=qt, qc=qc)),
+            if_then(S("v_saved.saved_sequence IS NOT NULL"),
+                    S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
+                      " || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || {qt} || '.' || {qc};"
+                      ).format(qt=qt, qc=qc)),
+            if_then(S("v_saved.column_comment IS NOT NULL"),
+                    S("EXECUTE 'COMMENT ON COLUMN ' || {qt} || '.' || {qc} || ' IS '"
+                      " || pg_catalog.quote_literal(v_saved.column_comment);").format(qt=qt, qc=qc)),
             S("FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP\n"
               "    EXECUTE v_statement;\nEND LOOP;"),
             S("EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident({schema}) || '.'"

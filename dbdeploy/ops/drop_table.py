@@ -1,4 +1,4 @@
-"""DropTable: move the table into the backup schema instead of destroying it.
+"""DropTable: move the table into a backup schema instead of destroying it.
 
 ``ALTER TABLE … SET SCHEMA`` is instant and keeps rows, indexes, constraints, defaults,
 identity sequences and grants, so rollback brings back exactly the table that was "dropped".
@@ -13,7 +13,6 @@ from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
-    backup_name,
     block,
     do_block,
     fail,
@@ -25,8 +24,8 @@ from dbdeploy.ops.common import (
     table_dependants,
 )
 from dbdeploy.spec.base import TableName
-from dbdeploy.spec.names import split_table
-from dbdeploy.sql import ident, qualified
+from dbdeploy.spec.names import derived_name, split_table
+from dbdeploy.sql import ident, literal, qualified
 
 
 class DropTable(Operation):
@@ -35,47 +34,50 @@ class DropTable(Operation):
     table: TableName
 
     def apply(self, state: SchemaState) -> None:
-        state.tables.pop(self.table, None)
-        for name in [n for n, (t, _i) in state.indexes.items() if t == self.table]:
-            del state.indexes[name]
+        state.forget_table(self.table)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.table(self.table, present=False)]
 
-    def _backup(self, ctx: PlanContext) -> str:
+    def _backup_schema(self, ctx: PlanContext) -> str:
+        """A schema of its own per dropped table: SET SCHEMA moves the table's indexes and owned
+        sequences along under their own names, which would collide between tables that share a
+        name in different schemas (schema-per-tenant layouts) if they all went to one schema."""
         schema, name = split_table(self.table)
-        return backup_name(ctx, "dropped", schema, name)
+        return derived_name(ctx.backup_schema, f"v{ctx.version}", schema, name)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        schema, _name = split_table(self.table)
-        backup = self._backup(ctx)
+        schema, name = split_table(self.table)
+        backup = self._backup_schema(ctx)
         body = block(
             if_then(relation_missing(self.table),
                     notice(ctx, f"table {self.table} is already gone"), S("RETURN;")),
             refuse_if_dependants(ctx, f"table {self.table}", table_dependants(self.table)),
-            if_then(relation_exists(f"{ctx.backup_schema}.{backup}"),
-                    fail(ctx, f"{ctx.backup_schema}.{backup} already exists, so {self.table} cannot be set aside",
-                         "Inspect that backup table; rename or drop it once it is no longer needed.")),
-            S("ALTER TABLE {t} RENAME TO {b};").format(t=qualified(self.table), b=ident(backup)),
-            S("ALTER TABLE {t} SET SCHEMA {s};").format(t=ident(schema, backup), s=ident(ctx.backup_schema)),
-            notice(ctx, f"table {self.table} moved to {ctx.backup_schema}.{backup} (kept for rollback)"),
+            if_then(S("EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {})").format(literal(backup)),
+                    fail(ctx, f"schema {backup} already exists, so {self.table} cannot be set aside there",
+                         f"Inspect schema {backup} (an earlier drop that was never rolled back?); drop it once "
+                         "it is no longer needed.")),
+            S("CREATE SCHEMA {};").format(ident(backup)),
+            S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(ident(backup)),
+            S("ALTER TABLE {t} SET SCHEMA {s};").format(t=qualified(self.table), s=ident(backup)),
+            notice(ctx, f"table {self.table} moved to schema {backup} (kept for rollback)"),
         )
         return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True,
                      do_block(body, declare=["v_dependants text"]),
-                     f"drop table {self.table} (set aside in the backup schema with all its rows)")]
+                     f"drop table {self.table} (set aside in schema {backup} with all its rows)")]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         schema, name = split_table(self.table)
-        backup = self._backup(ctx)
+        backup = self._backup_schema(ctx)
         body = block(
             if_then(relation_exists(self.table),
                     notice(ctx, f"table {self.table} is present; nothing to restore"), S("RETURN;")),
-            if_then(relation_missing(f"{ctx.backup_schema}.{backup}"),
-                    fail(ctx, f"cannot restore {self.table}: {ctx.backup_schema}.{backup} is missing",
+            if_then(relation_missing(f"{backup}.{name}"),
+                    fail(ctx, f"cannot restore {self.table}: {backup}.{name} is missing",
                          "The table was dropped outside this migration; restore it from a database backup.")),
-            S("ALTER TABLE {b} SET SCHEMA {s};").format(b=ident(ctx.backup_schema, backup), s=ident(schema)),
-            S("ALTER TABLE {b} RENAME TO {n};").format(b=ident(schema, backup), n=ident(name)),
-            notice(ctx, f"table {self.table} restored from {ctx.backup_schema}.{backup}"),
+            S("ALTER TABLE {b} SET SCHEMA {s};").format(b=ident(backup, name), s=ident(schema)),
+            S("DROP SCHEMA {};").format(ident(backup)),
+            notice(ctx, f"table {self.table} restored from schema {backup}"),
         )
         return [Step("restore_table", self.table, "ACCESS EXCLUSIVE", True, do_block(body),
                      f"restore table {self.table} with its rows, indexes and constraints")]

@@ -22,8 +22,7 @@ class CreateIndex(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.index.referenced_columns, "index.columns")
         name = self.index.qualified_name(self.table)
-        if name in state.indexes:
-            raise ValueError(f"index {name} is already defined by an earlier operation; pick another name")
+        state.claim(name, "an index", self.table)
         state.indexes[name] = (self.table, self.index)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
@@ -34,7 +33,7 @@ class CreateIndex(Operation):
                              columns=self.index.referenced_columns)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
-        return [cs.drop_index_concurrently(ctx, "drop_index", self.table, self.index.resolved_name(self.table))]
+        return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]
 
 
 class DropIndex(Operation):
@@ -53,6 +52,9 @@ class DropIndex(Operation):
         return self.name
 
     def apply(self, state: SchemaState) -> None:
+        kind, _table = state.relations.get(self.name, ("", ""))
+        if kind in ("the primary key", "a unique constraint"):
+            raise ValueError(f"{self.name} is the index behind {kind}; drop the constraint instead")
         if self.name not in state.indexes:
             if not state.complete:
                 return
@@ -60,6 +62,7 @@ class DropIndex(Operation):
                 f"index {self.name} is not created by any earlier spec, so its rollback could not "
                 "rebuild it; drop it with RawSQL and give the rollback explicitly")
         del state.indexes[self.name]
+        state.relations.pop(self.name, None)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         table, _index = ctx.state.indexes[self.name]

@@ -47,11 +47,14 @@ class SeedRows(Operation):
                 raise ValueError(f"rows[{i}] is empty")
             for column, cell in row.items():
                 check_identifier(column, f"rows[{i}] column")
-                if isinstance(cell, str) and "\x00" in cell:
+                if isinstance(cell, dict | list):
+                    _check_json(cell, f"rows[{i}].{column}")
+                elif isinstance(cell, str) and "\x00" in cell:
                     raise ValueError(f"rows[{i}].{column} contains a NUL byte, which PostgreSQL text cannot hold")
-                if not isinstance(cell, _SCALARS + (dict, list)):
+                elif not isinstance(cell, _SCALARS):
                     raise ValueError(f"rows[{i}].{column}: unsupported value type {type(cell).__name__} "
-                                     "(use str, int, float, bool, Decimal, date/datetime, UUID, None, dict/list)")
+                                     "(use str, int, float, bool, Decimal, date/datetime, UUID, None, "
+                                     "or dict/list for jsonb)")
         return value
 
     @model_validator(mode="after")
@@ -126,6 +129,24 @@ class SeedRows(Operation):
         return [Step("delete_seed_rows", self.table, "ROW EXCLUSIVE", True,
                      do_block(body, declare=["v_dependants text", "v_backup text"]),
                      f"delete the seed rows {ctx.label} inserted into {self.table} (copied out first)")]
+
+
+def _check_json(value: Any, where: str) -> None:
+    """dict/list cells become jsonb: every nested value must be JSON and free of NUL bytes."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or "\x00" in key:
+                raise ValueError(f"{where}: jsonb keys must be strings without NUL bytes (got {key!r})")
+            _check_json(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _check_json(item, f"{where}[{n}]")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL byte, which jsonb cannot hold")
+    elif not isinstance(value, bool | int | float | type(None)):
+        raise ValueError(f"{where}: unsupported value type {type(value).__name__} inside jsonb "
+                         "(use str, number, bool, None, dict or list)")
 
 
 def _value(cell: Any):

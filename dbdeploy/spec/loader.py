@@ -63,13 +63,16 @@ def load_spec_file(path: Path) -> list[Migration]:
     except SyntaxError as exc:
         raise SpecError(f"Python syntax error at line {exc.lineno}: {exc.msg}", file=str(path),
                         fix="correct the Python syntax") from None
+    except SystemExit as exc:
+        raise SpecError(f"called sys.exit({exc.code!r}) while being imported", file=str(path),
+                        fix="a spec file must only define Migration objects") from None
     except Exception as exc:  # a spec is user code: any failure must become one clear message
         line = _line_in(path, exc)
         raise SpecError(f"raised {type(exc).__name__}{line}: {exc}", file=str(path),
                         fix="make the spec file import cleanly (python " + str(path) + ")") from None
     finally:
         sys.modules.pop(module_name, None)
-    migrations = [value for value in vars(module).values() if isinstance(value, Migration)]
+    migrations = list({id(v): v for v in vars(module).values() if isinstance(v, Migration)}.values())
     if not migrations:
         raise SpecError("defines no Migration at module level", file=str(path),
                         fix="assign a Migration(...) to a module-level name, e.g. migration = Migration(...)")

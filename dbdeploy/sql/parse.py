@@ -105,6 +105,8 @@ def parse_type(text: str) -> TypeName:
     cast = target.val
     if not isinstance(cast.arg, ast.A_Const) or not getattr(cast.arg, "isnull", False):
         raise SqlParseError("is not a type name")
+    if cast.typeName.setof:
+        raise SqlParseError("is a SETOF type, which a column cannot have")
     return TypeName(RawStream()(cast.typeName))
 
 

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> 'c1e1661b94e6bd0ca82c3dee487927af149147c552c6c8548bebd543a7439020') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '7e437b4367d2b92920cf85fc0affeb4bbc64a7126a3d54a85fff5e0ecb9f0c87') THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__create_site_tracking_raw_layer.sql', 'Raw layer for site tracking events: one row per event as received from the tracker.', current_user, pg_catalog.clock_timestamp(), 'running', 'c1e1661b94e6bd0ca82c3dee487927af149147c552c6c8548bebd543a7439020',
+VALUES ('001', 'V001__create_site_tracking_raw_layer.sql', 'Raw layer for site tracking events: one row per event as received from the tracker.', current_user, pg_catalog.clock_timestamp(), 'running', '7e437b4367d2b92920cf85fc0affeb4bbc64a7126a3d54a85fff5e0ecb9f0c87',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -129,6 +129,7 @@ BEGIN
     ELSE
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_tenant') THEN
             ALTER TABLE "raw"."site_tracking_events_r" ADD CONSTRAINT "fk_site_tracking_events_r_tenant" FOREIGN KEY ("tenant_hk") REFERENCES "auth"."tenant_h" ("tenant_hk") NOT VALID;
+            INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('001', 'constraint', 'raw.site_tracking_events_r.fk_site_tracking_events_r_tenant') ON CONFLICT DO NOTHING;
         END IF;
     END IF;
 END

@@ -85,7 +85,18 @@ COMMIT;
 -- dbdeploy:step 2 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop fk_site_tracking_events_r_tenant on raw.site_tracking_events_r
 BEGIN;
-ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_tenant";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_tenant') THEN
+        ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_tenant";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_tenant';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_tenant') THEN
+            RAISE NOTICE '%', 'dbdeploy V001: constraint fk_site_tracking_events_r_tenant on raw.site_tracking_events_r was not added by V001; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 3 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '18a13052d0c7066bd49c02236065165379220492a29123b19eb269e4062e0b53') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '18a13052d0c7066bd49c02236065165379220492a29123b19eb269e4062e0b53',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -326,6 +326,9 @@ COMMIT;
 -- build index idx_site_tracking_events_r_type_time on raw.site_tracking_events_r concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'raw.idx_site_tracking_events_r_type_time') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "raw"."idx_site_tracking_events_r_type_time" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "raw"."idx_site_tracking_events_r_type_time";
@@ -341,6 +344,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'chk_site_tracking_events_r_event_type') THEN
         ALTER TABLE "raw"."site_tracking_events_r" ADD CONSTRAINT "chk_site_tracking_events_r_event_type" CHECK (event_type <> '') NOT VALID;
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'raw.site_tracking_events_r.chk_site_tracking_events_r_event_type') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;
@@ -365,6 +369,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_source') THEN
         ALTER TABLE "raw"."site_tracking_events_r" ADD CONSTRAINT "fk_site_tracking_events_r_source" FOREIGN KEY ("record_source") REFERENCES "raw"."record_sources" ("source_code") NOT VALID;
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'raw.site_tracking_events_r.fk_site_tracking_events_r_source') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;
@@ -386,6 +391,9 @@ COMMIT;
 -- build index uq_site_tracking_events_r_event_uuid on raw.site_tracking_events_r concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'raw.uq_site_tracking_events_r_event_uuid') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "raw"."uq_site_tracking_events_r_event_uuid" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "raw"."uq_site_tracking_events_r_event_uuid";
@@ -401,6 +409,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'uq_site_tracking_events_r_event_uuid') THEN
         ALTER TABLE "raw"."site_tracking_events_r" ADD CONSTRAINT "uq_site_tracking_events_r_event_uuid" UNIQUE USING INDEX "uq_site_tracking_events_r_event_uuid";
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'raw.site_tracking_events_r.uq_site_tracking_events_r_event_uuid') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;

@@ -42,28 +42,87 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 -- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop uq_site_tracking_events_r_event_uuid on raw.site_tracking_events_r
 BEGIN;
-ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "uq_site_tracking_events_r_event_uuid";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.uq_site_tracking_events_r_event_uuid') THEN
+        ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "uq_site_tracking_events_r_event_uuid";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.uq_site_tracking_events_r_event_uuid';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'uq_site_tracking_events_r_event_uuid') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint uq_site_tracking_events_r_event_uuid on raw.site_tracking_events_r was not added by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- drop index raw.uq_site_tracking_events_r_event_uuid concurrently
-DROP INDEX CONCURRENTLY IF EXISTS "raw"."uq_site_tracking_events_r_event_uuid";
+-- dbdeploy:step 2 drop_index tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- drop index raw.uq_site_tracking_events_r_event_uuid if V002 built it
+BEGIN;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid') THEN
+        DROP INDEX IF EXISTS "raw"."uq_site_tracking_events_r_event_uuid";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid';
+    ELSE
+        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V002: index raw.uq_site_tracking_events_r_event_uuid was not built by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
 
 -- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop fk_site_tracking_events_r_source on raw.site_tracking_events_r
 BEGIN;
-ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_source";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_source') THEN
+        ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_source";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_source';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_source') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint fk_site_tracking_events_r_source on raw.site_tracking_events_r was not added by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 4 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop chk_site_tracking_events_r_event_type on raw.site_tracking_events_r
 BEGIN;
-ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "chk_site_tracking_events_r_event_type";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.chk_site_tracking_events_r_event_type') THEN
+        ALTER TABLE IF EXISTS "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "chk_site_tracking_events_r_event_type";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.chk_site_tracking_events_r_event_type';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'chk_site_tracking_events_r_event_type') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint chk_site_tracking_events_r_event_type on raw.site_tracking_events_r was not added by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- drop index raw.idx_site_tracking_events_r_type_time concurrently
-DROP INDEX CONCURRENTLY IF EXISTS "raw"."idx_site_tracking_events_r_type_time";
+-- dbdeploy:step 5 drop_index tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- drop index raw.idx_site_tracking_events_r_type_time if V002 built it
+BEGIN;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time') THEN
+        DROP INDEX IF EXISTS "raw"."idx_site_tracking_events_r_type_time";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time';
+    ELSE
+        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V002: index raw.idx_site_tracking_events_r_type_time was not built by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
 
 -- dbdeploy:step 6 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop column event_uuid of raw.site_tracking_events_r (values copied to the backup schema first)

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '8ae4dd3e578eb34e3a30124fb98052d7aab8a5105bb540764675f0138468d68c') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '9602db87547b350b92a16327c58dc6a52792f6e3ca24e8fe82ff8c1b1e3330f8') THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '8ae4dd3e578eb34e3a30124fb98052d7aab8a5105bb540764675f0138468d68c',
+VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '9602db87547b350b92a16327c58dc6a52792f6e3ca24e8fe82ff8c1b1e3330f8',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -66,6 +66,14 @@ DECLARE
     v_not_null boolean;
     v_default text;
     v_ddl text[];
+    v_identity text;
+    v_comment text;
+    v_collation text;
+    v_sequence text;
+    v_sequence_value bigint;
+    v_saved_sequence text;
+    v_sequence_schema text;
+    v_sequence_name text;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is already gone';
@@ -95,13 +103,38 @@ BEGIN
     IF v_key IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: cannot drop raw.site_tracking_events_r.error_message restorably: the table has no primary key to restore values by' USING HINT = 'Add a primary key to the table first, or drop the column with RawSQL.';
     END IF;
-    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid)
-    INTO v_type, v_not_null, v_default
+    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_columns" (
+        version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,
+        column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,
+        key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,
+        identity_kind text, column_comment text, collation_name text,
+        sequence_schema text, sequence_name text, sequence_value bigint, saved_sequence text,
+        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+        PRIMARY KEY (version, table_name, column_name)
+    );
+    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_columns" FROM PUBLIC;
+    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: an earlier drop of raw.site_tracking_events_r.error_message by V003 was never rolled back; its saved values are still in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Inspect dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
+    END IF;
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+           a.attidentity, pg_catalog.col_description(a.attrelid, a.attnum),
+           (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+              FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation)
+    INTO v_type, v_not_null, v_default, v_identity, v_comment, v_collation
     FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'error_message';
+    v_sequence := pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message');
+    IF v_sequence IS NOT NULL THEN
+        v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);
+    END IF;
     SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (
-        SELECT 1 AS ord, 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid) AS ddl
+        SELECT 1 AS ord, 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT '
+            || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid)
+            || CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END AS ddl
         FROM pg_catalog.pg_constraint c
         WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.contype IN ('c', 'f', 'u', 'x')
           AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (c.conkey)
@@ -113,23 +146,21 @@ BEGIN
           AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)
     ) restore;
-    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_columns" (
-        version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,
-        column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,
-        key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,
-        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-        PRIMARY KEY (version, table_name, column_name)
-    );
-    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_columns" FROM PUBLIC;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: an earlier drop of raw.site_tracking_events_r.error_message by V003 was never rolled back; its saved values are still in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Inspect dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
-    END IF;
-    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table)
-    VALUES ('003', 'raw.site_tracking_events_r', 'error_message', v_type, v_not_null, v_default, v_key, v_ddl, 'v003_op1_site_tracking_events_r_error_message');
     EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"' || ' AS SELECT '
         || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)
         || ', ' || '"error_message"' || ' FROM ' || '"raw"."site_tracking_events_r"';
     REVOKE ALL ON TABLE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" FROM PUBLIC;
+    IF v_sequence IS NOT NULL AND v_identity = '' THEN
+        SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = v_sequence::pg_catalog.regclass;
+        EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' OWNED BY NONE';
+        EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' RENAME TO ' || pg_catalog.quote_ident('v003_op1_site_tracking_events_r_error_message_seq');
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_sequence_schema) || '.' || pg_catalog.quote_ident('v003_op1_site_tracking_events_r_error_message_seq') || ' SET SCHEMA ' || pg_catalog.quote_ident('dbdeploy_backup');
+        v_saved_sequence := 'v003_op1_site_tracking_events_r_error_message_seq';
+    END IF;
+    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name, sequence_schema, sequence_name, sequence_value, saved_sequence)
+    VALUES ('003', 'raw.site_tracking_events_r', 'error_message', v_type, v_not_null, v_default, v_key, v_ddl, 'v003_op1_site_tracking_events_r_error_message', v_identity, v_comment, v_collation, v_sequence_schema, v_sequence_name, v_sequence_value, v_saved_sequence);
     ALTER TABLE "raw"."site_tracking_events_r" DROP COLUMN "error_message";
     RAISE NOTICE '%', 'dbdeploy V003: dropped raw.site_tracking_events_r.error_message; its values are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message for rollback';
 END
@@ -141,7 +172,7 @@ COMMIT;
 DROP INDEX CONCURRENTLY IF EXISTS "raw"."idx_site_tracking_events_r_batch";
 
 -- dbdeploy:step 3 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
--- drop table raw.site_tracking_sessions_r (set aside in the backup schema with all its rows)
+-- drop table raw.site_tracking_sessions_r (set aside in schema dbdeploy_backup_v003_raw_site_tracking_sessions_r with all its rows)
 BEGIN;
 DO $dbdeploy$
 DECLARE
@@ -166,12 +197,13 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V003: refusing to drop table raw.site_tracking_sessions_r; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_dropped_raw_site_tracking_sessions_r"') IS NOT NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: dbdeploy_backup.v003_dropped_raw_site_tracking_sessions_r already exists, so raw.site_tracking_sessions_r cannot be set aside' USING HINT = 'Inspect that backup table; rename or drop it once it is no longer needed.';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup_v003_raw_site_tracking_sessions_r') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: schema dbdeploy_backup_v003_raw_site_tracking_sessions_r already exists, so raw.site_tracking_sessions_r cannot be set aside there' USING HINT = 'Inspect schema dbdeploy_backup_v003_raw_site_tracking_sessions_r (an earlier drop that was never rolled back?); drop it once it is no longer needed.';
     END IF;
-    ALTER TABLE "raw"."site_tracking_sessions_r" RENAME TO "v003_dropped_raw_site_tracking_sessions_r";
-    ALTER TABLE "raw"."v003_dropped_raw_site_tracking_sessions_r" SET SCHEMA "dbdeploy_backup";
-    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r moved to dbdeploy_backup.v003_dropped_raw_site_tracking_sessions_r (kept for rollback)';
+    CREATE SCHEMA "dbdeploy_backup_v003_raw_site_tracking_sessions_r";
+    REVOKE ALL ON SCHEMA "dbdeploy_backup_v003_raw_site_tracking_sessions_r" FROM PUBLIC;
+    ALTER TABLE "raw"."site_tracking_sessions_r" SET SCHEMA "dbdeploy_backup_v003_raw_site_tracking_sessions_r";
+    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r moved to schema dbdeploy_backup_v003_raw_site_tracking_sessions_r (kept for rollback)';
 END
 $dbdeploy$;
 COMMIT;

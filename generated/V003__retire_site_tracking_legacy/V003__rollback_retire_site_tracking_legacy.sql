@@ -48,12 +48,12 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r is present; nothing to restore';
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_dropped_raw_site_tracking_sessions_r"') IS NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup.v003_dropped_raw_site_tracking_sessions_r is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+    IF pg_catalog.to_regclass('"dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup_v003_raw_site_tracking_sessions_r.site_tracking_sessions_r is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
     END IF;
-    ALTER TABLE "dbdeploy_backup"."v003_dropped_raw_site_tracking_sessions_r" SET SCHEMA "raw";
-    ALTER TABLE "raw"."v003_dropped_raw_site_tracking_sessions_r" RENAME TO "site_tracking_sessions_r";
-    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r restored from dbdeploy_backup.v003_dropped_raw_site_tracking_sessions_r';
+    ALTER TABLE "dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r" SET SCHEMA "raw";
+    DROP SCHEMA "dbdeploy_backup_v003_raw_site_tracking_sessions_r";
+    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r restored from schema dbdeploy_backup_v003_raw_site_tracking_sessions_r';
 END
 $dbdeploy$;
 COMMIT;
@@ -62,6 +62,9 @@ COMMIT;
 -- build index idx_site_tracking_events_r_batch on raw.site_tracking_events_r concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('003', 'index', 'raw.idx_site_tracking_events_r_batch') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V003: index "raw"."idx_site_tracking_events_r_batch" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "raw"."idx_site_tracking_events_r_batch";
@@ -92,15 +95,33 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
     END IF;
-    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_saved.column_type;
+    IF v_saved.saved_sequence IS NOT NULL THEN
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
+    END IF;
+    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_saved.column_type
+        || COALESCE(' COLLATE ' || v_saved.collation_name, '');
     EXECUTE 'UPDATE ' || '"raw"."site_tracking_events_r"' || ' AS t SET ' || '"error_message"' || ' = b.' || '"error_message"'
         || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
         || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
+    IF v_saved.not_null THEN
+        ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "error_message" SET NOT NULL;
+    END IF;
+    IF v_saved.identity_kind IN ('a', 'd') THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' ADD GENERATED '
+            || CASE v_saved.identity_kind WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
+        IF v_saved.sequence_value IS NOT NULL THEN
+            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message'), v_saved.sequence_value);
+        END IF;
+    END IF;
     IF v_saved.default_expr IS NOT NULL THEN
         EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_saved.default_expr;
     END IF;
-    IF v_saved.not_null THEN
-        ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "error_message" SET NOT NULL;
+    IF v_saved.saved_sequence IS NOT NULL THEN
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"';
+    END IF;
+    IF v_saved.column_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"' || ' IS ' || pg_catalog.quote_literal(v_saved.column_comment);
     END IF;
     FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP
         EXECUTE v_statement;

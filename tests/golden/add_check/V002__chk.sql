@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'cf4b7db21de6dee23cfeb38585767eb611f2ae9c673a0b160a14e1f9f8709042') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'cf4b7db21de6dee23cfeb38585767eb611f2ae9c673a0b160a14e1f9f8709042',
+VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -62,6 +62,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_status_a8ed1320_check') THEN
         ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_status_a8ed1320_check" CHECK (status <> '') NOT VALID;
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_status_a8ed1320_check') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;

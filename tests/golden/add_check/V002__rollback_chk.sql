@@ -42,7 +42,18 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 -- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop orders_status_a8ed1320_check on shop.orders
 BEGIN;
-ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_status_a8ed1320_check";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_status_a8ed1320_check') THEN
+        ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_status_a8ed1320_check";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_status_a8ed1320_check';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_status_a8ed1320_check') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_status_a8ed1320_check on shop.orders was not added by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:postamble

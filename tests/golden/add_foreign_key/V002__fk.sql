@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'f2d6d915eadc3aff81ac627b2ccbba6ecc615be0a585c605901f26c572c0a620') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__fk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f2d6d915eadc3aff81ac627b2ccbba6ecc615be0a585c605901f26c572c0a620',
+VALUES ('002', 'V002__fk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -62,6 +62,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_cust_fk') THEN
         ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_cust_fk" FOREIGN KEY ("customer_id") REFERENCES "public"."customers" ("id") NOT VALID;
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_cust_fk') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;

@@ -42,12 +42,36 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 -- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop orders_note_key on shop.orders
 BEGIN;
-ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_note_key";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key') THEN
+        ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_note_key";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_note_key') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_note_key on shop.orders was not added by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- drop index shop.orders_note_key concurrently
-DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_note_key";
+-- dbdeploy:step 2 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- drop index shop.orders_note_key if V002 built it
+BEGIN;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
+        DROP INDEX IF EXISTS "shop"."orders_note_key";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key';
+    ELSE
+        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_note_key was not built by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
 
 -- dbdeploy:postamble
 UPDATE "migrations"."migration_log" SET status = 'rolled_back', rolled_back_at = pg_catalog.clock_timestamp()

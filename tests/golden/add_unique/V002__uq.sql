@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '6925141c957442ee63ac2e893fc3a6b926310c2b45cca42565dfb25005c43db9') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6925141c957442ee63ac2e893fc3a6b926310c2b45cca42565dfb25005c43db9',
+VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -59,6 +59,9 @@ WHERE l.status <> 'completed';
 -- build index orders_note_key on shop.orders concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_note_key') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_note_key" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "shop"."orders_note_key";
@@ -74,6 +77,7 @@ DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_note_key') THEN
         ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_note_key" UNIQUE USING INDEX "orders_note_key";
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_note_key') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;

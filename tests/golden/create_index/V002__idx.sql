@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'b53ebdc477428854b550bbd8c00e55a3ee64b36de2daf7f73627eb57a5fc0433') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'ed569896b30bfaa49916993e94017cc1abe25f2ce544833cb0d9d782a8e90ed0') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__idx.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'b53ebdc477428854b550bbd8c00e55a3ee64b36de2daf7f73627eb57a5fc0433',
+VALUES ('002', 'V002__idx.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'ed569896b30bfaa49916993e94017cc1abe25f2ce544833cb0d9d782a8e90ed0',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -59,6 +59,9 @@ WHERE l.status <> 'completed';
 -- build index orders_customer_id_status_idx on shop.orders concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_customer_id_status_idx') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_customer_id_status_idx" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "shop"."orders_customer_id_status_idx";

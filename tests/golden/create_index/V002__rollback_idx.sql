@@ -39,9 +39,22 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- drop index shop.orders_customer_id_status_idx concurrently
-DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_customer_id_status_idx";
+-- dbdeploy:step 1 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- drop index shop.orders_customer_id_status_idx if V002 built it
+BEGIN;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx') THEN
+        DROP INDEX IF EXISTS "shop"."orders_customer_id_status_idx";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx';
+    ELSE
+        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_customer_id_status_idx was not built by V002; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
 
 -- dbdeploy:postamble
 UPDATE "migrations"."migration_log" SET status = 'rolled_back', rolled_back_at = pg_catalog.clock_timestamp()

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '75d54970538f1e211c04db9bde95c00e72f12e0e36db40d53dcec37d0e67ce7f') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> 'd98a746d6e2707725549b3b6305f8ab90bb4f65474b743944c1c8dd564cf72ad') THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__base.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '75d54970538f1e211c04db9bde95c00e72f12e0e36db40d53dcec37d0e67ce7f',
+VALUES ('001', 'V001__base.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'd98a746d6e2707725549b3b6305f8ab90bb4f65474b743944c1c8dd564cf72ad',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -108,6 +108,7 @@ BEGIN
     ELSE
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
             ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_customer_id_fkey" FOREIGN KEY ("customer_id") REFERENCES "shop"."customers" ("id") ON DELETE CASCADE NOT VALID;
+            INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('001', 'constraint', 'shop.orders.orders_customer_id_fkey') ON CONFLICT DO NOTHING;
         END IF;
     END IF;
 END

@@ -42,7 +42,18 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 -- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop orders_customer_id_fkey on shop.orders
 BEGIN;
-ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_customer_id_fkey";
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_customer_id_fkey') THEN
+        ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_customer_id_fkey";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_customer_id_fkey';
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+            RAISE NOTICE '%', 'dbdeploy V001: constraint orders_customer_id_fkey on shop.orders was not added by V001; left in place';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 drop_table tx=step lock=ACCESS EXCLUSIVE target=shop.orders

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '134fdae4e7c9ee1f2c2dd6515fbef42096201ded876f9db37b2b35870b5b6936') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '9ba7deda464fc8f9e60f99ea13fa640ae1d75d8078aecb680a65853a4dd98895') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '134fdae4e7c9ee1f2c2dd6515fbef42096201ded876f9db37b2b35870b5b6936',
+VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '9ba7deda464fc8f9e60f99ea13fa640ae1d75d8078aecb680a65853a4dd98895',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -66,6 +66,14 @@ DECLARE
     v_not_null boolean;
     v_default text;
     v_ddl text[];
+    v_identity text;
+    v_comment text;
+    v_collation text;
+    v_sequence text;
+    v_sequence_value bigint;
+    v_saved_sequence text;
+    v_sequence_schema text;
+    v_sequence_name text;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.note is already gone';
@@ -95,13 +103,38 @@ BEGIN
     IF v_key IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: cannot drop shop.orders.note restorably: the table has no primary key to restore values by' USING HINT = 'Add a primary key to the table first, or drop the column with RawSQL.';
     END IF;
-    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid)
-    INTO v_type, v_not_null, v_default
+    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_columns" (
+        version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,
+        column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,
+        key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,
+        identity_kind text, column_comment text, collation_name text,
+        sequence_schema text, sequence_name text, sequence_value bigint, saved_sequence text,
+        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+        PRIMARY KEY (version, table_name, column_name)
+    );
+    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_columns" FROM PUBLIC;
+    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of shop.orders.note by V002 was never rolled back; its saved values are still in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Inspect dbdeploy_backup.v002_op1_orders_note; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
+    END IF;
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+           a.attidentity, pg_catalog.col_description(a.attrelid, a.attnum),
+           (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+              FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation)
+    INTO v_type, v_not_null, v_default, v_identity, v_comment, v_collation
     FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'note';
+    v_sequence := pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'note');
+    IF v_sequence IS NOT NULL THEN
+        v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);
+    END IF;
     SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (
-        SELECT 1 AS ord, 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid) AS ddl
+        SELECT 1 AS ord, 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT '
+            || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid)
+            || CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END AS ddl
         FROM pg_catalog.pg_constraint c
         WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.contype IN ('c', 'f', 'u', 'x')
           AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note') = ANY (c.conkey)
@@ -113,23 +146,21 @@ BEGIN
           AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)
     ) restore;
-    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_columns" (
-        version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,
-        column_type text NOT NULL, not_null boolean NOT NULL, default_expr text,
-        key_columns text[] NOT NULL, restore_ddl text[], backup_table text NOT NULL,
-        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-        PRIMARY KEY (version, table_name, column_name)
-    );
-    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_columns" FROM PUBLIC;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of shop.orders.note by V002 was never rolled back; its saved values are still in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Inspect dbdeploy_backup.v002_op1_orders_note; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
-    END IF;
-    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table)
-    VALUES ('002', 'shop.orders', 'note', v_type, v_not_null, v_default, v_key, v_ddl, 'v002_op1_orders_note');
     EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note"' || ' AS SELECT '
         || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)
         || ', ' || '"note"' || ' FROM ' || '"shop"."orders"';
     REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op1_orders_note" FROM PUBLIC;
+    IF v_sequence IS NOT NULL AND v_identity = '' THEN
+        SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = v_sequence::pg_catalog.regclass;
+        EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' OWNED BY NONE';
+        EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' RENAME TO ' || pg_catalog.quote_ident('v002_op1_orders_note_seq');
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_sequence_schema) || '.' || pg_catalog.quote_ident('v002_op1_orders_note_seq') || ' SET SCHEMA ' || pg_catalog.quote_ident('dbdeploy_backup');
+        v_saved_sequence := 'v002_op1_orders_note_seq';
+    END IF;
+    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name, sequence_schema, sequence_name, sequence_value, saved_sequence)
+    VALUES ('002', 'shop.orders', 'note', v_type, v_not_null, v_default, v_key, v_ddl, 'v002_op1_orders_note', v_identity, v_comment, v_collation, v_sequence_schema, v_sequence_name, v_sequence_value, v_saved_sequence);
     ALTER TABLE "shop"."orders" DROP COLUMN "note";
     RAISE NOTICE '%', 'dbdeploy V002: dropped shop.orders.note; its values are kept in dbdeploy_backup.v002_op1_orders_note for rollback';
 END

@@ -61,15 +61,33 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
     END IF;
-    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_saved.column_type;
+    IF v_saved.saved_sequence IS NOT NULL THEN
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
+    END IF;
+    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_saved.column_type
+        || COALESCE(' COLLATE ' || v_saved.collation_name, '');
     EXECUTE 'UPDATE ' || '"shop"."orders"' || ' AS t SET ' || '"note"' || ' = b.' || '"note"'
         || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
         || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
+    IF v_saved.not_null THEN
+        ALTER TABLE "shop"."orders" ALTER COLUMN "note" SET NOT NULL;
+    END IF;
+    IF v_saved.identity_kind IN ('a', 'd') THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' ADD GENERATED '
+            || CASE v_saved.identity_kind WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
+        IF v_saved.sequence_value IS NOT NULL THEN
+            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'note'), v_saved.sequence_value);
+        END IF;
+    END IF;
     IF v_saved.default_expr IS NOT NULL THEN
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_saved.default_expr;
     END IF;
-    IF v_saved.not_null THEN
-        ALTER TABLE "shop"."orders" ALTER COLUMN "note" SET NOT NULL;
+    IF v_saved.saved_sequence IS NOT NULL THEN
+        EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"shop"."orders"' || '.' || '"note"';
+    END IF;
+    IF v_saved.column_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"shop"."orders"' || '.' || '"note"' || ' IS ' || pg_catalog.quote_literal(v_saved.column_comment);
     END IF;
     FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP
         EXECUTE v_statement;

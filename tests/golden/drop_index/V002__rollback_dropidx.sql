@@ -43,6 +43,9 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 -- build index orders_status_idx on shop.orders concurrently
 DO $dbdeploy$
 BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_status_idx"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_status_idx') ON CONFLICT DO NOTHING;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_status_idx"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_status_idx" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "shop"."orders_status_idx";

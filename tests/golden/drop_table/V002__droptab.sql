@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '29ac22e51ec6c37711e4c1fbc5527687004e9f9e7a943f30646f0f3e63e388f1') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '88b25669ddeae0f3548c7a9af91412691db52f081fd8b31ad8d88d3a21668002') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__droptab.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '29ac22e51ec6c37711e4c1fbc5527687004e9f9e7a943f30646f0f3e63e388f1',
+VALUES ('002', 'V002__droptab.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '88b25669ddeae0f3548c7a9af91412691db52f081fd8b31ad8d88d3a21668002',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -56,7 +56,7 @@ ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.ap
 WHERE l.status <> 'completed';
 
 -- dbdeploy:step 1 drop_table tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop table shop.orders (set aside in the backup schema with all its rows)
+-- drop table shop.orders (set aside in schema dbdeploy_backup_v002_shop_orders with all its rows)
 BEGIN;
 DO $dbdeploy$
 DECLARE
@@ -81,12 +81,13 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop table shop.orders; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_dropped_shop_orders"') IS NOT NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: dbdeploy_backup.v002_dropped_shop_orders already exists, so shop.orders cannot be set aside' USING HINT = 'Inspect that backup table; rename or drop it once it is no longer needed.';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup_v002_shop_orders') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: schema dbdeploy_backup_v002_shop_orders already exists, so shop.orders cannot be set aside there' USING HINT = 'Inspect schema dbdeploy_backup_v002_shop_orders (an earlier drop that was never rolled back?); drop it once it is no longer needed.';
     END IF;
-    ALTER TABLE "shop"."orders" RENAME TO "v002_dropped_shop_orders";
-    ALTER TABLE "shop"."v002_dropped_shop_orders" SET SCHEMA "dbdeploy_backup";
-    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders moved to dbdeploy_backup.v002_dropped_shop_orders (kept for rollback)';
+    CREATE SCHEMA "dbdeploy_backup_v002_shop_orders";
+    REVOKE ALL ON SCHEMA "dbdeploy_backup_v002_shop_orders" FROM PUBLIC;
+    ALTER TABLE "shop"."orders" SET SCHEMA "dbdeploy_backup_v002_shop_orders";
+    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders moved to schema dbdeploy_backup_v002_shop_orders (kept for rollback)';
 END
 $dbdeploy$;
 COMMIT;

@@ -48,12 +48,12 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V002: table shop.orders is present; nothing to restore';
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_dropped_shop_orders"') IS NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders: dbdeploy_backup.v002_dropped_shop_orders is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+    IF pg_catalog.to_regclass('"dbdeploy_backup_v002_shop_orders"."orders"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders: dbdeploy_backup_v002_shop_orders.orders is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
     END IF;
-    ALTER TABLE "dbdeploy_backup"."v002_dropped_shop_orders" SET SCHEMA "shop";
-    ALTER TABLE "shop"."v002_dropped_shop_orders" RENAME TO "orders";
-    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders restored from dbdeploy_backup.v002_dropped_shop_orders';
+    ALTER TABLE "dbdeploy_backup_v002_shop_orders"."orders" SET SCHEMA "shop";
+    DROP SCHEMA "dbdeploy_backup_v002_shop_orders";
+    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders restored from schema dbdeploy_backup_v002_shop_orders';
 END
 $dbdeploy$;
 COMMIT;

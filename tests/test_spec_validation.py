@@ -1,0 +1,809 @@
+"""Build-time validation of the spec DSL (no database needed).
+
+Every rejection must happen when the model is built (a spec file fails on import), and the
+message must name what is wrong: the field (pydantic ``loc``) and/or the offending value.
+Accepted SQL fragments must be stored in pglast's canonical rendering, never the user's text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dbdeploy import (
+    AddCheck,
+    AddColumn,
+    AddForeignKey,
+    AddUnique,
+    Backfill,
+    Check,
+    Column,
+    CreateIndex,
+    CreateSchema,
+    CreateTable,
+    DropColumn,
+    DropIndex,
+    DropTable,
+    ForeignKey,
+    Index,
+    Migration,
+    RawSQL,
+    RequireExtension,
+    SeedRows,
+    Unique,
+)
+from dbdeploy.render.writer import build_bundles
+from dbdeploy.spec.names import MAX_IDENTIFIER_BYTES, check_identifier, derived_name
+from dbdeploy.sql import parse_expression
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rejected(build, *fragments: str, loc: str | None = None) -> ValidationError:
+    """Assert ``build()`` raises ValidationError whose text contains every fragment.
+
+    ``loc`` (dotted, e.g. ``"set.a"``) must be the location of one of the errors; ``""`` means a
+    model-level error.
+    """
+    with pytest.raises(ValidationError) as info:
+        build()
+    err = info.value
+    text = str(err)
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in error:\n{text}"
+    if loc is not None:
+        locs = [".".join(str(p) for p in e["loc"]) for e in err.errors()]
+        assert loc in locs, f"expected an error at {loc!r}, got {locs}"
+    return err
+
+
+def col(name: str = "a", type: str = "text", **kw) -> Column:  # noqa: A002 (DSL field name)
+    return Column(name=name, type=type, **kw)
+
+
+# --- identifiers -------------------------------------------------------------------------
+
+BAD_IDENTIFIERS = [
+    pytest.param("a" * 64, "64 bytes", id="64-bytes"),
+    pytest.param("\u0430bc", "not a lowercase snake_case ASCII name", id="cyrillic-a"),
+    pytest.param("ab\u0441", "not a lowercase snake_case ASCII name", id="cyrillic-es"),
+    pytest.param("caf\u00e9", "not a lowercase snake_case ASCII name", id="latin-accent"),
+    pytest.param("\u00e9" * 32, "64 bytes", id="multibyte-64-bytes"),
+    pytest.param('x"; DROP TABLE y; --', "not a lowercase snake_case ASCII name", id="sql-injection"),
+    pytest.param('a"b', "not a lowercase snake_case ASCII name", id="double-quote"),
+    pytest.param("it's", "not a lowercase snake_case ASCII name", id="single-quote"),
+    pytest.param("my col", "not a lowercase snake_case ASCII name", id="space"),
+    pytest.param("a\x00b", "NUL byte", id="nul"),
+    pytest.param("Orders", "not a lowercase snake_case ASCII name", id="uppercase"),
+    pytest.param("1abc", "not a lowercase snake_case ASCII name", id="leading-digit"),
+    pytest.param("a-b", "not a lowercase snake_case ASCII name", id="hyphen"),
+    pytest.param("a.b", "", id="dot"),  # "not ... snake_case" or, in a table name, "one dot at most"
+    pytest.param("a\n", "not a lowercase snake_case ASCII name", id="trailing-newline"),
+    pytest.param("", "empty", id="empty"),
+]
+
+# (builder taking one identifier, pydantic loc of the identifier)
+IDENTIFIER_FIELDS = [
+    pytest.param(lambda v: Column(name=v, type="text"), "name", id="Column.name"),
+    pytest.param(lambda v: CreateSchema(name=v), "name", id="CreateSchema.name"),
+    pytest.param(lambda v: CreateTable(table=f"s.{v}", columns=[col()]), "table", id="CreateTable.table"),
+    pytest.param(lambda v: CreateTable(table=f"{v}.t", columns=[col()]), "table", id="CreateTable.schema"),
+    pytest.param(lambda v: DropTable(table=f"s.{v}"), "table", id="DropTable.table"),
+    pytest.param(lambda v: DropColumn(table="t", column=v), "column", id="DropColumn.column"),
+    pytest.param(lambda v: DropIndex(name=f"s.{v}"), "name", id="DropIndex.name"),
+    pytest.param(lambda v: Index(columns=["a"], name=v), "name", id="Index.name"),
+    pytest.param(lambda v: Index(columns=["a"], include=[v]), "include.0", id="Index.include"),
+    pytest.param(lambda v: Unique(columns=[v]), "columns.0", id="Unique.columns"),
+    pytest.param(lambda v: Unique(columns=["a"], name=v), "name", id="Unique.name"),
+    pytest.param(lambda v: Check(expression="a > 0", name=v), "name", id="Check.name"),
+    pytest.param(lambda v: ForeignKey(columns=[v], references="u", ref_columns=["id"]), "columns.0",
+                 id="ForeignKey.columns"),
+    pytest.param(lambda v: ForeignKey(columns=["a"], references=f"s.{v}", ref_columns=["id"]), "references",
+                 id="ForeignKey.references"),
+    pytest.param(lambda v: ForeignKey(columns=["a"], references="u", ref_columns=["id"], name=v), "name",
+                 id="ForeignKey.name"),
+    # model_construct: the column itself is not validated, so only primary_key can be at fault
+    pytest.param(lambda v: CreateTable(table="t", columns=[Column.model_construct(name=v, type="text")],
+                                       primary_key=[v]), "primary_key.0",
+                 id="CreateTable.primary_key"),
+    pytest.param(lambda v: Backfill(table="t", set={v: "1"}), "set", id="Backfill.set-key"),
+    pytest.param(lambda v: Backfill(table="t", set={"a": "1"}, key=[v]), "key.0", id="Backfill.key"),
+    pytest.param(lambda v: SeedRows(table="t", rows=[{"id": 1, v: 1}], conflict_columns=["id"]), "rows",
+                 id="SeedRows.rows-column"),
+    pytest.param(lambda v: SeedRows(table="t", rows=[{v: 1}], conflict_columns=[v]), "conflict_columns.0",
+                 id="SeedRows.conflict_columns"),
+]
+
+
+@pytest.mark.parametrize("build, loc", IDENTIFIER_FIELDS)
+@pytest.mark.parametrize("value, reason", BAD_IDENTIFIERS)
+def test_bad_identifier_is_rejected_everywhere(build, loc, value, reason):
+    err = rejected(lambda: build(value), reason, loc=loc)
+    if value:
+        # the message quotes the offending value (repr, so NUL and look-alikes are visible)
+        assert repr(value)[1:-1] in str(err)
+
+
+@pytest.mark.parametrize("build, loc", IDENTIFIER_FIELDS)
+def test_identifier_of_63_bytes_is_accepted(build, loc):
+    build("a" * MAX_IDENTIFIER_BYTES)
+
+
+@pytest.mark.parametrize("value", ["a", "_a", "a1", "snake_case_name", "select", "order", "user"])
+def test_plain_snake_case_identifiers_are_accepted(value):
+    assert Column(name=value, type="text").name == value
+    assert check_identifier(value) == value
+
+
+def test_non_string_identifier_rejected():
+    rejected(lambda: Column(name=5, type="text"), loc="name")
+
+
+def test_table_names_are_normalized_to_schema_qualified():
+    assert CreateTable(table="orders", columns=[col()]).table == "public.orders"
+    assert CreateTable(table="sales.orders", columns=[col()]).table == "sales.orders"
+    assert ForeignKey(columns=["a"], references="u", ref_columns=["id"]).references == "public.u"
+    assert DropIndex(name="my_idx").name == "public.my_idx"
+
+
+@pytest.mark.parametrize("value", ["a.b.c", ".t", "s.", "s..t"])
+def test_malformed_table_names_rejected(value):
+    rejected(lambda: DropTable(table=value), loc="table")
+
+
+def test_63_byte_schema_and_table_accepted_64_rejected():
+    ok = f"{'s' * 63}.{'t' * 63}"
+    assert CreateTable(table=ok, columns=[col()]).table == ok
+    rejected(lambda: CreateTable(table=f"{'s' * 64}.t", columns=[col()]), "64 bytes", loc="table")
+    rejected(lambda: CreateTable(table=f"s.{'t' * 64}", columns=[col()]), "64 bytes", loc="table")
+
+
+@pytest.mark.parametrize("value", ["pg-trgm; drop", "PgCrypto", "x y", "a" * 64, ""])
+def test_extension_name_rejected(value):
+    rejected(lambda: RequireExtension(name=value), loc="name")
+
+
+def test_extension_names_with_hyphen_accepted():
+    assert RequireExtension(name="uuid-ossp").name == "uuid-ossp"
+
+
+# --- derived names -----------------------------------------------------------------------
+
+LONG_TABLE = f"{'s' * 63}.{'t' * 63}"
+LONG_A = "a" * 63
+LONG_B = "b" * 63
+
+
+def _derived_names(table: str, a: str, b: str) -> dict[str, str]:
+    return {
+        "unique": Unique(columns=[a, b]).resolved_name(table),
+        "fkey": ForeignKey(columns=[a], references="u", ref_columns=["id"]).resolved_name(table),
+        "check": Check(expression=f"{a} > {b}").resolved_name(table),
+        "index": Index(columns=[a, b]).resolved_name(table),
+        "expr_index": Index(columns=[f"lower({a})", f"{b} DESC"]).resolved_name(table),
+    }
+
+
+def test_derived_names_fit_in_63_bytes_and_are_valid_identifiers():
+    for kind, name in _derived_names(LONG_TABLE, LONG_A, LONG_B).items():
+        assert len(name.encode()) <= MAX_IDENTIFIER_BYTES, (kind, name)
+        assert check_identifier(name) == name
+
+
+def test_short_derived_names_are_readable_and_unchanged():
+    names = _derived_names("public.orders", "a", "b")
+    assert names["unique"] == "orders_a_b_key"
+    assert names["fkey"] == "orders_a_fkey"
+    assert names["index"] == "orders_a_b_idx"
+    assert re.fullmatch(r"orders_a_b_[0-9a-f]{8}_check", names["check"])
+    assert derived_name("t", "a", suffix="idx") == "t_a_idx"
+
+
+def test_derived_names_are_deterministic_in_process():
+    assert _derived_names(LONG_TABLE, LONG_A, LONG_B) == _derived_names(LONG_TABLE, LONG_A, LONG_B)
+    assert derived_name("x" * 80, suffix="idx") == derived_name("x" * 80, suffix="idx")
+
+
+def test_derived_names_are_deterministic_across_processes():
+    """No dependence on Python's randomized hash(): a fresh interpreter computes the same names."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.test_spec_validation import _derived_names
+        print(json.dumps(_derived_names({LONG_TABLE!r}, {LONG_A!r}, {LONG_B!r})))
+    """)
+    expected = _derived_names(LONG_TABLE, LONG_A, LONG_B)
+    for seed in ("1", "12345"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}, cwd=ROOT)
+        assert json.loads(out.stdout) == expected
+
+
+def test_long_names_sharing_a_63_byte_prefix_get_different_names():
+    prefix = "p" * 70
+    one = derived_name(prefix + "_one", suffix="idx")
+    two = derived_name(prefix + "_two", suffix="idx")
+    assert one != two
+    assert len(one.encode()) <= 63 and len(two.encode()) <= 63
+    assert one.endswith("_idx") and two.endswith("_idx")
+    # via the components: two tables whose names share 63 bytes... (schema-qualified, max length)
+    t1, t2 = f"s.{'t' * 62}1", f"s.{'t' * 62}2"
+    assert Unique(columns=[LONG_A]).resolved_name(t1) != Unique(columns=[LONG_A]).resolved_name(t2)
+    assert Index(columns=[LONG_A, "x"]).resolved_name("s.t") != Index(columns=[LONG_A, "y"]).resolved_name("s.t")
+    assert (Check(expression=f"{LONG_A} > 1").resolved_name(LONG_TABLE)
+            != Check(expression=f"{LONG_A} > 2").resolved_name(LONG_TABLE))
+
+
+def test_check_name_does_not_depend_on_spelling_of_the_same_expression():
+    assert (Check(expression="a>0").resolved_name("t")
+            == Check(expression="a  >  0 -- positive").resolved_name("t"))
+
+
+def test_explicit_names_win_over_derived_ones():
+    assert Unique(columns=["a"], name="uq_x").resolved_name("t") == "uq_x"
+    assert Index(columns=["a"], name="ix").qualified_name("s.t") == "s.ix"
+    assert Index(columns=["a"]).qualified_name("s.t") == "s.t_a_idx"
+
+
+def _quoted_identifiers(specs: Path) -> set[str]:
+    found: set[str] = set()
+    for bundle in build_bundles(specs):
+        for name, text in bundle.files.items():
+            if name.endswith(".sql"):
+                found |= set(re.findall(r'"([a-z0-9_]+)"', text))
+    return found
+
+
+def _write_long_spec(tmp_path: Path, *, primary_key: bool) -> Path:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    pk = f"primary_key=[{LONG_A!r}]," if primary_key else ""
+    (specs / "V001_long.py").write_text(textwrap.dedent(f"""
+        from dbdeploy import *
+        T = {LONG_TABLE!r}
+        A, B = {LONG_A!r}, {LONG_B!r}
+        migration = Migration(version="001", name="long", operations=[
+            CreateSchema(name={'s' * 63!r}),
+            CreateTable(table=T, columns=[Column(name=A, type="bigint", nullable=False), Column(name=B, type="text")],
+                        {pk}
+                        uniques=[Unique(columns=[A, B])], checks=[Check(expression=f"{{A}} > 0")],
+                        indexes=[Index(columns=[B, A]), Index(columns=[f"lower({{B}})"])],
+                        foreign_keys=[ForeignKey(columns=[A], references="u", ref_columns=["id"], optional=True)]),
+        ])
+        migration2 = Migration(version="002", name="long2", operations=[
+            AddColumn(table=T, column=Column(name="c" * 63, type="uuid", nullable=False,
+                                             default="'00000000-0000-0000-0000-000000000000'")),
+            AddColumn(table=T, column=Column(name="d" * 63, type="text", nullable=False)),
+            Backfill(table=T, set={{"d" * 63: "'x'"}}, key=[A]),
+            CreateIndex(table=T, index=Index(columns=["c" * 63])),
+            AddUnique(table=T, unique=Unique(columns=["c" * 63, "d" * 63])),
+            AddCheck(table=T, check=Check(expression="{'d' * 63} <> ''")),
+            AddForeignKey(table=T, foreign_key=ForeignKey(columns=[B], references="u", ref_columns=["id"])),
+            SeedRows(table=T, rows=[{{A: 1, B: "x"}}], conflict_columns=[A]),
+        ])
+        migration3 = Migration(version="003", name="long3", operations=[
+            DropColumn(table=T, column="c" * 63),
+            DropIndex(name={'s' * 63!r} + "." + Index(columns=[B, A]).resolved_name(T)),
+            DropTable(table=T),
+        ])
+    """))
+    return specs
+
+
+def test_every_identifier_in_generated_sql_fits_in_63_bytes(tmp_path):
+    """Max-length schema/table/column names: no emitted identifier may be silently truncated."""
+    names = _quoted_identifiers(_write_long_spec(tmp_path, primary_key=False))
+    assert LONG_A in names  # the regex really sees the identifiers
+    too_long = sorted(n for n in names if len(n.encode()) > MAX_IDENTIFIER_BYTES)
+    assert not too_long
+
+
+def test_primary_key_name_fits_in_63_bytes(tmp_path):
+    names = _quoted_identifiers(_write_long_spec(tmp_path, primary_key=True))
+    too_long = sorted(n for n in names if len(n.encode()) > MAX_IDENTIFIER_BYTES)
+    assert not too_long
+    table = CreateTable(table=LONG_TABLE, columns=[col(LONG_A)], primary_key=[LONG_A])
+    assert len(table.pk_name.encode()) <= MAX_IDENTIFIER_BYTES
+
+
+# --- SQL expressions ---------------------------------------------------------------------
+
+# (builder taking one expression, loc, getter of the stored value)
+EXPRESSION_FIELDS = [
+    pytest.param(lambda v: Column(name="a", type="text", default=v), "default", lambda m: m.default,
+                 id="Column.default"),
+    pytest.param(lambda v: Check(expression=v), "expression", lambda m: m.expression, id="Check.expression"),
+    pytest.param(lambda v: Index(columns=["a"], where=v), "where", lambda m: m.where, id="Index.where"),
+    pytest.param(lambda v: Backfill(table="t", set={"a": v}), "set.a", lambda m: m.set["a"],
+                 id="Backfill.set-value"),
+    pytest.param(lambda v: Backfill(table="t", set={"a": "1"}, where=v), "where", lambda m: m.where,
+                 id="Backfill.where"),
+]
+
+BAD_EXPRESSIONS = [
+    pytest.param("now()); DROP TABLE x; --", "syntax error", id="close-paren-injection"),
+    pytest.param("1; SELECT 1", "more than one statement", id="two-statements"),
+    pytest.param("1; DROP TABLE x", "more than one statement", id="drop-statement"),
+    pytest.param("1 --\n; DROP TABLE x", "more than one statement", id="comment-then-statement"),
+    pytest.param("1, 2", "list of expressions", id="list"),
+    pytest.param("1 FROM t", "not a single expression", id="from"),
+    pytest.param("1 WHERE true", "not a single expression", id="where"),
+    pytest.param("1 ORDER BY 1", "not a single expression", id="order-by"),
+    pytest.param("1 LIMIT 1", "not a single expression", id="limit"),
+    pytest.param("1 INTO x", "not a single expression", id="into"),
+    pytest.param("1 FOR UPDATE", "not a single expression", id="for-update"),
+    pytest.param("(SELECT 1) UNION SELECT 2", "not a single expression", id="union"),
+    pytest.param("1 INTERSECT SELECT 2", "not a single expression", id="intersect"),
+    pytest.param("DISTINCT 1", "not a single expression", id="distinct"),
+    pytest.param("1 AS x", "alias", id="alias"),
+    pytest.param("*", "'*'", id="star"),
+    pytest.param("1 /*", "unterminated /* comment", id="unterminated-comment"),
+    pytest.param("'abc", "unterminated", id="unterminated-string"),
+    pytest.param("$$abc", "unterminated", id="unterminated-dollar"),
+    pytest.param("", "is empty", id="empty"),
+    pytest.param("   \n ", "is empty", id="blank"),
+    pytest.param("1\x00", "NUL byte", id="nul"),
+]
+
+
+@pytest.mark.parametrize("build, loc, _get", EXPRESSION_FIELDS)
+@pytest.mark.parametrize("value, reason", BAD_EXPRESSIONS)
+def test_expression_that_is_not_exactly_one_expression_is_rejected(build, loc, _get, value, reason):
+    rejected(lambda: build(value), "invalid SQL expression", reason, repr(value)[1:-1], loc=loc)
+
+
+GOOD_EXPRESSIONS = [
+    ("now()", "now()"),
+    ("now() -- set on insert", "now()"),
+    ("now() /* comment */", "now()"),
+    ("-- leading comment\nnow()", "now()"),
+    ("1 -- ; DROP TABLE x", "1"),
+    ("  a  >  0  ", "a > 0"),
+    ("coalesce(x, 'y')", "COALESCE(x, 'y')"),
+    ("'it''s'", "'it''s'"),
+    ("$$x; DROP TABLE y$$", "'x; DROP TABLE y'"),
+    ("status IN ('A', 'B')", "status IN ('A', 'B')"),
+    ("(SELECT 1)", "(SELECT 1)"),
+]
+
+
+@pytest.mark.parametrize("build, loc, get", EXPRESSION_FIELDS)
+@pytest.mark.parametrize("value, canonical", GOOD_EXPRESSIONS)
+def test_valid_expression_is_stored_in_canonical_form(build, loc, get, value, canonical):
+    stored = get(build(value))
+    assert stored == canonical
+    assert "--" not in stored and "/*" not in stored
+    assert parse_expression(stored).text == stored  # canonical form is a fixed point
+
+
+# --- types -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, canonical", [
+    ("numeric(10,2)", "numeric(10, 2)"),
+    ("timestamptz", "timestamptz"),
+    ("text[]", "text[]"),
+    ("TEXT", "text"),
+    ("varchar(20)", "varchar(20)"),
+    ("character varying(5)", "varchar(5)"),
+    ("double precision", "double precision"),
+    ("timestamp with time zone", "timestamp with time zone"),
+    ("int[][]", "integer[][]"),
+    ("public.mytype", "public.mytype"),
+    ("jsonb", "jsonb"),
+])
+def test_valid_type_is_parsed_and_canonical(value, canonical):
+    assert Column(name="a", type=value).type == canonical
+
+
+@pytest.mark.parametrize("value", [
+    "text); DROP TABLE x; --",
+    "numeric(10,2); SELECT 1",
+    "text, b int",
+    "text DEFAULT 1",
+    "text -- comment",
+    "integer)",
+    "not a type",
+    "",
+    "text\x00",
+])
+def test_invalid_type_rejected(value):
+    rejected(lambda: Column(name="a", type=value), "invalid PostgreSQL type", loc="type")
+
+
+def test_setof_is_not_a_column_type():
+    rejected(lambda: Column(name="a", type="SETOF int"), loc="type")
+
+
+# --- index keys --------------------------------------------------------------------------
+
+def test_index_keys_accept_names_and_expressions():
+    index = Index(columns=["email", "lower(email)", "created_at DESC"])
+    assert index.columns == ["email", "(lower(email))", "created_at DESC"]
+    assert index.referenced_columns == {"email", "created_at"}
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("a); DROP TABLE x; --", "not one index key"),
+    ("a, b", "one list entry per key"),
+    ("", "is empty"),
+])
+def test_bad_index_key_rejected(value, reason):
+    rejected(lambda: Index(columns=[value]), "invalid index key", reason, loc="columns.0")
+
+
+def test_index_needs_columns_and_a_known_method():
+    rejected(lambda: Index(columns=[]), "at least one column", loc="columns")
+    rejected(lambda: Index(columns=["a"], method="btree; DROP TABLE x"), "must be one of", loc="method")
+
+
+# --- references inside CreateTable -------------------------------------------------------
+
+def _table(**kw) -> CreateTable:
+    return CreateTable(table="t", columns=[col("a"), col("b", "bigint")], **kw)
+
+
+@pytest.mark.parametrize("kw, where, column", [
+    ({"primary_key": ["zz"]}, "primary_key", "zz"),
+    ({"uniques": [Unique(columns=["a", "zz"])]}, "uniques[0].columns", "zz"),
+    ({"checks": [Check(expression="zz > 0")]}, "checks[0].expression", "zz"),
+    ({"indexes": [Index(columns=["zz"])]}, "indexes[0]", "zz"),
+    ({"indexes": [Index(columns=["lower(zz)"])]}, "indexes[0]", "zz"),
+    ({"indexes": [Index(columns=["a"], where="zz IS NOT NULL")]}, "indexes[0]", "zz"),
+    ({"indexes": [Index(columns=["a"], include=["zz"])]}, "indexes[0]", "zz"),
+    ({"foreign_keys": [ForeignKey(columns=["zz"], references="u", ref_columns=["id"])]},
+     "foreign_keys[0].columns", "zz"),
+    ({"foreign_keys": [ForeignKey(columns=["b"], references="t", ref_columns=["zz"])]},
+     "foreign_keys[0].ref_columns", "zz"),
+])
+def test_create_table_reference_to_unknown_column_names_it(kw, where, column):
+    rejected(lambda: _table(**kw), where, f"unknown column(s) {column}", "(columns: a, b)")
+
+
+def test_create_table_with_valid_references_accepted():
+    table = _table(primary_key=["b"], uniques=[Unique(columns=["a"])], checks=[Check(expression="b > 0")],
+                   indexes=[Index(columns=["lower(a)"], where="b > 0", include=["b"])],
+                   foreign_keys=[ForeignKey(columns=["b"], references="t", ref_columns=["b"]),
+                                 # another table's columns are not known here, so not checked
+                                 ForeignKey(columns=["a"], references="other", ref_columns=["anything"])])
+    assert table.primary_key == ["b"]
+
+
+def test_duplicate_column_names_rejected():
+    rejected(lambda: CreateTable(table="t", columns=[col("a"), col("a", "int")]), "'a' is defined twice",
+             loc="columns")
+
+
+def test_table_needs_columns():
+    rejected(lambda: CreateTable(table="t", columns=[]), "at least one column", loc="columns")
+
+
+@pytest.mark.parametrize("kw, dupe", [
+    ({"checks": [Check(expression="b > 0", name="c1"), Check(expression="b > 1", name="c1")]}, "c1"),
+    ({"uniques": [Unique(columns=["a"], name="x1")], "checks": [Check(expression="b > 0", name="x1")]}, "x1"),
+    ({"uniques": [Unique(columns=["a"], name="i1")], "indexes": [Index(columns=["b"], name="i1")]}, "i1"),
+    ({"indexes": [Index(columns=["a"], name="i1"), Index(columns=["b"], name="i1")]}, "i1"),
+    ({"primary_key": ["b"], "uniques": [Unique(columns=["a"], name="t_pkey")]}, "t_pkey"),
+    ({"uniques": [Unique(columns=["a"]), Unique(columns=["a"])]}, "t_a_key"),
+    ({"indexes": [Index(columns=["a"]), Index(columns=["a"], where="b > 0")]}, "t_a_idx"),
+    ({"foreign_keys": [ForeignKey(columns=["b"], references="u", ref_columns=["id"]),
+                       ForeignKey(columns=["b"], references="v", ref_columns=["id"])]}, "t_b_fkey"),
+])
+def test_duplicate_constraint_or_index_names_rejected(kw, dupe):
+    rejected(lambda: _table(**kw), f"name(s) {dupe} used twice")
+
+
+def test_primary_key_listing_a_column_twice_rejected():
+    rejected(lambda: _table(primary_key=["a", "a"]), "primary_key lists a column twice")
+
+
+# --- foreign keys ------------------------------------------------------------------------
+
+def test_foreign_key_column_count_mismatch_rejected():
+    rejected(lambda: ForeignKey(columns=["a"], references="u", ref_columns=["x", "y"]),
+             "1 column(s) but 2 ref_columns")
+    rejected(lambda: ForeignKey(columns=["a", "b"], references="u", ref_columns=["x"]),
+             "2 column(s) but 1 ref_columns")
+
+
+def test_foreign_key_columns_must_be_non_empty_and_distinct():
+    rejected(lambda: ForeignKey(columns=[], references="u", ref_columns=[]), "must not be empty", loc="columns")
+    rejected(lambda: ForeignKey(columns=["a", "a"], references="u", ref_columns=["x", "y"]), "'a' is listed twice",
+             loc="columns")
+
+
+@pytest.mark.parametrize("value", ["DROP", "CASCADE; DROP TABLE u", "SET", "cascade restrict", ""])
+def test_foreign_key_invalid_on_delete_rejected(value):
+    rejected(lambda: ForeignKey(columns=["a"], references="u", ref_columns=["id"], on_delete=value),
+             "must be one of", repr(value), loc="on_delete")
+
+
+@pytest.mark.parametrize("value, normal", [
+    ("cascade", "CASCADE"), ("set  null", "SET NULL"), ("Set Default", "SET DEFAULT"),
+    ("RESTRICT", "RESTRICT"), ("no action", "NO ACTION"), (None, None),
+])
+def test_foreign_key_on_delete_normalized(value, normal):
+    assert ForeignKey(columns=["a"], references="u", ref_columns=["id"], on_delete=value).on_delete == normal
+
+
+# --- identity ----------------------------------------------------------------------------
+
+def test_identity_with_default_rejected():
+    rejected(lambda: Column(name="id", type="bigint", identity=True, default="1"),
+             "'id'", "cannot also have a default")
+
+
+@pytest.mark.parametrize("value", ["text", "numeric", "serial", "uuid", "bigint[]"])
+def test_identity_needs_integer_type(value):
+    rejected(lambda: Column(name="id", type=value, identity=True), "'id'", "identity needs an integer type")
+
+
+@pytest.mark.parametrize("value", ["bigint", "BIGINT", "int", "integer", "smallint", "int8", "pg_catalog.int8"])
+def test_identity_on_integer_types_accepted_and_not_null(value):
+    column = Column(name="id", type=value, identity=True)
+    assert column.identity and column.nullable is False
+
+
+def test_add_column_identity_refused():
+    rejected(lambda: AddColumn(table="t", column=Column(name="id", type="bigint", identity=True)),
+             "identity column", "ACCESS EXCLUSIVE")
+
+
+def test_comment_with_nul_rejected():
+    rejected(lambda: Column(name="a", type="text", comment="x\x00y"), "NUL byte", loc="comment")
+
+
+# --- SeedRows ----------------------------------------------------------------------------
+
+def _seed(rows, conflict=("id",)) -> SeedRows:
+    return SeedRows(table="t", rows=rows, conflict_columns=list(conflict))
+
+
+def test_seed_rows_missing_conflict_column_rejected():
+    rejected(lambda: _seed([{"id": 1, "x": 1}, {"x": 2}]), "rows[1] has no value for conflict column(s) id")
+
+
+@pytest.mark.parametrize("value, kind", [
+    (object(), "object"), (b"bytes", "bytes"), ({1, 2}, "set"), (1j, "complex"), ((1, 2), "tuple"),
+])
+def test_seed_rows_unsupported_value_type_rejected(value, kind):
+    rejected(lambda: _seed([{"id": 1, "val": value}]), "rows[0].val", f"unsupported value type {kind}",
+             loc="rows")
+
+
+def test_seed_rows_nul_in_string_rejected():
+    rejected(lambda: _seed([{"id": 1}, {"id": 2, "name": "a\x00b"}]), "rows[1].name contains a NUL byte",
+             loc="rows")
+
+
+def test_seed_rows_nested_unsupported_value_rejected():
+    rejected(lambda: _seed([{"id": 1, "tags": [object()]}]), "unsupported value type", loc="rows")
+
+
+def test_seed_rows_nested_nul_rejected():
+    rejected(lambda: _seed([{"id": 1, "tags": ["a\x00b"]}]), "NUL", loc="rows")
+
+
+def test_seed_rows_empty_rows_rejected():
+    rejected(lambda: _seed([]), "at least one row", loc="rows")
+    rejected(lambda: _seed([{}]), "rows[0] is empty", loc="rows")
+    rejected(lambda: _seed([{"id": 1}], conflict=()), "must not be empty", loc="conflict_columns")
+
+
+def test_seed_rows_supported_values_accepted():
+    import datetime
+    import decimal
+    import uuid
+
+    row = {"id": 1, "n": None, "b": True, "f": 1.5, "d": decimal.Decimal("1.50"), "day": datetime.date(2024, 1, 2),
+           "ts": datetime.datetime(2024, 1, 2, 3, 4), "u": uuid.UUID(int=1), "j": {"k": [1, "x"]}, "s": "text"}
+    assert _seed([row]).rows == [row]
+
+
+# --- Backfill ----------------------------------------------------------------------------
+
+def test_backfill_empty_set_rejected():
+    rejected(lambda: Backfill(table="t", set={}), "at least one column", loc="set")
+
+
+def test_backfill_batch_size_bounds():
+    rejected(lambda: Backfill(table="t", set={"a": "1"}, batch_size=0), loc="batch_size")
+    rejected(lambda: Backfill(table="t", set={"a": "1"}, batch_size=1_000_001), loc="batch_size")
+    assert Backfill(table="t", set={"a": "1"}, batch_size=1).batch_size == 1
+
+
+def test_backfill_cannot_change_its_own_key():
+    rejected(lambda: Migration(version="1", name="m", operations=[
+        CreateTable(table="t", columns=[col("id", "bigint")], primary_key=["id"]),
+        Backfill(table="t", set={"id": "id + 1"}),
+    ]), "operations[1]", "own key column(s) id")
+
+
+def test_backfill_referencing_unknown_column_of_created_table_rejected():
+    rejected(lambda: Migration(version="1", name="m", operations=[
+        CreateTable(table="t", columns=[col("id", "bigint"), col("a")], primary_key=["id"]),
+        Backfill(table="t", set={"a": "zz"}),
+    ]), "operations[1]", "zz")
+
+
+# --- Migration ---------------------------------------------------------------------------
+
+def _migration(**kw) -> Migration:
+    args = {"version": "001", "name": "m", "operations": [CreateSchema(name="s")]}
+    args.update(kw)
+    return Migration(**args)
+
+
+@pytest.mark.parametrize("value", ["001", "1", "0000000001", "9999999999"])
+def test_migration_version_digits_accepted(value):
+    assert _migration(version=value).version == value
+
+
+@pytest.mark.parametrize("value", [1, "v1", "", "1a", "12345678901", "\u0661", " 1", "001\n", "1.0", "-1"])
+def test_migration_version_must_be_digits(value):
+    rejected(lambda: _migration(version=value), "must be a string of 1-10 digits", loc="version")
+
+
+@pytest.mark.parametrize("value", ["Add", "add-x", "1add", "", "a" * 81, "add x", "add\n", "_add"])
+def test_migration_name_must_be_snake_case(value):
+    rejected(lambda: _migration(name=value), "must be snake_case", loc="name")
+
+
+def test_migration_name_of_80_chars_accepted():
+    assert _migration(name="a" * 80).folder == "V001__" + "a" * 80
+
+
+def test_migration_needs_operations():
+    rejected(lambda: _migration(operations=[]), "at least one operation", loc="operations")
+
+
+def test_migration_description_with_nul_rejected():
+    rejected(lambda: _migration(description="a\x00"), "NUL byte", loc="description")
+
+
+def test_not_null_add_column_without_default_or_backfill_rejected():
+    rejected(lambda: _migration(operations=[
+        AddColumn(table="t", column=col("c", nullable=False)),
+    ]), "operations[0]", "'c' is NOT NULL without a default", "Backfill")
+
+
+def test_not_null_add_column_backfilled_later_accepted():
+    m = _migration(operations=[
+        AddColumn(table="t", column=col("c", nullable=False)),
+        Backfill(table="public.t", set={"c": "'x'"}, key=["id"]),  # same table, spelled differently
+    ])
+    assert len(m.operations) == 2
+
+
+def test_not_null_add_column_with_default_accepted():
+    _migration(operations=[AddColumn(table="t", column=col("c", nullable=False, default="'x'"))])
+    _migration(operations=[AddColumn(table="t", column=col("c", "uuid", nullable=False,
+                                                           default="gen_random_uuid()"))])
+
+
+@pytest.mark.parametrize("ops", [
+    pytest.param([Backfill(table="t", set={"c": "'x'"}, key=["id"]),
+                  AddColumn(table="t", column=col("c", nullable=False))], id="backfill-before"),
+    pytest.param([AddColumn(table="t", column=col("c", nullable=False)),
+                  Backfill(table="t", set={"other": "'x'"}, key=["id"])], id="backfill-other-column"),
+    pytest.param([AddColumn(table="t", column=col("c", nullable=False)),
+                  Backfill(table="u", set={"c": "'x'"}, key=["id"])], id="backfill-other-table"),
+])
+def test_not_null_add_column_needs_its_own_later_backfill(ops):
+    rejected(lambda: _migration(operations=ops), "'c' is NOT NULL without a default")
+
+
+def test_add_column_then_index_on_it_in_same_migration_accepted():
+    m = _migration(operations=[
+        CreateTable(table="t", columns=[col("id", "bigint")], primary_key=["id"]),
+        AddColumn(table="t", column=col("c")),
+        CreateIndex(table="t", index=Index(columns=["c"])),
+        AddCheck(table="t", check=Check(expression="c <> ''")),
+        AddUnique(table="t", unique=Unique(columns=["c"])),
+        DropIndex(name="t_c_idx"),
+    ])
+    assert [op.kind for op in m.operations][-1] == "drop_index"
+
+
+def test_create_table_then_add_existing_column_rejected():
+    rejected(lambda: _migration(operations=[
+        CreateTable(table="t", columns=[col("id", "bigint")]),
+        AddColumn(table="t", column=col("id")),
+    ]), "operations[1]", "column 'id' already exists in public.t")
+
+
+@pytest.mark.parametrize("op, message", [
+    (CreateIndex(table="t", index=Index(columns=["zz"])), "zz"),
+    (AddCheck(table="t", check=Check(expression="zz > 0")), "zz"),
+    (AddUnique(table="t", unique=Unique(columns=["zz"])), "zz"),
+    (AddForeignKey(table="t", foreign_key=ForeignKey(columns=["zz"], references="u", ref_columns=["id"])), "zz"),
+    (SeedRows(table="t", rows=[{"id": 1, "zz": 2}], conflict_columns=["id"]), "zz"),
+    (DropColumn(table="t", column="zz"), "no column 'zz'"),
+    (DropColumn(table="t", column="id"), "primary key"),
+    (CreateTable(table="public.t", columns=[col("x")]), "already created"),
+    (CreateIndex(table="t", index=Index(columns=["id"], name="ix")),
+     "public.ix is already used by an index of public.t"),
+])
+def test_operations_checked_against_tables_created_earlier_in_the_migration(op, message):
+    rejected(lambda: _migration(operations=[
+        CreateTable(table="t", columns=[col("id", "bigint")], primary_key=["id"],
+                    indexes=[Index(columns=["id"], name="ix")]),
+        op,
+    ]), "operations[1]", message)
+
+
+# --- RawSQL ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["forward", "rollback", "verify"])
+@pytest.mark.parametrize("value, reason", [
+    ("SELEC 1", "not valid SQL"),
+    ("SELECT 1 /* x", "not valid SQL"),
+    ("", "not valid SQL"),
+    ("BEGIN; SELECT 1; COMMIT;", "BEGIN/COMMIT/ROLLBACK"),
+    ("COMMIT", "BEGIN/COMMIT/ROLLBACK"),
+    ("ROLLBACK", "BEGIN/COMMIT/ROLLBACK"),
+    ("START TRANSACTION", "BEGIN/COMMIT/ROLLBACK"),
+    ("SELECT 1; SAVEPOINT a", "BEGIN/COMMIT/ROLLBACK"),
+])
+def test_raw_sql_invalid_or_transaction_control_rejected(field, value, reason):
+    args = {"forward": "SELECT 1", "rollback": "SELECT 1", field: value}
+    rejected(lambda: RawSQL(**args), f"{field} ", reason, loc=field)
+
+
+def test_raw_sql_valid_accepted():
+    raw = RawSQL(forward="CREATE INDEX CONCURRENTLY i ON t (a);", rollback="DROP INDEX CONCURRENTLY i",
+                 verify="SELECT 1")
+    assert raw.forward_sql == "CREATE INDEX CONCURRENTLY i ON t (a);"
+    assert raw.rollback_sql == "DROP INDEX CONCURRENTLY i"
+
+
+# --- unknown fields and immutability -----------------------------------------------------
+
+MINIMAL = [
+    (Column, {"name": "a", "type": "text"}),
+    (ForeignKey, {"columns": ["a"], "references": "u", "ref_columns": ["id"]}),
+    (Check, {"expression": "a > 0"}),
+    (Unique, {"columns": ["a"]}),
+    (Index, {"columns": ["a"]}),
+    (CreateSchema, {"name": "s"}),
+    (RequireExtension, {"name": "pgcrypto"}),
+    (CreateTable, {"table": "t", "columns": [Column(name="a", type="text")]}),
+    (AddColumn, {"table": "t", "column": Column(name="a", type="text")}),
+    (CreateIndex, {"table": "t", "index": Index(columns=["a"])}),
+    (AddForeignKey, {"table": "t", "foreign_key": ForeignKey(columns=["a"], references="u", ref_columns=["id"])}),
+    (AddCheck, {"table": "t", "check": Check(expression="a > 0")}),
+    (AddUnique, {"table": "t", "unique": Unique(columns=["a"])}),
+    (Backfill, {"table": "t", "set": {"a": "1"}}),
+    (SeedRows, {"table": "t", "rows": [{"a": 1}], "conflict_columns": ["a"]}),
+    (DropIndex, {"name": "s.i"}),
+    (DropColumn, {"table": "t", "column": "a"}),
+    (DropTable, {"table": "t"}),
+    (RawSQL, {"forward": "SELECT 1", "rollback": "SELECT 1"}),
+    (Migration, {"version": "001", "name": "m", "operations": [CreateSchema(name="s")]}),
+]
+
+
+@pytest.mark.parametrize("model, kwargs", MINIMAL, ids=[m.__name__ for m, _ in MINIMAL])
+def test_unknown_field_rejected(model, kwargs):
+    model(**kwargs)  # the minimal form is valid
+    err = rejected(lambda: model(**kwargs, nullabel=False), "Extra inputs are not permitted", loc="nullabel")
+    assert err.errors()[0]["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize("model, kwargs", MINIMAL, ids=[m.__name__ for m, _ in MINIMAL])
+def test_models_are_frozen(model, kwargs):
+    obj = model(**kwargs)
+    field = next(iter(type(obj).model_fields))
+    with pytest.raises(ValidationError, match="frozen"):
+        setattr(obj, field, getattr(obj, field))
+
+
+def test_missing_required_field_named():
+    rejected(lambda: Column(name="a"), "Field required", loc="type")
+    rejected(lambda: Migration(version="001", name="m"), "Field required", loc="operations")
