@@ -345,3 +345,81 @@ def test_kill_9_mid_backfill_then_apply_resumes(fresh_db, tmp_path) -> None:
     assert fresh_db.execute("SELECT status, count(*) FROM migrations.migration_log WHERE version = '002'"
                             " GROUP BY status") == [("completed", 1)]
     assert _events(fresh_db, "apply") == {"001": 1, "002": 1}
+
+
+def test_protected_environment_accepts_the_typed_name_on_a_terminal(fresh_db, tmp_path) -> None:
+    import os
+    import subprocess
+
+    from tests.executor_support import DBDEPLOY
+
+    project = make_project(tmp_path, None, extra_env=(
+        "[environments.production]\n"
+        f"dsn = {json.dumps(fresh_db.dsn)}\n"
+        "protected = true\n"))
+
+    def typed(answer: str) -> subprocess.CompletedProcess:
+        leader, follower = os.openpty()        # stdin is a terminal, as for a DBA at a shell
+        try:
+            os.write(leader, answer.encode() + b"\n")
+            return subprocess.run([DBDEPLOY, "apply", "--env", "production", "--to", "2", "--plain"],
+                                  cwd=project.root, stdin=follower, capture_output=True, text=True, timeout=120,
+                                  check=False)
+        finally:
+            os.close(follower)
+            os.close(leader)
+
+    wrong = typed("staging")
+    assert wrong.returncode == 2
+    assert "confirmation did not match" in wrong.stderr
+    assert fresh_db.execute("SELECT to_regnamespace('migrations')") == [(None,)]
+    right = typed("production")
+    assert right.returncode == 0, right.stderr
+    assert fresh_db.execute(LOG) == [("001", "completed"), ("002", "completed")]
+
+
+def test_progress_is_reported_through_the_callback(fresh_db, tmp_path) -> None:
+    from dbdeploy.executor.config import load_config
+    from dbdeploy.executor.deploy import Deployment
+    from dbdeploy.executor.progress import BackfillProgress, StepFinished, StepStarted
+
+    specs = tmp_path / "bigspecs"
+    write_spec(specs, "V001_readings.py", BIG_SPEC)
+    project = make_project(tmp_path / "p", fresh_db.dsn, specs=specs)
+    config = load_config(project.root)
+    events = []
+    deployment = Deployment(config=config, env=config.environment("test"), dsn=fresh_db.dsn,
+                            progress=events.append)
+    deployment.apply(to="1")
+    fresh_db.execute("INSERT INTO public.readings SELECT g, g FROM generate_series(1, 5500) g")
+    deployment.apply()
+    backfill = [e for e in events if isinstance(e, BackfillProgress)]
+    assert [e.rows_done for e in backfill] == [1000, 2000, 3000, 4000, 5000, 5500]
+    assert all(e.rows_total >= e.rows_done for e in backfill)
+    started = [e for e in events if isinstance(e, StepStarted)]
+    finished = [e for e in events if isinstance(e, StepFinished)]
+    assert [(e.label, e.number) for e in started] == [(e.label, e.number) for e in finished]
+    assert ("V002", "backfill") in {(e.label, e.kind) for e in started}
+
+
+def test_index_build_progress_comes_from_pg_stat_progress_create_index(fresh_db) -> None:
+    from dbdeploy.executor.bundles import ExecStep
+    from dbdeploy.executor.progress import IndexProgress
+    from dbdeploy.executor.runner import ScriptRunner
+
+    fresh_db.execute("CREATE TABLE public.big (id bigint PRIMARY KEY, v text);"
+                     " INSERT INTO public.big SELECT g, md5(g::text) FROM generate_series(1, 1000000) g;"
+                     " ANALYZE public.big")
+    events = []
+    conn = fresh_db.connect()
+    runner = ScriptRunner(conn, label="V009", retries=0, lock_timeout="5s", statement_timeout="0",
+                          progress=events.append)
+    step = ExecStep(1, "create_index", False, "SHARE UPDATE EXCLUSIVE", "public.big", "build",
+                    ("CREATE INDEX CONCURRENTLY big_v_idx ON public.big (v)",))
+    runner.run_step(step)
+    seen = [e for e in events if isinstance(e, IndexProgress)]
+    assert seen, "a 1M-row concurrent build should be observed at least once"
+    assert all(e.label == "V009" and e.number == 1 and e.phase for e in seen)
+    assert any(e.total > 0 and 0 <= e.done <= e.total for e in seen), seen
+    assert fresh_db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.big_v_idx'::regclass") == [
+        (True,)]

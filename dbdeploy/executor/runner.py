@@ -194,7 +194,7 @@ class ScriptRunner:
             try:
                 with psycopg.connect(**params, password=password or None, autocommit=True,
                                      application_name="dbdeploy-progress") as watcher:
-                    while not stop.wait(0.5):
+                    while not stop.wait(0.2):
                         row = watcher.execute(
                             "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total"
                             " FROM pg_catalog.pg_stat_progress_create_index WHERE pid = %s", [pid]).fetchone()
