@@ -36,12 +36,17 @@ class AddForeignKey(Operation):
         return foreign_key_steps(ctx, self.table, self.foreign_key)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
-        fk = self.foreign_key
-        return [expect.constraint(self.table, fk.resolved_name(self.table), columns=fk.columns,
-                                  requires_table=fk.references if fk.optional else None)]
+        return [foreign_key_expect(self.table, self.foreign_key)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_constraint(ctx, self.table, self.foreign_key.resolved_name(self.table))]
+
+
+def foreign_key_expect(table: str, fk: ForeignKey) -> dict:
+    return expect.constraint(table, fk.resolved_name(table), columns=fk.columns, kind="f",
+                             requires_table=fk.references if fk.optional else None, key=list(fk.columns),
+                             references=fk.references, ref_columns=list(fk.ref_columns),
+                             on_delete=fk.on_delete or "NO ACTION")
 
 
 def foreign_key_steps(ctx: PlanContext, table: str, fk: ForeignKey) -> list[Step]:
@@ -63,7 +68,8 @@ class AddCheck(Operation):
         _register(state, self.table, self.check.resolved_name(self.table), "check")
 
     def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.constraint(self.table, self.check.resolved_name(self.table), columns=self.check.columns)]
+        return [expect.constraint(self.table, self.check.resolved_name(self.table), columns=self.check.columns,
+                                  kind="c", expression=self.check.expression)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         name = self.check.resolved_name(self.table)
@@ -88,7 +94,8 @@ class AddUnique(Operation):
                     self.table)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.constraint(self.table, self.unique.resolved_name(self.table), columns=self.unique.columns)]
+        return [expect.constraint(self.table, self.unique.resolved_name(self.table), columns=self.unique.columns,
+                                  kind="u", key=list(self.unique.columns))]
 
     def _index(self) -> Index:
         return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))

@@ -64,7 +64,9 @@ class Backfill(Operation):
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         plan = self.plan(ctx)
-        return [expect.backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where)]
+        where_columns = parse_expression(self.where).columns if self.where else ()
+        return [expect.backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where,
+                                set_columns=self.set, where_columns=where_columns)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         plan = self.plan(ctx)

@@ -14,7 +14,7 @@ from pydantic import field_validator, model_validator
 
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops import expect
-from dbdeploy.ops.add_constraint import foreign_key_steps
+from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step, TableState
 from dbdeploy.ops.common import (
     S,
@@ -169,18 +169,20 @@ class CreateTable(Operation):
     def expects(self, ctx: PlanContext) -> list[dict]:
         entries = [expect.table(self.table)]
         entries += [expect.column(self.table, c.name, not_null=not c.nullable or c.name in self.primary_key,
-                                  type_name=c.type) for c in self.columns]
+                                  type_name=c.type, default=c.default, identity=c.identity) for c in self.columns]
         if self.primary_key:
-            entries.append(expect.constraint(self.table, self.pk_name, columns=self.primary_key))
+            entries.append(expect.constraint(self.table, self.pk_name, columns=self.primary_key, kind="p",
+                                             key=list(self.primary_key)))
         for unique in self.uniques:
-            entries.append(expect.constraint(self.table, unique.resolved_name(self.table), columns=unique.columns))
+            entries.append(expect.constraint(self.table, unique.resolved_name(self.table), columns=unique.columns,
+                                             kind="u", key=list(unique.columns)))
         for check in self.checks:
-            entries.append(expect.constraint(self.table, check.resolved_name(self.table), columns=check.columns))
+            entries.append(expect.constraint(self.table, check.resolved_name(self.table), columns=check.columns,
+                                             kind="c", expression=check.expression))
         for fk in self.foreign_keys:
-            entries.append(expect.constraint(self.table, fk.resolved_name(self.table), columns=fk.columns,
-                                             requires_table=fk.references if fk.optional else None))
-        entries += [expect.index(i.qualified_name(self.table), self.table, columns=i.referenced_columns)
-                    for i in self.indexes]
+            entries.append(foreign_key_expect(self.table, fk))
+        entries += [expect.index(i.qualified_name(self.table), self.table, columns=i.referenced_columns,
+                                 definition=i) for i in self.indexes]
         return entries
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

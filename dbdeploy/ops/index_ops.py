@@ -30,7 +30,7 @@ class CreateIndex(Operation):
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.index(self.index.qualified_name(self.table), self.table,
-                             columns=self.index.referenced_columns)]
+                             columns=self.index.referenced_columns, definition=self.index)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]

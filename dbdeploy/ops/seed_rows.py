@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from psycopg.types.json import Jsonb
 from pydantic import field_validator, model_validator
 
+from dbdeploy.ops import expect
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
@@ -74,6 +75,10 @@ class SeedRows(Operation):
 
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.columns, "rows")
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.seed_rows(self.table, self.conflict_columns, self.rows,
+                                 f"{ctx.backup_schema}.{self._log_name(ctx)}")]
 
     def _log_table(self, ctx: PlanContext):
         return backup_table(ctx, self._log_name(ctx))
