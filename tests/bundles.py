@@ -28,9 +28,9 @@ def write_bundles(migrations: list[Migration], out: Path) -> dict[str, BundleFil
         bundle = render_bundle(plan, item.source.name)
         folder = out / bundle.folder
         folder.mkdir(parents=True, exist_ok=True)
-        paths = []
         for name, content in bundle.files.items():
             (folder / name).write_text(content)
-            paths.append(folder / name)
-        result[plan.migration.version] = BundleFiles(folder, paths[0], paths[1], paths[2])
+        names = list(bundle.files)      # forward and rollback come first, by construction
+        result[plan.migration.version] = BundleFiles(folder, folder / names[0], folder / names[1],
+                                                     folder / "manifest.json")
     return result

@@ -29,6 +29,9 @@ import pytest  # noqa: E402
 
 from tests.pg import PgServer, ServerPool, TestDatabase, temporary_database  # noqa: E402
 
+# Golden bundles contain generated test files: they are data to compare, not tests to run here.
+collect_ignore_glob = ["golden/*"]
+
 _POOL_KEY = pytest.StashKey[ServerPool]()
 _NO_SERVER = "no-server"
 

@@ -212,6 +212,10 @@ def test_new_name_must_fit_as_the_scaffold_table_name(tmp_path):
 
 # --- generate ----------------------------------------------------------------------------
 
+def manifest_files(bundle):
+    return json.loads((bundle / "manifest.json").read_text())["files"].values()
+
+
 def test_generate_writes_bundles_with_matching_manifest(project):
     proc = run(project, "generate")
     assert proc.returncode == 0, proc.stderr
@@ -223,7 +227,10 @@ def test_generate_writes_bundles_with_matching_manifest(project):
         bundle = out / folder
         forward = bundle / f"{folder}.sql"
         rollback = bundle / f"V{version}__rollback_{name}.sql"
-        assert sorted(p.name for p in bundle.iterdir()) == sorted([forward.name, rollback.name, "manifest.json"])
+        assert sorted(p.name for p in bundle.iterdir()) == sorted([
+            forward.name, rollback.name, f"test_{folder}.py", "deployment_checklist.md", "manifest.json"])
+        for entry in manifest_files(bundle):
+            assert hashlib.sha256((bundle / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert manifest["version"] == version and manifest["name"] == name
         assert manifest["source"] == f"V{version}_{name}.py"

@@ -304,7 +304,8 @@ def test_valid_history_plans(specs):
                     'DropColumn(table="s.t", column="a")')
     bundles = build_bundles(specs)
     assert [b.folder for b in bundles] == ["V001__base", "V002__later"]
-    assert set(bundles[1].files) == {"V002__later.sql", "V002__rollback_later.sql", "manifest.json"}
+    assert set(bundles[1].files) == {"V002__later.sql", "V002__rollback_later.sql", "test_V002__later.py",
+                                     "deployment_checklist.md", "manifest.json"}
 
 
 def test_single_migration_alone_cannot_know_earlier_objects(specs):

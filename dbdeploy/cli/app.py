@@ -11,7 +11,7 @@ import sys
 import typer
 
 from dbdeploy import __version__
-from dbdeploy.cli import deploy_commands, generate, new
+from dbdeploy.cli import deploy_commands, generate, new, test_command
 from dbdeploy.errors import DbdeployError
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def _root(
 generate.register(app)
 new.register(app)
 deploy_commands.register(app)
+test_command.register(app)
 
 
 def main() -> None:

@@ -114,7 +114,7 @@ class BundleOnDisk:
     def problems(self) -> list[str]:
         """Edits made to the bundle after it was generated."""
         found = []
-        for which in ("forward", "rollback"):
+        for which in self.manifest["files"]:
             path = self.path(which)
             if not path.is_file():
                 found.append(f"{path} is missing")

@@ -16,10 +16,10 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
+from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
-from dbdeploy.ops import expect
 from dbdeploy.ops.backfill_steps import BackfillPlan
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
     block,
@@ -35,6 +35,7 @@ from dbdeploy.ops.common import (
     record_owned,
     refuse_if_dependants,
     relation_missing,
+    rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
 from dbdeploy.spec.base import TableName
@@ -128,6 +129,41 @@ class AddColumn(Operation):
                 t=qualified(self.table), c=ident(self.column.name)))
         return Step("drop_not_null", self.table, "ACCESS EXCLUSIVE", True, do_block(body),
                     f"make {self.column.name} nullable again so earlier values can be restored")
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        column, table = self.column.name, self.table
+        existing = table not in earlier.created_tables
+        filled_later = self.needs_not_null_steps and self.column.default is None
+        notes = []
+        if filled_later and existing:
+            notes.append(f"{table}.{column} is made NOT NULL after this migration's backfill fills it: from the "
+                         f"moment the migration starts, the application must write {column} in every row it "
+                         "inserts, or SET NOT NULL fails (and inserts without it fail afterwards).")
+        if self.needs_fill and existing:
+            notes.append(f"Existing rows of {table} get {column} = {self.column.default} in batches of 1000; new "
+                         "rows get it from the column default.")
+        health: list[CheckQuery] = [checks.column_state(table, column, not self.column.nullable)]
+        watch: list[CheckQuery] = []
+        durations = checks.durations(self.forward(ctx)[:1], checks.CATALOG_ONLY)
+        if self.needs_fill:
+            plan = self._fill_plan(ctx)
+            health.append(checks.backfill_finished(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}",
+                                                   plan.key))
+            watch.append(checks.backfill_progress(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}"))
+            durations += checks.durations([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
+                                          f"proportional to rows, in batches of {plan.batch_size}")
+        if self.needs_not_null_steps:
+            durations += checks.durations(self.not_null_steps(ctx), checks.NOT_VALID, checks.VALIDATE,
+                                          "constant (uses the validated CHECK; no scan)")
+        prefix = rollback_backup_prefix(ctx.version, f"{split_table(table)[1]}_{column}")
+        return ChecklistItems(
+            prerequisites=[checks.table_exists(table)] if existing else [],
+            backups=[table] if existing else [], notes=notes, health_checks=health, watch=watch,
+            rollback_notes=[f"Column {table}.{column} is dropped only if {ctx.label} added it; its non-NULL values "
+                            f"are copied to {ctx.backup_schema}.{prefix}_<timestamp> first."],
+            durations=durations,
+            changes=[checks.added_column_value(table, column, self.column.type, self.column.default)],
+            not_null_pending=[self.column_key] if filled_later else [])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         steps = [self._fill_plan(ctx).restore_step()] if self.needs_fill else []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.ddl import check_body, foreign_key_body
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Check, ForeignKey, Index, Unique
@@ -40,6 +40,30 @@ class AddForeignKey(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_constraint(ctx, self.table, self.foreign_key.resolved_name(self.table))]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        fk, table = self.foreign_key, self.table
+        name = fk.resolved_name(table)
+        existing = table not in earlier.created_tables
+        ref_new = fk.references in earlier.created_tables
+        prerequisites: list[CheckQuery] = [checks.table_exists(table)] if existing else []
+        if fk.optional and not ref_new:
+            prerequisites.append(checks.optional_table_exists(name, fk.references))
+        elif not ref_new and fk.references != table:
+            prerequisites.append(checks.table_exists(fk.references, f"referenced by foreign key {name}"))
+        if existing and (not fk.optional or ref_new):
+            prerequisites.append(checks.foreign_key_violations(table, name, fk.columns, fk.references, fk.ref_columns,
+                                                               ctx, earlier))
+        health = (checks.optional_constraint_validated(table, name, fk.references) if fk.optional
+                  else checks.constraint_validated(table, name, "Foreign key"))
+        notes = []
+        if fk.references != table and not ref_new:
+            notes.append(f"Adding foreign key {name} also locks {fk.references} for a moment (SHARE ROW EXCLUSIVE: "
+                         "its writes wait); validating it reads that table's key index.")
+        return ChecklistItems(
+            prerequisites=prerequisites, health_checks=[health], notes=notes,
+            rollback_notes=[f"Foreign key {name} is dropped only if {ctx.label} added it."],
+            durations=checks.durations(self.forward(ctx), checks.NOT_VALID, checks.VALIDATE))
 
 
 def foreign_key_expect(table: str, fk: ForeignKey) -> dict:
@@ -81,6 +105,19 @@ class AddCheck(Operation):
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_constraint(ctx, self.table, self.check.resolved_name(self.table))]
 
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        name = self.check.resolved_name(self.table)
+        prerequisites = []
+        if self.table not in earlier.created_tables:
+            prerequisites = [
+                checks.table_exists(self.table),
+                checks.check_violations(self.table, name, self.check.expression, self.check.columns, earlier.changes),
+            ]
+        return ChecklistItems(
+            prerequisites=prerequisites, health_checks=[checks.constraint_validated(self.table, name, "CHECK")],
+            rollback_notes=[f"CHECK {name} is dropped only if {ctx.label} added it."],
+            durations=checks.durations(self.forward(ctx), checks.NOT_VALID, checks.VALIDATE))
+
 
 class AddUnique(Operation):
     kind: ClassVar[str] = "add_unique"
@@ -112,3 +149,23 @@ class AddUnique(Operation):
             cs.drop_constraint(ctx, self.table, name),
             cs.drop_owned_index(ctx, self.table, name),
         ]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        name = self.unique.resolved_name(self.table)
+        existing = self.table not in earlier.created_tables
+        prerequisites = []
+        if existing:
+            prerequisites = [
+                checks.table_exists(self.table),
+                checks.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes),
+            ]
+        qualified_index = f"{self.table.partition('.')[0]}.{name}"
+        return ChecklistItems(
+            prerequisites=prerequisites,
+            notes=[checks.CONCURRENT_NOTE] if existing else [],
+            health_checks=[checks.constraint_validated(self.table, name, "Unique constraint"),
+                           checks.index_valid(qualified_index)],
+            watch=[checks.index_build_progress(self.table)],
+            rollback_notes=[f"Unique constraint {name} and its index are dropped only if {ctx.label} added them."],
+            durations=checks.durations(self.forward(ctx), checks.CONCURRENT_INDEX,
+                                       "constant (catalog only: the index is already built)"))

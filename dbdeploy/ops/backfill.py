@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from dbdeploy.ops import expect
+from dbdeploy.ops import checks, expect
 from dbdeploy.ops.backfill_steps import BackfillPlan
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
 from dbdeploy.spec.base import ColumnList, SqlExpression, TableName
 from dbdeploy.spec.names import check_identifier
 from dbdeploy.sql import parse_expression
@@ -74,3 +74,30 @@ class Backfill(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [self.plan(ctx).restore_step()]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        plan = self.plan(ctx)
+        existing = self.table not in earlier.created_tables
+        reads = set().union(*(parse_expression(e).columns for e in self.set.values()))
+        if self.where:
+            reads |= parse_expression(self.where).columns
+        change = checks.backfilled_values(self.table, dict(self.set), self.where, reads)
+        prerequisites = [checks.table_exists(self.table)] if existing else []
+        if existing:
+            prerequisites += [checks.not_null_violations(self.table, column, [*earlier.changes, change])
+                              for column in self.set if f"{self.table}.{column}" in earlier.not_null_pending]
+        progress = f"{ctx.backup_schema}.{plan.progress_name}"
+        return ChecklistItems(
+            backups=[self.table] if existing else [], prerequisites=prerequisites,
+            notes=[f"The backfill of {self.table} ({', '.join(self.set)}) keeps every value it overwrites in "
+                   f"{ctx.backup_schema}.{plan.backup_name}; it can be interrupted: running the migration again "
+                   f"continues at its cursor ({progress})."],
+            health_checks=[checks.backfill_finished(self.table, plan.progress, progress, plan.key)],
+            watch=[checks.backfill_progress(self.table, plan.progress, progress)],
+            rollback_notes=[f"The values the backfill of {self.table} overwrote are restored from "
+                            f"{ctx.backup_schema}.{plan.backup_name} (one UPDATE), then its backup and cursor "
+                            "tables are dropped."],
+            durations=checks.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
+                                       f"proportional to rows, in batches of {self.batch_size} "
+                                       "(one transaction per batch)"),
+            changes=[change])

@@ -114,6 +114,97 @@ class PlanContext:
         return f"V{self.version}"
 
 
+@dataclass(frozen=True)
+class CheckQuery:
+    """One query for the deployment checklist and the single result it should give.
+
+    ``expected`` is the value the query returns when all is well (``"0"``, ``"true"``, ``"2"``)
+    or ``"no rows"``; ``otherwise`` explains a different result that is not an error (an optional
+    foreign key whose table does not exist yet). Queries are composed with psycopg.sql.
+    """
+
+    title: str
+    sql: str
+    expected: str
+    otherwise: str = ""
+    key: str = ""           # de-duplication key (defaults to the SQL); a later entry replaces an earlier one
+    scans: bool = False     # reads a whole table (violating-row counts)
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.key or self.sql
+
+
+@dataclass(frozen=True)
+class ColumnValue:
+    """A column's value after an operation, as SQL over the table's columns before it."""
+
+    column: str
+    expression: str         # trusted SQL: spec-validated expressions or composed with psycopg.sql
+    reads: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """How an operation changes a table's existing rows (a new column, a backfill), so that later
+    operations of the same migration can check the data as it will be when they run."""
+
+    table: str
+    values: tuple[ColumnValue, ...]
+
+
+@dataclass(frozen=True)
+class SeededRows:
+    table: str
+    rows: tuple              # tuple of dicts: column → Python value
+
+
+@dataclass
+class ChecklistItems:
+    """One operation's contribution to ``deployment_checklist.md`` (merged in operation order).
+
+    The first group is rendered; the second tells later operations of the same migration what
+    this one creates or changes (a foreign key to a table seeded earlier in the migration is
+    checked against the seeded rows).
+    """
+
+    backups: list[str] = field(default_factory=list)               # existing tables to pg_dump first
+    prerequisites: list[CheckQuery] = field(default_factory=list)
+    health_checks: list[CheckQuery] = field(default_factory=list)
+    watch: list[CheckQuery] = field(default_factory=list)          # progress queries for long steps
+    notes: list[str] = field(default_factory=list)                 # pre-deployment notes
+    rollback_notes: list[str] = field(default_factory=list)
+    durations: list[tuple[Step, str]] = field(default_factory=list)  # how each forward step scales
+    created_schemas: list[str] = field(default_factory=list)
+    created_tables: list[str] = field(default_factory=list)
+    changes: list[DataChange] = field(default_factory=list)
+    seeds: list[SeededRows] = field(default_factory=list)
+    not_null_pending: list[str] = field(default_factory=list)     # "table.column" made NOT NULL after a fill
+
+    @classmethod
+    def merged(cls, parts) -> ChecklistItems:
+        """Contributions in operation order; repeated entries are kept once (queries by key, the
+        later one replacing the earlier in its place)."""
+        out = cls()
+        for part in parts:
+            for name in ("backups", "notes", "rollback_notes", "created_schemas", "created_tables",
+                         "not_null_pending"):
+                target = getattr(out, name)
+                target += [v for v in getattr(part, name) if v not in target]
+            for name in ("prerequisites", "health_checks", "watch"):
+                target = getattr(out, name)
+                for query in getattr(part, name):
+                    keys = [q.dedupe_key for q in target]
+                    if query.dedupe_key in keys:
+                        target[keys.index(query.dedupe_key)] = query
+                    else:
+                        target.append(query)
+            out.durations += part.durations
+            out.changes += part.changes
+            out.seeds += part.seeds
+        return out
+
+
 class Operation(SpecModel):
     """Base class of every DSL operation."""
 
@@ -136,6 +227,15 @@ class Operation(SpecModel):
         ..., "present": bool}``; a later migration's entry for the same object replaces an earlier one.
         """
         return []
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        """This operation's part of the bundle's ``deployment_checklist.md``.
+
+        ``earlier`` is the merged contribution of the migration's earlier operations (what they
+        create, seed and change), so pre-deployment queries can check the data as it will be when
+        this operation runs. Every SQL text is composed with psycopg.sql, never formatted.
+        """
+        return ChecklistItems()
 
     def target(self) -> str:
         return getattr(self, "table", "")

@@ -125,10 +125,9 @@ def forget_owned(ctx: PlanContext, kind: str, name: str) -> sql.Composable:
 
 # --- dependants: refuse instead of CASCADE ----------------------------------------------
 
-def table_dependants(table: str) -> sql.Composable:
-    """A text listing other tables' foreign keys and views that depend on ``table`` (or NULL)."""
+def table_dependant_rows(table: str) -> sql.Composable:
+    """A query with one row (column ``dep``) per other table's foreign key or view that depends on ``table``."""
     return S(
-        "(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ("
         "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
         "\n    FROM pg_catalog.pg_constraint c"
         "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
@@ -139,14 +138,12 @@ def table_dependants(table: str) -> sql.Composable:
         "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
         "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
         "\n      AND d.refobjid = {rel} AND v.oid <> d.refobjid"
-        "\n) deps)"
     ).format(rel=regclass(table))
 
 
-def column_dependants(table: str, column: str) -> sql.Composable:
-    """Foreign keys from other tables and views that use ``table.column`` (or NULL)."""
+def column_dependant_rows(table: str, column: str) -> sql.Composable:
+    """A query with one row (column ``dep``) per other table's foreign key or view that uses ``table.column``."""
     return S(
-        "(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ("
         "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
         "\n    FROM pg_catalog.pg_constraint c"
         "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
@@ -158,8 +155,21 @@ def column_dependants(table: str, column: str) -> sql.Composable:
         "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
         "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
         "\n      AND d.refobjid = {rel} AND d.refobjsubid = {attnum} AND v.oid <> d.refobjid"
-        "\n) deps)"
     ).format(rel=regclass(table), attnum=attnum(table, column))
+
+
+def _aggregated(rows: sql.Composable) -> sql.Composable:
+    return S("(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ({rows}\n) deps)").format(rows=rows)
+
+
+def table_dependants(table: str) -> sql.Composable:
+    """A text listing other tables' foreign keys and views that depend on ``table`` (or NULL)."""
+    return _aggregated(table_dependant_rows(table))
+
+
+def column_dependants(table: str, column: str) -> sql.Composable:
+    """Foreign keys from other tables and views that use ``table.column`` (or NULL)."""
+    return _aggregated(column_dependant_rows(table, column))
 
 
 def attnum(table: str, column: str) -> sql.Composable:
@@ -188,6 +198,11 @@ def backup_name(ctx: PlanContext, *parts: str) -> str:
     return derived_name(f"v{ctx.version}", *parts)
 
 
+def rollback_backup_prefix(version: str, base: str) -> str:
+    """The fixed part of a rollback-time backup's name (a timestamp follows it)."""
+    return derived_name(f"r{version}", base)[:40].rstrip("_")
+
+
 def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composable,
                                what: str) -> sql.Composable:
     """Copy ``select`` into a new backup table named ``base_<timestamp>`` (needs ``v_backup``).
@@ -195,7 +210,7 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
     Rollback-time backups get a timestamp so repeated forward/rollback cycles never collide;
     the name is announced with a NOTICE so the operator can find it.
     """
-    base = derived_name(f"r{ctx.version}", base)[:40].rstrip("_")
+    base = rollback_backup_prefix(ctx.version, base)
     query = render(select)
     return block(
         S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
@@ -220,9 +235,9 @@ def qualified_name_text(table: str) -> str:
 
 
 __all__ = [
-    "S", "attnum", "backup_name", "backup_table", "block", "column_dependants", "column_exists",
-    "constraint_exists", "constraint_not_validated", "copy_to_timestamped_backup", "do_block",
+    "S", "attnum", "backup_name", "backup_table", "block", "column_dependant_rows", "column_dependants",
+    "column_exists", "constraint_exists", "constraint_not_validated", "copy_to_timestamped_backup", "do_block",
     "fail", "forget_owned", "if_then", "ident", "is_owned", "literal", "notice", "qualified",
     "qualified_name_text", "record_owned", "refuse_if_dependants", "regclass", "relation_exists",
-    "relation_missing", "render", "table_dependants", "warning",
+    "relation_missing", "render", "table_dependant_rows", "table_dependants", "warning",
 ]

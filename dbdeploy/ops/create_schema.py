@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops import checks, expect
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
     block,
@@ -69,3 +69,11 @@ class CreateSchema(Operation):
             forget_owned(ctx, "schema", self.name),
         )
         return [Step(self.kind, self.name, "NONE", True, do_block(body), f"drop schema {self.name} if empty")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        return ChecklistItems(
+            health_checks=[checks.schema_exists(self.name)],
+            rollback_notes=[f"Schema {self.name} is dropped only if {ctx.label} created it and it is empty "
+                            "(otherwise it is left in place with a WARNING)."],
+            durations=checks.durations(self.forward(ctx), checks.CATALOG_ONLY),
+            created_schemas=[self.name])

@@ -12,10 +12,10 @@ from typing import ClassVar
 
 from pydantic import field_validator, model_validator
 
+from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
-from dbdeploy.ops import expect
 from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step, TableState
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step, TableState
 from dbdeploy.ops.common import (
     S,
     block,
@@ -29,6 +29,7 @@ from dbdeploy.ops.common import (
     refuse_if_dependants,
     relation_exists,
     relation_missing,
+    rollback_backup_prefix,
     table_dependants,
 )
 from dbdeploy.ops.ddl import (
@@ -184,6 +185,46 @@ class CreateTable(Operation):
         entries += [expect.index(i.qualified_name(self.table), self.table, columns=i.referenced_columns,
                                  definition=i) for i in self.indexes]
         return entries
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        schema, name = split_table(self.table)
+        prerequisites: list[CheckQuery] = []
+        notes: list[str] = []
+        if schema not in earlier.created_schemas:
+            prerequisites.append(checks.schema_exists(
+                schema, f"Schema {schema} exists (created by an earlier migration or by hand)"))
+        for fk in self.foreign_keys:
+            if fk.references == self.table or fk.references in earlier.created_tables:
+                continue
+            fk_name = fk.resolved_name(self.table)
+            if fk.optional:
+                prerequisites.append(checks.optional_table_exists(fk_name, fk.references))
+                notes.append(f"Foreign key {fk_name} ({self.table} → {fk.references}) is optional: while "
+                             f"{fk.references} is missing it is skipped with a NOTICE. Once it exists, running the "
+                             "forward file again with psql adds it (NOT VALID, then VALIDATE: a scan of the rows "
+                             f"{self.table} holds by then).")
+            else:
+                prerequisites.append(checks.table_exists(fk.references, f"referenced by foreign key {fk_name}"))
+        health = [checks.table_exists(self.table),
+                  checks.columns_state(self.table, [(c.name, not c.nullable or c.name in self.primary_key)
+                                                    for c in self.columns])]
+        constraints = ([self.pk_name] if self.primary_key else []) + [
+            c.resolved_name(self.table) for c in (*self.uniques, *self.checks)] + [
+            fk.resolved_name(self.table) for fk in self.foreign_keys if not fk.optional]
+        if constraints:
+            health.append(checks.constraints_validated(self.table, constraints))
+        health += [checks.optional_constraint_validated(self.table, fk.resolved_name(self.table), fk.references)
+                   for fk in self.foreign_keys if fk.optional]
+        if self.indexes:
+            health.append(checks.indexes_valid(self.table, [i.qualified_name(self.table) for i in self.indexes]))
+        prefix = rollback_backup_prefix(ctx.version, name)
+        return ChecklistItems(
+            prerequisites=prerequisites, health_checks=health, notes=notes,
+            rollback_notes=[f"Table {self.table} is dropped only if {ctx.label} created it; its rows are copied to "
+                            f"{ctx.backup_schema}.{prefix}_<timestamp> first."],
+            durations=checks.durations(self.forward(ctx), "constant (new, empty table)", checks.NOT_VALID,
+                                       f"proportional to the rows of {self.table} (none when it was just created)"),
+            created_tables=[self.table])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         steps = [cs.drop_constraint(ctx, self.table, fk.resolved_name(self.table))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops import checks, expect
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
     attnum,
@@ -74,6 +74,8 @@ class DropColumn(Operation):
                     notice(ctx, f"column {self.table}.{self.column} is already gone"), S("RETURN;")),
             refuse_if_dependants(ctx, f"column {self.table}.{self.column}",
                                  column_dependants(self.table, self.column)),
+            # Writes wait from here to the drop, so the saved copy holds every row's last value.
+            S("LOCK TABLE {} IN SHARE MODE;").format(qualified(self.table)),
             S("SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO v_key\n"
               "FROM pg_catalog.pg_index i\n"
               "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n"
@@ -161,6 +163,36 @@ class DropColumn(Operation):
                    "v_sequence_name text"]
         return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
                      f"drop column {self.column} of {self.table} (definition and values kept for rollback)")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        table, column = self.table, self.column
+        backup = f"{ctx.backup_schema}.{self._backup(ctx)}"
+        saved = CheckQuery(
+            f"The definition and every value of {table}.{column} are saved for the rollback ({backup})",
+            checks.query(S("SELECT EXISTS (SELECT 1 FROM {meta} WHERE {w})\n    AND {copy} IS NOT NULL AS saved"
+                           ).format(meta=dropped_columns_table(ctx), w=self._where(ctx),
+                                    copy=S("pg_catalog.to_regclass({})").format(
+                                        literal(render(ident(ctx.backup_schema, self._backup(ctx))))))),
+            "true")
+        return ChecklistItems(
+            backups=[table],
+            prerequisites=[
+                checks.table_exists(table),
+                checks.dependants(table, column, f"Nothing outside the table uses {table}.{column}: no view, no other "
+                                                 "table's foreign key (the drop refuses otherwise)"),
+                checks.has_primary_key(table),
+                checks.relation_missing_check(backup, f"No copy left by an earlier drop of {table}.{column} by "
+                                                      f"{ctx.label} that was never rolled back ({backup})"),
+            ],
+            notes=[f"Dropping {table}.{column} first copies every row's value to {backup}, then takes an ACCESS "
+                   f"EXCLUSIVE lock on {table} to drop it. Stop the application writing {column} before this step: "
+                   "a value written while the copy runs is not in the copy."],
+            health_checks=[checks.column_gone(table, column), saved],
+            rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table) with its type, NOT NULL, "
+                            f"default, constraints, indexes and every row's value from {backup}, then drops that "
+                            "copy."],
+            durations=checks.durations(self.forward(ctx), "proportional to rows (every row's value is copied to "
+                                                          "the backup schema, then the lock is taken for the drop)"))
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         meta = dropped_columns_table(ctx)

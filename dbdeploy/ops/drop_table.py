@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops import checks, expect
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
     block,
@@ -65,6 +65,28 @@ class DropTable(Operation):
         return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True,
                      do_block(body, declare=["v_dependants text"]),
                      f"drop table {self.table} (set aside in schema {backup} with all its rows)")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        table = self.table
+        backup = self._backup_schema(ctx)
+        kept = f"{backup}.{split_table(table)[1]}"
+        return ChecklistItems(
+            backups=[table],
+            prerequisites=[
+                checks.table_exists(table),
+                checks.dependants(table, None, f"Nothing outside the table depends on {table}: no view, no other "
+                                               "table's foreign key (the drop refuses otherwise)"),
+                checks.schema_missing(backup, f"Schema {backup} does not exist yet ({table} is set aside there)"),
+            ],
+            notes=[f"{table} is not deleted: it is moved to schema {backup} (no PUBLIC access) with all its rows "
+                   "and keeps its disk space until that schema is dropped by hand, after the rollback window."],
+            health_checks=[
+                checks.table_missing(table, f"Table {table} is gone"),
+                checks.table_exists(kept, f"set aside by {ctx.label} with all its rows"),
+            ],
+            rollback_notes=[f"The rollback moves {table} back from schema {backup} (instant: rows, indexes, "
+                            "constraints and identity come back with it) and drops that schema."],
+            durations=checks.durations(self.forward(ctx), "constant (moved to another schema; no data copied)"))
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         schema, name = split_table(self.table)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from psycopg import sql
 from pydantic import field_validator
 
+from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import check_table_name
+from dbdeploy.sql import ident, literal, parse_expression, render
+
+S = sql.SQL
 
 
 class CreateIndex(Operation):
@@ -34,6 +38,21 @@ class CreateIndex(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        existing = self.table not in earlier.created_tables
+        name = self.index.qualified_name(self.table)
+        prerequisites = [checks.table_exists(self.table)] if existing else []
+        if existing and self.index.unique and all(k.isidentifier() for k in self.index.columns):
+            reads = parse_expression(self.index.where).columns if self.index.where else frozenset()
+            prerequisites.append(checks.duplicate_keys(self.table, name, self.index.columns, self.index.where, reads,
+                                                       earlier.changes))
+        return ChecklistItems(
+            prerequisites=prerequisites, notes=[checks.CONCURRENT_NOTE] if existing else [],
+            health_checks=[checks.index_valid(name)], watch=[checks.index_build_progress(self.table)],
+            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it (a plain DROP INDEX: a brief "
+                            "ACCESS EXCLUSIVE lock, bounded by lock_timeout)."],
+            durations=checks.durations(self.forward(ctx), checks.CONCURRENT_INDEX))
 
 
 class DropIndex(Operation):
@@ -75,3 +94,22 @@ class DropIndex(Operation):
     def rollback(self, ctx: PlanContext) -> list[Step]:
         table, index = ctx.state.indexes[self.name]
         return [cs.build_index_concurrently(ctx, "create_index", table, index)]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        table, _index = ctx.state.indexes[self.name]
+        schema, _, name = self.name.partition(".")
+        regclass = S("pg_catalog.to_regclass({})").format(literal(render(ident(schema, name))))
+        return ChecklistItems(
+            prerequisites=[
+                CheckQuery(f"Index {self.name} exists", checks.query(S("SELECT {} IS NOT NULL AS index_exists").format(
+                    regclass)), "true", otherwise="`false` is harmless: the step does nothing"),
+                CheckQuery(f"How often {self.name} was used since the statistics were reset (0: unused; queries "
+                           "that use it get slower once it is gone)", checks.query(S(
+                               "SELECT pg_catalog.sum(idx_scan) AS index_scans FROM pg_catalog.pg_stat_all_indexes"
+                               " WHERE indexrelid = {}").format(regclass)), ""),
+            ],
+            health_checks=[checks.relation_missing_check(self.name, f"Index {self.name} is gone")],
+            rollback_notes=[f"The rollback rebuilds index {self.name} concurrently from its spec (proportional to "
+                            f"the rows of {table}; reads and writes continue)."],
+            durations=checks.durations(self.forward(ctx), "constant (waits for transactions using the table; "
+                                                          "reads and writes continue)"))

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import ConfigDict, Field, field_validator
 
 from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, Step
 from dbdeploy.sql import SqlParseError, is_transaction_control, parse_statements, statement_needs_autocommit
 
 
@@ -68,3 +68,15 @@ class RawSQL(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [self._step(self.rollback_sql, "raw SQL (rollback, as written in the spec)")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        health = [CheckQuery(f"The verify query of raw SQL operation {ctx.index}",
+                             self.verify.strip().rstrip(";") + ";", "true",
+                             otherwise="`dbdeploy verify` fails only on `false`")] if self.verify else []
+        return ChecklistItems(
+            notes=[f"Operation {ctx.index} is raw SQL written by hand: read it in the forward and rollback files. "
+                   "dbdeploy cannot tell its locks, duration, dependencies or which tables to back up "
+                   "(its lock is listed as ACCESS EXCLUSIVE to be safe)."],
+            health_checks=health,
+            rollback_notes=[f"Raw SQL operation {ctx.index} is undone by the rollback SQL written in the spec."],
+            durations=[(step, "unknown (raw SQL: read it)") for step in self.forward(ctx)])

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from pydantic import field_validator
 
-from dbdeploy.ops.base import Operation, PlanContext, Step
+from dbdeploy.ops import checks
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, Step
 from dbdeploy.ops.common import (
     S,
     block,
@@ -70,3 +71,19 @@ class RequireExtension(Operation):
             forget_owned(ctx, "extension", self.name),
         )
         return [Step(self.kind, self.name, "NONE", True, do_block(body), f"drop extension {self.name}")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        if self.create:
+            prerequisites = [checks.extension_available(self.name)]
+            notes = [f"The migration runs CREATE EXTENSION IF NOT EXISTS \"{self.name}\": the deploying role needs "
+                     "the privilege (superuser, or a trusted extension and CREATE on the database)."]
+            rollback = [f"Extension {self.name} is dropped only if {ctx.label} created it."]
+        else:
+            prerequisites = [checks.extension_installed(
+                self.name, f"Required extension {self.name} is installed (the migration stops otherwise)")]
+            notes = [f"If extension {self.name} is missing, have a superuser run CREATE EXTENSION \"{self.name}\"; "
+                     "in this database before deploying."]
+            rollback = []
+        return ChecklistItems(prerequisites=prerequisites, notes=notes, rollback_notes=rollback,
+                              health_checks=[checks.extension_installed(self.name)],
+                              durations=checks.durations(self.forward(ctx), checks.CATALOG_ONLY))

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from psycopg.types.json import Jsonb
 from pydantic import field_validator, model_validator
 
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops import checks, expect
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, SeededRows, Step
 from dbdeploy.ops.common import (
     S,
     backup_name,
@@ -22,7 +22,9 @@ from dbdeploy.ops.common import (
     do_block,
     fail,
     if_then,
+    regclass,
     relation_missing,
+    rollback_backup_prefix,
 )
 from dbdeploy.spec.base import ColumnList, TableName
 from dbdeploy.spec.names import check_identifier, split_table
@@ -134,6 +136,53 @@ class SeedRows(Operation):
         return [Step("delete_seed_rows", self.table, "ROW EXCLUSIVE", True,
                      do_block(body, declare=["v_dependants text", "v_backup text"]),
                      f"delete the seed rows {ctx.label} inserted into {self.table} (copied out first)")]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        existing = self.table not in earlier.created_tables
+        keys = list(self.conflict_columns)
+        key_sql = S(", ").join(ident(c) for c in keys)
+        distinct = sorted({tuple(repr(row[c]) for c in keys): row for row in self.rows
+                           if all(row[c] is not None for c in keys)}.items())
+        tuples = [S("({})").format(S(", ").join(_value(row[c]) for c in keys)) for _, row in distinct]
+        present = CheckQuery(
+            f"The {len(distinct)} seed row(s) are in {self.table} (matched by {', '.join(keys)})",
+            checks.query(S("SELECT count(*) AS seed_rows_present FROM {t}\nWHERE ({k}) IN ({v})").format(
+                t=qualified(self.table), k=key_sql, v=S(", ").join(tuples))), str(len(distinct)))
+        prerequisites = []
+        if existing:
+            prerequisites = [
+                checks.table_exists(self.table),
+                CheckQuery(f"{self.table} has a unique index on exactly ({', '.join(keys)}) (ON CONFLICT needs it)",
+                           checks.query(_unique_index_exists(self.table, keys)), "true"),
+            ]
+        log = f"{ctx.backup_schema}.{self._log_name(ctx)}"
+        prefix = rollback_backup_prefix(ctx.version, f"{split_table(self.table)[1]}_seed")
+        return ChecklistItems(
+            prerequisites=prerequisites, backups=[self.table] if existing else [],
+            notes=[f"Seed rows whose key already exists in {self.table} are left as they are (ON CONFLICT DO "
+                   f"NOTHING); the keys {ctx.label} inserts are recorded in {log}."] if existing else [],
+            health_checks=[present],
+            rollback_notes=[f"The rollback deletes only the seed rows {ctx.label} inserted into {self.table} "
+                            f"(listed in {log}), after copying them to {ctx.backup_schema}.{prefix}_<timestamp>; "
+                            "it refuses while other tables' foreign keys with ON DELETE CASCADE/SET NULL/SET "
+                            "DEFAULT would change their rows."],
+            durations=checks.durations(self.forward(ctx), f"constant ({len(self.rows)} row(s))"),
+            seeds=[SeededRows(self.table, tuple(self.rows))])
+
+
+def _unique_index_exists(table: str, columns: list[str]):
+    """A unique, non-partial index whose key columns are exactly ``columns`` (in any order)."""
+    return S(
+        "SELECT EXISTS (\n"
+        "    SELECT 1 FROM pg_catalog.pg_index AS i\n"
+        "    WHERE i.indrelid = {rel} AND i.indisunique AND i.indpred IS NULL AND i.indnkeyatts = {n}\n"
+        "      AND NOT EXISTS (\n"
+        "          SELECT 1 FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)\n"
+        "          WHERE k.ord <= i.indnkeyatts AND k.attnum NOT IN (\n"
+        "              SELECT a.attnum FROM pg_catalog.pg_attribute AS a\n"
+        "              WHERE a.attrelid = i.indrelid AND a.attname IN ({names})))\n"
+        ") AS unique_index_exists").format(
+        rel=regclass(table), n=literal(len(columns)), names=S(", ").join(literal(c) for c in columns))
 
 
 def _check_json(value: Any, where: str) -> None:

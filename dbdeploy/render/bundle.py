@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import jinja2
 
 from dbdeploy.render import bookkeeping
+from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
 from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, checksum, render_step
 from dbdeploy.render.plan import MigrationPlan
+from dbdeploy.render.testgen import render_test_file, test_file_name
 
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
@@ -63,6 +65,12 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         preamble="\n".join(ensure + bookkeeping.rollback_start(history_schema, m.version)),
         postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
     files = {forward_name: forward, rollback_name: rollback}
+    tests_name = test_file_name(m.folder)
+    files[tests_name] = render_test_file(
+        folder=m.folder, label=f"V{m.version}", name=m.name, version=m.version, source=source_name,
+        checksum=digest, expects=plan.expects, history_schema=history_schema, backup_schema=BACKUP_SCHEMA)
+    files[CHECKLIST_NAME] = render_checklist(plan, files=list(files), checksum=digest, source=source_name,
+                                             history_schema=history_schema, backup_schema=BACKUP_SCHEMA)
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": m.version,
@@ -76,6 +84,8 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         "files": {
             "forward": {"name": forward_name, "sha256": _sha(forward)},
             "rollback": {"name": rollback_name, "sha256": _sha(rollback)},
+            "tests": {"name": tests_name, "sha256": _sha(files[tests_name])},
+            "checklist": {"name": CHECKLIST_NAME, "sha256": _sha(files[CHECKLIST_NAME])},
         },
         "steps": [_step_entry(i, s) for i, s in enumerate(plan.forward, 1)],
         "rollback_steps": [_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)],

@@ -7,10 +7,11 @@ the backfill that fills it, and rollback undoes operations newest first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dbdeploy.errors import SpecError
 from dbdeploy.ops import AddColumn, Backfill, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
 
@@ -22,6 +23,7 @@ class MigrationPlan:
     rollback: list[Step]
     tables_created: tuple[str, ...]
     expects: list[dict]
+    checklist: list[ChecklistItems] = field(default_factory=list)   # per operation, in operation order
 
 
 def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") -> list[MigrationPlan]:
@@ -48,6 +50,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     undo: list[list[Step]] = []          # per forward group, in forward order
     created: list[str] = []
     expects: list[dict] = []
+    checklist: list[ChecklistItems] = []
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
                           state=state.copy(), history_schema=history_schema)
@@ -56,6 +59,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             steps = op.forward(ctx)
             undo.append(op.rollback(ctx))
             expects += op.expects(ctx)
+            checklist.append(op.checklist(ctx, ChecklistItems.merged(checklist)))
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
                 after = last_fill.get(op.column_key)
                 if after is not None and after > i:
@@ -72,4 +76,4 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
         if op.kind == "create_table":
             created.append(op.target())
     rollback = [step for group in reversed(undo) for step in group]
-    return MigrationPlan(migration, forward, rollback, tuple(created), expects)
+    return MigrationPlan(migration, forward, rollback, tuple(created), expects, checklist)

@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '9602db87547b350b92a16327c58dc6a52792f6e3ca24e8fe82ff8c1b1e3330f8') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '095e3a44c30037443bbc74cc5f914ceb3b36f273533cb3325275a0b4c8213e3e') THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '9602db87547b350b92a16327c58dc6a52792f6e3ca24e8fe82ff8c1b1e3330f8',
+VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '095e3a44c30037443bbc74cc5f914ceb3b36f273533cb3325275a0b4c8213e3e',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -95,6 +95,7 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V003: refusing to drop column raw.site_tracking_events_r.error_message; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
+    LOCK TABLE "raw"."site_tracking_events_r" IN SHARE MODE;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO v_key
     FROM pg_catalog.pg_index i
     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)

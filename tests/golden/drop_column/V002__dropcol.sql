@@ -39,14 +39,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '9ba7deda464fc8f9e60f99ea13fa640ae1d75d8078aecb680a65853a4dd98895') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '9ba7deda464fc8f9e60f99ea13fa640ae1d75d8078aecb680a65853a4dd98895',
+VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -95,6 +95,7 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop column shop.orders.note; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
+    LOCK TABLE "shop"."orders" IN SHARE MODE;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO v_key
     FROM pg_catalog.pg_index i
     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)

@@ -1,0 +1,128 @@
+"""`dbdeploy test`: the seed's CI pipeline as one command, on a scratch database.
+
+For every bundle in order: apply it, run its generated tests. Then newest first: roll it back,
+run its rolled-back tests. Then apply everything again, testing each version again. Each
+version's tests run right after that version is applied, because later migrations may change
+what it created. The scratch database is dropped afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from dbdeploy.errors import DbdeployError
+from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
+from dbdeploy.executor.config import Config, Environment
+from dbdeploy.executor.connection import connect, display_dsn, redact
+from dbdeploy.executor.deploy import Deployment
+from dbdeploy.executor.progress import Message, ProgressCallback, ignore
+
+PHASES = ("apply", "rollback", "re-apply")
+
+_PYTEST_INI = """[pytest]
+markers =
+    rolled_back: checks the state after the bundle was rolled back
+"""
+
+
+@dataclass
+class PhaseResult:
+    label: str
+    phase: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class PipelineResult:
+    results: list[PhaseResult] = field(default_factory=list)
+    scratch: str = ""
+    kept: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+
+def _scratch_dsn(admin_dsn: str, name: str) -> str:
+    params = conninfo_to_dict(admin_dsn)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool = False,
+                 progress: ProgressCallback = ignore) -> PipelineResult:
+    bundles = load_bundles(config.generated)
+    missing = [b.label for b in bundles if not _test_file(b).is_file()]
+    if missing:
+        raise DbdeployError(f"no generated test file for {', '.join(missing)}; run `dbdeploy generate`")
+    name = f"dbdeploy_test_{secrets.token_hex(4)}"
+    with connect(admin_dsn, env.name) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    scratch = _scratch_dsn(admin_dsn, name)
+    outcome = PipelineResult(scratch=display_dsn(scratch), kept=keep)
+    progress(Message(f"scratch database {name} created"))
+    scratch_env = Environment(name=f"{env.name}-scratch", dsn=scratch, lock_timeout=env.lock_timeout,
+                              statement_timeout=env.statement_timeout, retries=env.retries)
+    deployment = Deployment(config=config, env=scratch_env, dsn=scratch, progress=progress)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
+            ini = Path(ini_dir) / "pytest.ini"
+            ini.write_text(_PYTEST_INI)
+            _run(outcome, deployment, bundles, ini, scratch, progress)
+    finally:
+        if not keep:
+            with connect(admin_dsn, env.name) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            progress(Message(f"scratch database {name} dropped"))
+    return outcome
+
+
+def _run(outcome: PipelineResult, deployment: Deployment, bundles: list[BundleOnDisk], ini: Path, dsn: str,
+         progress: ProgressCallback) -> None:
+    versions = [b.version for b in bundles]
+    for phase in PHASES:
+        order = list(reversed(bundles)) if phase == "rollback" else bundles
+        for bundle in order:
+            try:
+                if phase == "rollback":
+                    previous = versions.index(bundle.version)
+                    deployment.rollback(to=versions[previous - 1] if previous else "0")
+                else:
+                    deployment.apply(to=bundle.version)
+            except DbdeployError as exc:
+                outcome.results.append(PhaseResult(bundle.label, phase, False, redact(str(exc), dsn)))
+                return     # what follows would run on a state nobody intended
+            result = _pytest(bundle, phase, ini, dsn)
+            progress(Message(f"{bundle.label} {phase}: tests {'passed' if result.passed else 'FAILED'}"))
+            outcome.results.append(result)
+
+
+def _test_file(bundle: BundleOnDisk) -> Path:
+    return bundle.folder / f"test_{bundle.folder.name}.py"
+
+
+def _pytest(bundle: BundleOnDisk, phase: str, ini: Path, dsn: str) -> PhaseResult:
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ini),
+            "--rootdir", str(bundle.folder), str(_test_file(bundle))]
+    if phase == "rollback":
+        args += ["-m", "rolled_back"]
+    environ = dict(os.environ, DBDEPLOY_TEST_DSN=dsn)
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, env=environ, timeout=1800, check=False)
+    except subprocess.TimeoutExpired:
+        return PhaseResult(bundle.label, phase, False, "the generated tests did not finish in 30 minutes")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "E   ", "ERROR"))]
+    summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    detail = "\n".join([*lines[:20], summary]) if proc.returncode else summary
+    return PhaseResult(bundle.label, phase, proc.returncode == 0, redact(detail, dsn))
+
