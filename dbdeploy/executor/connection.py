@@ -51,4 +51,7 @@ def connect(dsn: str, environment: str) -> psycopg.Connection:
     except psycopg.Error as exc:
         raise ConnectError(f"cannot connect to {display_dsn(dsn)} (environment {environment}): "
                            f"{redact(str(exc).strip(), dsn)}") from None
+    # Whatever search_path the role or database sets, dbdeploy's own queries resolve built-ins in
+    # pg_catalog and never in a temporary schema (the bundles set the same path themselves).
+    conn.execute("SET search_path = pg_catalog, pg_temp")
     return conn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from dbdeploy.ops import checks
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, Step
@@ -22,6 +22,7 @@ from dbdeploy.ops.common import (
     notice,
     record_owned,
 )
+from dbdeploy.spec.base import Identifier
 
 _EXTENSION_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}\Z")
 
@@ -34,6 +35,10 @@ class RequireExtension(Operation):
     kind: ClassVar[str] = "require_extension"
     name: str
     create: bool = False
+    # Where create=True installs it. Explicit, because bundles run with search_path = pg_catalog,
+    # which would otherwise be the extension's schema.
+    model_config = ConfigDict(populate_by_name=True)
+    install_schema: Identifier = Field(default="public", alias="schema")
 
     @field_validator("name")
     @classmethod
@@ -50,7 +55,8 @@ class RequireExtension(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         if self.create:
-            missing = [S("CREATE EXTENSION IF NOT EXISTS {};").format(ident(self.name)),
+            missing = [S("CREATE EXTENSION IF NOT EXISTS {} SCHEMA {};").format(
+                           ident(self.name), ident(self.install_schema)),
                        record_owned(ctx, "extension", self.name)]
         else:
             missing = [fail(ctx, f"required extension {self.name} is not installed",

@@ -25,16 +25,19 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
     h = ident(history_schema)
     return [render(s) for s in (
         S("SET lock_timeout = {};").format(literal(LOCK_TIMEOUT)),
+        # Built-ins resolve to pg_catalog and nothing resolves to a temporary schema, whatever the
+        # caller's search_path: a hostile object named like a built-in cannot hijack the bundle.
+        S("SET search_path = pg_catalog, pg_temp;"),
         S("CREATE SCHEMA IF NOT EXISTS {};").format(h),
         S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(h),
         S("CREATE TABLE IF NOT EXISTS {} (\n"
-          "    version varchar(10) PRIMARY KEY,\n"
-          "    script_name varchar(255),\n"
+          "    version text PRIMARY KEY,\n"
+          "    script_name text,\n"
           "    description text,\n"
-          "    applied_by varchar(100),\n"
+          "    applied_by text,\n"
           "    applied_at timestamptz,\n"
           "    completed_at timestamptz,\n"
-          "    status varchar(20),\n"
+          "    status text,\n"
           "    notes text,\n"
           "    checksum text,\n"
           "    environment text,\n"
@@ -45,7 +48,7 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
           "    rolled_back_at timestamptz\n"
           ");").format(_log(history_schema)),
         S("CREATE TABLE IF NOT EXISTS {} (\n"
-          "    version varchar(10) NOT NULL,\n"
+          "    version text NOT NULL,\n"
           "    object_type text NOT NULL,\n"
           "    object_name text NOT NULL,\n"
           "    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"

@@ -44,6 +44,7 @@ def db():
     if not dsn:
         pytest.fail("set DBDEPLOY_TEST_DSN to the database to check")
     with psycopg.connect(dsn, autocommit=True, application_name="dbdeploy-generated-test") as conn:
+        conn.execute("SET search_path = pg_catalog, pg_temp")   # as the bundles themselves run
         yield conn
 
 

@@ -9,16 +9,17 @@
 
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
+SET search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS "migrations";
 REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
-    version varchar(10) PRIMARY KEY,
-    script_name varchar(255),
+    version text PRIMARY KEY,
+    script_name text,
     description text,
-    applied_by varchar(100),
+    applied_by text,
     applied_at timestamptz,
     completed_at timestamptz,
-    status varchar(20),
+    status text,
     notes text,
     checksum text,
     environment text,
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     rolled_back_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
-    version varchar(10) NOT NULL,
+    version text NOT NULL,
     object_type text NOT NULL,
     object_name text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),

@@ -9,16 +9,17 @@
 
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
+SET search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS "migrations";
 REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
-    version varchar(10) PRIMARY KEY,
-    script_name varchar(255),
+    version text PRIMARY KEY,
+    script_name text,
     description text,
-    applied_by varchar(100),
+    applied_by text,
     applied_at timestamptz,
     completed_at timestamptz,
-    status varchar(20),
+    status text,
     notes text,
     checksum text,
     environment text,
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     rolled_back_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
-    version varchar(10) NOT NULL,
+    version text NOT NULL,
     object_type text NOT NULL,
     object_name text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -39,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '79a31265e9afb0fe477364ce7802c09928731b8f76ba4f9059069803d89a75a5') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '7a2a99a5d9177578eaf9809515b964ba7ef97443a49c8e99a258d1b03078018f') THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__ext.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '79a31265e9afb0fe477364ce7802c09928731b8f76ba4f9059069803d89a75a5',
+VALUES ('001', 'V001__ext.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '7a2a99a5d9177578eaf9809515b964ba7ef97443a49c8e99a258d1b03078018f',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -73,7 +74,7 @@ BEGIN;
 DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citext') THEN
-        CREATE EXTENSION IF NOT EXISTS "citext";
+        CREATE EXTENSION IF NOT EXISTS "citext" SCHEMA "public";
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('001', 'extension', 'citext') ON CONFLICT DO NOTHING;
     END IF;
 END

@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "79a31265e9afb0fe477364ce7802c09928731b8f76ba4f9059069803d89a75a5"
+CHECKSUM = "7a2a99a5d9177578eaf9809515b964ba7ef97443a49c8e99a258d1b03078018f"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 
@@ -41,6 +41,7 @@ def db():
     if not dsn:
         pytest.fail("set DBDEPLOY_TEST_DSN to the database to check")
     with psycopg.connect(dsn, autocommit=True, application_name="dbdeploy-generated-test") as conn:
+        conn.execute("SET search_path = pg_catalog, pg_temp")   # as the bundles themselves run
         yield conn
 
 
