@@ -13,6 +13,21 @@ class DbdeployError(Exception):
     exit_code = 1
 
 
+FIX_MARK = " — fix: "
+"""Validators end their ValueError messages with ``FIX_MARK + instruction``; SpecError (and the
+spec loader, for pydantic errors) split it off into :attr:`SpecError.fix`, so every refusal
+says what to change."""
+
+
+def split_fix(message: str) -> tuple[str, str | None]:
+    """``"reason — fix: do this"`` → ``("reason", "do this")``; ``(message, None)`` without a fix.
+
+    The last marker wins: the offending value quoted in the reason may itself contain the marker.
+    """
+    reason, mark, fix = message.rpartition(FIX_MARK)
+    return (reason, fix) if mark and fix.strip() else (message, None)
+
+
 class SpecError(DbdeployError):
     """A spec is malformed or unsafe. Carries the file, the field path and the fix."""
 
@@ -20,6 +35,8 @@ class SpecError(DbdeployError):
 
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None,
                  fix: str | None = None) -> None:
+        if fix is None:
+            message, fix = split_fix(message)
         self.file = file
         self.field = field
         self.fix = fix

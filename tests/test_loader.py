@@ -208,7 +208,8 @@ def test_validation_error_names_file_field_path_value_and_line(specs):
     ('Column(name="a", type="text", nullabel=False)', "Column.nullabel", "Extra inputs are not permitted"),
     ('Column(name="Bad", type="text")', "Column.name", "'Bad'"),
     ('Migration(version="v1", name="x", operations=[CreateSchema(name="s")])', "Migration.version", "'v1'"),
-    ('CreateTable(table="t", columns=[Column(name="a", type="text")], primary_key=["zz"])', "CreateTable", "zz"),
+    ('CreateTable(table="t", columns=[Column(name="a", type="text")], primary_key=["zz"])', "CreateTable.primary_key",
+     "zz"),
 ])
 def test_validation_error_field_paths(specs, snippet, field, fragment):
     path = write(specs, "V001_bad.py", f"from dbdeploy import *\n\n\nvalue = {snippet}\n")
@@ -233,8 +234,7 @@ def test_migration_level_consistency_error_names_operation(specs):
     write(specs, "V001_dup.py", spec("001", "dup", f"{TABLE_T}, "
                                      'AddColumn(table="s.t", column=Column(name="a", type="text"))'))
     err = load_error(specs)
-    assert err.field == "Migration"
-    assert "operations[1] (add_column s.t)" in str(err)
+    assert err.field == "Migration.operations[1] (add_column s.t)"
     assert "column 'a' already exists in s.t" in str(err)
 
 
@@ -261,7 +261,7 @@ def test_duplicate_versions_across_files_name_both_files(specs, first, second):
     text = str(err)
     assert "V001_first.py" in text and "V002_second.py" in text
     assert err.file == str(second_path)
-    assert err.field == "version"
+    assert err.field == "Migration.version"
 
 
 def test_duplicate_versions_within_one_file(specs):

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from dbdeploy import __version__
-from dbdeploy.cli import deploy_commands, generate, new, test_command
+from dbdeploy.cli import deploy_commands, generate, lint, new, test_command
 from dbdeploy.errors import DbdeployError
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def _root(
 
 
 generate.register(app)
+lint.register(app)
 new.register(app)
 deploy_commands.register(app)
 test_command.register(app)

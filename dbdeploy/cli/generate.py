@@ -16,14 +16,17 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="Folder for bundles (default: from config, or generated/)."),
         check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if generated/ is stale."),
     ) -> None:
-        """Generate forward SQL, rollback SQL and a manifest for every migration in the specs folder."""
+        """Generate forward SQL, rollback SQL and a manifest for every migration in the specs folder.
+
+        Specs with error-level lint findings that they do not allow are refused (exit 2, nothing written).
+        """
         from dbdeploy.executor.config import load_config
         from dbdeploy.render.writer import build_bundles, compare, write
 
         config = load_config()
         specs = specs or config.specs
         out = out or config.generated
-        bundles = build_bundles(specs, config.history_schema)
+        bundles = build_bundles(specs, config.history_schema, lint=True)
         if check:
             result = compare(bundles, out)
             if not result.clean:

@@ -53,7 +53,7 @@ class AddColumn(Operation):
     def _no_identity(self) -> AddColumn:
         if self.column.identity:
             raise ValueError(
-                "adding an identity column to an existing table rewrites it under ACCESS EXCLUSIVE; "
+                "adding an identity column to an existing table rewrites it under ACCESS EXCLUSIVE — fix: "
                 "add a bigint column with a sequence default instead (it is filled in batches)")
         return self
 
@@ -75,7 +75,8 @@ class AddColumn(Operation):
         if table is None:
             return
         if self.column.name in table.columns:
-            raise ValueError(f"column {self.column.name!r} already exists in {self.table}")
+            raise ValueError(f"column {self.column.name!r} already exists in {self.table} — fix: remove this "
+                             "AddColumn, or give the new column another name")
         table.columns[self.column.name] = self.column
 
     def expects(self, ctx: PlanContext) -> list[dict]:
@@ -87,7 +88,7 @@ class AddColumn(Operation):
         if table is None or not table.primary_key:
             raise ValueError(
                 f"column {self.column.name!r} has a volatile default, so existing rows are filled in "
-                f"batches by primary key, but {self.table}'s primary key is not known from the specs; "
+                f"batches by primary key, but {self.table}'s primary key is not known from the specs — fix: "
                 "add the column without a default and use a Backfill with key=[...]")
         return table.primary_key
 

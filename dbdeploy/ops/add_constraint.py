@@ -17,7 +17,7 @@ def _register(state: SchemaState, table: str, name: str, what: str) -> None:
     if tbl is None:
         return
     if name in tbl.constraints:
-        raise ValueError(f"{what}: {table} already has a constraint named {name!r}; pick another name")
+        raise ValueError(f"{what}: {table} already has a constraint named {name!r} — fix: pick another name")
     tbl.constraints.add(name)
 
 

@@ -26,7 +26,8 @@ class Backfill(Operation):
     @classmethod
     def _assignments(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:
-            raise ValueError("set needs at least one column → SQL expression")
+            raise ValueError("set needs at least one column → SQL expression — fix: add one, e.g. "
+                             "set={\"status\": \"'active'\"}")
         for column in value:
             check_identifier(column, "set column")
         return value
@@ -51,11 +52,12 @@ class Backfill(Operation):
         table = state.tables.get(self.table)
         if table is None or not table.primary_key:
             raise ValueError(
-                f"key is not given and {self.table}'s primary key is not known from the specs; "
+                f"key is not given and {self.table}'s primary key is not known from the specs — fix: "
                 "set key=[...] to the unique, indexed column(s) to batch by")
         overlap = set(table.primary_key) & set(self.set)
         if overlap:
-            raise ValueError(f"a backfill cannot change its own key column(s) {', '.join(sorted(overlap))}")
+            raise ValueError(f"a backfill cannot change its own key column(s) {', '.join(sorted(overlap))} — fix: "
+                             "batch by another unique key (key=[...]), or remove the key column(s) from set")
         return list(table.primary_key)
 
     def plan(self, ctx: PlanContext) -> BackfillPlan:

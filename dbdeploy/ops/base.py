@@ -7,9 +7,10 @@ undo it (like pgroll's Start/Rollback). The bundle renderer never looks inside a
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
+
+from pydantic import field_validator
 
 from dbdeploy.spec.base import SpecModel
 from dbdeploy.spec.components import Column, Index
@@ -64,14 +65,22 @@ class SchemaState:
     complete: bool = False
 
     def copy(self) -> SchemaState:
-        return copy.deepcopy(self)
+        """The state before an operation, for that operation's forward/rollback rendering.
+
+        Shallow on purpose: columns and indexes are immutable models, and an operation only reads
+        keys and definitions that its own apply() does not change in place, so copying the three
+        mappings is enough (a deep copy per operation made planning quadratic in practice).
+        """
+        return SchemaState(tables=dict(self.tables), indexes=dict(self.indexes), relations=dict(self.relations),
+                           complete=self.complete)
 
     def claim(self, name: str, kind: str, table: str) -> None:
         """Register a relation name, refusing one an earlier operation already uses."""
         if name in self.relations:
             other_kind, other_table = self.relations[name]
             raise ValueError(f"{name} is already used by {other_kind} of {other_table}; relation names are "
-                             "shared by tables, indexes and constraint indexes within a schema — pick another name")
+                             "shared by tables, indexes and constraint indexes within a schema — fix: pick another "
+                             "name")
         self.relations[name] = (kind, table)
 
     def forget_table(self, table: str) -> None:
@@ -95,7 +104,7 @@ class SchemaState:
             known = ", ".join(sorted(state.columns)) or "none"
             raise ValueError(
                 f"{what} refers to column(s) {', '.join(missing)} that {table} does not have "
-                f"(its columns: {known})")
+                f"(its columns: {known}) — fix: use one of its columns, or add the column first (AddColumn)")
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,18 @@ class Operation(SpecModel):
 
     kind: ClassVar[str]
     destructive: ClassVar[bool] = False
+
+    # Lint findings this operation accepts: rule id → why it is safe here (shown in the checklist).
+    allow: dict[str, str] = {}
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            return value
+        from dbdeploy.lint.registry import check_allow  # the rules import the operations
+
+        return check_allow(value)
 
     def apply(self, state: SchemaState) -> None:
         """Validate against ``state`` and record this operation's effect on it."""

@@ -41,7 +41,7 @@ from dbdeploy.ops.ddl import (
     named_constraint,
     unique_body,
 )
-from dbdeploy.spec.base import Identifier, TableName
+from dbdeploy.spec.base import FreeText, Identifier, TableName
 from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, literal, qualified, render
@@ -56,17 +56,17 @@ class CreateTable(Operation):
     uniques: list[Unique] = []
     checks: list[Check] = []
     indexes: list[Index] = []
-    comment: str | None = None
+    comment: FreeText | None = None
 
     @field_validator("columns")
     @classmethod
     def _columns(cls, value: list[Column]) -> list[Column]:
         if not value:
-            raise ValueError("a table needs at least one column")
+            raise ValueError("a table needs at least one column — fix: list its columns")
         seen: set[str] = set()
         for column in value:
             if column.name in seen:
-                raise ValueError(f"column {column.name!r} is defined twice")
+                raise ValueError(f"column {column.name!r} is defined twice — fix: remove or rename one of them")
             seen.add(column.name)
         return value
 
@@ -77,12 +77,13 @@ class CreateTable(Operation):
         def need(columns, where: str) -> None:
             missing = sorted(set(columns) - names)
             if missing:
-                raise ValueError(f"{where} refers to unknown column(s) {', '.join(missing)} "
-                                 f"(columns: {', '.join(sorted(names))})")
+                raise ValueError(f"{where}: refers to unknown column(s) {', '.join(missing)} "
+                                 f"(columns: {', '.join(sorted(names))}) — fix: use one of the table's columns, "
+                                 "or add the column to columns=[...]")
 
         need(self.primary_key, "primary_key")
         if len(set(self.primary_key)) != len(self.primary_key):
-            raise ValueError("primary_key lists a column twice")
+            raise ValueError("primary_key lists a column twice — fix: list each column once")
         for i, fk in enumerate(self.foreign_keys):
             need(fk.columns, f"foreign_keys[{i}].columns")
             if fk.references == self.table:
@@ -101,12 +102,13 @@ class CreateTable(Operation):
         for group in (constraint_names, relation_names):
             dupes = sorted({n for n in group if group.count(n) > 1})
             if dupes:
-                raise ValueError(f"name(s) {', '.join(dupes)} used twice in this table; give distinct names")
+                raise ValueError(f"name(s) {', '.join(dupes)} used twice in this table — fix: give distinct names")
         return self
 
     def apply(self, state: SchemaState) -> None:
         if self.table in state.tables:
-            raise ValueError(f"table {self.table} is already created by an earlier operation")
+            raise ValueError(f"table {self.table} is already created by an earlier operation — fix: remove this "
+                             "CreateTable, or change the table with AddColumn and friends")
         schema = split_table(self.table)[0]
         state.claim(self.table, "table", self.table)
         if self.primary_key:

@@ -47,9 +47,11 @@ class DropColumn(Operation):
         if table is None:
             return
         if self.column not in table.columns:
-            raise ValueError(f"{self.table} has no column {self.column!r} to drop")
+            raise ValueError(f"{self.table} has no column {self.column!r} to drop — fix: check the column "
+                             "name, or remove this DropColumn")
         if self.column in table.primary_key:
-            raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped")
+            raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped — fix: "
+                             "drop the table instead, or change the key with RawSQL")
         del table.columns[self.column]
         state.forget_column(self.table, self.column)
 

@@ -10,6 +10,8 @@ import datetime
 import decimal
 import uuid
 
+from dbdeploy.sql import column_default
+
 
 def schema(name: str, present: bool = True) -> dict:
     return {"object": "schema", "name": name, "present": present}
@@ -23,7 +25,9 @@ def column(table_name: str, name: str, present: bool = True, not_null: bool | No
            type_name: str | None = None, default: str | None = None, identity: bool = False) -> dict:
     entry = {"object": "column", "table": table_name, "name": name, "present": present}
     if present and type_name is not None:
-        entry.update(not_null=not_null, type=type_name, default=default, identity=identity)
+        # the generated test probes the default in a column definition: DEFAULT needs the safe form
+        entry.update(not_null=not_null, type=type_name, default=column_default(default) if default else None,
+                     identity=identity)
     return entry
 
 

@@ -73,13 +73,14 @@ class DropIndex(Operation):
     def apply(self, state: SchemaState) -> None:
         kind, _table = state.relations.get(self.name, ("", ""))
         if kind in ("the primary key", "a unique constraint"):
-            raise ValueError(f"{self.name} is the index behind {kind}; drop the constraint instead")
+            raise ValueError(f"{self.name} is the index behind {kind} — fix: drop the constraint instead")
         if self.name not in state.indexes:
             if not state.complete:
                 return
             raise ValueError(
                 f"index {self.name} is not created by any earlier spec, so its rollback could not "
-                "rebuild it; drop it with RawSQL and give the rollback explicitly")
+                "rebuild it — fix: check the name (schema.index), or drop it with RawSQL and give the "
+                "rollback explicitly")
         del state.indexes[self.name]
         state.relations.pop(self.name, None)
 

@@ -19,9 +19,17 @@ def _check(value: str | None, field: str) -> str | None:
     except SqlParseError as exc:
         raise ValueError(f"{field} is not valid SQL: {exc}") from None
     if any(is_transaction_control(s) for s in statements):
-        raise ValueError(f"{field} contains BEGIN/COMMIT/ROLLBACK; remove them — dbdeploy runs each "
-                         "step in its own transaction (or in autocommit for CONCURRENTLY)")
+        raise ValueError(f"{field} contains BEGIN/COMMIT/ROLLBACK, but dbdeploy runs each step in its own "
+                         "transaction (or in autocommit for CONCURRENTLY) — fix: remove the transaction statements")
     return value
+
+
+def _terminated(text: str) -> str:
+    """The SQL with one terminating ';'. After a trailing ``--`` comment the ';' goes on a line of its
+    own: inside the comment it would not end the statement, and psql (and the executor's splitter)
+    would run it together with the step's COMMIT."""
+    body = text.strip().rstrip(";").rstrip()
+    return body + ("\n;" if "--" in body.rsplit("\n", 1)[-1] else ";")
 
 
 def _needs_autocommit(text: str) -> bool:
@@ -58,7 +66,7 @@ class RawSQL(Operation):
 
     def _step(self, text: str, summary: str) -> Step:
         autocommit = _needs_autocommit(text)
-        return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, text.strip().rstrip(";") + ";", summary)
+        return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, _terminated(text), summary)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.sql_check(self.verify, f"V{ctx.version} operation {ctx.index}")] if self.verify else []
@@ -71,7 +79,7 @@ class RawSQL(Operation):
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         health = [CheckQuery(f"The verify query of raw SQL operation {ctx.index}",
-                             self.verify.strip().rstrip(";") + ";", "true",
+                             _terminated(self.verify), "true",
                              otherwise="`dbdeploy verify` fails only on `false`")] if self.verify else []
         return ChecklistItems(
             notes=[f"Operation {ctx.index} is raw SQL written by hand: read it in the forward and rollback files. "

@@ -44,7 +44,8 @@ class RequireExtension(Operation):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _EXTENSION_NAME.match(value):
-            raise ValueError(f"extension name {value!r} must be lowercase letters, digits, '_' or '-'")
+            raise ValueError(f"extension name {value!r} is not an extension name — fix: use lowercase letters, "
+                             "digits, '_' or '-' only, e.g. pgcrypto")
         return value
 
     def target(self) -> str:

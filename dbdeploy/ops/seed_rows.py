@@ -44,20 +44,21 @@ class SeedRows(Operation):
     @classmethod
     def _rows(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not value:
-            raise ValueError("rows must list at least one row")
+            raise ValueError("rows must list at least one row — fix: add a row, or remove the SeedRows")
         for i, row in enumerate(value):
             if not row:
-                raise ValueError(f"rows[{i}] is empty")
+                raise ValueError(f"rows[{i}] is empty — fix: give the row its column values")
             for column, cell in row.items():
                 check_identifier(column, f"rows[{i}] column")
                 if isinstance(cell, dict | list):
                     _check_json(cell, f"rows[{i}].{column}")
                 elif isinstance(cell, str) and "\x00" in cell:
-                    raise ValueError(f"rows[{i}].{column} contains a NUL byte, which PostgreSQL text cannot hold")
+                    raise ValueError(f"rows[{i}].{column} contains a NUL byte, which PostgreSQL text cannot hold — "
+                                     "fix: remove the NUL byte (\\x00)")
                 elif not isinstance(cell, _SCALARS):
-                    raise ValueError(f"rows[{i}].{column}: unsupported value type {type(cell).__name__} "
-                                     "(use str, int, float, bool, Decimal, date/datetime, UUID, None, "
-                                     "or dict/list for jsonb)")
+                    raise ValueError(f"rows[{i}].{column}: unsupported value type {type(cell).__name__} — fix: "
+                                     "use str, int, float, bool, Decimal, date/datetime, UUID, None, "
+                                     "or dict/list for jsonb")
         return value
 
     @model_validator(mode="after")
@@ -65,7 +66,8 @@ class SeedRows(Operation):
         for i, row in enumerate(self.rows):
             missing = [c for c in self.conflict_columns if c not in row]
             if missing:
-                raise ValueError(f"rows[{i}] has no value for conflict column(s) {', '.join(missing)}")
+                raise ValueError(f"rows[{i}] has no value for conflict column(s) {', '.join(missing)} — fix: give "
+                                 "every row a value for each conflict column")
         return self
 
     @property
@@ -190,17 +192,18 @@ def _check_json(value: Any, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or "\x00" in key:
-                raise ValueError(f"{where}: jsonb keys must be strings without NUL bytes (got {key!r})")
+                raise ValueError(f"{where}: jsonb keys must be strings without NUL bytes (got {key!r}) — fix: "
+                                 "use a string key without \\x00")
             _check_json(item, f"{where}.{key}")
     elif isinstance(value, list):
         for n, item in enumerate(value):
             _check_json(item, f"{where}[{n}]")
     elif isinstance(value, str):
         if "\x00" in value:
-            raise ValueError(f"{where} contains a NUL byte, which jsonb cannot hold")
+            raise ValueError(f"{where} contains a NUL byte, which jsonb cannot hold — fix: remove the NUL byte (\\x00)")
     elif not isinstance(value, bool | int | float | type(None)):
-        raise ValueError(f"{where}: unsupported value type {type(value).__name__} inside jsonb "
-                         "(use str, number, bool, None, dict or list)")
+        raise ValueError(f"{where}: unsupported value type {type(value).__name__} inside jsonb — fix: "
+                         "use str, number, bool, None, dict or list")
 
 
 def _value(cell: Any):

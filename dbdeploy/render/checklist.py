@@ -49,6 +49,24 @@ _ENV = jinja2.Environment(
 
 
 @dataclass(frozen=True)
+class AllowedFinding:
+    """A lint rule an operation of the spec accepts, with the spec's reason."""
+
+    index: int          # 0-based, as in the spec's ``operations[i]``
+    operation: str
+    rule: str
+    severity: str
+    reason: str
+
+
+def allowed_findings(plan: MigrationPlan) -> list[AllowedFinding]:
+    from dbdeploy.lint.registry import BY_ID
+
+    return [AllowedFinding(i, op.describe().removesuffix(" -"), rule, BY_ID[rule].severity, " ".join(reason.split()))
+            for i, op in enumerate(plan.migration.operations) for rule, reason in op.allow.items()]
+
+
+@dataclass(frozen=True)
 class LockRow:
     number: int
     summary: str
@@ -102,6 +120,7 @@ def render_checklist(plan: MigrationPlan, *, files: list[str], checksum: str, so
         history_schema=history_schema, health_checks=[*items.health_checks, recorded(history_schema, m.version,
                                                                                      checksum)],
         rolled_back=rolled_back(history_schema, m.version), dump_file=f"{label}_before.dump",
+        allowed=allowed_findings(plan),
         rollback_copies=any("<timestamp>" in note for note in items.rollback_notes),
         description_lines=m.description.splitlines() or [m.name.replace("_", " ")])
 
@@ -142,4 +161,5 @@ def rolled_back(history_schema: str, version: str) -> CheckQuery:
                 " AS rolled_back").format(log=ident(history_schema, "migration_log"), v=literal(version))), "true")
 
 
-__all__ = ["CHECKLIST_NAME", "LOCK_BLOCKS", "LockRow", "lock_rows", "previous_version", "render_checklist"]
+__all__ = ["CHECKLIST_NAME", "LOCK_BLOCKS", "AllowedFinding", "LockRow", "allowed_findings", "lock_rows",
+           "previous_version", "render_checklist"]

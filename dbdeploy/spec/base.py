@@ -43,15 +43,22 @@ def _unique_list(values: list[str]) -> list[str]:
     seen = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{value!r} is listed twice")
+            raise ValueError(f"{value!r} is listed twice — fix: list each column once")
         seen.add(value)
     return values
 
 
 def _non_empty(values: list) -> list:
     if not values:
-        raise ValueError("must not be empty")
+        raise ValueError("must not be empty — fix: list at least one column")
     return values
+
+
+def _free_text(value: str) -> str:
+    """Comments and descriptions: any text PostgreSQL can store (no NUL byte)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL byte, which PostgreSQL text cannot hold — fix: remove the NUL byte (\\x00)")
+    return value
 
 
 Identifier = Annotated[str, AfterValidator(lambda v: names.check_identifier(v, "name"))]
@@ -60,3 +67,4 @@ SqlExpression = Annotated[str, AfterValidator(_expr)]
 SqlType = Annotated[str, AfterValidator(_type)]
 IndexKey = Annotated[str, AfterValidator(_index_key)]
 ColumnList = Annotated[list[Identifier], AfterValidator(_non_empty), AfterValidator(_unique_list)]
+FreeText = Annotated[str, AfterValidator(_free_text)]

@@ -19,7 +19,7 @@ from dbdeploy.spec.base import (
     SqlType,
     TableName,
 )
-from dbdeploy.spec.names import derived_name, short_hash, split_table
+from dbdeploy.spec.names import _IDENTIFIER, derived_name, short_hash, split_table
 from dbdeploy.sql import parse_expression, parse_index_element
 
 _INTEGER_TYPES = {"smallint", "integer", "int", "int2", "int4", "int8", "bigint"}
@@ -40,9 +40,10 @@ class Column(SpecModel):
     def _identity_rules(self) -> Column:
         if self.identity:
             if self.default is not None:
-                raise ValueError(f"column {self.name!r}: identity columns cannot also have a default")
+                raise ValueError(f"column {self.name!r}: identity columns cannot also have a default — fix: "
+                                 "remove default= or identity=True")
             if self.type.lower() not in _INTEGER_TYPES:
-                raise ValueError(f"column {self.name!r}: identity needs an integer type (use bigint)")
+                raise ValueError(f"column {self.name!r}: identity needs an integer type — fix: use type=\"bigint\"")
             if self.nullable:
                 object.__setattr__(self, "nullable", False)
         return self
@@ -51,7 +52,7 @@ class Column(SpecModel):
     @classmethod
     def _comment_text(cls, value: str | None) -> str | None:
         if value is not None and "\x00" in value:
-            raise ValueError("comment contains a NUL byte")
+            raise ValueError("comment contains a NUL byte — fix: remove the NUL byte (\\x00)")
         return value
 
     @property
@@ -76,7 +77,8 @@ class ForeignKey(SpecModel):
             return None
         normal = " ".join(value.upper().split())
         if normal not in _ON_DELETE:
-            raise ValueError(f"on_delete {value!r} must be one of {', '.join(_ON_DELETE)}")
+            raise ValueError(f"on_delete {value!r} must be one of {', '.join(_ON_DELETE)} — fix: use one of "
+                             "them, or leave on_delete out")
         return normal
 
     @model_validator(mode="after")
@@ -84,7 +86,7 @@ class ForeignKey(SpecModel):
         if len(self.columns) != len(self.ref_columns):
             raise ValueError(
                 f"foreign key has {len(self.columns)} column(s) but {len(self.ref_columns)} "
-                "ref_columns; list one referenced column per column"
+                "ref_columns — fix: list one referenced column per column"
             )
         return self
 
@@ -132,21 +134,22 @@ class Index(SpecModel):
     @classmethod
     def _has_columns(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("an index needs at least one column or expression")
+            raise ValueError("an index needs at least one column or expression — fix: list what to index")
         return value
 
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
         if value not in _METHODS:
-            raise ValueError(f"method {value!r} must be one of {', '.join(_METHODS)}")
+            raise ValueError(f"method {value!r} must be one of {', '.join(_METHODS)} — fix: use one of them")
         return value
 
     @property
     def referenced_columns(self) -> frozenset[str]:
         found: set[str] = set(self.include)
         for key in self.columns:
-            found |= parse_index_element(key).columns
+            # a plain name is a column (rendered quoted), even one spelt like a keyword ("end", "table")
+            found |= {key} if _IDENTIFIER.match(key) else parse_index_element(key).columns
         if self.where:
             found |= parse_expression(self.where).columns
         return frozenset(found)

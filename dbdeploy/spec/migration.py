@@ -28,22 +28,24 @@ class Migration(SpecModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _NAME.match(value):
-            raise ValueError(f"name {value!r} must be snake_case (a-z, 0-9, _; starting with a letter; "
-                             "at most 80 characters)")
+            raise ValueError(f"name {value!r} must be snake_case (a-z, 0-9, _; starting with a letter; at most "
+                             "80 characters): it names the bundle's folder and files — fix: rename it, e.g. "
+                             "name=\"add_user_email\"")
         return value
 
     @field_validator("description")
     @classmethod
     def _description(cls, value: str) -> str:
         if "\x00" in value:
-            raise ValueError("description contains a NUL byte")
+            raise ValueError("description contains a NUL byte — fix: remove the NUL byte (\\x00)")
         return value
 
     @field_validator("operations")
     @classmethod
     def _operations(cls, value: list) -> list:
         if not value:
-            raise ValueError("a migration needs at least one operation")
+            raise ValueError("a migration needs at least one operation — fix: add its operations, or delete "
+                             "the spec file")
         return value
 
     @model_validator(mode="after")
@@ -61,7 +63,7 @@ class Migration(SpecModel):
                                     and op.column.name in later.set for later in self.operations[i + 1:]):
                 raise ValueError(
                     f"operations[{i}] ({op.describe()}): column {op.column.name!r} is NOT NULL without a "
-                    "default, so existing rows would have no value; add a default or a Backfill of "
+                    "default, so existing rows would have no value — fix: add a default or a Backfill of "
                     f"{op.table} that sets {op.column.name!r} later in this migration")
         return self
 

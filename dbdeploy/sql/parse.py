@@ -7,13 +7,16 @@ as ``now()); DROP TABLE x; --`` can neither pass nor survive as a hidden comment
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pglast import ast, parse_sql
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from psycopg import sql
+
+from dbdeploy.errors import FIX_MARK
 
 
 class SqlParseError(ValueError):
@@ -43,18 +46,41 @@ class TypeName:
         return sql.SQL(self.text)
 
 
-def _parse(text: str, prefix: str = "", suffix: str = ""):
+# What to do about a fragment that does not parse, by what the fragment should be.
+FIX_EXPRESSION = ("give exactly one SQL expression (a value, column, operator or function call) with "
+                  "balanced quotes and parentheses, no ';' and no unterminated comment")
+FIX_TYPE = "give one PostgreSQL type such as text, bigint, numeric(10,2), timestamptz or text[]"
+FIX_INDEX_KEY = "give one column name or expression per list entry, e.g. 'email', 'lower(email)' or 'created_at DESC'"
+FIX_STATEMENTS = "correct the SQL so that PostgreSQL (psql) accepts it"
+_FIX_NUL = "remove the NUL byte (\\x00); PostgreSQL text cannot hold it"
+
+
+def _parse(text: str, prefix: str = "", suffix: str = "", fix: str = FIX_STATEMENTS):
     """Parse ``prefix + text + suffix``; error positions are reported relative to ``text``."""
     if "\x00" in text:
-        raise SqlParseError("contains a NUL byte")
+        raise SqlParseError(f"contains a NUL byte{FIX_MARK}{_FIX_NUL}")
     try:
         return parse_sql(prefix + text + suffix)
     except ParseError as exc:
         message, *rest = exc.args
+        if suffix and ("--" in text or "/*" in text):
+            fix = f"remove the comment (-- or /*), which hides what follows it; {fix}"
+        near = re.search(r'at or near "([A-Za-z_]+)"', message)
+        if near and _is_keyword(near.group(1)):
+            word = near.group(1).lower()
+            fix = f'if {word} is a column, double-quote it ("{word}"), because it is an SQL keyword; {fix}'
         if rest and isinstance(rest[0], int):
             position = max(rest[0] - len(prefix), 0)
-            raise SqlParseError(f"{message} (at character {position + 1})") from None
-        raise SqlParseError(str(exc)) from None
+            if position >= len(text):  # at dbdeploy's own wrapper: the text ended too early
+                message = message.split(" at or near ")[0]
+                raise SqlParseError(f"{message} at its end (it is incomplete){FIX_MARK}{fix}") from None
+            raise SqlParseError(f"{message} (at character {position + 1}){FIX_MARK}{fix}") from None
+        raise SqlParseError(f"{exc}{FIX_MARK}{fix}") from None
+
+
+def _is_keyword(word: str) -> bool:
+    tokens = scan(word)
+    return len(tokens) == 1 and tokens[0].kind != "NO_KEYWORD"
 
 
 _SELECT_CLAUSES = (
@@ -67,53 +93,119 @@ _SELECT_CLAUSES = (
 def parse_expression(text: str) -> Expression:
     """Parse ``text`` as exactly one scalar SQL expression."""
     if not isinstance(text, str) or not text.strip():
-        raise SqlParseError("is empty; give one SQL expression")
-    statements = _parse(text, "SELECT ")
+        raise SqlParseError(f"is empty{FIX_MARK}give one SQL expression, e.g. now() or 'text'")
+    statements = _parse(text, "SELECT ", fix=FIX_EXPRESSION)
     if len(statements) != 1:
-        raise SqlParseError("contains more than one statement; give exactly one SQL expression")
+        raise SqlParseError(f"contains more than one statement{FIX_MARK}give exactly one SQL expression, "
+                            "with no ';' (use RawSQL for statements)")
     stmt = statements[0].stmt
     if not isinstance(stmt, ast.SelectStmt) or any(getattr(stmt, c, None) for c in _SELECT_CLAUSES):
-        raise SqlParseError("is not a single expression (it adds clauses such as FROM or UNION)")
+        raise SqlParseError(f"is not a single expression (it adds clauses such as FROM or UNION){FIX_MARK}"
+                            "give only the expression; to read another table use a scalar subquery "
+                            "in parentheses, (SELECT ...)")
     if stmt.op not in (None, 0) and str(stmt.op) not in ("SETOP_NONE", "SetOperation.SETOP_NONE"):
-        raise SqlParseError("is not a single expression (set operation)")
+        raise SqlParseError(f"is not a single expression (set operation){FIX_MARK}give only the expression")
     targets = stmt.targetList or ()
     if len(targets) != 1:
-        raise SqlParseError("is a list of expressions; give exactly one SQL expression")
+        raise SqlParseError(f"is a list of expressions{FIX_MARK}give exactly one SQL expression")
     target = targets[0]
     if target.name is not None:
-        raise SqlParseError("has an alias (AS ...); give only the expression")
+        raise SqlParseError(f"has an alias (AS ...){FIX_MARK}give only the expression, without AS ...")
     node = target.val
     if isinstance(node, ast.ColumnRef) and any(isinstance(f, ast.A_Star) for f in node.fields):
-        raise SqlParseError("is '*', not an expression")
+        raise SqlParseError(f"is '*', not an expression{FIX_MARK}name the column or give an expression")
     return Expression(text=RawStream()(node), columns=frozenset(_column_refs(node)),
                       volatile=is_probably_volatile(node))
+
+
+def column_default(text: str) -> str:
+    """An expression's text as it can follow DEFAULT in a column definition.
+
+    There PostgreSQL accepts only a restricted expression grammar (``b_expr``): ``DEFAULT x IS NOT
+    NULL``, ``DEFAULT now() AT TIME ZONE 'utc'`` or ``DEFAULT NOT true`` are syntax errors, and in
+    ``DEFAULT 'a' COLLATE "C"`` the COLLATE would belong to the column. The text is kept as it is
+    when it parses there to the same expression, and parenthesized otherwise.
+    """
+    try:
+        column = parse_sql(f"CREATE TABLE dbdeploy_probe (c text DEFAULT {text})")[0].stmt.tableElts[0]
+        constraints = column.constraints or ()
+        if (len(constraints) == 1 and column.collClause is None
+                and RawStream()(constraints[0].raw_expr) == RawStream()(parse_sql(f"SELECT {text}")[0].stmt
+                                                                          .targetList[0].val)):
+            return text
+    except ParseError:
+        pass
+    return f"({text})"
 
 
 def parse_type(text: str) -> TypeName:
     """Parse ``text`` as one PostgreSQL type name (``numeric(10,2)``, ``text[]``, ``timestamptz``)."""
     if not isinstance(text, str) or not text.strip():
-        raise SqlParseError("is empty; give a PostgreSQL type such as text or bigint")
-    statements = _parse(text, "SELECT CAST(NULL AS ", ")")
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_TYPE}")
+    statements = _parse(text, "SELECT CAST(NULL AS ", ")", fix=FIX_TYPE)
     if len(statements) != 1:
-        raise SqlParseError("contains more than one statement; give only a type name")
+        raise SqlParseError(f"contains more than one statement{FIX_MARK}{FIX_TYPE}, and nothing else")
     stmt = statements[0].stmt
     if any(getattr(stmt, c, None) for c in _SELECT_CLAUSES) or len(stmt.targetList or ()) != 1:
-        raise SqlParseError("is not a type name")
+        raise SqlParseError(f"is not a type name{FIX_MARK}{FIX_TYPE}")
     target = stmt.targetList[0]
     if target.name is not None or not isinstance(target.val, ast.TypeCast):
-        raise SqlParseError("is not a type name")
+        raise SqlParseError(f"is not a type name{FIX_MARK}{FIX_TYPE}")
     cast = target.val
     if not isinstance(cast.arg, ast.A_Const) or not getattr(cast.arg, "isnull", False):
-        raise SqlParseError("is not a type name")
-    if cast.typeName.setof:
-        raise SqlParseError("is a SETOF type, which a column cannot have")
-    return TypeName(RawStream()(cast.typeName))
+        raise SqlParseError(f"is not a type name{FIX_MARK}{FIX_TYPE}")
+    type_name = cast.typeName
+    if type_name.setof:
+        raise SqlParseError(f"is a SETOF type, which only a function can return{FIX_MARK}drop SETOF; "
+                            "for several values per row use an array type such as integer[]")
+    if type_name.pct_type:
+        raise SqlParseError(f"is a %TYPE reference{FIX_MARK}{FIX_TYPE}")
+    _check_type_exists([n.sval for n in type_name.names])
+    return TypeName(RawStream()(type_name))
+
+
+# The data types in pg_catalog (PostgreSQL 15-17: base, range and multirange types) and the serial
+# pseudo-types CREATE TABLE accepts. Bundles run with search_path = pg_catalog, so any other type
+# must be schema-qualified to be found at all; checking here turns a typo into a spec error
+# instead of a failure halfway through a deployment.
+BUILTIN_TYPES = frozenset((
+    "aclitem", "bit", "bool", "box", "bpchar", "bytea", "char", "cid", "cidr", "circle", "date",
+    "datemultirange", "daterange", "float4", "float8", "gtsvector", "inet", "int2", "int2vector", "int4",
+    "int4multirange", "int4range", "int8", "int8multirange", "int8range", "interval", "json", "jsonb",
+    "jsonpath", "line", "lseg", "macaddr", "macaddr8", "money", "name", "numeric", "nummultirange",
+    "numrange", "oid", "oidvector", "path", "pg_lsn", "pg_snapshot", "point", "polygon", "refcursor",
+    "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator",
+    "regproc", "regprocedure", "regrole", "regtype", "text", "tid", "time", "timestamp", "timestamptz",
+    "timetz", "tsmultirange", "tsquery", "tsrange", "tstzmultirange", "tstzrange", "tsvector",
+    "txid_snapshot", "uuid", "varbit", "varchar", "xid", "xid8", "xml", "smallserial", "serial", "bigserial",
+    "serial2", "serial4", "serial8",
+))
+PSEUDO_TYPES = frozenset((
+    "any", "anyarray", "anycompatible", "anycompatiblearray", "anycompatiblemultirange",
+    "anycompatiblenonarray", "anycompatiblerange", "anyelement", "anyenum", "anymultirange", "anynonarray",
+    "anyrange", "cstring", "event_trigger", "fdw_handler", "index_am_handler", "internal", "language_handler",
+    "pg_ddl_command", "record", "table_am_handler", "trigger", "tsm_handler", "unknown", "void",
+))
+
+
+def _check_type_exists(names: list[str]) -> None:
+    """Refuse unqualified (or pg_catalog) type names that PostgreSQL does not have."""
+    if len(names) == 2 and names[0] != "pg_catalog":
+        return  # a user-defined or extension type in its schema: the database knows it
+    name = names[-1]
+    if name in PSEUDO_TYPES:
+        raise SqlParseError(f"is the pseudo-type {name!r}, which a column cannot have{FIX_MARK}{FIX_TYPE}")
+    if name not in BUILTIN_TYPES or len(names) > 2:
+        raise SqlParseError(
+            f"names the type {'.'.join(names)!r}, which is not a built-in PostgreSQL type{FIX_MARK}{FIX_TYPE}; "
+            "schema-qualify a user-defined or extension type (e.g. public.citext), because bundles run with "
+            "search_path = pg_catalog")
 
 
 def parse_statements(text: str) -> list:
     """Parse a RawSQL body: any number of complete statements. Returns pglast RawStmt nodes."""
     if not isinstance(text, str) or not text.strip():
-        raise SqlParseError("is empty")
+        raise SqlParseError(f"is empty{FIX_MARK}give the SQL to run")
     return list(_parse(text))
 
 
@@ -180,13 +272,13 @@ class IndexElement:
 def parse_index_element(text: str) -> IndexElement:
     """Parse one index key such as ``email``, ``created_at DESC`` or ``lower(email)``."""
     if not isinstance(text, str) or not text.strip():
-        raise SqlParseError("is empty; give a column name or an expression")
-    statements = _parse(text, "CREATE INDEX dbdeploy_probe ON dbdeploy_probe (", ")")
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_INDEX_KEY}")
+    statements = _parse(text, "CREATE INDEX dbdeploy_probe ON dbdeploy_probe (", ")", fix=FIX_INDEX_KEY)
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.IndexStmt):
-        raise SqlParseError("is not one index key")
+        raise SqlParseError(f"is not one index key{FIX_MARK}{FIX_INDEX_KEY}")
     stmt = statements[0].stmt
     if len(stmt.indexParams or ()) != 1 or stmt.whereClause is not None:
-        raise SqlParseError("is not one index key (use one list entry per key)")
+        raise SqlParseError(f"is not one index key (use one list entry per key){FIX_MARK}{FIX_INDEX_KEY}")
     element = stmt.indexParams[0]
     columns = {element.name} if element.name else _column_refs(element.expr)
     return IndexElement(text=RawStream()(element), columns=frozenset(columns))

@@ -1,0 +1,1 @@
+"""One module per lint rule; :mod:`dbdeploy.lint.registry` lists them in reporting order."""

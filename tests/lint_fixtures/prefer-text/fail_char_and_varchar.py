@@ -1,0 +1,40 @@
+"""char(n), varchar(n) and character varying(n)[]."""
+
+from dbdeploy import AddColumn, Column, CreateSchema, CreateTable, Index, Migration
+
+# one entry per finding of the rule (a substring of its subject), in order
+EXPECT = [
+    "shop.orders.currency is char(3)",
+    "shop.orders.coupon_code is varchar(20)",
+    "shop.orders.labels is varchar(8)[]",
+]
+
+base = Migration(
+    version="001",
+    name="base",
+    operations=[
+        CreateSchema(name="shop"),
+        CreateTable(
+            table="shop.orders",
+            columns=[
+                Column(name="id", type="bigint", identity=True),
+                Column(name="customer_id", type="bigint", nullable=False),
+                Column(name="status", type="text", nullable=False, default="'new'"),
+                Column(name="total", type="numeric(12,2)", nullable=False, default="0"),
+                Column(name="note", type="text"),
+            ],
+            primary_key=["id"],
+            indexes=[Index(columns=["customer_id"])],
+        ),
+    ],
+)
+
+change = Migration(
+    version="002",
+    name="change",
+    operations=[
+        AddColumn(table="shop.orders", column=Column(name="currency", type="char(3)")),
+        AddColumn(table="shop.orders", column=Column(name="coupon_code", type="varchar(20)")),
+        AddColumn(table="shop.orders", column=Column(name="labels", type="character varying(8)[]")),
+    ],
+)

@@ -1,0 +1,32 @@
+"""A volatile default on a table created earlier in the same migration (no rows)."""
+
+from dbdeploy import AddColumn, Column, CreateSchema, CreateTable, Index, Migration
+
+base = Migration(
+    version="001",
+    name="base",
+    operations=[
+        CreateSchema(name="shop"),
+        CreateTable(
+            table="shop.orders",
+            columns=[
+                Column(name="id", type="bigint", identity=True),
+                Column(name="customer_id", type="bigint", nullable=False),
+                Column(name="status", type="text", nullable=False, default="'new'"),
+                Column(name="total", type="numeric(12,2)", nullable=False, default="0"),
+                Column(name="note", type="text"),
+            ],
+            primary_key=["id"],
+            indexes=[Index(columns=["customer_id"])],
+        ),
+    ],
+)
+
+change = Migration(
+    version="002",
+    name="change",
+    operations=[
+        CreateTable(table="shop.notes", columns=[Column(name="id", type="bigint")], primary_key=["id"]),
+        AddColumn(table="shop.notes", column=Column(name="token", type="uuid", default="gen_random_uuid()")),
+    ],
+)
