@@ -5,9 +5,8 @@ indexes RawSQL creates."""
 
 from __future__ import annotations
 
-import copy
 import functools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from pglast import ast, parse_sql
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
@@ -65,21 +64,11 @@ class LintState:
     raw_dropped: set[str] = field(default_factory=set)      # spec-created indexes that RawSQL dropped
 
     def copy(self) -> LintState:
-        """A copy that later operations cannot change (the spec models inside are immutable)."""
-        schema = copy.copy(self.schema)
-        for item in fields(schema):
-            value = getattr(schema, item.name)
-            if isinstance(value, dict | list | set):
-                setattr(schema, item.name, type(value)(value))
-        schema.tables = {t: copy.copy(s) for t, s in schema.tables.items()}
-        for table in schema.tables.values():
-            for item in fields(table):
-                value = getattr(table, item.name)
-                if isinstance(value, dict | list | set):
-                    setattr(table, item.name, type(value)(value))
-        return LintState(schema, {t: dict(u) for t, u in self.uniques.items()}, dict(self.foreign_keys),
-                         {t: dict(c) for t, c in self.not_null_checks.items()},
-                         {t: dict(c) for t, c in self.pending_checks.items()}, dict(self.raw_indexes),
+        """A snapshot later operations cannot change. Shallow: the inner per-table mappings are
+        replaced, never changed in place (see _put/_drop), and SchemaState is copy-on-write too,
+        so a snapshot per operation costs the top-level mappings only."""
+        return LintState(self.schema.copy(), dict(self.uniques), dict(self.foreign_keys),
+                         dict(self.not_null_checks), dict(self.pending_checks), dict(self.raw_indexes),
                          set(self.raw_dropped))
 
     # -- what the rules ask ------------------------------------------------------------------
@@ -126,7 +115,7 @@ class LintState:
             for check in op.checks:
                 self._add_check(op.table, check)
         elif isinstance(op, AddUnique):
-            self.uniques.setdefault(op.table, {})[op.unique.resolved_name(op.table)] = tuple(op.unique.columns)
+            _put(self.uniques, op.table, op.unique.resolved_name(op.table), tuple(op.unique.columns))
         elif isinstance(op, AddForeignKey):
             self._add_fk(op.table, op.foreign_key, version, index)
         elif isinstance(op, AddCheck):
@@ -150,7 +139,7 @@ class LintState:
     def _add_check(self, table: str, check: Check) -> None:
         column = not_null_column(_expression_node(check.expression))
         if column:
-            self.not_null_checks.setdefault(table, {})[check.resolved_name(table)] = column
+            _put(self.not_null_checks, table, check.resolved_name(table), column)
 
     def _forget_column(self, table: str, column: str) -> None:
         self.uniques[table] = {n: c for n, c in self.uniques.get(table, {}).items() if column not in c}
@@ -193,16 +182,16 @@ class LintState:
                 column = not_null_column(con.raw_expr)
                 if column:
                     target = self.pending_checks if con.skip_validation else self.not_null_checks
-                    target.setdefault(table, {})[con.conname] = column
+                    _put(target, table, con.conname, column)
             elif con.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY) and con.keys:
-                self.uniques.setdefault(table, {})[con.conname or "?"] = tuple(k.sval for k in con.keys)
+                _put(self.uniques, table, con.conname or "?", tuple(k.sval for k in con.keys))
         elif cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name:
-            column = self.pending_checks.get(table, {}).pop(cmd.name, None)
+            column = _drop(self.pending_checks, table, cmd.name)
             if column:
-                self.not_null_checks.setdefault(table, {})[cmd.name] = column
+                _put(self.not_null_checks, table, cmd.name, column)
         elif cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name:
             for mapping in (self.not_null_checks, self.pending_checks, self.uniques):
-                mapping.get(table, {}).pop(cmd.name, None)
+                _drop(mapping, table, cmd.name)
         elif cmd.subtype == AlterTableType.AT_DropColumn and cmd.name:
             self._forget_column(table, cmd.name)
 
@@ -249,3 +238,16 @@ def raw_index_path(node) -> AccessPath | None:
     name = f"{node.relation.schemaname or 'public'}.{node.idxname}" if node.idxname else "an unnamed index"
     keys = tuple(elem.name if isinstance(elem, ast.IndexElem) else None for elem in node.indexParams or ())
     return AccessPath(f"index {name}", keys, single_column_only=method == "hash")
+
+
+def _put(mapping: dict[str, dict], table: str, key: str, value) -> None:
+    """Set mapping[table][key] without changing the inner dict other snapshots may share."""
+    mapping[table] = {**mapping.get(table, {}), key: value}
+
+
+def _drop(mapping: dict[str, dict], table: str, key: str):
+    inner = mapping.get(table)
+    if not inner or key not in inner:
+        return None
+    mapping[table] = {k: v for k, v in inner.items() if k != key}
+    return inner[key]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from pydantic import model_validator
@@ -77,7 +78,8 @@ class AddColumn(Operation):
         if self.column.name in table.columns:
             raise ValueError(f"column {self.column.name!r} already exists in {self.table} — fix: remove this "
                              "AddColumn, or give the new column another name")
-        table.columns[self.column.name] = self.column
+        # Replace, never mutate: planning and lint keep shallow snapshots of the state.
+        state.tables[self.table] = replace(table, columns={**table.columns, self.column.name: self.column})
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.column(self.table, self.column.name, not_null=not self.column.nullable,

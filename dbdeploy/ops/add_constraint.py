@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from dbdeploy.ops import checks, expect
@@ -18,7 +19,7 @@ def _register(state: SchemaState, table: str, name: str, what: str) -> None:
         return
     if name in tbl.constraints:
         raise ValueError(f"{what}: {table} already has a constraint named {name!r} — fix: pick another name")
-    tbl.constraints.add(name)
+    state.tables[table] = replace(tbl, constraints=tbl.constraints | {name})   # copy-on-write, see SchemaState.copy
 
 
 class AddForeignKey(Operation):

@@ -67,9 +67,9 @@ class SchemaState:
     def copy(self) -> SchemaState:
         """The state before an operation, for that operation's forward/rollback rendering.
 
-        Shallow on purpose: columns and indexes are immutable models, and an operation only reads
-        keys and definitions that its own apply() does not change in place, so copying the three
-        mappings is enough (a deep copy per operation made planning quadratic in practice).
+        Shallow on purpose: columns and indexes are immutable models, and apply() methods replace a
+        TableState rather than change it in place (copy-on-write), so copying the three mappings
+        gives an independent snapshot (a deep copy per operation made planning quadratic).
         """
         return SchemaState(tables=dict(self.tables), indexes=dict(self.indexes), relations=dict(self.relations),
                            complete=self.complete)

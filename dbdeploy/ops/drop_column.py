@@ -8,6 +8,7 @@ restores each row's value, default, NOT NULL, constraints and indexes, then remo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from dbdeploy.ops import checks, expect
@@ -52,7 +53,8 @@ class DropColumn(Operation):
         if self.column in table.primary_key:
             raise ValueError(f"{self.column!r} is part of {self.table}'s primary key and cannot be dropped — fix: "
                              "drop the table instead, or change the key with RawSQL")
-        del table.columns[self.column]
+        # Replace, never mutate: planning and lint keep shallow snapshots of the state.
+        state.tables[self.table] = replace(table, columns={k: v for k, v in table.columns.items() if k != self.column})
         state.forget_column(self.table, self.column)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
