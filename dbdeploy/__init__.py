@@ -1,32 +1,36 @@
 """dbdeploy: PostgreSQL migrations as typed Python specs.
 
-The names below are the public spec DSL: a spec file does ``from dbdeploy import *``-style
-imports of these and defines module-level ``Migration`` objects.
+The names below are the public spec DSL: a spec file imports them (``from dbdeploy import
+CreateTable, Column, Migration``) and defines module-level ``Migration`` objects. They are
+loaded on first use, so the CLI and the executor start without importing the spec machinery
+(pydantic models, the SQL parser) when a command does not need it.
 """
 
-from dbdeploy.ops import (
-    AddCheck,
-    AddColumn,
-    AddForeignKey,
-    AddUnique,
-    Backfill,
-    CreateIndex,
-    CreateSchema,
-    CreateTable,
-    DropColumn,
-    DropIndex,
-    DropTable,
-    RawSQL,
-    RequireExtension,
-    SeedRows,
-)
-from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
-from dbdeploy.spec.migration import Migration
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "Backfill", "Check", "Column", "CreateIndex",
-    "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "ForeignKey", "Index",
-    "Migration", "RawSQL", "RequireExtension", "SeedRows", "Unique", "__version__",
-]
+_DSL = {
+    **dict.fromkeys(
+        ("AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "Backfill", "CreateIndex", "CreateSchema",
+         "CreateTable", "DropColumn", "DropIndex", "DropTable", "RawSQL", "RequireExtension", "SeedRows"),
+        "dbdeploy.ops"),
+    **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.spec.components"),
+    "Migration": "dbdeploy.spec.migration",
+}
+
+__all__ = [*sorted(_DSL), "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _DSL:
+        value = getattr(importlib.import_module(_DSL[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dbdeploy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_DSL])

@@ -423,3 +423,40 @@ def test_index_build_progress_comes_from_pg_stat_progress_create_index(fresh_db)
     assert any(e.total > 0 and 0 <= e.done <= e.total for e in seen), seen
     assert fresh_db.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.big_v_idx'::regclass") == [
         (True,)]
+
+
+INDEX_SPEC = '''
+from dbdeploy import Column, CreateIndex, CreateTable, Index, Migration
+first = Migration(version="001", name="items", operations=[CreateTable(
+    table="public.items", columns=[Column(name="id", type="bigint"), Column(name="sku", type="text")],
+    primary_key=["id"])])
+second = Migration(version="002", name="items_sku", operations=[
+    CreateIndex(table="public.items", index=Index(columns=["sku"]))])
+'''
+
+
+def test_concurrent_steps_outwait_a_lock_that_blocking_steps_would_give_up_on(fresh_db, tmp_path) -> None:
+    """lock_timeout bounds how long others queue behind a blocking step; a concurrent index build
+    blocks nobody while it waits, so it gets concurrent_lock_timeout and needs no retry."""
+    import threading
+
+    specs = tmp_path / "indexspecs"
+    write_spec(specs, "V001_items.py", INDEX_SPEC)
+    project = make_project(tmp_path / "p", None, specs=specs, extra_env=(
+        "[environments.test]\n"
+        f"dsn = {json.dumps(fresh_db.dsn)}\n"
+        'lock_timeout = "100ms"\nconcurrent_lock_timeout = "60s"\nretries = 0\n'))
+    assert project.run("apply", "--env", "test", "--to", "1").returncode == 0
+    holder = fresh_db.connect(autocommit=False)
+    holder.execute("LOCK TABLE public.items IN SHARE UPDATE EXCLUSIVE MODE")   # conflicts with the build
+    release = threading.Timer(1.5, holder.commit)
+    release.start()
+    try:
+        result = project.run("apply", "--env", "test", "--plain")
+    finally:
+        release.join()
+        holder.close()
+    assert result.returncode == 0, result.stderr      # with retries = 0, a 100 ms wait would have failed it
+    attempts = fresh_db.execute("SELECT kind, attempts FROM migrations.performance_log WHERE version = '002'"
+                                " ORDER BY step")
+    assert attempts == [("create_index", 1)]

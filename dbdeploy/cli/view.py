@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 import time
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from dbdeploy.executor.progress import (
     BackfillProgress,
     IndexProgress,
@@ -20,10 +17,14 @@ from dbdeploy.executor.progress import (
 
 class ProgressView:
     def __init__(self, secrets: list[str] | None = None, force_plain: bool = False) -> None:
-        self.console = Console(stderr=True, highlight=False)
-        self.rich = self.console.is_terminal and not force_plain
+        self.rich = sys.stderr.isatty() and not force_plain
+        self.console = None
+        if self.rich:  # rich is imported only when it will draw
+            from rich.console import Console
+
+            self.console = Console(stderr=True, highlight=False)
         self.secrets = [s for s in (secrets or []) if s]
-        self._progress: Progress | None = None
+        self._progress = None
         self._task = None
         self._last_plain = 0.0
 
@@ -61,6 +62,8 @@ class ProgressView:
             print(text, file=sys.stderr, flush=True)
 
     def _start_bar(self, text: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=self.console,
                                   transient=True)

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pglast import split
-
 from dbdeploy.errors import IntegrityError
-from dbdeploy.ops.backfill_steps import BATCH_BEGIN, BATCH_END
-from dbdeploy.render.markers import ParsedStep, checksum, parse_steps
+from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END, ParsedStep, checksum, parse_steps
 
 
 @dataclass(frozen=True)
@@ -44,6 +41,8 @@ class Script:
 
 
 def _statements(text: str) -> list[str]:
+    from pglast import split  # parsing is needed only for bundles that are about to run
+
     return [s.strip() for s in split(text, with_parser=False) if _has_code(s)]
 
 
@@ -122,9 +121,13 @@ class BundleOnDisk:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if digest != self.manifest["files"][which]["sha256"]:
                 found.append(f"{path} was edited after it was generated (sha256 differs from manifest.json)")
-        if not found and self.forward.checksum != self.checksum:
-            found.append(f"{self.path('forward')}: its steps do not match the manifest checksum")
         return found
+
+    def steps_problem(self) -> str | None:
+        """Checked when the bundle is about to run (it needs the SQL parsed anyway)."""
+        if self.forward.checksum != self.checksum:
+            return f"{self.path('forward')}: its steps do not match the manifest checksum"
+        return None
 
 
 def load_bundles(generated: Path) -> list[BundleOnDisk]:

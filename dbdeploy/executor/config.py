@@ -15,7 +15,15 @@ from pathlib import Path
 from dbdeploy.errors import ConfigError
 
 _DURATION = re.compile(r"\d+(ms|s|min)?\Z")
-_ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "statement_timeout", "retries", "embedded"}
+_ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_timeout", "statement_timeout", "retries",
+             "embedded"}
+# Steps whose lock blocks reads or writes wait at most lock_timeout (others queue behind the wait),
+# then retry with backoff; short by default. Steps that take only SHARE UPDATE EXCLUSIVE
+# (concurrent index builds, VALIDATE) block no application traffic while they wait, and a
+# concurrent build must outwait older transactions, so they get concurrent_lock_timeout.
+DEFAULT_LOCK_TIMEOUT = "100ms"
+DEFAULT_CONCURRENT_LOCK_TIMEOUT = "5min"
+DEFAULT_RETRIES = 10
 _TOP_KEYS = {"specs", "generated", "history_schema", "environments"}
 
 
@@ -26,9 +34,10 @@ class Environment:
     dsn_env: str | None = None
     embedded: bool = False
     protected: bool = False
-    lock_timeout: str = "5s"
+    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    concurrent_lock_timeout: str = DEFAULT_CONCURRENT_LOCK_TIMEOUT
     statement_timeout: str = "0"
-    retries: int = 5
+    retries: int = DEFAULT_RETRIES
 
 
 @dataclass(frozen=True)
@@ -109,16 +118,20 @@ def _environment(path: Path, where: str, name: str, settings: object) -> Environ
     sources = [k for k in ("dsn", "dsn_env") if settings.get(k)] + (["embedded"] if settings.get("embedded") else [])
     if len(sources) != 1:
         raise ConfigError(f"{path}: {where} needs exactly one of dsn, dsn_env or embedded = true")
-    for key in ("lock_timeout", "statement_timeout"):
-        value = str(settings.get(key, "5s" if key == "lock_timeout" else "0"))
+    defaults = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "concurrent_lock_timeout": DEFAULT_CONCURRENT_LOCK_TIMEOUT,
+                "statement_timeout": "0"}
+    for key, default in defaults.items():
+        value = str(settings.get(key, default))
         if not _DURATION.match(value):
             raise ConfigError(f"{path}: {where}.{key} must look like 5s, 500ms or 2min (got {value!r})")
-    retries = settings.get("retries", 5)
+    retries = settings.get("retries", DEFAULT_RETRIES)
     if not isinstance(retries, int) or not 0 <= retries <= 100:
         raise ConfigError(f"{path}: {where}.retries must be a whole number from 0 to 100")
     return Environment(
         name=name, dsn=settings.get("dsn"), dsn_env=settings.get("dsn_env"), embedded=bool(settings.get("embedded")),
-        protected=bool(settings.get("protected", False)), lock_timeout=str(settings.get("lock_timeout", "5s")),
+        protected=bool(settings.get("protected", False)),
+        lock_timeout=str(settings.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
+        concurrent_lock_timeout=str(settings.get("concurrent_lock_timeout", DEFAULT_CONCURRENT_LOCK_TIMEOUT)),
         statement_timeout=str(settings.get("statement_timeout", "0")), retries=retries)
 
 

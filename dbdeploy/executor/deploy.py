@@ -64,6 +64,7 @@ class Deployment:
 
     def _runner(self, conn, label: str) -> ScriptRunner:
         return ScriptRunner(conn, label=label, retries=self.env.retries, lock_timeout=self.env.lock_timeout,
+                            concurrent_lock_timeout=self.env.concurrent_lock_timeout,
                             statement_timeout=self.env.statement_timeout, progress=self.progress)
 
     def _session(self):
@@ -145,6 +146,9 @@ class Deployment:
         return result
 
     def _apply_one(self, conn, bundle: BundleOnDisk) -> None:
+        problem = bundle.steps_problem()
+        if problem:
+            raise IntegrityError(f"refusing to run {bundle.label}: {problem}; run `dbdeploy generate`")
         runner = self._runner(conn, bundle.label)
         script = bundle.forward
         self.progress(Message(f"applying {bundle.label} {bundle.name} ({len(script.steps)} steps)"))

@@ -19,8 +19,19 @@ from psycopg import sql
 S = sql.SQL
 
 
+_TABLES = ("migration_log", "migration_objects", "migration_events", "performance_log")
+
+
 def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup") -> None:
-    from dbdeploy.render.bookkeeping import ensure_tables
+    """Create the history tables once; a database that has them costs one catalog query."""
+    names = [sql.Identifier(schema, t).as_string(conn) for t in _TABLES]
+    present = conn.execute("SELECT count(pg_catalog.to_regclass(n)) FROM pg_catalog.unnest(%s::text[]) AS n",
+                           [names]).fetchone()[0]
+    if present == len(_TABLES) and conn.execute(
+            "SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", [sql.Identifier(backup_schema).as_string(conn)]
+    ).fetchone()[0]:
+        return
+    from dbdeploy.render.bookkeeping import ensure_tables  # the spec machinery, only when needed
 
     h = sql.Identifier(schema)
     with conn.transaction():

@@ -72,6 +72,7 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
     outcome = PipelineResult(scratch=display_dsn(scratch), kept=keep)
     progress(Message(f"scratch database {name} created"))
     scratch_env = Environment(name=f"{env.name}-scratch", dsn=scratch, lock_timeout=env.lock_timeout,
+                              concurrent_lock_timeout=env.concurrent_lock_timeout,
                               statement_timeout=env.statement_timeout, retries=env.retries)
     deployment = Deployment(config=config, env=scratch_env, dsn=scratch, progress=progress)
     try:

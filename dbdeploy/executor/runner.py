@@ -29,6 +29,8 @@ from dbdeploy.executor.progress import (
 )
 
 RETRYABLE = (errors.LockNotAvailable, errors.DeadlockDetected)
+# Locks that block no reads or writes while requested or held (concurrent builds, VALIDATE).
+NON_BLOCKING_LOCKS = ("SHARE UPDATE EXCLUSIVE", "ACCESS SHARE", "NONE")
 
 
 class StepFailed(Exception):
@@ -60,11 +62,13 @@ class StepOutcome:
 class ScriptRunner:
     def __init__(self, conn: psycopg.Connection, *, label: str, retries: int, lock_timeout: str,
                  statement_timeout: str, progress: ProgressCallback, backoff_base: float = 0.2,
-                 backoff_cap: float = 5.0) -> None:
+                 backoff_cap: float = 5.0, concurrent_lock_timeout: str | None = None) -> None:
         self.conn = conn
         self.label = label
         self.retries = retries
         self.lock_timeout = lock_timeout
+        self.concurrent_lock_timeout = concurrent_lock_timeout or lock_timeout
+        self._current_timeout: str | None = None
         self.statement_timeout = statement_timeout
         self.progress = progress
         self.backoff_base = backoff_base
@@ -73,7 +77,7 @@ class ScriptRunner:
     # --- session ------------------------------------------------------------------------
 
     def apply_session_settings(self) -> None:
-        self.conn.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(psycopg.sql.Literal(self.lock_timeout)))
+        self._set_lock_timeout(self.lock_timeout)
         self.conn.execute(psycopg.sql.SQL("SET statement_timeout = {}").format(
             psycopg.sql.Literal(self.statement_timeout)))
 
@@ -100,7 +104,14 @@ class ScriptRunner:
             total_rows += rows
         return total_rows
 
+    def _set_lock_timeout(self, value: str) -> None:
+        if value != self._current_timeout:
+            self.conn.execute(psycopg.sql.SQL("SET lock_timeout = {}").format(psycopg.sql.Literal(value)))
+            self._current_timeout = value
+
     def run_step(self, step: ExecStep) -> tuple[int, int]:
+        self._set_lock_timeout(self.concurrent_lock_timeout if step.lock in NON_BLOCKING_LOCKS
+                               else self.lock_timeout)
         if step.batch is not None:
             return self._run_backfill(step)
         if step.transactional:

@@ -20,11 +20,9 @@ from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext, Step
 from dbdeploy.ops.common import S, backup_table, block, do_block, if_then, notice, relation_missing
+from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, qualified, render
-
-BATCH_BEGIN = "-- dbdeploy:batch-begin"
-BATCH_END = "-- dbdeploy:batch-end"
 
 
 class BackfillPlan:

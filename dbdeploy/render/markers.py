@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dbdeploy.ops.base import Step
+if TYPE_CHECKING:  # the executor reads markers without importing the spec machinery
+    from dbdeploy.ops.base import Step
 
 PREAMBLE = "-- dbdeploy:preamble"
+BATCH_BEGIN = "-- dbdeploy:batch-begin"
+BATCH_END = "-- dbdeploy:batch-end"
 POSTAMBLE = "-- dbdeploy:postamble"
 _MARKER = re.compile(
     r"^-- dbdeploy:step (?P<n>\d+) (?P<kind>[a-z_]+) tx=(?P<tx>step|none) lock=(?P<lock>[A-Z ]+?) "
