@@ -66,6 +66,19 @@ def _jsonable(results: dict) -> dict:
     return strip(results)
 
 
+def _without_out(argv: list[str]) -> list[str]:
+    """The arguments as the report shows them: where the report was written is not a parameter."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            shown.append(arg)
+    return shown
+
+
 def timed(durations: dict[str, float], name: str, function, *args):
     begin = time.monotonic()
     try:
@@ -128,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     if "stall" in results:
         plots.stall_plot(results["stall"], b1_stall.LABELS, out / paths["stall"])
     if "lock_queue" in results:
-        plots.lock_queue_plot(results["lock_queue"], report.LOCKQ_LABELS, settings.blocker_seconds,
+        plots.lock_queue_plot(results["lock_queue"], results["lock_queue"]["labels"], settings.blocker_seconds,
                               out / paths["lock_queue"])
     if "backfill" in results:
         plots.backfill_plot(results["backfill"], b3_backfill.LABELS, b3_backfill.SHORT, out / paths["backfill"])
     if "apply" in results and "generation" in results:
         plots.overhead_plot(results["apply"], b4_apply.LABELS, results["generation"], out / paths["overhead"])
     targets = report.evaluate(results, settings)
-    command = "python -m benchmarks" + (" " + " ".join(argv) if argv else "")
+    command = "python -m benchmarks" + "".join(f" {a}" for a in _without_out(argv))
     text = report.render(results, targets, settings, info, command, date, time.monotonic() - started, paths,
                          durations)
     (out / "BENCHMARKS.md").write_text(text)

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 COLORS = {"naive": "#c0392b", "safe": "#2e86c1", "dbdeploy": "#27ae60", "plain": "#c0392b",
-          "dbdeploy-default": "#d68910", "dbdeploy-busy": "#27ae60", "single": "#7f8c8d",
+          "dbdeploy-5s": "#d68910", "single": "#7f8c8d",
           "batched-no-copy": "#2e86c1", "unprepared": "#a569bd"}
 
 

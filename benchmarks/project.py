@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbdeploy.executor.config import DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRIES
-
 DBDEPLOY = shutil.which("dbdeploy", path=str(Path(sys.executable).parent)) or "dbdeploy"
 DSN_VAR = "DBDEPLOY_BENCH_DSN"
 
@@ -173,26 +171,34 @@ def run_timed(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | 
     return Timed(time.perf_counter() - start, proc.returncode, proc.stdout, proc.stderr)
 
 
+def default_settings() -> dict[str, str]:
+    """dbdeploy's own defaults for an environment (what a dbdeploy.toml without these keys gets)."""
+    from dbdeploy.executor.config import Environment
+
+    env = Environment(name="bench", dsn="unused")
+    found = {"lock_timeout": env.lock_timeout, "retries": str(env.retries)}
+    if hasattr(env, "concurrent_lock_timeout"):
+        found["concurrent_lock_timeout"] = env.concurrent_lock_timeout
+    return found
+
+
 @dataclass
 class Project:
     root: Path
-    lock_timeout: str = DEFAULT_LOCK_TIMEOUT
-    retries: int = DEFAULT_RETRIES
+    settings: dict[str, object]
 
     @classmethod
-    def create(cls, root: Path, specs: dict[str, str], *, lock_timeout: str | None = None,
-               retries: int | None = None, generate: bool = True) -> Project:
-        """A project whose `bench` environment uses dbdeploy's own defaults unless told otherwise."""
+    def create(cls, root: Path, specs: dict[str, str], *, generate: bool = True, **settings: object) -> Project:
+        """A project folder; ``settings`` (lock_timeout="5s", retries=3, ...) go into the ``bench``
+        environment, everything else is left to dbdeploy's own defaults."""
         (root / "specs").mkdir(parents=True, exist_ok=True)
         for name, text in specs.items():
             (root / "specs" / name).write_text(text)
-        config = f'[environments.bench]\ndsn_env = "{DSN_VAR}"\n'
-        if lock_timeout is not None:
-            config += f'lock_timeout = "{lock_timeout}"\n'
-        if retries is not None:
-            config += f"retries = {retries}\n"
-        (root / "dbdeploy.toml").write_text(config)
-        project = cls(root, lock_timeout or DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRIES if retries is None else retries)
+        lines = ["[environments.bench]", f'dsn_env = "{DSN_VAR}"']
+        lines += [f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}"
+                  for key, value in settings.items()]
+        (root / "dbdeploy.toml").write_text("\n".join(lines) + "\n")
+        project = cls(root, dict(settings))
         if generate:
             project.dbdeploy("generate").check(f"dbdeploy generate in {root}")
         return project

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply
 from benchmarks.common import STALL_MS, Settings, Target, fmt_ms, fmt_s
-from dbdeploy.executor.config import DEFAULT_LOCK_TIMEOUT, DEFAULT_RETRIES
-
-LOCKQ_LABELS = {
-    "plain": "same DDL, no lock_timeout",
-    "dbdeploy-default": f"dbdeploy, default settings (lock_timeout {DEFAULT_LOCK_TIMEOUT}, retries {DEFAULT_RETRIES})",
-    "dbdeploy-busy": "dbdeploy, lock_timeout 100ms, retries 10",
-}
+from benchmarks.project import default_settings
 
 
 def _step_at(run: dict, moment: float) -> str:
@@ -34,6 +28,14 @@ def _worst_statement(run: dict) -> tuple[float, str]:
 def _longest_steps(run: dict, count: int = 3) -> str:
     steps = sorted(run["steps"], key=lambda s: s["end"] - s["start"], reverse=True)[:count]
     return ", ".join(f"{s['label']} {fmt_s(s['end'] - s['start'])}" for s in steps)
+
+
+def _alembic_note(phases: dict[str, float], n: int) -> str:
+    total = sum(phases.values())
+    listing = ", ".join(f"{p} {fmt_s(v)} ({v / total:.0%})" for p, v in phases.items())
+    return (f"dbdeploy's in-process time at {n:,} migrations: {listing}; it writes 5 files per migration "
+            "(forward, rollback, generated test, checklist, manifest), validates every SQL expression with "
+            "PostgreSQL's parser and lints every operation, where Alembic prints one SQL stream")
 
 
 def _imports_text(imports: dict) -> str:
@@ -102,26 +104,20 @@ def evaluate(results: dict, settings: Settings) -> list[Target]:
     if "lock_queue" in results:
         r = results["lock_queue"]
         blocker = settings.blocker_seconds
-        for contender in ("dbdeploy-default", "dbdeploy-busy"):
-            s = r["summary"][contender]
-            failed = [o for o in s["outcomes"] if o != "ok"]
-            fail_note = f"; the migration FAILED in some rounds: {', '.join(failed)}" if failed else ""
-            note = ""
-            if contender == "dbdeploy-default":
-                note = ("with the default lock_timeout of 5s each attempt lets the writer queue behind dbdeploy's "
-                        "waiting ALTER for up to 5 s; the target needs a lock_timeout well under 250 ms")
-            else:
-                note = (f"each attempt queues the writer for at most the lock_timeout; median "
-                        f"{s['retries']:.0f} retries, migration took {fmt_s(s['migration_wall'])} "
-                        f"(the plain DDL: {fmt_s(r['summary']['plain']['migration_wall'])})")
-            targets.append(Target(
-                "2 lock queue", f"{LOCKQ_LABELS[contender]}: no single writer stall above 250 ms",
-                f"longest {fmt_ms(s['worst_max_latency'])} (worst round; median "
-                f"{fmt_ms(s['max_latency'])})", s["worst_max_latency"] <= 0.25 and not failed, note + fail_note))
-            targets.append(Target(
-                "2 lock queue", f"{LOCKQ_LABELS[contender]}: total stall ≤ 15% of the blocker's {blocker:g} s",
-                f"{fmt_s(s['stall_seconds'])} = {s['stall_fraction']:.1%}", s["stall_fraction"] <= 0.15 and not failed,
-                fail_note.lstrip("; ")))
+        s, label = r["summary"]["dbdeploy"], r["labels"]["dbdeploy"]
+        failed = [o for o in s["outcomes"] if o != "ok"]
+        fail_note = f"; the migration FAILED in some rounds: {', '.join(failed)}" if failed else ""
+        note = (f"each attempt queues the writer for at most the lock_timeout ({r['defaults']['lock_timeout']}); "
+                f"median {s['retries']:.0f} retries, migration took {fmt_s(s['migration_wall'])} (the plain DDL: "
+                f"{fmt_s(r['summary']['plain']['migration_wall'])})")
+        targets.append(Target(
+            "2 lock queue", f"{label}: no single writer stall above 250 ms",
+            f"longest {fmt_ms(s['worst_max_latency'])} (worst round; median {fmt_ms(s['max_latency'])})",
+            s["worst_max_latency"] <= 0.25 and not failed, note + fail_note))
+        targets.append(Target(
+            "2 lock queue", f"{label}: total stall ≤ 15% of the blocker's {blocker:g} s",
+            f"{fmt_s(s['stall_seconds'])} = {s['stall_fraction']:.1%}", s["stall_fraction"] <= 0.15 and not failed,
+            note + fail_note))
     if "backfill" in results:
         s = results["backfill"]["summary"]
         d, nc = s["dbdeploy"], s["batched-no-copy"]
@@ -174,8 +170,7 @@ def evaluate(results: dict, settings: Settings) -> list[Target]:
             targets.append(Target(
                 "5 generation", f"`dbdeploy generate` no slower than Alembic offline ({n:,} migrations)",
                 f"{fmt_s(s[f'dbdeploy_{n}'])} vs {fmt_s(s[f'alembic_{n}'])} = {q[key]:.2f}×", q[key] <= 1.0,
-                "dbdeploy writes 5 files per migration (forward, rollback, tests, checklist, manifest) and parses "
-                "every SQL expression with PostgreSQL's parser; Alembic prints one SQL stream"))
+                _alembic_note(r["breakdown"][n], n)))
     return targets
 
 
@@ -262,7 +257,8 @@ def _stall_section(r: dict | None, settings: Settings, plots: dict[str, str]) ->
            "(one transaction each, no copy); NOT NULL via CHECK … NOT VALID + VALIDATE + SET NOT NULL; "
            "CREATE INDEX CONCURRENTLY; FK and CHECK NOT VALID + VALIDATE; CREATE UNIQUE INDEX CONCURRENTLY + "
            "ADD CONSTRAINT … USING INDEX.",
-           "- **dbdeploy apply**: `dbdeploy apply --env bench --plain` (whole process, default settings) of a spec "
+           "- **dbdeploy apply**: `dbdeploy apply --env bench --plain` (whole process, dbdeploy's default settings: "
+           + ", ".join(f"{k} {v}" for k, v in default_settings().items()) + ") of a spec "
            f"with AddColumn(NOT NULL), Backfill(batch_size={settings.batch_size}), CreateIndex, AddForeignKey, "
            "AddCheck, AddUnique.", ""]
     rows = []
@@ -301,7 +297,7 @@ def _lock_section(r: dict | None, settings: Settings, plots: dict[str, str]) -> 
     rows = []
     for c in b2_lock_queue.CONTENDERS:
         s = r["summary"][c]
-        rows.append([LOCKQ_LABELS[c], fmt_ms(s["max_latency"]), fmt_ms(s["worst_max_latency"]),
+        rows.append([r["labels"][c], fmt_ms(s["max_latency"]), fmt_ms(s["worst_max_latency"]),
                      fmt_s(s["stall_seconds"]), f"{s['stall_fraction']:.1%}", f"{s['stall_count']:.0f}",
                      fmt_s(s["migration_wall"]), f"{s['retries']:.0f}", ", ".join(s["outcomes"]),
                      fmt_ms(s["baseline_p50"])])
