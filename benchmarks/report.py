@@ -40,7 +40,7 @@ def _alembic_note(phases: dict[str, float], n: int) -> str:
 
 def _imports_text(imports: dict) -> str:
     parts = [f"`{name}` {ms:.0f} ms" for name, ms in imports["top"]]
-    return f"{imports['total_ms']:.0f} ms in all; " + ", ".join(parts)
+    return f"{imports['total_ms']:.0f} ms in all (top-level imports); " + ", ".join(parts)
 
 
 def _phase_note(breakdown: dict, small: int, large: int) -> str:
@@ -143,10 +143,10 @@ def evaluate(results: dict, settings: Settings) -> list[Target]:
                                 f"({results['apply']['tables']} tables, indexes and FKs)",
             f"{fmt_s(s['dbdeploy_apply'])} vs {fmt_s(s['psql_apply'])} = {q['apply_vs_psql']:.2f}×",
             q["apply_vs_psql"] <= 1.5,
-            f"`dbdeploy --version` alone (interpreter + CLI imports) takes {fmt_s(s['dbdeploy_version'])}; "
-            f"without that start-up the apply takes {fmt_s(s['dbdeploy_apply'] - s['dbdeploy_version'])} against "
-            f"psql's {fmt_s(s['psql_apply'])}, i.e. the step-by-step execution with its history rows costs "
-            f"{fmt_s(s['dbdeploy_apply'] - s['dbdeploy_version'] - s['psql_apply'])} more"))
+            f"a no-op apply (start-up, connect, deployment lock, history and integrity checks, nothing run) takes "
+            f"{fmt_s(s['dbdeploy_noop'])}, so running the bundle's steps one by one with a history row each costs "
+            f"dbdeploy {fmt_s(s['dbdeploy_apply'] - s['dbdeploy_noop'])} against {fmt_s(s['psql_apply'])} for psql "
+            "running the whole file"))
         targets.append(Target(
             "4 apply overhead", 'no-op `dbdeploy apply` ≤ 2× `python -c "import psycopg"`',
             f"{fmt_s(s['dbdeploy_noop'])} vs {fmt_s(s['import_psycopg'])} = {q['noop_vs_import']:.2f}×",
@@ -154,7 +154,7 @@ def evaluate(results: dict, settings: Settings) -> list[Target]:
             f"`dbdeploy --version` alone takes {fmt_s(s['dbdeploy_version'])} = "
             f"{s['dbdeploy_version'] / s['import_psycopg']:.2f}× the psycopg import, before any bundle is read or "
             f"connection opened; the no-op psql -f of the bundle takes {fmt_s(s['psql_noop'])}"
-            + (f"; importing the CLI: {_imports_text(results['apply']['imports'])}"
+            + (f"; imports during a no-op apply: {_imports_text(results['apply']['imports'])}"
                if results["apply"].get("imports") else "")))
     if "generation" in results:
         r = results["generation"]
@@ -371,8 +371,8 @@ def _apply_section(r: dict | None, settings: Settings, plots: dict[str, str]) ->
             f"{q['noop_vs_import']:.2f}× (no-op psql -f / import psycopg = {q['noop_psql_vs_import']:.2f}×).", ""]
     imports = r.get("imports")
     if imports:
-        out += ["What the CLI imports before it does anything (`python -X importtime -c \"import dbdeploy.cli.app\"`, "
-                f"cumulative, one run): {_imports_text(imports)}.", ""]
+        out += ["Imports made by a no-op `dbdeploy apply` (`python -X importtime`, cumulative, one run): "
+                f"{_imports_text(imports)}.", ""]
     return out
 
 
