@@ -52,6 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _on_sigterm(_signum, _frame) -> None:
+    print("terminated (SIGTERM): dropping this run's databases", file=sys.stderr, flush=True)
     raise SystemExit(143)   # unwinds through the finally blocks that drop the databases
 
 
