@@ -75,11 +75,12 @@ def render_test_file(*, folder: str, label: str, name: str, version: str, source
     version supersedes), the rolled-back state with ``-m rolled_back``, the migration_log row and the
     sequences of the migration's tables."""
     applied = [e for e in expects if e["object"] != "extension" or e["present"]]
+    tables = bundle_checks.migration_tables(applied)
     return _ENV.get_template("test_bundle.py.j2").render(
         folder=folder, label=label, name=name, version=version, source=source, checksum=checksum,
         filename=test_file_name(folder), history_schema=history_schema, backup_schema=backup_schema,
         applied=_literal(applied), rolled_back=_literal(rolled_back_expectations(version, expects, backup_schema)),
-        tables=_literal(bundle_checks.migration_tables(applied)), checks=embedded_checks())
+        tables=_literal(tables), has_tables=bool(tables), checks=embedded_checks())
 
 
 def _literal(value) -> str:

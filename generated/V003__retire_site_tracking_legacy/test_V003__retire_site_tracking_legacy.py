@@ -105,15 +105,6 @@ def test_applied(db, later, check):
     assert problem is None, problem
 
 
-@pytest.mark.parametrize("table", TABLES)
-def test_sequences_are_ahead_of_their_columns(db, later, table):
-    reason = superseded_by({"object": "table", "name": table, "present": True}, later[0])
-    if reason:
-        pytest.skip(reason)
-    problems = sequence_problems(db, table)
-    assert not problems, "\n".join(problems)
-
-
 @pytest.mark.rolled_back
 def test_migration_log_rolled_back(db, rolled_back_phase):
     row = read_migration_log(db, HISTORY_SCHEMA).get(int(VERSION))
