@@ -195,6 +195,16 @@ def test_v010_to_v012_applied_all_generated_tests_pass_and_superseded_checks_nam
     verify = project.run("verify", "--env", "test")
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
+    # V012 rolled back: nothing is superseded any more, V012's rolled-back group passes
+    back = project.run("rollback", "--env", "test", "--to", "011")
+    assert back.returncode == 0, back.stdout + back.stderr
+    earlier = _run_generated(project, fresh_db_each.dsn, _test_file(project, "010"), _test_file(project, "011"))
+    assert earlier.returncode == 0, earlier.stdout[-6000:]
+    assert "superseded" not in earlier.stdout
+    rolled_back = _run_generated(project, fresh_db_each.dsn, _test_file(project, "012"), args=("-m", "rolled_back"))
+    assert rolled_back.returncode == 0, rolled_back.stdout[-6000:]
+    assert project.run("verify", "--env", "test").returncode == 0
+
 
 def test_only_v010_applied_its_tests_pass_without_skips(fresh_db_each, tmp_path):
     project = _project(tmp_path, fresh_db_each.dsn)
@@ -320,3 +330,109 @@ def test_verify_reports_an_expectation_kind_it_does_not_know(fresh_db, tmp_path)
     verify = project.run("verify", "--env", "test")
     assert verify.returncode == 1
     assert "expectation kind 'trigger' is unknown to this check code" in verify.stderr, verify.stderr
+
+
+SEEDS = '''
+from dbdeploy import Column, CreateSchema, CreateTable, Migration, SeedRows
+
+migration = Migration(version="020", name="plans", operations=[
+    CreateSchema(name="billing"),
+    CreateTable(table="billing.plans",
+                columns=[Column(name="id", type="bigint", identity=True), Column(name="code", type="text"),
+                         Column(name="label", type="text")],
+                primary_key=["id"]),
+    SeedRows(table="billing.plans", conflict_columns=["id"],
+             rows=[{"id": 1, "code": "free", "label": "Free"}, {"id": 2, "code": "pro", "label": "Pro"}]),
+])
+'''
+
+
+def test_seed_rows_with_explicit_ids_into_an_identity_are_checked(fresh_db_each, tmp_path):
+    """The issue's kind-6 input: seeds with explicit ids into an identity column. Whatever the
+    forward does with the sequence, the generated tests and verify agree with the database: they
+    pass exactly when the sequence is past the seeded ids, and otherwise name it and the fix.
+    Deleting a seed row by hand fails both, naming the row."""
+    write_spec(tmp_path / "specs", "V020_plans.py", SEEDS)
+    project = make_project(tmp_path / "project", fresh_db_each.dsn, specs=tmp_path / "specs")
+    _apply(project)
+    db = fresh_db_each
+    last_value, is_called = db.execute("SELECT last_value, is_called FROM billing.plans_id_seq")[0]
+    upcoming = last_value + 1 if is_called else last_value
+    result = _run_generated(project, db.dsn)
+    verify = project.run("verify", "--env", "test")
+    if upcoming > 2:
+        assert result.returncode == 0, result.stdout[-6000:]
+        assert verify.returncode == 0, verify.stderr
+    else:
+        message = "sequence billing.plans_id_seq of column billing.plans.id is behind the column"
+        assert result.returncode == 1 and message in result.stdout, result.stdout[-6000:]
+        assert verify.returncode == 1 and message in verify.stderr, verify.stderr
+        db.execute("SELECT setval('billing.plans_id_seq', 2)")
+    # the application's rows, through the identity
+    db.execute("INSERT INTO billing.plans (code, label) SELECT 'p' || g, 'Plan ' || g FROM generate_series(1, 1500) g")
+    assert _run_generated(project, db.dsn).returncode == 0
+    assert project.run("verify", "--env", "test").returncode == 0
+
+    db.execute("DELETE FROM billing.plans WHERE id = 2")
+    result = _run_generated(project, db.dsn)
+    assert result.returncode == 1
+    assert "seed rows missing from billing.plans: [{'id': 2}]" in result.stdout, result.stdout[-6000:]
+    verify = project.run("verify", "--env", "test")
+    assert verify.returncode == 1
+    assert "seed rows missing from billing.plans: [{'id': 2}]" in verify.stderr, verify.stderr
+
+
+def _col(table, name, present=True, **details):
+    return {"object": "column", "table": table, "name": name, "present": present, **details}
+
+
+@pytest.mark.parametrize(("later", "entry", "why"), [
+    # a later drop or a different definition of the same object
+    (_col("s.t", "c", False), _col("s.t", "c", type="text", not_null=False, default=None, identity=False),
+     "drops column s.t.c"),
+    (_col("s.t", "c", type="bigint", not_null=True, default=None, identity=False),
+     _col("s.t", "c", type="integer", not_null=True, default=None, identity=False), "redefines column s.t.c"),
+    ({"object": "index", "name": "s.i", "table": "s.t", "present": False, "columns": []},
+     {"object": "index", "name": "s.i", "table": "s.t", "present": True, "columns": ["c"]}, "drops index s.i"),
+    # a later table drop takes everything on it, and foreign keys and verify queries that use it
+    ({"object": "table", "name": "s.t", "present": False}, {"object": "table", "name": "s.t", "present": True},
+     "drops table s.t"),
+    ({"object": "table", "name": "s.t", "present": False},
+     {"object": "rows", "table": "s.t", "name": "b.log", "key_columns": ["id"], "keys": [], "present": True},
+     "drops table s.t"),
+    ({"object": "table", "name": "s.p", "present": False},
+     {"object": "constraint", "table": "s.t", "name": "fk", "present": True, "kind": "f", "columns": ["pid"],
+      "references": "s.p", "ref_columns": ["id"], "on_delete": "NO ACTION"}, "drops table s.p"),
+    ({"object": "table", "name": "s.t", "present": False},
+     {"object": "sql", "name": "V1 operation 2", "sql": "SELECT 1 FROM s.t", "present": True, "relations": ["s.t"]},
+     "drops table s.t"),
+    # a later column drop takes the constraints, indexes, backfills and seed keys that use it
+    (_col("s.t", "c", False), {"object": "constraint", "table": "s.t", "name": "chk", "present": True,
+                                "columns": ["c"], "kind": "c"}, "drops column s.t.c"),
+    (_col("s.t", "c", False), {"object": "backfill", "table": "s.t", "name": "b.p", "where": None, "set": ["c"],
+                                "where_columns": [], "present": True}, "drops column s.t.c"),
+    (_col("s.p", "id", False), {"object": "constraint", "table": "s.t", "name": "fk", "present": True, "kind": "f",
+                                 "columns": ["pid"], "references": "s.p", "ref_columns": ["id"]},
+     "drops column s.p.id"),
+    ({"object": "schema", "name": "s", "present": False}, {"object": "table", "name": "s.t", "present": True},
+     "drops schema s"),
+])
+def test_supersedes_names_what_the_later_version_did(later, entry, why):
+    from dbdeploy.render.bundle_checks import superseded_by, supersedes
+
+    assert supersedes(later, entry) == why
+    assert superseded_by(entry, [("V011", []), ("V012", [later])]) == f"superseded by V012, which {why}"
+
+
+@pytest.mark.parametrize(("later", "entry"), [
+    (_col("s.t", "c", type="text"), _col("s.t", "c", type="text")),       # the same expectation again
+    (_col("s.t", "d", False), _col("s.t", "c", type="text")),             # another column
+    (_col("s.u", "c", False), _col("s.t", "c", type="text")),             # the same name in another table
+    ({"object": "table", "name": "s.u", "present": False}, _col("s.t", "c")),
+    ({"object": "schema", "name": "s", "present": False}, {"object": "table", "name": "st.x", "present": True}),
+    (_col("s.t", "c", False), {"object": "index", "name": "s.i", "table": "s.t", "present": True, "columns": ["d"]}),
+])
+def test_supersedes_leaves_unrelated_checks(later, entry):
+    from dbdeploy.render.bundle_checks import supersedes
+
+    assert supersedes(later, entry) is None
