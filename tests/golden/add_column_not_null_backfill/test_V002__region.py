@@ -185,6 +185,8 @@ def later_applied(log, manifests, version):
 
 
 def _describe(entry):
+    if entry["object"] in ("rows", "backfill") and entry.get("table"):
+        return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"
     where = f"{entry['table']}." if entry.get("table") and entry["object"] in ("column", "constraint") else ""
     return f"{entry['object']} {where}{entry['name']}"
 
@@ -471,7 +473,7 @@ def check_sql(db, c):
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:
-        return f"verify SQL ({c['name']}) failed: {str(exc).strip().splitlines()[0]}"
+        return f"verify SQL ({c['name']}) failed: {_first_line(exc)}"
     return "verify SQL ({}) returned false".format(c["name"]) if row is not None and row[0] is False else None
 
 
@@ -488,7 +490,20 @@ def run_check(db, c):
     if function is None:
         return (f"{_describe(c)}: expectation kind {c['object']!r} is unknown to this check code, so it cannot "
                 "be checked; fix: regenerate the bundles and run the dbdeploy that generated them")
-    return function(db, c)
+    try:
+        return function(db, c)
+    except psycopg.Error as exc:
+        return f"{_describe(c)} could not be checked: {_first_line(exc)}{_grant_hint(exc)}"
+
+
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _grant_hint(exc):
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return "; fix: GRANT the checking role SELECT on it (or run the check as the role that deploys)"
+    return ""
 
 
 _SEQUENCES = (
@@ -515,11 +530,16 @@ def sequence_problems(db, table):
     problems = []
     for column, seq_schema, seq_name, increment, seq_text in db.execute(_SEQUENCES, [oid]).fetchall():
         sequence = sql.Identifier(seq_schema, seq_name)
-        last_value, is_called = db.execute(
-            sql.SQL("SELECT last_value, is_called FROM {}").format(sequence)).fetchone()
         extreme = "max" if increment > 0 else "min"
-        current = db.execute(sql.SQL("SELECT {}({}) FROM {}").format(
-            sql.SQL(extreme), sql.Identifier(column), _ident(table))).fetchone()[0]
+        try:
+            last_value, is_called = db.execute(
+                sql.SQL("SELECT last_value, is_called FROM {}").format(sequence)).fetchone()
+            current = db.execute(sql.SQL("SELECT {}({}) FROM {}").format(
+                sql.SQL(extreme), sql.Identifier(column), _ident(table))).fetchone()[0]
+        except psycopg.Error as exc:
+            problems.append(f"sequence {seq_text} of column {table}.{column} could not be checked: "
+                            f"{_first_line(exc)}{_grant_hint(exc)}")
+            continue
         if current is None:
             continue
         upcoming = last_value + increment if is_called else last_value
