@@ -467,3 +467,15 @@ def test_a_role_that_cannot_read_a_sequence_gets_a_clear_failure_not_a_traceback
             assert sequence_problems(conn, "app.t") == []
     finally:
         fresh_db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_dbdeploy_test_runs_every_phase_of_v010_to_v012(fresh_db_each, tmp_path):
+    """``dbdeploy test``: each version applied then its tests, each rolled back newest first then
+    its rolled-back group (the types RawSQL made, the dropped column and table restored), all
+    applied again: every phase passes."""
+    project = _project(tmp_path, None)
+    result = project.run("test", "--dsn", fresh_db_each.server.admin_dsn, "--plain", timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    for label in ("V010", "V011", "V012"):
+        row = next(line for line in result.stdout.splitlines() if label in line and "pass" in line)
+        assert row.count("pass") == 3, row
