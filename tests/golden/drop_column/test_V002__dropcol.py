@@ -208,7 +208,7 @@ def supersedes(later, entry):
 
 
 def superseded_by(entry, later):
-    """``"superseded by V012: drops column …"`` for the first later applied version that makes
+    """``"superseded by V012, which drops column …"`` for the first later applied version that makes
     ``entry`` obsolete, or None. ``later`` is the first result of :func:`later_applied`."""
     for label, expects in later:
         for other in expects:
