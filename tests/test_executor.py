@@ -220,7 +220,7 @@ def test_verify_reports_invalid_and_missing_objects(fresh_db, tmp_path) -> None:
                      " CHECK (event_type <> '') NOT VALID")
     result = project.run("verify", "--env", "test")
     assert result.returncode == 1
-    assert "index raw.idx_site_tracking_events_r_type_time missing" in result.stderr
+    assert "index raw.idx_site_tracking_events_r_type_time is missing" in result.stderr
     assert "chk_site_tracking_events_r_event_type on raw.site_tracking_events_r is NOT VALID" in result.stderr
 
 

@@ -11,6 +11,7 @@ from dbdeploy.executor import history
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect
+from dbdeploy.render import bundle_checks
 
 STATE_NAMES = {
     None: "pending", "completed": "applied", "baseline": "applied (baseline)", "failed": "failed",
@@ -56,29 +57,29 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
     return rows
 
 
-def _expected_state(bundles: list[BundleOnDisk], log: dict) -> dict[tuple, tuple[str, dict]]:
-    """Fold every applied migration's expectations, later ones replacing earlier ones."""
-    final: dict[tuple, tuple[str, dict]] = {}
-    for bundle in bundles:
-        row = log.get(history.int_key(bundle.version))
-        if not row or row.status not in ("completed", "baseline"):
-            continue
+def _expected_state(bundles: list[BundleOnDisk], log: dict) -> list[tuple[str, dict]]:
+    """``(label, entry)`` for every expectation of an applied version (status completed or baseline)
+    that no later applied version supersedes, by the rule the generated tests use
+    (:func:`dbdeploy.render.bundle_checks.superseded_by`): a later drop or different definition of the
+    same object, or a later drop of the table or column it is about."""
+    applied = [b for b in bundles
+               if (row := log.get(history.int_key(b.version))) and row.status in bundle_checks.APPLIED_STATUSES]
+    result = []
+    for i, bundle in enumerate(applied):
+        later = [(b.label, b.manifest.get("expects", [])) for b in applied[i + 1:]]
         for entry in bundle.manifest.get("expects", []):
-            if not entry["present"] and entry["object"] == "table":
-                # Dropping a table takes its columns, constraints and indexes with it.
-                final = {k: v for k, v in final.items() if v[1].get("table") != entry["name"]}
-            if not entry["present"] and entry["object"] == "column":
-                # Dropping a column takes the constraints and indexes that use it.
-                final = {k: v for k, v in final.items()
-                         if not (v[1].get("table") == entry["table"] and entry["name"] in v[1].get("columns", ()))}
-            key = (entry["object"], entry.get("table"), entry["name"])
-            final[key] = (bundle.label, entry)
-    return final
+            if entry["object"] == "extension" and not entry["present"]:
+                continue   # the generated tests do not check these either (testgen.render_test_file)
+            if bundle_checks.superseded_by(entry, later) is None:
+                result.append((bundle.label, entry))
+    return result
 
 
 def verify(config: Config, env: Environment, dsn: str) -> list[str]:
-    """Problems found (empty when healthy): missing or unexpected objects, invalid indexes,
-    NOT VALID constraints left behind, unfinished backfills, failed or interrupted versions."""
+    """Problems found (empty when healthy): missing, unexpected or differently defined objects (the
+    checks of the generated tests, :mod:`dbdeploy.render.bundle_checks`), invalid indexes, NOT VALID
+    constraints left behind, unfinished backfills, missing seed rows, sequences behind their
+    column's values, and failed or interrupted versions."""
     bundles = load_bundles(config.generated)
     problems: list[str] = []
     with connect(dsn, env.name) as conn:
@@ -87,14 +88,19 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
             row = log.get(history.int_key(bundle.version))
             if row and row.status in ("failed", "running", "rolling_back"):
                 problems.append(f"{bundle.label} is {STATE_NAMES[row.status]}; run apply (or rollback) again")
-            elif row and row.status == "completed" and row.checksum != bundle.checksum:
+            elif row and row.status in bundle_checks.APPLIED_STATUSES and row.checksum != bundle.checksum:
                 problems.append(f"{bundle.label} was applied with a different checksum than its bundle")
+        known = {int(b.version) for b in bundles}
+        for key, row in sorted(log.items(), key=lambda kv: int(kv[0])):
+            if row.status in bundle_checks.APPLIED_STATUSES and int(key) not in known:
+                problems.append(f"version {row.version} is applied ({row.status}) but generated/ has no bundle for "
+                                "it, so what it made cannot be checked; fix: check out the bundles that were applied")
         tables: set[str] = set()
-        for (_obj, _table, _name), (label, entry) in _expected_state(bundles, log).items():
+        for label, entry in _expected_state(bundles, log):
             problem = _check(conn, entry)
             if problem:
                 problems.append(f"{label}: {problem}")
-            if entry.get("table"):
+            if entry["present"] and entry.get("table") and entry["object"] != "backfill":
                 tables.add(entry["table"])
             elif entry["object"] == "table" and entry["present"]:
                 tables.add(entry["name"])
@@ -109,64 +115,9 @@ def _regclass(conn: psycopg.Connection, name: str):
 
 
 def _check(conn: psycopg.Connection, entry: dict) -> str | None:
-    kind, name, present = entry["object"], entry["name"], entry["present"]
-    if kind == "schema":
-        found = conn.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [name]).fetchone()
-        return None if bool(found) == present else f"schema {name} {'missing' if present else 'still present'}"
-    if kind == "extension":
-        found = conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s", [name]).fetchone()
-        return None if found else f"extension {name} missing"
-    if kind == "table":
-        found = _regclass(conn, name) is not None
-        return None if found == present else f"table {name} {'missing' if present else 'still present'}"
-    if kind == "index":
-        oid = _regclass(conn, name)
-        if not present:
-            return None if oid is None else f"index {name} still present"
-        if oid is None:
-            return f"index {name} missing"
-        valid = conn.execute("SELECT indisvalid FROM pg_catalog.pg_index WHERE indexrelid = %s", [oid]).fetchone()
-        return None if valid and valid[0] else f"index {name} is INVALID (a failed build); run apply again"
-    table_oid = _regclass(conn, entry["table"]) if entry.get("table") else None
-    if kind == "column":
-        row = conn.execute("SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = %s AND attname = %s"
-                           " AND attnum > 0 AND NOT attisdropped", [table_oid, name]).fetchone() if table_oid else None
-        where = f"column {entry['table']}.{name}"
-        if not present:
-            return None if row is None else f"{where} still present"
-        if row is None:
-            return f"{where} missing"
-        if entry.get("not_null") and not row[0]:
-            return f"{where} should be NOT NULL"
-        return None
-    if kind == "constraint":
-        where = f"constraint {name} on {entry['table']}"
-        if entry.get("requires_table") and _regclass(conn, entry["requires_table"]) is None:
-            return None
-        row = conn.execute("SELECT convalidated FROM pg_catalog.pg_constraint WHERE conrelid = %s AND conname = %s",
-                           [table_oid, name]).fetchone() if table_oid else None
-        if row is None:
-            return f"{where} missing"
-        return None if row[0] else f"{where} is NOT VALID (validation never finished); run apply again"
-    if kind == "backfill":
-        if _regclass(conn, name) is None:
-            return f"backfill of {entry['table']} has no progress table {name}"
-        schema, _, rel = name.partition(".")
-        # The cursor row holds the next key to process; all NULL means the walk reached the end.
-        cursor = conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, rel))).fetchone()
-        keys = cursor[:-2] if cursor else ()
-        return None if all(k is None for k in keys) else f"backfill of {entry['table']} has not finished"
-    if kind == "sql":
-        try:
-            with conn.transaction():
-                cur = conn.execute(entry["sql"])
-                row = cur.fetchone() if cur.description else None
-        except psycopg.Error as exc:
-            return f"verify SQL ({name}) failed: {str(exc).strip().splitlines()[0]}"
-        if row is not None and row[0] is False:
-            return f"verify SQL ({name}) returned false"
-        return None
-    return None
+    """One expectation against the database: None when it holds, else what is wrong. An entry of a
+    kind these checks do not know is reported, never passed."""
+    return bundle_checks.run_check(conn, entry)
 
 
 def _health(conn: psycopg.Connection, tables: list[str]) -> list[str]:
@@ -183,4 +134,5 @@ def _health(conn: psycopg.Connection, tables: list[str]) -> list[str]:
                 "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s AND NOT convalidated ORDER BY 1",
                 [oid]):
             problems.append(f"{table}: constraint {name} is NOT VALID")
+        problems += [f"{table}: {problem}" for problem in bundle_checks.sequence_problems(conn, table)]
     return sorted(set(problems))

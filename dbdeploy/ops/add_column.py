@@ -83,7 +83,8 @@ class AddColumn(Operation):
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.column(self.table, self.column.name, not_null=not self.column.nullable,
-                              type_name=self.column.type, default=self.column.default)]
+                              type_name=self.column.type, default=self.column.default,
+                              identity=self.column.identity)]
 
     def fill_key(self, ctx: PlanContext) -> list[str]:
         table = ctx.state.tables.get(self.table)

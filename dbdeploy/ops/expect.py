@@ -10,7 +10,9 @@ import datetime
 import decimal
 import uuid
 
-from dbdeploy.sql import column_default
+from pglast.visitors import Visitor
+
+from dbdeploy.sql import column_default, parse_statements
 
 
 def schema(name: str, present: bool = True) -> dict:
@@ -64,7 +66,26 @@ def seed_rows(table_name: str, key_columns, rows, log_table: str) -> dict:
 
 
 def sql_check(text: str, name: str) -> dict:
-    return {"object": "sql", "name": name, "sql": text, "present": True}
+    """A RawSQL ``verify`` query. ``relations`` lists the schema-qualified tables it reads, so a check
+    is known to be superseded once a later applied version drops one of them."""
+    return {"object": "sql", "name": name, "sql": text, "present": True, "relations": _relations(text)}
+
+
+class _RelationCollector(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast visitor naming)
+        if node.schemaname:
+            self.names.add(f"{node.schemaname}.{node.relname}")
+
+
+def _relations(text: str) -> list[str]:
+    collector = _RelationCollector()
+    for statement in parse_statements(text):
+        collector(statement)
+    return sorted(collector.names)
 
 
 def json_value(value):

@@ -1,17 +1,20 @@
 """The generated pytest file of a bundle: what the spec says the database holds after apply,
 and after rollback.
 
-The checks themselves live once in the template; each bundle embeds its own expectations
-(from the operations' ``expects()``), so the file needs nothing but pytest and psycopg.
+The checks themselves live once, in :mod:`dbdeploy.render.bundle_checks` (which ``dbdeploy verify``
+imports too); each generated file embeds a copy of them and its bundle's own expectations (from the
+operations' ``expects()``), so the file needs nothing but pytest and psycopg.
 """
 
 from __future__ import annotations
 
 import pprint
+from pathlib import Path
 
 import jinja2
 
 from dbdeploy.ops.common import rollback_backup_prefix
+from dbdeploy.render import bundle_checks
 from dbdeploy.spec.names import split_table
 
 _ENV = jinja2.Environment(
@@ -23,12 +26,24 @@ _ENV = jinja2.Environment(
 
 
 def test_file_name(folder: str) -> str:
+    """The generated test file's name in bundle folder ``folder``."""
     return f"test_{folder}.py"
 
 
-def rolled_back_expectations(version: str, expects: list[dict]) -> list[dict]:
+_EMBED_MARKER = "# ---- EMBED:"
+
+
+def embedded_checks() -> str:
+    """The source of :mod:`dbdeploy.render.bundle_checks` below its EMBED marker line, as the
+    generated test files carry it (the module's docstring and imports stay behind: the template
+    imports the same names)."""
+    text = Path(bundle_checks.__file__).read_text(encoding="utf-8")
+    return text[text.index("\n", text.index(_EMBED_MARKER)) + 1:].strip() + "\n"
+
+
+def rolled_back_expectations(version: str, expects: list[dict], backup_schema: str = "dbdeploy_backup") -> list[dict]:
     """After rollback: what the migration created is gone, what it dropped is back, and data it
-    removed has a copy in the backup schema."""
+    removed has a copy in ``backup_schema``."""
     created_tables = {e["name"] for e in expects if e["object"] == "table" and e["present"]}
     result: list[dict] = []
     for e in expects:
@@ -48,18 +63,24 @@ def rolled_back_expectations(version: str, expects: list[dict]) -> list[dict]:
             if not inside_new_table:
                 result.append(dict(e, present=False))
             prefix = rollback_backup_prefix(version, f"{split_table(e['table'])[1]}_seed")
-            result.append({"object": "backup", "name": prefix, "present": True,
+            result.append({"object": "backup", "name": prefix, "present": True, "schema": backup_schema,
                            "what": f"the seed rows of {e['table']} removed by the rollback"})
     return result
 
 
 def render_test_file(*, folder: str, label: str, name: str, version: str, source: str, checksum: str,
                      expects: list[dict], history_schema: str, backup_schema: str) -> str:
+    """The generated pytest file of one bundle (Python source). ``expects`` are the operations'
+    manifest expectation entries; the file checks them after apply (skipping those a later applied
+    version supersedes), the rolled-back state with ``-m rolled_back``, the migration_log row and the
+    sequences of the migration's tables."""
     applied = [e for e in expects if e["object"] != "extension" or e["present"]]
+    tables = bundle_checks.migration_tables(applied)
     return _ENV.get_template("test_bundle.py.j2").render(
         folder=folder, label=label, name=name, version=version, source=source, checksum=checksum,
         filename=test_file_name(folder), history_schema=history_schema, backup_schema=backup_schema,
-        applied=_literal(applied), rolled_back=_literal(rolled_back_expectations(version, expects)))
+        applied=_literal(applied), rolled_back=_literal(rolled_back_expectations(version, expects, backup_schema)),
+        tables=_literal(tables), has_tables=bool(tables), checks=embedded_checks())
 
 
 def _literal(value) -> str:

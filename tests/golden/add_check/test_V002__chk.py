@@ -11,8 +11,10 @@ Checks the database named by DBDEPLOY_TEST_DSN. It needs only pytest and psycopg
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,6 +28,10 @@ VERSION = "002"
 CHECKSUM = "2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
+# The bundles of the other versions sit next to this one's folder: a later applied version that
+# drops or redefines an object supersedes this file's check of it (read at test time, so this
+# file never changes when a later version is added).
+GENERATED = Path(__file__).resolve().parent.parent
 
 # What the database holds once V002 is applied (from the spec).
 APPLIED = [{'columns': ['status'],
@@ -38,6 +44,10 @@ APPLIED = [{'columns': ['status'],
 
 # What it holds once V002 is rolled back.
 ROLLED_BACK = [{'name': 'orders_status_a8ed1320_check', 'object': 'constraint', 'present': False, 'table': 'shop.orders'}]
+
+# The tables V002 creates or changes: every sequence owned by one of their columns must be
+# ahead of the column's values.
+TABLES = ['shop.orders']
 
 
 @pytest.fixture(scope="module")
@@ -62,70 +72,212 @@ def _id(check: dict) -> str:
     return f"{check['object']} {where}{check['name']}{state}"
 
 
-def test_migration_log_completed(db):
-    row = _log_row(db)
+@pytest.fixture(scope="module")
+def later(db):
+    """(later applied versions as (label, expectations), problems): from migration_log and generated/."""
+    return later_applied(read_migration_log(db, HISTORY_SCHEMA), bundle_manifests(GENERATED), VERSION)
+
+
+def test_migration_log_applied(db):
+    row = read_migration_log(db, HISTORY_SCHEMA).get(int(VERSION))
     assert row is not None, f"{HISTORY_SCHEMA}.migration_log has no row for version {VERSION}"
-    assert row[0] == "completed", f"migration_log says {row[0]!r} for version {VERSION}, expected 'completed'"
+    assert row[0] in APPLIED_STATUSES, (
+        f"migration_log says {row[0]!r} for version {VERSION}, expected one of {', '.join(APPLIED_STATUSES)}")
     assert row[1] == CHECKSUM, f"migration_log checksum {row[1]!r} is not this bundle's {CHECKSUM!r}"
 
 
+def test_later_applied_versions_are_known(later):
+    problems = later[1]
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("check", APPLIED, ids=_id)
-def test_applied(db, check):
-    problem = CHECKS[check["object"]](db, check)
+def test_applied(db, later, check):
+    reason = superseded_by(check, later[0])
+    if reason:
+        pytest.skip(reason)
+    problem = run_check(db, check)
     assert problem is None, problem
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_sequences_are_ahead_of_their_columns(db, later, table):
+    reason = superseded_by({"object": "table", "name": table, "present": True}, later[0])
+    if reason:
+        pytest.skip(reason)
+    problems = sequence_problems(db, table)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.rolled_back
 def test_migration_log_rolled_back(db, rolled_back_phase):
-    row = _log_row(db)
+    row = read_migration_log(db, HISTORY_SCHEMA).get(int(VERSION))
     assert row is None or row[0] == "rolled_back", f"migration_log says {row[0]!r}, expected 'rolled_back'"
 
 
 @pytest.mark.rolled_back
 @pytest.mark.parametrize("check", ROLLED_BACK, ids=_id)
-def test_rolled_back(db, rolled_back_phase, check):
-    problem = CHECKS[check["object"]](db, check)
+def test_rolled_back(db, rolled_back_phase, later, check):
+    reason = superseded_by(check, later[0])
+    if reason:
+        pytest.skip(reason)
+    problem = run_check(db, check)
     assert problem is None, problem
 
 
-# --- checks: each returns None when the database matches, else what is wrong --------------
+# --- checks: each returns None when the database matches, else what is wrong. The same code ----
+# --- runs in `dbdeploy verify` (dbdeploy/render/bundle_checks.py). ---------------------------
+
+APPLIED_STATUSES = ("completed", "baseline")
 
 
-def _log_row(db):
-    exists = db.execute("SELECT pg_catalog.to_regclass(%s)",
-                        [sql.Identifier(HISTORY_SCHEMA, "migration_log").as_string(db)]).fetchone()[0]
-    if exists is None:
+def read_migration_log(db, history_schema):
+    """``{int version: (status, checksum)}`` from ``<history_schema>.migration_log``; ``{}`` if absent."""
+    log = sql.Identifier(history_schema, "migration_log")
+    if db.execute("SELECT pg_catalog.to_regclass(%s)", [log.as_string(db)]).fetchone()[0] is None:
+        return {}
+    rows = db.execute(sql.SQL("SELECT version, status, checksum FROM {}").format(log)).fetchall()
+    return {int(version): (status, checksum) for version, status, checksum in rows}
+
+
+def bundle_manifests(generated):
+    """``{int version: manifest}`` of the bundle folders (``V<version>__<name>``) in ``generated``."""
+    found = {}
+    for path in sorted(Path(generated).glob("V*__*/manifest.json")):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            found[int(manifest["version"])] = manifest
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def later_applied(log, manifests, version):
+    """The versions after ``version`` that ``log`` says are applied, as ``(label, expects)`` in
+    version order, and the problems that keep their expectations from being known: an applied
+    version with no bundle, or whose bundle has another checksum than the one applied."""
+    later, problems = [], []
+    for number in sorted(v for v, (status, _checksum) in log.items() if v > int(version)):
+        status, checksum = log[number]
+        if status not in APPLIED_STATUSES:
+            continue
+        manifest = manifests.get(number)
+        if manifest is None:
+            problems.append(f"version {number} is applied ({status}) but generated/ has no bundle for it, so "
+                            "which checks it supersedes is unknown; fix: check out the bundles that were applied")
+            continue
+        label = f"V{manifest['version']}"
+        if checksum and manifest.get("checksum") != checksum:
+            problems.append(f"{label} was applied with checksum {checksum} but its bundle in generated/ has "
+                            f"{manifest.get('checksum')}; fix: check out the bundle that was applied")
+            continue
+        later.append((label, manifest.get("expects", [])))
+    return later, problems
+
+
+def _describe(entry):
+    if entry["object"] in ("rows", "backfill") and entry.get("table"):
+        return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"
+    where = f"{entry['table']}." if entry.get("table") and entry["object"] in ("column", "constraint") else ""
+    return f"{entry['object']} {where}{entry['name']}"
+
+
+def _columns_used(entry):
+    used = set(entry.get("columns") or ()) | set(entry.get("key") or ()) | set(entry.get("set") or ())
+    return used | set(entry.get("where_columns") or ()) | set(entry.get("key_columns") or ())
+
+
+def _same_object(a, b):
+    if a["object"] != b["object"] or a["name"] != b["name"]:
+        return False
+    # index names are unique in their schema; columns and constraints are named within a table
+    return a["object"] == "index" or a.get("table") == b.get("table")
+
+
+def supersedes(later, entry):
+    """Why the later expectation ``later`` makes ``entry`` (of an earlier version) obsolete, or None."""
+    if _same_object(later, entry):
+        if later == entry:
+            return None
+        return f"drops {_describe(later)}" if not later["present"] else f"redefines {_describe(later)}"
+    if later["present"]:
         return None
-    return db.execute(sql.SQL("SELECT status, checksum FROM {} WHERE version = %s").format(
-        sql.Identifier(HISTORY_SCHEMA, "migration_log")), [VERSION]).fetchone()
+    kind, name = later["object"], later["name"]
+    if kind == "schema":
+        objects = [entry["name"], entry.get("table") or ""]
+        if entry["object"] == "schema":
+            objects = [entry["name"] + "."]
+        if any(o.startswith(name + ".") for o in objects):
+            return f"drops schema {name}"
+    if kind == "table":
+        if name in (entry.get("table"), entry.get("references"), entry.get("requires_table")):
+            return f"drops table {name}"
+        if name in (entry.get("relations") or ()):
+            return f"drops table {name}"
+    if kind == "column":
+        if entry.get("table") == later["table"] and name in _columns_used(entry):
+            return f"drops column {later['table']}.{name}"
+        if entry.get("references") == later["table"] and name in (entry.get("ref_columns") or ()):
+            return f"drops column {later['table']}.{name}"
+    return None
 
 
-def _oid(db, name: str):
+def superseded_by(entry, later):
+    """``"superseded by V012, which drops column …"`` for the first later applied version that makes
+    ``entry`` obsolete, or None. ``later`` is the first result of :func:`later_applied`."""
+    for label, expects in later:
+        for other in expects:
+            why = supersedes(other, entry)
+            if why:
+                return f"superseded by {label}, which {why}"
+    return None
+
+
+def migration_tables(expects):
+    """The tables a migration creates or changes (not those it drops): their sequences are checked."""
+    dropped = {e["name"] for e in expects if e["object"] == "table" and not e["present"]}
+    tables = {e["name"] for e in expects if e["object"] == "table" and e["present"]}
+    tables |= {e["table"] for e in expects if e.get("table") and e["present"] and e["object"] != "backup"}
+    return sorted(tables - dropped)
+
+
+def _oid(db, name):
     schema, _, rel = name.partition(".")
     row = db.execute("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                      " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s", [schema, rel]).fetchone()
     return row[0] if row else None
 
 
-def _ident(name: str) -> sql.Identifier:
+def _ident(name):
     return sql.Identifier(*name.split(".", 1))
 
 
-def _probe_column(db, type_name: str, default: str | None):
-    """The catalog's own spelling of a type and default, from a temporary table that is rolled back."""
+_COLUMN = ("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+           " pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attnum,"
+           " (SELECT pg_catalog.format('nextval(%%L::regclass)', dep.objid::pg_catalog.regclass)"
+           "    FROM pg_catalog.pg_depend dep JOIN pg_catalog.pg_class s ON s.oid = dep.objid AND s.relkind = 'S'"
+           "   WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+           "     AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjid = a.attrelid"
+           "     AND dep.refobjsubid = a.attnum AND dep.deptype = 'a' LIMIT 1)"
+           " FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d"
+           " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+           " WHERE a.attrelid = %s AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped")
+
+
+def _probe_column(db, type_name, default):
+    """``(type, default, owned-sequence default, NOT NULL)`` as the catalog spells them, from a temporary
+    table that is rolled back; or the error text when PostgreSQL cannot make such a column here."""
     column = sql.SQL("v {}").format(sql.SQL(type_name))
     if default is not None:
         column = sql.SQL("{} DEFAULT {}").format(column, sql.SQL(default))
     try:
         with db.transaction(force_rollback=True):
             db.execute(sql.SQL("CREATE TEMPORARY TABLE dbdeploy_probe ({}) ON COMMIT DROP").format(column))
-            return db.execute(
-                "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
-                " FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d"
-                " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-                " WHERE a.attrelid = 'dbdeploy_probe'::regclass AND a.attname = 'v'").fetchone()
-    except psycopg.Error:
-        return None
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe'::pg_catalog.regclass::oid").fetchone()[0]
+            row = db.execute(_COLUMN, [probe, "v"]).fetchone()
+            return row[0], row[2], row[5], row[1]
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
 
 
 def check_schema(db, c):
@@ -137,7 +289,9 @@ def check_schema(db, c):
 
 def check_extension(db, c):
     found = db.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s", [c["name"]]).fetchone()
-    return None if found else f"extension {c['name']} is not installed"
+    if bool(found) == c["present"]:
+        return None
+    return f"extension {c['name']} is {'not installed' if c['present'] else 'still installed'}"
 
 
 def check_table(db, c):
@@ -150,32 +304,36 @@ def check_table(db, c):
 def check_column(db, c):
     where = f"column {c['table']}.{c['name']}"
     oid = _oid(db, c["table"])
-    row = None if oid is None else db.execute(
-        "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-        " pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity"
-        " FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d"
-        " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-        " WHERE a.attrelid = %s AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
-        [oid, c["name"]]).fetchone()
+    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
     if not c["present"]:
         return None if row is None else f"{where} is still present"
     if row is None:
         return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
-    actual_type, not_null, actual_default, identity = row
+    actual_type, not_null, actual_default, identity, _attnum, owned_nextval = row
     if "type" not in c:
         return None
-    expected = _probe_column(db, c["type"], c["default"] if not c.get("identity") else None)
-    if expected is None:
-        return f"{where}: the expected type {c['type']!r} / default could not be evaluated here"
-    if actual_type != expected[0]:
-        return f"{where} has type {actual_type}, expected {expected[0]}"
+    expected = _probe_column(db, c["type"], c.get("default") if not c.get("identity") else None)
+    if isinstance(expected, str):
+        return f"{where}: the expected type {c['type']!r} / default could not be evaluated here ({expected})"
+    expected_type, expected_default, probe_serial, implied_not_null = expected
+    if actual_type != expected_type:
+        return f"{where} has type {actual_type}, expected {expected_type}"
     if c.get("identity"):
         if identity not in ("a", "d"):
             return f"{where} is not an identity column"
-    elif (actual_default or None) != (expected[1] or None):
-        return f"{where} has default {actual_default!r}, expected {expected[1]!r}"
-    if bool(not_null) != bool(c["not_null"]):
-        return f"{where} is {'NOT NULL' if not_null else 'nullable'}, expected {'NOT NULL' if c['not_null'] else 'nullable'}"
+    elif probe_serial is not None and expected_default == probe_serial:
+        # serial types: the default names a sequence that only this column owns, whatever its name
+        if identity or owned_nextval is None or actual_default != owned_nextval:
+            return (f"{where} has default {actual_default!r}, expected a nextval() default on a sequence owned by "
+                    f"the column ({c['type']})")
+    elif identity:
+        return f"{where} is an identity column, expected default {expected_default!r}"
+    elif (actual_default or None) != (expected_default or None):
+        return f"{where} has default {actual_default!r}, expected {expected_default!r}"
+    expected_not_null = bool(c["not_null"]) or bool(implied_not_null)   # serial types are NOT NULL
+    if bool(not_null) != expected_not_null:
+        return (f"{where} is {'NOT NULL' if not_null else 'nullable'}, "
+                f"expected {'NOT NULL' if expected_not_null else 'nullable'}")
     return None
 
 
@@ -207,7 +365,7 @@ def check_constraint(db, c):
     if c.get("kind") and contype != c["kind"]:
         return f"{where} is a {_KINDS.get(contype, contype)} constraint"
     if not validated:
-        return f"{where} is NOT VALID (its validation never finished)"
+        return f"{where} is NOT VALID (its validation never finished); run apply again"
     if c.get("key") and list(key) != c["key"]:
         return f"{where} is on ({', '.join(key)}), expected ({', '.join(c['key'])})"
     if c.get("kind") == "f":
@@ -218,7 +376,7 @@ def check_constraint(db, c):
     return None
 
 
-def _index_body(definition: str) -> str:
+def _index_body(definition):
     return definition[definition.index(" USING "):]
 
 
@@ -232,7 +390,7 @@ def check_index(db, c):
         "SELECT indisvalid, indisunique, pg_catalog.pg_get_indexdef(indexrelid) FROM pg_catalog.pg_index"
         " WHERE indexrelid = %s", [oid]).fetchone()
     if not valid:
-        return f"index {c['name']} is INVALID (a concurrent build failed)"
+        return f"index {c['name']} is INVALID (a concurrent build failed); run apply again"
     d = c.get("definition")
     if not d:
         return None
@@ -250,7 +408,8 @@ def check_index(db, c):
         db.execute(statement)
         expected = db.execute("SELECT pg_catalog.pg_get_indexdef('dbdeploy_probe_idx'::regclass)").fetchone()[0]
     if _index_body(actual) != _index_body(expected):
-        return f"index {c['name']} is defined as {_index_body(actual).strip()!r}, expected {_index_body(expected).strip()!r}"
+        return (f"index {c['name']} is defined as {_index_body(actual).strip()!r}, "
+                f"expected {_index_body(expected).strip()!r}")
     return None
 
 
@@ -262,7 +421,7 @@ def check_backfill(db, c):
         return f"backfill of {c['table']} never started (no progress table {c['name']})"
     cursor = db.execute(sql.SQL("SELECT * FROM {}").format(_ident(c["name"]))).fetchone()
     if cursor and any(value is not None for value in cursor[:-2]):
-        return f"backfill of {c['table']} has not finished (it stopped before key {cursor[:-2]})"
+        return f"backfill of {c['table']} has not finished (it stopped before key {cursor[:-2]}); run apply again"
     if c["where"] and set(c["where_columns"]) & set(c["set"]):
         left = db.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
             _ident(c["table"]), sql.SQL(c["where"]))).fetchone()[0]
@@ -274,12 +433,15 @@ def check_backfill(db, c):
 def check_rows(db, c):
     if _oid(db, c["table"]) is None:
         return None if not c["present"] else f"table {c['table']} of the seed rows is missing"
+    if "keys" not in c:
+        return (f"the manifest lists no keys for the seed rows of {c['table']}, so they cannot be checked; "
+                "fix: regenerate the bundle with this dbdeploy")
     missing, present = [], []
+    condition = sql.SQL(" AND ").join(
+        sql.SQL("{} = %s").format(sql.Identifier(column)) for column in c["key_columns"])
+    query = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE {})").format(_ident(c["table"]), condition)
     for key in c["keys"]:
-        condition = sql.SQL(" AND ").join(
-            sql.SQL("{} = %s").format(sql.Identifier(column)) for column in c["key_columns"])
-        found = db.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(c["table"]), condition),
-                           [key[column] for column in c["key_columns"]]).fetchone()[0]
+        found = db.execute(query, [key[column] for column in c["key_columns"]]).fetchone()[0]
         (present if found else missing).append(key)
     if c["present"] and missing:
         return f"seed rows missing from {c['table']}: {missing}"
@@ -289,10 +451,11 @@ def check_rows(db, c):
 
 
 def check_backup(db, c):
+    schema = c["schema"]
     found = db.execute("SELECT pg_catalog.string_agg(relname, ', ') FROM pg_catalog.pg_class"
                        " WHERE relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)"
-                       " AND relkind = 'r' AND relname LIKE %s", [BACKUP_SCHEMA, c["name"] + "%"]).fetchone()[0]
-    return None if found else f"no backup table {BACKUP_SCHEMA}.{c['name']}* holding {c['what']}"
+                       " AND relkind = 'r' AND relname LIKE %s", [schema, c["name"] + "%"]).fetchone()[0]
+    return None if found else f"no backup table {schema}.{c['name']}* holding {c['what']}"
 
 
 def check_sql(db, c):
@@ -301,7 +464,7 @@ def check_sql(db, c):
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:
-        return f"verify SQL ({c['name']}) failed: {str(exc).strip().splitlines()[0]}"
+        return f"verify SQL ({c['name']}) failed: {_first_line(exc)}"
     return "verify SQL ({}) returned false".format(c["name"]) if row is not None and row[0] is False else None
 
 
@@ -310,3 +473,74 @@ CHECKS = {
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
     "backup": check_backup, "sql": check_sql,
 }
+
+
+def run_check(db, c):
+    """Run the check for ``c``'s kind; a kind this code does not know is a failure, never a pass."""
+    function = CHECKS.get(c["object"])
+    if function is None:
+        return (f"{_describe(c)}: expectation kind {c['object']!r} is unknown to this check code, so it cannot "
+                "be checked; fix: regenerate the bundles and run the dbdeploy that generated them")
+    try:
+        return function(db, c)
+    except psycopg.Error as exc:
+        return f"{_describe(c)} could not be checked: {_first_line(exc)}{_grant_hint(exc)}"
+
+
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _grant_hint(exc):
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return "; fix: GRANT the checking role SELECT on it (or run the check as the role that deploys)"
+    return ""
+
+
+_SEQUENCES = (
+    "SELECT a.attname::text, n.nspname::text, s.relname::text, q.seqincrement,"
+    "       pg_catalog.format('%%I.%%I', n.nspname, s.relname)"
+    "  FROM pg_catalog.pg_depend d"
+    "  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace"
+    "  JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid"
+    "  JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+    " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "   AND d.refobjid = %s AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') AND NOT a.attisdropped"
+    " ORDER BY a.attnum")
+
+
+def sequence_problems(db, table):
+    """Every sequence owned by a column of ``table`` (serial or identity) whose next value is not
+    past the column's current maximum (minimum for a descending sequence): the next INSERT that
+    uses the default would collide. One sentence per such column, with the ``setval`` that fixes it."""
+    oid = _oid(db, table)
+    if oid is None:
+        return [f"table {table} is missing, so its sequences cannot be checked"]
+    problems = []
+    for column, seq_schema, seq_name, increment, seq_text in db.execute(_SEQUENCES, [oid]).fetchall():
+        sequence = sql.Identifier(seq_schema, seq_name)
+        extreme = "max" if increment > 0 else "min"
+        try:
+            last_value, is_called = db.execute(
+                sql.SQL("SELECT last_value, is_called FROM {}").format(sequence)).fetchone()
+            current = db.execute(sql.SQL("SELECT {}({}) FROM {}").format(
+                sql.SQL(extreme), sql.Identifier(column), _ident(table))).fetchone()[0]
+        except psycopg.Error as exc:
+            problems.append(f"sequence {seq_text} of column {table}.{column} could not be checked: "
+                            f"{_first_line(exc)}{_grant_hint(exc)}")
+            continue
+        if current is None:
+            continue
+        upcoming = last_value + increment if is_called else last_value
+        if (upcoming > current) if increment > 0 else (upcoming < current):
+            continue
+        fix = sql.SQL("SELECT pg_catalog.setval({}, {})").format(
+            sql.Literal(seq_text), sql.Literal(current)).as_string(db)
+        problems.append(
+            f"sequence {seq_schema}.{seq_name} of column {table}.{column} is behind the column: last_value "
+            f"{last_value}{'' if is_called else ' (not yet used)'}, {extreme}({column}) = {current}, so the default "
+            f"hands out {upcoming} next and reaches {current}, which the column already holds (a duplicate key on "
+            f"a unique column); fix: {fix}")
+    return problems
