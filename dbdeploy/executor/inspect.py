@@ -159,6 +159,8 @@ def _check(conn: psycopg.Connection, entry: dict) -> str | None:
     if kind == "sql":
         try:
             with conn.transaction():
+                if entry.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                    conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [entry["search_path"]])
                 cur = conn.execute(entry["sql"])
                 row = cur.fetchone() if cur.description else None
         except psycopg.Error as exc:
