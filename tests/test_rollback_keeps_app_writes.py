@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.executor_support import make_project, write_spec
 
@@ -292,6 +293,17 @@ RESTORED = re.compile(r"restored column (\S+): the saved values of (\d+) row\(s\
                       r"deleted since")
 
 
+def _preflight(version: str, column: str) -> str:
+    """DropColumn.rollback_preflight as the rollback's preflight step runs it (INTERFACE.md)."""
+    from dbdeploy.ops import DropColumn
+    from dbdeploy.ops.base import PlanContext, SchemaState
+    from dbdeploy.ops.common import block, do_block
+
+    ctx = PlanContext(version=version, migration_name="m", index=1, state=SchemaState())
+    checks = DropColumn(table="public.items", column=column).rollback_preflight(ctx)
+    return do_block(block(*checks), declare=["v_dependants text", "v_count bigint"])
+
+
 def _populate_items(db) -> None:
     db.execute("INSERT INTO public.items SELECT g, 'item ' || g, CASE WHEN g % 2 = 0 THEN 'done' ELSE 'new' END,"
                " 'c' || g, CASE WHEN g % 5 = 0 THEN 'n' || g END FROM generate_series(1, 600) g")
@@ -342,6 +354,8 @@ def test_drop_column_restore_refuses_and_changes_nothing(fresh_db_each, tmp_path
     assert "cannot restore NOT NULL column public.items.code without a default" in refused.stderr
     assert "rows: 2" in refused.stderr
     assert db.execute("SELECT * FROM public.items ORDER BY id") == snapshot
+    with pytest.raises(psycopg.errors.RaiseException, match="without a default"):   # the rollback's preflight too
+        db.execute(_preflight("003", "code"))
 
     db.execute("DELETE FROM public.items WHERE id > 2000")
     db.execute("ALTER TABLE public.items ADD COLUMN code text DEFAULT 'hand'")
@@ -350,9 +364,12 @@ def test_drop_column_restore_refuses_and_changes_nothing(fresh_db_each, tmp_path
     assert refused.returncode == 1
     assert "a column of that name was added again after V003 dropped it" in refused.stderr
     assert db.execute("SELECT * FROM public.items ORDER BY id") == snapshot
+    with pytest.raises(psycopg.errors.RaiseException, match="added again"):
+        db.execute(_preflight("003", "code"))
     assert db.execute("SELECT count(*) FROM dbdeploy_backup.v003_op1_items_code") == [(600,)]
 
     db.execute("ALTER TABLE public.items DROP COLUMN code")
+    db.execute(_preflight("003", "code"))            # nothing to refuse any more
     out = _ok(project.run("rollback", "--env", "test", "--to", "2", "--plain"))
     assert "the saved values of 600 row(s) put back; 0 row(s) inserted" in out
     assert _rows(db, "SELECT id, code FROM public.items") == codes

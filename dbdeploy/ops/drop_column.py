@@ -234,6 +234,26 @@ class DropColumn(Operation):
             if_then(S("NOT {} AND v_count = 0").format(column_exists(self.table, self.column)),
                     fail(ctx, f"no saved copy of {key}; cannot restore it",
                          "The column was dropped outside this migration; restore it by hand.")),
+            # NOT NULL without a default (or identity): rows inserted since the drop would get no value.
+            # The query that counts them is built from the saved key columns (v_dependants holds it).
+            if_then(S("NOT {} AND v_count > 0").format(column_exists(self.table, self.column)),
+                    S("SELECT 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '\n"
+                      "    || pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(m.backup_table)"
+                      " || ' AS b WHERE '\n"
+                      "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+                      " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'\n"
+                      "INTO v_dependants FROM {meta} AS m\n"
+                      "WHERE {w} AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));"
+                      ).format(qt=literal(render(qualified(self.table))), schema=literal(ctx.backup_schema),
+                               meta=meta, w=self._where(ctx)),
+                    if_then(S("v_dependants IS NOT NULL"),
+                            S("EXECUTE v_dependants INTO v_count;"),
+                            if_then(S("v_count > 0"),
+                                    fail(ctx, f"cannot restore NOT NULL column {key} without a default: rows "
+                                              "inserted since the drop have no value for it; rows:",
+                                         f"Delete those rows, or restore {key} by hand from "
+                                         f"{ctx.backup_schema}.dropped_columns and {backup}; the rollback changes "
+                                         "nothing until then.", detail=S("v_count"))))),
         ]
 
     def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
@@ -269,13 +289,6 @@ class DropColumn(Operation):
               "    || ' AS b WHERE ' || {km} || ')' INTO v_new;").format(qt=qt, b=backup_ref, km=key_match),
             S("EXECUTE 'SELECT count(*) FROM ' || {b} || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || {qt}\n"
               "    || ' AS t WHERE ' || {km} || ')' INTO v_gone;").format(qt=qt, b=backup_ref, km=key_match),
-            if_then(S("v_new > 0 AND v_saved.not_null AND (v_saved.default_expr IS NULL OR v_saved.identity_kind IN"
-                      " ('a', 'd'))"),
-                    fail(ctx, f"cannot restore NOT NULL column {key} without a default: rows inserted since the drop "
-                              "have no value for it; rows:",
-                         f"Delete those rows or give them a value by hand after restoring {key} yourself from "
-                         f"{ctx.backup_schema}.dropped_columns; the rollback changes nothing until then.",
-                         detail=S("v_new"))),
             if_then(S("v_saved.saved_sequence IS NOT NULL"),
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident({s}) || '.' "
                       "|| pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA '"
@@ -327,5 +340,6 @@ class DropColumn(Operation):
         )
         return [Step("restore_column", self.table, "ACCESS EXCLUSIVE", True,
                      do_block(body, declare=["v_saved record", "v_statement text", "v_count bigint",
-                                             "v_restored bigint", "v_new bigint", "v_gone bigint"]),
+                                             "v_dependants text", "v_restored bigint", "v_new bigint",
+                                             "v_gone bigint"]),
                      f"restore column {self.column} of {self.table} with every row's value")]

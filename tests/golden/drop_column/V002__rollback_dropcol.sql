@@ -48,6 +48,7 @@ DECLARE
     v_saved record;
     v_statement text;
     v_count bigint;
+    v_dependants text;
     v_restored bigint;
     v_new bigint;
     v_gone bigint;
@@ -65,6 +66,19 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 THEN
+        SELECT 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '
+            || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) || ' AS b WHERE '
+            || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'
+        INTO v_dependants FROM "dbdeploy_backup"."dropped_columns" AS m
+        WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note' AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));
+        IF v_dependants IS NOT NULL THEN
+            EXECUTE v_dependants INTO v_count;
+            IF v_count > 0 THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no value for it; rows:', v_count USING HINT = 'Delete those rows, or restore shop.orders.note by hand from dbdeploy_backup.dropped_columns and dbdeploy_backup.v002_op1_orders_note; the rollback changes nothing until then.';
+            END IF;
+        END IF;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.note is present; nothing to restore';
         RETURN;
@@ -74,9 +88,6 @@ BEGIN
         || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_new;
     EXECUTE 'SELECT count(*) FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"shop"."orders"'
         || ' AS t WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_gone;
-    IF v_new > 0 AND v_saved.not_null AND (v_saved.default_expr IS NULL OR v_saved.identity_kind IN ('a', 'd')) THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no value for it; rows:', v_new USING HINT = 'Delete those rows or give them a value by hand after restoring shop.orders.note yourself from dbdeploy_backup.dropped_columns; the rollback changes nothing until then.';
-    END IF;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
