@@ -62,7 +62,7 @@ def search_path_schemas(schemas: list[str]) -> list[str]:
 
 
 def search_path_text(schemas: list[str]) -> str:
-    """The path as SQL (each schema quoted with psycopg.sql), e.g. ``pg_catalog, shop, public, pg_temp``."""
+    """The path as SQL (each schema quoted with psycopg.sql), e.g. ``"shop", "public", "pg_temp"``."""
     return render(sql.SQL(", ").join(ident(s) for s in search_path_schemas(schemas)))
 
 
