@@ -148,6 +148,7 @@ class ScriptRunner:
             try:
                 return action(), attempt
             except RETRYABLE as exc:
+                self._pin_search_path()
                 if attempt > self.retries:
                     raise StepFailed(step, self._current, exc, attempt) from exc
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
@@ -156,7 +157,15 @@ class ScriptRunner:
                                       f"in {delay:.2f}s", "warning"))
                 time.sleep(delay)
             except psycopg.Error as exc:
+                self._pin_search_path()
                 raise StepFailed(step, self._current, exc, attempt) from exc
+
+    def _pin_search_path(self) -> None:
+        """After a failed statement, pin the search_path again: a RawSQL step in autocommit sets its
+        declared path until its last statement, so a failure in between would leave it in force for
+        what runs next on this connection (failure bookkeeping, retries). psql stops there anyway."""
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("SET search_path = pg_catalog, pg_temp")
 
     # --- backfill -----------------------------------------------------------------------
 

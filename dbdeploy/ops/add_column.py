@@ -163,8 +163,11 @@ class AddColumn(Operation):
         return ChecklistItems(
             prerequisites=[checks.table_exists(table)] if existing else [],
             backups=[table] if existing else [], notes=notes, health_checks=health, watch=watch,
-            rollback_notes=[f"Column {table}.{column} is dropped only if {ctx.label} added it; its non-NULL values "
-                            f"are copied to {ctx.backup_schema}.{prefix}_<timestamp> first."],
+            rollback_notes=[f"Column {table}.{column} is dropped only if {ctx.label} added it; every non-NULL value "
+                            "in it, whoever wrote it (the column default, the fill, or the application since the "
+                            "deploy), is copied with the row's primary key to "
+                            f"{ctx.backup_schema}.{prefix}_<timestamp> first; a NOTICE names the table and the number "
+                            "of rows copied. Nothing is written back into the table's other columns."],
             durations=durations,
             changes=[checks.added_column_value(table, column, self.column.type, self.column.default)],
             not_null_pending=[self.column_key] if filled_later else [])
@@ -215,10 +218,10 @@ def drop_owned_column(ctx: PlanContext, table: str, column: str, state: SchemaSt
                     ctx, f"{split_table(table)[1]}_{column}",
                     S("SELECT {sel} FROM {t} WHERE {c} IS NOT NULL").format(
                         sel=selected, t=qualified(table), c=ident(column)),
-                    f"the values of {key}")),
+                    f"the non-NULL values of {key}", count_into="v_copied")),
         S("ALTER TABLE {t} DROP COLUMN {c};").format(t=qualified(table), c=ident(column)),
         forget_owned(ctx, "column", key),
     )
     return Step("drop_column", table, "ACCESS EXCLUSIVE", True,
-                do_block(body, declare=["v_dependants text", "v_backup text"]),
+                do_block(body, declare=["v_dependants text", "v_backup text", "v_copied bigint"]),
                 f"drop column {column} of {table} (values copied to the backup schema first)")

@@ -75,7 +75,20 @@ class Backfill(Operation):
         return [plan.setup_step(), plan.run_step()]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
-        return [self.plan(ctx).restore_step()]
+        return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops)]
+
+    def _rollback_note(self, ctx: PlanContext, plan: BackfillPlan) -> str:
+        if self.table in ctx.rollback_drops:
+            return (f"{self.table} is dropped by this rollback (its rows copied first), so the backfill's values are "
+                    f"not restored; its backup and cursor tables ({ctx.backup_schema}.{plan.backup_name}, "
+                    f"{ctx.backup_schema}.{plan.progress_name}) are dropped.")
+        return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
+                f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} (one UPDATE, "
+                "ROW EXCLUSIVE). A row the application changed since keeps the application's value; its key, the "
+                "value before the deploy, the value the backfill wrote and the current value are appended to "
+                f"{ctx.backup_schema}.{plan.not_restored_name}. A NOTICE reports how many rows were restored, left and "
+                "deleted since; then the backup and cursor tables are dropped. Review the not_restored table after "
+                "the rollback.")
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         plan = self.plan(ctx)
@@ -91,14 +104,12 @@ class Backfill(Operation):
         progress = f"{ctx.backup_schema}.{plan.progress_name}"
         return ChecklistItems(
             backups=[self.table] if existing else [], prerequisites=prerequisites,
-            notes=[f"The backfill of {self.table} ({', '.join(self.set)}) keeps every value it overwrites in "
-                   f"{ctx.backup_schema}.{plan.backup_name}; it can be interrupted: running the migration again "
-                   f"continues at its cursor ({progress})."],
+            notes=[f"The backfill of {self.table} ({', '.join(self.set)}) keeps every value it overwrites, and the "
+                   f"value it writes, in {ctx.backup_schema}.{plan.backup_name}; it can be interrupted: running the "
+                   f"migration again continues at its cursor ({progress})."],
             health_checks=[checks.backfill_finished(self.table, plan.progress, progress, plan.key)],
             watch=[checks.backfill_progress(self.table, plan.progress, progress)],
-            rollback_notes=[f"The values the backfill of {self.table} overwrote are restored from "
-                            f"{ctx.backup_schema}.{plan.backup_name} (one UPDATE), then its backup and cursor "
-                            "tables are dropped."],
+            rollback_notes=[self._rollback_note(ctx, plan)],
             durations=checks.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
                                        f"proportional to rows, in batches of {self.batch_size} "
                                        "(one transaction per batch)"),

@@ -4,14 +4,20 @@ A backfill walks the table in key order, ``batch_size`` rows at a time, each bat
 and one transaction:
 
 - ``batch`` locks the next rows (``FOR UPDATE``) and reads their current values;
-- ``saved`` copies the values it is about to overwrite into a backup table (first copy wins, so a
-  re-run never replaces an original value with an already-backfilled one);
-- ``changed`` applies the new values to rows matching ``where``;
+- ``changed`` applies the new values to rows matching ``where`` and returns, from the same
+  statement, each row's key, its value before (read by ``batch``) and the value written;
+- ``saved`` copies those into a backup table (the first old value wins, so a re-run never replaces
+  an original value with an already-backfilled one; the value written is the latest);
 - ``moved`` advances a one-row cursor table to the first key after the batch.
 
 Because the cursor commits with the batch, a killed run resumes at the first row not yet done,
 and a finished backfill (cursor NULL) does nothing on a re-run. The same batch statement is run
 by the PL/pgSQL loop below (psql) and, between its markers, by the dbdeploy executor.
+
+The rollback restores a saved value only where the row still holds the value the backfill wrote:
+a row the application changed after the deploy keeps the application's value, and its key, the
+value before the deploy, the value the backfill wrote and the current value are recorded in a
+``…_not_restored`` table next to the backup (see :meth:`BackfillPlan.restore_step`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ from __future__ import annotations
 from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext, Step
-from dbdeploy.ops.common import S, backup_table, block, do_block, if_then, notice, relation_missing
+from dbdeploy.ops.common import (
+    S,
+    backup_table,
+    block,
+    copy_to_timestamped_backup,
+    do_block,
+    if_then,
+    notice,
+    relation_missing,
+)
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, qualified, render
@@ -40,6 +55,14 @@ class BackfillPlan:
         base = derived_name(f"v{ctx.version}", tag, split_table(table)[1])
         self.backup_name = base
         self.progress_name = derived_name(base, suffix="progress")
+        self.not_restored_name = derived_name(base, suffix="not_restored")
+        # Backup columns holding the value the backfill wrote (compared with the row at rollback).
+        self.written = {c: derived_name("dbdeploy_written", c) for c in assignments}
+        taken = {*key, *assignments}
+        clash = sorted(n for n in self.written.values() if n in taken)
+        if keep_old and clash:
+            raise ValueError(f"column name(s) {', '.join(clash)} are reserved for the backfill's backup table — "
+                             "fix: rename the column(s), or use RawSQL")
 
     @property
     def backup(self) -> sql.Identifier:
@@ -48,6 +71,10 @@ class BackfillPlan:
     @property
     def progress(self) -> sql.Identifier:
         return backup_table(self.ctx, self.progress_name)
+
+    @property
+    def not_restored(self) -> sql.Identifier:
+        return backup_table(self.ctx, self.not_restored_name)
 
     def _key_cols(self, alias: str | None = None) -> sql.Composable:
         return S(", ").join(ident(alias, k) if alias else ident(k) for k in self.key)
@@ -64,8 +91,9 @@ class BackfillPlan:
         if self.keep_old:
             statements += [
                 S("CREATE TABLE {b} AS SELECT {cols} FROM {t} WITH NO DATA;").format(
-                    b=self.backup, cols=S(", ").join(ident(c) for c in [*self.key, *columns]),
-                    t=qualified(self.table)),
+                    b=self.backup, t=qualified(self.table), cols=S(", ").join(
+                        [*(ident(c) for c in [*self.key, *columns]),
+                         *(S("{} AS {}").format(ident(c), ident(self.written[c])) for c in columns)])),
                 S("ALTER TABLE {b} ADD PRIMARY KEY ({k});").format(b=self.backup, k=self._key_cols()),
                 S("REVOKE ALL ON TABLE {b} FROM PUBLIC;").format(b=self.backup),
             ]
@@ -105,17 +133,30 @@ class BackfillPlan:
                 keys=self._key_cols("t"), t=qualified(self.table), cursor=self._cursor_compare(),
                 order=self._key_cols("t"), n=sql.Literal(n)),
         ]
-        if self.keep_old:
-            ctes.append(S(
-                "saved AS (\n    INSERT INTO {b} ({cols})\n    SELECT {src} FROM batch WHERE dbdeploy_match\n"
-                "    ON CONFLICT ({k}) DO NOTHING\n)").format(
-                b=self.backup, cols=S(", ").join(ident(c) for c in [*self.key, *self.assignments]),
-                src=S(", ").join(ident(a) for a in [*key_aliases, *old_aliases]), k=self._key_cols()))
         sets = S(", ").join(S("{} = {}").format(ident(c), S(e)) for c, e in self.assignments.items())
+        if self.keep_old:
+            # The UPDATE returns what the backup needs: the key, the value before (from ``batch``)
+            # and the value written; no second read of the table.
+            new_aliases = [f"dbdeploy_new_{i + 1}" for i in range(len(self.assignments))]
+            returning = S(", ").join([
+                *(S("t.{} AS {}").format(ident(k), ident(a)) for k, a in zip(self.key, key_aliases, strict=True)),
+                *(S("batch.{}").format(ident(a)) for a in old_aliases),
+                *(S("t.{} AS {}").format(ident(c), ident(a))
+                  for c, a in zip(self.assignments, new_aliases, strict=True))])
+        else:
+            returning = S("1")
         ctes.append(S(
             "changed AS (\n    UPDATE {t} AS t SET {sets}\n    FROM batch\n"
-            "    WHERE {join} AND batch.dbdeploy_match\n    RETURNING 1\n)").format(
-            t=qualified(self.table), sets=sets, join=join_on))
+            "    WHERE {join} AND batch.dbdeploy_match\n    RETURNING {returning}\n)").format(
+            t=qualified(self.table), sets=sets, join=join_on, returning=returning))
+        if self.keep_old:
+            written = [self.written[c] for c in self.assignments]
+            ctes.append(S(
+                "saved AS (\n    INSERT INTO {b} ({cols})\n    SELECT {src} FROM changed\n"
+                "    ON CONFLICT ({k}) DO UPDATE SET {latest}\n)").format(
+                b=self.backup, cols=S(", ").join(ident(c) for c in [*self.key, *self.assignments, *written]),
+                src=S(", ").join(ident(a) for a in [*key_aliases, *old_aliases, *new_aliases]), k=self._key_cols(),
+                latest=S(", ").join(S("{w} = EXCLUDED.{w}").format(w=ident(w)) for w in written)))
         ctes.append(S(
             "moved AS (\n    UPDATE {p} SET ({k}) = (SELECT {nk} FROM next_key),\n"
             "        dbdeploy_rows_done = dbdeploy_rows_done + (SELECT count(*) FROM changed),\n"
@@ -144,30 +185,113 @@ class BackfillPlan:
         return Step("backfill", self.table, "ROW EXCLUSIVE", False, text,
                     f"backfill {', '.join(self.assignments)} of {self.table} in batches of {self.batch_size}")
 
-    def restore_step(self) -> Step:
-        """Rollback: put the saved values back, then remove the backfill's own tables."""
+    def _differs(self, left: str, right: dict[str, str]) -> sql.Composable:
+        """True when any backfilled column of row ``left`` is not the value in ``right`` (backup
+        columns). Compared as text in the "C" collation: works for every type (json has no ``=``)
+        and never calls two different values equal (a case-insensitive collation would)."""
+        return S(" OR ").join(
+            S("({l}.{c}::text COLLATE pg_catalog.\"C\") IS DISTINCT FROM (b.{w}::text COLLATE pg_catalog.\"C\")"
+              ).format(l=ident(left), c=ident(c), w=ident(right[c])) for c in self.assignments)
+
+    def restore_statements(self) -> list[sql.Composable]:
+        """PL/pgSQL (needs ``v_restored``, ``v_kept``, ``v_total`` bigint and ``v_backup`` text) that
+        puts back the values the backfill overwrote, but only in rows that still hold what it wrote.
+
+        A row changed since the deploy (any backfilled column differs from the value written) keeps
+        its current value; the row's key, its value before the deploy (under the column's name), the
+        value written and the current value (``dbdeploy_current_<column>``) are appended to
+        ``<backup>_not_restored``. Rows deleted since are counted. A backup made without the written
+        values (by an older dbdeploy) cannot tell changed rows apart: every backed-up row's current
+        values are then copied to a timestamped table first. Everything is announced with NOTICEs.
+        """
+        label, table = self.ctx.label, self.table
+        t, b, kept = qualified(table), self.backup, self.not_restored
+        cols = list(self.assignments)
+        key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
+        sets = S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols)
+        current = [derived_name("dbdeploy_current", c) for c in cols]
+        backup_cols = [*self.key, *cols, *(self.written[c] for c in cols)]
+        has_written = S(" AND ").join(
+            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({b})"
+              " AND attname = {w} AND NOT attisdropped)").format(b=sql.Literal(render(b)),
+                                                                 w=sql.Literal(self.written[c]))
+            for c in cols)
+        restored_key = S("({})").format(S(", ").join(S("r.{}").format(ident(k)) for k in self.key))
+        backup_key = S("({})").format(S(", ").join(S("b.{}").format(ident(k)) for k in self.key))
+        compare = block(
+            S("CREATE TABLE IF NOT EXISTS {kept} AS SELECT {bcols}, {cur}, pg_catalog.now() AS dbdeploy_rolled_back_at"
+              " FROM {b} AS b JOIN {t} AS t ON {join} WITH NO DATA;").format(
+                kept=kept, b=b, t=t, join=key_join,
+                bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
+                cur=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
+                                 for c, n in zip(cols, current, strict=True))),
+            S("REVOKE ALL ON TABLE {} FROM PUBLIC;").format(kept),
+            # One statement: rows still holding what the backfill wrote get their old values; every
+            # other backed-up row that still exists is recorded as it is now.
+            S("WITH restored AS (\n"
+              "    UPDATE {t} AS t SET {sets} FROM {b} AS b\n"
+              "    WHERE {join} AND NOT ({differs})\n"
+              "    RETURNING {tkeys}\n"
+              "), kept AS (\n"
+              "    INSERT INTO {kept} ({kcols})\n"
+              "    SELECT {bcols}, {tcols}, pg_catalog.now()\n"
+              "    FROM {b} AS b JOIN {t} AS t ON {join}\n"
+              "    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE {rkey} = {bkey})\n"
+              "    RETURNING 1\n"
+              ")\n"
+              "SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM {b})\n"
+              "INTO v_restored, v_kept, v_total;").format(
+                t=t, b=b, kept=kept, sets=sets, join=key_join, differs=self._differs("t", self.written),
+                tkeys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
+                kcols=S(", ").join(ident(c) for c in [*backup_cols, *current, "dbdeploy_rolled_back_at"]),
+                bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
+                tcols=S(", ").join(S("t.{}").format(ident(c)) for c in cols),
+                rkey=restored_key, bkey=backup_key),
+            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(kept), S("DROP TABLE {};").format(kept)),
+            S("RAISE NOTICE '%', {msg} || v_restored || {left} || v_kept || {where} || (v_total - v_restored - v_kept)"
+              " || {deleted};").format(
+                msg=sql.Literal(f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in "),
+                left=sql.Literal(" row(s); left "),
+                where=sql.Literal(f" row(s) the application changed since the deploy as they are (recorded in "
+                                  f"{self.ctx.backup_schema}.{self.not_restored_name}); "),
+                deleted=sql.Literal(" backed-up row(s) no longer exist")),
+        )
+        legacy = block(
+            copy_to_timestamped_backup(
+                self.ctx, f"{split_table(table)[1]}_current",
+                S("SELECT {tk}, {tc} FROM {t} AS t JOIN {b} AS b ON {join}").format(
+                    tk=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
+                    tc=S(", ").join(S("t.{}").format(ident(c)) for c in cols), t=t, b=b, join=key_join),
+                f"the current values of every row the backfill of {table} changed", count_into="v_total"),
+            S("UPDATE {t} AS t SET {sets} FROM {b} AS b WHERE {join};").format(t=t, sets=sets, b=b, join=key_join),
+            S("GET DIAGNOSTICS v_restored = ROW_COUNT;"),
+            S("RAISE NOTICE '%', {msg} || v_restored || ' row(s)';").format(msg=sql.Literal(
+                f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in ")),
+        )
+        return [if_then(
+            S("pg_catalog.to_regclass({}) IS NOT NULL AND pg_catalog.to_regclass({}) IS NOT NULL").format(
+                sql.Literal(render(t)), sql.Literal(render(b))),
+            if_then(has_written, compare, otherwise=[legacy]))]
+
+    def restore_step(self, dropped_later: bool = False) -> Step:
+        """Rollback: put the saved values back where the application has not changed them since
+        (:meth:`restore_statements`), then remove the backfill's own tables.
+
+        ``dropped_later``: the rollback drops the table afterwards (copying every row), so nothing
+        is restored; only the backfill's backup and cursor tables are removed.
+        """
         statements: list[sql.Composable] = []
+        if self.keep_old and not dropped_later:
+            statements += self.restore_statements()
         if self.keep_old:
-            sets = S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in self.assignments)
-            join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
-            restore = S("UPDATE {t} AS t SET {sets} FROM {b} AS b WHERE {join};").format(
-                t=qualified(self.table), sets=sets, b=self.backup, join=join)
-            statements.append(if_then(
-                S("{} IS NOT NULL AND {} IS NOT NULL").format(
-                    S("pg_catalog.to_regclass({})").format(sql.Literal(render(qualified(self.table)))),
-                    S("pg_catalog.to_regclass({})").format(sql.Literal(render(self.backup)))),
-                restore,
-                S("GET DIAGNOSTICS v_restored = ROW_COUNT;"),
-                S("RAISE NOTICE '%', {msg} || v_restored || ' row(s)';").format(msg=sql.Literal(
-                    f"dbdeploy {self.ctx.label}: restored the values the backfill of {self.table} "
-                    "overwrote: "))))
             statements.append(S("DROP TABLE IF EXISTS {};").format(self.backup))
         statements.append(S("DROP TABLE IF EXISTS {};").format(self.progress))
-        kind = "restore_backfill" if self.keep_old else "drop_backfill_state"
-        summary = (f"restore the values the backfill of {self.table} overwrote" if self.keep_old
-                   else f"remove the backfill state of {self.table}")
-        return Step(kind, self.table, "ROW EXCLUSIVE", True,
-                    do_block(block(*statements), declare=["v_restored bigint"]), summary)
+        restores = self.keep_old and not dropped_later
+        kind = "restore_backfill" if restores else "drop_backfill_state"
+        summary = (f"restore the values the backfill of {self.table} overwrote in rows not changed since"
+                   if restores else f"remove the backfill state of {self.table}")
+        declare = ["v_restored bigint", "v_kept bigint", "v_total bigint", "v_backup text"] if restores else None
+        return Step(kind, self.table, "ROW EXCLUSIVE", True, do_block(block(*statements), declare=declare), summary)
 
 
 __all__ = ["BATCH_BEGIN", "BATCH_END", "BackfillPlan", "notice"]

@@ -204,24 +204,34 @@ def rollback_backup_prefix(version: str, base: str) -> str:
 
 
 def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composable,
-                               what: str) -> sql.Composable:
+                               what: str, count_into: str | None = None) -> sql.Composable:
     """Copy ``select`` into a new backup table named ``base_<timestamp>`` (needs ``v_backup``).
 
     Rollback-time backups get a timestamp so repeated forward/rollback cycles never collide;
-    the name is announced with a NOTICE so the operator can find it.
+    the name is announced with a NOTICE so the operator can find it. With ``count_into`` (the name
+    of a declared bigint variable) the number of rows copied is stored there and announced too.
     """
     base = rollback_backup_prefix(ctx.version, base)
     query = render(select)
+    if count_into is None:
+        counted: list[sql.Composable] = []
+        announce = S("RAISE NOTICE '%', {msg} || v_backup;").format(
+            msg=literal(f"dbdeploy {ctx.label}: copied {what} to {ctx.backup_schema}."))
+    else:
+        counted = [S("GET DIAGNOSTICS {} = ROW_COUNT;").format(S(count_into))]
+        announce = S("RAISE NOTICE '%', {msg} || {n} || {rows} || v_backup;").format(
+            msg=literal(f"dbdeploy {ctx.label}: copied {what} ("), n=S(count_into),
+            rows=literal(f" row(s)) to {ctx.backup_schema}."))
     return block(
         S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
           " 'YYYYMMDD_HH24MISS_US');").format(base=literal(base)),
         S("EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
           " || pg_catalog.quote_ident(v_backup) || ' AS ' || {query};").format(
             schema=literal(ctx.backup_schema), query=literal(query)),
+        *counted,
         S("EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
           " || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';").format(schema=literal(ctx.backup_schema)),
-        S("RAISE NOTICE '%', {msg} || v_backup;").format(
-            msg=literal(f"dbdeploy {ctx.label}: copied {what} to {ctx.backup_schema}.")),
+        announce,
     )
 
 

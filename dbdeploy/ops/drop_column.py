@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
+from psycopg import sql
+
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
@@ -23,9 +25,11 @@ from dbdeploy.ops.common import (
     do_block,
     fail,
     if_then,
+    is_owned,
     notice,
     refuse_if_dependants,
     regclass,
+    relation_exists,
     relation_missing,
 )
 from dbdeploy.spec.base import Identifier, TableName
@@ -194,28 +198,97 @@ class DropColumn(Operation):
             health_checks=[checks.column_gone(table, column), saved],
             rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table) with its type, NOT NULL, "
                             f"default, constraints, indexes and every row's value from {backup}, then drops that "
-                            "copy."],
+                            "copy. Nothing the application wrote is overwritten (the column did not exist meanwhile): "
+                            "rows inserted since the drop get the column default (NULL without one); a NOTICE reports "
+                            "how many rows got their value back, how many were new and how many saved rows were "
+                            "deleted since. It refuses, changing nothing, when a column of that name was added again "
+                            "after the drop (save and drop it first) or when the column is NOT NULL without a default "
+                            "and rows were inserted since."],
             durations=checks.durations(self.forward(ctx), "proportional to rows (every row's value is copied to "
                                                           "the backup schema, then the lock is taken for the drop)"))
 
+    def _refusals(self, ctx: PlanContext) -> list[sql.Composable]:
+        """The conditions on which the restore refuses (read-only; also the rollback's preflight)."""
+        meta = dropped_columns_table(ctx)
+        key = f"{self.table}.{self.column}"
+        backup = f"{ctx.backup_schema}.{self._backup(ctx)}"
+        return [
+            if_then(relation_missing(self.table),
+                    fail(ctx, f"cannot restore {key}: the table does not exist",
+                         "Restore the table first (roll back later migrations), then re-run.")),
+            # v_count: 1 while the saved copy is recorded (dropped_columns may not exist at all, so it is
+            # read in its own statement, planned only when the table is there).
+            S("v_count := 0;"),
+            if_then(relation_exists(f"{ctx.backup_schema}.dropped_columns"),
+                    S("SELECT count(*) INTO v_count FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx))),
+            # Present again while the copy is still kept: someone re-added it after the drop (this
+            # rollback's own restore removes the copy in the same transaction). A column that a later
+            # operation of this migration re-added is dropped by this rollback before the restore.
+            if_then(S("{} AND v_count > 0 AND NOT {}").format(column_exists(self.table, self.column),
+                                                               is_owned(ctx, "column", key)),
+                    fail(ctx, f"cannot restore {key}: a column of that name was added again after {ctx.label} "
+                              f"dropped it; its values before the drop are kept in {backup}",
+                         f"Save what the re-added {key} holds and drop or rename it, then re-run the rollback; or, "
+                         f"to keep the re-added column, drop {backup} and delete its row from "
+                         f"{ctx.backup_schema}.dropped_columns.")),
+            if_then(S("NOT {} AND v_count = 0").format(column_exists(self.table, self.column)),
+                    fail(ctx, f"no saved copy of {key}; cannot restore it",
+                         "The column was dropped outside this migration; restore it by hand.")),
+            # NOT NULL without a default (or identity): rows inserted since the drop would get no value.
+            # The query that counts them is built from the saved key columns (v_dependants holds it).
+            if_then(S("NOT {} AND v_count > 0").format(column_exists(self.table, self.column)),
+                    S("SELECT 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '\n"
+                      "    || pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(m.backup_table)"
+                      " || ' AS b WHERE '\n"
+                      "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+                      " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'\n"
+                      "INTO v_dependants FROM {meta} AS m\n"
+                      "WHERE {w} AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));"
+                      ).format(qt=literal(render(qualified(self.table))), schema=literal(ctx.backup_schema),
+                               meta=meta, w=self._where(ctx)),
+                    if_then(S("v_dependants IS NOT NULL"),
+                            S("EXECUTE v_dependants INTO v_count;"),
+                            if_then(S("v_count > 0"),
+                                    fail(ctx, f"cannot restore NOT NULL column {key} without a default: rows "
+                                              "inserted since the drop have no value for it; rows:",
+                                         f"Delete those rows, or restore {key} by hand from "
+                                         f"{ctx.backup_schema}.dropped_columns and {backup}; the rollback changes "
+                                         "nothing until then.", detail=S("v_count"))))),
+        ]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
+        """The restore's refusals, checked before the rollback's first change."""
+        return self._refusals(ctx)
+
     def rollback(self, ctx: PlanContext) -> list[Step]:
+        """Re-add the column and put every saved value back.
+
+        Nothing the application wrote is overwritten: while the column was gone nobody could write
+        it, so every saved value goes back into its row (by primary key). Rows inserted since the
+        drop get the column's default (NULL without one); a NOT NULL column without a default (or an
+        identity column) cannot be restored over such rows, and the restore refuses naming them.
+        Saved values of rows deleted since are counted and dropped with the copy. A NOTICE reports
+        the three counts.
+        """
         meta = dropped_columns_table(ctx)
         qt = literal(render(qualified(self.table)))
         qc = literal(render(ident(self.column)))
+        key = f"{self.table}.{self.column}"
+        backup_ref = S("pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(v_saved.backup_table)"
+                       ).format(schema=literal(ctx.backup_schema))
+        key_match = S("(SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+                      " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k)")
         body = block(
-            if_then(relation_missing(self.table),
-                    fail(ctx, f"cannot restore {self.table}.{self.column}: the table does not exist",
-                         "Restore the table first (roll back later migrations), then re-run.")),
+            *self._refusals(ctx),
             if_then(column_exists(self.table, self.column),
-                    notice(ctx, f"column {self.table}.{self.column} is present; nothing to restore"),
+                    notice(ctx, f"column {key} is present; nothing to restore"),
                     S("RETURN;")),
-            if_then(relation_missing(f"{ctx.backup_schema}.dropped_columns"),
-                    fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
-                         "The column was dropped outside this migration; restore it by hand.")),
             S("SELECT * INTO v_saved FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
-            if_then(S("NOT FOUND"),
-                    fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
-                         "The column was dropped outside this migration; restore it by hand.")),
+            # Rows inserted since the drop (no saved value) and saved rows deleted since.
+            S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
+              "    || ' AS b WHERE ' || {km} || ')' INTO v_new;").format(qt=qt, b=backup_ref, km=key_match),
+            S("EXECUTE 'SELECT count(*) FROM ' || {b} || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || {qt}\n"
+              "    || ' AS t WHERE ' || {km} || ')' INTO v_gone;").format(qt=qt, b=backup_ref, km=key_match),
             if_then(S("v_saved.saved_sequence IS NOT NULL"),
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident({s}) || '.' "
                       "|| pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA '"
@@ -226,11 +299,17 @@ class DropColumn(Operation):
             S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type\n"
               "    || COALESCE(' COLLATE ' || v_saved.collation_name, '');").format(qt=qt, qc=qc),
             S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = b.' || {qc}\n"
-              "    || ' FROM ' || pg_catalog.quote_ident({schema}) || '.'"
-              " || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '\n"
-              "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
-              " || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);").format(
-                qt=qt, qc=qc, schema=literal(ctx.backup_schema)),
+              "    || ' FROM ' || {b} || ' AS b WHERE '\n"
+              "    || {km};").format(qt=qt, qc=qc, b=backup_ref, km=key_match),
+            S("GET DIAGNOSTICS v_restored = ROW_COUNT;"),
+            # The default first, so rows inserted since the drop get it (as if the column had stayed).
+            if_then(S("v_saved.default_expr IS NOT NULL"),
+                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT '"
+                      " || v_saved.default_expr;").format(qt=qt, qc=qc),
+                    if_then(S("v_new > 0"),
+                            S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = DEFAULT WHERE NOT EXISTS"
+                              " (SELECT 1 FROM ' || {b}\n    || ' AS b WHERE ' || {km} || ')';").format(
+                                qt=qt, qc=qc, b=backup_ref, km=key_match))),
             if_then(S("v_saved.not_null"),
                     S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(
                         t=qualified(self.table), c=ident(self.column))),
@@ -241,9 +320,6 @@ class DropColumn(Operation):
                     if_then(S("v_saved.sequence_value IS NOT NULL"),
                             S("PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence({qt}, {c}),"
                               " v_saved.sequence_value);").format(qt=qt, c=literal(self.column)))),
-            if_then(S("v_saved.default_expr IS NOT NULL"),
-                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT '"
-                      " || v_saved.default_expr;").format(qt=qt, qc=qc)),
             if_then(S("v_saved.saved_sequence IS NOT NULL"),
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
                       " || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || {qt} || '.' || {qc};"
@@ -253,11 +329,17 @@ class DropColumn(Operation):
                       " || pg_catalog.quote_literal(v_saved.column_comment);").format(qt=qt, qc=qc)),
             S("FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP\n"
               "    EXECUTE v_statement;\nEND LOOP;"),
-            S("EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
-              " || pg_catalog.quote_ident(v_saved.backup_table);").format(schema=literal(ctx.backup_schema)),
+            S("EXECUTE 'DROP TABLE ' || {b};").format(b=backup_ref),
             S("DELETE FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
-            notice(ctx, f"restored column {self.table}.{self.column} with its values"),
+            S("RAISE NOTICE '%', {m1} || v_restored || {m2} || v_new || {m3} || v_gone || {m4};").format(
+                m1=literal(f"dbdeploy {ctx.label}: restored column {key}: the saved values of "),
+                m2=literal(" row(s) put back; "),
+                m3=literal(" row(s) inserted since the drop got the column default (NULL without one); the saved "
+                           "values of "),
+                m4=literal(" row(s) deleted since were dropped with the copy")),
         )
         return [Step("restore_column", self.table, "ACCESS EXCLUSIVE", True,
-                     do_block(body, declare=["v_saved record", "v_statement text"]),
+                     do_block(body, declare=["v_saved record", "v_statement text", "v_count bigint",
+                                             "v_dependants text", "v_restored bigint", "v_new bigint",
+                                             "v_gone bigint"]),
                      f"restore column {self.column} of {self.table} with every row's value")]

@@ -1,14 +1,35 @@
-"""RawSQL: the escape hatch. The author gives forward and rollback SQL; both must parse."""
+"""RawSQL: the escape hatch. The author gives forward and rollback SQL; both must parse.
+
+Bundles pin ``search_path = pg_catalog, pg_temp`` so that nothing dbdeploy runs can be hijacked by
+an object named like a built-in. SQL copied from ``pg_dump -s`` or written for an application uses
+unqualified names; ``search_path=[...]`` declares the schemas it needs. The path is set for the
+RawSQL's own statements only: ``SET LOCAL`` inside its step's transaction (``tx=step``), or ``SET``
+before its statements in autocommit (``tx=none``); in both cases the step ends with
+``SET search_path = pg_catalog, pg_temp``, which also undoes any path the SQL itself set, so every
+later statement of the bundle runs pinned again, under psql and the executor alike.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
 from dbdeploy.ops import expect
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, Step
-from dbdeploy.sql import SqlParseError, is_transaction_control, parse_statements, statement_needs_autocommit
+from dbdeploy.spec.names import check_identifier
+from dbdeploy.sql import (
+    SqlParseError,
+    ident,
+    is_transaction_control,
+    parse_statements,
+    render,
+    statement_needs_autocommit,
+)
+
+# What every bundle pins (see render/bookkeeping.py) and each RawSQL step with a search_path restores.
+PINNED_SEARCH_PATH = "SET search_path = pg_catalog, pg_temp;"
 
 
 def _check(value: str | None, field: str) -> str | None:
@@ -32,6 +53,19 @@ def _terminated(text: str) -> str:
     return body + ("\n;" if "--" in body.rsplit("\n", 1)[-1] else ";")
 
 
+def search_path_schemas(schemas: list[str]) -> list[str]:
+    """The full path a RawSQL runs with: the spec's schemas, then ``pg_temp`` unless the spec places it
+    (left implicit, PostgreSQL would search ``pg_temp`` first for tables, so a temporary table could
+    shadow the application's). ``pg_catalog`` stays implicit: PostgreSQL searches it first anyway, and
+    listed first it would become where unqualified CREATEs go."""
+    return [*schemas, "pg_temp"] if "pg_temp" not in schemas else list(schemas)
+
+
+def search_path_text(schemas: list[str]) -> str:
+    """The path as SQL (each schema quoted with psycopg.sql), e.g. ``"shop", "public", "pg_temp"``."""
+    return render(sql.SQL(", ").join(ident(s) for s in search_path_schemas(schemas)))
+
+
 def _needs_autocommit(text: str) -> bool:
     return any(statement_needs_autocommit(s) for s in parse_statements(text))
 
@@ -45,6 +79,23 @@ class RawSQL(Operation):
     forward_sql: str = Field(alias="forward")
     rollback_sql: str = Field(alias="rollback")
     verify: str | None = None
+    # Schemas the SQL's unqualified names resolve in (its statements only; dbdeploy's stay pinned).
+    search_path: list[str] | None = None
+
+    @field_validator("search_path")
+    @classmethod
+    def _search_path(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("search_path is empty — fix: list the schemas the SQL's unqualified names are in, "
+                             "e.g. search_path=[\"shop\", \"public\"], or leave search_path out")
+        for name in value:
+            check_identifier(name, "search_path schema")
+        duplicates = sorted({n for n in value if value.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"search_path lists {', '.join(duplicates)} more than once — fix: list each schema once")
+        return value
 
     @field_validator("forward_sql")
     @classmethod
@@ -66,10 +117,24 @@ class RawSQL(Operation):
 
     def _step(self, text: str, summary: str) -> Step:
         autocommit = _needs_autocommit(text)
-        return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, _terminated(text), summary)
+        body = _terminated(text)
+        if self.search_path:
+            path = search_path_text(self.search_path)
+            # In a transaction SET LOCAL ends with it (even when it fails); in autocommit the SET holds
+            # until the closing one. The closing SET is session-wide in both cases: it also undoes a
+            # search_path the SQL set itself (pg_dump output does: set_config('search_path', '', false)).
+            first = f"SET LOCAL search_path = {path};" if not autocommit else f"SET search_path = {path};"
+            body = f"{first}\n{body}\n{PINNED_SEARCH_PATH}"
+            summary = f"{summary}; search_path = {path}"
+        return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, body, summary)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.sql_check(self.verify, f"V{ctx.version} operation {ctx.index}")] if self.verify else []
+        if not self.verify:
+            return []
+        entry = expect.sql_check(self.verify, f"V{ctx.version} operation {ctx.index}")
+        if self.search_path:
+            entry["search_path"] = search_path_text(self.search_path)
+        return [entry]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return [self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")]
@@ -81,10 +146,16 @@ class RawSQL(Operation):
         health = [CheckQuery(f"The verify query of raw SQL operation {ctx.index}",
                              _terminated(self.verify), "true",
                              otherwise="`dbdeploy verify` fails only on `false`")] if self.verify else []
+        notes = [f"Operation {ctx.index} is raw SQL written by hand: read it in the forward and rollback files. "
+                 "dbdeploy cannot tell its locks, duration, dependencies or which tables to back up "
+                 "(its lock is listed as ACCESS EXCLUSIVE to be safe)."]
+        if self.search_path:
+            notes.append(f"Raw SQL operation {ctx.index} (forward and rollback) runs with search_path = "
+                         f"{search_path_text(self.search_path)}: its unqualified names resolve in those schemas, so "
+                         "anyone who can create objects in them can change what it runs. Every other statement of "
+                         "the bundle runs with search_path = pg_catalog, pg_temp (set again right after it).")
         return ChecklistItems(
-            notes=[f"Operation {ctx.index} is raw SQL written by hand: read it in the forward and rollback files. "
-                   "dbdeploy cannot tell its locks, duration, dependencies or which tables to back up "
-                   "(its lock is listed as ACCESS EXCLUSIVE to be safe)."],
+            notes=notes,
             health_checks=health,
             rollback_notes=[f"Raw SQL operation {ctx.index} is undone by the rollback SQL written in the spec."],
             durations=[(step, "unknown (raw SQL: read it)") for step in self.forward(ctx)])

@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '6499a56319a329bc10b2db74fd36075ab8f10aa33215a7876a72953c557e5dc4') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '6499a56319a329bc10b2db74fd36075ab8f10aa33215a7876a72953c557e5dc4',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -109,7 +109,7 @@ BEGIN;
 DO $dbdeploy$
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r_progress"') IS NULL THEN
-        CREATE TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS SELECT "raw_event_id", "event_type" FROM "raw"."site_tracking_events_r" WITH NO DATA;
+        CREATE TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS SELECT "raw_event_id", "event_type", "event_type" AS "dbdeploy_written_event_type" FROM "raw"."site_tracking_events_r" WITH NO DATA;
         ALTER TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r" ADD PRIMARY KEY ("raw_event_id");
         REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r" FROM PUBLIC;
         CREATE TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress" AS SELECT "raw_event_id" FROM "raw"."site_tracking_events_r" ORDER BY "raw_event_id" LIMIT 1;
@@ -147,16 +147,16 @@ BEGIN
             ORDER BY "t"."raw_event_id"
             OFFSET 5000 LIMIT 1
         ),
-        saved AS (
-            INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r" ("raw_event_id", "event_type")
-            SELECT "dbdeploy_key_1", "dbdeploy_old_1" FROM batch WHERE dbdeploy_match
-            ON CONFLICT ("raw_event_id") DO NOTHING
-        ),
         changed AS (
             UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = COALESCE(raw_payload ->> 'event_type', 'unknown')
             FROM batch
             WHERE t."raw_event_id" = batch."dbdeploy_key_1" AND batch.dbdeploy_match
-            RETURNING 1
+            RETURNING t."raw_event_id" AS "dbdeploy_key_1", batch."dbdeploy_old_1", t."event_type" AS "dbdeploy_new_1"
+        ),
+        saved AS (
+            INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r" ("raw_event_id", "event_type", "dbdeploy_written_event_type")
+            SELECT "dbdeploy_key_1", "dbdeploy_old_1", "dbdeploy_new_1" FROM changed
+            ON CONFLICT ("raw_event_id") DO UPDATE SET "dbdeploy_written_event_type" = EXCLUDED."dbdeploy_written_event_type"
         ),
         moved AS (
             UPDATE "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress" SET ("raw_event_id") = (SELECT next_key."raw_event_id" FROM next_key),

@@ -132,6 +132,7 @@ DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_copied bigint;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_uuid is already gone';
@@ -160,8 +161,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "raw"."site_tracking_events_r" WHERE "event_uuid" IS NOT NULL) THEN
         v_backup := 'r002_site_tracking_events_r_event_uuid' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
         EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT "raw_event_id", "event_uuid" FROM "raw"."site_tracking_events_r" WHERE "event_uuid" IS NOT NULL';
+        GET DIAGNOSTICS v_copied = ROW_COUNT;
         EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the values of raw.site_tracking_events_r.event_uuid to dbdeploy_backup.' || v_backup;
+        RAISE NOTICE '%', 'dbdeploy V002: copied the non-NULL values of raw.site_tracking_events_r.event_uuid (' || v_copied || ' row(s)) to dbdeploy_backup.' || v_backup;
     END IF;
     ALTER TABLE "raw"."site_tracking_events_r" DROP COLUMN "event_uuid";
     DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_uuid';
@@ -173,8 +175,6 @@ COMMIT;
 -- remove the backfill state of raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
-DECLARE
-    v_restored bigint;
 BEGIN
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op5_fill_site_tracking_events_r_progress";
 END
@@ -194,16 +194,46 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 9 restore_backfill tx=step lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
--- restore the values the backfill of raw.site_tracking_events_r overwrote
+-- restore the values the backfill of raw.site_tracking_events_r overwrote in rows not changed since
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_restored bigint;
+    v_kept bigint;
+    v_total bigint;
+    v_backup text;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
-        UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b WHERE t."raw_event_id" = b."raw_event_id";
-        GET DIAGNOSTICS v_restored = ROW_COUNT;
-        RAISE NOTICE '%', 'dbdeploy V002: restored the values the backfill of raw.site_tracking_events_r overwrote: ' || v_restored || ' row(s)';
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') AND attname = 'dbdeploy_written_event_type' AND NOT attisdropped) THEN
+            CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" AS SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type" AS "dbdeploy_current_event_type", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id" WITH NO DATA;
+            REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" FROM PUBLIC;
+            WITH restored AS (
+                UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b
+                WHERE t."raw_event_id" = b."raw_event_id" AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
+                RETURNING t."raw_event_id"
+            ), kept AS (
+                INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" ("raw_event_id", "event_type", "dbdeploy_written_event_type", "dbdeploy_current_event_type", "dbdeploy_rolled_back_at")
+                SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type", pg_catalog.now()
+                FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id"
+                WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."raw_event_id") = (b."raw_event_id"))
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r")
+            INTO v_restored, v_kept, v_total;
+            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored") THEN
+                DROP TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored";
+            END IF;
+            RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op4_site_tracking_events_r_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+        ELSE
+            v_backup := 'r002_site_tracking_events_r_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+            EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."raw_event_id", t."event_type" FROM "raw"."site_tracking_events_r" AS t JOIN "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b ON t."raw_event_id" = b."raw_event_id"';
+            GET DIAGNOSTICS v_total = ROW_COUNT;
+            EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
+            RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of raw.site_tracking_events_r changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
+            UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b WHERE t."raw_event_id" = b."raw_event_id";
+            GET DIAGNOSTICS v_restored = ROW_COUNT;
+            RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s)';
+        END IF;
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress";
@@ -218,6 +248,7 @@ DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_copied bigint;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_type is already gone';
@@ -246,8 +277,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "raw"."site_tracking_events_r" WHERE "event_type" IS NOT NULL) THEN
         v_backup := 'r002_site_tracking_events_r_event_type' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
         EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT "raw_event_id", "event_type" FROM "raw"."site_tracking_events_r" WHERE "event_type" IS NOT NULL';
+        GET DIAGNOSTICS v_copied = ROW_COUNT;
         EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the values of raw.site_tracking_events_r.event_type to dbdeploy_backup.' || v_backup;
+        RAISE NOTICE '%', 'dbdeploy V002: copied the non-NULL values of raw.site_tracking_events_r.event_type (' || v_copied || ' row(s)) to dbdeploy_backup.' || v_backup;
     END IF;
     ALTER TABLE "raw"."site_tracking_events_r" DROP COLUMN "event_type";
     DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_type';

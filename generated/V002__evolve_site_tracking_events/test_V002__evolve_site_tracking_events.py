@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e"
+CHECKSUM = "6499a56319a329bc10b2db74fd36075ab8f10aa33215a7876a72953c557e5dc4"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -565,6 +565,8 @@ def check_backup(db, c):
 def check_sql(db, c):
     try:
         with db.transaction(force_rollback=True):
+            if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                db.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [c["search_path"]])
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:

@@ -81,21 +81,47 @@ DO $dbdeploy$
 DECLARE
     v_saved record;
     v_statement text;
+    v_count bigint;
+    v_dependants text;
+    v_restored bigint;
+    v_new bigint;
+    v_gone bigint;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: the table does not exist' USING HINT = 'Restore the table first (roll back later migrations), then re-run.';
+    END IF;
+    v_count := 0;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL THEN
+        SELECT count(*) INTO v_count FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: a column of that name was added again after V003 dropped it; its values before the drop are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Save what the re-added raw.site_tracking_events_r.error_message holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v003_op1_site_tracking_events_r_error_message and delete its row from dbdeploy_backup.dropped_columns.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 THEN
+        SELECT 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '
+            || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) || ' AS b WHERE '
+            || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'
+        INTO v_dependants FROM "dbdeploy_backup"."dropped_columns" AS m
+        WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message' AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));
+        IF v_dependants IS NOT NULL THEN
+            EXECUTE v_dependants INTO v_count;
+            IF v_count > 0 THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no value for it; rows:', v_count USING HINT = 'Delete those rows, or restore raw.site_tracking_events_r.error_message by hand from dbdeploy_backup.dropped_columns and dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; the rollback changes nothing until then.';
+            END IF;
+        END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is present; nothing to restore';
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
-    END IF;
     SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
-    END IF;
+    EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
+        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_new;
+    EXECUTE 'SELECT count(*) FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"raw"."site_tracking_events_r"'
+        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_gone;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
@@ -105,6 +131,14 @@ BEGIN
     EXECUTE 'UPDATE ' || '"raw"."site_tracking_events_r"' || ' AS t SET ' || '"error_message"' || ' = b.' || '"error_message"'
         || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
         || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
+    GET DIAGNOSTICS v_restored = ROW_COUNT;
+    IF v_saved.default_expr IS NOT NULL THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_saved.default_expr;
+        IF v_new > 0 THEN
+            EXECUTE 'UPDATE ' || '"raw"."site_tracking_events_r"' || ' AS t SET ' || '"error_message"' || ' = DEFAULT WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
+                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')';
+        END IF;
+    END IF;
     IF v_saved.not_null THEN
         ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "error_message" SET NOT NULL;
     END IF;
@@ -114,9 +148,6 @@ BEGIN
         IF v_saved.sequence_value IS NOT NULL THEN
             PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message'), v_saved.sequence_value);
         END IF;
-    END IF;
-    IF v_saved.default_expr IS NOT NULL THEN
-        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_saved.default_expr;
     END IF;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"';
@@ -129,7 +160,7 @@ BEGIN
     END LOOP;
     EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table);
     DELETE FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
-    RAISE NOTICE '%', 'dbdeploy V003: restored column raw.site_tracking_events_r.error_message with its values';
+    RAISE NOTICE '%', 'dbdeploy V003: restored column raw.site_tracking_events_r.error_message: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy';
 END
 $dbdeploy$;
 COMMIT;

@@ -47,6 +47,7 @@ DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_copied bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'public_id' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.public_id is already gone';
@@ -75,8 +76,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "shop"."orders" WHERE "public_id" IS NOT NULL) THEN
         v_backup := 'r002_orders_public_id' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
         EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT "id", "public_id" FROM "shop"."orders" WHERE "public_id" IS NOT NULL';
+        GET DIAGNOSTICS v_copied = ROW_COUNT;
         EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the values of shop.orders.public_id to dbdeploy_backup.' || v_backup;
+        RAISE NOTICE '%', 'dbdeploy V002: copied the non-NULL values of shop.orders.public_id (' || v_copied || ' row(s)) to dbdeploy_backup.' || v_backup;
     END IF;
     ALTER TABLE "shop"."orders" DROP COLUMN "public_id";
     DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.public_id';
@@ -88,8 +90,6 @@ COMMIT;
 -- remove the backfill state of shop.orders
 BEGIN;
 DO $dbdeploy$
-DECLARE
-    v_restored bigint;
 BEGIN
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op3_fill_orders_progress";
 END
@@ -103,6 +103,7 @@ DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_copied bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'currency' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.currency is already gone';
@@ -131,8 +132,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "shop"."orders" WHERE "currency" IS NOT NULL) THEN
         v_backup := 'r002_orders_currency' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
         EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT "id", "currency" FROM "shop"."orders" WHERE "currency" IS NOT NULL';
+        GET DIAGNOSTICS v_copied = ROW_COUNT;
         EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the values of shop.orders.currency to dbdeploy_backup.' || v_backup;
+        RAISE NOTICE '%', 'dbdeploy V002: copied the non-NULL values of shop.orders.currency (' || v_copied || ' row(s)) to dbdeploy_backup.' || v_backup;
     END IF;
     ALTER TABLE "shop"."orders" DROP COLUMN "currency";
     DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.currency';
@@ -147,6 +149,7 @@ DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_copied bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'channel' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.channel is already gone';
@@ -175,8 +178,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "shop"."orders" WHERE "channel" IS NOT NULL) THEN
         v_backup := 'r002_orders_channel' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
         EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT "id", "channel" FROM "shop"."orders" WHERE "channel" IS NOT NULL';
+        GET DIAGNOSTICS v_copied = ROW_COUNT;
         EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the values of shop.orders.channel to dbdeploy_backup.' || v_backup;
+        RAISE NOTICE '%', 'dbdeploy V002: copied the non-NULL values of shop.orders.channel (' || v_copied || ' row(s)) to dbdeploy_backup.' || v_backup;
     END IF;
     ALTER TABLE "shop"."orders" DROP COLUMN "channel";
     DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.channel';

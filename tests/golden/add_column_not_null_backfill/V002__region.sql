@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'a8df66e2aaf8e687a7092cf5969b1dfda4320c8b7855b24b7018aa14d7edb38c') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '03d5ea2b08987351436bc03a36b0eda800d4ad1ecd8e6786177e50a5e379b281') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a8df66e2aaf8e687a7092cf5969b1dfda4320c8b7855b24b7018aa14d7edb38c',
+VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '03d5ea2b08987351436bc03a36b0eda800d4ad1ecd8e6786177e50a5e379b281',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -75,7 +75,7 @@ BEGIN;
 DO $dbdeploy$
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders_progress"') IS NULL THEN
-        CREATE TABLE "dbdeploy_backup"."v002_op2_orders" AS SELECT "id", "region" FROM "shop"."orders" WITH NO DATA;
+        CREATE TABLE "dbdeploy_backup"."v002_op2_orders" AS SELECT "id", "region", "region" AS "dbdeploy_written_region" FROM "shop"."orders" WITH NO DATA;
         ALTER TABLE "dbdeploy_backup"."v002_op2_orders" ADD PRIMARY KEY ("id");
         REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op2_orders" FROM PUBLIC;
         CREATE TABLE "dbdeploy_backup"."v002_op2_orders_progress" AS SELECT "id" FROM "shop"."orders" ORDER BY "id" LIMIT 1;
@@ -113,16 +113,16 @@ BEGIN
             ORDER BY "t"."id"
             OFFSET 500 LIMIT 1
         ),
-        saved AS (
-            INSERT INTO "dbdeploy_backup"."v002_op2_orders" ("id", "region")
-            SELECT "dbdeploy_key_1", "dbdeploy_old_1" FROM batch WHERE dbdeploy_match
-            ON CONFLICT ("id") DO NOTHING
-        ),
         changed AS (
             UPDATE "shop"."orders" AS t SET "region" = 'eu'
             FROM batch
             WHERE t."id" = batch."dbdeploy_key_1" AND batch.dbdeploy_match
-            RETURNING 1
+            RETURNING t."id" AS "dbdeploy_key_1", batch."dbdeploy_old_1", t."region" AS "dbdeploy_new_1"
+        ),
+        saved AS (
+            INSERT INTO "dbdeploy_backup"."v002_op2_orders" ("id", "region", "dbdeploy_written_region")
+            SELECT "dbdeploy_key_1", "dbdeploy_old_1", "dbdeploy_new_1" FROM changed
+            ON CONFLICT ("id") DO UPDATE SET "dbdeploy_written_region" = EXCLUDED."dbdeploy_written_region"
         ),
         moved AS (
             UPDATE "dbdeploy_backup"."v002_op2_orders_progress" SET ("id") = (SELECT next_key."id" FROM next_key),

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a8df66e2aaf8e687a7092cf5969b1dfda4320c8b7855b24b7018aa14d7edb38c"
+CHECKSUM = "03d5ea2b08987351436bc03a36b0eda800d4ad1ecd8e6786177e50a5e379b281"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -470,6 +470,8 @@ def check_backup(db, c):
 def check_sql(db, c):
     try:
         with db.transaction(force_rollback=True):
+            if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                db.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [c["search_path"]])
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:

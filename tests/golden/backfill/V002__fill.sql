@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'fba959e9736c279ab65239b15325636095adfbfce02369e5d30d5f579b1aa21f') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'ee4447a303780b6eeebec26eec6e353e493cf2e5e87953cf5f72c2ce315ad264') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'fba959e9736c279ab65239b15325636095adfbfce02369e5d30d5f579b1aa21f',
+VALUES ('002', 'V002__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'ee4447a303780b6eeebec26eec6e353e493cf2e5e87953cf5f72c2ce315ad264',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -62,7 +62,7 @@ BEGIN;
 DO $dbdeploy$
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_progress"') IS NULL THEN
-        CREATE TABLE "dbdeploy_backup"."v002_op1_orders" AS SELECT "id", "note", "total" FROM "shop"."orders" WITH NO DATA;
+        CREATE TABLE "dbdeploy_backup"."v002_op1_orders" AS SELECT "id", "note", "total", "note" AS "dbdeploy_written_note", "total" AS "dbdeploy_written_total" FROM "shop"."orders" WITH NO DATA;
         ALTER TABLE "dbdeploy_backup"."v002_op1_orders" ADD PRIMARY KEY ("id");
         REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op1_orders" FROM PUBLIC;
         CREATE TABLE "dbdeploy_backup"."v002_op1_orders_progress" AS SELECT "id" FROM "shop"."orders" ORDER BY "id" LIMIT 1;
@@ -100,16 +100,16 @@ BEGIN
             ORDER BY "t"."id"
             OFFSET 250 LIMIT 1
         ),
-        saved AS (
-            INSERT INTO "dbdeploy_backup"."v002_op1_orders" ("id", "note", "total")
-            SELECT "dbdeploy_key_1", "dbdeploy_old_1", "dbdeploy_old_2" FROM batch WHERE dbdeploy_match
-            ON CONFLICT ("id") DO NOTHING
-        ),
         changed AS (
             UPDATE "shop"."orders" AS t SET "note" = upper(note), "total" = total * 2
             FROM batch
             WHERE t."id" = batch."dbdeploy_key_1" AND batch.dbdeploy_match
-            RETURNING 1
+            RETURNING t."id" AS "dbdeploy_key_1", batch."dbdeploy_old_1", batch."dbdeploy_old_2", t."note" AS "dbdeploy_new_1", t."total" AS "dbdeploy_new_2"
+        ),
+        saved AS (
+            INSERT INTO "dbdeploy_backup"."v002_op1_orders" ("id", "note", "total", "dbdeploy_written_note", "dbdeploy_written_total")
+            SELECT "dbdeploy_key_1", "dbdeploy_old_1", "dbdeploy_old_2", "dbdeploy_new_1", "dbdeploy_new_2" FROM changed
+            ON CONFLICT ("id") DO UPDATE SET "dbdeploy_written_note" = EXCLUDED."dbdeploy_written_note", "dbdeploy_written_total" = EXCLUDED."dbdeploy_written_total"
         ),
         moved AS (
             UPDATE "dbdeploy_backup"."v002_op1_orders_progress" SET ("id") = (SELECT next_key."id" FROM next_key),

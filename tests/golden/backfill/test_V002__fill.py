@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "fba959e9736c279ab65239b15325636095adfbfce02369e5d30d5f579b1aa21f"
+CHECKSUM = "ee4447a303780b6eeebec26eec6e353e493cf2e5e87953cf5f72c2ce315ad264"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -461,6 +461,8 @@ def check_backup(db, c):
 def check_sql(db, c):
     try:
         with db.transaction(force_rollback=True):
+            if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                db.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [c["search_path"]])
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:

@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '889739d9f1666e2541b110ba19ed017db5a2ea9cb7650fab4208ad60d3b0c8d5') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72') THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '889739d9f1666e2541b110ba19ed017db5a2ea9cb7650fab4208ad60d3b0c8d5',
+VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -62,7 +62,7 @@ BEGIN;
 DO $dbdeploy$
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events_progress"') IS NULL THEN
-        CREATE TABLE "dbdeploy_backup"."v001_op1_events" AS SELECT "tenant_id", "event_id", "kind" FROM "public"."events" WITH NO DATA;
+        CREATE TABLE "dbdeploy_backup"."v001_op1_events" AS SELECT "tenant_id", "event_id", "kind", "kind" AS "dbdeploy_written_kind" FROM "public"."events" WITH NO DATA;
         ALTER TABLE "dbdeploy_backup"."v001_op1_events" ADD PRIMARY KEY ("tenant_id", "event_id");
         REVOKE ALL ON TABLE "dbdeploy_backup"."v001_op1_events" FROM PUBLIC;
         CREATE TABLE "dbdeploy_backup"."v001_op1_events_progress" AS SELECT "tenant_id", "event_id" FROM "public"."events" ORDER BY "tenant_id", "event_id" LIMIT 1;
@@ -100,16 +100,16 @@ BEGIN
             ORDER BY "t"."tenant_id", "t"."event_id"
             OFFSET 1000 LIMIT 1
         ),
-        saved AS (
-            INSERT INTO "dbdeploy_backup"."v001_op1_events" ("tenant_id", "event_id", "kind")
-            SELECT "dbdeploy_key_1", "dbdeploy_key_2", "dbdeploy_old_1" FROM batch WHERE dbdeploy_match
-            ON CONFLICT ("tenant_id", "event_id") DO NOTHING
-        ),
         changed AS (
             UPDATE "public"."events" AS t SET "kind" = 'click'
             FROM batch
             WHERE t."tenant_id" = batch."dbdeploy_key_1" AND t."event_id" = batch."dbdeploy_key_2" AND batch.dbdeploy_match
-            RETURNING 1
+            RETURNING t."tenant_id" AS "dbdeploy_key_1", t."event_id" AS "dbdeploy_key_2", batch."dbdeploy_old_1", t."kind" AS "dbdeploy_new_1"
+        ),
+        saved AS (
+            INSERT INTO "dbdeploy_backup"."v001_op1_events" ("tenant_id", "event_id", "kind", "dbdeploy_written_kind")
+            SELECT "dbdeploy_key_1", "dbdeploy_key_2", "dbdeploy_old_1", "dbdeploy_new_1" FROM changed
+            ON CONFLICT ("tenant_id", "event_id") DO UPDATE SET "dbdeploy_written_kind" = EXCLUDED."dbdeploy_written_kind"
         ),
         moved AS (
             UPDATE "dbdeploy_backup"."v001_op1_events_progress" SET ("tenant_id", "event_id") = (SELECT next_key."tenant_id", next_key."event_id" FROM next_key),

@@ -41,16 +41,46 @@ REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
 
 -- dbdeploy:step 1 restore_backfill tx=step lock=ROW EXCLUSIVE target=public.events
--- restore the values the backfill of public.events overwrote
+-- restore the values the backfill of public.events overwrote in rows not changed since
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_restored bigint;
+    v_kept bigint;
+    v_total bigint;
+    v_backup text;
 BEGIN
     IF pg_catalog.to_regclass('"public"."events"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events"') IS NOT NULL THEN
-        UPDATE "public"."events" AS t SET "kind" = b."kind" FROM "dbdeploy_backup"."v001_op1_events" AS b WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id";
-        GET DIAGNOSTICS v_restored = ROW_COUNT;
-        RAISE NOTICE '%', 'dbdeploy V001: restored the values the backfill of public.events overwrote: ' || v_restored || ' row(s)';
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events"') AND attname = 'dbdeploy_written_kind' AND NOT attisdropped) THEN
+            CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v001_op1_events_not_restored" AS SELECT b."tenant_id", b."event_id", b."kind", b."dbdeploy_written_kind", t."kind" AS "dbdeploy_current_kind", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v001_op1_events" AS b JOIN "public"."events" AS t ON t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id" WITH NO DATA;
+            REVOKE ALL ON TABLE "dbdeploy_backup"."v001_op1_events_not_restored" FROM PUBLIC;
+            WITH restored AS (
+                UPDATE "public"."events" AS t SET "kind" = b."kind" FROM "dbdeploy_backup"."v001_op1_events" AS b
+                WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id" AND NOT (("t"."kind"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_kind"::text COLLATE pg_catalog."C"))
+                RETURNING t."tenant_id", t."event_id"
+            ), kept AS (
+                INSERT INTO "dbdeploy_backup"."v001_op1_events_not_restored" ("tenant_id", "event_id", "kind", "dbdeploy_written_kind", "dbdeploy_current_kind", "dbdeploy_rolled_back_at")
+                SELECT b."tenant_id", b."event_id", b."kind", b."dbdeploy_written_kind", t."kind", pg_catalog.now()
+                FROM "dbdeploy_backup"."v001_op1_events" AS b JOIN "public"."events" AS t ON t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id"
+                WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."tenant_id", r."event_id") = (b."tenant_id", b."event_id"))
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v001_op1_events")
+            INTO v_restored, v_kept, v_total;
+            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v001_op1_events_not_restored") THEN
+                DROP TABLE "dbdeploy_backup"."v001_op1_events_not_restored";
+            END IF;
+            RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v001_op1_events_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+        ELSE
+            v_backup := 'r001_events_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+            EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."tenant_id", t."event_id", t."kind" FROM "public"."events" AS t JOIN "dbdeploy_backup"."v001_op1_events" AS b ON t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id"';
+            GET DIAGNOSTICS v_total = ROW_COUNT;
+            EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
+            RAISE NOTICE '%', 'dbdeploy V001: copied the current values of every row the backfill of public.events changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
+            UPDATE "public"."events" AS t SET "kind" = b."kind" FROM "dbdeploy_backup"."v001_op1_events" AS b WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id";
+            GET DIAGNOSTICS v_restored = ROW_COUNT;
+            RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restored the values before the deploy in ' || v_restored || ' row(s)';
+        END IF;
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v001_op1_events";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v001_op1_events_progress";

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "889739d9f1666e2541b110ba19ed017db5a2ea9cb7650fab4208ad60d3b0c8d5"
+CHECKSUM = "1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -461,6 +461,8 @@ def check_backup(db, c):
 def check_sql(db, c):
     try:
         with db.transaction(force_rollback=True):
+            if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                db.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [c["search_path"]])
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:

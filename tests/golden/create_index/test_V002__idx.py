@@ -464,6 +464,8 @@ def check_backup(db, c):
 def check_sql(db, c):
     try:
         with db.transaction(force_rollback=True):
+            if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
+                db.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [c["search_path"]])
             cursor = db.execute(c["sql"])
             row = cursor.fetchone() if cursor.description else None
     except psycopg.Error as exc:

@@ -47,21 +47,47 @@ DO $dbdeploy$
 DECLARE
     v_saved record;
     v_statement text;
+    v_count bigint;
+    v_dependants text;
+    v_restored bigint;
+    v_new bigint;
+    v_gone bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: the table does not exist' USING HINT = 'Restore the table first (roll back later migrations), then re-run.';
+    END IF;
+    v_count := 0;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL THEN
+        SELECT count(*) INTO v_count FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: a column of that name was added again after V002 dropped it; its values before the drop are kept in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Save what the re-added shop.orders.note holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v002_op1_orders_note and delete its row from dbdeploy_backup.dropped_columns.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 THEN
+        SELECT 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '
+            || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) || ' AS b WHERE '
+            || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'
+        INTO v_dependants FROM "dbdeploy_backup"."dropped_columns" AS m
+        WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note' AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));
+        IF v_dependants IS NOT NULL THEN
+            EXECUTE v_dependants INTO v_count;
+            IF v_count > 0 THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no value for it; rows:', v_count USING HINT = 'Delete those rows, or restore shop.orders.note by hand from dbdeploy_backup.dropped_columns and dbdeploy_backup.v002_op1_orders_note; the rollback changes nothing until then.';
+            END IF;
+        END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.note is present; nothing to restore';
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
-    END IF;
     SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
-    END IF;
+    EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
+        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_new;
+    EXECUTE 'SELECT count(*) FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"shop"."orders"'
+        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_gone;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
@@ -71,6 +97,14 @@ BEGIN
     EXECUTE 'UPDATE ' || '"shop"."orders"' || ' AS t SET ' || '"note"' || ' = b.' || '"note"'
         || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
         || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
+    GET DIAGNOSTICS v_restored = ROW_COUNT;
+    IF v_saved.default_expr IS NOT NULL THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_saved.default_expr;
+        IF v_new > 0 THEN
+            EXECUTE 'UPDATE ' || '"shop"."orders"' || ' AS t SET ' || '"note"' || ' = DEFAULT WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
+                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')';
+        END IF;
+    END IF;
     IF v_saved.not_null THEN
         ALTER TABLE "shop"."orders" ALTER COLUMN "note" SET NOT NULL;
     END IF;
@@ -80,9 +114,6 @@ BEGIN
         IF v_saved.sequence_value IS NOT NULL THEN
             PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'note'), v_saved.sequence_value);
         END IF;
-    END IF;
-    IF v_saved.default_expr IS NOT NULL THEN
-        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_saved.default_expr;
     END IF;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"shop"."orders"' || '.' || '"note"';
@@ -95,7 +126,7 @@ BEGIN
     END LOOP;
     EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table);
     DELETE FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
-    RAISE NOTICE '%', 'dbdeploy V002: restored column shop.orders.note with its values';
+    RAISE NOTICE '%', 'dbdeploy V002: restored column shop.orders.note: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy';
 END
 $dbdeploy$;
 COMMIT;
