@@ -26,6 +26,7 @@ from dbdeploy.ops.common import (
     notice,
     refuse_if_dependants,
     regclass,
+    relation_exists,
     relation_missing,
 )
 from dbdeploy.spec.base import Identifier, TableName
@@ -261,3 +262,42 @@ class DropColumn(Operation):
         return [Step("restore_column", self.table, "ACCESS EXCLUSIVE", True,
                      do_block(body, declare=["v_saved record", "v_statement text"]),
                      f"restore column {self.column} of {self.table} with every row's value")]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        """The restore's refusals, checked before the rollback changes anything: no saved definition,
+        the saved values' table removed, or a NOT NULL column and rows inserted since the drop that
+        have no saved value (SET NOT NULL would fail after the column was re-added).
+
+        Checked only while the table exists and lacks the column: an absent table may be restored
+        by an earlier step of the same rollback (a later DropTable), so the restore step's own check
+        stays the guard for that case.
+        """
+        meta = dropped_columns_table(ctx)
+        missing = S("NOT EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=meta, w=self._where(ctx))
+        no_copy = fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
+                       "The column was dropped outside this migration; restore it by hand.")
+        saved_copy = S(
+            "(SELECT pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(m.backup_table)"
+            " FROM {meta} m WHERE {w})").format(schema=literal(ctx.backup_schema), meta=meta, w=self._where(ctx))
+        unsaved = S(
+            "EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {copy}\n"
+            "    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+            " || pg_catalog.quote_ident(k), ' AND ') FROM {meta} m, pg_catalog.unnest(m.key_columns) k WHERE {w})"
+            " || ')' INTO v_count;").format(qt=literal(render(qualified(self.table))), copy=saved_copy, meta=meta,
+                                           w=self._where(ctx))
+        return [if_then(
+            S("{} AND NOT {}").format(relation_exists(self.table), column_exists(self.table, self.column)),
+            if_then(relation_missing(f"{ctx.backup_schema}.dropped_columns"), no_copy),
+            if_then(missing, no_copy),
+            if_then(S("pg_catalog.to_regclass({}) IS NULL").format(saved_copy),
+                    fail(ctx, f"the saved values of {self.table}.{self.column} are missing from "
+                              f"{ctx.backup_schema}; cannot restore them",
+                         "Restore the backup table from a database backup, or restore the column by hand.")),
+            if_then(S("(SELECT m.not_null FROM {meta} m WHERE {w})").format(meta=meta, w=self._where(ctx)),
+                    unsaved,
+                    if_then(S("v_count > 0"),
+                            fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column}: rows inserted "
+                                      "since the drop have no saved value; rows without one:",
+                                 f"Delete those rows or restore {self.column} by hand, then re-run the rollback.",
+                                 detail=S("v_count")))),
+        )]
