@@ -304,7 +304,8 @@ def test_drop_column_restore_refusals_come_first(fresh_db_each, tmp_path) -> Non
     db.execute("INSERT INTO public.accounts (id, name, zone)"
                " SELECT g, 'new ' || g, 'z1' FROM generate_series(1001, 1040) g")
 
-    _assert_refused(db, project, "040", "cannot restore NOT NULL column public.accounts.region", "40")
+    _assert_refused(db, project, "040", "cannot restore NOT NULL column public.accounts.region",
+                    "rows without one: 40")
 
 
 # --- kind 3: rollbacks on the migration's own populated tables -------------------------------------
@@ -494,3 +495,37 @@ def test_requires_extension_dependants_refuse_and_backups_keep_it(fresh_db_each,
     assert _backup_count(db, "r070_emails") == 600
     assert "left in place" in result.stdout + result.stderr
     assert db.execute("SELECT count(*) FROM pg_extension WHERE extname = 'citext'")[0][0] == 1
+
+
+def test_view_made_by_the_migrations_own_raw_sql_is_no_reason_to_refuse(fresh_db_each, tmp_path) -> None:
+    """A RawSQL whose rollback drops its view (read with pglast) runs before the table's drop: the
+    preflight does not refuse on it; a hand-made view next to it still is refused."""
+    db = fresh_db_each
+    project = _project(tmp_path, db, ("V080_report.py", '''
+        from dbdeploy import Column, CreateTable, Migration, RawSQL
+
+        migration = Migration(
+            version="080",
+            name="report",
+            description="Events and a report view over them.",
+            operations=[
+                CreateTable(table="public.events", columns=[
+                    Column(name="id", type="bigint", nullable=False),
+                    Column(name="kind", type="text", nullable=False)], primary_key=["id"]),
+                RawSQL(forward="CREATE VIEW public.event_kinds AS"
+                               " SELECT kind, count(*) FROM public.events GROUP BY kind",
+                       rollback="DROP VIEW IF EXISTS public.event_kinds"),
+            ],
+        )
+        '''))
+    _apply(project)
+    db.execute("INSERT INTO public.events SELECT g, 'k' || (g % 9) FROM generate_series(1, 900) g")
+    db.execute("CREATE VIEW public.recent_events AS SELECT * FROM public.events WHERE id > 800")
+    _assert_refused(db, project, "080", "public.recent_events (view)")
+    proc = db.psql_file(_rollback_file(project, "080"), check=False)
+    assert "event_kinds" not in proc.stdout + proc.stderr
+
+    db.execute("DROP VIEW public.recent_events")
+    result = project.run("rollback", "--env", "test", "--to", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _backup_count(db, "r080_events") == 900

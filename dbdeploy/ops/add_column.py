@@ -40,6 +40,7 @@ from dbdeploy.ops.common import (
     relation_missing,
     release_foreign_keys,
     released_foreign_key,
+    released_view,
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
@@ -184,7 +185,7 @@ def drop_owned_column_preflight(ctx: PlanContext, table: str, column: str):
     """The refusal of :func:`drop_owned_column`, checked before the rollback changes anything."""
     key = f"{table}.{column}"
     return preflight_dependants(
-        ctx, f"column {key}", column_dependants(table, column, released_foreign_key(ctx)),
+        ctx, f"column {key}", column_dependants(table, column, released_foreign_key(ctx), released_view(ctx)),
         when=S("{} AND {} AND {}").format(relation_exists(table), column_exists(table, column),
                                           is_owned(ctx, "column", key)))
 

@@ -32,6 +32,7 @@ from dbdeploy.ops.common import (
     relation_missing,
     release_foreign_keys,
     released_foreign_key,
+    released_view,
     rollback_backup_prefix,
     table_dependants,
 )
@@ -248,7 +249,7 @@ def drop_owned_table_preflight(ctx: PlanContext, table: str):
     version) do not count; views and everyone else's foreign keys do, all named in one message.
     """
     return preflight_dependants(
-        ctx, f"table {table}", table_dependants(table, released_foreign_key(ctx)),
+        ctx, f"table {table}", table_dependants(table, released_foreign_key(ctx), released_view(ctx)),
         when=S("{} AND {}").format(relation_exists(table), is_owned(ctx, "table", table)))
 
 

@@ -10,16 +10,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pglast import ast
+from pglast.enums import AlterTableType, ObjectType
 from psycopg import sql
 
 from dbdeploy.errors import SpecError
-from dbdeploy.ops import AddColumn, AddForeignKey, Backfill, CreateTable, PlanContext, SchemaState, SeedRows, Step
+from dbdeploy.ops import (
+    AddColumn,
+    AddForeignKey,
+    Backfill,
+    CreateTable,
+    PlanContext,
+    RawSQL,
+    SchemaState,
+    SeedRows,
+    Step,
+)
 from dbdeploy.ops.base import ChecklistItems
 from dbdeploy.ops.common import do_block
 from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
-from dbdeploy.sql import literal, render
+from dbdeploy.sql import literal, parse_statements, render
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,11 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     checklist: list[ChecklistItems] = []
     preflight: list[sql.Composable] = []
     rollback_drops = frozenset(op.table for op in ops if isinstance(op, CreateTable))
+    raw_removals = [_raw_sql_removals(op) for op in ops]
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
-                          state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops)
+                          state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
+                          rollback_removes=frozenset().union(*raw_removals[i + 1:]))
         try:
             op.apply(state)
             steps = op.forward(ctx)
@@ -97,6 +111,30 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
 
 
 PREFLIGHT_KIND = "rollback_preflight"
+
+
+_DROPPED_RELATIONS = (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW, ObjectType.OBJECT_MATVIEW,
+                      ObjectType.OBJECT_FOREIGN_TABLE)
+
+
+def _raw_sql_removals(op) -> frozenset[str]:
+    """Relations ("schema.name") and constraints ("schema.table.name") a RawSQL rollback drops,
+    read with pglast (DROP TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE … DROP CONSTRAINT); an
+    unqualified name is taken as public's."""
+    if not isinstance(op, RawSQL):
+        return frozenset()
+    names: set[str] = set()
+    for raw in parse_statements(op.rollback_sql):
+        stmt = raw.stmt
+        if isinstance(stmt, ast.DropStmt) and stmt.removeType in _DROPPED_RELATIONS:
+            for parts in stmt.objects or ():
+                path = [p.sval for p in parts]
+                names.add(".".join(path[-2:]) if len(path) > 1 else f"public.{path[0]}")
+        elif isinstance(stmt, ast.AlterTableStmt) and stmt.relation is not None:
+            table = f"{stmt.relation.schemaname or 'public'}.{stmt.relation.relname}"
+            names.update(f"{table}.{cmd.name}" for cmd in stmt.cmds or ()
+                         if cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name)
+    return frozenset(names)
 
 
 def _references(op) -> set[str]:
