@@ -18,12 +18,15 @@ Every test runs on both servers (``fresh_db_each``) with hundreds to thousands o
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 from psycopg import sql
 
+from dbdeploy import AddCheck, Check, Column, CreateTable, Migration
+from tests.bundles import write_bundles
 from tests.catalog import diff, snapshot
 from tests.executor_support import Project, make_project, write_spec
 from tests.pg import TestDatabase
@@ -529,3 +532,58 @@ def test_view_made_by_the_migrations_own_raw_sql_is_no_reason_to_refuse(fresh_db
     result = project.run("rollback", "--env", "test", "--to", "0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert _backup_count(db, "r080_events") == 900
+
+
+def test_unique_index_rebuild_with_duplicates_written_since_refuses_first(fresh_db_each, tmp_path) -> None:
+    """DropIndex of a unique index, then duplicates written: the rebuild would fail after the column
+    the same migration added was dropped; the preflight refuses first."""
+    db = fresh_db_each
+    db.execute("CREATE TABLE public.users (id bigint PRIMARY KEY, email text)")
+    db.execute("INSERT INTO public.users SELECT g, 'u' || g || '@x.org' FROM generate_series(1, 1000) g")
+    project = _project(tmp_path, db, ("V090_email_index.py", '''
+        from dbdeploy import CreateIndex, Index, Migration
+
+        migration = Migration(version="090", name="email_index", description="Unique e-mails.", operations=[
+            CreateIndex(table="public.users", index=Index(columns=["email"], unique=True, name="users_email_uq")),
+        ])
+        '''), ("V091_relax.py", '''
+        from dbdeploy import AddColumn, Column, DropIndex, Migration
+
+        migration = Migration(version="091", name="relax", description="E-mails may repeat.", operations=[
+            DropIndex(name="public.users_email_uq"),
+            AddColumn(table="public.users", column=Column(name="nickname", type="text")),
+        ])
+        '''))
+    _apply(project)
+    db.execute("UPDATE public.users SET nickname = 'n' || id")
+    db.execute("INSERT INTO public.users SELECT g, 'u' || (g - 1000) || '@x.org' FROM generate_series(1001, 1003) g")
+    before = _state(db)
+    result = project.run("rollback", "--env", "test", "--to", "090")
+    assert result.returncode == 1
+    assert "cannot rebuild unique index users_email_uq" in result.stdout + result.stderr
+    assert "duplicated keys: 3" in result.stdout + result.stderr
+    _assert_unchanged(db, before, "a refused `dbdeploy rollback`")
+    proc = db.psql_file(_rollback_file(project, "091"), check=False)
+    assert proc.returncode != 0 and "rollback refused before any change" in proc.stderr
+    _assert_unchanged(db, before, "a refused psql rollback")
+
+
+def test_preflight_step_only_when_an_operation_contributes(tmp_path) -> None:
+    """The preflight is the first rollback step of a migration whose rollback can refuse, and absent
+    (the preamble marks the version rolling_back) when none can."""
+    files = write_bundles([
+        Migration(version="001", name="t", description="t", operations=[
+            CreateTable(table="public.t", columns=[Column(name="id", type="bigint", nullable=False)],
+                        primary_key=["id"])]),
+        Migration(version="002", name="c", description="c", operations=[
+            AddCheck(table="public.t", check=Check(name="t_id_positive", expression="id > 0"))]),
+    ], tmp_path)
+    first = json.loads(files["001"].manifest.read_text())["rollback_steps"]
+    assert first[0]["kind"] == "rollback_preflight" and first[0]["lock"] == "ACCESS SHARE"
+    assert [s["kind"] for s in first[1:]] == ["drop_table"]
+    text = files["001"].rollback.read_text()
+    assert text.index("rollback_preflight") < text.index("SET status = 'rolling_back'")
+    second = json.loads(files["002"].manifest.read_text())["rollback_steps"]
+    assert [s["kind"] for s in second] == ["drop_constraint"]
+    text = files["002"].rollback.read_text()
+    assert text.index("SET status = 'rolling_back'") < text.index("dbdeploy:step 1")
