@@ -265,8 +265,8 @@ class DropColumn(Operation):
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         """The restore's refusals, checked before the rollback changes anything: no saved definition,
-        the saved values' table removed, or a NOT NULL column and rows inserted since the drop that
-        have no saved value (SET NOT NULL would fail after the column was re-added).
+        the saved values' table removed, or a NOT NULL column without a default and rows inserted
+        since the drop that have no saved value (SET NOT NULL would fail after the column was re-added).
 
         Checked only while the table exists and lacks the column: an absent table may be restored
         by an earlier step of the same rollback (a later DropTable), so the restore step's own check
@@ -293,7 +293,10 @@ class DropColumn(Operation):
                     fail(ctx, f"the saved values of {self.table}.{self.column} are missing from "
                               f"{ctx.backup_schema}; cannot restore them",
                          "Restore the backup table from a database backup, or restore the column by hand.")),
-            if_then(S("(SELECT m.not_null FROM {meta} m WHERE {w})").format(meta=meta, w=self._where(ctx)),
+            # Rows inserted since the drop have no saved value: a NOT NULL column without a default (or an
+            # identity column) cannot take them.
+            if_then(S("(SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'))"
+                      " FROM {meta} m WHERE {w})").format(meta=meta, w=self._where(ctx)),
                     unsaved,
                     if_then(S("v_count > 0"),
                             fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column}: rows inserted "

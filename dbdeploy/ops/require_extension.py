@@ -69,6 +69,10 @@ def _extension_dependants(ctx: PlanContext, name: str, *, backups: bool, release
         "           WHERE x.extname = {name} AND d.deptype IN ('n', 'a')\n"
         "             AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass,"
         " 'pg_catalog.pg_amproc'::pg_catalog.regclass)\n"
+        # The implicit array type of one of its types is the extension's too (pgvector records it so).
+        "             AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1\n"
+        "                  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem\n"
+        "                  WHERE t.oid = d.objid AND el.typarray = t.oid))\n"
         "             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid"
         " AND e.objid = d.objid AND e.deptype = 'e')) dep\n"
         "     LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid\n"

@@ -63,7 +63,7 @@ BEGIN
             IF pg_catalog.to_regclass((SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')) IS NULL THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: the saved values of shop.orders.note are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup table from a database backup, or restore the column by hand.';
             END IF;
-            IF (SELECT m.not_null FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+            IF (SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd')) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
                 EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')
                     || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') || ')' INTO v_count;
                 IF v_count > 0 THEN

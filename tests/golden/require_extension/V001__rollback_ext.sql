@@ -73,6 +73,9 @@ BEGIN
                             OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
                        WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
                          AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                         AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                              FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                              WHERE t.oid = d.objid AND el.typarray = t.oid))
                          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
                  LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
                  LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
@@ -127,6 +130,9 @@ BEGIN
                     OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
                WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
                  AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                 AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                      FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                      WHERE t.oid = d.objid AND el.typarray = t.oid))
                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
          LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
@@ -153,6 +159,9 @@ BEGIN
                     OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
                WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
                  AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                 AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                      FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                      WHERE t.oid = d.objid AND el.typarray = t.oid))
                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
          LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
