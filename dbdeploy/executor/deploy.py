@@ -228,6 +228,14 @@ class Deployment:
         except StepFailed as exc:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.rollback()
+            if exc.step is not None and exc.step.kind == "rollback_preflight":
+                # The first step refused: its transaction is rolled back, nothing changed (the status too).
+                self._event(conn, bundle.version, "rollback_refused", statement=exc.statement,
+                            error=redact(str(exc.error).strip(), self.dsn))
+                raise MigrationFailed(f"rollback of {bundle.label} refused before any change: "
+                                      f"{redact(str(exc), self.dsn)}. Nothing was changed; {bundle.label} stays "
+                                      f"{_state(history.read_log(conn, self.schema), bundle)}. Fix the cause and run "
+                                      "rollback again") from None
             self._event(conn, bundle.version, "rollback_fail", statement=exc.statement,
                         error=redact(str(exc.error).strip(), self.dsn))
             raise MigrationFailed(f"rollback of {bundle.label}: {redact(str(exc), self.dsn)}; it stays rolling_back. "

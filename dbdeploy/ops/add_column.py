@@ -33,9 +33,14 @@ from dbdeploy.ops.common import (
     if_then,
     is_owned,
     notice,
+    preflight_dependants,
     record_owned,
     refuse_if_dependants,
+    relation_exists,
     relation_missing,
+    release_foreign_keys,
+    released_foreign_key,
+    released_view,
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
@@ -176,6 +181,18 @@ class AddColumn(Operation):
         steps = [self._fill_plan(ctx).restore_step()] if self.needs_fill else []
         return [drop_owned_column(ctx, self.table, self.column.name, ctx.state), *steps]
 
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        return [drop_owned_column_preflight(ctx, self.table, self.column.name)]
+
+
+def drop_owned_column_preflight(ctx: PlanContext, table: str, column: str):
+    """The refusal of :func:`drop_owned_column`, checked before the rollback changes anything."""
+    key = f"{table}.{column}"
+    return preflight_dependants(
+        ctx, f"column {key}", column_dependants(table, column, released_foreign_key(ctx), released_view(ctx)),
+        when=S("{} AND {} AND {}").format(relation_exists(table), column_exists(table, column),
+                                          is_owned(ctx, "column", key)))
+
 
 def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
     """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan."""
@@ -212,6 +229,7 @@ def drop_owned_column(ctx: PlanContext, table: str, column: str, state: SchemaSt
                 notice(ctx, f"column {key} is already gone"), S("RETURN;")),
         if_then(S("NOT {}").format(is_owned(ctx, "column", key)),
                 notice(ctx, f"column {key} was not created by {ctx.label}; left in place"), S("RETURN;")),
+        release_foreign_keys(ctx, table, column),
         refuse_if_dependants(ctx, f"column {key}", column_dependants(table, column)),
         if_then(S("EXISTS (SELECT 1 FROM {t} WHERE {c} IS NOT NULL)").format(t=qualified(table), c=ident(column)),
                 copy_to_timestamped_backup(
@@ -223,5 +241,5 @@ def drop_owned_column(ctx: PlanContext, table: str, column: str, state: SchemaSt
         forget_owned(ctx, "column", key),
     )
     return Step("drop_column", table, "ACCESS EXCLUSIVE", True,
-                do_block(body, declare=["v_dependants text", "v_backup text", "v_copied bigint"]),
+                do_block(body, declare=["v_dependants text", "v_backup text", "v_copied bigint", "v_fk record"]),
                 f"drop column {column} of {table} (values copied to the backup schema first)")

@@ -8,6 +8,7 @@ from typing import ClassVar
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.ddl import check_body, foreign_key_body
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Check, ForeignKey, Index, Unique
@@ -150,6 +151,12 @@ class AddUnique(Operation):
             cs.drop_constraint(ctx, self.table, name),
             cs.drop_owned_index(ctx, self.table, name),
         ]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        name = self.unique.resolved_name(self.table)
+        owned = S("({} OR {})").format(is_owned(ctx, "constraint", f"{self.table}.{name}"),
+                                       is_owned(ctx, "index", f"{self.table.partition('.')[0]}.{name}"))
+        return [cs.index_dependants_preflight(ctx, self.table, name, owned)]
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         name = self.unique.resolved_name(self.table)

@@ -126,6 +126,11 @@ class PlanContext:
     def label(self) -> str:
         return f"V{self.version}"
 
+    # Relations ("schema.name") and constraints ("schema.table.name") that the RawSQL rollbacks of
+    # this migration's later operations drop before this operation's rollback runs (read with
+    # pglast), so the preflight does not refuse on what the rollback removes itself.
+    rollback_removes: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True)
 class CheckQuery:

@@ -6,6 +6,8 @@ Everything is composed with :mod:`psycopg.sql`; catalog functions are schema-qua
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext
@@ -125,51 +127,148 @@ def forget_owned(ctx: PlanContext, kind: str, name: str) -> sql.Composable:
 
 # --- dependants: refuse instead of CASCADE ----------------------------------------------
 
-def table_dependant_rows(table: str) -> sql.Composable:
-    """A query with one row (column ``dep``) per other table's foreign key or view that depends on ``table``."""
+def table_dependant_rows(table: str, skip_fk: sql.Composable | None = None,
+                         skip_view: sql.Composable | None = None) -> sql.Composable:
+    """A query with one row (column ``dep``) per other table's foreign key or view that depends on ``table``.
+
+    ``skip_fk`` (a condition on the ``pg_constraint`` row ``c``) leaves out foreign keys the
+    rollback removes itself (:func:`released_foreign_key`), ``skip_view`` (on the ``pg_class`` row
+    ``v``) such views (:func:`released_view`).
+    """
     return S(
         "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
         "\n    FROM pg_catalog.pg_constraint c"
-        "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
+        "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid{skip}"
         "\n    UNION ALL"
         "\n    SELECT v.oid::pg_catalog.regclass::text || ' (view)'"
         "\n    FROM pg_catalog.pg_depend d"
         "\n    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid"
         "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
         "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-        "\n      AND d.refobjid = {rel} AND v.oid <> d.refobjid"
-    ).format(rel=regclass(table))
+        "\n      AND d.refobjid = {rel} AND v.oid <> d.refobjid{skip_view}"
+    ).format(rel=regclass(table), skip=_skip(skip_fk), skip_view=_skip(skip_view))
 
 
-def column_dependant_rows(table: str, column: str) -> sql.Composable:
-    """A query with one row (column ``dep``) per other table's foreign key or view that uses ``table.column``."""
+def column_dependant_rows(table: str, column: str, skip_fk: sql.Composable | None = None,
+                          skip_view: sql.Composable | None = None) -> sql.Composable:
+    """A query with one row (column ``dep``) per other table's foreign key or view that uses ``table.column``
+    (``skip_fk`` as in :func:`table_dependant_rows`)."""
     return S(
         "\n    SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep"
         "\n    FROM pg_catalog.pg_constraint c"
         "\n    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid"
-        "\n      AND {attnum} = ANY (c.confkey)"
+        "\n      AND {attnum} = ANY (c.confkey){skip}"
         "\n    UNION ALL"
         "\n    SELECT v.oid::pg_catalog.regclass::text || ' (view)'"
         "\n    FROM pg_catalog.pg_depend d"
         "\n    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid"
         "\n    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class"
         "\n    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-        "\n      AND d.refobjid = {rel} AND d.refobjsubid = {attnum} AND v.oid <> d.refobjid"
-    ).format(rel=regclass(table), attnum=attnum(table, column))
+        "\n      AND d.refobjid = {rel} AND d.refobjsubid = {attnum} AND v.oid <> d.refobjid{skip_view}"
+    ).format(rel=regclass(table), attnum=attnum(table, column), skip=_skip(skip_fk), skip_view=_skip(skip_view))
+
+
+def _skip(condition: sql.Composable | None) -> sql.Composable:
+    return S("") if condition is None else S("\n      AND NOT {}").format(condition)
+
+
+def _constraint_table_name(alias: str = "c") -> sql.Composable:
+    """``schema.table`` of the table a ``pg_constraint`` row belongs to, spelled like the specs spell it."""
+    return S("(SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r"
+             " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = {a}.conrelid)").format(
+        a=sql.Identifier(alias))
+
+
+def released_foreign_key(ctx: PlanContext, alias: str = "c") -> sql.Composable:
+    """A condition on the foreign-key row ``alias`` of ``pg_constraint``: the rollback removes this
+    foreign key itself — it belongs to a table the rollback drops (one of ``ctx.rollback_drops`` that
+    this version created, recorded in ``migration_objects``) or this version added it (AddForeignKey,
+    optional foreign keys). Such a foreign key is no reason to refuse: :func:`release_foreign_keys`
+    drops it before the table or column it references (the rows stay: the tables are copied to the
+    backup schema when dropped)."""
+    dropped_table = S("") if not ctx.rollback_drops else S(
+        "(o.object_type = 'table' AND o.object_name IN ({drops})"
+        " AND o.object_name = n.nspname || '.' || r.relname) OR ").format(
+        drops=S(", ").join(literal(t) for t in sorted(ctx.rollback_drops)))
+    removed = S("")
+    if ctx.rollback_removes:
+        names = S(", ").join(literal(n) for n in sorted(ctx.rollback_removes))
+        removed = S("n.nspname || '.' || r.relname IN ({names})"
+                    " OR n.nspname || '.' || r.relname || '.' || {a}.conname IN ({names}) OR ").format(
+            names=names, a=sql.Identifier(alias))
+        return S(
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE r.oid = {a}.conrelid AND ({removed}EXISTS (SELECT 1 FROM {tbl} o WHERE o.version = {v}"
+            " AND ({dropped}(o.object_type = 'constraint'"
+            " AND o.object_name = n.nspname || '.' || r.relname || '.' || {a}.conname)))))").format(
+            tbl=_objects_table(ctx), a=sql.Identifier(alias), v=literal(ctx.version), dropped=dropped_table,
+            removed=removed)
+    return S(
+        "EXISTS (SELECT 1 FROM {tbl} o, pg_catalog.pg_class r"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+        " WHERE r.oid = {a}.conrelid AND o.version = {v} AND ({dropped}(o.object_type = 'constraint'"
+        " AND o.object_name = n.nspname || '.' || r.relname || '.' || {a}.conname)))").format(
+        tbl=_objects_table(ctx), a=sql.Identifier(alias), v=literal(ctx.version), dropped=dropped_table)
+
+
+def released_view(ctx: PlanContext, alias: str = "v") -> sql.Composable | None:
+    """A condition on the ``pg_class`` row ``alias`` of a view: a RawSQL rollback of the migration
+    drops it before the checked step (``ctx.rollback_removes``); None when there is none."""
+    if not ctx.rollback_removes:
+        return None
+    return S("(SELECT n.nspname || '.' || {a}.relname FROM pg_catalog.pg_namespace n"
+             " WHERE n.oid = {a}.relnamespace) IN ({names})").format(
+        a=sql.Identifier(alias), names=S(", ").join(literal(n) for n in sorted(ctx.rollback_removes)))
+
+
+def release_foreign_keys(ctx: PlanContext, table: str, column: str | None = None) -> sql.Composable:
+    """Drop the foreign keys onto ``table`` (or onto ``table.column``) that the rollback removes
+    anyway (:func:`released_foreign_key`), so the tables this migration created can be dropped in
+    any order (a foreign key from an earlier-created table to a later one, cycles). Needs ``v_fk``
+    (record); the constraints this version recorded as its own are forgotten."""
+    on_column = S("") if column is None else S(" AND {} = ANY (c.confkey)").format(attnum(table, column))
+    return S(
+        "FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name,"
+        " {t} AS spec_table\n"
+        "    FROM pg_catalog.pg_constraint c\n"
+        "    WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid{col}\n"
+        "      AND {released}\n"
+        "LOOP\n"
+        "    EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);\n"
+        "    DELETE FROM {objects} WHERE version = {v} AND object_type = 'constraint'"
+        " AND object_name = v_fk.spec_table || '.' || v_fk.name;\n"
+        "    RAISE NOTICE '%', {msg} || v_fk.name || ' on ' || v_fk.tbl;\n"
+        "END LOOP;").format(
+        t=_constraint_table_name(), rel=regclass(table), col=on_column,
+        # Only what dbdeploy itself removes: what a RawSQL rollback should have dropped is left alone.
+        released=released_foreign_key(replace(ctx, rollback_removes=frozenset())),
+        objects=_objects_table(ctx), v=literal(ctx.version),
+        msg=literal(f"dbdeploy {ctx.label}: dropped foreign key (the rollback removes it anyway) "))
+
+
+def preflight_dependants(ctx: PlanContext, what: str, dependants: sql.Composable,
+                         when: sql.Composable | None = None) -> sql.Composable:
+    """Preflight form of :func:`refuse_if_dependants`: refuse when ``dependants`` (a text or NULL)
+    is not NULL; ``when`` limits the check to the case the rollback step really drops (it exists and
+    this version owns it)."""
+    check = refuse_if_dependants(ctx, what, dependants)
+    return check if when is None else if_then(when, check)
 
 
 def _aggregated(rows: sql.Composable) -> sql.Composable:
     return S("(SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM ({rows}\n) deps)").format(rows=rows)
 
 
-def table_dependants(table: str) -> sql.Composable:
+def table_dependants(table: str, skip_fk: sql.Composable | None = None,
+                     skip_view: sql.Composable | None = None) -> sql.Composable:
     """A text listing other tables' foreign keys and views that depend on ``table`` (or NULL)."""
-    return _aggregated(table_dependant_rows(table))
+    return _aggregated(table_dependant_rows(table, skip_fk, skip_view))
 
 
-def column_dependants(table: str, column: str) -> sql.Composable:
+def column_dependants(table: str, column: str, skip_fk: sql.Composable | None = None,
+                      skip_view: sql.Composable | None = None) -> sql.Composable:
     """Foreign keys from other tables and views that use ``table.column`` (or NULL)."""
-    return _aggregated(column_dependant_rows(table, column))
+    return _aggregated(column_dependant_rows(table, column, skip_fk, skip_view))
 
 
 def attnum(table: str, column: str) -> sql.Composable:
@@ -248,6 +347,7 @@ __all__ = [
     "S", "attnum", "backup_name", "backup_table", "block", "column_dependant_rows", "column_dependants",
     "column_exists", "constraint_exists", "constraint_not_validated", "copy_to_timestamped_backup", "do_block",
     "fail", "forget_owned", "if_then", "ident", "is_owned", "literal", "notice", "qualified",
-    "qualified_name_text", "record_owned", "refuse_if_dependants", "regclass", "relation_exists",
+    "preflight_dependants", "qualified_name_text", "record_owned", "refuse_if_dependants",
+    "release_foreign_keys", "released_foreign_key", "released_view", "regclass", "relation_exists",
     "relation_missing", "render", "table_dependant_rows", "table_dependants", "warning",
 ]

@@ -20,12 +20,15 @@ from dbdeploy.ops.common import (
     constraint_exists,
     constraint_not_validated,
     do_block,
+    fail,
     forget_owned,
     if_then,
     is_owned,
     notice,
     record_owned,
+    relation_exists,
     relation_missing,
+    released_foreign_key,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
 from dbdeploy.spec.components import Index
@@ -135,11 +138,56 @@ def attach_unique(ctx: PlanContext, table: str, name: str) -> Step:
                 f"attach unique index {name} to {table} as a constraint")
 
 
+def index_dependants_preflight(ctx: PlanContext, table: str, index_name: str,
+                               owned: sql.Composable) -> sql.Composable:
+    """Preflight of a rollback that drops a unique index (or the unique constraint using it): foreign
+    keys whose referenced key is that index make DROP fail, so refuse before any change, naming
+    them all (foreign keys the rollback removes itself do not count). ``owned`` is the condition
+    under which the rollback step really drops the index."""
+    index = literal(render(ident(table.partition(".")[0], index_name)))
+    dependants = S(
+        "(SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key '"
+        " || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c"
+        " WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass({index}) AND NOT {released})").format(
+        index=index, released=released_foreign_key(ctx))
+    return if_then(
+        S("pg_catalog.to_regclass({}) IS NOT NULL AND {}").format(index, owned),
+        S("v_dependants := {};").format(dependants),
+        if_then(S("v_dependants IS NOT NULL"),
+                fail(ctx, f"refusing to drop index {index_name} of {table}; these foreign keys use it as "
+                          "their referenced key:",
+                     "Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.",
+                     detail=S("v_dependants"))))
+
+
+def unique_index_rebuild_preflight(ctx: PlanContext, table: str, index: Index) -> sql.Composable | None:
+    """Preflight of a rollback that rebuilds a unique index (DropIndex): rows written since the drop
+    may now have duplicate keys, and the concurrent build would fail after earlier rollback steps
+    changed things. Only for indexes on plain columns (expression keys are left to the build)."""
+    if not index.unique or not all(k.isidentifier() for k in index.columns):
+        return None
+    keys = S(", ").join(ident(k) for k in index.columns)
+    not_null = S(" AND ").join(S("{} IS NOT NULL").format(ident(k)) for k in index.columns)
+    where = S(" AND ({})").format(S(index.where)) if index.where else S("")
+    qualified_index = literal(render(index_identifier(table, index)))
+    duplicates = S("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {nn}{where} GROUP BY {keys}"
+                   " HAVING count(*) > 1) dup").format(t=qualified(table), nn=not_null, where=where, keys=keys)
+    return if_then(
+        S("pg_catalog.to_regclass({}) IS NULL AND {}").format(qualified_index, relation_exists(table)),
+        S("v_count := ({});").format(duplicates),
+        if_then(S("v_count > 0"),
+                fail(ctx, f"cannot rebuild unique index {index.resolved_name(table)} on {table}: key values "
+                          f"({', '.join(index.columns)}) written since the drop are duplicated; duplicated keys:",
+                     "Remove the duplicates (or rebuild the index by hand as non-unique), then re-run.",
+                     detail=S("v_count"))))
+
+
 def table_exists_literal(table: str) -> sql.Composable:
     return regclass_literal(table)
 
 
 __all__ = [
     "add_not_valid", "attach_unique", "block", "build_index_concurrently", "drop_constraint",
-    "drop_index_concurrently", "drop_owned_index", "drop_invalid_index", "validate",
+    "drop_index_concurrently", "drop_owned_index", "drop_invalid_index", "index_dependants_preflight",
+    "unique_index_rebuild_preflight", "validate",
 ]

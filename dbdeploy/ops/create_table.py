@@ -25,10 +25,14 @@ from dbdeploy.ops.common import (
     if_then,
     is_owned,
     notice,
+    preflight_dependants,
     record_owned,
     refuse_if_dependants,
     relation_exists,
     relation_missing,
+    release_foreign_keys,
+    released_foreign_key,
+    released_view,
     rollback_backup_prefix,
     table_dependants,
 )
@@ -234,6 +238,20 @@ class CreateTable(Operation):
         steps.append(drop_owned_table(ctx, self.table))
         return steps
 
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        return [drop_owned_table_preflight(ctx, self.table)]
+
+
+def drop_owned_table_preflight(ctx: PlanContext, table: str):
+    """The refusal of :func:`drop_owned_table`, checked before the rollback changes anything.
+
+    Foreign keys the rollback removes itself (from the other tables it drops, or added by this
+    version) do not count; views and everyone else's foreign keys do, all named in one message.
+    """
+    return preflight_dependants(
+        ctx, f"table {table}", table_dependants(table, released_foreign_key(ctx), released_view(ctx)),
+        when=S("{} AND {}").format(relation_exists(table), is_owned(ctx, "table", table)))
+
 
 def drop_owned_table(ctx: PlanContext, table: str) -> Step:
     """Drop a table this migration created: refuse on dependants, copy its rows out first."""
@@ -241,6 +259,7 @@ def drop_owned_table(ctx: PlanContext, table: str) -> Step:
         if_then(relation_missing(table), notice(ctx, f"table {table} is already gone"), S("RETURN;")),
         if_then(S("NOT {}").format(is_owned(ctx, "table", table)),
                 notice(ctx, f"table {table} was not created by {ctx.label}; left in place"), S("RETURN;")),
+        release_foreign_keys(ctx, table),
         refuse_if_dependants(ctx, f"table {table}", table_dependants(table)),
         if_then(S("EXISTS (SELECT 1 FROM {})").format(qualified(table)),
                 copy_to_timestamped_backup(ctx, split_table(table)[1],
@@ -250,8 +269,8 @@ def drop_owned_table(ctx: PlanContext, table: str) -> Step:
         forget_owned(ctx, "table", table),
     )
     return Step("drop_table", table, "ACCESS EXCLUSIVE", True,
-                do_block(body, declare=["v_dependants text", "v_backup text"]),
+                do_block(body, declare=["v_dependants text", "v_backup text", "v_fk record"]),
                 f"drop table {table} (rows copied to the backup schema first)")
 
 
-__all__ = ["CreateTable", "drop_owned_table", "render"]
+__all__ = ["CreateTable", "drop_owned_table", "drop_owned_table_preflight", "render"]

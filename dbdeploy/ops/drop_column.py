@@ -256,10 +256,6 @@ class DropColumn(Operation):
                                          "nothing until then.", detail=S("v_count"))))),
         ]
 
-    def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
-        """The restore's refusals, checked before the rollback's first change."""
-        return self._refusals(ctx)
-
     def rollback(self, ctx: PlanContext) -> list[Step]:
         """Re-add the column and put every saved value back.
 
@@ -343,3 +339,63 @@ class DropColumn(Operation):
                                              "v_dependants text", "v_restored bigint", "v_new bigint",
                                              "v_gone bigint"]),
                      f"restore column {self.column} of {self.table} with every row's value")]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        """The restore's refusals, checked before the rollback changes anything: no saved definition,
+        the saved values' table removed, or a NOT NULL column without a default and rows inserted
+        since the drop that have no saved value (SET NOT NULL would fail after the column was re-added).
+
+        Checked only while the table exists and lacks the column: an absent table may be restored
+        by an earlier step of the same rollback (a later DropTable), so the restore step's own check
+        stays the guard for that case.
+        """
+        meta = dropped_columns_table(ctx)
+        missing = S("NOT EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=meta, w=self._where(ctx))
+        no_copy = fail(ctx, f"no saved copy of {self.table}.{self.column}; cannot restore it",
+                       "The column was dropped outside this migration; restore it by hand.")
+        saved_copy = S(
+            "(SELECT pg_catalog.quote_ident({schema}) || '.' || pg_catalog.quote_ident(m.backup_table)"
+            " FROM {meta} m WHERE {w})").format(schema=literal(ctx.backup_schema), meta=meta, w=self._where(ctx))
+        unsaved = S(
+            "EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {copy}\n"
+            "    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.'"
+            " || pg_catalog.quote_ident(k), ' AND ') FROM {meta} m, pg_catalog.unnest(m.key_columns) k WHERE {w})"
+            " || ')' INTO v_count;").format(qt=literal(render(qualified(self.table))), copy=saved_copy, meta=meta,
+                                           w=self._where(ctx))
+        return [if_then(
+            S("{} AND NOT {}").format(relation_exists(self.table), column_exists(self.table, self.column)),
+            if_then(relation_missing(f"{ctx.backup_schema}.dropped_columns"), no_copy),
+            if_then(missing, no_copy),
+            if_then(S("pg_catalog.to_regclass({}) IS NULL").format(saved_copy),
+                    fail(ctx, f"the saved values of {self.table}.{self.column} are missing from "
+                              f"{ctx.backup_schema}; cannot restore them",
+                         "Restore the backup table from a database backup, or restore the column by hand.")),
+            # Rows inserted since the drop have no saved value: a NOT NULL column without a default (or an
+            # identity column) cannot take them.
+            if_then(S("(SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'))"
+                      " FROM {meta} m WHERE {w})").format(meta=meta, w=self._where(ctx)),
+                    unsaved,
+                    if_then(S("v_count > 0"),
+                            fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column}: rows inserted "
+                                      "since the drop have no saved value; rows without one:",
+                                 f"Delete those rows or restore {self.column} by hand, then re-run the rollback.",
+                                 detail=S("v_count")))),
+        ), self._readded_refusal(ctx)]
+
+    def _readded_refusal(self, ctx: PlanContext) -> sql.Composable:
+        """Refuse while a column of the dropped column's name was added again after the drop (by hand or
+        a later migration) and the saved copy is still kept; a column a later operation of this same
+        migration re-added is dropped by this rollback first, so it does not count."""
+        key = f"{self.table}.{self.column}"
+        backup = f"{ctx.backup_schema}.{self._backup(ctx)}"
+        kept = S("EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=dropped_columns_table(ctx),
+                                                                    w=self._where(ctx))
+        return if_then(
+            S("{} AND {} AND NOT {}").format(column_exists(self.table, self.column),
+                                              relation_exists(f"{ctx.backup_schema}.dropped_columns"),
+                                              is_owned(ctx, "column", key)),
+            if_then(kept, fail(ctx, f"cannot restore {key}: a column of that name was added again after "
+                                    f"{ctx.label} dropped it; its values before the drop are kept in {backup}",
+                               f"Save what the re-added {key} holds and drop or rename it, then re-run the "
+                               f"rollback; or, to keep the re-added column, drop {backup} and delete its row from "
+                               f"{ctx.backup_schema}.dropped_columns.")))

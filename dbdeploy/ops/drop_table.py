@@ -103,3 +103,11 @@ class DropTable(Operation):
         )
         return [Step("restore_table", self.table, "ACCESS EXCLUSIVE", True, do_block(body),
                      f"restore table {self.table} with its rows, indexes and constraints")]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        """Refuse before any change when neither the table nor its set-aside copy exists."""
+        name = split_table(self.table)[1]
+        backup = self._backup_schema(ctx)
+        return [if_then(S("{} AND {}").format(relation_missing(self.table), relation_missing(f"{backup}.{name}")),
+                        fail(ctx, f"cannot restore {self.table}: {backup}.{name} is missing",
+                             "The table was dropped outside this migration; restore it from a database backup."))]

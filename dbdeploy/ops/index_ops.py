@@ -10,6 +10,7 @@ from pydantic import field_validator
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import is_owned
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import check_table_name
@@ -38,6 +39,13 @@ class CreateIndex(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        if not self.index.unique:
+            return []
+        name = self.index.resolved_name(self.table)
+        return [cs.index_dependants_preflight(ctx, self.table, name,
+                                              is_owned(ctx, "index", f"{self.table.partition('.')[0]}.{name}"))]
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         existing = self.table not in earlier.created_tables
@@ -95,6 +103,11 @@ class DropIndex(Operation):
     def rollback(self, ctx: PlanContext) -> list[Step]:
         table, index = ctx.state.indexes[self.name]
         return [cs.build_index_concurrently(ctx, "create_index", table, index)]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        table, index = ctx.state.indexes[self.name]
+        check = cs.unique_index_rebuild_preflight(ctx, table, index)
+        return [check] if check is not None else []
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         table, _index = ctx.state.indexes[self.name]

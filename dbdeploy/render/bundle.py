@@ -15,7 +15,7 @@ import jinja2
 from dbdeploy.render import bookkeeping
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
 from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, checksum, render_step
-from dbdeploy.render.plan import MigrationPlan
+from dbdeploy.render.plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.testgen import render_test_file, test_file_name
 
 HISTORY_SCHEMA = "migrations"
@@ -62,7 +62,9 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         postamble="\n".join(bookkeeping.forward_end(history_schema, m.version)))
     rollback = _ENV.get_template("rollback.sql.j2").render(
         **common, filename=rollback_name, steps=rollback_blocks,
-        preamble="\n".join(ensure + bookkeeping.rollback_start(history_schema, m.version)),
+        # With a preflight step, that step marks the version rolling_back once every check passed.
+        preamble="\n".join(ensure + ([] if plan.rollback and plan.rollback[0].kind == PREFLIGHT_KIND
+                                      else bookkeeping.rollback_start(history_schema, m.version))),
         postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
     files = {forward_name: forward, rollback_name: rollback}
     tests_name = test_file_name(m.folder)

@@ -7,13 +7,31 @@ the backfill that fills it, and rollback undoes operations newest first.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from pglast import ast
+from pglast.enums import AlterTableType, ObjectType
+from psycopg import sql
+
 from dbdeploy.errors import SpecError
-from dbdeploy.ops import AddColumn, Backfill, PlanContext, SchemaState, Step
+from dbdeploy.ops import (
+    AddColumn,
+    AddForeignKey,
+    Backfill,
+    CreateTable,
+    PlanContext,
+    RawSQL,
+    SchemaState,
+    SeedRows,
+    Step,
+)
 from dbdeploy.ops.base import ChecklistItems
+from dbdeploy.ops.common import do_block
+from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
+from dbdeploy.sql import literal, parse_statements, render
 
 
 @dataclass(frozen=True)
@@ -48,16 +66,25 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     deferred: dict[int, list[tuple[list[Step], Step]]] = {}
     forward: list[Step] = []
     undo: list[list[Step]] = []          # per forward group, in forward order
+    undo_ops: list = []                  # the operation of each group (None: a deferred NOT NULL undo)
     created: list[str] = []
     expects: list[dict] = []
     checklist: list[ChecklistItems] = []
+    preflight: list[sql.Composable] = []
+    rollback_drops = frozenset(op.table for op in ops if isinstance(op, CreateTable))
+    raw_removals = [_raw_sql_removals(op) for op in ops]
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
-                          state=state.copy(), history_schema=history_schema)
+                          state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
+                          rollback_removes=frozenset().union(*raw_removals[i + 1:]))
         try:
             op.apply(state)
             steps = op.forward(ctx)
             undo.append(op.rollback(ctx))
+            undo_ops.append(op)
+            checks = op.rollback_preflight(ctx)
+            if checks:
+                preflight.append(_preflight_part(ctx, op, checks))
             expects += op.expects(ctx)
             checklist.append(op.checklist(ctx, ChecklistItems.merged(checklist)))
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
@@ -73,7 +100,112 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
         for not_null, not_null_undo in deferred.pop(i, []):
             forward += not_null
             undo.append([not_null_undo])
+            undo_ops.append(None)
         if op.kind == "create_table":
             created.append(op.target())
-    rollback = [step for group in reversed(undo) for step in group]
+    rollback = [step for group in _seed_deletes_after_referencing_drops(
+        list(reversed(undo)), list(reversed(undo_ops)), rollback_drops) for step in group]
+    if preflight:
+        rollback.insert(0, preflight_step(migration, list(reversed(preflight)), history_schema))
     return MigrationPlan(migration, forward, rollback, tuple(created), expects, checklist)
+
+
+PREFLIGHT_KIND = "rollback_preflight"
+
+
+_DROPPED_RELATIONS = (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW, ObjectType.OBJECT_MATVIEW,
+                      ObjectType.OBJECT_FOREIGN_TABLE)
+
+
+def _raw_sql_removals(op) -> frozenset[str]:
+    """Relations ("schema.name") and constraints ("schema.table.name") a RawSQL rollback drops,
+    read with pglast (DROP TABLE/VIEW/MATERIALIZED VIEW, ALTER TABLE … DROP CONSTRAINT); an
+    unqualified name is taken as public's."""
+    if not isinstance(op, RawSQL):
+        return frozenset()
+    names: set[str] = set()
+    for raw in parse_statements(op.rollback_sql):
+        stmt = raw.stmt
+        if isinstance(stmt, ast.DropStmt) and stmt.removeType in _DROPPED_RELATIONS:
+            for parts in stmt.objects or ():
+                path = [p.sval for p in parts]
+                names.add(".".join(path[-2:]) if len(path) > 1 else f"public.{path[0]}")
+        elif isinstance(stmt, ast.AlterTableStmt) and stmt.relation is not None:
+            table = f"{stmt.relation.schemaname or 'public'}.{stmt.relation.relname}"
+            names.update(f"{table}.{cmd.name}" for cmd in stmt.cmds or ()
+                         if cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name)
+    return frozenset(names)
+
+
+def _references(op) -> set[str]:
+    """Tables a CreateTable/AddForeignKey operation points foreign keys at."""
+    if isinstance(op, CreateTable):
+        return {fk.references for fk in op.foreign_keys if fk.references != op.table}
+    if isinstance(op, AddForeignKey) and op.foreign_key.references != op.table:
+        return {op.foreign_key.references}
+    return set()
+
+
+def _seed_deletes_after_referencing_drops(groups: list[list[Step]], ops: list,
+                                          drops: frozenset[str]) -> list[list[Step]]:
+    """Rollback groups (newest operation first) with each seed delete on a table the rollback keeps
+    moved after the drops of the migration's own tables that reference that table: their rows
+    (which may point at the seed rows) are copied out and dropped first, so the DELETE meets no
+    foreign key. A move never crosses a step on the seeded table itself (a column it matches on)."""
+    groups, ops = list(groups), list(ops)
+    i = 0
+    while i < len(groups):
+        op = ops[i]
+        if isinstance(op, SeedRows) and op.table not in drops:
+            referencing = [j for j in range(i + 1, len(groups)) if getattr(ops[j], "table", None) in drops
+                           and op.table in _references(ops[j])]
+            if referencing:
+                last = max(referencing)
+                crossed = [s for g in groups[i + 1:last + 1] for s in g if s.target == op.table]
+                if not crossed:
+                    groups.insert(last + 1, groups.pop(i))
+                    ops.insert(last + 1, ops.pop(i))
+                    continue
+        i += 1
+    return groups
+
+
+def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.Composable:
+    """One operation's checks in a sub-block: a refusal is collected, not raised, so the preflight
+    names every refusal of the whole rollback in one error."""
+    body = render(sql.SQL("\n").join(checks))
+    if re.search(r"\bRETURN\s*;", body, re.IGNORECASE):
+        raise AssertionError(f"{op.kind}.rollback_preflight must not RETURN (it would skip the other checks)")
+    indented = "\n".join("    " + line if line.strip() else line for line in body.splitlines())
+    return sql.SQL("\n").join([
+        sql.SQL("-- operation {}: {}").format(sql.SQL(str(ctx.index)), sql.SQL(op.describe().replace("\n", " "))),
+        sql.SQL("BEGIN"),
+        sql.SQL(indented.replace("{", "{{").replace("}", "}}")),
+        sql.SQL("EXCEPTION WHEN raise_exception THEN"),
+        sql.SQL("    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;"),
+        sql.SQL("    v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, {}, ''));").format(
+            literal(f"dbdeploy {ctx.label}: ")),
+        sql.SQL("    IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN"),
+        sql.SQL("        v_hints := pg_catalog.array_append(v_hints, v_hint);"),
+        sql.SQL("    END IF;"),
+        sql.SQL("END;"),
+    ])
+
+
+def preflight_step(migration: Migration, parts: list[sql.Composable], history_schema: str) -> Step:
+    """The rollback's first step: every refusal condition of every operation, checked before the
+    first change (read-only), then the version is marked ``rolling_back``. A refusal raises one
+    error naming every reason; the step's transaction is rolled back, so the catalog, the data and
+    the migration log stay exactly as they were (under psql as under the executor)."""
+    label = f"V{migration.version}"
+    verdict = sql.SQL(
+        "IF pg_catalog.cardinality(v_refusals) > 0 THEN\n"
+        "    RAISE EXCEPTION '%', {msg} || pg_catalog.array_to_string(v_refusals, ' | ')\n"
+        "        USING HINT = pg_catalog.array_to_string(v_hints, ' ');\n"
+        "END IF;").format(msg=literal(f"dbdeploy {label}: rollback refused before any change: "))
+    body = do_block(sql.SQL("\n").join([*parts, verdict]),
+                    declare=["v_dependants text", "v_count bigint", "v_message text", "v_hint text",
+                             "v_refusals text[] := '{}'", "v_hints text[] := '{}'"])
+    status = "\n".join(bookkeeping.rollback_start(history_schema, migration.version))
+    return Step(PREFLIGHT_KIND, "-", "ACCESS SHARE", True, body + "\n" + status,
+                "check every condition the rollback refuses on, before changing anything")

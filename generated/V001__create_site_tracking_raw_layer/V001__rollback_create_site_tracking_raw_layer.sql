@@ -38,15 +38,90 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 4: create_table raw.site_tracking_sessions_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'table' AND object_name = 'raw.site_tracking_sessions_r') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') AND c.conrelid <> c.confrelid
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '001' AND ((o.object_type = 'table' AND o.object_name IN ('raw.site_tracking_events_r', 'raw.site_tracking_sessions_r') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop table raw.site_tracking_sessions_r; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V001: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    -- operation 3: create_table raw.site_tracking_events_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'table' AND object_name = 'raw.site_tracking_events_r') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '001' AND ((o.object_type = 'table' AND o.object_name IN ('raw.site_tracking_events_r', 'raw.site_tracking_sessions_r') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop table raw.site_tracking_events_r; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V001: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V001: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
 -- drop table raw.site_tracking_sessions_r (rows copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NULL THEN
         RAISE NOTICE '%', 'dbdeploy V001: table raw.site_tracking_sessions_r is already gone';
@@ -56,6 +131,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V001: table raw.site_tracking_sessions_r was not created by V001; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') AND c.conrelid <> c.confrelid
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '001' AND ((o.object_type = 'table' AND o.object_name IN ('raw.site_tracking_events_r', 'raw.site_tracking_sessions_r') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V001: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c
@@ -83,7 +167,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop fk_site_tracking_events_r_tenant on raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
@@ -100,13 +184,14 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 3 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 4 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop table raw.site_tracking_events_r (rows copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL THEN
         RAISE NOTICE '%', 'dbdeploy V001: table raw.site_tracking_events_r is already gone';
@@ -116,6 +201,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V001: table raw.site_tracking_events_r was not created by V001; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '001' AND ((o.object_type = 'table' AND o.object_name IN ('raw.site_tracking_events_r', 'raw.site_tracking_sessions_r') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V001: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c
@@ -143,7 +237,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 4 create_schema tx=step lock=NONE target=raw
+-- dbdeploy:step 5 create_schema tx=step lock=NONE target=raw
 -- drop schema raw if empty
 BEGIN;
 DO $dbdeploy$

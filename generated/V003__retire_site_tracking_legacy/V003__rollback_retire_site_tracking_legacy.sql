@@ -38,9 +38,68 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '003' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 restore_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 3: drop_table raw.site_tracking_sessions_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NULL AND pg_catalog.to_regclass('"dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r"') IS NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup_v003_raw_site_tracking_sessions_r.site_tracking_sessions_r is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V003: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    -- operation 1: drop_column raw.site_tracking_events_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
+                RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
+                RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+            END IF;
+            IF pg_catalog.to_regclass((SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message')) IS NULL THEN
+                RAISE EXCEPTION '%', 'dbdeploy V003: the saved values of raw.site_tracking_events_r.error_message are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup table from a database backup, or restore the column by hand.';
+            END IF;
+            IF (SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd')) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
+                EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message')
+                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') || ')' INTO v_count;
+                IF v_count > 0 THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message: rows inserted since the drop have no saved value; rows without one:', v_count USING HINT = 'Delete those rows or restore error_message by hand, then re-run the rollback.';
+                END IF;
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V003: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '003' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 restore_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
 -- restore table raw.site_tracking_sessions_r with its rows, indexes and constraints
 BEGIN;
 DO $dbdeploy$
@@ -59,7 +118,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 3 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- build index idx_site_tracking_events_r_batch on raw.site_tracking_events_r concurrently
 DO $dbdeploy$
 BEGIN
@@ -74,7 +133,7 @@ END
 $dbdeploy$;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_site_tracking_events_r_batch" ON "raw"."site_tracking_events_r" USING btree ("batch_id") WHERE batch_id IS NOT NULL;
 
--- dbdeploy:step 3 restore_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 4 restore_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- restore column error_message of raw.site_tracking_events_r with every row's value
 BEGIN;
 DO $dbdeploy$

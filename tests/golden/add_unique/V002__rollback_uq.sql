@@ -38,9 +38,44 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: add_unique shop.orders
+    BEGIN
+        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key') OR EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key')) THEN
+            v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname))));
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop index orders_note_key of shop.orders; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop orders_note_key on shop.orders
 BEGIN;
 DO $dbdeploy$
@@ -57,7 +92,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 3 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop index shop.orders_note_key if V002 built it
 BEGIN;
 DO $dbdeploy$

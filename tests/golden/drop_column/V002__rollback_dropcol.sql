@@ -38,9 +38,56 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 restore_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: drop_column shop.orders
+    BEGIN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
+                RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+                RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
+            END IF;
+            IF pg_catalog.to_regclass((SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')) IS NULL THEN
+                RAISE EXCEPTION '%', 'dbdeploy V002: the saved values of shop.orders.note are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup table from a database backup, or restore the column by hand.';
+            END IF;
+            IF (SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd')) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+                EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')
+                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') || ')' INTO v_count;
+                IF v_count > 0 THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note: rows inserted since the drop have no saved value; rows without one:', v_count USING HINT = 'Delete those rows or restore note by hand, then re-run the rollback.';
+                END IF;
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 restore_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- restore column note of shop.orders with every row's value
 BEGIN;
 DO $dbdeploy$

@@ -38,9 +38,41 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 restore_table tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: drop_table shop.orders
+    BEGIN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NULL AND pg_catalog.to_regclass('"dbdeploy_backup_v002_shop_orders"."orders"') IS NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders: dbdeploy_backup_v002_shop_orders.orders is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 restore_table tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- restore table shop.orders with its rows, indexes and constraints
 BEGIN;
 DO $dbdeploy$

@@ -38,15 +38,136 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 require_extension tx=step lock=NONE target=citext
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 2: require_extension citext
+    BEGIN
+        IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'extension' AND object_name = 'citext') AND EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citext') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), ', ')
+                 FROM (SELECT d.classid, d.objid, d.objsubid,
+                              CASE d.classid
+                                  WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN COALESCE(
+                                      (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid), d.objid)
+                                  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+                                      (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = d.objid)
+                                  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                                      (SELECT co.conrelid FROM pg_catalog.pg_constraint co WHERE co.oid = d.objid)
+                                  WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                                      (SELECT rw.ev_class FROM pg_catalog.pg_rewrite rw WHERE rw.oid = d.objid)
+                              END AS relid
+                       FROM pg_catalog.pg_extension x
+                       JOIN pg_catalog.pg_depend m ON m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                            AND m.refobjid = x.oid AND m.deptype = 'e'
+                       JOIN pg_catalog.pg_depend d ON (d.refclassid = m.classid AND d.refobjid = m.objid
+                            OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
+                       WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
+                         AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                         AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                              FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                              WHERE t.oid = d.objid AND el.typarray = t.oid))
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
+                 LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
+                 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+                 WHERE (n.nspname IS NULL OR NOT (n.nspname = 'dbdeploy_backup' OR n.nspname LIKE  E'dbdeploy\\_backup\\_%')) AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o WHERE o.version = '001' AND ((o.object_type = 'column' AND dep.objsubid > 0 AND o.object_name = n.nspname || '.' || r.relname || '.' || (SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = r.oid AND a.attnum = dep.objsubid)))));
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop extension citext; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V001: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V001: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 require_extension tx=step lock=NONE target=citext
 -- drop extension citext
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_dependants text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'extension' AND object_name = 'citext') THEN
         RAISE NOTICE '%', 'dbdeploy V001: extension citext was not created by V001; left in place';
+        RETURN;
+    END IF;
+    v_dependants := (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), ', ')
+         FROM (SELECT d.classid, d.objid, d.objsubid,
+                      CASE d.classid
+                          WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN COALESCE(
+                              (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid), d.objid)
+                          WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+                              (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = d.objid)
+                          WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                              (SELECT co.conrelid FROM pg_catalog.pg_constraint co WHERE co.oid = d.objid)
+                          WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                              (SELECT rw.ev_class FROM pg_catalog.pg_rewrite rw WHERE rw.oid = d.objid)
+                      END AS relid
+               FROM pg_catalog.pg_extension x
+               JOIN pg_catalog.pg_depend m ON m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                    AND m.refobjid = x.oid AND m.deptype = 'e'
+               JOIN pg_catalog.pg_depend d ON (d.refclassid = m.classid AND d.refobjid = m.objid
+                    OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
+               WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
+                 AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                 AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                      FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                      WHERE t.oid = d.objid AND el.typarray = t.oid))
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
+         LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
+         LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+         WHERE (n.nspname IS NULL OR NOT (n.nspname = 'dbdeploy_backup' OR n.nspname LIKE  E'dbdeploy\\_backup\\_%')));
+    IF v_dependants IS NOT NULL THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop extension citext; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+    END IF;
+    v_dependants := (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), ', ')
+         FROM (SELECT d.classid, d.objid, d.objsubid,
+                      CASE d.classid
+                          WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN COALESCE(
+                              (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid), d.objid)
+                          WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+                              (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = d.objid)
+                          WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                              (SELECT co.conrelid FROM pg_catalog.pg_constraint co WHERE co.oid = d.objid)
+                          WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                              (SELECT rw.ev_class FROM pg_catalog.pg_rewrite rw WHERE rw.oid = d.objid)
+                      END AS relid
+               FROM pg_catalog.pg_extension x
+               JOIN pg_catalog.pg_depend m ON m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                    AND m.refobjid = x.oid AND m.deptype = 'e'
+               JOIN pg_catalog.pg_depend d ON (d.refclassid = m.classid AND d.refobjid = m.objid
+                    OR d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.refobjid = x.oid)
+               WHERE x.extname = 'citext' AND d.deptype IN ('n', 'a')
+                 AND d.classid NOT IN ('pg_catalog.pg_amop'::pg_catalog.regclass, 'pg_catalog.pg_amproc'::pg_catalog.regclass)
+                 AND NOT (d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND EXISTS (SELECT 1
+                      FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type el ON el.oid = t.typelem
+                      WHERE t.oid = d.objid AND el.typarray = t.oid))
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')) dep
+         LEFT JOIN pg_catalog.pg_class r ON r.oid = dep.relid
+         LEFT JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+         WHERE (n.nspname = 'dbdeploy_backup' OR n.nspname LIKE  E'dbdeploy\\_backup\\_%'));
+    IF v_dependants IS NOT NULL THEN
+        RAISE WARNING '%', 'dbdeploy V001: extension citext left in place: backup copies use it (drop it by hand once they are no longer needed)';
         RETURN;
     END IF;
     DROP EXTENSION IF EXISTS "citext";
