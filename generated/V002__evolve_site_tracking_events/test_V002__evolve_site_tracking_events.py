@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e"
+CHECKSUM = "aded9da3212742bb8f3fd2ce1cd08989c5e6020b81543f914feaa584820e2342"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

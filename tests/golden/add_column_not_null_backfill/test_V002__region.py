@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a8df66e2aaf8e687a7092cf5969b1dfda4320c8b7855b24b7018aa14d7edb38c"
+CHECKSUM = "97316e7f9410fa0e293760860b08aae27ecfc1e70c5f6f08d1ef9cf58253c2af"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 
