@@ -82,7 +82,10 @@ def add_not_valid(ctx: PlanContext, kind: str, table: str, name: str, body: sql.
 
 
 def validate(ctx: PlanContext, table: str, name: str) -> Step:
-    """VALIDATE in its own transaction; a no-op when validated or absent (skipped optional FK)."""
+    """VALIDATE in its own transaction; a no-op when validated or absent (skipped optional FK).
+
+    SHARE UPDATE EXCLUSIVE on the table (ALTER TABLE docs: reads and writes continue); validating a
+    foreign key also takes ROW SHARE on the referenced table, which is weaker."""
     body = if_then(constraint_not_validated(table, name),
                    S("ALTER TABLE {t} VALIDATE CONSTRAINT {n};").format(t=qualified(table), n=ident(name)))
     return Step("validate_constraint", table, "SHARE UPDATE EXCLUSIVE", True, do_block(body),
@@ -90,7 +93,10 @@ def validate(ctx: PlanContext, table: str, name: str) -> Step:
 
 
 def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
-    """Drop a constraint only if this migration added it (a pre-existing one is left alone)."""
+    """Drop a constraint only if this migration added it (a pre-existing one is left alone).
+
+    ACCESS EXCLUSIVE on the table; dropping a foreign key takes ACCESS EXCLUSIVE on the referenced
+    table too (its triggers are removed)."""
     key = f"{table}.{name}"
     body = if_then(
         is_owned(ctx, "constraint", key),
@@ -195,23 +201,42 @@ def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Ind
 
 
 def drop_owned_index(ctx: PlanContext, table: str, index_name: str) -> Step:
-    """Rollback of an index this migration built; one that existed before is left alone.
+    """Rollback of an index this migration built, dropped concurrently; one that existed before is
+    left alone.
 
-    The ownership test needs PL/pgSQL, where CONCURRENTLY is not allowed, so the drop is a plain
-    DROP INDEX: it needs a brief ACCESS EXCLUSIVE lock, bounded by lock_timeout (and retried by
-    the executor); dropping is instant once the lock is granted.
+    Whether to drop needs PL/pgSQL (the ownership record), where CONCURRENTLY is not allowed, so as
+    in :func:`drop_invalid_index` a DO block only decides: it renames an index this migration built
+    to a dedicated name (SHARE UPDATE EXCLUSIVE on the index only); a plain ``DROP INDEX
+    CONCURRENTLY IF EXISTS`` of that name follows (SHARE UPDATE EXCLUSIVE on the table: reads and
+    writes continue), and a last DO block forgets the ownership record once the index is gone. A
+    relation that already has the dedicated name and is not an index of ``table`` stops the step.
     """
     schema = table.partition(".")[0]
     key = f"{schema}.{index_name}"
-    body = if_then(
-        is_owned(ctx, "index", key),
-        S("DROP INDEX IF EXISTS {};").format(ident(schema, index_name)),
-        forget_owned(ctx, "index", key),
-        otherwise=[if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(
-                               literal(render(ident(schema, index_name)))),
-                           notice(ctx, f"index {key} was not built by {ctx.label}; left in place"))])
-    return Step("drop_index", table, "ACCESS EXCLUSIVE", True, do_block(body),
-                f"drop index {key} if {ctx.label} built it")
+    dedicated = derived_name(index_name, suffix="dbdeploy_drop")
+    current, renamed = regclass(key), regclass(f"{schema}.{dedicated}")
+    index_of_table = S("EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = {} AND indrelid = {})").format(
+        renamed, regclass(table))
+    decide = block(
+        if_then(S("{} IS NOT NULL AND NOT {}").format(renamed, index_of_table),
+                fail(ctx, f"relation {schema}.{dedicated} exists and is not an index of {table}; dbdeploy uses that "
+                          "name to drop an index concurrently",
+                     f"Rename or drop {schema}.{dedicated} (it is not dbdeploy's), then run the rollback again.")),
+        if_then(S("{} IS NOT NULL AND {}").format(current, is_owned(ctx, "index", key)),
+                if_then(S("{} IS NOT NULL").format(renamed),
+                        fail(ctx, f"index {schema}.{dedicated} of {table} is still waiting to be dropped",
+                             f"Drop it with DROP INDEX CONCURRENTLY {schema}.{dedicated}; then run the rollback "
+                             "again.")),
+                S("ALTER INDEX {} RENAME TO {};").format(ident(schema, index_name), ident(dedicated)),
+                otherwise=[if_then(S("{} IS NOT NULL AND NOT {}").format(current, is_owned(ctx, "index", key)),
+                                   notice(ctx, f"index {key} was not built by {ctx.label}; left in place"))]),
+    )
+    drop = S("DROP INDEX CONCURRENTLY IF EXISTS {};").format(ident(schema, dedicated))
+    forget = if_then(S("{} IS NULL AND {}").format(renamed, is_owned(ctx, "index", key)),
+                     if_then(S("{} IS NULL").format(current), forget_owned(ctx, "index", key)))
+    return Step("drop_index", table, "SHARE UPDATE EXCLUSIVE", False,
+                "\n".join([do_block(decide), render(drop), do_block(forget)]),
+                f"drop index {key} concurrently if {ctx.label} built it")
 
 
 def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name: str) -> Step:

@@ -50,8 +50,8 @@ class CreateIndex(Operation):
         return ChecklistItems(
             prerequisites=prerequisites, notes=[checks.CONCURRENT_NOTE] if existing else [],
             health_checks=[checks.index_valid(name)], watch=[checks.index_build_progress(self.table)],
-            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it (a plain DROP INDEX: a brief "
-                            "ACCESS EXCLUSIVE lock, bounded by lock_timeout)."],
+            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it, with DROP INDEX CONCURRENTLY "
+                            "(reads and writes continue)."],
             durations=checks.durations(self.forward(ctx), checks.DROP_INVALID_INDEX, checks.CONCURRENT_INDEX))
 
 
