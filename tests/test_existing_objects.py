@@ -137,7 +137,23 @@ MISMATCHES: dict[str, Case] = {
          "expected FOREIGN KEY (ref) REFERENCES shop.refs(id)",)),
 }
 
+LEDGER = CreateTable(table="shop.ledger", columns=[
+    Column(name="id", type="bigserial"), Column(name="ref", type="bigint", nullable=False),
+    Column(name="tags", type="text[]", default="'{}'"), Column(name="amount", type="numeric(12,2)"),
+    Column(name="at", type="timestamptz(3)", nullable=False, default="now()")],
+    primary_key=["id"], foreign_keys=[ForeignKey(columns=["ref"], references="shop.refs", ref_columns=["id"],
+                                                 on_delete="cascade")],
+    indexes=[Index(columns=["ref", "at"], name="ledger_ref_at_idx", where="amount IS NOT NULL")])
+LEDGER_DDL = """
+CREATE TABLE shop.ledger (id bigserial PRIMARY KEY, ref bigint NOT NULL, tags text[] DEFAULT '{}',
+    amount numeric(12,2), at timestamptz(3) NOT NULL DEFAULT now(),
+    CONSTRAINT ledger_ref_fkey FOREIGN KEY (ref) REFERENCES shop.refs (id) ON DELETE CASCADE);
+CREATE INDEX ledger_ref_at_idx ON shop.ledger (ref, at) WHERE amount IS NOT NULL;
+INSERT INTO shop.ledger (ref, amount) SELECT 1 + g % 200, g FROM generate_series(1, 700) g;
+"""
+
 MATCHES: dict[str, tuple[str, object]] = {
+    "create_table_serial_array_fk": (ITEMS + LEDGER_DDL, LEDGER),
     "create_schema": ("CREATE SCHEMA shop; CREATE TABLE shop.keep (id integer); INSERT INTO shop.keep VALUES (1);",
                       CreateSchema(name="shop")),
     "create_table": ("CREATE SCHEMA shop;" + THINGS_DDL.format(check="qty > 0"), THINGS),
