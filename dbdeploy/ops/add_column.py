@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from dbdeploy.ops import checks, expect
+from dbdeploy.ops import checks, existing, expect
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
@@ -105,7 +105,9 @@ class AddColumn(Operation):
         definition = column_def(self.column, with_default=not self.needs_fill, with_not_null=simple)
         statements = [
             if_then(S("NOT {}").format(column_exists(self.table, self.column.name)),
-                    record_owned(ctx, "column", self.column_key)),
+                    record_owned(ctx, "column", self.column_key),
+                    otherwise=[if_then(S("NOT {}").format(is_owned(ctx, "column", self.column_key)),
+                                       self._check_existing(ctx))]),
             S("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {d};").format(t=qualified(self.table), d=definition),
         ]
         if self.needs_fill:
@@ -114,12 +116,24 @@ class AddColumn(Operation):
         if self.column.comment is not None:
             statements.append(S("COMMENT ON COLUMN {} IS {};").format(
                 ident(*split_table(self.table), self.column.name), literal(self.column.comment)))
-        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(block(*statements)),
+        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True,
+                      do_block(block(*statements), declare=existing.DECLARE),
                       f"add column {self.column.name} to {self.table}")]
         if self.needs_fill:
             plan = self._fill_plan(ctx)
             steps += [plan.setup_step(), plan.run_step()]
         return steps
+
+    def _check_existing(self, ctx: PlanContext):
+        """PL/pgSQL: a column of this name that dbdeploy did not add must already have the spec's
+        type, default and nullability (as the migration leaves it), or the step stops — ``ADD
+        COLUMN IF NOT EXISTS`` alone would accept any column of that name."""
+        return block(
+            existing.probe_with(column_def(self.column)),
+            existing.compare_columns(self.table, only=[self.column.name]),
+            existing.drop_probe(),
+            existing.refuse_if_different(ctx, f"column {self.column_key}"),
+        )
 
     def _fill_plan(self, ctx: PlanContext) -> BackfillPlan:
         return BackfillPlan(ctx, self.table, {self.column.name: self.column.default},

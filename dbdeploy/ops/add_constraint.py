@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from dbdeploy.ops import checks, expect
+from dbdeploy.ops import checks, existing, expect
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import S, is_owned
@@ -79,7 +79,8 @@ def foreign_key_steps(ctx: PlanContext, table: str, fk: ForeignKey) -> list[Step
     name = fk.resolved_name(table)
     return [
         cs.add_not_valid(ctx, "add_foreign_key", table, name, foreign_key_body(fk), "SHARE ROW EXCLUSIVE",
-                         requires_table=fk.references if fk.optional else None),
+                         requires_table=fk.references if fk.optional else None,
+                         expected_text=existing.foreign_key_text(fk)),
         cs.validate(ctx, table, name),
     ]
 
@@ -141,8 +142,8 @@ class AddUnique(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return [
-            cs.build_index_concurrently(ctx, "create_unique_index", self.table, self._index()),
-            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table)),
+            *cs.build_index_concurrently(ctx, "create_unique_index", self.table, self._index()),
+            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns),
         ]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
@@ -175,5 +176,5 @@ class AddUnique(Operation):
                            checks.index_valid(qualified_index)],
             watch=[checks.index_build_progress(self.table)],
             rollback_notes=[f"Unique constraint {name} and its index are dropped only if {ctx.label} added them."],
-            durations=checks.durations(self.forward(ctx), checks.CONCURRENT_INDEX,
+            durations=checks.durations(self.forward(ctx), checks.DROP_INVALID_INDEX, checks.CONCURRENT_INDEX,
                                        "constant (catalog only: the index is already built)"))

@@ -30,6 +30,8 @@ CATALOG_ONLY = "constant (catalog only)"
 NOT_VALID = "constant (catalog only: NOT VALID, no scan)"
 VALIDATE = "proportional to rows (validating scan; reads and writes continue)"
 CONCURRENT_INDEX = "proportional to rows (concurrent build: two scans; reads and writes continue)"
+DROP_INVALID_INDEX = ("constant (nothing to do unless a failed build left an INVALID index; dropping one concurrently "
+                      "waits for transactions using the table; reads and writes continue)")
 CONCURRENT_NOTE = ("Concurrent index builds wait for every transaction that started before them, in the whole "
                    "database, to finish: check for long-running transactions first.")
 
@@ -349,7 +351,8 @@ def durations(steps: Sequence[Step], *texts: str) -> list[tuple[Step, str]]:
 
 
 __all__ = [
-    "CATALOG_ONLY", "CONCURRENT_INDEX", "CONCURRENT_NOTE", "NOT_VALID", "VALIDATE", "added_column_value",
+    "CATALOG_ONLY", "CONCURRENT_INDEX", "CONCURRENT_NOTE", "DROP_INVALID_INDEX", "NOT_VALID", "VALIDATE",
+    "added_column_value",
     "backfill_finished", "backfill_progress", "backfilled_values", "check_violations", "column_gone",
     "column_state", "columns_state", "constraint_validated", "constraints_validated", "dependants",
     "duplicate_keys", "durations", "estimated_rows", "extension_available", "extension_installed",

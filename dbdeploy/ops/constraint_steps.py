@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from dbdeploy.ops import existing
 from dbdeploy.ops.base import PlanContext, Step
 from dbdeploy.ops.common import (
     S,
@@ -26,33 +27,67 @@ from dbdeploy.ops.common import (
     is_owned,
     notice,
     record_owned,
+    regclass,
     relation_exists,
     relation_missing,
     released_foreign_key,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
 from dbdeploy.spec.components import Index
+from dbdeploy.spec.names import derived_name
 from dbdeploy.sql import ident, literal, qualified, regclass_literal, render
 
 
+def check_existing_constraint(ctx: PlanContext, table: str, name: str, *, probe_body: sql.Composable | None = None,
+                              expected_text: sql.Composable | None = None) -> sql.Composable:
+    """PL/pgSQL (needs ``v_diff``): stop when constraint ``name`` of ``table`` exists with another
+    definition than the spec's. ``probe_body`` (CHECK, UNIQUE) is added to a probe copy of the
+    table so PostgreSQL spells the expected definition; ``expected_text`` (foreign keys) is the
+    ``pg_get_constraintdef`` text computed in the database. A ``NOT VALID`` constraint counts as
+    its valid form: the next step validates it."""
+    what = f"constraint {name} on {table}"
+    if probe_body is not None:
+        return block(
+            existing.probe_like(table),
+            S("ALTER TABLE {p} ADD CONSTRAINT {n} {b};").format(p=existing.PROBE, n=ident(name), b=probe_body),
+            existing.compare_constraints(table, probed=[name], strip_not_valid=True),
+            existing.drop_probe(),
+            existing.refuse_if_different(ctx, what),
+        )
+    return block(existing.compare_constraints(table, texts={name: expected_text}, strip_not_valid=True),
+                 existing.refuse_if_different(ctx, what))
+
+
 def add_not_valid(ctx: PlanContext, kind: str, table: str, name: str, body: sql.Composable, lock: str,
-                  *, requires_table: str | None = None) -> Step:
-    """Add a constraint NOT VALID unless it exists; optionally skip while ``requires_table`` is missing."""
+                  *, requires_table: str | None = None, expected_text: sql.Composable | None = None) -> Step:
+    """Add a constraint NOT VALID unless it exists; optionally skip while ``requires_table`` is missing.
+
+    An existing constraint of that name must have the spec's definition (compared through a probe,
+    or with ``expected_text`` for foreign keys), or the step stops. ``lock`` is the lock of the
+    ALTER TABLE form (PostgreSQL docs, ALTER TABLE): ``ADD FOREIGN KEY`` takes SHARE ROW EXCLUSIVE
+    on both tables, ``ADD CHECK`` ACCESS EXCLUSIVE.
+    """
     add = S("ALTER TABLE {t} ADD CONSTRAINT {n} {body} NOT VALID;").format(
         t=qualified(table), n=ident(name), body=body)
+    check = (check_existing_constraint(ctx, table, name, expected_text=expected_text) if expected_text is not None
+             else check_existing_constraint(ctx, table, name, probe_body=body))
     guarded = if_then(S("NOT {}").format(constraint_exists(table, name)), add,
-                      record_owned(ctx, "constraint", f"{table}.{name}"))
+                      record_owned(ctx, "constraint", f"{table}.{name}"), otherwise=[check])
     if requires_table:
         guarded = if_then(
             relation_missing(requires_table),
             notice(ctx, f"{requires_table} does not exist yet; foreign key {name} skipped "
                         "(re-run this migration once it exists to add it)"),
             otherwise=[guarded])
-    return Step(kind, table, lock, True, do_block(guarded), f"add {name} on {table} (NOT VALID)")
+    return Step(kind, table, lock, True, do_block(guarded, declare=existing.DECLARE),
+                f"add {name} on {table} (NOT VALID)")
 
 
 def validate(ctx: PlanContext, table: str, name: str) -> Step:
-    """VALIDATE in its own transaction; a no-op when validated or absent (skipped optional FK)."""
+    """VALIDATE in its own transaction; a no-op when validated or absent (skipped optional FK).
+
+    SHARE UPDATE EXCLUSIVE on the table (ALTER TABLE docs: reads and writes continue); validating a
+    foreign key also takes ROW SHARE on the referenced table, which is weaker."""
     body = if_then(constraint_not_validated(table, name),
                    S("ALTER TABLE {t} VALIDATE CONSTRAINT {n};").format(t=qualified(table), n=ident(name)))
     return Step("validate_constraint", table, "SHARE UPDATE EXCLUSIVE", True, do_block(body),
@@ -60,7 +95,10 @@ def validate(ctx: PlanContext, table: str, name: str) -> Step:
 
 
 def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
-    """Drop a constraint only if this migration added it (a pre-existing one is left alone)."""
+    """Drop a constraint only if this migration added it (a pre-existing one is left alone).
+
+    ACCESS EXCLUSIVE on the table; dropping a foreign key takes ACCESS EXCLUSIVE on the referenced
+    table too (its triggers are removed)."""
     key = f"{table}.{name}"
     body = if_then(
         is_owned(ctx, "constraint", key),
@@ -71,54 +109,136 @@ def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
     return Step("drop_constraint", table, "ACCESS EXCLUSIVE", True, do_block(body), f"drop {name} on {table}")
 
 
-def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> str:
-    """A DO block that drops the named index if a failed concurrent build left it INVALID."""
-    qualified_index = render(index_identifier(table, index))
-    invalid = S(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass({}) "
-        "AND NOT indisvalid)").format(literal(qualified_index))
+def invalid_leftover_name(table: str, index: Index) -> str:
+    """The name an INVALID leftover of ``index`` is renamed to before it is dropped concurrently."""
+    return derived_name(index.resolved_name(table), suffix="dbdeploy_invalid")
+
+
+def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> Step:
+    """Drop an INVALID index a failed concurrent build left under the index's name — concurrently.
+
+    ``DROP INDEX CONCURRENTLY`` cannot run in a transaction block or a DO block, and whether to
+    drop depends on the catalog, so the step is two statements that psql and the executor both
+    run as they are: a DO block that only *decides* — it renames an INVALID index of ``table``
+    with this name to a dedicated name (``ALTER INDEX … RENAME`` takes SHARE UPDATE EXCLUSIVE on
+    the index only, since PostgreSQL 12; no lock on the table) — and a plain
+    ``DROP INDEX CONCURRENTLY IF EXISTS`` of that dedicated name (SHARE UPDATE EXCLUSIVE on the
+    table and the index; it waits for transactions using the table without blocking their reads
+    or writes; see the PostgreSQL docs, DROP INDEX and "Table-level Locks"). A valid index, or
+    an INVALID one of another table, is never renamed; a relation that already has the dedicated
+    name and is not such a leftover makes the step stop instead of being dropped.
+    """
+    schema = table.partition(".")[0]
+    name = index.resolved_name(table)
+    leftover = invalid_leftover_name(table, index)
+    current = regclass(f"{schema}.{name}")
+    renamed = regclass(f"{schema}.{leftover}")
+
+    def invalid_of_table(rel: sql.Composable) -> sql.Composable:
+        return S("EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = {rel} AND indrelid = {t}"
+                 " AND NOT indisvalid)").format(rel=rel, t=regclass(table))
+
     body = block(
-        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
-                record_owned(ctx, "index", qualified_index_name(table, index))),
-        if_then(invalid,
+        if_then(S("{} IS NOT NULL AND NOT {}").format(renamed, invalid_of_table(renamed)),
+                fail(ctx, f"relation {schema}.{leftover} exists and is not an INVALID index of {table}; "
+                          "dbdeploy uses that name to drop an INVALID index concurrently",
+                     f"Rename or drop {schema}.{leftover} (it is not dbdeploy's), then run the migration again.")),
+        if_then(invalid_of_table(current),
+                if_then(S("{} IS NOT NULL").format(renamed),
+                        fail(ctx, f"an INVALID index {schema}.{leftover} of {table} is still waiting to be dropped",
+                             f"Drop it with DROP INDEX CONCURRENTLY {schema}.{leftover}; then run the migration "
+                             "again.")),
                 S("RAISE NOTICE '%', {};").format(literal(
-                    f"dbdeploy {ctx.label}: index {qualified_index} is INVALID (an earlier build "
-                    "failed); dropping it to rebuild")),
-                S("DROP INDEX {};").format(index_identifier(table, index))))
-    return do_block(body)
+                    f"dbdeploy {ctx.label}: index {render(ident(schema, name))} is INVALID (an earlier build failed); "
+                    "renamed to "
+                    f"{leftover} to drop it concurrently and build it again")),
+                S("ALTER INDEX {} RENAME TO {};").format(ident(schema, name), ident(leftover))),
+    )
+    drop = S("DROP INDEX CONCURRENTLY IF EXISTS {};").format(ident(schema, leftover))
+    return Step("drop_invalid_index", table, "SHARE UPDATE EXCLUSIVE", False,
+                do_block(body) + "\n" + render(drop),
+                f"drop an INVALID leftover of index {schema}.{name} concurrently, if a failed build left one")
 
 
 def qualified_index_name(table: str, index: Index) -> str:
     return f"{table.partition('.')[0]}.{index.resolved_name(table)}"
 
 
-def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Index) -> Step:
+PROBE_INDEX = "dbdeploy_probe_idx"
+
+
+def check_existing_index(ctx: PlanContext, table: str, index: Index) -> sql.Composable:
+    """PL/pgSQL (needs ``v_diff``): stop when a relation with the index's name exists and is not
+    this index of ``table`` as the spec defines it (see :mod:`dbdeploy.ops.existing`)."""
+    schema = table.partition(".")[0]
+    name = index.resolved_name(table)
+    return block(
+        existing.probe_like(table),
+        S("{};").format(create_index(table, index, concurrently=False, if_not_exists=False, name=PROBE_INDEX,
+                                     on=existing.PROBE)),
+        existing.compare_index(table, schema, name, PROBE_INDEX),
+        existing.drop_probe(),
+        existing.refuse_if_different(ctx, f"index {schema}.{name}"),
+    )
+
+
+def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Index) -> list[Step]:
+    """Two steps, both SHARE UPDATE EXCLUSIVE and outside a transaction: drop an INVALID leftover
+    concurrently (:func:`drop_invalid_index`), then ``CREATE INDEX CONCURRENTLY IF NOT EXISTS``
+    after a DO block that records the index as this migration's when it is missing and stops
+    when an index of that name exists with another definition (IF NOT EXISTS would accept it)."""
+    qualified_index = render(index_identifier(table, index))
+    body = if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+                   record_owned(ctx, "index", qualified_index_name(table, index)),
+                   otherwise=[check_existing_index(ctx, table, index)])
     statements = [
-        drop_invalid_index(ctx, table, index),
+        do_block(body, declare=existing.DECLARE),
         render(create_index(table, index, concurrently=True)) + ";",
     ]
-    return Step(kind, table, "SHARE UPDATE EXCLUSIVE", False, "\n".join(statements),
-                f"build index {index.resolved_name(table)} on {table} concurrently")
+    return [
+        drop_invalid_index(ctx, table, index),
+        Step(kind, table, "SHARE UPDATE EXCLUSIVE", False, "\n".join(statements),
+             f"build index {index.resolved_name(table)} on {table} concurrently"),
+    ]
 
 
 def drop_owned_index(ctx: PlanContext, table: str, index_name: str) -> Step:
-    """Rollback of an index this migration built; one that existed before is left alone.
+    """Rollback of an index this migration built, dropped concurrently; one that existed before is
+    left alone.
 
-    The ownership test needs PL/pgSQL, where CONCURRENTLY is not allowed, so the drop is a plain
-    DROP INDEX: it needs a brief ACCESS EXCLUSIVE lock, bounded by lock_timeout (and retried by
-    the executor); dropping is instant once the lock is granted.
+    Whether to drop needs PL/pgSQL (the ownership record), where CONCURRENTLY is not allowed, so as
+    in :func:`drop_invalid_index` a DO block only decides: it renames an index this migration built
+    to a dedicated name (SHARE UPDATE EXCLUSIVE on the index only); a plain ``DROP INDEX
+    CONCURRENTLY IF EXISTS`` of that name follows (SHARE UPDATE EXCLUSIVE on the table: reads and
+    writes continue), and a last DO block forgets the ownership record once the index is gone. A
+    relation that already has the dedicated name and is not an index of ``table`` stops the step.
     """
     schema = table.partition(".")[0]
     key = f"{schema}.{index_name}"
-    body = if_then(
-        is_owned(ctx, "index", key),
-        S("DROP INDEX IF EXISTS {};").format(ident(schema, index_name)),
-        forget_owned(ctx, "index", key),
-        otherwise=[if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(
-                               literal(render(ident(schema, index_name)))),
-                           notice(ctx, f"index {key} was not built by {ctx.label}; left in place"))])
-    return Step("drop_index", table, "ACCESS EXCLUSIVE", True, do_block(body),
-                f"drop index {key} if {ctx.label} built it")
+    dedicated = derived_name(index_name, suffix="dbdeploy_drop")
+    current, renamed = regclass(key), regclass(f"{schema}.{dedicated}")
+    index_of_table = S("EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = {} AND indrelid = {})").format(
+        renamed, regclass(table))
+    decide = block(
+        if_then(S("{} IS NOT NULL AND NOT {}").format(renamed, index_of_table),
+                fail(ctx, f"relation {schema}.{dedicated} exists and is not an index of {table}; dbdeploy uses that "
+                          "name to drop an index concurrently",
+                     f"Rename or drop {schema}.{dedicated} (it is not dbdeploy's), then run the rollback again.")),
+        if_then(S("{} IS NOT NULL AND {}").format(current, is_owned(ctx, "index", key)),
+                if_then(S("{} IS NOT NULL").format(renamed),
+                        fail(ctx, f"index {schema}.{dedicated} of {table} is still waiting to be dropped",
+                             f"Drop it with DROP INDEX CONCURRENTLY {schema}.{dedicated}; then run the rollback "
+                             "again.")),
+                S("ALTER INDEX {} RENAME TO {};").format(ident(schema, index_name), ident(dedicated)),
+                otherwise=[if_then(S("{} IS NOT NULL AND NOT {}").format(current, is_owned(ctx, "index", key)),
+                                   notice(ctx, f"index {key} was not built by {ctx.label}; left in place"))]),
+    )
+    drop = S("DROP INDEX CONCURRENTLY IF EXISTS {};").format(ident(schema, dedicated))
+    forget = if_then(S("{} IS NULL AND {}").format(renamed, is_owned(ctx, "index", key)),
+                     if_then(S("{} IS NULL").format(current), forget_owned(ctx, "index", key)))
+    return Step("drop_index", table, "SHARE UPDATE EXCLUSIVE", False,
+                "\n".join([do_block(decide), render(drop), do_block(forget)]),
+                f"drop index {key} concurrently if {ctx.label} built it")
 
 
 def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name: str) -> Step:
@@ -128,13 +248,17 @@ def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name:
                 f"drop index {schema}.{index_name} concurrently")
 
 
-def attach_unique(ctx: PlanContext, table: str, name: str) -> Step:
+def attach_unique(ctx: PlanContext, table: str, name: str, columns=()) -> Step:
+    """``ADD CONSTRAINT … UNIQUE USING INDEX`` (ACCESS EXCLUSIVE, catalog only); an existing
+    constraint of that name must be ``UNIQUE (columns)``, or the step stops."""
+    probe = S("UNIQUE ({})").format(S(", ").join(ident(c) for c in columns))
     body = if_then(
         S("NOT {}").format(constraint_exists(table, name)),
         S("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n};").format(
             t=qualified(table), n=ident(name)),
-        record_owned(ctx, "constraint", f"{table}.{name}"))
-    return Step("add_unique", table, "ACCESS EXCLUSIVE", True, do_block(body),
+        record_owned(ctx, "constraint", f"{table}.{name}"),
+        otherwise=[check_existing_constraint(ctx, table, name, probe_body=probe)])
+    return Step("add_unique", table, "ACCESS EXCLUSIVE", True, do_block(body, declare=existing.DECLARE),
                 f"attach unique index {name} to {table} as a constraint")
 
 

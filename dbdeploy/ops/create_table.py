@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import field_validator, model_validator
 
-from dbdeploy.ops import checks, expect
+from dbdeploy.ops import checks, existing, expect
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step, TableState
@@ -137,7 +137,7 @@ class CreateTable(Operation):
     def pk_name(self) -> str:
         return derived_name(split_table(self.table)[1], suffix="pkey")
 
-    def _create_statement(self):
+    def _elements(self, *, foreign_keys: bool = True) -> list:
         elements = [column_def(c) for c in self.columns]
         if self.primary_key:
             elements.append(named_constraint(self.pk_name, S("PRIMARY KEY ({})").format(
@@ -147,9 +147,12 @@ class CreateTable(Operation):
         for check in self.checks:
             elements.append(named_constraint(check.resolved_name(self.table), check_body(check)))
         for fk in self.foreign_keys:
-            if not fk.optional:
+            if foreign_keys and not fk.optional:
                 elements.append(named_constraint(fk.resolved_name(self.table), foreign_key_body(fk)))
-        inner = S(",\n    ").join(elements)
+        return elements
+
+    def _create_statement(self):
+        inner = S(",\n    ").join(self._elements())
         return S("CREATE TABLE {t} (\n    {inner}\n);").format(t=qualified(self.table), inner=inner)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
@@ -164,14 +167,41 @@ class CreateTable(Operation):
                     ident(*split_table(self.table), column.name), literal(column.comment)))
         statements.append(record_owned(ctx, "table", self.table))
         body = if_then(relation_exists(self.table),
-                       notice(ctx, f"table {self.table} exists; not created again"),
+                       if_then(is_owned(ctx, "table", self.table),
+                               notice(ctx, f"table {self.table} was created by {ctx.label} already; not created again"),
+                               otherwise=[self._check_existing(ctx)]),
                        otherwise=statements)
-        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body),
+        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=existing.DECLARE),
                       f"create table {self.table} with its constraints and indexes")]
         for fk in self.foreign_keys:
             if fk.optional:
                 steps += foreign_key_steps(ctx, self.table, fk)
         return steps
+
+    def _check_existing(self, ctx: PlanContext):
+        """PL/pgSQL: a table of this name that dbdeploy did not create must have exactly the spec's
+        columns, constraints and indexes (compared through a probe, see :mod:`dbdeploy.ops.existing`),
+        or the step stops with every difference."""
+        probe_indexes = {i.resolved_name(self.table): f"dbdeploy_probe_idx_{n}" for n, i in enumerate(self.indexes, 1)}
+        probed = ([self.pk_name] if self.primary_key else []) + [
+            c.resolved_name(self.table) for c in (*self.uniques, *self.checks)]
+        texts = {fk.resolved_name(self.table): existing.foreign_key_text(fk) for fk in self.foreign_keys
+                 if not fk.optional}
+        return block(
+            existing.relation_kind_differs(self.table),
+            existing.probe_with(S(",\n    ").join(self._elements(foreign_keys=False))),
+            *[S("{};").format(create_index(self.table, i, concurrently=False, if_not_exists=False,
+                                           name=probe_indexes[i.resolved_name(self.table)], on=existing.PROBE))
+              for i in self.indexes],
+            existing.compare_columns(self.table),
+            existing.compare_constraints(self.table, probed=probed, texts=texts, all_of_table=True,
+                                         ignore=[fk.resolved_name(self.table) for fk in self.foreign_keys
+                                                 if fk.optional]),
+            existing.compare_table_indexes(self.table, probe_indexes),
+            existing.drop_probe(),
+            existing.refuse_if_different(ctx, f"table {self.table}"),
+            notice(ctx, f"table {self.table} exists and matches the spec; not created again"),
+        )
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         entries = [expect.table(self.table)]

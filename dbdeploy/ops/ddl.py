@@ -46,15 +46,19 @@ def named_constraint(name: str, body: sql.Composable) -> sql.Composable:
     return S("CONSTRAINT {} {}").format(ident(name), body)
 
 
-def create_index(table: str, index: Index, *, concurrently: bool, if_not_exists: bool = True) -> sql.Composable:
-    """``CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON table USING m (keys) ...``"""
+def create_index(table: str, index: Index, *, concurrently: bool, if_not_exists: bool = True,
+                 name: str | None = None, on: sql.Composable | None = None) -> sql.Composable:
+    """``CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON table USING m (keys) ...``
+
+    ``name``/``on`` build the same index under another name on another table (the probe that
+    spells the expected definition, see :mod:`dbdeploy.ops.existing`)."""
     head = "CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX"
     if concurrently:
         head += " CONCURRENTLY"
     if if_not_exists:
         head += " IF NOT EXISTS"
     text = S("{head} {name} ON {table} USING {method} ({keys})").format(
-        head=S(head), name=ident(index.resolved_name(table)), table=qualified(table),
+        head=S(head), name=ident(name or index.resolved_name(table)), table=on or qualified(table),
         method=S(index.method), keys=S(", ").join(S(k) if not k.isidentifier() else ident(k)
                                                   for k in index.columns))
     if index.include:

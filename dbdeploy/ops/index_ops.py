@@ -31,7 +31,7 @@ class CreateIndex(Operation):
         state.indexes[name] = (self.table, self.index)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return [cs.build_index_concurrently(ctx, self.kind, self.table, self.index)]
+        return cs.build_index_concurrently(ctx, self.kind, self.table, self.index)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.index(self.index.qualified_name(self.table), self.table,
@@ -58,9 +58,9 @@ class CreateIndex(Operation):
         return ChecklistItems(
             prerequisites=prerequisites, notes=[checks.CONCURRENT_NOTE] if existing else [],
             health_checks=[checks.index_valid(name)], watch=[checks.index_build_progress(self.table)],
-            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it (a plain DROP INDEX: a brief "
-                            "ACCESS EXCLUSIVE lock, bounded by lock_timeout)."],
-            durations=checks.durations(self.forward(ctx), checks.CONCURRENT_INDEX))
+            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it, with DROP INDEX CONCURRENTLY "
+                            "(reads and writes continue)."],
+            durations=checks.durations(self.forward(ctx), checks.DROP_INVALID_INDEX, checks.CONCURRENT_INDEX))
 
 
 class DropIndex(Operation):
@@ -102,7 +102,7 @@ class DropIndex(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         table, index = ctx.state.indexes[self.name]
-        return [cs.build_index_concurrently(ctx, "create_index", table, index)]
+        return cs.build_index_concurrently(ctx, "create_index", table, index)
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         table, index = ctx.state.indexes[self.name]

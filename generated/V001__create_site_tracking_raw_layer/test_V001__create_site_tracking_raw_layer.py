@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "7e437b4367d2b92920cf85fc0affeb4bbc64a7126a3d54a85fff5e0ecb9f0c87"
+CHECKSUM = "fbb994f8630de008ccdfcd5f4382ae072cc716a8bd5df0c70c7464063f433655"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

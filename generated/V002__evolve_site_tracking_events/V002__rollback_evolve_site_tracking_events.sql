@@ -57,22 +57,35 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
--- drop index raw.uq_site_tracking_events_r_event_uuid if V002 built it
-BEGIN;
+-- dbdeploy:step 2 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- drop index raw.uq_site_tracking_events_r_event_uuid concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid') THEN
-        DROP INDEX IF EXISTS "raw"."uq_site_tracking_events_r_event_uuid";
-        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid';
+    IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation raw.uq_site_tracking_events_r_event_uuid_dbdeploy_drop exists and is not an index of raw.site_tracking_events_r; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop raw.uq_site_tracking_events_r_event_uuid_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
+    END IF;
+    IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid') THEN
+        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid_dbdeploy_drop"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index raw.uq_site_tracking_events_r_event_uuid_dbdeploy_drop of raw.site_tracking_events_r is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY raw.uq_site_tracking_events_r_event_uuid_dbdeploy_drop; then run the rollback again.';
+        END IF;
+        ALTER INDEX "raw"."uq_site_tracking_events_r_event_uuid" RENAME TO "uq_site_tracking_events_r_event_uuid_dbdeploy_drop";
     ELSE
-        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NOT NULL THEN
+        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid') THEN
             RAISE NOTICE '%', 'dbdeploy V002: index raw.uq_site_tracking_events_r_event_uuid was not built by V002; left in place';
         END IF;
     END IF;
 END
 $dbdeploy$;
-COMMIT;
+DROP INDEX CONCURRENTLY IF EXISTS "raw"."uq_site_tracking_events_r_event_uuid_dbdeploy_drop";
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid') THEN
+        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NULL THEN
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop fk_site_tracking_events_r_source on raw.site_tracking_events_r
@@ -108,22 +121,35 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 drop_index tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
--- drop index raw.idx_site_tracking_events_r_type_time if V002 built it
-BEGIN;
+-- dbdeploy:step 5 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- drop index raw.idx_site_tracking_events_r_type_time concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time') THEN
-        DROP INDEX IF EXISTS "raw"."idx_site_tracking_events_r_type_time";
-        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time';
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation raw.idx_site_tracking_events_r_type_time_dbdeploy_drop exists and is not an index of raw.site_tracking_events_r; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop raw.idx_site_tracking_events_r_type_time_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
+    END IF;
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time') THEN
+        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time_dbdeploy_drop"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index raw.idx_site_tracking_events_r_type_time_dbdeploy_drop of raw.site_tracking_events_r is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY raw.idx_site_tracking_events_r_type_time_dbdeploy_drop; then run the rollback again.';
+        END IF;
+        ALTER INDEX "raw"."idx_site_tracking_events_r_type_time" RENAME TO "idx_site_tracking_events_r_type_time_dbdeploy_drop";
     ELSE
-        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NOT NULL THEN
+        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time') THEN
             RAISE NOTICE '%', 'dbdeploy V002: index raw.idx_site_tracking_events_r_type_time was not built by V002; left in place';
         END IF;
     END IF;
 END
 $dbdeploy$;
-COMMIT;
+DROP INDEX CONCURRENTLY IF EXISTS "raw"."idx_site_tracking_events_r_type_time_dbdeploy_drop";
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time') THEN
+        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_type_time"') IS NULL THEN
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.idx_site_tracking_events_r_type_time';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:step 6 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop column event_uuid of raw.site_tracking_events_r (values copied to the backup schema first)

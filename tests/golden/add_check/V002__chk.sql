@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '08cb6f09416c27fbf24b64219f165ddcfe7a63347893c5e0bb18a3e23c87ecf0') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c',
+VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '08cb6f09416c27fbf24b64219f165ddcfe7a63347893c5e0bb18a3e23c87ecf0',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -60,10 +60,30 @@ WHERE l.status <> 'completed';
 -- add orders_status_a8ed1320_check on shop.orders (NOT VALID)
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_diff text[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_status_a8ed1320_check') THEN
         ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_status_a8ed1320_check" CHECK (status <> '') NOT VALID;
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_status_a8ed1320_check') ON CONFLICT DO NOTHING;
+    ELSE
+        IF pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL THEN
+            DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        END IF;
+        CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (LIKE "shop"."orders") ON COMMIT DROP;
+        ALTER TABLE "pg_temp"."dbdeploy_probe" ADD CONSTRAINT "orders_status_a8ed1320_check" CHECK (status <> '');
+        v_diff := v_diff || ARRAY(
+            SELECT CASE WHEN a.name IS NULL THEN 'constraint ' || e.name || ' is missing (expected ' || e.def || ')'
+                        WHEN e.name IS NULL THEN 'constraint ' || a.name || ' (' || a.def || ') is not in the spec'
+                        ELSE 'constraint ' || e.name || ' is ' || a.def || ', expected ' || e.def END
+            FROM (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = 'pg_temp.dbdeploy_probe'::pg_catalog.regclass AND c.conname IN ('orders_status_a8ed1320_check')) e
+            LEFT JOIN (SELECT c.conname::text AS name, pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname IN ('orders_status_a8ed1320_check')) a ON a.name = e.name
+            WHERE e.def IS DISTINCT FROM a.def
+            ORDER BY COALESCE(e.name, a.name));
+        DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        IF pg_catalog.cardinality(v_diff) > 0 THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_status_a8ed1320_check on shop.orders already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+        END IF;
     END IF;
 END
 $dbdeploy$;

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c"
+CHECKSUM = "08cb6f09416c27fbf24b64219f165ddcfe7a63347893c5e0bb18a3e23c87ecf0"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

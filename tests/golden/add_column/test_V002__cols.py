@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "255aa890795643911b8f773e1fd9a38d8133c1bdedcb4eae1f98c8369c09c3c5"
+CHECKSUM = "caf311616b635811136b2143d039d51f2e3dd7e13a06410b1b0011c1a6142ba8"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

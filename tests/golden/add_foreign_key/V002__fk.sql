@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '0212fb6ee9d5a27c2d38c28b6fec6eb2f6aa502d179cb64a48c8643675397c08') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__fk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f',
+VALUES ('002', 'V002__fk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '0212fb6ee9d5a27c2d38c28b6fec6eb2f6aa502d179cb64a48c8643675397c08',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -60,10 +60,24 @@ WHERE l.status <> 'completed';
 -- add orders_cust_fk on shop.orders (NOT VALID)
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_diff text[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_cust_fk') THEN
         ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_cust_fk" FOREIGN KEY ("customer_id") REFERENCES "public"."customers" ("id") NOT VALID;
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_cust_fk') ON CONFLICT DO NOTHING;
+    ELSE
+        v_diff := v_diff || ARRAY(
+            SELECT CASE WHEN a.name IS NULL THEN 'constraint ' || e.name || ' is missing (expected ' || e.def || ')'
+                        WHEN e.name IS NULL THEN 'constraint ' || a.name || ' (' || a.def || ') is not in the spec'
+                        ELSE 'constraint ' || e.name || ' is ' || a.def || ', expected ' || e.def END
+            FROM (SELECT 'orders_cust_fk'::text AS name, 'FOREIGN KEY (' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('customer_id')) || ') REFERENCES ' || COALESCE(pg_catalog.to_regclass('"public"."customers"')::pg_catalog.regclass::text, 'public.customers (missing)') || '(' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('id')) || ')' || '' AS def) e
+            LEFT JOIN (SELECT c.conname::text AS name, pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname IN ('orders_cust_fk')) a ON a.name = e.name
+            WHERE e.def IS DISTINCT FROM a.def
+            ORDER BY COALESCE(e.name, a.name));
+        IF pg_catalog.cardinality(v_diff) > 0 THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_cust_fk on shop.orders already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+        END IF;
     END IF;
 END
 $dbdeploy$;

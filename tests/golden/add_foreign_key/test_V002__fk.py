@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f"
+CHECKSUM = "0212fb6ee9d5a27c2d38c28b6fec6eb2f6aa502d179cb64a48c8643675397c08"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851"
+CHECKSUM = "27efbc36def4091c5e25511be7179aa5318538dc17ee06b394cfd9b117437f5c"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

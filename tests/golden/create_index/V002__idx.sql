@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'ed569896b30bfaa49916993e94017cc1abe25f2ce544833cb0d9d782a8e90ed0') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'a87fe9f8b541b2dd588039981debb06c5a269b990fe8d43b59fd399763e31f26') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__idx.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'ed569896b30bfaa49916993e94017cc1abe25f2ce544833cb0d9d782a8e90ed0',
+VALUES ('002', 'V002__idx.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a87fe9f8b541b2dd588039981debb06c5a269b990fe8d43b59fd399763e31f26',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -56,16 +56,45 @@ ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.ap
     host = EXCLUDED.host, rolled_back_at = NULL
 WHERE l.status <> 'completed';
 
--- dbdeploy:step 1 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- drop an INVALID leftover of index shop.orders_customer_id_status_idx concurrently, if a failed build left one
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_invalid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_invalid"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_customer_id_status_idx_dbdeploy_invalid exists and is not an INVALID index of shop.orders; dbdeploy uses that name to drop an INVALID index concurrently' USING HINT = 'Rename or drop shop.orders_customer_id_status_idx_dbdeploy_invalid (it is not dbdeploy''s), then run the migration again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_invalid"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: an INVALID index shop.orders_customer_id_status_idx_dbdeploy_invalid of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_customer_id_status_idx_dbdeploy_invalid; then run the migration again.';
+        END IF;
+        RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_customer_id_status_idx" is INVALID (an earlier build failed); renamed to orders_customer_id_status_idx_dbdeploy_invalid to drop it concurrently and build it again';
+        ALTER INDEX "shop"."orders_customer_id_status_idx" RENAME TO "orders_customer_id_status_idx_dbdeploy_invalid";
+    END IF;
+END
+$dbdeploy$;
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_customer_id_status_idx_dbdeploy_invalid";
+
+-- dbdeploy:step 2 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- build index orders_customer_id_status_idx on shop.orders concurrently
 DO $dbdeploy$
+DECLARE
+    v_diff text[] := '{}';
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NULL THEN
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_customer_id_status_idx') ON CONFLICT DO NOTHING;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND NOT indisvalid) THEN
-        RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_customer_id_status_idx" is INVALID (an earlier build failed); dropping it to rebuild';
-        DROP INDEX "shop"."orders_customer_id_status_idx";
+    ELSE
+        IF pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL THEN
+            DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        END IF;
+        CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (LIKE "shop"."orders") ON COMMIT DROP;
+        CREATE INDEX "dbdeploy_probe_idx" ON "pg_temp"."dbdeploy_probe" USING btree ("customer_id", "status") INCLUDE ("total");
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_customer_id_status_idx' || ' is a ' || CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END || ', not an index' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND c.relkind NOT IN ('i', 'I'));
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_customer_id_status_idx' || ' belongs to table ' || x.indrelid::pg_catalog.regclass::text || ', expected ' || 'shop.orders' FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND x.indrelid IS DISTINCT FROM pg_catalog.to_regclass('"shop"."orders"'));
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_customer_id_status_idx' || ' is ' || COALESCE((SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"')), '?') || ', expected ' || (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') AND x.indrelid = pg_catalog.to_regclass('"shop"."orders"')) AND (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"')) IS DISTINCT FROM (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass));
+        DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        IF pg_catalog.cardinality(v_diff) > 0 THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_customer_id_status_idx already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+        END IF;
     END IF;
 END
 $dbdeploy$;

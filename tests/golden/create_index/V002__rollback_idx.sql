@@ -40,22 +40,35 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop index shop.orders_customer_id_status_idx if V002 built it
-BEGIN;
+-- dbdeploy:step 1 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- drop index shop.orders_customer_id_status_idx concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx') THEN
-        DROP INDEX IF EXISTS "shop"."orders_customer_id_status_idx";
-        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx';
+    IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"')) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_customer_id_status_idx_dbdeploy_drop exists and is not an index of shop.orders; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop shop.orders_customer_id_status_idx_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
+    END IF;
+    IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_drop"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_customer_id_status_idx_dbdeploy_drop of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_customer_id_status_idx_dbdeploy_drop; then run the rollback again.';
+        END IF;
+        ALTER INDEX "shop"."orders_customer_id_status_idx" RENAME TO "orders_customer_id_status_idx_dbdeploy_drop";
     ELSE
-        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NOT NULL THEN
+        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx') THEN
             RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_customer_id_status_idx was not built by V002; left in place';
         END IF;
     END IF;
 END
 $dbdeploy$;
-COMMIT;
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_customer_id_status_idx_dbdeploy_drop";
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_customer_id_status_idx"') IS NULL THEN
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_customer_id_status_idx';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:postamble
 UPDATE "migrations"."migration_log" SET status = 'rolled_back', rolled_back_at = pg_catalog.clock_timestamp()

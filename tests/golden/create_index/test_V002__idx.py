@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "ed569896b30bfaa49916993e94017cc1abe25f2ce544833cb0d9d782a8e90ed0"
+CHECKSUM = "a87fe9f8b541b2dd588039981debb06c5a269b990fe8d43b59fd399763e31f26"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "d98a746d6e2707725549b3b6305f8ab90bb4f65474b743944c1c8dd564cf72ad"
+CHECKSUM = "ba22b1abd6dfcc9cb674246f518e505798a37aa964245119b61fac4b00bff92e"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
