@@ -38,9 +38,127 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 9: add_unique raw.site_tracking_events_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NOT NULL AND (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.uq_site_tracking_events_r_event_uuid') OR EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'raw.uq_site_tracking_events_r_event_uuid')) THEN
+            v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname))));
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop index uq_site_tracking_events_r_event_uuid of raw.site_tracking_events_r; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    -- operation 5: add_column raw.site_tracking_events_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid' AND attnum > 0 AND NOT attisdropped) AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_uuid') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid
+                  AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid') = ANY (c.confkey)
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop column raw.site_tracking_events_r.event_uuid; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    -- operation 3: add_column raw.site_tracking_events_r
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type' AND attnum > 0 AND NOT attisdropped) AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_type') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid
+                  AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type') = ANY (c.confkey)
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop column raw.site_tracking_events_r.event_type; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    -- operation 1: create_table raw.record_sources
+    BEGIN
+        IF pg_catalog.to_regclass('"raw"."record_sources"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'table' AND object_name = 'raw.record_sources') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."record_sources"') AND c.conrelid <> c.confrelid
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"raw"."record_sources"') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop table raw.record_sources; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop uq_site_tracking_events_r_event_uuid on raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
@@ -57,7 +175,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 3 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- drop index raw.uq_site_tracking_events_r_event_uuid concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
@@ -87,7 +205,7 @@ BEGIN
 END
 $dbdeploy$;
 
--- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 4 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop fk_site_tracking_events_r_source on raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
@@ -104,7 +222,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 4 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 5 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop chk_site_tracking_events_r_event_type on raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
@@ -121,7 +239,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 6 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- drop index raw.idx_site_tracking_events_r_type_time concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
@@ -151,7 +269,7 @@ BEGIN
 END
 $dbdeploy$;
 
--- dbdeploy:step 6 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 7 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop column event_uuid of raw.site_tracking_events_r (values copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
@@ -159,6 +277,7 @@ DECLARE
     v_dependants text;
     v_backup text;
     v_copied bigint;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_uuid is already gone';
@@ -168,6 +287,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_uuid was not created by V002; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid') = ANY (c.confkey)
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V002: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c
@@ -197,7 +325,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 7 drop_backfill_state tx=step lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 8 drop_backfill_state tx=step lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
 -- remove the backfill state of raw.site_tracking_events_r
 BEGIN;
 DO $dbdeploy$
@@ -207,7 +335,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 8 drop_not_null tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 9 drop_not_null tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- make event_type nullable again so earlier values can be restored
 BEGIN;
 DO $dbdeploy$
@@ -219,7 +347,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 9 restore_backfill tx=step lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 10 restore_backfill tx=step lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
 -- restore the values the backfill of raw.site_tracking_events_r overwrote in rows not changed since
 BEGIN;
 DO $dbdeploy$
@@ -267,7 +395,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 10 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 11 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- drop column event_type of raw.site_tracking_events_r (values copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
@@ -275,6 +403,7 @@ DECLARE
     v_dependants text;
     v_backup text;
     v_copied bigint;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_type is already gone';
@@ -284,6 +413,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V002: column raw.site_tracking_events_r.event_type was not created by V002; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conrelid <> c.confrelid AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type') = ANY (c.confkey)
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V002: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c
@@ -313,7 +451,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 11 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
+-- dbdeploy:step 12 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
 -- delete the seed rows V002 inserted into raw.record_sources (copied out first)
 BEGIN;
 DO $dbdeploy$
@@ -340,13 +478,14 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 12 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.record_sources
+-- dbdeploy:step 13 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.record_sources
 -- drop table raw.record_sources (rows copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."record_sources"') IS NULL THEN
         RAISE NOTICE '%', 'dbdeploy V002: table raw.record_sources is already gone';
@@ -356,6 +495,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V002: table raw.record_sources was not created by V002; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."record_sources"') AND c.conrelid <> c.confrelid
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'table' AND o.object_name IN ('raw.record_sources') AND o.object_name = n.nspname || '.' || r.relname) OR (o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V002: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "6499a56319a329bc10b2db74fd36075ab8f10aa33215a7876a72953c557e5dc4"
+CHECKSUM = "8d6792b963664b0f6054a3a1c58dc02102c07ac97a6211dbf576c9bf80493c37"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

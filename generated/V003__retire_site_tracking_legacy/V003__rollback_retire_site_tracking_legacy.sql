@@ -83,6 +83,11 @@ BEGIN
                 END IF;
             END IF;
         END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') THEN
+            IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
+                RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: a column of that name was added again after V003 dropped it; its values before the drop are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Save what the re-added raw.site_tracking_events_r.error_message holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v003_op1_site_tracking_events_r_error_message and delete its row from dbdeploy_backup.dropped_columns.';
+            END IF;
+        END IF;
     EXCEPTION WHEN raise_exception THEN
         GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
         v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V003: ', ''));
@@ -118,22 +123,51 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 3 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 3 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- drop an INVALID leftover of index raw.idx_site_tracking_events_r_batch concurrently, if a failed build left one
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch_dbdeploy_invalid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch_dbdeploy_invalid"') AND indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND NOT indisvalid) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: relation raw.idx_site_tracking_events_r_batch_dbdeploy_invalid exists and is not an INVALID index of raw.site_tracking_events_r; dbdeploy uses that name to drop an INVALID index concurrently' USING HINT = 'Rename or drop raw.idx_site_tracking_events_r_batch_dbdeploy_invalid (it is not dbdeploy''s), then run the migration again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND NOT indisvalid) THEN
+        IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch_dbdeploy_invalid"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: an INVALID index raw.idx_site_tracking_events_r_batch_dbdeploy_invalid of raw.site_tracking_events_r is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY raw.idx_site_tracking_events_r_batch_dbdeploy_invalid; then run the migration again.';
+        END IF;
+        RAISE NOTICE '%', 'dbdeploy V003: index "raw"."idx_site_tracking_events_r_batch" is INVALID (an earlier build failed); renamed to idx_site_tracking_events_r_batch_dbdeploy_invalid to drop it concurrently and build it again';
+        ALTER INDEX "raw"."idx_site_tracking_events_r_batch" RENAME TO "idx_site_tracking_events_r_batch_dbdeploy_invalid";
+    END IF;
+END
+$dbdeploy$;
+DROP INDEX CONCURRENTLY IF EXISTS "raw"."idx_site_tracking_events_r_batch_dbdeploy_invalid";
+
+-- dbdeploy:step 4 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- build index idx_site_tracking_events_r_batch on raw.site_tracking_events_r concurrently
 DO $dbdeploy$
+DECLARE
+    v_diff text[] := '{}';
 BEGIN
     IF pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') IS NULL THEN
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('003', 'index', 'raw.idx_site_tracking_events_r_batch') ON CONFLICT DO NOTHING;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND NOT indisvalid) THEN
-        RAISE NOTICE '%', 'dbdeploy V003: index "raw"."idx_site_tracking_events_r_batch" is INVALID (an earlier build failed); dropping it to rebuild';
-        DROP INDEX "raw"."idx_site_tracking_events_r_batch";
+    ELSE
+        IF pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL THEN
+            DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        END IF;
+        CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (LIKE "raw"."site_tracking_events_r") ON COMMIT DROP;
+        CREATE INDEX "dbdeploy_probe_idx" ON "pg_temp"."dbdeploy_probe" USING btree ("batch_id") WHERE batch_id IS NOT NULL;
+        v_diff := v_diff || ARRAY(SELECT 'index raw.idx_site_tracking_events_r_batch' || ' is a ' || CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END || ', not an index' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND c.relkind NOT IN ('i', 'I'));
+        v_diff := v_diff || ARRAY(SELECT 'index raw.idx_site_tracking_events_r_batch' || ' belongs to table ' || x.indrelid::pg_catalog.regclass::text || ', expected ' || 'raw.site_tracking_events_r' FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND x.indrelid IS DISTINCT FROM pg_catalog.to_regclass('"raw"."site_tracking_events_r"'));
+        v_diff := v_diff || ARRAY(SELECT 'index raw.idx_site_tracking_events_r_batch' || ' is ' || COALESCE((SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"')), '?') || ', expected ' || (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"') AND x.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')) AND (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"raw"."idx_site_tracking_events_r_batch"')) IS DISTINCT FROM (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass));
+        DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
+        IF pg_catalog.cardinality(v_diff) > 0 THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: index raw.idx_site_tracking_events_r_batch already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+        END IF;
     END IF;
 END
 $dbdeploy$;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_site_tracking_events_r_batch" ON "raw"."site_tracking_events_r" USING btree ("batch_id") WHERE batch_id IS NOT NULL;
 
--- dbdeploy:step 4 restore_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 5 restore_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- restore column error_message of raw.site_tracking_events_r with every row's value
 BEGIN;
 DO $dbdeploy$

@@ -38,9 +38,57 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
 );
 CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 drop_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: add_column shop.orders
+    BEGIN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region' AND attnum > 0 AND NOT attisdropped) AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.region') THEN
+            v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
+                SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
+                FROM pg_catalog.pg_constraint c
+                WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conrelid <> c.confrelid
+                  AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region') = ANY (c.confkey)
+                  AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+                UNION ALL
+                SELECT v.oid::pg_catalog.regclass::text || ' (view)'
+                FROM pg_catalog.pg_depend d
+                JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+                JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+                WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"shop"."orders"') AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region') AND v.oid <> d.refobjid
+            ) deps);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop column shop.orders.region; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 drop_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- make region nullable again so earlier values can be restored
 BEGIN;
 DO $dbdeploy$
@@ -52,7 +100,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 restore_backfill tx=step lock=ROW EXCLUSIVE target=shop.orders
+-- dbdeploy:step 3 restore_backfill tx=step lock=ROW EXCLUSIVE target=shop.orders
 -- restore the values the backfill of shop.orders overwrote in rows not changed since
 BEGIN;
 DO $dbdeploy$
@@ -100,7 +148,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 3 drop_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 4 drop_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- drop column region of shop.orders (values copied to the backup schema first)
 BEGIN;
 DO $dbdeploy$
@@ -108,6 +156,7 @@ DECLARE
     v_dependants text;
     v_backup text;
     v_copied bigint;
+    v_fk record;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.region is already gone';
@@ -117,6 +166,15 @@ BEGIN
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.region was not created by V002; left in place';
         RETURN;
     END IF;
+    FOR v_fk IN SELECT c.conrelid::pg_catalog.regclass::text AS tbl, c.conname::text AS name, (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid) AS spec_table
+        FROM pg_catalog.pg_constraint c
+        WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conrelid <> c.confrelid AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region') = ANY (c.confkey)
+          AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
+    LOOP
+        EXECUTE 'ALTER TABLE ' || v_fk.tbl || ' DROP CONSTRAINT ' || pg_catalog.quote_ident(v_fk.name);
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = v_fk.spec_table || '.' || v_fk.name;
+        RAISE NOTICE '%', 'dbdeploy V002: dropped foreign key (the rollback removes it anyway) ' || v_fk.name || ' on ' || v_fk.tbl;
+    END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
         SELECT c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')' AS dep
         FROM pg_catalog.pg_constraint c

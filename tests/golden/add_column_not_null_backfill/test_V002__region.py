@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "03d5ea2b08987351436bc03a36b0eda800d4ad1ecd8e6786177e50a5e379b281"
+CHECKSUM = "e2334b889442092d86949546c9cc027895b81897e6416cc55ea7c0747b6fa95f"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -431,11 +431,9 @@ def check_backfill(db, c):
     cursor = db.execute(sql.SQL("SELECT * FROM {}").format(_ident(c["name"]))).fetchone()
     if cursor and any(value is not None for value in cursor[:-2]):
         return f"backfill of {c['table']} has not finished (it stopped before key {cursor[:-2]}); run apply again"
-    if c["where"] and set(c["where_columns"]) & set(c["set"]):
-        left = db.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            _ident(c["table"]), sql.SQL(c["where"]))).fetchone()[0]
-        if left:
-            return f"{left} row(s) of {c['table']} still match the backfill's predicate {c['where']!r}"
+    # The finished cursor is the proof: rows matching the predicate now may have been written after
+    # the backfill by the application or a later version (a NULL tier inserted later is legitimate),
+    # so counting them would fail a database that is right.
     return None
 
 

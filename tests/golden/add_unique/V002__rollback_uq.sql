@@ -92,22 +92,35 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 3 drop_index tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop index shop.orders_note_key if V002 built it
-BEGIN;
+-- dbdeploy:step 3 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- drop index shop.orders_note_key concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
-        DROP INDEX IF EXISTS "shop"."orders_note_key";
-        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key';
+    IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"')) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_note_key_dbdeploy_drop exists and is not an index of shop.orders; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop shop.orders_note_key_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
+    END IF;
+    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_note_key_dbdeploy_drop of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_note_key_dbdeploy_drop; then run the rollback again.';
+        END IF;
+        ALTER INDEX "shop"."orders_note_key" RENAME TO "orders_note_key_dbdeploy_drop";
     ELSE
-        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL THEN
+        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
             RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_note_key was not built by V002; left in place';
         END IF;
     END IF;
 END
 $dbdeploy$;
-COMMIT;
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_note_key_dbdeploy_drop";
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:postamble
 UPDATE "migrations"."migration_log" SET status = 'rolled_back', rolled_back_at = pg_catalog.clock_timestamp()

@@ -71,6 +71,11 @@ BEGIN
                 END IF;
             END IF;
         END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') THEN
+            IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+                RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: a column of that name was added again after V002 dropped it; its values before the drop are kept in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Save what the re-added shop.orders.note holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v002_op1_orders_note and delete its row from dbdeploy_backup.dropped_columns.';
+            END IF;
+        END IF;
     EXCEPTION WHEN raise_exception THEN
         GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
         v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));

@@ -407,11 +407,9 @@ def check_backfill(db, c):
     cursor = db.execute(sql.SQL("SELECT * FROM {}").format(_ident(c["name"]))).fetchone()
     if cursor and any(value is not None for value in cursor[:-2]):
         return f"backfill of {c['table']} has not finished (it stopped before key {cursor[:-2]}); run apply again"
-    if c["where"] and set(c["where_columns"]) & set(c["set"]):
-        left = db.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            _ident(c["table"]), sql.SQL(c["where"]))).fetchone()[0]
-        if left:
-            return f"{left} row(s) of {c['table']} still match the backfill's predicate {c['where']!r}"
+    # The finished cursor is the proof: rows matching the predicate now may have been written after
+    # the backfill by the application or a later version (a NULL tier inserted later is legitimate),
+    # so counting them would fail a database that is right.
     return None
 
 
