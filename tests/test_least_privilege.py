@@ -293,6 +293,24 @@ def test_status_and_verify_without_usage_on_dbdeploy_schemas(deployer: Deployer,
         assert relation_exists(conn, "app.shipments")   # the refused rollback changed nothing
 
 
+def test_rollback_refuses_up_front_when_it_may_not_alter_a_table(deployer: Deployer, tmp_path: Path) -> None:
+    _populate(deployer)
+    project = _project(tmp_path)
+    assert project.run("apply", "--dsn", deployer.dsn).returncode == 0
+    deployer.db.execute("ALTER TABLE app.customers OWNER TO CURRENT_USER")   # V002's rollback drops tier_code
+    with deployer.db.connect() as conn:
+        before, rows = catalog(conn), data_snapshot(conn, TABLES)
+        log = conn.execute("SELECT version, status FROM migrations.migration_log ORDER BY 1").fetchall()
+    result = project.run("rollback", "--to", "0", "--dsn", deployer.dsn, "--plain")
+    text = _clean(result)
+    assert result.returncode == 4, text
+    assert "ownership of table app.customers" in text and 'ALTER TABLE "app"."customers" OWNER TO' in text, text
+    assert "V002 step" in text, text
+    with deployer.db.connect() as conn:   # V003's rollback, which it could run, did not run either
+        assert catalog(conn) == before and data_snapshot(conn, TABLES) == rows
+        assert conn.execute("SELECT version, status FROM migrations.migration_log ORDER BY 1").fetchall() == log
+
+
 def test_psql_run_of_a_bundle_names_the_missing_schema_and_the_fix(deployer: Deployer, tmp_path: Path) -> None:
     project = _project(tmp_path)
     _drop_backup_schema(deployer.db)
