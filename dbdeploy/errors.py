@@ -89,3 +89,12 @@ class MigrationFailed(DbdeployError):
     """A step failed (after retries); the history records it."""
 
     exit_code = 1
+
+
+class PrivilegeError(DbdeployError):
+    """The role lacks a privilege the run needs (checked before anything runs; nothing was run).
+
+    The message names each privilege and the statement a DBA runs to grant it.
+    """
+
+    exit_code = 4

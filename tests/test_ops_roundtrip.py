@@ -471,19 +471,20 @@ FROM generate_series(1, 800) g;
 
 def _drop_table_forward(conn, rows0):
     assert not relation_exists(conn, "public.legacy_orders")
-    # set aside, whole, in a schema of its own that PUBLIC cannot use
-    assert relation_exists(conn, "dbdeploy_backup_v001_public_legacy_orders.legacy_orders")
-    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup_v001_public_legacy_orders.legacy_orders",
+    # set aside, whole, in the pre-existing backup schema that PUBLIC cannot use
+    assert relation_exists(conn, "dbdeploy_backup.v001_op1_public_legacy_orders")
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.v001_op1_public_legacy_orders",
                 [(len(rows0["public.legacy_orders"]),)])
-    _assert_all(conn, "SELECT has_schema_privilege('public', 'dbdeploy_backup_v001_public_legacy_orders', 'USAGE')",
-                [(False,)])
+    _assert_all(conn, "SELECT has_schema_privilege('public', 'dbdeploy_backup', 'USAGE')", [(False,)])
+    # no schema of its own: a role without CREATE on the database can drop tables
+    _assert_all(conn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'dbdeploy\\_backup\\_%'", [(0,)])
 
 
 def _drop_table_rollback(conn, rows0):
     _assert_all(conn, "SELECT last_value FROM pg_sequences WHERE schemaname = 'public'"
                       " AND sequencename = 'legacy_orders_id_seq'", [(800,)])
     assert backup_tables(conn, "%legacy_orders%") == []
-    _assert_all(conn, "SELECT to_regnamespace('dbdeploy_backup_v001_public_legacy_orders')", [(None,)])
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.dropped_tables", [(0,)])
 
 
 # -- raw_sql -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The Typer application: thin commands over core functions.
 
 Core code raises DbdeployError; :func:`main` prints its message (never a traceback) and exits
-with its code: 0 ok, 1 failure or stale output, 2 bad spec / usage / configuration.
+with its code: 0 ok, 1 failure or stale output, 2 bad spec / usage / configuration, 3 integrity or
+lock refusal, 4 a privilege the role lacks.
 """
 
 from __future__ import annotations
@@ -51,3 +52,14 @@ def main() -> None:
     except DbdeployError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Safety net behind the executor's privilege preflight: a "permission denied" (SQLSTATE
+        # 42501) it did not foresee is still one line and exit code 4, never a traceback.
+        if type(exc).__module__.startswith("psycopg") and getattr(exc, "sqlstate", None) == "42501":
+            from dbdeploy.errors import PrivilegeError
+
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"error: {PrivilegeError(text)}: the role lacks a privilege; see \"Least-privilege "
+                       "deploys\" in the README for what a DBA grants", err=True)
+            sys.exit(PrivilegeError.exit_code)
+        raise

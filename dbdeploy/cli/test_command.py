@@ -13,6 +13,10 @@ def register(app: typer.Typer) -> None:
         env: str = typer.Option("dev", "--env", help="Server to create the scratch database on (default: dev)."),
         dsn: str = typer.Option(None, "--dsn", help="Server to use instead of the environment's."),
         keep: bool = typer.Option(False, "--keep", help="Keep the scratch database for inspection."),
+        existing: bool = typer.Option(False, "--existing",
+                                      help="Run in the database --dsn/--env names instead of a scratch database "
+                                           "(no CREATEDB needed); it must hold no applied version and is rolled "
+                                           "back to 0 afterwards unless --keep."),
         plain: bool = typer.Option(False, "--plain", help="Plain log lines instead of progress bars."),
     ) -> None:
         """Run every bundle's generated tests through apply → rollback → apply on a scratch database."""
@@ -28,7 +32,7 @@ def register(app: typer.Typer) -> None:
         environment = config.environment(env)
         admin = resolve_dsn(config, environment, dsn)
         view = ProgressView(secrets_of(admin), force_plain=plain)
-        outcome = run_pipeline(config, environment, admin, keep=keep, progress=view)
+        outcome = run_pipeline(config, environment, admin, keep=keep, progress=view, existing=existing)
 
         table = Table(title="dbdeploy test")
         table.add_column("version")
@@ -45,7 +49,7 @@ def register(app: typer.Typer) -> None:
         for failure in (r for r in outcome.results if not r.passed):
             typer.echo(f"{failure.label} {failure.phase}:\n{failure.detail}", err=True)
         if outcome.kept:
-            typer.echo(f"scratch database kept: {outcome.scratch}")
+            typer.echo(f"{'database left applied' if existing else 'scratch database kept'}: {outcome.scratch}")
         if not outcome.passed:
             raise MigrationFailed("dbdeploy test failed")
         typer.echo("dbdeploy test passed")

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from dbdeploy import __version__
 from dbdeploy.errors import IntegrityError, MigrationFailed, UsageError
-from dbdeploy.executor import history, lock
+from dbdeploy.executor import history, lock, privileges
 from dbdeploy.executor.bundles import BundleOnDisk, Script, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, redact
@@ -86,6 +86,14 @@ class Deployment:
         lock.acquire(conn, key, self.lock_wait, on_wait=lambda text: self.progress(Message(text, "warning")))
         return key
 
+    def _preflight(self, conn, bundles: list[BundleOnDisk], direction: str, select) -> None:
+        """Refuse with PrivilegeError before anything is written when the role lacks a privilege that
+        dbdeploy's schemas or the steps of ``select(log)`` (the bundles this run will execute) need."""
+        what = {"forward": "apply", "rollback": "rollback"}.get(direction, direction)
+        privileges.bookkeeping(conn, self.schema, privileges.backup_schemas(bundles), what)
+        if direction != "baseline":
+            privileges.steps(conn, select(history.read_log(conn, self.schema)), direction, what)
+
     # --- integrity ----------------------------------------------------------------------
 
     def check_integrity(self, bundles: list[BundleOnDisk], log: dict[str, history.LogRow]) -> None:
@@ -128,6 +136,8 @@ class Deployment:
         with self._session() as conn:
             key = self._locked(conn)
             try:
+                self._preflight(conn, bundles, "forward",
+                                lambda log: [b for b in bundles if _state(log, b) not in APPLIED])
                 history.ensure_history(conn, self.schema)
                 log = history.read_log(conn, self.schema)
                 self.check_integrity(load_bundles(self.config.generated), log)
@@ -182,6 +192,7 @@ class Deployment:
         """Print-only: reads the log if there is one, writes nothing, takes no lock."""
         result = RunResult()
         with connect(self.dsn, self.env.name) as conn:
+            privileges.readable(conn, self.schema, privileges.backup_schemas(bundles), "apply --dry-run")
             log = history.read_log(conn, self.schema)
         self.check_integrity(load_bundles(self.config.generated), log)
         for bundle in bundles:
@@ -200,6 +211,8 @@ class Deployment:
         with self._session() as conn:
             key = self._locked(conn)
             try:
+                self._preflight(conn, bundles, "rollback", lambda log: [
+                    b for b in reversed(bundles) if int(b.version) > int(to) and _state(log, b) in TOUCHED])
                 history.ensure_history(conn, self.schema)
                 log = history.read_log(conn, self.schema)
                 self.check_integrity(bundles, log)
@@ -252,6 +265,7 @@ class Deployment:
         with self._session() as conn:
             key = self._locked(conn)
             try:
+                self._preflight(conn, bundles, "baseline", lambda log: [])
                 history.ensure_history(conn, self.schema)
                 log = history.read_log(conn, self.schema)
                 for bundle in bundles:

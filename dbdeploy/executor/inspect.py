@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from dbdeploy.executor import history
+from dbdeploy.executor import history, privileges
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect
@@ -36,6 +36,7 @@ class VersionStatus:
 def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
     bundles = load_bundles(config.generated)
     with connect(dsn, env.name) as conn:
+        privileges.readable(conn, config.history_schema, [], "status")
         log = history.read_log(conn, config.history_schema)
     rows = []
     seen = set()
@@ -83,6 +84,7 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
     bundles = load_bundles(config.generated)
     problems: list[str] = []
     with connect(dsn, env.name) as conn:
+        privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "verify")
         log = history.read_log(conn, config.history_schema)
         for bundle in bundles:
             row = log.get(history.int_key(bundle.version))

@@ -19,7 +19,8 @@ from pathlib import Path
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dbdeploy.errors import DbdeployError
+from dbdeploy.errors import DbdeployError, UsageError
+from dbdeploy.executor import history, privileges
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, display_dsn, redact
@@ -60,13 +61,23 @@ def _scratch_dsn(admin_dsn: str, name: str) -> str:
 
 
 def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool = False,
-                 progress: ProgressCallback = ignore) -> PipelineResult:
+                 progress: ProgressCallback = ignore, existing: bool = False) -> PipelineResult:
+    """Apply, roll back and re-apply every bundle, running its generated tests after each phase.
+
+    By default on a scratch database created on ``admin_dsn``'s server (the role needs CREATEDB;
+    PrivilegeError, exit 4, before anything is created otherwise). With ``existing`` the database
+    ``admin_dsn`` names is used instead — for a least-privilege role: it must hold no applied
+    version (UsageError otherwise) and is rolled back to version 0 afterwards unless ``keep``.
+    """
     bundles = load_bundles(config.generated)
     missing = [b.label for b in bundles if not _test_file(b).is_file()]
     if missing:
         raise DbdeployError(f"no generated test file for {', '.join(missing)}; run `dbdeploy generate`")
+    if existing:
+        return _run_existing(config, env, admin_dsn, bundles, keep=keep, progress=progress)
     name = f"dbdeploy_test_{secrets.token_hex(4)}"
     with connect(admin_dsn, env.name) as admin:
+        privileges.scratch_database(admin)
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     scratch = _scratch_dsn(admin_dsn, name)
     outcome = PipelineResult(scratch=display_dsn(scratch), kept=keep)
@@ -85,6 +96,40 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
             with connect(admin_dsn, env.name) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             progress(Message(f"scratch database {name} dropped"))
+    return outcome
+
+
+def _run_existing(config: Config, env: Environment, dsn: str, bundles: list[BundleOnDisk], *, keep: bool,
+                  progress: ProgressCallback) -> PipelineResult:
+    """The pipeline in an existing database that dbdeploy has not deployed to (every version
+    pending or rolled back), left rolled back to version 0 afterwards unless ``keep``."""
+    if env.protected:
+        raise UsageError(f"environment {env.name!r} is protected: dbdeploy test --existing applies and rolls back "
+                         "every bundle there; point --dsn at an empty database made for the tests (nothing was run)")
+    with connect(dsn, env.name) as conn:
+        privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "dbdeploy test")
+        privileges.temporary_tables(conn)
+        log = history.read_log(conn, config.history_schema)
+    deployed = sorted((r.version for r in log.values() if r.status != "rolled_back"), key=int)
+    if deployed:
+        raise UsageError(f"dbdeploy test --existing needs a database without applied versions, but "
+                         f"{display_dsn(dsn)} has V{', V'.join(deployed)} (in {config.history_schema}.migration_log); "
+                         "use an empty database made for the tests (nothing was run)")
+    outcome = PipelineResult(scratch=display_dsn(dsn), kept=keep)
+    test_env = Environment(name=f"{env.name}-test", dsn=dsn, lock_timeout=env.lock_timeout,
+                           concurrent_lock_timeout=env.concurrent_lock_timeout,
+                           statement_timeout=env.statement_timeout, retries=env.retries)
+    deployment = Deployment(config=config, env=test_env, dsn=dsn, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
+        ini = Path(ini_dir) / "pytest.ini"
+        ini.write_text(_PYTEST_INI)
+        _run(outcome, deployment, bundles, ini, dsn, progress)
+    if not keep:
+        try:
+            deployment.rollback(to="0")
+            progress(Message("every bundle rolled back again: the database is ready for the next run"))
+        except DbdeployError as exc:
+            outcome.results.append(PhaseResult("cleanup", "rollback --to 0", False, redact(str(exc), dsn)))
     return outcome
 
 

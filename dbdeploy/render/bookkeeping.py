@@ -3,13 +3,17 @@
 ``migrations.migration_log`` keeps the seed example's columns plus checksum and run details;
 ``migrations.migration_objects`` records what a migration created, so its rollback drops only
 that. Both schemas are closed to PUBLIC.
+
+The schemas are created only when missing: ``CREATE SCHEMA IF NOT EXISTS`` checks the CREATE
+privilege on the database *before* it looks whether the schema exists, so it would fail for a
+least-privilege role whose schemas a DBA created in advance (README, "Least-privilege deploys").
 """
 
 from __future__ import annotations
 
 from psycopg import sql
 
-from dbdeploy.ops.common import do_block, if_then
+from dbdeploy.ops.common import block, do_block, if_then
 from dbdeploy.sql import ident, literal, render
 
 S = sql.SQL
@@ -21,15 +25,37 @@ def _log(schema: str) -> sql.Identifier:
     return ident(schema, "migration_log")
 
 
+def ensure_schema(schema: str) -> str:
+    """A DO block that creates ``schema`` only when it is missing and closes it to PUBLIC when the
+    current role owns it (a non-owner's REVOKE would only warn). A missing schema that the role may
+    not create stops with an exception naming the privilege and the statement a DBA runs."""
+    name = literal(schema)
+    missing = S("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {})").format(name)
+    refuse = S(
+        "RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database %"
+        " to create it', {name}, current_user, pg_catalog.current_database()\n"
+        "    USING HINT = {run} || pg_catalog.quote_ident(current_user) || {see};"
+    ).format(name=name, run=literal(f"Have a DBA run: CREATE SCHEMA {render(ident(schema))} AUTHORIZATION "),
+             see=literal('; (see "Least-privilege deploys" in the dbdeploy README)'))
+    owned = S("pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = {}), 'USAGE')"
+              ).format(name)
+    return do_block(block(
+        if_then(missing,
+                if_then(S("NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')"), refuse),
+                S("CREATE SCHEMA {};").format(ident(schema))),
+        if_then(owned, S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(ident(schema))),
+    ))
+
+
 def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
-    h = ident(history_schema)
-    return [render(s) for s in (
+    """The preamble every bundle starts with: session settings, dbdeploy's two schemas (created
+    only when missing) and the history tables the bundle itself writes."""
+    return [ensure_schema(history_schema) if s is None else render(s) for s in (
         S("SET lock_timeout = {};").format(literal(LOCK_TIMEOUT)),
         # Built-ins resolve to pg_catalog and nothing resolves to a temporary schema, whatever the
         # caller's search_path: a hostile object named like a built-in cannot hijack the bundle.
         S("SET search_path = pg_catalog, pg_temp;"),
-        S("CREATE SCHEMA IF NOT EXISTS {};").format(h),
-        S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(h),
+        None,
         S("CREATE TABLE IF NOT EXISTS {} (\n"
           "    version text PRIMARY KEY,\n"
           "    script_name text,\n"
@@ -54,9 +80,7 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
           "    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
           "    PRIMARY KEY (version, object_type, object_name)\n"
           ");").format(ident(history_schema, "migration_objects")),
-        S("CREATE SCHEMA IF NOT EXISTS {};").format(ident(backup_schema)),
-        S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(ident(backup_schema)),
-    )]
+    )] + [ensure_schema(backup_schema)]
 
 
 _ENVIRONMENT = S("COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql')")

@@ -41,7 +41,8 @@ def embedded_checks() -> str:
     return text[text.index("\n", text.index(_EMBED_MARKER)) + 1:].strip() + "\n"
 
 
-def rolled_back_expectations(version: str, expects: list[dict], backup_schema: str = "dbdeploy_backup") -> list[dict]:
+def rolled_back_expectations(version: str, expects: list[dict], backup_schema: str = "dbdeploy_backup",
+                             history_schema: str = "migrations") -> list[dict]:
     """After rollback: what the migration created is gone, what it dropped is back, and data it
     removed has a copy in ``backup_schema``."""
     created_tables = {e["name"] for e in expects if e["object"] == "table" and e["present"]}
@@ -52,7 +53,8 @@ def rolled_back_expectations(version: str, expects: list[dict], backup_schema: s
         if kind == "table":
             result.append({"object": "table", "name": e["name"], "present": not present})
         elif kind == "schema" and present and e["name"] != "public":
-            result.append({"object": "schema", "name": e["name"], "present": False})
+            result.append({"object": "schema", "name": e["name"], "present": False, "version": version,
+                           "history_schema": history_schema})
         elif kind in ("column", "constraint", "index") and not inside_new_table:
             entry = {k: e[k] for k in ("object", "name", "table") if k in e}
             entry["present"] = not present
@@ -79,7 +81,8 @@ def render_test_file(*, folder: str, label: str, name: str, version: str, source
     return _ENV.get_template("test_bundle.py.j2").render(
         folder=folder, label=label, name=name, version=version, source=source, checksum=checksum,
         filename=test_file_name(folder), history_schema=history_schema, backup_schema=backup_schema,
-        applied=_literal(applied), rolled_back=_literal(rolled_back_expectations(version, expects, backup_schema)),
+        applied=_literal(applied),
+        rolled_back=_literal(rolled_back_expectations(version, expects, backup_schema, history_schema)),
         tables=_literal(tables), has_tables=bool(tables), checks=embedded_checks())
 
 

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "095e3a44c30037443bbc74cc5f914ceb3b36f273533cb3325275a0b4c8213e3e"
+CHECKSUM = "9cee13562f5ded1e57b64e9928a05ed8e9fab5519f7e07592d0fb7c5d685c639"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -280,7 +280,18 @@ def check_schema(db, c):
     found = db.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
+    if found and not _created_by_this_version(db, "schema", c["name"]):
+        return None   # it existed before this version (e.g. made by a DBA): the rollback rightly leaves it
     return f"schema {c['name']} is {'missing' if c['present'] else 'still present'}"
+
+
+def _created_by_this_version(db, kind: str, name: str) -> bool:
+    """Whether the bundle recorded creating this object (and no rollback has forgotten it yet)."""
+    table = sql.Identifier(HISTORY_SCHEMA, "migration_objects")
+    if db.execute("SELECT pg_catalog.to_regclass(%s)", [table.as_string(db)]).fetchone()[0] is None:
+        return False
+    return db.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE version = %s AND object_type = %s"
+                              " AND object_name = %s)").format(table), [VERSION, kind, name]).fetchone()[0]
 
 
 def check_extension(db, c):

@@ -284,7 +284,18 @@ def check_schema(db, c):
     found = db.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
+    if found and not _created_by_this_version(db, "schema", c["name"]):
+        return None   # it existed before this version (e.g. made by a DBA): the rollback rightly leaves it
     return f"schema {c['name']} is {'missing' if c['present'] else 'still present'}"
+
+
+def _created_by_this_version(db, kind: str, name: str) -> bool:
+    """Whether the bundle recorded creating this object (and no rollback has forgotten it yet)."""
+    table = sql.Identifier(HISTORY_SCHEMA, "migration_objects")
+    if db.execute("SELECT pg_catalog.to_regclass(%s)", [table.as_string(db)]).fetchone()[0] is None:
+        return False
+    return db.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE version = %s AND object_type = %s"
+                              " AND object_name = %s)").format(table), [VERSION, kind, name]).fetchone()[0]
 
 
 def check_extension(db, c):

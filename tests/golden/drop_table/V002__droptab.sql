@@ -10,8 +10,20 @@
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
-CREATE SCHEMA IF NOT EXISTS "migrations";
-REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migrations') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'migrations', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "migrations" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "migrations";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migrations'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     version text PRIMARY KEY,
     script_name text,
@@ -36,18 +48,30 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (version, object_type, object_name)
 );
-CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
-REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '88b25669ddeae0f3548c7a9af91412691db52f081fd8b31ad8d88d3a21668002') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "dbdeploy_backup";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'a87a58dcedbaf40a2f279fc6cdaa2ca3ca1c5ff25230d607c6fae0012e5f2de4') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__droptab.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '88b25669ddeae0f3548c7a9af91412691db52f081fd8b31ad8d88d3a21668002',
+VALUES ('002', 'V002__droptab.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a87a58dcedbaf40a2f279fc6cdaa2ca3ca1c5ff25230d607c6fae0012e5f2de4',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -57,11 +81,15 @@ ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.ap
 WHERE l.status <> 'completed';
 
 -- dbdeploy:step 1 drop_table tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop table shop.orders (set aside in schema dbdeploy_backup_v002_shop_orders with all its rows)
+-- drop table shop.orders (set aside as dbdeploy_backup.v002_op1_shop_orders with all its rows)
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
+    v_rel record;
+    v_n integer := 0;
+    v_new text;
+    v_renamed jsonb := '[]';
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE NOTICE '%', 'dbdeploy V002: table shop.orders is already gone';
@@ -82,13 +110,39 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop table shop.orders; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup_v002_shop_orders') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: schema dbdeploy_backup_v002_shop_orders already exists, so shop.orders cannot be set aside there' USING HINT = 'Inspect schema dbdeploy_backup_v002_shop_orders (an earlier drop that was never rolled back?); drop it once it is no longer needed.';
+    LOCK TABLE "shop"."orders" IN ACCESS EXCLUSIVE MODE;
+    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_tables" (
+        version text NOT NULL, table_name text NOT NULL, backup_table text NOT NULL,
+        renamed jsonb NOT NULL DEFAULT '[]',
+        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+        PRIMARY KEY (version, table_name)
+    );
+    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_tables" FROM PUBLIC;
+    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_tables" WHERE version = '002' AND table_name = 'shop.orders') OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_shop_orders"') IS NOT NULL OR pg_catalog.to_regclass('"shop"."v002_op1_shop_orders"') IS NOT NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of shop.orders by V002 was never rolled back; dbdeploy_backup.v002_op1_shop_orders still holds it' USING HINT = 'Inspect dbdeploy_backup.v002_op1_shop_orders; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_tables, then re-run.';
     END IF;
-    CREATE SCHEMA "dbdeploy_backup_v002_shop_orders";
-    REVOKE ALL ON SCHEMA "dbdeploy_backup_v002_shop_orders" FROM PUBLIC;
-    ALTER TABLE "shop"."orders" SET SCHEMA "dbdeploy_backup_v002_shop_orders";
-    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders moved to schema dbdeploy_backup_v002_shop_orders (kept for rollback)';
+    FOR v_rel IN
+        SELECT c.oid::pg_catalog.regclass::text AS rel, c.relkind = 'S' AS is_sequence, n.nspname::text AS nspname, c.relname::text AS relname
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass('"shop"."orders"'))
+           OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+               WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND d.refobjid = pg_catalog.to_regclass('"shop"."orders"') AND d.deptype IN ('a', 'i')))
+        ORDER BY c.relkind, c.relname
+    LOOP
+        v_n := v_n + 1;
+        v_new := 'v002_op1_shop_orders' || CASE WHEN v_rel.is_sequence THEN '_s' ELSE '_i' END || v_n;
+        EXECUTE 'ALTER ' || CASE WHEN v_rel.is_sequence THEN 'SEQUENCE ' ELSE 'INDEX ' END || v_rel.rel
+            || ' RENAME TO ' || pg_catalog.quote_ident(v_new);
+        v_renamed := v_renamed || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'kind', CASE WHEN v_rel.is_sequence THEN 'sequence' ELSE 'index' END,
+            'schema', v_rel.nspname, 'name', v_rel.relname, 'backup', v_new));
+    END LOOP;
+    ALTER TABLE "shop"."orders" RENAME TO "v002_op1_shop_orders";
+    ALTER TABLE "shop"."v002_op1_shop_orders" SET SCHEMA "dbdeploy_backup";
+    INSERT INTO "dbdeploy_backup"."dropped_tables" (version, table_name, backup_table, renamed) VALUES ('002', 'shop.orders', 'v002_op1_shop_orders', v_renamed);
+    RAISE NOTICE '%', 'dbdeploy V002: table shop.orders moved to dbdeploy_backup.v002_op1_shop_orders with its rows (kept for rollback)';
 END
 $dbdeploy$;
 COMMIT;
