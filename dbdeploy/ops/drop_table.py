@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from psycopg import sql
+
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
 from dbdeploy.ops.common import (
     S,
+    _indent,
     block,
     do_block,
     fail,
@@ -33,7 +36,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.names import short_hash, split_table
-from dbdeploy.sql import ident, literal, qualified
+from dbdeploy.sql import ident, literal, qualified, render
 
 # The backup name leaves room for the "_i<n>" / "_s<n>" suffixes of the renamed indexes and
 # sequences within PostgreSQL's 63-byte identifiers.
@@ -157,27 +160,10 @@ class DropTable(Operation):
         base = self._base(ctx)
         meta = dropped_tables_table(ctx)
         kept = f"{ctx.backup_schema}.{base}"
-        outside = "The table was dropped outside this migration; restore it from a database backup."
         body = block(
             if_then(relation_exists(self.table),
                     notice(ctx, f"table {self.table} is present; nothing to restore"), S("RETURN;")),
-            if_then(relation_missing(f"{ctx.backup_schema}.dropped_tables"),
-                    fail(ctx, f"cannot restore {self.table}: no record that {ctx.label} set it aside", outside)),
-            S("SELECT * INTO v_saved FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
-            if_then(S("NOT FOUND OR {} IS NULL").format(regclass(kept)),
-                    fail(ctx, f"cannot restore {self.table}: {kept} or its record in "
-                              f"{ctx.backup_schema}.dropped_tables is missing", outside)),
-            # Every name given back must be free: checked before anything changes.
-            S("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e ->> 'schema') || '.'"
-              " || pg_catalog.quote_ident(e ->> 'name'), ', ') INTO v_taken\n"
-              "FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e\n"
-              "WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-              " ON n.oid = c.relnamespace\n"
-              "              WHERE n.nspname = e ->> 'schema' AND c.relname = e ->> 'name');"),
-            if_then(S("v_taken IS NOT NULL"),
-                    fail(ctx, f"cannot restore {self.table}: other relations now use the names of its indexes or "
-                              "sequences:", "Rename or drop those relations, then re-run the rollback.",
-                         detail=S("v_taken"))),
+            *self._restore_refusals(ctx),
             S("ALTER TABLE {b} SET SCHEMA {s};").format(b=ident(ctx.backup_schema, base), s=ident(schema)),
             S("ALTER TABLE {b} RENAME TO {n};").format(b=ident(schema, base), n=ident(name)),
             S("FOR v_entry IN SELECT e FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e LOOP\n"
@@ -197,10 +183,37 @@ class DropTable(Operation):
                      do_block(body, declare=["v_saved record", "v_taken text", "v_entry jsonb"]),
                      f"restore table {self.table} with its rows, indexes and constraints")]
 
-    def rollback_preflight(self, ctx: PlanContext) -> list:
-        """Refuse before any change when neither the table nor its set-aside copy exists."""
-        name = split_table(self.table)[1]
-        backup = self._backup_schema(ctx)
-        return [if_then(S("{} AND {}").format(relation_missing(self.table), relation_missing(f"{backup}.{name}")),
-                        fail(ctx, f"cannot restore {self.table}: {backup}.{name} is missing",
-                             "The table was dropped outside this migration; restore it from a database backup."))]
+    def _restore_refusals(self, ctx: PlanContext) -> list[sql.Composable]:
+        """What makes the restore refuse (needs ``v_saved record`` and ``v_taken text``): no record that
+        this version set the table aside, the kept copy missing, or its original names taken meanwhile."""
+        base = self._base(ctx)
+        meta = dropped_tables_table(ctx)
+        kept = f"{ctx.backup_schema}.{base}"
+        outside = "The table was dropped outside this migration; restore it from a database backup."
+        return [
+            if_then(relation_missing(f"{ctx.backup_schema}.dropped_tables"),
+                    fail(ctx, f"cannot restore {self.table}: no record that {ctx.label} set it aside", outside)),
+            S("SELECT * INTO v_saved FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
+            if_then(S("NOT FOUND OR {} IS NULL").format(regclass(kept)),
+                    fail(ctx, f"cannot restore {self.table}: {kept} or its record in "
+                              f"{ctx.backup_schema}.dropped_tables is missing", outside)),
+            # Every name given back must be free: checked before anything changes.
+            S("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e ->> 'schema') || '.'"
+              " || pg_catalog.quote_ident(e ->> 'name'), ', ') INTO v_taken\n"
+              "FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e\n"
+              "WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+              " ON n.oid = c.relnamespace\n"
+              "              WHERE n.nspname = e ->> 'schema' AND c.relname = e ->> 'name');"),
+            if_then(S("v_taken IS NOT NULL"),
+                    fail(ctx, f"cannot restore {self.table}: other relations now use the names of its indexes or "
+                              "sequences:", "Rename or drop those relations, then re-run the rollback.",
+                         detail=S("v_taken"))),
+        ]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
+        """The restore's refusals, checked before the rollback's first change, while the table is gone
+        (a table already present makes the restore a no-op)."""
+        body = render(block(*self._restore_refusals(ctx)))
+        return [if_then(relation_missing(self.table),
+                        S("DECLARE\n    v_saved record;\n    v_taken text;\nBEGIN\n{}\nEND;").format(
+                            S(_indent(body))))]
