@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from psycopg import sql
 from pydantic import field_validator
 
 from dbdeploy.spec.base import SpecModel
@@ -117,6 +118,9 @@ class PlanContext:
     state: SchemaState           # schema before this operation
     history_schema: str = "migrations"
     backup_schema: str = "dbdeploy_backup"
+    # Tables this migration's rollback drops (the tables the migration creates). A rollback step on
+    # such a table's rows (seed delete, backfill restore) is skipped: the drop copies every row out.
+    rollback_drops: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -240,6 +244,12 @@ class Operation(SpecModel):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         raise NotImplementedError
+
+    def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
+        """PL/pgSQL statements that raise (``common.fail``) under every condition on which this
+        operation's rollback would refuse; the rollback's first step runs them all before its first
+        change, so a refused rollback changes nothing. Default: no condition."""
+        return []
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         """What the database holds after this operation, for ``dbdeploy verify`` and generated tests.

@@ -51,9 +51,10 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     created: list[str] = []
     expects: list[dict] = []
     checklist: list[ChecklistItems] = []
+    rollback_drops = frozenset(op.target() for op in ops if op.kind == "create_table")
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
-                          state=state.copy(), history_schema=history_schema)
+                          state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops)
         try:
             op.apply(state)
             steps = op.forward(ctx)
