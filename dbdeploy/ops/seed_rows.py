@@ -157,7 +157,7 @@ class SeedRows(Operation):
         forward_file = file_names(f"V{ctx.version}__{ctx.migration_name}", ctx.version, ctx.migration_name)[0]
         data = [{"copy": render(_copy_statement(ctx, n, columns)), "columns": list(columns),
                  "rows": count, "sha256": digest}
-                for n, (columns, count, _text, digest) in enumerate(self._copy_groups(), 1)]
+                for n, (columns, count, digest) in enumerate(self._copy_digests(), 1)]
         return [{"object": "rows", "table": self.table, "name": log, "key_columns": list(self.conflict_columns),
                  "count": len(self.rows), "file": forward_file, "data": data, "present": True}]
 
@@ -204,8 +204,6 @@ class SeedRows(Operation):
                 parts.append(render(self._insert(ctx, columns, S("SELECT {cols} FROM {stage}").format(
                     cols=_names(columns), stage=stage), overriding)))
             parts.append(render(block(*self._after_insert(ctx))))
-            # the data lives on in the step only (the digests stay for expects()): one copy, not two
-            self._rendered["groups"] = [(c, count, "", digest) for c, count, _d, digest in self._rendered["groups"]]
             return [Step(self.kind, self.table, "ROW EXCLUSIVE", True, "\n".join(parts),
                          f"insert {len(self.rows)} seed row(s) into {self.table} unless present (COPY data)")]
         columns = self.columns
@@ -259,21 +257,26 @@ class SeedRows(Operation):
 
     def _copy_groups(self) -> list[tuple[tuple[str, ...], int, str, str]]:
         """Rows grouped by the columns they set (COPY cannot say DEFAULT): (columns, row count, COPY text
-        data, its sha256), in order of first appearance; rendered once per operation."""
-        if "groups" not in self._rendered:
-            order = self.columns
-            groups: dict[tuple[str, ...], list[dict]] = {}
-            for row in self.rows:
-                columns = tuple(row) if list(row) == order else tuple(c for c in order if c in row)
-                groups.setdefault(columns, []).append(row)
-            out = []
-            for columns, rows in groups.items():
-                data = _copy_data(columns, rows)
-                digest = hashlib.sha256(data.encode("utf-8"))
-                digest.update(b"\n")                  # sha256 of the data lines, each ending in a newline
-                out.append((columns, len(rows), data, digest.hexdigest()))
-            self._rendered["groups"] = out
-        return self._rendered["groups"]
+        data, its sha256), in order of first appearance. The data is rendered on each call (the forward
+        keeps it in its step; the digests alone are kept here for expects())."""
+        order = self.columns
+        groups: dict[tuple[str, ...], list[dict]] = {}
+        for row in self.rows:
+            columns = tuple(row) if list(row) == order else tuple(c for c in order if c in row)
+            groups.setdefault(columns, []).append(row)
+        out = []
+        for columns, rows in groups.items():
+            data = _copy_data(columns, rows)
+            digest = hashlib.sha256(data.encode("utf-8"))
+            digest.update(b"\n")                  # sha256 of the data lines, each ending in a newline
+            out.append((columns, len(rows), data, digest.hexdigest()))
+        self._rendered["digests"] = [(c, n, d) for c, n, _data, d in out]
+        return out
+
+    def _copy_digests(self) -> list[tuple[tuple[str, ...], int, str]]:
+        if "digests" not in self._rendered:
+            self._copy_groups()
+        return self._rendered["digests"]
 
     # --- rollback --------------------------------------------------------------------------
 
@@ -284,8 +287,11 @@ class SeedRows(Operation):
         """Other tables' FKs to this table whose ON DELETE would change their rows (NULL if none);
         tables this rollback drops are left out (their rows that reference seed rows keep them)."""
         return S(
-            "(SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text, ', ')"
-            " FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = {rel}"
+            "(SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I (foreign key %I)', n.nspname, r.relname,"
+            " c.conname), ', ' ORDER BY n.nspname, r.relname, c.conname)"
+            " FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE c.contype = 'f' AND c.confrelid = {rel}"
             " AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd')"
             " AND NOT {dropped})").format(rel=regclass(self.table), dropped=_in_drops(ctx, "c.conrelid"))
 
@@ -336,6 +342,8 @@ BEGIN
 {settings}
     FOR v_fk IN
         SELECT c.conrelid, c.conname,
+               (SELECT pg_catalog.format('%I.%I', n.nspname, t.relname) FROM pg_catalog.pg_class t
+                JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace WHERE t.oid = c.conrelid) AS relname,
                (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', a.attname), ', ' ORDER BY k.ord)
                 FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fkcols,
@@ -361,17 +369,16 @@ BEGIN
         FROM pg_catalog.pg_constraint c
         WHERE c.contype = 'f' AND c.confrelid = {render(regclass(self.table))}
           AND NOT {render(_in_drops(ctx, "c.conrelid"))}
-        ORDER BY c.conrelid::pg_catalog.regclass::text, c.conname
+        ORDER BY 3, c.conname
     LOOP
         v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
                                    || {render(literal(template))} || ')%s',
-                                   v_fk.conrelid::pg_catalog.regclass, v_fk.fkcols, v_fk.refcols,
-                                   pg_catalog.coalesce(v_fk.skip, ''));
+                                   v_fk.relname, v_fk.fkcols, v_fk.refcols,
+                                   COALESCE(v_fk.skip, ''));
         EXECUTE v_sql INTO v_n;
         IF v_n > 0 THEN
             v_dependants := pg_catalog.concat_ws(', ', v_dependants,
-                v_fk.conrelid::pg_catalog.regclass::text || ' (' || v_n || ' row(s), foreign key '
-                || v_fk.conname || ')');
+                v_fk.relname || ' (' || v_n || ' row(s), foreign key ' || v_fk.conname || ')');
         END IF;
     END LOOP;
 {restore}
@@ -399,6 +406,11 @@ END;"""
             if_then(S("v_dependants IS NOT NULL"),
                     fail(ctx, f"refusing to delete seed rows of {self.table}: foreign keys with ON DELETE "
                               "CASCADE/SET NULL/SET DEFAULT would change rows in",
+                         "Delete or re-point the referencing rows first, then re-run the rollback.",
+                         detail=S("v_dependants"))),
+            self._referencing_rows_check(ctx),
+            if_then(S("v_dependants IS NOT NULL"),
+                    fail(ctx, f"refusing to delete seed rows of {self.table}: rows of other tables reference them:",
                          "Delete or re-point the referencing rows first, then re-run the rollback.",
                          detail=S("v_dependants"))),
             *[S("PERFORM pg_catalog.set_config({}, {}, true);").format(literal(n), literal(v))
