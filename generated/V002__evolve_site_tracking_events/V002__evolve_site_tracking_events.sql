@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '90afe484dd3e9dc9f9b8b11a1886115a9f5243c1d8a862899535e8febc1d722c') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', 'b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '90afe484dd3e9dc9f9b8b11a1886115a9f5243c1d8a862899535e8febc1d722c',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -78,8 +78,9 @@ COMMIT;
 -- dbdeploy:step 2 seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
 -- insert 2 seed row(s) into raw.record_sources unless present
 BEGIN;
-CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources" AS SELECT "source_code" FROM "raw"."record_sources" WITH NO DATA;
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources" AS SELECT "source_code", NULL::text AS row_digest FROM "raw"."record_sources" WITH NO DATA;
 REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources" FROM PUBLIC;
+COMMENT ON TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources" IS 'dbdeploy seed log|002|2|raw.record_sources';
 WITH inserted AS (
     INSERT INTO "raw"."record_sources" ("source_code", "description") VALUES
     ('site_tracker', 'JavaScript site tracker'),

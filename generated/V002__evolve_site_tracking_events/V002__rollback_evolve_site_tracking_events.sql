@@ -255,31 +255,10 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 11 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
--- delete the seed rows V002 inserted into raw.record_sources (copied out first)
+-- dbdeploy:step 11 drop_seed_log tx=step lock=ACCESS EXCLUSIVE target=dbdeploy_backup.v002_op2_seeded_record_sources
+-- drop the seed log of raw.record_sources (the rollback drops the table itself, rows copied out)
 BEGIN;
-DO $dbdeploy$
-DECLARE
-    v_dependants text;
-    v_backup text;
-BEGIN
-    IF pg_catalog.to_regclass('"raw"."record_sources"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_seeded_record_sources"') IS NULL THEN
-        RETURN;
-    END IF;
-    v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text, ', ') FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."record_sources"') AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd'));
-    IF v_dependants IS NOT NULL THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to delete seed rows of raw.record_sources: foreign keys with ON DELETE CASCADE/SET NULL/SET DEFAULT would change rows in', v_dependants USING HINT = 'Delete or re-point the referencing rows first, then re-run the rollback.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources")) THEN
-        v_backup := 'r002_record_sources_seed' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-        EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT * FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources")';
-        EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the seed rows of raw.record_sources to dbdeploy_backup.' || v_backup;
-        DELETE FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources");
-    END IF;
-    DROP TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources";
-END
-$dbdeploy$;
+DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources";
 COMMIT;
 
 -- dbdeploy:step 12 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.record_sources

@@ -11,8 +11,10 @@ Checks the database named by DBDEPLOY_TEST_DSN. It needs only pytest and psycopg
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -266,9 +268,50 @@ def check_backfill(db, c):
     return None
 
 
+def _copy_data(c):
+    """Each COPY block of a large seed, read from the bundle's forward file: (group, data text); the data
+    must still have the sha256 the generator recorded."""
+    lines = (Path(__file__).parent / c["file"]).read_text(encoding="utf-8").splitlines()
+    blocks = []
+    for group in c["data"]:
+        start = lines.index(group["copy"]) + 1
+        end = lines.index("\\.", start)
+        data = "".join(line + "\n" for line in lines[start:end])
+        assert hashlib.sha256(data.encode("utf-8")).hexdigest() == group["sha256"], \
+            f"the COPY data of {c['table']} in {c['file']} is not what the generator wrote"
+        blocks.append((group, data))
+    return blocks
+
+
+def _check_copied_rows(db, c):
+    """Every distinct key of the bundle's COPY data is (or, rolled back, is not) in the table."""
+    found = expected = 0
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in c["key_columns"])
+    for group, data in _copy_data(c):
+        stage = sql.Identifier("pg_temp", "dbdeploy_check_seed")
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                stage, sql.SQL(", ").join(sql.Identifier(k) for k in group["columns"]), _ident(c["table"])))
+            with db.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    stage, sql.SQL(", ").join(sql.Identifier(k) for k in group["columns"]))) as copy:
+                copy.write(data)
+            row = db.execute(sql.SQL(
+                "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {k} FROM {t}))"
+                " FROM (SELECT DISTINCT {k} FROM {s} WHERE ({k}) IS NOT NULL) AS d").format(
+                k=keys, t=_ident(c["table"]), s=stage)).fetchone()
+        expected, found = expected + row[0], found + row[1]
+    if c["present"] and found != expected:
+        return f"{expected - found} of the {expected} seed keys missing from {c['table']}"
+    if not c["present"] and found:
+        return f"{found} seed rows still in {c['table']} after rollback"
+    return None
+
+
 def check_rows(db, c):
     if _oid(db, c["table"]) is None:
         return None if not c["present"] else f"table {c['table']} of the seed rows is missing"
+    if "data" in c:
+        return _check_copied_rows(db, c)
     missing, present = [], []
     for key in c["keys"]:
         condition = sql.SQL(" AND ").join(
