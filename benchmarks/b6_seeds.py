@@ -8,10 +8,10 @@ looks like: explicit ids into an identity column, SKU, name (some with tabs and 
 ``Decimal`` price and a flag — built by the spec itself, so loading and validating them counts; a
 third case ("rich") adds a date and a small jsonb object to every row (the spec's own objects for
 200,000 such rows take ~150 MB of Python memory before dbdeploy does anything). Also reported: the
-sizes of the bundle's files (the forward
-carries the rows as ``COPY … FROM STDIN`` data; manifest, generated test and checklist carry a count
-and a digest), and ``psql -f`` of the forward into a fresh database followed by the application's
-first INSERT into the identity column (it must not collide with the seeded ids).
+sizes of the bundle's files (the forward carries the rows as ``COPY … FROM STDIN`` data; manifest,
+generated test and checklist carry a count and a digest), and ``psql -f`` of the forward into a
+fresh database followed by the application's first INSERT into the identity column (it must not
+collide with the seeded ids).
 """
 
 from __future__ import annotations
