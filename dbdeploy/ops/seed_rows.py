@@ -55,7 +55,9 @@ _SCALARS = (str, int, float, bool, decimal.Decimal, datetime.date, datetime.date
 _PLAIN = frozenset({int, float, bool, type(None), decimal.Decimal, datetime.date, datetime.datetime,
                     datetime.time, uuid.UUID})
 
-# Seeds with more rows than this are loaded with COPY … FROM STDIN and described by a digest.
+# Seeds with more rows than this are loaded with COPY … FROM STDIN and described by a digest. The SQL
+# around the data stays ASCII: one wider character makes CPython store the whole step text (and
+# every copy of it while the bundle is rendered) at two or four bytes per character.
 COPY_MIN_ROWS = 1000
 
 # Session settings that change a row's text form; the per-row digest is taken with these pinned so
@@ -385,7 +387,7 @@ END;"""
         if self.table in ctx.rollback_drops:
             # The table's own drop copies every row out: only the bookkeeping goes here.
             return [Step("drop_seed_log", log_name, "ACCESS EXCLUSIVE", True,
-                         render(S("DROP TABLE IF EXISTS {log};").format(log=log)),
+                         do_block(S("DROP TABLE IF EXISTS {log};").format(log=log)),
                          f"drop the seed log of {self.table} (the rollback drops the table itself, rows copied out)")]
         t = qualified(self.table)
         match = self._match(ctx)
@@ -764,7 +766,7 @@ def _advance_sequence(ctx: PlanContext, table: str, column: str) -> sql.Composab
                 if_then(S("v_top IS NOT NULL AND v_top >= v_next"),
                         if_then(S("v_top > v_max"),
                                 fail(ctx, f"seed values of {where} exceed its sequence's MAXVALUE:",
-                                     "Use values within the sequence's range, or ALTER SEQUENCE … MAXVALUE first.",
+                                     "Use values within the sequence's range, or ALTER SEQUENCE ... MAXVALUE first.",
                                      detail=S("v_seq || ' max ' || v_max || ', largest value ' || v_top"))),
                         S("PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);"),
                         S("RAISE NOTICE '%', {msg} || v_seq || ' moved to ' || v_top;").format(
@@ -775,7 +777,7 @@ def _advance_sequence(ctx: PlanContext, table: str, column: str) -> sql.Composab
                             if_then(S("v_top < v_min"),
                                     fail(ctx, f"seed values of {where} are below its descending sequence's "
                                               "MINVALUE:",
-                                         "Use values within the sequence's range, or ALTER SEQUENCE … MINVALUE "
+                                         "Use values within the sequence's range, or ALTER SEQUENCE ... MINVALUE "
                                          "first.",
                                          detail=S("v_seq || ' min ' || v_min || ', smallest value ' || v_top"))),
                             S("PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);"),

@@ -258,7 +258,11 @@ COMMIT;
 -- dbdeploy:step 11 drop_seed_log tx=step lock=ACCESS EXCLUSIVE target=dbdeploy_backup.v002_op2_seeded_record_sources
 -- drop the seed log of raw.record_sources (the rollback drops the table itself, rows copied out)
 BEGIN;
-DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources";
+DO $dbdeploy$
+BEGIN
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources";
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 12 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.record_sources

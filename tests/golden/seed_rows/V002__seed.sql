@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'b92f003591ff74c22bb2d73e1d2c505c1c7855b0fdea4f8d29ebb387599fd164') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__seed.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'b92f003591ff74c22bb2d73e1d2c505c1c7855b0fdea4f8d29ebb387599fd164',
+VALUES ('002', 'V002__seed.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -97,7 +97,7 @@ BEGIN
             SELECT pg_catalog.max("id")::numeric INTO v_top FROM "shop"."orders";
             IF v_top IS NOT NULL AND v_top >= v_next THEN
                 IF v_top > v_max THEN
-                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id exceed its sequence''s MAXVALUE:', v_seq || ' max ' || v_max || ', largest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE … MAXVALUE first.';
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id exceed its sequence''s MAXVALUE:', v_seq || ' max ' || v_max || ', largest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE ... MAXVALUE first.';
                 END IF;
                 PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);
                 RAISE NOTICE '%', 'dbdeploy V002: explicit values in shop.orders.id: sequence ' || v_seq || ' moved to ' || v_top;
@@ -106,7 +106,7 @@ BEGIN
             SELECT pg_catalog.min("id")::numeric INTO v_top FROM "shop"."orders";
             IF v_top IS NOT NULL AND v_top <= v_next THEN
                 IF v_top < v_min THEN
-                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id are below its descending sequence''s MINVALUE:', v_seq || ' min ' || v_min || ', smallest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE … MINVALUE first.';
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id are below its descending sequence''s MINVALUE:', v_seq || ' min ' || v_min || ', smallest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE ... MINVALUE first.';
                 END IF;
                 PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);
                 RAISE NOTICE '%', 'dbdeploy V002: explicit values in shop.orders.id: descending sequence ' || v_seq || ' moved to ' || v_top;

@@ -25,7 +25,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "b92f003591ff74c22bb2d73e1d2c505c1c7855b0fdea4f8d29ebb387599fd164"
+CHECKSUM = "46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 
