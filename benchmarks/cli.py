@@ -13,12 +13,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply, b5_generate, machine, plots, report
+from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply, b5_generate, b6_seeds, machine, plots, report
 from benchmarks.common import Context, Settings
 from benchmarks.data import build_events_template
 from benchmarks.server import PREFIX, discover
 
-BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation")
+BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         if "generation" in args.only:
             ctx.log("benchmark 5: generation")
             results["generation"] = timed(durations, "generation", b5_generate.run, ctx)
+        if "seeds" in args.only:
+            ctx.log("benchmark 6: seed data")
+            results["seeds"] = timed(durations, "seeds", b6_seeds.run, ctx)
     finally:
         left = server.drop_all()
         if left:

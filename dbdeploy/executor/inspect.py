@@ -72,7 +72,7 @@ def _expected_state(bundles: list[BundleOnDisk], log: dict) -> list[tuple[str, d
             if entry["object"] == "extension" and not entry["present"]:
                 continue   # the generated tests do not check these either (testgen.render_test_file)
             if bundle_checks.superseded_by(entry, later) is None:
-                result.append((bundle.label, entry))
+                result.append((bundle.label, dict(entry, bundle_folder=str(bundle.folder))))
     return result
 
 

@@ -98,7 +98,10 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
 
 
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, len(text), 1 << 20):    # in pieces: a large seed's forward is not encoded twice at once
+        digest.update(text[start:start + (1 << 20)].encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _step_entry(number: int, step) -> dict:

@@ -61,10 +61,10 @@ def rolled_back_expectations(version: str, expects: list[dict], backup_schema: s
             result.append(entry)
         elif kind == "backfill":
             result.append({"object": "table", "name": e["name"], "present": False})
-        elif kind == "rows":
-            if not inside_new_table:
-                result.append(dict(e, present=False))
+        elif kind == "rows" and not inside_new_table:
+            # (a table the migration created is dropped whole by its rollback, rows copied out by the drop)
             prefix = rollback_backup_prefix(version, f"{split_table(e['table'])[1]}_seed")
+            result.append(dict(e, present=False, left_in={"schema": backup_schema, "prefix": prefix}))
             result.append({"object": "backup", "name": prefix, "present": True, "schema": backup_schema,
                            "what": f"the seed rows of {e['table']} removed by the rollback"})
     return result

@@ -65,27 +65,108 @@ $dbdeploy$;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
 -- dbdeploy:step 1 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=shop.orders
--- delete the seed rows V002 inserted into shop.orders (copied out first)
+-- delete the unchanged seed rows V002 inserted into shop.orders (all copied out first; changed ones left) — backup dbdeploy_backup.r002_orders_seed_<timestamp>
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_backup text;
+    v_found bigint;
+    v_logged bigint;
+    v_deleted bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_seeded_orders"') IS NULL THEN
         RETURN;
     END IF;
-    v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text, ', ') FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd'));
+    v_dependants := (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I (foreign key %I)', n.nspname, r.relname, c.conname), ', ' ORDER BY n.nspname, r.relname, c.conname) FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd') AND NOT false);
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to delete seed rows of shop.orders: foreign keys with ON DELETE CASCADE/SET NULL/SET DEFAULT would change rows in', v_dependants USING HINT = 'Delete or re-point the referencing rows first, then re-run the rollback.';
     END IF;
-    IF EXISTS (SELECT 1 FROM "shop"."orders" WHERE ("id") IN (SELECT "id" FROM "dbdeploy_backup"."v002_op1_seeded_orders")) THEN
-        v_backup := 'r002_orders_seed' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-        EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT * FROM "shop"."orders" WHERE ("id") IN (SELECT "id" FROM "dbdeploy_backup"."v002_op1_seeded_orders")';
-        EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the seed rows of shop.orders to dbdeploy_backup.' || v_backup;
-        DELETE FROM "shop"."orders" WHERE ("id") IN (SELECT "id" FROM "dbdeploy_backup"."v002_op1_seeded_orders");
+    DECLARE
+        v_fk record;
+        v_sql text;
+        v_n bigint;
+        v_saved text[] := ARRAY[pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('IntervalStyle'), pg_catalog.current_setting('TimeZone'), pg_catalog.current_setting('extra_float_digits'), pg_catalog.current_setting('bytea_output')];
+    BEGIN
+        v_dependants := NULL;
+            PERFORM pg_catalog.set_config('DateStyle', 'ISO, MDY', true);
+            PERFORM pg_catalog.set_config('IntervalStyle', 'postgres', true);
+            PERFORM pg_catalog.set_config('TimeZone', 'UTC', true);
+            PERFORM pg_catalog.set_config('extra_float_digits', '1', true);
+            PERFORM pg_catalog.set_config('bytea_output', 'hex', true);
+        FOR v_fk IN
+            SELECT c.conrelid, c.conname,
+                   (SELECT pg_catalog.format('%I.%I', n.nspname, t.relname) FROM pg_catalog.pg_class t
+                    JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace WHERE t.oid = c.conrelid) AS relname,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', a.attname), ', ' ORDER BY k.ord)
+                    FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fkcols,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', a.attname), ', ' ORDER BY k.ord)
+                    FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS refcols,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format(
+                        ' AND NOT EXISTS (SELECT 1 FROM %s AS x WHERE x.row_digest = pg_catalog.md5(r::text))',
+                        lc.oid::pg_catalog.regclass), '' ORDER BY lc.oid)
+                    FROM pg_catalog.pg_class lc
+                    JOIN pg_catalog.pg_description ld ON ld.objoid = lc.oid AND ld.objsubid = 0
+                         AND ld.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                    WHERE lc.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                                             WHERE nspname = 'dbdeploy_backup')
+                      AND pg_catalog.split_part(ld.description, '|', 1) = 'dbdeploy seed log'
+                      AND pg_catalog.split_part(ld.description, '|', 2) = '002'
+                      AND pg_catalog.split_part(ld.description, '|', 3) ~ '^[0-9]+$'
+                      AND pg_catalog.split_part(ld.description, '|', 3)::int >= 1
+                      AND pg_catalog.split_part(ld.description, '|', 4) =
+                          (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r
+                           JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.conrelid)
+                   ) AS skip
+            FROM pg_catalog.pg_constraint c
+            WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"')
+              AND NOT false
+            ORDER BY 3, c.conname
+        LOOP
+            v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
+                                       || 'SELECT %s FROM "shop"."orders" AS d JOIN "dbdeploy_backup"."v002_op1_seeded_orders" AS l ON "d"."id" = l."id" WHERE pg_catalog.md5(d::text) = l.row_digest' || ')%s',
+                                       v_fk.relname, v_fk.fkcols, v_fk.refcols,
+                                       COALESCE(v_fk.skip, ''));
+            EXECUTE v_sql INTO v_n;
+            IF v_n > 0 THEN
+                v_dependants := pg_catalog.concat_ws(', ', v_dependants,
+                    v_fk.relname || ' (' || v_n || ' row(s), foreign key ' || v_fk.conname || ')');
+            END IF;
+        END LOOP;
+            PERFORM pg_catalog.set_config('DateStyle', v_saved[1], true);
+            PERFORM pg_catalog.set_config('IntervalStyle', v_saved[2], true);
+            PERFORM pg_catalog.set_config('TimeZone', v_saved[3], true);
+            PERFORM pg_catalog.set_config('extra_float_digits', v_saved[4], true);
+            PERFORM pg_catalog.set_config('bytea_output', v_saved[5], true);
+    END;
+    IF v_dependants IS NOT NULL THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to delete seed rows of shop.orders: rows of other tables reference them:', v_dependants USING HINT = 'Delete or re-point the referencing rows first, then re-run the rollback.';
     END IF;
+    PERFORM pg_catalog.set_config('DateStyle', 'ISO, MDY', true);
+    PERFORM pg_catalog.set_config('IntervalStyle', 'postgres', true);
+    PERFORM pg_catalog.set_config('TimeZone', 'UTC', true);
+    PERFORM pg_catalog.set_config('extra_float_digits', '1', true);
+    PERFORM pg_catalog.set_config('bytea_output', 'hex', true);
+    PERFORM 1 FROM "shop"."orders" AS d JOIN "dbdeploy_backup"."v002_op1_seeded_orders" AS l ON "d"."id" = l."id" FOR UPDATE OF d;
+    CREATE TEMP TABLE "pg_temp"."dbdeploy_seed_rollback" ON COMMIT DROP AS
+        SELECT d."id", (pg_catalog.md5(d::text) IS NOT DISTINCT FROM l.row_digest) AS unchanged FROM "shop"."orders" AS d JOIN "dbdeploy_backup"."v002_op1_seeded_orders" AS l ON "d"."id" = l."id";
+    ANALYZE "pg_temp"."dbdeploy_seed_rollback";
+    SELECT pg_catalog.count(*) INTO v_found FROM "pg_temp"."dbdeploy_seed_rollback";
+    SELECT pg_catalog.count(*) INTO v_logged FROM "dbdeploy_backup"."v002_op1_seeded_orders";
+    IF v_found > 0 THEN
+        v_backup := 'r002_orders_seed' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+        EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT d.*, CASE WHEN k.unchanged THEN ''deleted'' ELSE ''left'' END AS dbdeploy_rollback_action FROM "shop"."orders" AS d JOIN "pg_temp"."dbdeploy_seed_rollback" AS k ON d."id" = k."id"';
+        EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
+        RAISE NOTICE '%', 'dbdeploy V002: copied the seed rows of shop.orders (deleted and left ones, see column dbdeploy_rollback_action) to dbdeploy_backup.' || v_backup;
+        DELETE FROM "shop"."orders" AS d USING "pg_temp"."dbdeploy_seed_rollback" AS k WHERE k.unchanged AND d."id" = k."id";
+        GET DIAGNOSTICS v_deleted = ROW_COUNT;
+        RAISE NOTICE '%', 'dbdeploy V002: shop.orders: ' || v_deleted || ' seed row(s) deleted, ' || (v_found - v_deleted) || ' left in place (changed since the forward, or referenced by rows of a table this rollback drops), ' || (v_logged - v_found) || ' already gone; ' || v_found || ' saved to ' || 'dbdeploy_backup' || '.' || v_backup;
+    ELSE
+        RAISE NOTICE '%', 'dbdeploy V002: shop.orders: no seed row left to delete; ' || v_logged || ' already gone';
+    END IF;
+    DROP TABLE "pg_temp"."dbdeploy_seed_rollback";
     DROP TABLE "dbdeploy_backup"."v002_op1_seeded_orders";
 END
 $dbdeploy$;

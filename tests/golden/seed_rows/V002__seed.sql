@@ -64,14 +64,14 @@ END
 $dbdeploy$;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '813719b58333bdb76cf26af1471c4166514f4fcc53c650bcfc94c085acaba681') THEN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__seed.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '813719b58333bdb76cf26af1471c4166514f4fcc53c650bcfc94c085acaba681',
+VALUES ('002', 'V002__seed.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -83,16 +83,62 @@ WHERE l.status <> 'completed';
 -- dbdeploy:step 1 seed_rows tx=step lock=ROW EXCLUSIVE target=shop.orders
 -- insert 2 seed row(s) into shop.orders unless present
 BEGIN;
-CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op1_seeded_orders" AS SELECT "id" FROM "shop"."orders" WITH NO DATA;
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op1_seeded_orders" AS SELECT "id", NULL::text AS row_digest FROM "shop"."orders" WITH NO DATA;
 REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op1_seeded_orders" FROM PUBLIC;
+COMMENT ON TABLE "dbdeploy_backup"."v002_op1_seeded_orders" IS 'dbdeploy seed log|002|1|shop.orders';
 WITH inserted AS (
-    INSERT INTO "shop"."orders" ("id", "customer_id", "status", "note") VALUES
+    INSERT INTO "shop"."orders" ("id", "customer_id", "status", "note") OVERRIDING SYSTEM VALUE VALUES
     (1, 7, 'new', 'it''s quoted'),
     (2, 8, DEFAULT, NULL)
     ON CONFLICT ("id") DO NOTHING
     RETURNING "id"
 )
 INSERT INTO "dbdeploy_backup"."v002_op1_seeded_orders" ("id") SELECT "id" FROM inserted;
+SET LOCAL DateStyle = 'ISO, MDY';
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL TimeZone = 'UTC';
+SET LOCAL extra_float_digits = '1';
+SET LOCAL bytea_output = 'hex';
+UPDATE "dbdeploy_backup"."v002_op1_seeded_orders" AS l SET row_digest = pg_catalog.md5(s::text) FROM "shop"."orders" AS s
+WHERE l.row_digest IS NULL AND s."id" = l."id";
+DO $dbdeploy$
+DECLARE
+    v_seq text;
+    v_inc bigint;
+    v_min bigint;
+    v_max bigint;
+    v_last bigint;
+    v_called boolean;
+    v_next numeric;
+    v_top numeric;
+BEGIN
+    v_seq := pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'id');
+    IF v_seq IS NOT NULL THEN
+        SELECT s.seqincrement, s.seqmin, s.seqmax INTO v_inc, v_min, v_max FROM pg_catalog.pg_sequence s WHERE s.seqrelid = v_seq::pg_catalog.regclass;
+        EXECUTE 'SELECT last_value, is_called FROM ' || v_seq INTO v_last, v_called;
+        v_next := CASE WHEN v_called THEN v_last::numeric + v_inc ELSE v_last END;
+        IF v_inc > 0 THEN
+            SELECT pg_catalog.max("id")::numeric INTO v_top FROM "shop"."orders";
+            IF v_top IS NOT NULL AND v_top >= v_next THEN
+                IF v_top > v_max THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id exceed its sequence''s MAXVALUE:', v_seq || ' max ' || v_max || ', largest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE ... MAXVALUE first.';
+                END IF;
+                PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);
+                RAISE NOTICE '%', 'dbdeploy V002: explicit values in shop.orders.id: sequence ' || v_seq || ' moved to ' || v_top;
+            END IF;
+        ELSE
+            SELECT pg_catalog.min("id")::numeric INTO v_top FROM "shop"."orders";
+            IF v_top IS NOT NULL AND v_top <= v_next THEN
+                IF v_top < v_min THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: seed values of shop.orders.id are below its descending sequence''s MINVALUE:', v_seq || ' min ' || v_min || ', smallest value ' || v_top USING HINT = 'Use values within the sequence''s range, or ALTER SEQUENCE ... MINVALUE first.';
+                END IF;
+                PERFORM pg_catalog.setval(v_seq, v_top::bigint, true);
+                RAISE NOTICE '%', 'dbdeploy V002: explicit values in shop.orders.id: descending sequence ' || v_seq || ' moved to ' || v_top;
+            END IF;
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 COMMIT;
 
 -- dbdeploy:postamble
