@@ -79,7 +79,7 @@ def foreign_key_steps(ctx: PlanContext, table: str, fk: ForeignKey) -> list[Step
     return [
         cs.add_not_valid(ctx, "add_foreign_key", table, name, foreign_key_body(fk), "SHARE ROW EXCLUSIVE",
                          requires_table=fk.references if fk.optional else None),
-        cs.validate(ctx, table, name),
+        cs.validate(ctx, table, name, owned_key=f"{table}.{name}"),
     ]
 
 
@@ -100,7 +100,7 @@ class AddCheck(Operation):
         name = self.check.resolved_name(self.table)
         return [
             cs.add_not_valid(ctx, self.kind, self.table, name, check_body(self.check), "ACCESS EXCLUSIVE"),
-            cs.validate(ctx, self.table, name),
+            cs.validate(ctx, self.table, name, owned_key=f"{self.table}.{name}"),
         ]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

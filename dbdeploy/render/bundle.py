@@ -62,7 +62,8 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         postamble="\n".join(bookkeeping.forward_end(history_schema, m.version)))
     rollback = _ENV.get_template("rollback.sql.j2").render(
         **common, filename=rollback_name, steps=rollback_blocks,
-        preamble="\n".join(ensure + bookkeeping.rollback_start(history_schema, m.version)),
+        preamble="\n".join(ensure + bookkeeping.rollback_start(
+            history_schema, m.version, raw_sql=any(s.kind == "raw_sql" for s in plan.rollback))),
         postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
     files = {forward_name: forward, rollback_name: rollback}
     tests_name = test_file_name(m.folder)

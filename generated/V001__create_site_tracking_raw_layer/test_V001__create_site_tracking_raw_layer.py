@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "7e437b4367d2b92920cf85fc0affeb4bbc64a7126a3d54a85fff5e0ecb9f0c87"
+CHECKSUM = "9a06a819ee63a85c1d53376efdc705b4594d82ef378d020eba195cddbcb7529e"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

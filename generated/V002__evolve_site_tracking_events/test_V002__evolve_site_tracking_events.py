@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "b13c22e11648267162b6bfda13ee36703be9be2c67327d4eb58f5606412d613e"
+CHECKSUM = "7dec4cf2e6f4b70bf4f3baff5318e79e9cad4b5365425d3b25f8fcf3619c1b39"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

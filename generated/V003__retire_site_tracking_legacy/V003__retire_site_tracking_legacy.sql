@@ -40,8 +40,8 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '095e3a44c30037443bbc74cc5f914ceb3b36f273533cb3325275a0b4c8213e3e') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '095e3a44c30037443bbc74cc5f914ceb3b36f273533cb3325275a0b4c8213e3e') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: this version was run (or recorded) with a different checksum; the bundle changed after it ran' USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;

@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "2bfdd2b77eabc7aee11e2264b1057abc2370dded14679acada5d3332dd219e9c"
+CHECKSUM = "aa7c7316497ed809c9bede8f49c9f720da9d3d92fc4b675aa08fa1a1c1123354"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "255aa890795643911b8f773e1fd9a38d8133c1bdedcb4eae1f98c8369c09c3c5"
+CHECKSUM = "0a926975996f44babf58d11ae764c5b5949a29a300d6bda84fffacac5f4d2848"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

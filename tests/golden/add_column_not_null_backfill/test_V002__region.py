@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a8df66e2aaf8e687a7092cf5969b1dfda4320c8b7855b24b7018aa14d7edb38c"
+CHECKSUM = "a5de3630301a31dbe87d406a7ab03a3dd4bdded1ee25f1b90892b70c6d401113"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

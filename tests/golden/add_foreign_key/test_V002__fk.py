@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "45c9f664376006c54ce8af4945df0b51e7fab1bc646dc1e59c202efe5cf7299f"
+CHECKSUM = "db535b8254c10f54bba8b49bf401d02534cdeea53ca2f6d042dd2f565a4890f9"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

@@ -40,14 +40,14 @@ CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
 REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '0ffa8e2ee1f33554a185f5eecc93d50d10356290c3e184bd6735f7707facf27b') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: this version was run (or recorded) with a different checksum; the bundle changed after it ran' USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851',
+VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '0ffa8e2ee1f33554a185f5eecc93d50d10356290c3e184bd6735f7707facf27b',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -59,6 +59,8 @@ WHERE l.status <> 'completed';
 -- dbdeploy:step 1 create_unique_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- build index orders_note_key on shop.orders concurrently
 DO $dbdeploy$
+DECLARE
+    v_duplicated bigint;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_note_key') ON CONFLICT DO NOTHING;
@@ -66,6 +68,12 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND NOT indisvalid) THEN
         RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_note_key" is INVALID (an earlier build failed); dropping it to rebuild';
         DROP INDEX "shop"."orders_note_key";
+    END IF;
+    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
+        v_duplicated := (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM "shop"."orders" WHERE "note" IS NOT NULL GROUP BY "note" HAVING pg_catalog.count(*) > 1) AS d);
+        IF v_duplicated > 0 THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot build unique index "shop"."orders_note_key" on shop.orders (note):', v_duplicated || ' key(s) appear more than once' USING ERRCODE = 'unique_violation', HINT = 'Nothing was built. V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
+        END IF;
     END IF;
 END
 $dbdeploy$;

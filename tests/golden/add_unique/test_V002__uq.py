@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a5751e9f966ef2967b9f79ba875dfec8739ffdee6681b85433646517f601e851"
+CHECKSUM = "0ffa8e2ee1f33554a185f5eecc93d50d10356290c3e184bd6735f7707facf27b"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 

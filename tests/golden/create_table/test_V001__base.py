@@ -23,7 +23,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "d98a746d6e2707725549b3b6305f8ab90bb4f65474b743944c1c8dd564cf72ad"
+CHECKSUM = "16c7b55325f6a9b741950a085c7fb3f74c25c61a7e76ebfd2b877378199a06d4"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 
