@@ -62,9 +62,8 @@ POPULATE = [
 class Case:
     name: str
     failing: str          # V002 spec source that fails on the populated rows
-    fixed: str            # the corrected V002 spec (None: the data is fixed instead)
+    fixed: str            # the corrected V002 spec
     app_insert: str       # a write that was legal before V002 and must stay legal after it failed
-    data_fix: str | None = None
 
 
 HEAD = "from dbdeploy import AddCheck, AddColumn, AddForeignKey, AddUnique, Backfill, Check, Column, ForeignKey, " \
@@ -185,35 +184,43 @@ def test_failed_version_leaves_nothing_enforcing_and_the_procedure_reaches_appli
     assert db.execute("SELECT count(*) FROM shop.orders")[0][0] >= 2000
 
 
-def test_failed_validate_under_psql_drops_its_constraint_and_the_procedure_works(fresh_db_each, tmp_path) -> None:
-    """The same bundle run with nothing but psql: the failed VALIDATE drops its NOT VALID check
-    itself; the regenerated bundle is refused until the old one's rollback ran."""
+def _forward(folder):
+    return next(p for p in folder.glob("V002__*.sql") if "__rollback_" not in p.name)
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=[c.name for c in CASES[:3]])
+def test_failed_validate_under_psql_drops_its_constraint_and_the_procedure_works(fresh_db_each, tmp_path,
+                                                                                  case: Case) -> None:
+    """The same bundles run with nothing but psql: the failed VALIDATE drops its NOT VALID
+    constraint itself; the regenerated bundle is refused until the old one's rollback ran."""
     db = fresh_db_each
     project = _project(tmp_path, db)
     spec = project.root / "specs" / "V002_change.py"
-    spec.write_text(CASES[0].failing)
+    spec.write_text(case.failing)
     assert project.run("generate").returncode == 0
     (folder,) = project.generated.glob("V002__*")
     ran = tmp_path / "ran"
     shutil.copytree(folder, ran)                      # the bundle that ran, as version control keeps it
 
-    proc = db.psql_file(next(ran.glob("V002__totals.sql")), check=False)
+    proc = db.psql_file(_forward(ran), check=False)
     assert proc.returncode != 0
-    assert "orders_total_check" in proc.stderr and "was dropped so it no longer rejects writes" in proc.stderr
+    assert "was dropped so it no longer rejects writes" in proc.stderr, proc.stderr
     assert "The way on" in proc.stderr
     assert _enforcing_leftovers(db) == []
-    db.execute(CASES[0].app_insert)
+    db.execute(case.app_insert)
 
-    spec.write_text(CASES[0].fixed)
+    spec.write_text(case.fixed)
     assert project.run("generate").returncode == 0
     (new_folder,) = project.generated.glob("V002__*")
-    refused = db.psql_file(next(new_folder.glob("V002__totals.sql")), check=False)
+    refused = db.psql_file(_forward(new_folder), check=False)
     assert refused.returncode != 0 and "roll it back with the bundle that ran" in refused.stderr
     db.psql_file(next(ran.glob("V002__rollback_*.sql")))
     assert db.execute("SELECT status FROM migrations.migration_log WHERE version = '002'") == [("rolled_back",)]
-    db.psql_file(next(new_folder.glob("V002__totals.sql")))
+    assert _v002_objects(db) == []
+    db.psql_file(_forward(new_folder))
     assert db.execute("SELECT status FROM migrations.migration_log WHERE version = '002'") == [("completed",)]
-    assert db.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'orders_total_check'") == [(True,)]
+    assert _enforcing_leftovers(db) == []
+    assert project.run("verify", "--env", "test").returncode == 0
 
 
 def test_unique_on_duplicates_builds_nothing_under_psql(fresh_db_each, tmp_path) -> None:
@@ -222,7 +229,7 @@ def test_unique_on_duplicates_builds_nothing_under_psql(fresh_db_each, tmp_path)
     (project.root / "specs" / "V002_change.py").write_text(CASES[3].failing)
     assert project.run("generate").returncode == 0
     (folder,) = project.generated.glob("V002__*")
-    proc = db.psql_file(next(folder.glob("V002__emails.sql")), check=False)
+    proc = db.psql_file(_forward(folder), check=False)
     assert proc.returncode != 0
     assert "9 key(s) appear more than once" in proc.stderr and "Nothing was built" in proc.stderr
     assert db.execute("SELECT to_regclass('shop.customers_email_key')") == [(None,)]
@@ -430,7 +437,7 @@ def test_history_forget_on_a_protected_environment_needs_yes(fresh_db_each, tmp_
     assert db.execute(LOG) == [("001", "baseline")]
 
 
-def test_baseline_with_psycopg_session_is_read_only_on_refusal(fresh_db_each, tmp_path) -> None:
+def test_refused_baseline_changes_nothing(fresh_db_each, tmp_path) -> None:
     """A refused baseline changes nothing in the application schema or the log."""
     db = fresh_db_each
     project = _adopt_project(tmp_path, db, with_columns=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from dbdeploy.ops.common import do_block, if_then
+from dbdeploy.ops.common import block, do_block, if_then
 from dbdeploy.sql import ident, literal, render
 
 S = sql.SQL
@@ -70,16 +70,18 @@ def forward_start(history_schema: str, version: str, script: str, description: s
     # the bundle changed after it ran. Applied → never edit it; failed → roll back first with the
     # bundle that ran (README "When a migration fails"), then this bundle starts from a clean slate.
     changed = S(
-        "EXISTS (SELECT 1 FROM {log} WHERE version = {v}"
-        " AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> {c})"
+        "SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline'"
+        " WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status\n"
+        "FROM {log} WHERE version = {v}"
+        " AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> {c};"
     ).format(log=log, v=literal(version), c=literal(checksum))
-    guard = if_then(changed, S(
-        "RAISE EXCEPTION '%', {msg} USING HINT = {hint};").format(
-        msg=literal(f"dbdeploy V{version}: this version was run (or recorded) with a different checksum; "
+    guard = block(changed, if_then(S("v_status IS NOT NULL"), S(
+        "RAISE EXCEPTION {msg}, v_status USING HINT = {hint};").format(
+        msg=literal(f"dbdeploy V{version}: this version was % with a different checksum; "
                     "the bundle changed after it ran"),
         hint=literal(f"If V{version} is applied, never edit it: restore the applied bundle and add a new "
                      f"migration for the change. If V{version} failed, roll it back with the bundle that ran "
-                     "(`dbdeploy rollback`, or that bundle's rollback file with psql), then apply this one.")))
+                     "(`dbdeploy rollback`, or that bundle's rollback file with psql), then apply this one."))))
     record = S(
         "INSERT INTO {log} AS l (version, script_name, description, applied_by, applied_at, status, checksum,\n"
         "    environment, dbdeploy_version, host)\n"
@@ -93,7 +95,7 @@ def forward_start(history_schema: str, version: str, script: str, description: s
         "WHERE l.status <> 'completed';"
     ).format(log=log, v=literal(version), s=literal(script), d=literal(description), c=literal(checksum),
              env=_ENVIRONMENT, tool=_TOOL_VERSION, host=_HOST)
-    return [do_block(guard), render(record)]
+    return [do_block(guard, declare=["v_status text"]), render(record)]
 
 
 def forward_end(history_schema: str, version: str) -> list[str]:
