@@ -261,6 +261,39 @@ def test_executor_drops_the_invalid_index_a_failed_build_left(fresh_db_each, tmp
         == [(True,)]
 
 
+def test_release_drops_a_unique_index_whose_constraint_was_never_added(fresh_db_each, tmp_path) -> None:
+    """AddUnique's attach step failed (say, on a lock) after its index was built: that index
+    enforces uniqueness like the constraint would. The executor's clean-up after a failure drops
+    it (it owns it), and leaves alone a unique index it does not own."""
+    from dbdeploy.executor.bundles import load_bundles
+    from dbdeploy.executor.config import load_config
+    from dbdeploy.executor.deploy import Deployment
+
+    db = fresh_db_each
+    project = _project(tmp_path, db)
+    (project.root / "specs" / "V002_change.py").write_text(CASES[3].fixed)      # AddUnique on code
+    assert project.run("generate").returncode == 0
+    # the state a failed attach leaves: the index built and recorded as V002's, no constraint
+    db.execute("CREATE UNIQUE INDEX customers_code_key ON shop.customers (code)")
+    db.execute("CREATE UNIQUE INDEX customers_by_hand ON shop.customers (id, code)")
+    db.execute("INSERT INTO migrations.migration_objects (version, object_type, object_name)"
+               " VALUES ('002', 'index', 'shop.customers_code_key')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("INSERT INTO shop.customers (id, code) VALUES (900002, 'c7')")
+    config = load_config(project.root)
+    env = config.environment("test")
+    bundle = next(b for b in load_bundles(config.generated) if b.version == "002")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        lines = Deployment(config=config, env=env, dsn=db.dsn)._release(conn, bundle)
+    assert lines == ["dropped the unique index shop.customers_code_key whose constraint was never added (it would "
+                     "keep enforcing uniqueness / costing writes)"]
+    assert db.execute("SELECT to_regclass('shop.customers_code_key')") == [(None,)]
+    assert db.execute("SELECT to_regclass('shop.customers_by_hand') IS NOT NULL") == [(True,)]
+    assert _v002_objects(db) == []
+    db.execute("INSERT INTO shop.customers (id, code) VALUES (900002, 'c7x')")
+    db.execute("INSERT INTO shop.customers (id, code) VALUES (900003, 'c8')")   # duplicate code: legal again
+
+
 def test_lock_timeout_on_validate_keeps_the_constraint_for_the_retry(fresh_db_each, tmp_path) -> None:
     """A VALIDATE that cannot get its lock is not a data error: the constraint stays for the
     executor's retry, and once the blocker is gone the version completes."""

@@ -208,24 +208,35 @@ class Deployment:
                     details={"step": exc.step.number if exc.step else None, "attempts": exc.attempts})
 
     def _release(self, conn, bundle: BundleOnDisk) -> list[str]:
-        """After a failure: drop the INVALID indexes this version built (a failed concurrent build).
+        """After a failure: drop the indexes this version built that would keep enforcing.
 
-        An INVALID unique index that got past its build phase still enforces uniqueness on new
-        rows although the migration failed. Only indexes recorded as built by this version are
-        dropped, ``CONCURRENTLY`` (SHARE UPDATE EXCLUSIVE: reads and writes continue). The bundle's
-        own steps release what they can under psql too (a failed VALIDATE drops its NOT VALID
-        constraint); this covers what SQL cannot do after a failed top-level statement.
+        - INVALID indexes (a failed concurrent build): once a build got past its first phase, an
+          INVALID unique index still enforces uniqueness on new rows;
+        - a unique index an AddUnique built whose ``ADD CONSTRAINT … USING INDEX`` did not happen
+          (the attach step failed, e.g. on a lock): it enforces uniqueness like the constraint.
+
+        Only indexes recorded as built by this version are dropped, ``CONCURRENTLY`` (SHARE UPDATE
+        EXCLUSIVE: reads and writes continue); a drop that fails is reported, and rolling the
+        version back drops the index. The bundle's own steps release what SQL can under psql too
+        (a failed VALIDATE drops its NOT VALID constraint, a unique build refuses on duplicates
+        first); this covers what SQL cannot do after a failed top-level statement.
         """
+        unattached = sorted({f"{e['table'].partition('.')[0]}.{e['name']}" for e in bundle.manifest.get("expects", [])
+                             if e.get("object") == "constraint" and e.get("kind") == "u" and e.get("present")})
         lines = []
         try:
             rows = conn.execute(sql.SQL(
-                "SELECT o.object_name FROM {}.migration_objects o"
+                "SELECT o.object_name, NOT i.indisvalid FROM {}.migration_objects o"
                 " JOIN pg_catalog.pg_index i ON i.indexrelid = pg_catalog.to_regclass(o.object_name)"
-                " WHERE o.version = %s AND o.object_type = 'index' AND NOT i.indisvalid ORDER BY 1").format(
-                sql.Identifier(self.schema)), [bundle.version]).fetchall()
+                " WHERE o.version = %s AND o.object_type = 'index' AND (NOT i.indisvalid OR (i.indisunique"
+                " AND o.object_name = ANY (%s) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c"
+                " WHERE c.conindid = i.indexrelid))) ORDER BY 1").format(
+                sql.Identifier(self.schema)), [bundle.version, unattached]).fetchall()
         except psycopg.Error:
             return lines
-        for (name,) in rows:
+        for name, invalid in rows:
+            what = ("the INVALID index {} that the failed build left" if invalid else
+                    "the unique index {} whose constraint was never added").format(name)
             schema, _, index = name.partition(".")
             try:
                 conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(self.env.concurrent_lock_timeout)))
@@ -233,11 +244,9 @@ class Deployment:
                 conn.execute(sql.SQL("DELETE FROM {}.migration_objects WHERE version = %s AND object_type = 'index'"
                                      " AND object_name = %s").format(sql.Identifier(self.schema)),
                              [bundle.version, name])
-                lines.append(f"dropped the INVALID index {name} that the failed build left (it would keep "
-                             "enforcing uniqueness / costing writes)")
+                lines.append(f"dropped {what} (it would keep enforcing uniqueness / costing writes)")
             except psycopg.Error as exc:
-                lines.append(f"could not drop the INVALID index {name} ({_first(exc)}); rolling back "
-                             f"{bundle.label} drops it")
+                lines.append(f"could not drop {what} ({_first(exc)}); rolling back {bundle.label} drops it")
         return lines
 
     @property
