@@ -71,14 +71,24 @@ def register(app: typer.Typer) -> None:
         env: str = typer.Option("dev", "--env", help=ENV_HELP),
         dsn: str = typer.Option(None, "--dsn", help=DSN_HELP),
         yes: bool = typer.Option(False, "--yes", help="Confirm a protected environment."),
+        include_baseline: bool = typer.Option(
+            False, "--include-baseline",
+            help="Also roll back versions recorded by `baseline` (never run by dbdeploy; refused without this)."),
+        include_baseline_rawsql: bool = typer.Option(
+            False, "--include-baseline-rawsql",
+            help="Also run the hand-written RawSQL rollback of baselined versions (refused without this)."),
         lock_wait: float = typer.Option(60.0, "--lock-wait", help="Seconds to wait for another run's lock."),
         plain: bool = typer.Option(False, "--plain", help="Plain log lines instead of progress bars."),
     ) -> None:
-        """Run rollback bundles newest first for every applied version above --to."""
+        """Run rollback bundles newest first for every applied, failed or interrupted version above --to."""
         if not to.isdigit():
             raise UsageError("--to must be a version number (0 rolls back everything)")
+        if include_baseline_rawsql and not include_baseline:
+            raise UsageError("--include-baseline-rawsql needs --include-baseline as well (nothing was run)")
         deployment, _view = _deployment(env, dsn, lock_wait, plain)
-        result = deployment.rollback(to=to, yes=_confirm(deployment, yes, "roll back"))
+        result = deployment.rollback(to=to, yes=_confirm(deployment, yes, "roll back"),
+                                     include_baseline=include_baseline,
+                                     include_baseline_rawsql=include_baseline_rawsql)
         typer.echo(f"{deployment.env.name}: rolled back {', '.join(result.rolled_back)}" if result.rolled_back
                    else f"{deployment.env.name}: nothing to roll back")
 
@@ -94,7 +104,10 @@ def register(app: typer.Typer) -> None:
         deployment, _view = _deployment(env, dsn)
         rows = read_status(deployment.config, deployment.env, deployment.dsn)
         if as_json:
-            typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+            from dbdeploy.executor.inspect import next_steps
+
+            typer.echo(json.dumps([{**r.as_dict(), "next": "\n".join(next_steps([r], deployment.env.name, rows))
+                                    or None} for r in rows], indent=2))
             return
         from rich.console import Console
         from rich.table import Table
@@ -106,6 +119,10 @@ def register(app: typer.Typer) -> None:
             table.add_row(r.version, r.name, r.state, r.applied_by or "", r.applied_at or "",
                           "" if r.duration_ms is None else str(r.duration_ms))
         Console(width=160).print(table)
+        from dbdeploy.executor.inspect import next_steps
+
+        for line in next_steps(rows, deployment.env.name):
+            typer.echo(line)
 
     @app.command()
     def verify(
@@ -128,10 +145,35 @@ def register(app: typer.Typer) -> None:
         env: str = typer.Option("dev", "--env", help=ENV_HELP),
         dsn: str = typer.Option(None, "--dsn", help=DSN_HELP),
         yes: bool = typer.Option(False, "--yes", help="Confirm a protected environment."),
+        partial: bool = typer.Option(False, "--partial",
+                                     help="Record only the versions whose objects the database holds."),
     ) -> None:
-        """Record versions up to --version as applied without running them (adopting an existing database)."""
+        """Record versions up to --version as applied without running them (adopting an existing database).
+
+        Refused (exit 3, nothing recorded) unless the database holds what those bundles would make."""
         if not version.isdigit():
             raise UsageError("--version must be a version number")
         deployment, _view = _deployment(env, dsn)
-        result = deployment.baseline(version=version, yes=_confirm(deployment, yes, "baseline"))
-        typer.echo(f"{deployment.env.name}: recorded {', '.join(result.applied) or 'nothing new'} as applied")
+        result = deployment.baseline(version=version, yes=_confirm(deployment, yes, "baseline"), partial=partial)
+        typer.echo(f"{deployment.env.name}: recorded {', '.join(result.applied) or 'nothing new'} as applied"
+                   + (f"; not recorded: {', '.join(result.skipped)}" if result.skipped else ""))
+
+    history_app = typer.Typer(help="Inspect and repair the migration history.", no_args_is_help=True)
+    app.add_typer(history_app, name="history")
+
+    @history_app.command("forget")
+    def forget(
+        version: str = typer.Option(..., "--version", help="The version to remove from the history."),
+        env: str = typer.Option("dev", "--env", help=ENV_HELP),
+        dsn: str = typer.Option(None, "--dsn", help=DSN_HELP),
+        yes: bool = typer.Option(False, "--yes", help="Confirm a protected environment."),
+    ) -> None:
+        """Remove a wrongly recorded version (a wrong baseline) from the history; nothing else is changed.
+
+        Refused for a version dbdeploy applied (roll it back instead), for one that owns objects, and
+        below another recorded version. Recorded as a `forget` event."""
+        if not version.isdigit():
+            raise UsageError("--version must be a version number")
+        deployment, _view = _deployment(env, dsn)
+        status = deployment.forget(version=version, yes=_confirm(deployment, yes, "change the history of"))
+        typer.echo(f"{deployment.env.name}: forgot V{version} (was {status}); it is pending again")

@@ -19,7 +19,7 @@ from psycopg import sql
 from dbdeploy import __version__
 from dbdeploy.errors import IntegrityError, MigrationFailed, UsageError
 from dbdeploy.executor import history, lock, privileges
-from dbdeploy.executor.bundles import BundleOnDisk, Script, load_bundles
+from dbdeploy.executor.bundles import BundleOnDisk, Script, load_bundles, parse_script
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, redact
 from dbdeploy.executor.progress import Message, ProgressCallback, ignore
@@ -27,6 +27,7 @@ from dbdeploy.executor.runner import ScriptRunner, StepFailed
 
 APPLIED = ("completed", "baseline")
 TOUCHED = ("completed", "baseline", "failed", "running", "rolling_back")
+UNFINISHED = ("failed", "running", "rolling_back")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class RunResult:
     applied: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     planned: list[tuple[str, list[str]]] = field(default_factory=list)   # dry run: (label, lines)
+    skipped: list[str] = field(default_factory=list)   # baseline --partial: versions not recorded
 
 
 @dataclass
@@ -78,7 +80,9 @@ class Deployment:
 
         conn.add_notice_handler(relay)
         conn.execute(sql.SQL("SELECT pg_catalog.set_config('dbdeploy.environment', %s, false),"
-                             " pg_catalog.set_config('dbdeploy.version', %s, false)"), [self.env.name, __version__])
+                             " pg_catalog.set_config('dbdeploy.version', %s, false),"
+                             " pg_catalog.set_config('dbdeploy.lock_timeout', %s, false)"),
+                     [self.env.name, __version__, self.env.lock_timeout])
         return conn
 
     def _locked(self, conn) -> int:
@@ -96,7 +100,13 @@ class Deployment:
 
     # --- integrity ----------------------------------------------------------------------
 
-    def check_integrity(self, bundles: list[BundleOnDisk], log: dict[str, history.LogRow]) -> None:
+    def check_integrity(self, bundles: list[BundleOnDisk], log: dict[str, history.LogRow],
+                        stored: frozenset[str] = frozenset()) -> None:
+        """Refuse (exit 3) on missing, changed or out-of-order bundles.
+
+        ``stored``: keys of unfinished versions (failed, interrupted) whose changed bundle is fine
+        because the rollback that ran with them is kept in the history (rollback uses it).
+        """
         by_version = {history.int_key(b.version): b for b in bundles}
         problems = []
         for key, row in sorted(log.items(), key=lambda kv: int(kv[0])):
@@ -104,12 +114,24 @@ class Deployment:
                 continue
             bundle = by_version.get(key)
             if bundle is None:
+                if key in stored:
+                    continue
                 problems.append(f"V{row.version} is {row.status} in the database but its bundle is missing from "
                                 f"{self.config.generated}; restore it from version control")
             elif row.checksum and row.checksum != bundle.checksum:
-                problems.append(f"{bundle.label} was applied with checksum {row.checksum[:12]}… but the bundle now has "
-                                f"{bundle.checksum[:12]}…; restore the applied spec and put the change in a new "
-                                "migration")
+                if key in stored:
+                    continue
+                if row.status in UNFINISHED:
+                    problems.append(
+                        f"{bundle.label} is {row.status} and its bundle changed since it ran (checksum "
+                        f"{row.checksum[:12]}… then, {bundle.checksum[:12]}… now): roll it back first with the "
+                        f"bundle that ran — `dbdeploy rollback --to {self._previous(bundles, bundle)}` (it uses the "
+                        "rollback file stored when it ran; if none is stored, restore that bundle from version "
+                        "control), then apply")
+                else:
+                    problems.append(f"{bundle.label} was applied with checksum {row.checksum[:12]}… but the bundle "
+                                    f"now has {bundle.checksum[:12]}…; restore the applied spec and put the change "
+                                    "in a new migration")
         applied = [int(k) for k, r in log.items() if r.status in APPLIED]
         if applied:
             highest = max(applied)
@@ -162,6 +184,10 @@ class Deployment:
         runner = self._runner(conn, bundle.label)
         script = bundle.forward
         self.progress(Message(f"applying {bundle.label} {bundle.name} ({len(script.steps)} steps)"))
+        # Keep the rollback that belongs to this run: if it fails and the spec is fixed and
+        # regenerated, `rollback` still undoes what this bundle did.
+        history.store_rollback(conn, self.schema, version=bundle.version, checksum=bundle.checksum,
+                               name=bundle.path("rollback").name, text=bundle.path("rollback").read_text())
         try:
             runner.apply_session_settings()
             runner.run_plain(script.preamble)
@@ -172,8 +198,11 @@ class Deployment:
             runner.run_plain(script.postamble)
         except StepFailed as exc:
             self._failed(conn, bundle, "fail", exc)
-            raise MigrationFailed(f"{bundle.label} {bundle.name}: {redact(str(exc), self.dsn)}; it is marked failed. "
-                                  "Fix the cause and run apply again: it continues where it stopped") from None
+            released = self._release(conn, bundle)
+            raise MigrationFailed(
+                f"{bundle.label} {bundle.name}: {redact(str(exc), self.dsn)}; it is marked failed."
+                + "".join(f"\n{line}" for line in released) + "\n"
+                + way_on(bundle.label, self._previous(self._bundles_cached, bundle), self.env.name)) from None
         history.set_status(conn, self.schema, bundle.version, "completed", None, rows_affected=rows,
                            host=socket.gethostname(), dbdeploy_version=__version__, environment=self.env.name)
         duration = conn.execute(sql.SQL("SELECT duration_ms FROM {}.migration_log WHERE version = %s").format(
@@ -187,6 +216,57 @@ class Deployment:
         history.set_status(conn, self.schema, bundle.version, "failed", f"{exc}")
         self._event(conn, bundle.version, event, statement=exc.statement, error=error,
                     details={"step": exc.step.number if exc.step else None, "attempts": exc.attempts})
+
+    def _release(self, conn, bundle: BundleOnDisk) -> list[str]:
+        """After a failure: drop the indexes this version built that would keep enforcing.
+
+        - INVALID indexes (a failed concurrent build): once a build got past its first phase, an
+          INVALID unique index still enforces uniqueness on new rows;
+        - a unique index an AddUnique built whose ``ADD CONSTRAINT … USING INDEX`` did not happen
+          (the attach step failed, e.g. on a lock): it enforces uniqueness like the constraint.
+
+        Only indexes recorded as built by this version are dropped, ``CONCURRENTLY`` (SHARE UPDATE
+        EXCLUSIVE: reads and writes continue); a drop that fails is reported, and rolling the
+        version back drops the index. The bundle's own steps release what SQL can under psql too
+        (a failed VALIDATE drops its NOT VALID constraint, a unique build refuses on duplicates
+        first); this covers what SQL cannot do after a failed top-level statement.
+        """
+        unattached = sorted({f"{e['table'].partition('.')[0]}.{e['name']}" for e in bundle.manifest.get("expects", [])
+                             if e.get("object") == "constraint" and e.get("kind") == "u" and e.get("present")})
+        lines = []
+        try:
+            rows = conn.execute(sql.SQL(
+                "SELECT o.object_name, NOT i.indisvalid FROM {}.migration_objects o"
+                " JOIN pg_catalog.pg_index i ON i.indexrelid = pg_catalog.to_regclass(o.object_name)"
+                " WHERE o.version = %s AND o.object_type = 'index' AND (NOT i.indisvalid OR (i.indisunique"
+                " AND o.object_name = ANY (%s) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c"
+                " WHERE c.conindid = i.indexrelid))) ORDER BY 1").format(
+                sql.Identifier(self.schema)), [bundle.version, unattached]).fetchall()
+        except psycopg.Error:
+            return lines
+        for name, invalid in rows:
+            what = ("the INVALID index {} that the failed build left" if invalid else
+                    "the unique index {} whose constraint was never added").format(name)
+            schema, _, index = name.partition(".")
+            try:
+                conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(self.env.concurrent_lock_timeout)))
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index)))
+                conn.execute(sql.SQL("DELETE FROM {}.migration_objects WHERE version = %s AND object_type = 'index'"
+                                     " AND object_name = %s").format(sql.Identifier(self.schema)),
+                             [bundle.version, name])
+                lines.append(f"dropped {what} (it would keep enforcing uniqueness / costing writes)")
+            except psycopg.Error as exc:
+                lines.append(f"could not drop {what} ({_first(exc)}); rolling back {bundle.label} drops it")
+        return lines
+
+    @property
+    def _bundles_cached(self) -> list[BundleOnDisk]:
+        return load_bundles(self.config.generated)
+
+    @staticmethod
+    def _previous(bundles: list[BundleOnDisk], bundle: BundleOnDisk) -> str:
+        earlier = [b.version for b in bundles if int(b.version) < int(bundle.version)]
+        return earlier[-1] if earlier else "0"
 
     def _dry_run(self, bundles: list[BundleOnDisk]) -> RunResult:
         """Print-only: reads the log if there is one, writes nothing, takes no lock."""
@@ -203,7 +283,16 @@ class Deployment:
 
     # --- rollback -----------------------------------------------------------------------
 
-    def rollback(self, *, to: str, yes: bool = False) -> RunResult:
+    def rollback(self, *, to: str, yes: bool = False, include_baseline: bool = False,
+                 include_baseline_rawsql: bool = False) -> RunResult:
+        """Roll back every touched version above ``to``, newest first.
+
+        Refuses before any change (UsageError, exit 2) when a target was recorded by ``baseline``
+        and ``include_baseline`` is not set, or when such a target's rollback runs RawSQL and
+        ``include_baseline_rawsql`` is not set: a baselined version never ran, so what its rollback
+        removes existed before dbdeploy. A failed or interrupted version whose bundle changed since
+        it ran is rolled back with the rollback file stored when it ran.
+        """
         bundles = self._bundles()
         if self.env.protected and not yes:
             raise UsageError(f"environment {self.env.name!r} is protected: pass --yes to roll back (nothing was run)")
@@ -215,20 +304,75 @@ class Deployment:
                     b for b in reversed(bundles) if int(b.version) > int(to) and _state(log, b) in TOUCHED])
                 history.ensure_history(conn, self.schema)
                 log = history.read_log(conn, self.schema)
-                self.check_integrity(bundles, log)
+                stored = self._stored_rollbacks(conn, bundles, log, to)
+                self.check_integrity(bundles, log, frozenset(stored))
                 targets = [b for b in reversed(bundles) if int(b.version) > int(to) and _state(log, b) in TOUCHED]
+                targets += [b for b in self._orphans(stored, bundles, log)]
+                targets.sort(key=lambda b: -int(b.version))
+                self._refuse_baseline(targets, log, stored, include_baseline, include_baseline_rawsql)
+                if include_baseline:
+                    conn.execute("SELECT pg_catalog.set_config('dbdeploy.rollback_baseline', 'on', false)")
+                if include_baseline_rawsql:
+                    conn.execute("SELECT pg_catalog.set_config('dbdeploy.rollback_baseline_rawsql', 'on', false)")
                 if not targets:
                     self.progress(Message(f"{self.env.name}: nothing to roll back above V{to}"))
                 for bundle in targets:
-                    self._rollback_one(conn, bundle)
+                    script = stored.get(history.int_key(bundle.version))
+                    self._rollback_one(conn, bundle, script)
                     result.rolled_back.append(bundle.label)
             finally:
                 lock.release(conn, key)
         return result
 
-    def _rollback_one(self, conn, bundle: BundleOnDisk) -> None:
+    def _stored_rollbacks(self, conn, bundles: list[BundleOnDisk], log: dict[str, history.LogRow],
+                          to: str) -> dict[str, tuple[str, Script]]:
+        """Unfinished versions above ``to`` whose bundle changed (or went missing) since they ran,
+        with the rollback stored when they ran: {key: (file name, script)}."""
+        by_version = {history.int_key(b.version): b for b in bundles}
+        found = {}
+        for key, row in log.items():
+            if row.status not in UNFINISHED or int(key) <= int(to) or not row.checksum:
+                continue
+            bundle = by_version.get(key)
+            if bundle is not None and bundle.checksum == row.checksum:
+                continue
+            kept = history.stored_rollback(conn, self.schema, row.version, row.checksum)
+            if kept is not None:
+                found[key] = (kept[0], parse_script(kept[1]))
+        return found
+
+    def _orphans(self, stored: dict, bundles: list[BundleOnDisk], log: dict[str, history.LogRow]) -> list:
+        """Stand-ins for unfinished versions whose bundle folder is gone but whose rollback is stored."""
+        present = {history.int_key(b.version) for b in bundles}
+        return [_StoredBundle(log[key].version, name) for key, (name, _script) in stored.items()
+                if key not in present]
+
+    def _refuse_baseline(self, targets: list, log: dict[str, history.LogRow], stored: dict,
+                         include_baseline: bool, include_baseline_rawsql: bool) -> None:
+        baselined = [b for b in targets if _state(log, b) == "baseline"]
+        if not baselined:
+            return
+        labels = ", ".join(b.label for b in baselined)
+        if not include_baseline:
+            raise UsageError(
+                f"{labels} {'was' if len(baselined) == 1 else 'were'} recorded by `dbdeploy baseline`, never run by "
+                "dbdeploy: what a rollback would remove existed before dbdeploy, so nothing was run. A wrong "
+                "baseline is repaired with `dbdeploy history forget --version V`; to roll back anyway pass "
+                "--include-baseline")
+        raw = [b.label for b in baselined if any(step.kind == "raw_sql" for step in b.rollback.steps)]
+        if raw and not include_baseline_rawsql:
+            raise UsageError(
+                f"{', '.join(raw)} {'was' if len(raw) == 1 else 'were'} recorded by `dbdeploy baseline` and "
+                f"{'its' if len(raw) == 1 else 'their'} rollback runs RawSQL written by hand, which would drop "
+                "objects that existed before dbdeploy; nothing was run. Use `dbdeploy history forget --version V` "
+                "to repair the history, or pass --include-baseline-rawsql as well to run that SQL")
+
+    def _rollback_one(self, conn, bundle, stored: tuple[str, Script] | None = None) -> None:
         runner = self._runner(conn, bundle.label)
-        script = bundle.rollback
+        script = stored[1] if stored else bundle.rollback
+        if stored:
+            self.progress(Message(f"{bundle.label}: rolling back with {stored[0]} as stored when it ran (the bundle "
+                                  "in generated/ changed since)", "warning"))
         self.progress(Message(f"rolling back {bundle.label} {bundle.name} ({len(script.steps)} steps)"))
         try:
             runner.apply_session_settings()
@@ -253,12 +397,23 @@ class Deployment:
                         error=redact(str(exc.error).strip(), self.dsn))
             raise MigrationFailed(f"rollback of {bundle.label}: {redact(str(exc), self.dsn)}; it stays rolling_back. "
                                   "Fix the cause and run rollback again") from None
-        self._event(conn, bundle.version, "rollback", rows_affected=rows)
+        self._event(conn, bundle.version, "rollback", rows_affected=rows,
+                    details={"stored_rollback": stored[0]} if stored else None)
 
     # --- baseline -----------------------------------------------------------------------
 
-    def baseline(self, *, version: str, yes: bool = False) -> RunResult:
-        bundles = [b for b in self._bundles() if int(b.version) <= int(version)]
+    def baseline(self, *, version: str, yes: bool = False, partial: bool = False) -> RunResult:
+        """Record versions up to ``version`` as applied without running them — only if the database
+        holds what their bundles would make (the manifests' expectations, checked like ``verify``).
+
+        A difference refuses the whole baseline (IntegrityError, exit 3) listing each one; with
+        ``partial`` the longest run of versions whose expectations all hold is recorded instead
+        (still exit 3 when not even the first one matches). Nothing is recorded in
+        ``migration_objects``: a baselined version created nothing, so its rollback claims nothing.
+        """
+        from dbdeploy.executor.inspect import expectation_problems
+
+        bundles = self._bundles()
         if self.env.protected and not yes:
             raise UsageError(f"environment {self.env.name!r} is protected: pass --yes to baseline (nothing was run)")
         result = RunResult()
@@ -268,24 +423,130 @@ class Deployment:
                 self._preflight(conn, bundles, "baseline", lambda log: [])
                 history.ensure_history(conn, self.schema)
                 log = history.read_log(conn, self.schema)
-                for bundle in bundles:
-                    if _state(log, bundle) in APPLIED:
-                        continue
-                    conn.execute(sql.SQL(
-                        "INSERT INTO {}.migration_log AS l (version, script_name, description, applied_by, applied_at,"
-                        " completed_at, status, checksum, environment, dbdeploy_version, host, notes)"
-                        " VALUES (%s, %s, %s, current_user, pg_catalog.now(), pg_catalog.now(), 'baseline', %s, %s, %s,"
-                        " %s, 'recorded as applied by dbdeploy baseline; not run')"
-                        " ON CONFLICT (version) DO UPDATE SET status = 'baseline', checksum = EXCLUDED.checksum,"
-                        " notes = EXCLUDED.notes, completed_at = EXCLUDED.completed_at").format(
-                        sql.Identifier(self.schema)),
-                        [bundle.version, bundle.path("forward").name, bundle.manifest.get("description", ""),
-                         bundle.checksum, self.env.name, __version__, socket.gethostname()])
-                    self._event(conn, bundle.version, "baseline")
+                self.check_integrity(bundles, log)
+                candidates = [b for b in bundles if int(b.version) <= int(version) and _state(log, b) not in APPLIED]
+                unfinished = [b.label for b in candidates if _state(log, b) in UNFINISHED]
+                if unfinished:
+                    raise UsageError(f"{', '.join(unfinished)} ran and did not finish; roll back or apply instead of "
+                                     "baseline (nothing was recorded)")
+                def differences(versions: list[BundleOnDisk]) -> list[str]:
+                    trial = dict(log)
+                    for b in versions:
+                        trial[history.int_key(b.version)] = history.LogRow(b.version, "baseline", b.checksum,
+                                                                           None, None, None, None, None, None)
+                    return expectation_problems(conn, bundles, trial, for_baseline=True)
+
+                problems = differences(candidates) if candidates else []
+                record = candidates
+                if problems and partial:
+                    record = next((candidates[:n] for n in range(len(candidates) - 1, 0, -1)
+                                   if not differences(candidates[:n])), [])
+                if problems and (not partial or not record):
+                    raise IntegrityError(
+                        f"refusing to baseline up to V{version}: the database does not hold what the bundles would "
+                        f"make ({len(problems)} difference(s)); nothing was recorded:\n  " + "\n  ".join(problems)
+                        + "\nApply the migrations instead, or baseline a lower --version (--partial records the "
+                          "versions that match)")
+                for bundle in record:
+                    self._record_baseline(conn, bundle)
                     result.applied.append(bundle.label)
+                if problems:
+                    skipped = [b.label for b in candidates[len(record):]]
+                    self.progress(Message(f"baseline --partial: {', '.join(skipped)} not recorded; the database "
+                                          "differs from them:\n  " + "\n  ".join(problems), "warning"))
+                    result.skipped = skipped
             finally:
                 lock.release(conn, key)
         return result
+
+    def _record_baseline(self, conn, bundle: BundleOnDisk) -> None:
+        conn.execute(sql.SQL(
+            "INSERT INTO {}.migration_log AS l (version, script_name, description, applied_by, applied_at,"
+            " completed_at, status, checksum, environment, dbdeploy_version, host, notes)"
+            " VALUES (%s, %s, %s, current_user, pg_catalog.now(), pg_catalog.now(), 'baseline', %s, %s, %s,"
+            " %s, 'recorded as applied by dbdeploy baseline; not run')"
+            " ON CONFLICT (version) DO UPDATE SET status = 'baseline', checksum = EXCLUDED.checksum,"
+            " notes = EXCLUDED.notes, completed_at = EXCLUDED.completed_at").format(
+            sql.Identifier(self.schema)),
+            [bundle.version, bundle.path("forward").name, bundle.manifest.get("description", ""),
+             bundle.checksum, self.env.name, __version__, socket.gethostname()])
+        self._event(conn, bundle.version, "baseline")
+
+    # --- repair -------------------------------------------------------------------------
+
+    def forget(self, *, version: str, yes: bool = False) -> str:
+        """Remove a wrongly recorded version from the history (``dbdeploy history forget``).
+
+        For a wrong baseline, or a version that ran with psql and is recorded as failed, interrupted
+        or rolled back. Refused for a completed version (it ran: roll it back instead) and for a
+        version below another recorded one (the history would have a hole). Records a ``forget``
+        event with the removed row. Returns the removed row's status.
+        """
+        if self.env.protected and not yes:
+            raise UsageError(f"environment {self.env.name!r} is protected: pass --yes to change its history "
+                             "(nothing was changed)")
+        with self._session() as conn:
+            key = self._locked(conn)
+            try:
+                history.ensure_history(conn, self.schema)
+                log = history.read_log(conn, self.schema)
+                row = log.get(history.int_key(version))
+                if row is None:
+                    raise UsageError(f"V{version} is not in the history of {self.env.name}; nothing was changed")
+                if row.status == "completed":
+                    raise UsageError(f"V{row.version} was applied by dbdeploy (completed): roll it back instead of "
+                                     "forgetting it; nothing was changed")
+                above = sorted(f"V{r.version}" for k, r in log.items()
+                               if int(k) > int(version) and r.status in TOUCHED)
+                if above:
+                    raise UsageError(f"{', '.join(above)} {'is' if len(above) == 1 else 'are'} recorded above "
+                                     f"V{row.version}: forget {'it' if len(above) == 1 else 'them'} first (highest "
+                                     "first); nothing was changed")
+                owned = conn.execute(sql.SQL("SELECT count(*) FROM {}.migration_objects WHERE version = %s").format(
+                    sql.Identifier(self.schema)), [row.version]).fetchone()[0]
+                if owned and row.status != "rolled_back":
+                    raise UsageError(f"V{row.version} created {owned} object(s) dbdeploy records as its own: roll it "
+                                     "back instead of forgetting it; nothing was changed")
+                with conn.transaction():
+                    history.forget(conn, self.schema, row.version)
+                    self._event(conn, row.version, "forget", details={
+                        "status": row.status, "checksum": row.checksum, "notes": row.notes,
+                        "applied_by": row.applied_by,
+                        "applied_at": row.applied_at.isoformat() if row.applied_at else None})
+            finally:
+                lock.release(conn, key)
+        return row.status
+
+
+@dataclass(frozen=True)
+class _StoredBundle:
+    """An unfinished version whose bundle folder is gone; only its stored rollback remains."""
+
+    version: str
+    rollback_name: str
+
+    @property
+    def label(self) -> str:
+        return f"V{self.version}"
+
+    @property
+    def name(self) -> str:
+        return self.rollback_name
+
+
+def way_on(label: str, previous: str, env: str) -> str:
+    """The documented way on after a failed version (README "When a migration fails")."""
+    where = "" if env == "dev" else f" --env {env}"
+    return (f"The way on (README \"When a migration fails\"):\n"
+            f"  1. dbdeploy rollback --to {previous}{where}   undoes what {label} did, with the rollback file stored "
+            "when it ran\n"
+            f"  2. fix the spec (or the data), then: dbdeploy generate\n"
+            f"  3. dbdeploy apply{where}")
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _state(log: dict[str, history.LogRow], bundle: BundleOnDisk) -> str | None:

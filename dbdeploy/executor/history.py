@@ -4,7 +4,10 @@
   environment, host, rows affected and dbdeploy's version);
 - ``migration_events``: every apply, failure (with the failing statement and error), rollback
   and baseline, never updated;
-- ``performance_log``: one row per step run: start, end, rows affected, attempts.
+- ``performance_log``: one row per step run: start, end, rows affected, attempts;
+- ``migration_scripts``: the rollback file of every bundle the executor started to apply, keyed
+  by version and checksum, so a failed version can be rolled back with the bundle that ran even
+  after ``generated/`` was regenerated (README "When a migration fails").
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from psycopg import sql
 S = sql.SQL
 
 
-_TABLES = ("migration_log", "migration_objects", "migration_events", "performance_log")
+_TABLES = ("migration_log", "migration_objects", "migration_events", "performance_log", "migration_scripts")
 
 
 def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup") -> None:
@@ -69,6 +72,15 @@ def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "
             "    rows_affected bigint,\n"
             "    attempts integer NOT NULL DEFAULT 1,\n"
             "    environment text\n"
+            ")").format(h))
+        conn.execute(S(
+            "CREATE TABLE IF NOT EXISTS {}.migration_scripts (\n"
+            "    version text NOT NULL,\n"
+            "    checksum text NOT NULL,\n"
+            "    rollback_name text NOT NULL,\n"
+            "    rollback_sql text NOT NULL,\n"
+            "    stored_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),\n"
+            "    PRIMARY KEY (version, checksum)\n"
             ")").format(h))
 
 
@@ -133,3 +145,30 @@ def set_status(conn: psycopg.Connection, schema: str, version: str, status: str,
         values.append(value)
     conn.execute(S("UPDATE {}.migration_log SET {} WHERE version = %s").format(
         sql.Identifier(schema), S(", ").join(assignments)), [*values, version])
+
+
+def store_rollback(conn: psycopg.Connection, schema: str, *, version: str, checksum: str, name: str,
+                   text: str) -> None:
+    """Keep the rollback file of the bundle about to run (one row per version and checksum)."""
+    conn.execute(S(
+        "INSERT INTO {}.migration_scripts (version, checksum, rollback_name, rollback_sql) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (version, checksum) DO UPDATE SET rollback_sql = EXCLUDED.rollback_sql,"
+        " rollback_name = EXCLUDED.rollback_name, stored_at = EXCLUDED.stored_at").format(sql.Identifier(schema)),
+        [version, checksum, name, text])
+
+
+def stored_rollback(conn: psycopg.Connection, schema: str, version: str, checksum: str) -> tuple[str, str] | None:
+    """(file name, SQL) of the rollback stored when ``version`` with ``checksum`` was applied, or None."""
+    exists = conn.execute("SELECT pg_catalog.to_regclass(%s)",
+                          [sql.Identifier(schema, "migration_scripts").as_string(conn)]).fetchone()[0]
+    if exists is None:
+        return None
+    row = conn.execute(S("SELECT rollback_name, rollback_sql FROM {}.migration_scripts"
+                         " WHERE version = %s AND checksum = %s").format(sql.Identifier(schema)),
+                       [version, checksum]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def forget(conn: psycopg.Connection, schema: str, version: str) -> None:
+    """Remove ``version`` from the migration log (the repair of a wrong history; events stay)."""
+    conn.execute(S("DELETE FROM {}.migration_log WHERE version = %s").format(sql.Identifier(schema)), [version])

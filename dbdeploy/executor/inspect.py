@@ -58,6 +58,24 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
     return rows
 
 
+def next_steps(rows: list[VersionStatus], env: str, all_rows: list[VersionStatus] | None = None) -> list[str]:
+    """What to do about each failed or interrupted version in ``rows``: the documented way on."""
+    from dbdeploy.executor.deploy import way_on
+
+    ordered = all_rows or rows
+    lines = []
+    for row in rows:
+        if row.state not in ("failed", "interrupted", "rollback interrupted"):
+            continue
+        earlier = [r.version for r in ordered if r.version.isdigit() and int(r.version) < int(row.version)]
+        if row.state == "rollback interrupted":
+            lines.append(f"V{row.version} is {row.state}: fix the cause, then run the same `dbdeploy rollback` again")
+            continue
+        lines.append(f"V{row.version} is {row.state}. " + way_on(f"V{row.version}", earlier[-1] if earlier else "0",
+                                                                    env))
+    return lines
+
+
 def _expected_state(bundles: list[BundleOnDisk], log: dict) -> list[tuple[str, dict]]:
     """``(label, entry)`` for every expectation of an applied version (status completed or baseline)
     that no later applied version supersedes, by the rule the generated tests use
@@ -107,6 +125,29 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
             elif entry["object"] == "table" and entry["present"]:
                 tables.add(entry["name"])
         problems += _health(conn, sorted(tables))
+    return problems
+
+
+BASELINE_UNCHECKABLE = ("backfill",)
+"""Expectation kinds that describe dbdeploy's own bookkeeping of a run (a backfill's cursor
+table), which a database adopted with ``baseline`` cannot have; they are not checked there."""
+
+
+def expectation_problems(conn: psycopg.Connection, bundles: list[BundleOnDisk], log: dict,
+                         *, for_baseline: bool = False) -> list[str]:
+    """The differences between the database and what the versions ``log`` marks applied
+    (completed or baseline) would make, one line each: ``"V002: column x.y missing"``.
+
+    The same fold and per-object checks as :func:`verify`, without its history and health
+    checks; ``baseline`` calls it with the versions it is about to record marked ``baseline``.
+    """
+    problems = []
+    for (_obj, _table, _name), (label, entry) in _expected_state(bundles, log).items():
+        if for_baseline and entry["object"] in BASELINE_UNCHECKABLE:
+            continue
+        found = _check(conn, entry)
+        for problem in [found] if isinstance(found, str) else (found or []):
+            problems.append(f"{label}: {problem}")
     return problems
 
 

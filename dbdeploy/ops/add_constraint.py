@@ -81,7 +81,7 @@ def foreign_key_steps(ctx: PlanContext, table: str, fk: ForeignKey) -> list[Step
         cs.add_not_valid(ctx, "add_foreign_key", table, name, foreign_key_body(fk), "SHARE ROW EXCLUSIVE",
                          requires_table=fk.references if fk.optional else None,
                          expected_text=existing.foreign_key_text(fk)),
-        cs.validate(ctx, table, name),
+        cs.validate(ctx, table, name, owned_key=f"{table}.{name}"),
     ]
 
 
@@ -102,7 +102,7 @@ class AddCheck(Operation):
         name = self.check.resolved_name(self.table)
         return [
             cs.add_not_valid(ctx, self.kind, self.table, name, check_body(self.check), "ACCESS EXCLUSIVE"),
-            cs.validate(ctx, self.table, name),
+            cs.validate(ctx, self.table, name, owned_key=f"{self.table}.{name}"),
         ]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

@@ -83,15 +83,74 @@ def add_not_valid(ctx: PlanContext, kind: str, table: str, name: str, body: sql.
                 f"add {name} on {table} (NOT VALID)")
 
 
-def validate(ctx: PlanContext, table: str, name: str) -> Step:
-    """VALIDATE in its own transaction; a no-op when validated or absent (skipped optional FK).
+def failed_hint(ctx: PlanContext) -> str:
+    """The one way on after a failed version (README "When a migration fails"), for error hints."""
+    return (f"{ctx.label} is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to "
+            f"<the version before {ctx.label}>`; with psql, that bundle's rollback file), fix the spec (or "
+            "the data), `dbdeploy generate`, `dbdeploy apply`.")
 
-    SHARE UPDATE EXCLUSIVE on the table (ALTER TABLE docs: reads and writes continue); validating a
-    foreign key also takes ROW SHARE on the referenced table, which is weaker."""
-    body = if_then(constraint_not_validated(table, name),
-                   S("ALTER TABLE {t} VALIDATE CONSTRAINT {n};").format(t=qualified(table), n=ident(name)))
-    return Step("validate_constraint", table, "SHARE UPDATE EXCLUSIVE", True, do_block(body),
-                f"validate {name} on {table}")
+
+CLEANUP_LOCK_TIMEOUT = S(
+    "COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s')")
+
+
+def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None = None) -> Step:
+    """VALIDATE, run outside a transaction block; a no-op when validated or absent (skipped optional FK).
+
+    When VALIDATE fails on the data (any error but a lock timeout or deadlock, which the executor
+    retries), the NOT VALID constraint would keep rejecting writes that were legal before the
+    migration. So the error is caught in an inner block, the constraint is dropped (only if this
+    migration added it: ``owned_key`` names its ownership record; ``None`` for dbdeploy's own
+    helper checks), that drop is committed, and the original error is raised again with the way
+    on as its hint. Transaction control inside DO needs the block to run outside a transaction
+    block, hence ``tx=none``. The drop takes ACCESS EXCLUSIVE for a moment, bounded by the
+    environment's ``lock_timeout`` (``dbdeploy.lock_timeout``; 5s under psql); if it cannot get
+    the lock the constraint stays and the error says so.
+
+    VALIDATE takes SHARE UPDATE EXCLUSIVE on the table (ALTER TABLE docs: reads and writes continue);
+    validating a foreign key also takes ROW SHARE on the referenced table, which is weaker.
+    """
+    t, n = qualified(table), ident(name)
+    drop = [S("PERFORM pg_catalog.set_config('lock_timeout', {}, true);").format(CLEANUP_LOCK_TIMEOUT),
+            S("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n};").format(t=t, n=n)]
+    if owned_key is not None:
+        drop.append(forget_owned(ctx, "constraint", owned_key))
+    dropped = f"the NOT VALID constraint {name} on {table} was dropped so it no longer rejects writes"
+    kept = (f"the NOT VALID constraint {name} on {table} is still in place: roll {ctx.label} back to remove it "
+            "(dropping it failed: ")
+    cleanup = block(
+        S("BEGIN"),
+        *[S("    ") + s for s in drop],
+        S("    v_cleanup := {};").format(literal(dropped)),
+        S("EXCEPTION WHEN OTHERS THEN"),
+        S("    v_cleanup := {} || SQLERRM || ')';").format(literal(kept)),
+        S("END;"))
+    if owned_key is not None:
+        cleanup = if_then(is_owned(ctx, "constraint", owned_key), cleanup,
+                          otherwise=[S("v_cleanup := {};").format(literal(
+                              f"constraint {name} on {table} was not added by {ctx.label}; left in place"))])
+    catch = block(
+        S("BEGIN"),
+        S("    ALTER TABLE {t} VALIDATE CONSTRAINT {n};").format(t=t, n=n),
+        S("EXCEPTION WHEN OTHERS THEN"),
+        S("    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,"),
+        S("        v_detail = PG_EXCEPTION_DETAIL;"),
+        S("END;"))
+    body = block(
+        if_then(constraint_not_validated(table, name), catch),
+        if_then(S("v_state IS NULL"), S("RETURN;")),
+        if_then(S("v_state IN ('55P03', '40P01')"),
+                S("RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;")),
+        cleanup,
+        S("COMMIT;"),
+        S("RAISE EXCEPTION USING ERRCODE = v_state,"),
+        S("    MESSAGE = {label} || v_message").format(label=literal(f"dbdeploy {ctx.label}: ")),
+        S("        || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,"),
+        S("    HINT = {};").format(literal(failed_hint(ctx))),
+    )
+    return Step("validate_constraint", table, "SHARE UPDATE EXCLUSIVE", False,
+                do_block(body, declare=["v_state text", "v_message text", "v_detail text", "v_cleanup text"]),
+                f"validate {name} on {table} (on a data error: drop the NOT VALID constraint, then fail)")
 
 
 def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
@@ -160,6 +219,34 @@ def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> Step:
                 f"drop an INVALID leftover of index {schema}.{name} concurrently, if a failed build left one")
 
 
+def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_index: str) -> sql.Composable:
+    """Refuse before a unique index is built when the rows already hold duplicate keys.
+
+    A failed ``CREATE UNIQUE INDEX CONCURRENTLY`` leaves an INVALID index behind, and once the
+    build got past its first phase (``indisready``) that index enforces uniqueness on new rows
+    although the migration failed. Counting duplicates first (a scan under ACCESS SHARE) turns
+    the common failure — duplicates in the data — into an error before anything is built. A
+    duplicate written between this check and the build can still fail it; the executor then
+    drops the INVALID index it owns (see ``Deployment._release``), and rolling back the failed
+    version drops it under psql.
+    """
+    keys = [ident(k) if k.isidentifier() else S("({})").format(S(k)) for k in index.columns]
+    condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys]
+                                + ([S("({})").format(S(index.where))] if index.where else []))
+    duplicated = S("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {t} WHERE {cond} GROUP BY {keys}"
+                   " HAVING pg_catalog.count(*) > 1) AS d").format(
+        t=qualified(table), cond=condition, keys=S(", ").join(keys))
+    return block(
+        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+                S("v_duplicated := ({});").format(duplicated),
+                if_then(S("v_duplicated > 0"),
+                        S("RAISE EXCEPTION '% %', {msg}, v_duplicated || ' key(s) appear more than once'"
+                          " USING ERRCODE = 'unique_violation', HINT = {hint};").format(
+                            msg=literal(f"dbdeploy {ctx.label}: cannot build unique index {qualified_index} on "
+                                        f"{table} ({', '.join(index.columns)}):"),
+                            hint=literal("Nothing was built. " + failed_hint(ctx))))))
+
+
 def qualified_index_name(table: str, index: Index) -> str:
     return f"{table.partition('.')[0]}.{index.resolved_name(table)}"
 
@@ -188,11 +275,15 @@ def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Ind
     after a DO block that records the index as this migration's when it is missing and stops
     when an index of that name exists with another definition (IF NOT EXISTS would accept it)."""
     qualified_index = render(index_identifier(table, index))
-    body = if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
-                   record_owned(ctx, "index", qualified_index_name(table, index)),
-                   otherwise=[check_existing_index(ctx, table, index)])
+    body = block(
+        # A unique index over duplicate keys would fail half-way and leave an INVALID index that may
+        # enforce uniqueness: count first, refuse before building anything.
+        duplicate_precheck(ctx, table, index, qualified_index) if index.unique else None,
+        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+                record_owned(ctx, "index", qualified_index_name(table, index)),
+                otherwise=[check_existing_index(ctx, table, index)]))
     statements = [
-        do_block(body, declare=existing.DECLARE),
+        do_block(body, declare=existing.DECLARE + (["v_duplicated bigint"] if index.unique else [])),
         render(create_index(table, index, concurrently=True)) + ";",
     ]
     return [

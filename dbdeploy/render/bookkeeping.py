@@ -90,15 +90,22 @@ _HOST = S("COALESCE(pg_catalog.inet_client_addr()::text, 'local')")
 
 def forward_start(history_schema: str, version: str, script: str, description: str, checksum: str) -> list[str]:
     log = _log(history_schema)
+    # A version the log knows (applied, baselined, failed, interrupted) with another checksum:
+    # the bundle changed after it ran. Applied → never edit it; failed → roll back first with the
+    # bundle that ran (README "When a migration fails"), then this bundle starts from a clean slate.
     changed = S(
-        "EXISTS (SELECT 1 FROM {log} WHERE version = {v} AND status = 'completed' AND checksum <> {c})"
+        "SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline'"
+        " WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status\n"
+        "FROM {log} WHERE version = {v}"
+        " AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> {c};"
     ).format(log=log, v=literal(version), c=literal(checksum))
-    guard = if_then(changed, S(
-        "RAISE EXCEPTION '%', {msg} USING HINT = {hint};").format(
-        msg=literal(f"dbdeploy V{version}: this version was applied with a different checksum; "
-                    "the bundle changed after it was applied"),
-        hint=literal("Never edit an applied migration: restore the applied bundle and add a new "
-                     "migration for the change.")))
+    guard = block(changed, if_then(S("v_status IS NOT NULL"), S(
+        "RAISE EXCEPTION {msg}, v_status USING HINT = {hint};").format(
+        msg=literal(f"dbdeploy V{version}: this version was % with a different checksum; "
+                    "the bundle changed after it ran"),
+        hint=literal(f"If V{version} is applied, never edit it: restore the applied bundle and add a new "
+                     f"migration for the change. If V{version} failed, roll it back with the bundle that ran "
+                     "(`dbdeploy rollback`, or that bundle's rollback file with psql), then apply this one."))))
     record = S(
         "INSERT INTO {log} AS l (version, script_name, description, applied_by, applied_at, status, checksum,\n"
         "    environment, dbdeploy_version, host)\n"
@@ -112,7 +119,7 @@ def forward_start(history_schema: str, version: str, script: str, description: s
         "WHERE l.status <> 'completed';"
     ).format(log=log, v=literal(version), s=literal(script), d=literal(description), c=literal(checksum),
              env=_ENVIRONMENT, tool=_TOOL_VERSION, host=_HOST)
-    return [do_block(guard), render(record)]
+    return [do_block(guard, declare=["v_status text"]), render(record)]
 
 
 def forward_end(history_schema: str, version: str) -> list[str]:
@@ -122,10 +129,39 @@ def forward_end(history_schema: str, version: str) -> list[str]:
         "WHERE version = {v} AND status = 'running';").format(log=_log(history_schema), v=literal(version)))]
 
 
-def rollback_start(history_schema: str, version: str) -> list[str]:
-    return [render(S(
+def rollback_start(history_schema: str, version: str, raw_sql: bool = False) -> list[str]:
+    """Refuse to roll back a version recorded by ``dbdeploy baseline`` unless asked explicitly.
+
+    A baselined version never ran: what its rollback would remove existed before dbdeploy. The
+    refusal comes before the first change; ``dbdeploy rollback --include-baseline`` sets
+    ``dbdeploy.rollback_baseline = on`` (psql: ``SET dbdeploy.rollback_baseline = on``), and a
+    rollback with RawSQL written by hand also needs ``dbdeploy.rollback_baseline_rawsql = on``
+    (``--include-baseline-rawsql``).
+    """
+    log = _log(history_schema)
+    label = f"V{version}"
+    refusals = [if_then(
+        S("COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on'"),
+        S("RAISE EXCEPTION '%', {msg} USING HINT = {hint};").format(
+            msg=literal(f"dbdeploy {label}: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll "
+                        "it back (what its rollback removes existed before dbdeploy)"),
+            hint=literal(f"A wrong baseline: `dbdeploy history forget --version {version}`. To roll it back anyway: "
+                         "`dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).")))]
+    if raw_sql:
+        refusals.append(if_then(
+            S("COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline_rawsql', true), '')"
+              " <> 'on'"),
+            S("RAISE EXCEPTION '%', {msg} USING HINT = {hint};").format(
+                msg=literal(f"dbdeploy {label}: recorded by `dbdeploy baseline`; its rollback runs RawSQL written by "
+                            "hand, which would drop objects that existed before dbdeploy; refusing"),
+                hint=literal(f"A wrong baseline: `dbdeploy history forget --version {version}`. To run that RawSQL "
+                             "rollback anyway: add --include-baseline-rawsql (psql: SET "
+                             "dbdeploy.rollback_baseline_rawsql = on)."))))
+    guard = if_then(S("EXISTS (SELECT 1 FROM {log} WHERE version = {v} AND status = 'baseline')").format(
+        log=log, v=literal(version)), *refusals)
+    return [do_block(guard), render(S(
         "UPDATE {log} SET status = 'rolling_back' WHERE version = {v} AND status <> 'rolled_back';"
-    ).format(log=_log(history_schema), v=literal(version)))]
+    ).format(log=log, v=literal(version)))]
 
 
 def rollback_end(history_schema: str, version: str) -> list[str]:

@@ -64,7 +64,9 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         **common, filename=rollback_name, steps=rollback_blocks,
         # With a preflight step, that step marks the version rolling_back once every check passed.
         preamble="\n".join(ensure + ([] if plan.rollback and plan.rollback[0].kind == PREFLIGHT_KIND
-                                      else bookkeeping.rollback_start(history_schema, m.version))),
+                                      else bookkeeping.rollback_start(
+                                          history_schema, m.version,
+                                          raw_sql=any(s.kind == "raw_sql" for s in plan.rollback)))),
         postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
     files = {forward_name: forward, rollback_name: rollback}
     tests_name = test_file_name(m.folder)

@@ -106,7 +106,8 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     rollback = [step for group in _seed_deletes_after_referencing_drops(
         list(reversed(undo)), list(reversed(undo_ops)), rollback_drops) for step in group]
     if preflight:
-        rollback.insert(0, preflight_step(migration, list(reversed(preflight)), history_schema))
+        rollback.insert(0, preflight_step(migration, list(reversed(preflight)), history_schema,
+                                          raw_sql=any(step.kind == "raw_sql" for step in rollback)))
     return MigrationPlan(migration, forward, rollback, tuple(created), expects, checklist)
 
 
@@ -192,7 +193,8 @@ def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.C
     ])
 
 
-def preflight_step(migration: Migration, parts: list[sql.Composable], history_schema: str) -> Step:
+def preflight_step(migration: Migration, parts: list[sql.Composable], history_schema: str,
+                   raw_sql: bool = False) -> Step:
     """The rollback's first step: every refusal condition of every operation, checked before the
     first change (read-only), then the version is marked ``rolling_back``. A refusal raises one
     error naming every reason; the step's transaction is rolled back, so the catalog, the data and
@@ -206,6 +208,7 @@ def preflight_step(migration: Migration, parts: list[sql.Composable], history_sc
     body = do_block(sql.SQL("\n").join([*parts, verdict]),
                     declare=["v_dependants text", "v_count bigint", "v_message text", "v_hint text",
                              "v_refusals text[] := '{}'", "v_hints text[] := '{}'"])
-    status = "\n".join(bookkeeping.rollback_start(history_schema, migration.version))
+    # The baseline guard (bookkeeping.rollback_start) is read-only too; then the status update.
+    status = "\n".join(bookkeeping.rollback_start(history_schema, migration.version, raw_sql=raw_sql))
     return Step(PREFLIGHT_KIND, "-", "ACCESS SHARE", True, body + "\n" + status,
                 "check every condition the rollback refuses on, before changing anything")
