@@ -63,15 +63,19 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> 'fbb994f8630de008ccdfcd5f4382ae072cc716a8bd5df0c70c7464063f433655') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '888ad6cdbc56be9f325c49a18294c26c63e6f423795c2c3fe3cd7200e4937b4a';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__create_site_tracking_raw_layer.sql', 'Raw layer for site tracking events: one row per event as received from the tracker.', current_user, pg_catalog.clock_timestamp(), 'running', 'fbb994f8630de008ccdfcd5f4382ae072cc716a8bd5df0c70c7464063f433655',
+VALUES ('001', 'V001__create_site_tracking_raw_layer.sql', 'Raw layer for site tracking events: one row per event as received from the tracker.', current_user, pg_catalog.clock_timestamp(), 'running', '888ad6cdbc56be9f325c49a18294c26c63e6f423795c2c3fe3cd7200e4937b4a',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -251,17 +255,48 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- validate fk_site_tracking_events_r_tenant on raw.site_tracking_events_r
-BEGIN;
+-- dbdeploy:step 5 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate fk_site_tracking_events_r_tenant on raw.site_tracking_events_r (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_tenant' AND NOT convalidated) THEN
-        ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "fk_site_tracking_events_r_tenant";
+        BEGIN
+            ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "fk_site_tracking_events_r_tenant";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_tenant') THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_tenant";
+            DELETE FROM "migrations"."migration_objects" WHERE version = '001' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_tenant';
+            v_cleanup := 'the NOT VALID constraint fk_site_tracking_events_r_tenant on raw.site_tracking_events_r was dropped so it no longer rejects writes';
+        EXCEPTION WHEN OTHERS THEN
+            v_cleanup := 'the NOT VALID constraint fk_site_tracking_events_r_tenant on raw.site_tracking_events_r is still in place: roll V001 back to remove it (dropping it failed: ' || SQLERRM || ')';
+        END;
+    ELSE
+        v_cleanup := 'constraint fk_site_tracking_events_r_tenant on raw.site_tracking_events_r was not added by V001; left in place';
+    END IF;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V001: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V001 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V001>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 6 create_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
 -- create table raw.site_tracking_sessions_r with its constraints and indexes

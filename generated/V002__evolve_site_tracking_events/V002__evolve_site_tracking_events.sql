@@ -63,15 +63,19 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '8d6792b963664b0f6054a3a1c58dc02102c07ac97a6211dbf576c9bf80493c37') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'e8955b888691cafef28f737157dfb453b7d4cba6297951392c166851738b9079';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '8d6792b963664b0f6054a3a1c58dc02102c07ac97a6211dbf576c9bf80493c37',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', 'e8955b888691cafef28f737157dfb453b7d4cba6297951392c166851738b9079',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -138,8 +142,9 @@ COMMIT;
 -- dbdeploy:step 2 seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
 -- insert 2 seed row(s) into raw.record_sources unless present
 BEGIN;
-CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources" AS SELECT "source_code" FROM "raw"."record_sources" WITH NO DATA;
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources" AS SELECT "source_code", NULL::text AS row_digest FROM "raw"."record_sources" WITH NO DATA;
 REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources" FROM PUBLIC;
+COMMENT ON TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources" IS 'dbdeploy seed log|002|2|raw.record_sources';
 WITH inserted AS (
     INSERT INTO "raw"."record_sources" ("source_code", "description") VALUES
     ('site_tracker', 'JavaScript site tracker'),
@@ -268,17 +273,43 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 7 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- validate site_tracking_events_r_event_type_not_null on raw.site_tracking_events_r
-BEGIN;
+-- dbdeploy:step 7 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate site_tracking_events_r_event_type_not_null on raw.site_tracking_events_r (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_type_not_null' AND NOT convalidated) THEN
-        ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "site_tracking_events_r_event_type_not_null";
+        BEGIN
+            ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "site_tracking_events_r_event_type_not_null";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+        ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "site_tracking_events_r_event_type_not_null";
+        v_cleanup := 'the NOT VALID constraint site_tracking_events_r_event_type_not_null on raw.site_tracking_events_r was dropped so it no longer rejects writes';
+    EXCEPTION WHEN OTHERS THEN
+        v_cleanup := 'the NOT VALID constraint site_tracking_events_r_event_type_not_null on raw.site_tracking_events_r is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+    END;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 8 set_not_null tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- set event_type NOT NULL using the validated check, then drop the check
@@ -404,17 +435,43 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 13 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- validate site_tracking_events_r_event_uuid_not_null on raw.site_tracking_events_r
-BEGIN;
+-- dbdeploy:step 13 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate site_tracking_events_r_event_uuid_not_null on raw.site_tracking_events_r (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_uuid_not_null' AND NOT convalidated) THEN
-        ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "site_tracking_events_r_event_uuid_not_null";
+        BEGIN
+            ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "site_tracking_events_r_event_uuid_not_null";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+        ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "site_tracking_events_r_event_uuid_not_null";
+        v_cleanup := 'the NOT VALID constraint site_tracking_events_r_event_uuid_not_null on raw.site_tracking_events_r was dropped so it no longer rejects writes';
+    EXCEPTION WHEN OTHERS THEN
+        v_cleanup := 'the NOT VALID constraint site_tracking_events_r_event_uuid_not_null on raw.site_tracking_events_r is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+    END;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 14 set_not_null tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
 -- set event_uuid NOT NULL using the validated check, then drop the check
@@ -506,17 +563,48 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 18 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- validate chk_site_tracking_events_r_event_type on raw.site_tracking_events_r
-BEGIN;
+-- dbdeploy:step 18 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate chk_site_tracking_events_r_event_type on raw.site_tracking_events_r (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'chk_site_tracking_events_r_event_type' AND NOT convalidated) THEN
-        ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "chk_site_tracking_events_r_event_type";
+        BEGIN
+            ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "chk_site_tracking_events_r_event_type";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.chk_site_tracking_events_r_event_type') THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "chk_site_tracking_events_r_event_type";
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.chk_site_tracking_events_r_event_type';
+            v_cleanup := 'the NOT VALID constraint chk_site_tracking_events_r_event_type on raw.site_tracking_events_r was dropped so it no longer rejects writes';
+        EXCEPTION WHEN OTHERS THEN
+            v_cleanup := 'the NOT VALID constraint chk_site_tracking_events_r_event_type on raw.site_tracking_events_r is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+        END;
+    ELSE
+        v_cleanup := 'constraint chk_site_tracking_events_r_event_type on raw.site_tracking_events_r was not added by V002; left in place';
+    END IF;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 19 add_foreign_key tx=step lock=SHARE ROW EXCLUSIVE target=raw.site_tracking_events_r
 -- add fk_site_tracking_events_r_source on raw.site_tracking_events_r (NOT VALID)
@@ -545,17 +633,48 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 20 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
--- validate fk_site_tracking_events_r_source on raw.site_tracking_events_r
-BEGIN;
+-- dbdeploy:step 20 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate fk_site_tracking_events_r_source on raw.site_tracking_events_r (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'fk_site_tracking_events_r_source' AND NOT convalidated) THEN
-        ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "fk_site_tracking_events_r_source";
+        BEGIN
+            ALTER TABLE "raw"."site_tracking_events_r" VALIDATE CONSTRAINT "fk_site_tracking_events_r_source";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_source') THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "fk_site_tracking_events_r_source";
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'raw.site_tracking_events_r.fk_site_tracking_events_r_source';
+            v_cleanup := 'the NOT VALID constraint fk_site_tracking_events_r_source on raw.site_tracking_events_r was dropped so it no longer rejects writes';
+        EXCEPTION WHEN OTHERS THEN
+            v_cleanup := 'the NOT VALID constraint fk_site_tracking_events_r_source on raw.site_tracking_events_r is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+        END;
+    ELSE
+        v_cleanup := 'constraint fk_site_tracking_events_r_source on raw.site_tracking_events_r was not added by V002; left in place';
+    END IF;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 21 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- drop an INVALID leftover of index raw.uq_site_tracking_events_r_event_uuid concurrently, if a failed build left one
@@ -580,7 +699,14 @@ DROP INDEX CONCURRENTLY IF EXISTS "raw"."uq_site_tracking_events_r_event_uuid_db
 DO $dbdeploy$
 DECLARE
     v_diff text[] := '{}';
+    v_duplicated bigint;
 BEGIN
+    IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NULL THEN
+        v_duplicated := (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM "raw"."site_tracking_events_r" WHERE "event_uuid" IS NOT NULL GROUP BY "event_uuid" HAVING pg_catalog.count(*) > 1) AS d);
+        IF v_duplicated > 0 THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot build unique index "raw"."uq_site_tracking_events_r_event_uuid" on raw.site_tracking_events_r (event_uuid):', v_duplicated || ' key(s) appear more than once' USING ERRCODE = 'unique_violation', HINT = 'Nothing was built. V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
+        END IF;
+    END IF;
     IF pg_catalog.to_regclass('"raw"."uq_site_tracking_events_r_event_uuid"') IS NULL THEN
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'raw.uq_site_tracking_events_r_event_uuid') ON CONFLICT DO NOTHING;
     ELSE

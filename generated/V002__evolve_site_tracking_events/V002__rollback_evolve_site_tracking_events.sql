@@ -10,8 +10,20 @@
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
-CREATE SCHEMA IF NOT EXISTS "migrations";
-REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migrations') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'migrations', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "migrations" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "migrations";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migrations'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     version text PRIMARY KEY,
     script_name text,
@@ -36,8 +48,20 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (version, object_type, object_name)
 );
-CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
-REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "dbdeploy_backup";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
 -- check every condition the rollback refuses on, before changing anything
@@ -152,6 +176,15 @@ BEGIN
     IF pg_catalog.cardinality(v_refusals) > 0 THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
             USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 002`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
     END IF;
 END
 $dbdeploy$;
@@ -451,29 +484,12 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 12 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=raw.record_sources
--- delete the seed rows V002 inserted into raw.record_sources (copied out first)
+-- dbdeploy:step 12 drop_seed_log tx=step lock=ACCESS EXCLUSIVE target=dbdeploy_backup.v002_op2_seeded_record_sources
+-- drop the seed log of raw.record_sources (the rollback drops the table itself, rows copied out)
 BEGIN;
 DO $dbdeploy$
-DECLARE
-    v_dependants text;
-    v_backup text;
 BEGIN
-    IF pg_catalog.to_regclass('"raw"."record_sources"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_seeded_record_sources"') IS NULL THEN
-        RETURN;
-    END IF;
-    v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text, ', ') FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"raw"."record_sources"') AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd'));
-    IF v_dependants IS NOT NULL THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to delete seed rows of raw.record_sources: foreign keys with ON DELETE CASCADE/SET NULL/SET DEFAULT would change rows in', v_dependants USING HINT = 'Delete or re-point the referencing rows first, then re-run the rollback.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources")) THEN
-        v_backup := 'r002_record_sources_seed' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-        EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT * FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources")';
-        EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-        RAISE NOTICE '%', 'dbdeploy V002: copied the seed rows of raw.record_sources to dbdeploy_backup.' || v_backup;
-        DELETE FROM "raw"."record_sources" WHERE ("source_code") IN (SELECT "source_code" FROM "dbdeploy_backup"."v002_op2_seeded_record_sources");
-    END IF;
-    DROP TABLE "dbdeploy_backup"."v002_op2_seeded_record_sources";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_seeded_record_sources";
 END
 $dbdeploy$;
 COMMIT;

@@ -63,9 +63,13 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'completed' AND checksum <> '9cee13562f5ded1e57b64e9928a05ed8e9fab5519f7e07592d0fb7c5d685c639') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '9cee13562f5ded1e57b64e9928a05ed8e9fab5519f7e07592d0fb7c5d685c639';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V003: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;

@@ -10,8 +10,20 @@
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
-CREATE SCHEMA IF NOT EXISTS "migrations";
-REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migrations') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'migrations', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "migrations" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "migrations";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migrations'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     version text PRIMARY KEY,
     script_name text,
@@ -36,8 +48,20 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (version, object_type, object_name)
 );
-CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
-REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "dbdeploy_backup";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
 -- check every condition the rollback refuses on, before changing anything
@@ -53,8 +77,26 @@ DECLARE
 BEGIN
     -- operation 3: drop_table raw.site_tracking_sessions_r
     BEGIN
-        IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NULL AND pg_catalog.to_regclass('"dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r"') IS NULL THEN
-            RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup_v003_raw_site_tracking_sessions_r.site_tracking_sessions_r is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+        IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NULL THEN
+            DECLARE
+                v_saved record;
+                v_taken text;
+            BEGIN
+                IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') IS NULL THEN
+                    RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: no record that V003 set it aside' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+                END IF;
+                SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_tables" WHERE version = '003' AND table_name = 'raw.site_tracking_sessions_r';
+                IF NOT FOUND OR pg_catalog.to_regclass('"dbdeploy_backup"."v003_op3_raw_site_tracking_sessions_r"') IS NULL THEN
+                    RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup.v003_op3_raw_site_tracking_sessions_r or its record in dbdeploy_backup.dropped_tables is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+                END IF;
+                SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e ->> 'schema') || '.' || pg_catalog.quote_ident(e ->> 'name'), ', ') INTO v_taken
+                FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e
+                WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                              WHERE n.nspname = e ->> 'schema' AND c.relname = e ->> 'name');
+                IF v_taken IS NOT NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: other relations now use the names of its indexes or sequences:', v_taken USING HINT = 'Rename or drop those relations, then re-run the rollback.';
+                END IF;
+            END;
         END IF;
     EXCEPTION WHEN raise_exception THEN
         GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
@@ -101,6 +143,15 @@ BEGIN
     END IF;
 END
 $dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '003' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 003`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '003' AND status <> 'rolled_back';
 COMMIT;
 
@@ -108,17 +159,42 @@ COMMIT;
 -- restore table raw.site_tracking_sessions_r with its rows, indexes and constraints
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_saved record;
+    v_taken text;
+    v_entry jsonb;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_sessions_r"') IS NOT NULL THEN
         RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r is present; nothing to restore';
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r"') IS NULL THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup_v003_raw_site_tracking_sessions_r.site_tracking_sessions_r is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: no record that V003 set it aside' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
     END IF;
-    ALTER TABLE "dbdeploy_backup_v003_raw_site_tracking_sessions_r"."site_tracking_sessions_r" SET SCHEMA "raw";
-    DROP SCHEMA "dbdeploy_backup_v003_raw_site_tracking_sessions_r";
-    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r restored from schema dbdeploy_backup_v003_raw_site_tracking_sessions_r';
+    SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_tables" WHERE version = '003' AND table_name = 'raw.site_tracking_sessions_r';
+    IF NOT FOUND OR pg_catalog.to_regclass('"dbdeploy_backup"."v003_op3_raw_site_tracking_sessions_r"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: dbdeploy_backup.v003_op3_raw_site_tracking_sessions_r or its record in dbdeploy_backup.dropped_tables is missing' USING HINT = 'The table was dropped outside this migration; restore it from a database backup.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e ->> 'schema') || '.' || pg_catalog.quote_ident(e ->> 'name'), ', ') INTO v_taken
+    FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e
+    WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = e ->> 'schema' AND c.relname = e ->> 'name');
+    IF v_taken IS NOT NULL THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore raw.site_tracking_sessions_r: other relations now use the names of its indexes or sequences:', v_taken USING HINT = 'Rename or drop those relations, then re-run the rollback.';
+    END IF;
+    ALTER TABLE "dbdeploy_backup"."v003_op3_raw_site_tracking_sessions_r" SET SCHEMA "raw";
+    ALTER TABLE "raw"."v003_op3_raw_site_tracking_sessions_r" RENAME TO "site_tracking_sessions_r";
+    FOR v_entry IN SELECT e FROM pg_catalog.jsonb_array_elements(v_saved.renamed) AS e LOOP
+        EXECUTE 'ALTER ' || CASE v_entry ->> 'kind' WHEN 'sequence' THEN 'SEQUENCE ' ELSE 'INDEX ' END
+            || pg_catalog.quote_ident('raw') || '.' || pg_catalog.quote_ident(v_entry ->> 'backup')
+            || ' RENAME TO ' || pg_catalog.quote_ident(v_entry ->> 'name');
+        IF v_entry ->> 'schema' <> 'raw' THEN
+            EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('raw') || '.' || pg_catalog.quote_ident(v_entry ->> 'name')
+                || ' SET SCHEMA ' || pg_catalog.quote_ident(v_entry ->> 'schema');
+        END IF;
+    END LOOP;
+    DELETE FROM "dbdeploy_backup"."dropped_tables" WHERE version = '003' AND table_name = 'raw.site_tracking_sessions_r';
+    RAISE NOTICE '%', 'dbdeploy V003: table raw.site_tracking_sessions_r restored from dbdeploy_backup.v003_op3_raw_site_tracking_sessions_r';
 END
 $dbdeploy$;
 COMMIT;

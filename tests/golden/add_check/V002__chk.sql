@@ -63,15 +63,19 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '08cb6f09416c27fbf24b64219f165ddcfe7a63347893c5e0bb18a3e23c87ecf0') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f517e88be90b178717d9b95c192847268e6c2a425b4f0b2dba268827bceaba5d';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '08cb6f09416c27fbf24b64219f165ddcfe7a63347893c5e0bb18a3e23c87ecf0',
+VALUES ('002', 'V002__chk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f517e88be90b178717d9b95c192847268e6c2a425b4f0b2dba268827bceaba5d',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -113,17 +117,48 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- validate orders_status_a8ed1320_check on shop.orders
-BEGIN;
+-- dbdeploy:step 2 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- validate orders_status_a8ed1320_check on shop.orders (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_status_a8ed1320_check' AND NOT convalidated) THEN
-        ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "orders_status_a8ed1320_check";
+        BEGIN
+            ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "orders_status_a8ed1320_check";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_status_a8ed1320_check') THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+            ALTER TABLE "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_status_a8ed1320_check";
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_status_a8ed1320_check';
+            v_cleanup := 'the NOT VALID constraint orders_status_a8ed1320_check on shop.orders was dropped so it no longer rejects writes';
+        EXCEPTION WHEN OTHERS THEN
+            v_cleanup := 'the NOT VALID constraint orders_status_a8ed1320_check on shop.orders is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+        END;
+    ELSE
+        v_cleanup := 'constraint orders_status_a8ed1320_check on shop.orders was not added by V002; left in place';
+    END IF;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:postamble
 UPDATE "migrations"."migration_log" SET status = 'completed', completed_at = pg_catalog.clock_timestamp(),

@@ -63,15 +63,19 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> 'e2334b889442092d86949546c9cc027895b81897e6416cc55ea7c0747b6fa95f') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '827551211b85548fe074059102b38516741f8217adbe5ca196fd3e73b6c9466a';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'e2334b889442092d86949546c9cc027895b81897e6416cc55ea7c0747b6fa95f',
+VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '827551211b85548fe074059102b38516741f8217adbe5ca196fd3e73b6c9466a',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -198,17 +202,43 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- validate orders_region_not_null on shop.orders
-BEGIN;
+-- dbdeploy:step 5 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- validate orders_region_not_null on shop.orders (on a data error: drop the NOT VALID constraint, then fail)
 DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_region_not_null' AND NOT convalidated) THEN
-        ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "orders_region_not_null";
+        BEGIN
+            ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "orders_region_not_null";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
     END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+        ALTER TABLE "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_region_not_null";
+        v_cleanup := 'the NOT VALID constraint orders_region_not_null on shop.orders was dropped so it no longer rejects writes';
+    EXCEPTION WHEN OTHERS THEN
+        v_cleanup := 'the NOT VALID constraint orders_region_not_null on shop.orders is still in place: roll V002 back to remove it (dropping it failed: ' || SQLERRM || ')';
+    END;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V002: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
 END
 $dbdeploy$;
-COMMIT;
 
 -- dbdeploy:step 6 set_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- set region NOT NULL using the validated check, then drop the check

@@ -62,6 +62,15 @@ BEGIN
     END IF;
 END
 $dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 002`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
 -- dbdeploy:step 1 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders

@@ -63,15 +63,19 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'completed' AND checksum <> '27efbc36def4091c5e25511be7179aa5318538dc17ee06b394cfd9b117437f5c') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '41ab10f70dfa1086d41906ab18cc415266994dec8a1c36cca1444e3d2edbc851';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '27efbc36def4091c5e25511be7179aa5318538dc17ee06b394cfd9b117437f5c',
+VALUES ('002', 'V002__uq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '41ab10f70dfa1086d41906ab18cc415266994dec8a1c36cca1444e3d2edbc851',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -103,7 +107,14 @@ DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_note_key_dbdeploy_invalid";
 DO $dbdeploy$
 DECLARE
     v_diff text[] := '{}';
+    v_duplicated bigint;
 BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
+        v_duplicated := (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM "shop"."orders" WHERE "note" IS NOT NULL GROUP BY "note" HAVING pg_catalog.count(*) > 1) AS d);
+        IF v_duplicated > 0 THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot build unique index "shop"."orders_note_key" on shop.orders (note):', v_duplicated || ' key(s) appear more than once' USING ERRCODE = 'unique_violation', HINT = 'Nothing was built. V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
+        END IF;
+    END IF;
     IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_note_key') ON CONFLICT DO NOTHING;
     ELSE

@@ -63,9 +63,13 @@ BEGIN
 END
 $dbdeploy$;
 DO $dbdeploy$
+DECLARE
+    v_status text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'completed' AND checksum <> '1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V001: this version was applied with a different checksum; the bundle changed after it was applied' USING HINT = 'Never edit an applied migration: restore the applied bundle and add a new migration for the change.';
+    SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72';
+    IF v_status IS NOT NULL THEN
+        RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
 END
 $dbdeploy$;

@@ -99,7 +99,7 @@ def test_applied(db, later, check):
     reason = superseded_by(check, later[0])
     if reason:
         pytest.skip(reason)
-    problem = run_check(db, check)
+    problem = run_check(db, dict(check, bundle_folder=str(Path(__file__).parent)))
     assert problem is None, problem
 
 
@@ -124,7 +124,7 @@ def test_rolled_back(db, rolled_back_phase, later, check):
     reason = superseded_by(check, later[0])
     if reason:
         pytest.skip(reason)
-    problem = run_check(db, check)
+    problem = run_check(db, dict(check, bundle_folder=str(Path(__file__).parent)))
     assert problem is None, problem
 
 
@@ -287,18 +287,19 @@ def check_schema(db, c):
     found = db.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
-    if found and not _created_by_this_version(db, "schema", c["name"]):
+    if found and c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "schema",
+                                                             c["name"]):
         return None   # it existed before this version (e.g. made by a DBA): the rollback rightly leaves it
     return f"schema {c['name']} is {'missing' if c['present'] else 'still present'}"
 
 
-def _created_by_this_version(db, kind: str, name: str) -> bool:
-    """Whether the bundle recorded creating this object (and no rollback has forgotten it yet)."""
-    table = sql.Identifier(HISTORY_SCHEMA, "migration_objects")
+def _created_by(db, history_schema, version, kind, name):
+    """Whether ``version``'s bundle recorded creating this object (and no rollback has forgotten it yet)."""
+    table = sql.Identifier(history_schema, "migration_objects")
     if db.execute("SELECT pg_catalog.to_regclass(%s)", [table.as_string(db)]).fetchone()[0] is None:
         return False
     return db.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE version = %s AND object_type = %s"
-                              " AND object_name = %s)").format(table), [VERSION, kind, name]).fetchone()[0]
+                              " AND object_name = %s)").format(table), [version, kind, name]).fetchone()[0]
 
 
 def check_extension(db, c):
@@ -443,8 +444,12 @@ def check_backfill(db, c):
 
 
 def check_rows(db, c):
+    """Seed rows: every key present (applied), or gone unless the rollback left it on purpose because
+    the application had changed the row (recorded as 'left' in the rollback's backup table)."""
     if _oid(db, c["table"]) is None:
         return None if not c["present"] else f"table {c['table']} of the seed rows is missing"
+    if "data" in c:
+        return _check_copied_rows(db, c)
     if "keys" not in c:
         return (f"the manifest lists no keys for the seed rows of {c['table']}, so they cannot be checked; "
                 "fix: regenerate the bundle with this dbdeploy")
@@ -458,7 +463,86 @@ def check_rows(db, c):
     if c["present"] and missing:
         return f"seed rows missing from {c['table']}: {missing}"
     if not c["present"] and present:
-        return f"seed rows still in {c['table']} after rollback: {present}"
+        left = _left_by_rollback(db, c)
+        present = [k for k in present if tuple(str(k[col]) for col in c["key_columns"]) not in left]
+        if present:
+            return f"seed rows still in {c['table']} after rollback: {present}"
+    return None
+
+
+def _left_by_rollback(db, c):
+    """Keys (as tuples of text) the rollback left in place because the application changed those rows
+    since the forward; each is recorded with action 'left' in a backup table named ``left_in``'s prefix."""
+    where = c.get("left_in")
+    if not where:
+        return set()
+    tables = db.execute(
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE %s AND EXISTS (SELECT FROM"
+        " pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'dbdeploy_rollback_action'"
+        " AND NOT a.attisdropped)", [where["schema"], where["prefix"] + "%"]).fetchall()
+    keys = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in c["key_columns"])
+    left = set()
+    for (name,) in tables:
+        rows = db.execute(sql.SQL("SELECT {} FROM {} WHERE dbdeploy_rollback_action = 'left'").format(
+            keys, sql.Identifier(where["schema"], name))).fetchall()
+        left.update(tuple(r) for r in rows)
+    return left
+
+
+def _copy_data(c):
+    """Each COPY block of a large seed, read from the bundle's forward file (``c["bundle_folder"]`` /
+    ``c["file"]``): (group, data text); the data must still have the sha256 the generator recorded."""
+    if not c.get("bundle_folder"):
+        raise ValueError(f"the seed rows of {c['table']} are COPY data in the bundle, but its folder is unknown")
+    lines = (Path(c["bundle_folder"]) / c["file"]).read_text(encoding="utf-8").splitlines()
+    blocks = []
+    for group in c["data"]:
+        start = lines.index(group["copy"]) + 1
+        end = lines.index("\\.", start)
+        data = "".join(line + "\n" for line in lines[start:end])
+        if hashlib.sha256(data.encode("utf-8")).hexdigest() != group["sha256"]:
+            raise ValueError(f"the COPY data of {c['table']} in {c['file']} is not what the generator wrote")
+        blocks.append((group, data))
+    return blocks
+
+
+def _check_copied_rows(db, c):
+    """Every distinct key of the bundle's COPY data is in the table (applied), or is not (rolled back,
+    except rows the rollback left because the application had changed them)."""
+    try:
+        blocks = _copy_data(c)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    found = expected = 0
+    still = []
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in c["key_columns"])
+    for group, data in blocks:
+        stage = sql.Identifier("pg_temp", "dbdeploy_check_seed")
+        columns = sql.SQL(", ").join(sql.Identifier(k) for k in group["columns"])
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                stage, columns, _ident(c["table"])))
+            with db.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)) as copy:
+                copy.write(data)
+            row = db.execute(sql.SQL(
+                "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {k} FROM {t}))"
+                " FROM (SELECT DISTINCT {k} FROM {s} WHERE ({k}) IS NOT NULL) AS d").format(
+                k=keys, t=_ident(c["table"]), s=stage)).fetchone()
+            if not c["present"] and row[1]:
+                text_keys = sql.SQL(", ").join(sql.SQL("d.{}::text").format(sql.Identifier(k))
+                                               for k in c["key_columns"])
+                still += db.execute(sql.SQL(
+                    "SELECT {tk} FROM (SELECT DISTINCT {k} FROM {s}) AS d WHERE ({k}) IN (SELECT {k} FROM {t})"
+                ).format(tk=text_keys, k=keys, s=stage, t=_ident(c["table"]))).fetchall()
+        expected, found = expected + row[0], found + row[1]
+    if c["present"] and found != expected:
+        return f"{expected - found} of the {expected} seed keys missing from {c['table']}"
+    if not c["present"] and still:
+        left = _left_by_rollback(db, c)
+        still = [k for k in still if tuple(k) not in left]
+        if still:
+            return f"{len(still)} seed rows still in {c['table']} after rollback"
     return None
 
 

@@ -10,8 +10,20 @@
 -- dbdeploy:preamble
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
-CREATE SCHEMA IF NOT EXISTS "migrations";
-REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migrations') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'migrations', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "migrations" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "migrations";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migrations'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     version text PRIMARY KEY,
     script_name text,
@@ -36,8 +48,20 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (version, object_type, object_name)
 );
-CREATE SCHEMA IF NOT EXISTS "dbdeploy_backup";
-REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "dbdeploy_backup";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
 
 -- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
 -- check every condition the rollback refuses on, before changing anything
@@ -81,6 +105,15 @@ BEGIN
     IF pg_catalog.cardinality(v_refusals) > 0 THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
             USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V001: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 001`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
     END IF;
 END
 $dbdeploy$;

@@ -62,6 +62,18 @@ BEGIN
     END IF;
 END
 $dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '001' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V001: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 001`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline_rawsql', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V001: recorded by `dbdeploy baseline`; its rollback runs RawSQL written by hand, which would drop objects that existed before dbdeploy; refusing' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 001`. To run that RawSQL rollback anyway: add --include-baseline-rawsql (psql: SET dbdeploy.rollback_baseline_rawsql = on).';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '001' AND status <> 'rolled_back';
 
 -- dbdeploy:step 1 raw_sql tx=step lock=ACCESS EXCLUSIVE target=-

@@ -62,9 +62,115 @@ BEGIN
     END IF;
 END
 $dbdeploy$;
-UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
 
--- dbdeploy:step 1 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=shop.orders
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: seed_rows shop.orders
+    BEGIN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_seeded_orders"') IS NOT NULL THEN
+            v_dependants := (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I (foreign key %I)', n.nspname, r.relname, c.conname), ', ' ORDER BY n.nspname, r.relname, c.conname) FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd') AND NOT false);
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to roll back: deleting the seed rows of shop.orders would change rows through foreign keys with ON DELETE CASCADE/SET NULL/SET DEFAULT in', v_dependants USING HINT = 'Delete or re-point the referencing rows first (or drop those foreign keys), then re-run the rollback; nothing was changed.';
+            END IF;
+            DECLARE
+                v_fk record;
+                v_sql text;
+                v_n bigint;
+                v_saved text[] := ARRAY[pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('IntervalStyle'), pg_catalog.current_setting('TimeZone'), pg_catalog.current_setting('extra_float_digits'), pg_catalog.current_setting('bytea_output')];
+            BEGIN
+                v_dependants := NULL;
+                    PERFORM pg_catalog.set_config('DateStyle', 'ISO, MDY', true);
+                    PERFORM pg_catalog.set_config('IntervalStyle', 'postgres', true);
+                    PERFORM pg_catalog.set_config('TimeZone', 'UTC', true);
+                    PERFORM pg_catalog.set_config('extra_float_digits', '1', true);
+                    PERFORM pg_catalog.set_config('bytea_output', 'hex', true);
+                FOR v_fk IN
+                    SELECT c.conrelid, c.conname,
+                           (SELECT pg_catalog.format('%I.%I', n.nspname, t.relname) FROM pg_catalog.pg_class t
+                            JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace WHERE t.oid = c.conrelid) AS relname,
+                           (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', a.attname), ', ' ORDER BY k.ord)
+                            FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS fkcols,
+                           (SELECT pg_catalog.string_agg(pg_catalog.format('d.%I', a.attname), ', ' ORDER BY k.ord)
+                            FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS refcols,
+                           (SELECT pg_catalog.string_agg(pg_catalog.format(
+                                ' AND NOT EXISTS (SELECT 1 FROM %s AS x WHERE x.row_digest = pg_catalog.md5(r::text))',
+                                lc.oid::pg_catalog.regclass), '' ORDER BY lc.oid)
+                            FROM pg_catalog.pg_class lc
+                            JOIN pg_catalog.pg_description ld ON ld.objoid = lc.oid AND ld.objsubid = 0
+                                 AND ld.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                            WHERE lc.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace
+                                                     WHERE nspname = 'dbdeploy_backup')
+                              AND pg_catalog.split_part(ld.description, '|', 1) = 'dbdeploy seed log'
+                              AND pg_catalog.split_part(ld.description, '|', 2) = '002'
+                              AND pg_catalog.split_part(ld.description, '|', 3) ~ '^[0-9]+$'
+                              AND pg_catalog.split_part(ld.description, '|', 3)::int >= 1
+                              AND pg_catalog.split_part(ld.description, '|', 4) =
+                                  (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r
+                                   JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.conrelid)
+                           ) AS skip
+                    FROM pg_catalog.pg_constraint c
+                    WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"')
+                      AND NOT false
+                    ORDER BY 3, c.conname
+                LOOP
+                    v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
+                                               || 'SELECT %s FROM "shop"."orders" AS d JOIN "dbdeploy_backup"."v002_op1_seeded_orders" AS l ON "d"."id" = l."id" WHERE pg_catalog.md5(d::text) = l.row_digest' || ')%s',
+                                               v_fk.relname, v_fk.fkcols, v_fk.refcols,
+                                               COALESCE(v_fk.skip, ''));
+                    EXECUTE v_sql INTO v_n;
+                    IF v_n > 0 THEN
+                        v_dependants := pg_catalog.concat_ws(', ', v_dependants,
+                            v_fk.relname || ' (' || v_n || ' row(s), foreign key ' || v_fk.conname || ')');
+                    END IF;
+                END LOOP;
+                    PERFORM pg_catalog.set_config('DateStyle', v_saved[1], true);
+                    PERFORM pg_catalog.set_config('IntervalStyle', v_saved[2], true);
+                    PERFORM pg_catalog.set_config('TimeZone', v_saved[3], true);
+                    PERFORM pg_catalog.set_config('extra_float_digits', v_saved[4], true);
+                    PERFORM pg_catalog.set_config('bytea_output', v_saved[5], true);
+            END;
+            IF v_dependants IS NOT NULL THEN
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to roll back: deleting the seed rows of shop.orders would fail or change other tables; these reference them:', v_dependants USING HINT = 'Delete or re-point the referencing rows (or drop the foreign keys) first, then re-run the rollback; nothing was changed.';
+            END IF;
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'baseline') THEN
+        IF COALESCE(pg_catalog.current_setting('dbdeploy.rollback_baseline', true), '') <> 'on' THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: recorded by `dbdeploy baseline`, never run by dbdeploy; refusing to roll it back (what its rollback removes existed before dbdeploy)' USING HINT = 'A wrong baseline: `dbdeploy history forget --version 002`. To roll it back anyway: `dbdeploy rollback --include-baseline` (psql: SET dbdeploy.rollback_baseline = on).';
+        END IF;
+    END IF;
+END
+$dbdeploy$;
+UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
+
+-- dbdeploy:step 2 delete_seed_rows tx=step lock=ROW EXCLUSIVE target=shop.orders
 -- delete the unchanged seed rows V002 inserted into shop.orders (all copied out first; changed ones left) — backup dbdeploy_backup.r002_orders_seed_<timestamp>
 BEGIN;
 DO $dbdeploy$
