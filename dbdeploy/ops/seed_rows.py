@@ -44,6 +44,7 @@ from dbdeploy.ops.common import (
     regclass,
     relation_exists,
     relation_missing,
+    released_foreign_key,
     rollback_backup_prefix,
 )
 from dbdeploy.spec.base import ColumnList, TableName
@@ -365,6 +366,7 @@ BEGIN
         FROM pg_catalog.pg_constraint c
         WHERE c.contype = 'f' AND c.confrelid = {render(regclass(self.table))}
           AND NOT {render(_in_drops(ctx, "c.conrelid"))}
+          AND NOT {render(released_foreign_key(ctx, "c"))}
         ORDER BY 3, c.conname
     LOOP
         v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('

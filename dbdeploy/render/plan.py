@@ -150,16 +150,20 @@ def _references(op) -> set[str]:
 def _seed_deletes_after_referencing_drops(groups: list[list[Step]], ops: list,
                                           drops: frozenset[str]) -> list[list[Step]]:
     """Rollback groups (newest operation first) with each seed delete on a table the rollback keeps
-    moved after the drops of the migration's own tables that reference that table: their rows
-    (which may point at the seed rows) are copied out and dropped first, so the DELETE meets no
-    foreign key. A move never crosses a step on the seeded table itself (a column it matches on)."""
+    moved after the drops of the migration's own tables and foreign keys that reference that table:
+    their rows (which may point at the seed rows) are copied out and dropped first, or the foreign
+    key is gone, so the DELETE meets no foreign key of the migration's own. A move never crosses a
+    step on the seeded table itself (a column it matches on)."""
     groups, ops = list(groups), list(ops)
     i = 0
     while i < len(groups):
         op = ops[i]
         if isinstance(op, SeedRows) and op.table not in drops:
-            referencing = [j for j in range(i + 1, len(groups)) if getattr(ops[j], "table", None) in drops
-                           and op.table in _references(ops[j])]
+            # The migration's own tables that reference the seeded table, and its own foreign keys to
+            # it (AddForeignKey): their rollback removes them before the delete.
+            referencing = [j for j in range(i + 1, len(groups))
+                           if op.table in _references(ops[j])
+                           and (getattr(ops[j], "table", None) in drops or isinstance(ops[j], AddForeignKey))]
             if referencing:
                 last = max(referencing)
                 crossed = [s for g in groups[i + 1:last + 1] for s in g if s.target == op.table]

@@ -123,6 +123,7 @@ BEGIN
                     FROM pg_catalog.pg_constraint c
                     WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"')
                       AND NOT false
+                      AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
                     ORDER BY 3, c.conname
                 LOOP
                     v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
@@ -229,6 +230,7 @@ BEGIN
             FROM pg_catalog.pg_constraint c
             WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass('"shop"."orders"')
               AND NOT false
+              AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname)))
             ORDER BY 3, c.conname
         LOOP
             v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
