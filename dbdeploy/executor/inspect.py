@@ -142,7 +142,7 @@ def expectation_problems(conn: psycopg.Connection, bundles: list[BundleOnDisk], 
     checks; ``baseline`` calls it with the versions it is about to record marked ``baseline``.
     """
     problems = []
-    for (_obj, _table, _name), (label, entry) in _expected_state(bundles, log).items():
+    for label, entry in _expected_state(bundles, log):
         if for_baseline and entry["object"] in BASELINE_UNCHECKABLE:
             continue
         found = _check(conn, entry)
