@@ -89,3 +89,11 @@ class MigrationFailed(DbdeployError):
     """A step failed (after retries); the history records it."""
 
     exit_code = 1
+
+
+class MissingDependencyError(UsageError):
+    """An optional package a command needs is not installed; the message names the extra to install."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        self.fix = fix
+        super().__init__(f"{message}{FIX_MARK}{fix}")
