@@ -137,7 +137,7 @@ def run(ctx: Context) -> dict:
         for n in sizes:
             shutil.rmtree(projects[n].root / "generated", ignore_errors=True)
             result = projects[n].dbdeploy("generate", timeout=3600).check(f"dbdeploy generate ({n} migrations)")
-            bundles = len(list((projects[n].root / "generated").iterdir()))
+            bundles = len([p for p in (projects[n].root / "generated").iterdir() if p.is_dir()])
             if bundles != n:
                 raise RuntimeError(f"dbdeploy generate wrote {bundles} bundles, expected {n}")
             runs[f"dbdeploy_{n}"].append(result.seconds)

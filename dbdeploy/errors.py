@@ -98,3 +98,11 @@ class PrivilegeError(DbdeployError):
     """
 
     exit_code = 4
+
+
+class MissingDependencyError(UsageError):
+    """An optional package a command needs is not installed; the message names the extra to install."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        self.fix = fix
+        super().__init__(f"{message}{FIX_MARK}{fix}")

@@ -221,7 +221,8 @@ def test_generate_writes_bundles_with_matching_manifest(project):
     assert proc.returncode == 0, proc.stderr
     assert f"2 bundle(s) in {project / 'generated'}" in proc.stdout or "2 bundle(s) in generated\n" in proc.stdout
     out = project / "generated"
-    assert sorted(p.name for p in out.iterdir()) == ["V001__create_things", "V002__add_size"]
+    assert sorted(p.name for p in out.iterdir()) == [".gitattributes", "V001__create_things", "V002__add_size"]
+    assert (out / ".gitattributes").read_text().splitlines()[-1] == "* -text"  # git never converts line endings
     for folder, version, name in [("V001__create_things", "001", "create_things"),
                                   ("V002__add_size", "002", "add_size")]:
         bundle = out / folder

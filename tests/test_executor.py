@@ -31,7 +31,7 @@ def test_apply_twice_status_verify_and_rollback_to_zero(fresh_db, tmp_path) -> N
     applied = catalog.snapshot(conn)
     steps = fresh_db.execute("SELECT count(*) FROM migrations.performance_log")[0][0]
     assert steps == sum(len(json.loads((f / "manifest.json").read_text())["steps"])
-                        for f in project.generated.iterdir())
+                        for f in project.generated.iterdir() if f.is_dir())
 
     again = project.run("apply", "--env", "test")
     assert again.returncode == 0, again.stderr

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         dsn: str = typer.Option(None, "--dsn", help=DSN_HELP),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        """Every version with its state: pending, applied, failed, rolled back, changed."""
+        """Every version with its state: pending, applied, failed, rolled back, changed, edited."""
         from dbdeploy.executor.inspect import status as read_status
 
         deployment, _view = _deployment(env, dsn)

@@ -1,7 +1,9 @@
 """Read bundles back from ``generated/``: manifest, files, and the steps the markers describe.
 
 The executor runs exactly the reviewed SQL: each step's statements are split out of the
-bundle file (pglast's splitter, which understands dollar quotes), never re-generated.
+bundle file the way psql splits it, with PostgreSQL's own lexer (:mod:`dbdeploy.sql.psql`), and
+sent verbatim — comments inside a statement included, COPY data as psql sends it — never
+re-generated.
 """
 
 from __future__ import annotations
@@ -13,7 +15,26 @@ from functools import cached_property
 from pathlib import Path
 
 from dbdeploy.errors import IntegrityError
-from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END, ParsedStep, checksum, parse_steps
+from dbdeploy.render.markers import MarkerError, ParsedStep, checksum, parse_steps
+from dbdeploy.sql.psql import Statement
+
+
+class ScriptStatement(str):
+    """A statement exactly as psql sends it (a ``str``), with the COPY data psql sends after it.
+
+    ``copy_data`` is the data of ``COPY … FROM STDIN`` (the lines after the statement up to the
+    ``\\.`` line); ``copy_out`` is True for ``COPY … TO STDOUT`` (psql prints its rows).
+    """
+
+    copy_data: str | None = None
+    copy_out: bool = False
+
+    @classmethod
+    def of(cls, statement: Statement) -> ScriptStatement:
+        made = cls(statement.text)
+        made.copy_data = statement.copy_data
+        made.copy_out = statement.copy_out
+        return made
 
 
 @dataclass(frozen=True)
@@ -29,7 +50,7 @@ class ExecStep:
 
     @property
     def text(self) -> str:
-        return ";\n".join(self.statements) + ";"
+        return "\n".join(self.statements)
 
 
 @dataclass(frozen=True)
@@ -40,38 +61,19 @@ class Script:
     checksum: str
 
 
-def _statements(text: str) -> list[str]:
-    from pglast import split  # parsing is needed only for bundles that are about to run
-
-    return [s.strip() for s in split(text, with_parser=False) if _has_code(s)]
-
-
-def _has_code(statement: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
-
-
-def _code(statement: str) -> str:
-    return "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
-
-
 def _exec_step(step: ParsedStep) -> ExecStep:
-    lines = step.block.splitlines()
-    summary = lines[1][3:] if len(lines) > 1 and lines[1].startswith("-- ") else step.kind
-    statements = _statements(step.block)
-    if step.transactional:
-        statements = [s for s in statements if _code(s).upper() not in ("BEGIN", "COMMIT")]
-    batch = None
-    if BATCH_BEGIN in step.block:
-        inner = step.block.split(BATCH_BEGIN, 1)[1].split(BATCH_END, 1)[0]
-        batch = "\n".join(line.strip() for line in inner.strip().splitlines())
-    return ExecStep(step.number, step.kind, step.transactional, step.lock, step.target, summary,
-                    tuple(_code(s) if not s.lstrip().startswith("--") else _code(s) for s in statements), batch)
+    return ExecStep(step.number, step.kind, step.transactional, step.lock, step.target, step.summary,
+                    tuple(ScriptStatement.of(s) for s in step.statements), step.batch)
 
 
 def parse_script(text: str) -> Script:
+    """Read a bundle file: the statements psql would send, grouped by the step markers.
+
+    Raises :class:`MarkerError` (a ValueError) when the markers or the SQL cannot be read back.
+    """
     preamble, steps, postamble = parse_steps(text)
-    return Script(tuple(_code(s) for s in _statements(preamble)), tuple(_exec_step(s) for s in steps),
-                  tuple(_code(s) for s in _statements(postamble)), checksum([s.block for s in steps]))
+    return Script(tuple(ScriptStatement.of(s) for s in preamble), tuple(_exec_step(s) for s in steps),
+                  tuple(ScriptStatement.of(s) for s in postamble), checksum([s.block for s in steps]))
 
 
 @dataclass(frozen=True)
@@ -102,24 +104,61 @@ class BundleOnDisk:
     def path(self, which: str) -> Path:
         return self.folder / self.manifest["files"][which]["name"]
 
+    def _script(self, which: str) -> Script:
+        path = self.path(which)
+        try:
+            return parse_script(self.text(which))
+        except MarkerError as exc:
+            raise IntegrityError(f"{path} cannot be read as a dbdeploy bundle: {exc}; run `dbdeploy generate` "
+                                 "(never edit generated files by hand)") from None
+
     @cached_property
     def forward(self) -> Script:
-        return parse_script(self.path("forward").read_text())
+        return self._script("forward")
 
     @cached_property
     def rollback(self) -> Script:
-        return parse_script(self.path("rollback").read_text())
+        return self._script("rollback")
+
+    def generated_bytes(self, which: str) -> bytes | None:
+        """The file's bytes as ``generate`` wrote them (manifest sha256), or None if they differ.
+
+        A checkout that converted line endings to CRLF (git ``core.autocrlf``, an editor) changes
+        nothing dbdeploy runs: when the file with its CRLF turned back into LF has the manifest's
+        sha256, those restored bytes are the generated file. Raises OSError if it cannot be read.
+        """
+        data = self.path(which).read_bytes()
+        expected = self.manifest["files"][which]["sha256"]
+        if hashlib.sha256(data).hexdigest() == expected:
+            return data
+        if b"\r\n" in data:
+            restored = data.replace(b"\r\n", b"\n")
+            if hashlib.sha256(restored).hexdigest() == expected:
+                return restored
+        return None
+
+    def text(self, which: str) -> str:
+        """The file's text as generated (see :meth:`generated_bytes`), else as it is on disk."""
+        data = self.generated_bytes(which)
+        return (data if data is not None else self.path(which).read_bytes()).decode("utf-8", errors="replace")
 
     def problems(self) -> list[str]:
-        """Edits made to the bundle after it was generated."""
+        """Edits made to the bundle after it was generated (line-ending conversions alone are not edits)."""
         found = []
         for which in self.manifest["files"]:
             path = self.path(which)
             if not path.is_file():
                 found.append(f"{path} is missing")
                 continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != self.manifest["files"][which]["sha256"]:
+            if self.generated_bytes(which) is not None:
+                continue
+            if b"\r" in path.read_bytes():
+                found.append(f"{path} was edited after it was generated (sha256 differs from manifest.json, also "
+                             "with its CRLF line endings turned back into LF): restore generated/ from version "
+                             "control with line endings kept as generated (generated/.gitattributes, written by "
+                             "`dbdeploy generate`, says `* -text`: delete generated/ and run "
+                             "`git checkout -- generated`) or run `dbdeploy generate`")
+            else:
                 found.append(f"{path} was edited after it was generated (sha256 differs from manifest.json)")
         return found
 

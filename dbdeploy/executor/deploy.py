@@ -560,7 +560,7 @@ def _describe(script: Script) -> list[str]:
         mode = "in a transaction" if step.transactional else "in autocommit"
         lines.append(f"-- step {step.number} {step.kind} on {step.target}: lock {step.lock}, {mode}")
         lines.append(f"--   {step.summary}")
-        lines.extend(f"{s};" for s in step.statements)
+        lines.extend(step.statements)
     return lines
 
 

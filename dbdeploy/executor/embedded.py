@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from dbdeploy.errors import ConfigError
+from dbdeploy.optional import require
 
 
 def embedded_dsn(datadir: Path) -> str:
     """Start (or reuse) the embedded server whose data lives in ``datadir``; return its DSN."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-    except ImportError:
-        raise ConfigError(
-            "no database configured and the embedded PostgreSQL is not installed; "
-            "install it with pip install 'dbdeploy[embedded]', or pass --dsn / configure an environment"
-        ) from None
+    pgserver = require("pgserver", "the embedded PostgreSQL (no dsn is configured for this environment)",
+                       alternative="pass --dsn or configure the environment's dsn in dbdeploy.toml")
     datadir = Path(datadir).resolve()
     if len(str(datadir)) > 90:
         raise ConfigError(f"the embedded PostgreSQL's folder {datadir} is too long a path for its socket; "

@@ -47,6 +47,8 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
         state = STATE_NAMES.get(row.status if row else None, row.status if row else "pending")
         if row and row.status in ("completed", "baseline") and row.checksum and row.checksum != bundle.checksum:
             state = "changed"
+        elif bundle.problems():   # apply would refuse (exit 3): say so here too
+            state = "edited"
         rows.append(VersionStatus(bundle.version, bundle.name, state, row.applied_by if row else None,
                                   row.applied_at.isoformat(timespec="seconds") if row and row.applied_at else None,
                                   row.duration_ms if row else None, row.environment if row else None))
@@ -110,6 +112,7 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
                 problems.append(f"{bundle.label} is {STATE_NAMES[row.status]}; run apply (or rollback) again")
             elif row and row.status in bundle_checks.APPLIED_STATUSES and row.checksum != bundle.checksum:
                 problems.append(f"{bundle.label} was applied with a different checksum than its bundle")
+            problems += [f"{bundle.label}: {p}" for p in bundle.problems()]
         known = {int(b.version) for b in bundles}
         for key, row in sorted(log.items(), key=lambda kv: int(kv[0])):
             if row.status in bundle_checks.APPLIED_STATUSES and int(key) not in known:

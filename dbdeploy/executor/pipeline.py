@@ -26,6 +26,7 @@ from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, display_dsn, redact
 from dbdeploy.executor.deploy import Deployment
 from dbdeploy.executor.progress import Message, ProgressCallback, ignore
+from dbdeploy.optional import require
 
 PHASES = ("apply", "rollback", "re-apply")
 
@@ -69,6 +70,7 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
     ``admin_dsn`` names is used instead — for a least-privilege role: it must hold no applied
     version (UsageError otherwise) and is rolled back to version 0 afterwards unless ``keep``.
     """
+    require("pytest", "dbdeploy test (it runs every bundle's generated tests with pytest)")
     bundles = load_bundles(config.generated)
     missing = [b.label for b in bundles if not _test_file(b).is_file()]
     if missing:
@@ -169,6 +171,9 @@ def _pytest(bundle: BundleOnDisk, phase: str, ini: Path, dsn: str) -> PhaseResul
         return PhaseResult(bundle.label, phase, False, "the generated tests did not finish in 30 minutes")
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "E   ", "ERROR"))]
     summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode and not lines:   # pytest did not get to run the tests: its own error is the reason
+        lines = [*proc.stdout.strip().splitlines()[-10:], *proc.stderr.strip().splitlines()[-10:]]
+        summary = f"pytest exited with code {proc.returncode}"
     detail = "\n".join([*lines[:20], summary]) if proc.returncode else summary
     return PhaseResult(bundle.label, phase, proc.returncode == 0, redact(detail, dsn))
 

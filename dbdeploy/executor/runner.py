@@ -119,6 +119,17 @@ class ScriptRunner:
         return self._with_retries(step, lambda: self._run_autocommit(step))
 
     def _execute(self, statement: str) -> int:
+        """Send one statement as psql would; COPY FROM STDIN gets the data psql reads after it."""
+        data = getattr(statement, "copy_data", None)
+        if data is not None or getattr(statement, "copy_out", False):
+            with self.conn.cursor() as cursor:
+                with cursor.copy(statement) as copy:
+                    if data is not None:
+                        copy.write(data)
+                    else:
+                        for _ in copy:
+                            pass   # psql prints COPY … TO STDOUT; nothing to keep here
+                return max(cursor.rowcount, 0)
         cursor = self.conn.execute(statement)
         return max(cursor.rowcount, 0)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pglast import ast
+from pglast.parser import scan
 from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
@@ -24,6 +26,7 @@ from dbdeploy.sql import (
     ident,
     is_transaction_control,
     parse_statements,
+    psql,
     render,
     statement_needs_autocommit,
 )
@@ -39,18 +42,34 @@ def _check(value: str | None, field: str) -> str | None:
         statements = parse_statements(value)
     except SqlParseError as exc:
         raise ValueError(f"{field} is not valid SQL: {exc}") from None
+    for statement in statements:
+        node = statement.stmt
+        if isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in _LEXER_SETTINGS:
+            raise ValueError(f"{field} sets {node.name}, which changes how psql reads and sends the statements "
+                             "after it, so psql and dbdeploy would run different SQL — fix: remove it (bundles run "
+                             "with client_encoding UTF8 and standard_conforming_strings on; write E'…' strings "
+                             "for backslash escapes)")
     if any(is_transaction_control(s) for s in statements):
         raise ValueError(f"{field} contains BEGIN/COMMIT/ROLLBACK, but dbdeploy runs each step in its own "
                          "transaction (or in autocommit for CONCURRENTLY) — fix: remove the transaction statements")
     return value
 
 
+_LEXER_SETTINGS = ("client_encoding", "standard_conforming_strings")
+
+
 def _terminated(text: str) -> str:
     """The SQL with one terminating ';'. After a trailing ``--`` comment the ';' goes on a line of its
     own: inside the comment it would not end the statement, and psql (and the executor's splitter)
-    would run it together with the step's COMMIT."""
-    body = text.strip().rstrip(";").rstrip()
-    return body + ("\n;" if "--" in body.rsplit("\n", 1)[-1] else ";")
+    would run it together with the step's COMMIT. A body that ends with COPY data (its ``\\.``
+    line) is complete as it is."""
+    body = text.strip()
+    found = [s for s in psql.statements(body) if not s.empty]
+    if found and found[-1].copy_data is not None:
+        return body
+    body = body.rstrip(";").rstrip()
+    tokens = scan(body)
+    return body + ("\n;" if tokens and tokens[-1].name == "SQL_COMMENT" else ";")
 
 
 def search_path_schemas(schemas: list[str]) -> list[str]:

@@ -51,6 +51,11 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
     """The preamble every bundle starts with: session settings, dbdeploy's two schemas (created
     only when missing) and the history tables the bundle itself writes."""
     return [ensure_schema(history_schema) if s is None else render(s) for s in (
+        # psql lexes each later line with the server's standard_conforming_strings and sends the
+        # file's UTF-8 bytes as client_encoding says: fixing both makes psql read and send the
+        # statements exactly as the executor's lexer (dbdeploy.sql.psql) does, on any server.
+        S("SET client_encoding = 'UTF8';"),
+        S("SET standard_conforming_strings = on;"),
         S("SET lock_timeout = {};").format(literal(LOCK_TIMEOUT)),
         # Built-ins resolve to pg_catalog and nothing resolves to a temporary schema, whatever the
         # caller's search_path: a hostile object named like a built-in cannot hijack the bundle.

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import jinja2
 
+from dbdeploy.errors import SpecError
 from dbdeploy.render import bookkeeping
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
-from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, checksum, render_step
+from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, MarkerError, checksum, parse_steps, render_step
 from dbdeploy.render.plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.testgen import render_test_file, test_file_name
+from dbdeploy.sql.psql import PsqlScriptError, split_script
 
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
@@ -68,6 +70,8 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
                                           history_schema, m.version,
                                           raw_sql=any(s.kind == "raw_sql" for s in plan.rollback)))),
         postamble="\n".join(bookkeeping.rollback_end(history_schema, m.version)))
+    _read_back(forward_name, forward, forward_blocks, source_name)
+    _read_back(rollback_name, rollback, rollback_blocks, source_name)
     files = {forward_name: forward, rollback_name: rollback}
     tests_name = test_file_name(m.folder)
     files[tests_name] = render_test_file(
@@ -97,6 +101,24 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
     }
     files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     return Bundle(m.folder, files)
+
+
+def _read_back(name: str, text: str, blocks: list[str], source: str) -> None:
+    """Refuse a bundle file that psql and the executor would not run the same way, or whose steps
+    the executor would not read back as they were written (SpecError, exit 2, nothing written)."""
+    try:
+        split_script(text)
+    except PsqlScriptError as exc:
+        raise SpecError(f"the generated {name} would run differently under psql than under dbdeploy at its line "
+                        f"{exc.line}: {exc.reason}", file=source, fix=exc.fix) from None
+    try:
+        _, steps, _ = parse_steps(text)
+    except MarkerError as exc:
+        raise SpecError(f"the generated {name} cannot be read back: {exc}", file=source,
+                        fix="remove text that reads as a dbdeploy marker comment from the spec's SQL") from None
+    if [step.block for step in steps] != blocks:
+        raise SpecError(f"the generated {name} does not read back as the steps it was written from", file=source,
+                        fix="remove text that reads as a dbdeploy marker comment (-- dbdeploy:…) from the spec's SQL")
 
 
 def _sha(text: str) -> str:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, split_script
 
 if TYPE_CHECKING:  # the executor reads markers without importing the spec machinery
     from dbdeploy.ops.base import Step
@@ -52,29 +55,115 @@ def checksum(step_blocks: list[str]) -> str:
     return digest.hexdigest()
 
 
+class MarkerError(ValueError):
+    """A bundle file whose markers or statements cannot be read back as the generator wrote them."""
+
+
 @dataclass(frozen=True)
 class ParsedStep:
+    """One step read back from a bundle file: its marker's fields, its block (marker line up to the
+    next marker, what the checksum covers), its summary line and its statements as psql sends them."""
+
     number: int
     kind: str
     transactional: bool
     lock: str
     target: str
     block: str
+    summary: str = ""
+    statements: tuple[Statement, ...] = ()
+    batch: str | None = None
 
 
-def parse_steps(text: str) -> tuple[str, list[ParsedStep], str]:
-    """Split a bundle file into (preamble, steps, postamble) as written by the generator."""
-    head, sep, rest = text.partition(PREAMBLE + "\n")
-    if not sep:
-        raise ValueError("not a dbdeploy bundle: no preamble marker")
-    body, sep, postamble = rest.partition(POSTAMBLE + "\n")
-    if not sep:
-        raise ValueError("not a dbdeploy bundle: no postamble marker")
-    matches = list(_MARKER.finditer(body))
-    preamble = body[: matches[0].start()] if matches else body
+def _line(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tuple[Statement, ...]]:
+    """Split a bundle file into (preamble statements, steps, postamble statements).
+
+    The file is split with PostgreSQL's lexer exactly as psql splits it
+    (:func:`dbdeploy.sql.psql.split_script`); a marker counts only as a ``--`` comment line between
+    statements, never inside a string, dollar quote or comment. Raises :class:`MarkerError` for a
+    malformed or misplaced marker, a statement outside the marked sections, or SQL that psql
+    would run differently (meta-commands, variables, unterminated quotes).
+    """
+    try:
+        items = split_script(text)
+    except PsqlScriptError as exc:
+        raise MarkerError(f"{exc}; {exc.fix}") from None
+    sections: list[tuple[str, re.Match | None, LineComment]] = []
+    summaries: dict[int, str] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, LineComment) and index and isinstance(items[index - 1], LineComment) \
+                and item.start == items[index - 1].end + 1 and item.text.startswith("-- "):
+            summaries[items[index - 1].start] = item.text[3:]
+        if not (isinstance(item, LineComment) and item.at_line_start and item.text.startswith("-- dbdeploy:")):
+            continue
+        if item.text == PREAMBLE:
+            sections.append(("preamble", None, item))
+        elif item.text == POSTAMBLE:
+            sections.append(("postamble", None, item))
+        elif match := _MARKER.fullmatch(item.text):
+            sections.append(("step", match, item))
+        else:
+            raise MarkerError(f"line {_line(text, item.start)}: {item.text!r} is not a dbdeploy marker this version "
+                              "can read (a batch marker outside a backfill's DO block, or an edited step marker)")
+    kinds = [kind for kind, _, _ in sections]
+    if kinds.count("preamble") != 1 or kinds[0] != "preamble":
+        raise MarkerError(f"not a dbdeploy bundle: {PREAMBLE!r} must come once, before every step")
+    if kinds.count("postamble") != 1 or kinds[-1] != "postamble":
+        raise MarkerError(f"not a dbdeploy bundle: {POSTAMBLE!r} must come once, after every step")
+    statements = [item for item in items if isinstance(item, Statement)]
+    bounds = [comment.start for _, _, comment in sections] + [len(text) + 1]
+    early = [s for s in statements if s.start < bounds[0]]
+    if early:
+        raise MarkerError(f"line {_line(text, early[0].start)}: a statement before {PREAMBLE!r}")
+
+    starts = [s.start for s in statements]
+
+    def inside(i: int) -> tuple[Statement, ...]:
+        chosen = statements[bisect_left(starts, bounds[i]):bisect_left(starts, bounds[i + 1])]
+        return tuple(s for s in chosen if not s.empty)
+
     steps = []
-    for i, match in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
-        steps.append(ParsedStep(int(match["n"]), match["kind"], match["tx"] == "step", match["lock"],
-                                match["target"], body[match.start():end].rstrip("\n")))
-    return preamble.strip("\n"), steps, postamble.strip("\n")
+    for i, (kind, match, comment) in enumerate(sections):
+        if kind != "step":
+            continue
+        block = text[comment.start:bounds[i + 1]].rstrip("\n")
+        summary = summaries.get(comment.start, match["kind"])
+        own = inside(i)
+        transactional = match["tx"] == "step"
+        if transactional:
+            if len(own) < 2 or own[0].words != ("begin",) or own[-1].words != ("commit",):
+                raise MarkerError(f"line {_line(text, comment.start)}: step {match['n']} is tx=step but is not "
+                                  "one BEGIN; … COMMIT; block")
+            own = own[1:-1]
+        batch = _batch(text, comment, own) if match["kind"] == "backfill" and not transactional else None
+        steps.append(ParsedStep(int(match["n"]), match["kind"], transactional, match["lock"], match["target"],
+                                block, summary, own, batch))
+    return inside(0), steps, inside(len(sections) - 1)
+
+
+def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) -> str:
+    """The one-batch statement of a backfill step: the text between the batch markers, which are
+    comment lines of the PL/pgSQL body of the step's DO block (found with the lexer, in that body)."""
+    from pglast.parser import scan
+
+    for statement in statements:
+        if statement.words[:1] != ("do",):
+            continue
+        for token in scan(statement.text):
+            quoted = statement.text[token.start:token.end + 1]
+            if token.name != "SCONST" or not quoted.startswith("$"):
+                continue
+            tag = quoted[:quoted.index("$", 1) + 1]
+            body = quoted[len(tag):-len(tag)]
+            comments = [t for t in scan(body) if t.name == "SQL_COMMENT"
+                        and body[body.rfind("\n", 0, t.start) + 1:t.start].strip() == ""]
+            begin = [t for t in comments if body[t.start:t.end + 1] == BATCH_BEGIN]
+            end = [t for t in comments if body[t.start:t.end + 1] == BATCH_END]
+            if len(begin) == 1 and len(end) == 1 and begin[0].end < end[0].start:
+                return body[begin[0].end + 1:end[0].start].strip()
+    raise MarkerError(f"line {_line(text, marker.start)}: backfill step without one {BATCH_BEGIN!r} … "
+                      f"{BATCH_END!r} pair in its DO block")

@@ -15,6 +15,13 @@ from dbdeploy.render.bundle import Bundle, render_bundle
 from dbdeploy.render.plan import plan_all
 from dbdeploy.spec.loader import load_specs
 
+GITATTRIBUTES_NAME = ".gitattributes"
+GITATTRIBUTES = (
+    b"# Written by `dbdeploy generate`. Bundle files are checked byte for byte against the sha256 in\n"
+    b"# their manifest.json and run exactly as written: git must never convert their line endings.\n"
+    b"* -text\n"
+)
+
 
 def build_bundles(specs_dir: Path, history_schema: str = "migrations", *, lint: bool = False) -> list[Bundle]:
     """Every migration's bundle, in memory. With ``lint``, error-level lint findings that the specs
@@ -47,10 +54,26 @@ def _is_bundle_dir(path: Path) -> bool:
     return path.is_dir() and path.name.startswith("V") and "__" in path.name
 
 
+def _differs(path: Path, data: bytes) -> str | None:
+    """None if ``path`` holds ``data``; else how it differs (its line endings alone, or more)."""
+    found = path.read_bytes()
+    if found == data:
+        return None
+    if b"\r\n" in found and found.replace(b"\r\n", b"\n") == data:
+        return "only its line endings differ (CRLF)"
+    return "content differs"
+
+
 def compare(bundles: list[Bundle], out_dir: Path) -> Comparison:
+    """What ``write`` would change in ``out_dir``: stale, missing and extra files (``.gitattributes`` too)."""
     out_dir = Path(out_dir)
     result = Comparison()
     expected_dirs = {b.folder for b in bundles}
+    attributes = out_dir / GITATTRIBUTES_NAME
+    if not attributes.is_file():
+        result.missing.append(GITATTRIBUTES_NAME)
+    elif _differs(attributes, GITATTRIBUTES):
+        result.stale.append(GITATTRIBUTES_NAME)
     for bundle in bundles:
         folder = out_dir / bundle.folder
         for name, data in bundle.file_bytes().items():
@@ -58,8 +81,8 @@ def compare(bundles: list[Bundle], out_dir: Path) -> Comparison:
             rel = f"{bundle.folder}/{name}"
             if not path.exists():
                 result.missing.append(rel)
-            elif path.read_bytes() != data:
-                result.stale.append(rel)
+            elif (how := _differs(path, data)) is not None:
+                result.stale.append(rel if how == "content differs" else f"{rel} ({how})")
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
                 if path.name not in bundle.files and not path.name.startswith((".", "__pycache__")):
@@ -76,16 +99,12 @@ def write(bundles: list[Bundle], out_dir: Path) -> Comparison:
     out_dir = Path(out_dir)
     changes = compare(bundles, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _replace(out_dir / GITATTRIBUTES_NAME, GITATTRIBUTES)
     for bundle in bundles:
         folder = out_dir / bundle.folder
         folder.mkdir(exist_ok=True)
         for name, data in bundle.file_bytes().items():
-            path = folder / name
-            if path.exists() and path.read_bytes() == data:
-                continue
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            _replace(folder / name, data)
     for rel in changes.extra:
         path = out_dir / rel.rstrip("/")
         if path.is_dir():
@@ -93,3 +112,12 @@ def write(bundles: list[Bundle], out_dir: Path) -> Comparison:
         elif path.exists():
             path.unlink()
     return changes
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary name, rename), unless it is there already."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

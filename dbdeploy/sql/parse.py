@@ -203,10 +203,23 @@ def _check_type_exists(names: list[str]) -> None:
 
 
 def parse_statements(text: str) -> list:
-    """Parse a RawSQL body: any number of complete statements. Returns pglast RawStmt nodes."""
+    """Parse a RawSQL body: any number of complete statements. Returns pglast RawStmt nodes.
+
+    The body must run the same under psql and dbdeploy (:mod:`dbdeploy.sql.psql`): a psql
+    meta-command or variable raises :class:`SqlParseError`; ``COPY … FROM STDIN`` data (up to its
+    ``\\.`` line) is allowed and is not parsed as SQL.
+    """
+    from dbdeploy.sql.psql import PsqlScriptError, sql_only
+
     if not isinstance(text, str) or not text.strip():
         raise SqlParseError(f"is empty{FIX_MARK}give the SQL to run")
-    return list(_parse(text))
+    if "\x00" in text:
+        raise SqlParseError(f"contains a NUL byte{FIX_MARK}{_FIX_NUL}")
+    try:
+        sql_text = sql_only(text)
+    except PsqlScriptError as exc:
+        raise SqlParseError(f"{exc}{FIX_MARK}{exc.fix}") from None
+    return list(_parse(sql_text))
 
 
 class _ColumnCollector(Visitor):

@@ -8,6 +8,8 @@
 -- before removing it. Safe to run twice.
 
 -- dbdeploy:preamble
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
 DO $dbdeploy$

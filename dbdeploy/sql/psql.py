@@ -1,0 +1,261 @@
+"""Split an SQL script into exactly the statements ``psql -v ON_ERROR_STOP=1 -f`` sends.
+
+PostgreSQL's own lexer (:func:`pglast.parser.scan`, the server's scanner with token positions)
+finds the tokens; this module applies psql's rules on top of them (``src/bin/psql/mainloop.c``
+and ``src/fe_utils/psqlscan.l`` in PostgreSQL 15/16):
+
+- whitespace and ``--`` comments before a statement are dropped; a statement starts at its first
+  other token (a ``/* */`` comment starts it too) and ends with the ``;`` that closes it, which
+  is sent with it; everything in between — comments, line breaks, ``\\r`` — is sent verbatim;
+- a ``;`` inside parentheses, or inside the ``BEGIN … END`` of ``CREATE [OR REPLACE]
+  FUNCTION|PROCEDURE … BEGIN ATOMIC``, does not end the statement;
+- after ``COPY … FROM STDIN;`` psql reads the following lines of the file as COPY data, up to a
+  line that is exactly ``\\.``, and sends them to the server.
+
+What psql would treat differently from the server is refused with :class:`PsqlScriptError`
+(never guessed): a backslash outside quotes (a psql meta-command), and a colon directly followed
+by a name, a quote or ``{`` (psql variable interpolation — ``:name``, ``:'name'``, ``:"name"``,
+``:{?name}``; which names psql defines depends on ``-v``, ``~/.psqlrc`` and the server, so every
+such colon is refused; ``a[1: n]`` with a space is not interpolated).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from pglast.parser import ParseError, scan
+
+_WORD_KINDS = frozenset(("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD", "RESERVED_KEYWORD"))
+_COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)  # psql: a data line that is exactly \. ends COPY data
+_VARIABLE_START = re.compile(r"[A-Za-z0-9_\x80-\U0010ffff'\"{]")
+
+FIX_META = ("remove the psql meta-command (a line or word starting with a backslash outside quotes): "
+            "dbdeploy and psql must run the same statements; write it as SQL (e.g. SET instead of \\set, "
+            "COPY … FROM STDIN with the data lines after it instead of \\copy)")
+FIX_VARIABLE = ("psql would replace :name, :'name' or :\"name\" with a psql variable; write the value itself, "
+                "or put a space after the colon (e.g. a[1: n]) where it is SQL")
+FIX_COPY = ("end the COPY data with a line that is exactly \\. and put nothing after the ';' of "
+            "COPY … FROM STDIN on its line")
+
+
+class PsqlScriptError(ValueError):
+    """The script cannot be run the same way by psql and by dbdeploy (or cannot be lexed).
+
+    ``position`` is the character offset in the script, ``line`` its 1-based line number;
+    ``fix`` says what to change.
+    """
+
+    def __init__(self, reason: str, text: str, position: int, fix: str) -> None:
+        self.reason = reason
+        self.position = position
+        self.line = text.count("\n", 0, position) + 1
+        self.fix = fix
+        super().__init__(f"{reason} (line {self.line})")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement exactly as psql sends it, and where it is in the script.
+
+    ``text`` runs from the statement's first token through its closing ``;`` (``terminated``
+    is False when the script ended first: psql sends such a rest at end of file). ``words``
+    are its unquoted words (keywords and identifiers) in lower case. For ``COPY … FROM STDIN``,
+    ``copy_data`` holds the data lines psql sends after it (without the ``\\.`` line) and
+    ``end`` is after the ``\\.`` line; ``copy_out`` is True for ``COPY … TO STDOUT``.
+    """
+
+    text: str
+    start: int
+    end: int
+    words: tuple[str, ...]
+    terminated: bool = True
+    copy_data: str | None = None
+    copy_out: bool = False
+    empty: bool = False   # only comments and ';': the server runs it as an empty query
+
+
+@dataclass(frozen=True)
+class LineComment:
+    """A ``--`` comment between statements (psql drops it); ``at_line_start`` if it begins a line."""
+
+    text: str
+    start: int
+    end: int
+    at_line_start: bool
+
+
+_WINDOW = 1 << 16   # characters lexed at a time; COPY data after a statement is never lexed
+
+
+def _tokens(text: str, offset: int, stop: int):
+    """Tokens of ``text[offset:stop]`` with positions relative to ``offset``, plus the position and
+    message of a lexer error after them (an unterminated quote or comment, or the window's cut), if
+    any. On an error the tokens are those of the text before the failing token: the lexer works left
+    to right, so they are the same tokens as in the whole text."""
+    rest = text[offset:stop]
+    try:
+        return scan(rest), None
+    except ParseError as exc:
+        message, *more = exc.args
+        location = more[0] if more and isinstance(more[0], int) else 0
+        tokens = []
+        if location > 0:
+            try:
+                tokens = scan(rest[:location])
+            except ParseError:
+                tokens = []
+        return tokens, (offset + location, message)
+
+
+def split_script(text: str) -> list[Statement | LineComment]:
+    """The statements psql sends for ``text`` and the ``--`` comments between them, in order.
+
+    Raises :class:`PsqlScriptError` for an unterminated quote, dollar quote or comment, a psql
+    meta-command or variable, or COPY data without its ``\\.`` line.
+
+    The text is lexed in windows that end at a line break; only what comes before the last ``;``
+    of a window is kept (the lexer's state there is the initial one), the rest is lexed again with
+    the next window. COPY data is skipped, never lexed.
+    """
+    items: list[Statement | LineComment] = []
+    offset = 0
+    window = _WINDOW
+    while offset < len(text):
+        stop = len(text)
+        if stop - offset > window:
+            cut = text.find("\n", offset + window)
+            stop = cut + 1 if cut >= 0 else len(text)
+        final = stop >= len(text)
+        tokens, error = _tokens(text, offset, stop)
+        found, resume = _split_tokens(text, offset, tokens, error, final)
+        if resume is None:          # no complete statement in this window: lex a larger one
+            window *= 2
+            continue
+        items.extend(found)
+        offset, window = resume, _WINDOW
+    return items
+
+
+def _split_tokens(text, offset, tokens, error, final) -> tuple[list, int | None]:
+    """Statements and comments of one window, and where to lex next (None: nothing complete)."""
+    items: list[Statement | LineComment] = []
+    kept, resume = 0, None
+    start = None
+    words: list[str] = []
+    paren = begin = 0
+    heads: list[str] = []
+    code = False
+    for index, token in enumerate(tokens):
+        first, last = offset + token.start, offset + token.end + 1
+        name = token.name
+        if name == "SQL_COMMENT":
+            if start is None:
+                at_line_start = first == 0 or text[first - 1] == "\n"
+                items.append(LineComment(text[first:last], first, last, at_line_start))
+            continue
+        if start is None:
+            start, words, paren, begin, heads, code = first, [], 0, 0, [], False
+        if name == "C_COMMENT":
+            continue
+        code = code or name != "ASCII_59"
+        if name == "ASCII_92":
+            raise PsqlScriptError("a backslash outside quotes, which psql reads as a meta-command",
+                                  text, first, FIX_META)
+        if name == "ASCII_58" and last < len(text) and _VARIABLE_START.match(text, last):
+            raise PsqlScriptError(f"{text[first:last + 20].split()[0]!r} is a psql variable reference",
+                                  text, first, FIX_VARIABLE)
+        if name == "IDENT" and not text.startswith('"', first) or token.kind in _WORD_KINDS:
+            word = text[first:last].lower()
+            # psql's heuristic for CREATE [OR REPLACE] FUNCTION|PROCEDURE … BEGIN ATOMIC … END
+            if len(words) < 4:
+                heads.append(word[0] if word in ("create", "function", "procedure", "or", "replace") else "")
+            words.append(word)
+            if heads[:1] == ["c"] and (heads[1:2] in (["f"], ["p"]) or (
+                    heads[1:3] == ["o", "r"] and heads[3:4] in (["f"], ["p"]))) and paren == 0:
+                if word == "begin" or word == "case" and begin >= 1:
+                    begin += 1
+                elif word == "end" and begin > 0:
+                    begin -= 1
+            continue
+        if name == "ASCII_40":
+            paren += 1
+        elif name == "ASCII_41":
+            paren = max(paren - 1, 0)
+        elif name == "ASCII_59" and paren == 0 and begin == 0:
+            statement = Statement(text[start:last], start, last, tuple(words), empty=not code)
+            start = None
+            if statement.words[:1] == ("copy",):
+                direction = _copy_direction(statement.text)
+                if direction == "in":
+                    statement, resume = _with_copy_data(text, statement, tokens[index + 1:], offset)
+                    items.append(statement)
+                    return items, resume
+                if direction == "out":
+                    statement = replace(statement, copy_out=True)
+            items.append(statement)
+            kept, resume = len(items), last
+    if not final:
+        return items[:kept], resume
+    if error is not None:
+        raise PsqlScriptError(f"PostgreSQL's lexer stops here: {error[1]}", text, error[0],
+                              "close the quote, dollar quote or comment")
+    if start is not None:
+        items.append(Statement(text[start:].rstrip("\n"), start, len(text), tuple(words), terminated=False,
+                               empty=not code))
+    return items, len(text)
+
+
+def _copy_direction(statement: str) -> str | None:
+    """``"in"`` for COPY … FROM STDIN, ``"out"`` for COPY … TO STDOUT, else None (the parser decides)."""
+    from pglast import ast, parse_sql
+
+    try:
+        parsed = parse_sql(statement)
+    except ParseError:
+        return None   # the server will refuse it, under psql too
+    if len(parsed) != 1 or not isinstance(parsed[0].stmt, ast.CopyStmt):
+        return None
+    node = parsed[0].stmt
+    if node.filename is not None or node.is_program:
+        return None
+    return "in" if node.is_from else "out"
+
+
+def _with_copy_data(text: str, statement: Statement, after, offset: int) -> tuple[Statement, int]:
+    line_end = text.find("\n", statement.end)
+    rest_of_line = text[statement.end: line_end if line_end >= 0 else len(text)]
+    following = [t for t in after if offset + t.start < statement.end + len(rest_of_line)]
+    if any(t.name != "SQL_COMMENT" for t in following):
+        raise PsqlScriptError("SQL follows COPY … FROM STDIN on the same line; psql would run it after the data",
+                              text, statement.end, FIX_COPY)
+    if line_end < 0:
+        raise PsqlScriptError("COPY … FROM STDIN has no data lines and no \\. line after it", text,
+                              statement.start, FIX_COPY)
+    data_start = line_end + 1
+    found = _COPY_END.search(text, data_start)
+    if found is None:
+        raise PsqlScriptError("the data of COPY … FROM STDIN does not end with a line that is exactly \\.",
+                              text, statement.start, FIX_COPY)
+    resume = found.end() + 1 if found.end() < len(text) else found.end()
+    return replace(statement, end=resume, copy_data=text[data_start:found.start()]), resume
+
+
+def statements(text: str) -> list[Statement]:
+    """Only the statements of :func:`split_script` (comments between statements dropped)."""
+    return [item for item in split_script(text) if isinstance(item, Statement)]
+
+
+def sql_only(text: str) -> str:
+    """``text`` with every COPY data block (and its ``\\.`` line) replaced by as many spaces, line
+    breaks kept: what is left is only SQL, at the same positions, for PostgreSQL's parser."""
+    pieces = []
+    done = 0
+    for item in statements(text):
+        if item.copy_data is not None:
+            pieces.append(text[done:item.start + len(item.text)])
+            blank = text[item.start + len(item.text):item.end]
+            pieces.append(re.sub(r"[^\n]", " ", blank))
+            done = item.end
+    pieces.append(text[done:])
+    return "".join(pieces)
