@@ -87,7 +87,7 @@ def generate_measured(root: Path) -> tuple[float, int]:
 
 
 def bundle_sizes(root: Path) -> dict[str, int]:
-    (folder,) = (root / "generated").iterdir()
+    (folder,) = [p for p in (root / "generated").iterdir() if p.is_dir()]   # beside .gitattributes
     names = {"forward": f"{folder.name}.sql", "manifest": "manifest.json", "tests": f"test_{folder.name}.py",
              "checklist": "deployment_checklist.md"}
     return {k: (folder / v).stat().st_size for k, v in names.items()}
@@ -95,7 +95,7 @@ def bundle_sizes(root: Path) -> dict[str, int]:
 
 def apply_with_psql(ctx: Context, root: Path, rows: int) -> float:
     """``psql -f`` of the forward into a fresh database; checks the rows and the application's next id."""
-    (folder,) = (root / "generated").iterdir()
+    (folder,) = [p for p in (root / "generated").iterdir() if p.is_dir()]   # beside .gitattributes
     name = ctx.server.create_db(f"seeds_{rows}")
     try:
         start = time.perf_counter()

@@ -372,8 +372,8 @@ def test_baseline_refuses_when_the_columns_do_not_exist(fresh_db_each, tmp_path)
     project = _adopt_project(tmp_path, db, with_columns=False)
     refused = project.run("baseline", "--env", "test", "--version", "002")
     assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert "column app.accounts.nickname missing" in refused.stderr
-    assert "column app.accounts.score missing" in refused.stderr
+    assert "column app.accounts.nickname is missing" in refused.stderr
+    assert "column app.accounts.score is missing" in refused.stderr
     assert "nothing was recorded" in refused.stderr and "Traceback" not in refused.stderr
     assert db.execute(LOG) == []
 
@@ -435,7 +435,7 @@ def test_history_forget_repairs_a_wrong_history(fresh_db_each, tmp_path) -> None
     # the history turns wrong: someone drops a column by hand (verify now fails)
     db.execute("ALTER TABLE app.accounts DROP COLUMN score")
     verify = project.run("verify", "--env", "test")
-    assert verify.returncode == 1 and "score missing" in verify.stdout + verify.stderr
+    assert verify.returncode == 1 and "score is missing" in verify.stdout + verify.stderr
 
     below = project.run("history", "forget", "--env", "test", "--version", "001")
     assert below.returncode == 2 and "V002 is recorded above V001" in below.stderr

@@ -33,7 +33,7 @@ from tests.test_examples import POPULATE as EXAMPLES_POPULATE
 from tests.test_ops_roundtrip import CASES as ROUND_TRIP_CASES
 
 REPO = Path(__file__).resolve().parent.parent
-EXECUTOR_ONLY = ("migration_events", "performance_log")   # the executor's extra history, not in psql runs
+EXECUTOR_ONLY = ("migration_events", "performance_log", "migration_scripts")   # the executor's extra history
 VOLATILE_TYPES = ("uuid", "timestamp without time zone", "timestamp with time zone")
 
 

@@ -171,9 +171,10 @@ def _operations(action: str, h: History) -> list[str]:  # noqa: C901 — one bra
         ]
     if action == "seed_accounts_with_ids" and "seed_accounts" not in h.done:
         h.done.add("seed_accounts")
+        extra = "".join(f', "{c}": "seed-{c}"' for c in h.added_columns)   # NOT NULL ones need a value
         return [f'SeedRows(table={accounts}, conflict_columns=["id"], rows=['
-                '{"id": 601, "email": "ops@example.com", "score": 1}, '
-                '{"id": 602, "email": "billing@example.com", "score": 2}])']
+                f'{{"id": 601, "email": "ops@example.com", "score": 1{extra}}}, '
+                f'{{"id": 602, "email": "billing@example.com", "score": 2{extra}}}])']
     if action == "drop_legacy_column" and "drop_legacy" not in h.done:
         h.done.add("drop_legacy")
         return [f'DropColumn(table={accounts}, column="legacy_code")']

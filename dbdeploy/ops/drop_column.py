@@ -376,8 +376,8 @@ class DropColumn(Operation):
                       " FROM {meta} m WHERE {w})").format(meta=meta, w=self._where(ctx)),
                     unsaved,
                     if_then(S("v_count > 0"),
-                            fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column}: rows inserted "
-                                      "since the drop have no saved value; rows without one:",
+                            fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column} without a default: "
+                                      "rows inserted since the drop have no saved value; rows:",
                                  f"Delete those rows or restore {self.column} by hand, then re-run the rollback.",
                                  detail=S("v_count")))),
         ), self._readded_refusal(ctx)]

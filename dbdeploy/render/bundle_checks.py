@@ -77,6 +77,34 @@ def later_applied(log, manifests, version):
     return later, problems
 
 
+def earlier_undone(log, manifests, version):
+    """The versions before ``version`` that ``log`` does not show applied (rolled back too, or never
+    run), as ``(label, expects)``: what they created is not expected back after this version's
+    rollback."""
+    undone = []
+    for number in sorted(v for v in manifests if v < int(version)):
+        status = log.get(number, (None, None))[0]
+        if status not in APPLIED_STATUSES:
+            undone.append((f"V{manifests[number]['version']}", manifests[number].get("expects", [])))
+    return undone
+
+
+def undone_by(entry, earlier):
+    """``"… V001, which creates table x, is not applied"`` when ``entry`` (a rolled-back check that
+    an object is back) is about something an earlier version created and that version is not applied
+    (it was rolled back too): that object is rightly gone. ``earlier`` is :func:`earlier_undone`."""
+    if not entry["present"]:
+        return None
+    for label, expects in earlier:
+        for other in expects:
+            if not other["present"]:
+                continue
+            created_table = other["object"] == "table" and other["name"] in (entry.get("table"), entry["name"])
+            if created_table or _same_object(other, entry):
+                return f"not expected: {label}, which creates {_describe(other)}, is not applied"
+    return None
+
+
 def _describe(entry):
     if entry["object"] in ("rows", "backfill") and entry.get("table"):
         return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"

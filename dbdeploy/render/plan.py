@@ -7,11 +7,11 @@ the backfill that fills it, and rollback undoes operations newest first.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
+from pglast.parser import scan
 from psycopg import sql
 
 from dbdeploy.errors import SpecError
@@ -175,11 +175,18 @@ def _seed_deletes_after_referencing_drops(groups: list[list[Step]], ops: list,
     return groups
 
 
+def _has_return(body: str) -> bool:
+    """Whether PL/pgSQL ``body`` holds a ``RETURN;`` statement (read with PostgreSQL's lexer, so a
+    quoted identifier or string containing the word does not count)."""
+    tokens = scan(body)
+    return any(a.name == "RETURN" and b.name == "ASCII_59" for a, b in zip(tokens, tokens[1:], strict=False))
+
+
 def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.Composable:
     """One operation's checks in a sub-block: a refusal is collected, not raised, so the preflight
     names every refusal of the whole rollback in one error."""
     body = render(sql.SQL("\n").join(checks))
-    if re.search(r"\bRETURN\s*;", body, re.IGNORECASE):
+    if _has_return(body):
         raise AssertionError(f"{op.kind}.rollback_preflight must not RETURN (it would skip the other checks)")
     indented = "\n".join("    " + line if line.strip() else line for line in body.splitlines())
     return sql.SQL("\n").join([

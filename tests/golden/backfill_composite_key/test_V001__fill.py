@@ -11,6 +11,7 @@ Checks the database named by DBDEPLOY_TEST_DSN. It needs only pytest and psycopg
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -78,6 +79,13 @@ def later(db):
     return later_applied(read_migration_log(db, HISTORY_SCHEMA), bundle_manifests(GENERATED), VERSION)
 
 
+@pytest.fixture(scope="module")
+def earlier(db):
+    """Earlier versions not applied (rolled back too), as (label, expectations): what they created
+    is not expected back after this version's rollback."""
+    return earlier_undone(read_migration_log(db, HISTORY_SCHEMA), bundle_manifests(GENERATED), VERSION)
+
+
 def test_migration_log_applied(db):
     row = read_migration_log(db, HISTORY_SCHEMA).get(int(VERSION))
     assert row is not None, f"{HISTORY_SCHEMA}.migration_log has no row for version {VERSION}"
@@ -117,8 +125,8 @@ def test_migration_log_rolled_back(db, rolled_back_phase):
 
 @pytest.mark.rolled_back
 @pytest.mark.parametrize("check", ROLLED_BACK, ids=_id)
-def test_rolled_back(db, rolled_back_phase, later, check):
-    reason = superseded_by(check, later[0])
+def test_rolled_back(db, rolled_back_phase, later, earlier, check):
+    reason = superseded_by(check, later[0]) or undone_by(check, earlier)
     if reason:
         pytest.skip(reason)
     problem = run_check(db, dict(check, bundle_folder=str(Path(__file__).parent)))
@@ -173,6 +181,34 @@ def later_applied(log, manifests, version):
             continue
         later.append((label, manifest.get("expects", [])))
     return later, problems
+
+
+def earlier_undone(log, manifests, version):
+    """The versions before ``version`` that ``log`` does not show applied (rolled back too, or never
+    run), as ``(label, expects)``: what they created is not expected back after this version's
+    rollback."""
+    undone = []
+    for number in sorted(v for v in manifests if v < int(version)):
+        status = log.get(number, (None, None))[0]
+        if status not in APPLIED_STATUSES:
+            undone.append((f"V{manifests[number]['version']}", manifests[number].get("expects", [])))
+    return undone
+
+
+def undone_by(entry, earlier):
+    """``"… V001, which creates table x, is not applied"`` when ``entry`` (a rolled-back check that
+    an object is back) is about something an earlier version created and that version is not applied
+    (it was rolled back too): that object is rightly gone. ``earlier`` is :func:`earlier_undone`."""
+    if not entry["present"]:
+        return None
+    for label, expects in earlier:
+        for other in expects:
+            if not other["present"]:
+                continue
+            created_table = other["object"] == "table" and other["name"] in (entry.get("table"), entry["name"])
+            if created_table or _same_object(other, entry):
+                return f"not expected: {label}, which creates {_describe(other)}, is not applied"
+    return None
 
 
 def _describe(entry):
