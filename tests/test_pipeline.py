@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import psycopg
 
@@ -18,25 +19,25 @@ def _scratch_databases(server) -> set[str]:
 
 def test_dbdeploy_test_passes_on_the_examples_and_drops_its_scratch_database(pg_server, tmp_path) -> None:
     project = make_project(tmp_path, None)
-    before = _scratch_databases(pg_server)
     result = project.run("test", "--dsn", pg_server.admin_dsn, "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dbdeploy test passed" in result.stdout
     for label in ("V001", "V002", "V003"):
         row = next(line for line in result.stdout.splitlines() if label in line)
         assert row.count("pass") == 3, row
-    assert _scratch_databases(pg_server) == before
+    # Other test processes may create scratch databases meanwhile: look for this run's own, by name.
+    names = set(re.findall(r"dbdeploy_test_\w+", result.stdout + result.stderr))
+    assert names, result.stdout
+    assert not names & _scratch_databases(pg_server)
 
 
 def test_keep_leaves_the_scratch_database(pg_server, tmp_path) -> None:
     project = make_project(tmp_path, None)
-    before = _scratch_databases(pg_server)
     result = project.run("test", "--dsn", pg_server.admin_dsn, "--keep", "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
-    kept = _scratch_databases(pg_server) - before
+    kept = set(re.findall(r"dbdeploy_test_\w+", result.stdout)) & _scratch_databases(pg_server)
     assert len(kept) == 1
     (name,) = kept
-    assert name in result.stdout
     with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 

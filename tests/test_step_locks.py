@@ -307,7 +307,9 @@ def test_golden_steps_take_no_stronger_lock_than_their_marker(case: str, invalid
     finally:
         observer.close()
     assert _violations(observer.steps) == []
-    if any(s.marker != "NONE" for s in observer.steps):
+    # The observer must have seen something — except where no step touches a user relation at all
+    # (an extension's steps and the rollback's read-only preflight lock only catalogs).
+    if case != "require_extension" and any(s.marker != "NONE" for s in observer.steps):
         assert any(s.locks for s in observer.steps), "no relation lock was observed at all"
 
 
