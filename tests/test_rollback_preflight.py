@@ -309,7 +309,7 @@ def test_drop_column_restore_refusals_come_first(fresh_db_each, tmp_path) -> Non
                " SELECT g, 'new ' || g, 'z1' FROM generate_series(1001, 1040) g")
 
     _assert_refused(db, project, "040", "cannot restore NOT NULL column public.accounts.region",
-                    "rows without one: 40")
+                    "rows: 40")
 
 
 # --- kind 3: rollbacks on the migration's own populated tables -------------------------------------

@@ -123,7 +123,7 @@ BEGIN
                 EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message')
                     || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') || ')' INTO v_count;
                 IF v_count > 0 THEN
-                    RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no saved value; rows without one:', v_count USING HINT = 'Delete those rows or restore error_message by hand, then re-run the rollback.';
+                    RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore error_message by hand, then re-run the rollback.';
                 END IF;
             END IF;
         END IF;

@@ -93,7 +93,7 @@ BEGIN
                 EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')
                     || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') || ')' INTO v_count;
                 IF v_count > 0 THEN
-                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no saved value; rows without one:', v_count USING HINT = 'Delete those rows or restore note by hand, then re-run the rollback.';
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore note by hand, then re-run the rollback.';
                 END IF;
             END IF;
         END IF;
