@@ -35,7 +35,7 @@ from dbdeploy.ops.common import (
 from dbdeploy.ops.ddl import create_index, index_identifier
 from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import derived_name
-from dbdeploy.sql import ident, literal, qualified, regclass_literal, render
+from dbdeploy.sql import ident, literal, qualified, render
 
 
 def check_existing_constraint(ctx: PlanContext, table: str, name: str, *, probe_body: sql.Composable | None = None,
@@ -395,10 +395,6 @@ def unique_index_rebuild_preflight(ctx: PlanContext, table: str, index: Index) -
                           f"({', '.join(index.columns)}) written since the drop are duplicated; duplicated keys:",
                      "Remove the duplicates (or rebuild the index by hand as non-unique), then re-run.",
                      detail=S("v_count"))))
-
-
-def table_exists_literal(table: str) -> sql.Composable:
-    return regclass_literal(table)
 
 
 __all__ = [
