@@ -64,11 +64,16 @@ def _terminated(text: str) -> str:
     would run it together with the step's COMMIT. A body that ends with COPY data (its ``\\.``
     line) is complete as it is."""
     body = text.strip()
-    found = [s for s in psql.statements(body) if not s.empty]
+    items = psql.split_script(text)     # the body's own split (cached), not one of a copy of it
+    found = [s for s in items if isinstance(s, psql.Statement) and not s.empty]
     if found and found[-1].copy_data is not None:
         return body
     body = body.rstrip(";").rstrip()
-    tokens = scan(body)
+    # Only the tail needs lexing (linear in the body's size): the last item starts where the lexer
+    # is in its initial state, so its tokens are those of the whole body from there on.
+    lead = len(text) - len(text.lstrip())
+    tail = items[-1].start - lead if items and 0 <= items[-1].start - lead < len(body) else 0
+    tokens = scan(body[tail:])
     return body + ("\n;" if tokens and tokens[-1].name == "SQL_COMMENT" else ";")
 
 

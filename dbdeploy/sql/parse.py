@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError, scan
@@ -219,7 +220,14 @@ def parse_statements(text: str) -> list:
         sql_text = sql_only(text)
     except PsqlScriptError as exc:
         raise SqlParseError(f"{exc}{FIX_MARK}{exc.fix}") from None
-    return list(_parse(sql_text))
+    return list(_parse_statements_cached(sql_text))
+
+
+@lru_cache(maxsize=8)
+def _parse_statements_cached(sql_text: str) -> tuple:
+    """The parse of a RawSQL body, computed once per text: generation and lint read the same body
+    many times (the nodes are shared and must not be changed by callers)."""
+    return tuple(_parse(sql_text))
 
 
 class _ColumnCollector(Visitor):
