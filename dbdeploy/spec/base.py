@@ -16,18 +16,25 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, validate_default=True)
 
 
+def _shown(value: str) -> str:
+    """``value`` for an error message: its repr, cut to 80 characters (a 100 kB expression must not
+    fill the terminal)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(value):,} characters)"
+
+
 def _expr(value: str) -> str:
     try:
         return parse_expression(value).text
     except SqlParseError as exc:
-        raise ValueError(f"invalid SQL expression {value!r}: {exc}") from None
+        raise ValueError(f"invalid SQL expression {_shown(value)}: {exc}") from None
 
 
 def _type(value: str) -> str:
     try:
         return parse_type(value).text
     except SqlParseError as exc:
-        raise ValueError(f"invalid PostgreSQL type {value!r}: {exc}") from None
+        raise ValueError(f"invalid PostgreSQL type {_shown(value)}: {exc}") from None
 
 
 def _index_key(value: str) -> str:
@@ -36,7 +43,7 @@ def _index_key(value: str) -> str:
     try:
         return parse_index_element(value).text
     except SqlParseError as exc:
-        raise ValueError(f"invalid index key {value!r}: {exc}") from None
+        raise ValueError(f"invalid index key {_shown(value)}: {exc}") from None
 
 
 def _unique_list(values: list[str]) -> list[str]:

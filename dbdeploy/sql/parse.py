@@ -8,6 +8,7 @@ as ``now()); DROP TABLE x; --`` can neither pass nor survive as a hidden comment
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -56,10 +57,129 @@ FIX_STATEMENTS = "correct the SQL so that PostgreSQL (psql) accepts it"
 _FIX_NUL = "remove the NUL byte (\\x00); PostgreSQL text cannot hold it"
 
 
+# --- limits (issue 10 item 10) ------------------------------------------------------------------
+# PostgreSQL's parser (in pglast), pglast's conversion of its tree to Python objects and every
+# recursive walk over that tree (pglast's printer, the lint rules) recurse once or more per level of
+# the tree. Unchecked, 200 chained terms (`1+1+…`) ran out of Python's default recursion limit and
+# about 22,000 overflowed the C stack (a segfault, exit 139, no message). So every SQL text is
+# measured with the lexer alone (linear, not recursive) before it is parsed, and refused above these
+# limits; within them everything works (tests/test_limits.py: every shape at the limit, through
+# `generate`), with Python's recursion limit raised to RECURSION_LIMIT, well inside what an 8 MB
+# stack holds (measured: 8,000 chained terms ran, 16,000 crashed).
+MAX_EXPRESSION_DEPTH = 1000
+"""Nesting units per statement or expression: each open ``(``, ``[`` or ``CASE``, plus each operator
+(``+``, ``=``, ``::``, ``NOT``, ``IS``, ``LIKE`` …) chained with the one before it without a
+``,``, ``AND``, ``OR``, ``WHEN``, ``THEN``, ``ELSE`` or ``;`` between them (``AND``/``OR`` chains
+and lists are flat in PostgreSQL's tree, so they do not nest)."""
+MAX_EXPRESSION_CHARS = 100_000
+"""Characters of one SQL expression in a spec (defaults, checks, predicates, backfill values, index keys)."""
+MAX_SQL_CHARS = 16 * 1024 * 1024
+"""Characters of one RawSQL body (forward, rollback or verify): 16 MiB."""
+RECURSION_LIMIT = 20_000
+
+if sys.getrecursionlimit() < RECURSION_LIMIT:
+    sys.setrecursionlimit(RECURSION_LIMIT)
+
+_OPEN = frozenset({"ASCII_40", "ASCII_91"})          # ( [
+_CLOSE = frozenset({"ASCII_41", "ASCII_93"})         # ) ]
+_FLAT = frozenset({"ASCII_44", "ASCII_59", "AND", "OR", "WHEN", "THEN", "ELSE"})   # , ; and list-like keywords
+_OPERATORS = frozenset({
+    "ASCII_37", "ASCII_42", "ASCII_43", "ASCII_45", "ASCII_47", "ASCII_60", "ASCII_61", "ASCII_62", "ASCII_94",
+    "ASCII_46", "Op", "TYPECAST", "LESS_EQUALS", "GREATER_EQUALS", "NOT_EQUALS", "EQUALS_GREATER", "COLON_EQUALS",
+    "NOT", "NOT_LA", "IS", "ISNULL", "NOTNULL", "LIKE", "ILIKE", "SIMILAR", "BETWEEN", "IN_P", "COLLATE", "AT",
+    "OPERATOR", "ESCAPE", "OVERLAPS", "DISTINCT", "ANY", "ALL", "SOME", "EXISTS", "ARRAY", "ROW",
+})
+
+
+def _fix_depth(statements: bool) -> str:
+    what = "statement" if statements else "expression"
+    return (f"split the {what} (e.g. a long chain of + or || into a sum() over a VALUES list or several "
+            "columns; nested CASE into one CASE with more WHEN arms; a long OR chain of comparisons into "
+            "IN (…)) so that it nests less deeply")
+
+
+def check_limits(text: str, *, statements: bool = False) -> None:
+    """Refuse SQL too large or too deeply nested to parse safely, before pglast sees it.
+
+    ``text`` is a spec expression (``statements=False``: at most :data:`MAX_EXPRESSION_CHARS`
+    characters) or a RawSQL body (at most :data:`MAX_SQL_CHARS`). Its nesting is measured with
+    PostgreSQL's lexer only (:func:`pglast.parser.scan`, linear time, no recursion), counting the
+    units :data:`MAX_EXPRESSION_DEPTH` describes; the contents of string constants long enough to
+    exceed the limit (function bodies, dynamic SQL) are measured the same way, since they are
+    parsed later too. Raises :class:`SqlParseError` naming the limit and the fix; text that the
+    lexer itself rejects is left to the parser's own error.
+    """
+    limit = MAX_SQL_CHARS if statements else MAX_EXPRESSION_CHARS
+    if len(text) > limit:
+        what = "RawSQL body" if statements else "SQL expression"
+        fix = ("split the SQL into several RawSQL operations or migrations, or load bulk data with COPY from a "
+               "file outside the migration" if statements else
+               "move large literal data into a table (SeedRows or RawSQL) and refer to it")
+        raise SqlParseError(f"is {len(text):,} characters long, more than the {limit:,} a {what} may have "
+                            f"(dbdeploy's documented limit){FIX_MARK}{fix}")
+    # Only a text longer than the limit can nest deeper than it (every level is at least one
+    # character), so the lexer runs only over such statements of a body (split once, cached).
+    pending: list[tuple[str, int | None]] = []
+    if statements and len(text) > MAX_EXPRESSION_DEPTH:
+        from dbdeploy.sql.psql import PsqlScriptError, Statement, split_script
+
+        try:
+            pending = [(item.text, text.count("\n", 0, item.start) + 1) for item in split_script(text)
+                       if isinstance(item, Statement) and len(item.text) > MAX_EXPRESSION_DEPTH]
+        except PsqlScriptError:
+            pending = [(text, 1)]
+    elif len(text) > MAX_EXPRESSION_DEPTH:
+        pending = [(text, None)]
+    while pending:
+        chunk, first_line = pending.pop()
+        try:
+            tokens = scan(chunk)
+        except ParseError:
+            continue
+        stack: list[tuple[bool, int]] = []      # per open bracket/CASE: (is CASE, operators chained in it)
+        chained = total = deepest = 0
+        for token in tokens:
+            name = token.name
+            if name in _OPERATORS:
+                chained += 1
+                total += 1
+            elif name in _FLAT:
+                total -= chained
+                chained = 0
+            elif name in _OPEN or name == "CASE":
+                stack.append((name == "CASE", chained))
+                chained = 0
+            elif (name in _CLOSE and stack and not stack[-1][0]) or (name == "END_P" and stack and stack[-1][0]):
+                total -= chained
+                chained = stack.pop()[1]
+            elif name == "SCONST" and token.end - token.start > MAX_EXPRESSION_DEPTH:
+                pending.append((_string_body(chunk[token.start:token.end + 1]), None))
+            depth = len(stack) + total
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_EXPRESSION_DEPTH:
+                    line = None if first_line is None else first_line + chunk.count("\n", 0, token.start)
+                    where = f" (at line {line} of the SQL)" if line is not None else ""
+                    raise SqlParseError(
+                        f"nests more than {MAX_EXPRESSION_DEPTH:,} levels deep{where} — dbdeploy's documented limit "
+                        "(each open parenthesis, bracket or CASE and each operator chained to the previous one "
+                        f"counts one level){FIX_MARK}{_fix_depth(statements)}")
+
+
+def _string_body(quoted: str) -> str:
+    """The text inside a string constant token (``$tag$…$tag$``, ``'…'``, ``E'…'``): only measured,
+    so escapes need not be undone."""
+    if quoted.startswith("$"):
+        tag = quoted[:quoted.index("$", 1) + 1]
+        return quoted[len(tag):-len(tag)]
+    return quoted[quoted.index("'") + 1:-1]
+
+
 def _parse(text: str, prefix: str = "", suffix: str = "", fix: str = FIX_STATEMENTS):
     """Parse ``prefix + text + suffix``; error positions are reported relative to ``text``."""
     if "\x00" in text:
         raise SqlParseError(f"contains a NUL byte{FIX_MARK}{_FIX_NUL}")
+    check_limits(text, statements=fix == FIX_STATEMENTS)
     try:
         return parse_sql(prefix + text + suffix)
     except ParseError as exc:
