@@ -12,7 +12,7 @@ import sys
 import typer
 
 from dbdeploy import __version__
-from dbdeploy.cli import deploy_commands, generate, lint, new, test_command
+from dbdeploy.cli import check_command, deploy_commands, generate, lint, new, test_command
 from dbdeploy.errors import DbdeployError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ lint.register(app)
 new.register(app)
 deploy_commands.register(app)
 test_command.register(app)
+check_command.register(app)
 
 
 def main() -> None:

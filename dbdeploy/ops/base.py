@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from psycopg import sql
 from pydantic import field_validator
 
-from dbdeploy.spec.base import SpecModel
+from dbdeploy.spec.base import SpecModel, record_source
 from dbdeploy.spec.components import Column, Index
 
 Lock = Literal[
@@ -249,6 +249,10 @@ class Operation(SpecModel):
         from dbdeploy.lint.registry import check_allow  # the rules import the operations
 
         return check_allow(value)
+
+    def model_post_init(self, context: object, /) -> None:
+        # the spec line it is built at (kept by the loader, outside the model: equality unchanged)
+        record_source(self)
 
     def apply(self, state: SchemaState) -> None:
         """Validate against ``state`` and record this operation's effect on it."""

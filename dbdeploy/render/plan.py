@@ -42,6 +42,7 @@ class MigrationPlan:
     tables_created: tuple[str, ...]
     expects: list[dict]
     checklist: list[ChecklistItems] = field(default_factory=list)   # per operation, in operation order
+    forward_ops: list[int] = field(default_factory=list)   # per forward step: its operation's index (0-based)
 
 
 def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") -> list[MigrationPlan]:
@@ -63,8 +64,9 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
         if isinstance(op, Backfill):
             for column in op.set:
                 last_fill[f"{op.table}.{column}"] = i
-    deferred: dict[int, list[tuple[list[Step], Step]]] = {}
+    deferred: dict[int, list[tuple[list[Step], Step, int]]] = {}
     forward: list[Step] = []
+    forward_ops: list[int] = []
     undo: list[list[Step]] = []          # per forward group, in forward order
     undo_ops: list = []                  # the operation of each group (None: a deferred NOT NULL undo)
     created: list[str] = []
@@ -90,15 +92,17 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
                 after = last_fill.get(op.column_key)
                 if after is not None and after > i:
-                    deferred.setdefault(after, []).append((op.not_null_steps(ctx), op.not_null_undo(ctx)))
+                    deferred.setdefault(after, []).append((op.not_null_steps(ctx), op.not_null_undo(ctx), i))
                 else:
                     steps += op.not_null_steps(ctx)
         except ValueError as exc:
             raise SpecError(str(exc), field=f"Migration {migration.version}.operations[{i}] ({op.describe()})"
                             ) from None
         forward += steps
-        for not_null, not_null_undo in deferred.pop(i, []):
+        forward_ops += [i] * len(steps)
+        for not_null, not_null_undo, owner in deferred.pop(i, []):
             forward += not_null
+            forward_ops += [owner] * len(not_null)
             undo.append([not_null_undo])
             undo_ops.append(None)
         if op.kind == "create_table":
@@ -108,7 +112,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     if preflight:
         rollback.insert(0, preflight_step(migration, list(reversed(preflight)), history_schema,
                                           raw_sql=any(step.kind == "raw_sql" for step in rollback)))
-    return MigrationPlan(migration, forward, rollback, tuple(created), expects, checklist)
+    return MigrationPlan(migration, forward, rollback, tuple(created), expects, checklist, forward_ops)
 
 
 PREFLIGHT_KIND = "rollback_preflight"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextvars import ContextVar
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -14,6 +17,38 @@ class SpecModel(BaseModel):
     """Base for every DSL model: unknown fields are errors, and models are immutable once built."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, validate_default=True)
+
+
+# While the loader imports a spec file: that file's path and the (model, line) pairs of the operations
+# built so far, so that `dbdeploy check` can name the spec line an error at apply comes from.
+_SOURCE: ContextVar[tuple[frozenset[str], list] | None] = ContextVar("dbdeploy_spec_source", default=None)
+
+
+def record_source(model: object) -> None:
+    """Note the line of the spec file (the one the loader is importing) at which ``model`` is built:
+    the innermost frame of that file on the stack. Does nothing outside the loader."""
+    active = _SOURCE.get()
+    if active is None:
+        return
+    filenames, found = active
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in filenames:
+            found.append((model, frame.f_lineno))
+            return
+        frame = frame.f_back
+
+
+def recording_sources(filename: str) -> tuple[list, object]:
+    """Start recording the models built by the spec file ``filename`` (as its code objects name it);
+    returns the list they are appended to and a token for :func:`stop_recording`."""
+    found: list = []
+    names = frozenset({filename, os.path.abspath(filename), os.path.realpath(filename)})
+    return found, _SOURCE.set((names, found))
+
+
+def stop_recording(token) -> None:
+    _SOURCE.reset(token)
 
 
 def _shown(value: str) -> str:

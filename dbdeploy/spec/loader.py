@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dbdeploy.errors import SpecError, split_fix
+from dbdeploy.spec.base import recording_sources, stop_recording
 from dbdeploy.spec.migration import Migration
 
 # Spec file names are copied into the bundle's SQL comments and its generated Python test file,
@@ -27,6 +28,12 @@ _SPEC_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.py\Z")
 class LoadedMigration:
     migration: Migration
     source: Path
+    # the line of ``source`` at which each operation was built (None where unknown), in operation order
+    op_lines: tuple[int | None, ...] = ()
+
+    def op_line(self, index: int) -> int | None:
+        """The spec line of operation ``index`` (0-based), or None."""
+        return self.op_lines[index] if 0 <= index < len(self.op_lines) else None
 
 
 def load_specs(specs_dir: Path) -> list[LoadedMigration]:
@@ -47,7 +54,10 @@ def load_specs(specs_dir: Path) -> list[LoadedMigration]:
         if not path.is_file():
             raise SpecError("is not a regular file", file=str(path),
                             fix="remove it, or rename it so that its name does not end in .py")
-        loaded += [LoadedMigration(m, path) for m in load_spec_file(path)]
+        built: list = []
+        migrations = load_spec_file(path, built)
+        lines = {id(model): line for model, line in built}
+        loaded += [LoadedMigration(m, path, tuple(lines.get(id(op)) for op in m.operations)) for m in migrations]
     seen: dict[int, LoadedMigration] = {}
     for item in loaded:
         number = int(item.migration.version)
@@ -61,8 +71,11 @@ def load_specs(specs_dir: Path) -> list[LoadedMigration]:
     return sorted(loaded, key=lambda item: int(item.migration.version))
 
 
-def load_spec_file(path: Path) -> list[Migration]:
+def load_spec_file(path: Path, built: list | None = None) -> list[Migration]:
+    """Import one spec file and return its Migration objects. ``built``, when given, receives
+    (operation, line) for every operation the file builds (see :func:`dbdeploy.spec.base.record_source`)."""
     module_name = f"dbdeploy_spec_{abs(hash(str(path.resolve())))}"
+    found, token = recording_sources(str(path))
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
@@ -93,6 +106,9 @@ def load_spec_file(path: Path) -> list[Migration]:
                         fix="make the spec file import cleanly (python " + str(path) + ")") from None
     finally:
         sys.modules.pop(module_name, None)
+        stop_recording(token)
+        if built is not None:
+            built += found
     migrations = list({id(v): v for v in vars(module).values() if isinstance(v, Migration)}.values())
     if not migrations:
         raise SpecError("defines no Migration at module level", file=str(path),
