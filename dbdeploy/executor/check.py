@@ -221,10 +221,19 @@ def _describe(check: BundleCheck, exc: DbdeployError, item, plan, bundle, phase:
         if line and op.kind == "raw_sql":
             body_line = _raw_sql_line(item.source, line, op, statement, getattr(error, "diag", None))
             where = f"line {body_line} (in the RawSQL forward that starts at line {line})" if body_line else where
-        check.spec = f"{item.source} {where} (operations[{op_index}] {type(op).__name__})"
+        check.spec = f"{_shown_path(item.source)} {where} (operations[{op_index}] {type(op).__name__})"
     elif step is not None and phase == "rollback":
-        check.spec = f"{item.source} (rollback step {step.number}; the rollback undoes the operations newest first)"
+        check.spec = (f"{_shown_path(item.source)} (rollback step {step.number}; the rollback undoes the operations "
+                      "newest first)")
     return False
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (as the user names it)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _first_line(statement: str) -> str:
@@ -240,8 +249,11 @@ def _error_text(error: BaseException, dsn: str) -> str:
     text = f"ERROR: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
     if diag.message_detail:
         text += f"; detail: {diag.message_detail}"
-    if diag.message_hint:
-        text += f"; hint: {diag.message_hint}"
+    # dbdeploy's own "V001 is failed. The way on: roll it back …" advice is about real databases; the
+    # scratch database is dropped anyway.
+    hint = re.sub(r"\s*V\d+ is failed\. The way on: .*\Z", "", diag.message_hint or "", flags=re.DOTALL)
+    if hint:
+        text += f"; hint: {hint}"
     return redact(text, dsn)
 
 
