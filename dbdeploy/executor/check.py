@@ -219,8 +219,9 @@ def _describe(check: BundleCheck, exc: DbdeployError, item, plan, bundle, phase:
         line = item.op_line(op_index)
         where = f"line {line}" if line else "line unknown"
         if line and op.kind == "raw_sql":
-            body_line = _raw_sql_line(item.source, line, op, statement, getattr(error, "diag", None))
-            where = f"line {body_line} (in the RawSQL forward that starts at line {line})" if body_line else where
+            found = _raw_sql_line(item.source, line, op, statement, getattr(error, "diag", None))
+            if found:
+                where = f"line {found[0]} (in the RawSQL forward that starts at line {found[1]})"
         check.spec = f"{_shown_path(item.source)} {where} (operations[{op_index}] {type(op).__name__})"
     elif step is not None and phase == "rollback":
         check.spec = (f"{_shown_path(item.source)} (rollback step {step.number}; the rollback undoes the operations "
@@ -271,11 +272,12 @@ def _line_in_file(bundle, statement: str, which: str) -> str:
     return f"{bundle.folder}/{names[0]} line {text.count(chr(10), 0, at) + 1}"
 
 
-def _raw_sql_line(source: Path, call_line: int, op, statement: str, diag) -> int | None:
-    """The spec line of the failing statement of a RawSQL forward: found in the body as the spec wrote
-    it, and counted from the line where that string literal starts (a plain or triple-quoted literal,
-    or one wrapped in a call such as textwrap.dedent, which keeps the lines). None when the spec builds
-    the text otherwise."""
+def _raw_sql_line(source: Path, call_line: int, op, statement: str, diag) -> tuple[int, int] | None:
+    """(spec line of the failing statement — of the error's position in it when PostgreSQL gives one —,
+    spec line where the forward's string literal starts): the statement is found in the body as the
+    spec wrote it, and its line counted from the line where that string literal starts (a plain or
+    triple-quoted literal, or one wrapped in a call such as textwrap.dedent, which keeps the lines).
+    None when the spec builds the text otherwise."""
     body = op.forward_sql
     core = statement.rstrip().rstrip(";").rstrip()
     at = body.find(core) if core else -1
@@ -283,8 +285,8 @@ def _raw_sql_line(source: Path, call_line: int, op, statement: str, diag) -> int
         return None
     position = getattr(diag, "statement_position", None) if diag is not None else None
     offset = body.count("\n", 0, at)
-    if position and isinstance(position, int) and 0 < position <= len(core):
-        offset += core.count("\n", 0, position - 1)
+    if position and str(position).isdigit() and 0 < int(position) <= len(core):   # 1-based, in characters
+        offset += core.count("\n", 0, int(position) - 1)
     try:
         tree = ast.parse(Path(source).read_text())
     except (OSError, SyntaxError, ValueError):
@@ -300,5 +302,5 @@ def _raw_sql_line(source: Path, call_line: int, op, statement: str, diag) -> int
                 value = value.args[0]
             if isinstance(value, ast.Constant) and isinstance(value.value, str) and \
                     value.value.count("\n") == body.count("\n"):
-                return value.lineno + offset
+                return value.lineno + offset, value.lineno
     return None
