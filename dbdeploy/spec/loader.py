@@ -23,6 +23,9 @@ from dbdeploy.spec.migration import Migration
 # so they are restricted to characters that cannot end a comment or a string there.
 _SPEC_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.py\Z")
 
+MAX_SPEC_FILE_BYTES = 32 * 1024 * 1024
+"""A spec file larger than this (32 MiB) is refused before it is imported (README "Limits")."""
+
 
 @dataclass(frozen=True)
 class LoadedMigration:
@@ -54,6 +57,12 @@ def load_specs(specs_dir: Path) -> list[LoadedMigration]:
         if not path.is_file():
             raise SpecError("is not a regular file", file=str(path),
                             fix="remove it, or rename it so that its name does not end in .py")
+        size = path.stat().st_size
+        if size > MAX_SPEC_FILE_BYTES:
+            raise SpecError(f"is {size:,} bytes, more than the {MAX_SPEC_FILE_BYTES:,} bytes (32 MiB) a spec file may "
+                            "have (dbdeploy's documented limit)", file=str(path), field="file size",
+                            fix="split it into several spec files (migrations), or load bulk data with COPY from a "
+                                "file outside the specs")
         built: list = []
         migrations = load_spec_file(path, built)
         lines = {id(model): line for model, line in built}

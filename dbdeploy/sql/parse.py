@@ -117,10 +117,19 @@ def check_limits(text: str, *, statements: bool = False) -> None:
                "move large literal data into a table (SeedRows or RawSQL) and refer to it")
         raise SqlParseError(f"is {len(text):,} characters long, more than the {limit:,} a {what} may have "
                             f"(dbdeploy's documented limit){FIX_MARK}{fix}")
+    if statements:
+        _check_statement_depth(text)
+    elif len(text) > MAX_EXPRESSION_DEPTH:
+        _check_depth([(text, None)], statements=False)
+
+
+@lru_cache(maxsize=8)
+def _check_statement_depth(text: str) -> None:
+    """The depth check of a RawSQL body, done once per text (parse_statements and _parse both ask)."""
     # Only a text longer than the limit can nest deeper than it (every level is at least one
     # character), so the lexer runs only over such statements of a body (split once, cached).
     pending: list[tuple[str, int | None]] = []
-    if statements and len(text) > MAX_EXPRESSION_DEPTH:
+    if len(text) > MAX_EXPRESSION_DEPTH:
         from dbdeploy.sql.psql import PsqlScriptError, Statement, split_script
 
         try:
@@ -128,8 +137,11 @@ def check_limits(text: str, *, statements: bool = False) -> None:
                        if isinstance(item, Statement) and len(item.text) > MAX_EXPRESSION_DEPTH]
         except PsqlScriptError:
             pending = [(text, 1)]
-    elif len(text) > MAX_EXPRESSION_DEPTH:
-        pending = [(text, None)]
+    _check_depth(pending, statements=True)
+
+
+def _check_depth(pending: list[tuple[str, int | None]], *, statements: bool) -> None:
+    """Measure each (text, its first line or None) of ``pending`` with the lexer; see check_limits."""
     while pending:
         chunk, first_line = pending.pop()
         try:
@@ -336,6 +348,7 @@ def parse_statements(text: str) -> list:
         raise SqlParseError(f"is empty{FIX_MARK}give the SQL to run")
     if "\x00" in text:
         raise SqlParseError(f"contains a NUL byte{FIX_MARK}{_FIX_NUL}")
+    check_limits(text, statements=True)
     try:
         sql_text = sql_only(text)
     except PsqlScriptError as exc:
