@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import tempfile
 import textwrap
+import time
 import warnings
 from pathlib import Path
 
@@ -318,3 +320,35 @@ def test_embedded_default_leaves_the_dev_database_alone(bare_project: Project) -
         assert conn.execute("SELECT to_regclass('raw.no_such_table') IS NULL").fetchone()[0]
         statuses = dict(conn.execute("SELECT version, status FROM migrations.migration_log").fetchall())
         assert statuses == {"001": "completed", "002": "completed"}
+
+
+def test_ctrl_c_drops_the_scratch_database(tmp_path: Path, pg_server: PgServer) -> None:
+    project = _project(tmp_path, {"V001_customers.py": BASE, "V002_slow.py": '''
+        from dbdeploy import Migration, RawSQL
+
+        migration = Migration(version="002", name="slow", operations=[
+            RawSQL(forward="SELECT pg_catalog.pg_sleep(60);", rollback="SELECT 1;",
+                   allow={"missing-rollback": "test"})])
+    '''})
+    before = _scratch_databases(pg_server)
+    proc = project.start("check", "--plain", "--dsn", pg_server.dsn("postgres"))
+    try:
+        deadline = time.monotonic() + 120
+        with pg_server.connect() as conn:
+            while time.monotonic() < deadline:       # wait until V002's pg_sleep runs in the scratch database
+                sleeping = conn.execute("SELECT datname FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
+                                        "AND datname LIKE 'dbdeploy_check_%'").fetchall()
+                if sleeping:
+                    break
+                time.sleep(0.2)
+            assert sleeping, "the check never reached V002"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted; the scratch database was dropped" in err
+    assert sleeping[0][0] not in _scratch_databases(pg_server)
+    assert _scratch_databases(pg_server) <= before
+    assert f"scratch database {sleeping[0][0]} dropped" in out + err

@@ -36,7 +36,12 @@ def register(app: typer.Typer) -> None:
 
             admin = embedded_dsn(config.state_dir / "pgdata")
         view = ProgressView(secrets_of(admin), force_plain=plain)
-        result = run_check(config, specs, admin, rollback=rollback, progress=view)
+        try:
+            result = run_check(config, specs, admin, rollback=rollback, progress=view)
+        except KeyboardInterrupt:
+            # run_check has dropped the scratch database on its way out
+            typer.echo("error: dbdeploy check interrupted; the scratch database was dropped", err=True)
+            raise typer.Exit(130) from None
         for bundle in result.bundles:
             for line in bundle.lines():
                 typer.echo(line)
