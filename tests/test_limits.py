@@ -11,6 +11,7 @@ not an exception). A 10 MB RawSQL generates in a subprocess (it took over 600 s 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -214,13 +215,19 @@ def test_spec_file_larger_than_the_limit(tmp_path: Path) -> None:
     _assert_refused(result, tmp_path, "file size", f"more than the {MAX_SPEC_FILE_BYTES:,} bytes")
 
 
-def test_ten_megabyte_raw_sql_generates(tmp_path: Path) -> None:
+# The issue's input is 10 MB (about a minute here); CI generates 1 MB of the same shape, and
+# DBDEPLOY_FULL=1 runs the full size (README, "Testing").
+_BIG_ROWS = 170_000 if os.environ.get("DBDEPLOY_FULL") == "1" else 17_000
+
+
+def test_large_raw_sql_generates(tmp_path: Path) -> None:
     """The issue's 10 MB RawSQL (ran over 600 s and 1.1 GB): now generated in one pass per stage
-    (measured ~60-75 s on the shared 2-core CI machine; no duration is asserted, only that it finishes
-    within a generous timeout with a correct bundle)."""
-    rows = [f"INSERT INTO public.big (id, note) VALUES ({i}, 'row number {i} with some text');" for i in range(170_000)]
+    (10 MB measured ~60-75 s on the shared 2-core CI machine; no duration is asserted, only that it
+    finishes within a generous timeout with a correct bundle)."""
+    rows = [f"INSERT INTO public.big (id, note) VALUES ({i}, 'row number {i} with some text');"
+            for i in range(_BIG_ROWS)]
     body = "CREATE TABLE public.big (id bigint PRIMARY KEY, note text);\n" + "\n".join(rows) + "\n"
-    assert len(body) > 10_000_000
+    assert len(body) > _BIG_ROWS * 58
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "body.sql").write_text(body)
     spec = textwrap.dedent("""
@@ -235,4 +242,4 @@ def test_ten_megabyte_raw_sql_generates(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     forward = (tmp_path / "generated" / "V001__big" / "V001__big.sql").read_text()
     assert body.strip() in forward
-    assert len(forward) > 10_000_000
+    assert len(forward) > len(body)
