@@ -16,8 +16,10 @@ its trigger) does not block later runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +78,10 @@ class Scene:
         return self.db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [self.attacker])[0][0]
 
 
-@pytest.fixture
-def scene(fresh_db: TestDatabase) -> Iterator[Scene]:
-    """A fresh database owned by a new NOSUPERUSER role, with the application's schema and rows."""
+@contextlib.contextmanager
+def _scene(db: TestDatabase) -> Iterator[Scene]:
+    """``db`` handed to a new NOSUPERUSER role as its owner, with the application's schema and rows."""
     role = f"dbdeploy_t_trust_{secrets.token_hex(4)}"
-    db = fresh_db
     db.execute(sql.SQL("CREATE ROLE {r} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(r=sql.Identifier(role)))
     try:
         db.execute(sql.SQL("ALTER DATABASE {d} OWNER TO {r}").format(d=sql.Identifier(db.name),
@@ -109,6 +110,20 @@ def scene(fresh_db: TestDatabase) -> Iterator[Scene]:
         db.execute(sql.SQL("ALTER DATABASE {d} OWNER TO CURRENT_USER").format(d=sql.Identifier(db.name)))
         db.execute(sql.SQL("REASSIGN OWNED BY {r} TO CURRENT_USER; DROP OWNED BY {r}").format(r=sql.Identifier(role)))
         db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def scene(fresh_db: TestDatabase) -> Iterator[Scene]:
+    """On the primary server."""
+    with _scene(fresh_db) as made:
+        yield made
+
+
+@pytest.fixture
+def scene_each(fresh_db_each: TestDatabase) -> Iterator[Scene]:
+    """On every server (PostgreSQL 15 and 16)."""
+    with _scene(fresh_db_each) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
@@ -464,3 +479,68 @@ def test_a_set_aside_table_of_another_owner_does_not_block_later_runs(scene: Sce
     assert result.returncode == 3, text
     assert f"dbdeploy_backup.v003_op1_orders_region_log is owned by role {scene.attacker}" in text, text
     assert not scene.superuser()
+
+
+@pytest.mark.parametrize("via", ["executor", "psql"])
+def test_the_issue_attacks_on_every_server(scene_each: Scene, project: Project, via: str) -> None:
+    """The issue's two inputs, on PostgreSQL 15 and 16: a trigger on migration_log before the first
+    apply, and a planted dropped_columns (backup schema handed over) before a rollback."""
+    s = scene_each
+    _trigger_on_log(s)
+    forward = next(project.generated.glob("V001__*/V001__channel.sql"))
+    rollback = next(project.generated.glob("V001__*/V001__rollback_channel.sql"))
+    if via == "executor":
+        refused = project.run("apply", "--dsn", s.db.dsn)
+        assert refused.returncode == 3 and "migrations.migration_log has trigger audit" in _clean(refused)
+    else:
+        refused = s.db.psql_file(forward, check=False)
+        assert refused.returncode != 0 and "migrations.migration_log has trigger audit" in refused.stderr
+    assert not s.superuser() and not _applied(s.db)
+    _prove_live(s, "log")
+    # The DBA cleans up, applies, and then hands the backup schema over by mistake.
+    s.db.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER; DROP SCHEMA migrations CASCADE").format(
+        sql.Identifier(s.attacker)))
+    if via == "executor":
+        assert project.run("apply", "--dsn", s.db.dsn).returncode == 0
+    else:
+        s.db.psql_file(forward)
+    assert _applied(s.db)
+    _hand_backup_schema_over(s)
+    if via == "executor":
+        refused = project.run("rollback", "--to", "0", "--dsn", s.db.dsn)
+        text = _clean(refused)
+        assert refused.returncode == 3 and "dbdeploy_backup.dropped_columns has trigger audit" in text, text
+    else:
+        refused = s.db.psql_file(rollback, check=False)
+        assert refused.returncode != 0 and "dbdeploy_backup.dropped_columns has trigger audit" in refused.stderr
+    assert not s.superuser() and _applied(s.db)
+
+
+def test_membership_in_the_owner_is_not_trust(scene: Scene, project: Project) -> None:
+    """A least-privilege deploy role that is a member of the attacker's role (granted by a DBA's
+    mistake, or by the role itself where PostgreSQL allows it) still refuses the attacker's schema:
+    trust is ownership by the deploying role itself, a configured owner or a superuser."""
+    db = scene.db
+    deployer = f"dbdeploy_t_trust_dep_{secrets.token_hex(4)}"
+    ident = sql.Identifier(deployer)
+    db.execute(sql.SQL("CREATE ROLE {r} LOGIN NOSUPERUSER; GRANT CONNECT ON DATABASE {d} TO {r};"
+                       " CREATE SCHEMA dbdeploy_backup AUTHORIZATION {r}; GRANT {a} TO {r}").format(
+        r=ident, d=sql.Identifier(db.name), a=sql.Identifier(scene.attacker)))
+    try:
+        _trigger_on_log(scene)
+        assert db.execute("SELECT pg_has_role(%s, %s, 'USAGE')", [deployer, scene.attacker])[0][0]
+        dsn = make_conninfo(db.dsn, user=deployer)
+        result = project.run("apply", "--dsn", dsn)
+        text = _clean(result)
+        assert result.returncode == 3, text
+        assert f"schema migrations is owned by role {scene.attacker}" in text, text
+        assert "migrations.migration_log has trigger audit" in text, text
+        forward = next(project.generated.glob("V001__*/V001__channel.sql"))
+        proc = subprocess.run([db.server.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(forward)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode != 0 and "migrations.migration_log has trigger audit" in proc.stderr, proc.stderr
+        assert db.execute("SELECT count(*) FROM migrations.migration_log")[0][0] == 0
+        assert not _applied(db)
+    finally:
+        db.close()
+        db.execute(sql.SQL("REASSIGN OWNED BY {r} TO CURRENT_USER; DROP OWNED BY {r}; DROP ROLE {r}").format(r=ident))
