@@ -544,3 +544,14 @@ def test_membership_in_the_owner_is_not_trust(scene: Scene, project: Project) ->
     finally:
         db.close()
         db.execute(sql.SQL("REASSIGN OWNED BY {r} TO CURRENT_USER; DROP OWNED BY {r}; DROP ROLE {r}").format(r=ident))
+
+
+@pytest.mark.parametrize("value", ["5", "[\"app_owner\", 7]", "\"\"", "[\"" + "r" * 64 + "\"]"])
+def test_a_bad_owner_setting_is_one_clear_error(tmp_path: Path, value: str) -> None:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "dbdeploy.toml").write_text(f"owner = {value}\n")
+    result = Project(tmp_path).run("generate")
+    text = _clean(result)
+    assert result.returncode == 2, text
+    assert "dbdeploy.toml: owner must be a role name or a list of role names" in text, text
+    assert not (tmp_path / "generated").exists()
