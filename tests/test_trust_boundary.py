@@ -181,6 +181,16 @@ def _view_as_log(s: Scene) -> None:
                   " CREATE VIEW migrations.migration_log AS SELECT * FROM public.log_store;")
 
 
+def _foreign_table_as_log(s: Scene) -> None:
+    # A DBA installed postgres_fdw and let the database owner use it: writes to the foreign "log"
+    # would go wherever the attacker's server points, with the deploying role's user mapping.
+    s.db.execute(sql.SQL("CREATE EXTENSION postgres_fdw;"
+                         " GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {}").format(sql.Identifier(s.attacker)))
+    s.as_attacker(f"CREATE SCHEMA migrations; CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw;"
+                  f" CREATE FOREIGN TABLE migrations.migration_log ({LOG_COLUMNS.replace(' PRIMARY KEY', '')})"
+                  " SERVER loopback OPTIONS (schema_name 'public', table_name 'log_store')")
+
+
 def _planted_backup_table(s: Scene) -> None:
     s.as_attacker("CREATE SCHEMA dbdeploy_backup;"
                   " CREATE TABLE dbdeploy_backup.dropped_columns (version text, table_name text, column_name text,"
@@ -247,6 +257,8 @@ ATTACKS: dict[str, tuple[Callable[[Scene], None], str, str | None]] = {
                                      "objects"),
     "view planted as migration_log": (_view_as_log, "migrations.migration_log is a view, not an ordinary table",
                                       "log"),
+    "foreign table planted as migration_log": (
+        _foreign_table_as_log, "migrations.migration_log is a foreign table, not an ordinary table", None),
     "planted dropped_columns in the backup schema": (
         _planted_backup_table, "dbdeploy_backup.dropped_columns is owned by role", None),
     "history schema owned by the attacker": (_schema_only, "schema migrations is owned by role", None),
