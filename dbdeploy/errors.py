@@ -79,6 +79,12 @@ class IntegrityError(DbdeployError):
     exit_code = 3
 
 
+class TrustError(IntegrityError):
+    """dbdeploy's schemas hold an object it must not trust (README "Security"): owned by a role other
+    than the deploying role, a configured owner or a superuser, or carrying a trigger, rule, policy
+    or another role's write privilege. Raised before anything runs; the message names each object."""
+
+
 class LockWaitError(DbdeployError):
     """Another dbdeploy run holds the deployment lock longer than --lock-wait."""
 

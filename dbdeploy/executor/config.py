@@ -24,7 +24,7 @@ _ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_tim
 DEFAULT_LOCK_TIMEOUT = "100ms"
 DEFAULT_CONCURRENT_LOCK_TIMEOUT = "5min"
 DEFAULT_RETRIES = 10
-_TOP_KEYS = {"specs", "generated", "history_schema", "environments"}
+_TOP_KEYS = {"specs", "generated", "history_schema", "environments", "owner"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class Config:
     history_schema: str = "migrations"
     environments: dict[str, Environment] = field(default_factory=dict)
     source: Path | None = None
+    # Roles trusted besides the deploying role and superusers to own dbdeploy's schemas and tables
+    # (``owner``; README "Security"): the bundles and the executor refuse objects owned by others.
+    owners: tuple[str, ...] = ()
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
@@ -97,6 +100,7 @@ def _parse(path: Path, data: dict, prefix: str = "") -> Config:
     history = data.get("history_schema", "migrations")
     if not isinstance(history, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", history):
         raise ConfigError(f"{path}: {prefix}history_schema must be a lowercase identifier")
+    owners = _owners(path, prefix, data.get("owner", []))
     environments = _default_environments()
     raw_envs = data.get("environments", {})
     if not isinstance(raw_envs, dict):
@@ -105,7 +109,17 @@ def _parse(path: Path, data: dict, prefix: str = "") -> Config:
         environments[name] = _environment(path, f"{prefix}environments.{name}", name, settings)
     return Config(root=root, specs=root / data.get("specs", "specs"),
                   generated=root / data.get("generated", "generated"), history_schema=history,
-                  environments=environments, source=path)
+                  environments=environments, source=path, owners=owners)
+
+
+def _owners(path: Path, prefix: str, value: object) -> tuple[str, ...]:
+    """``owner = "role"`` or ``owner = ["role", ...]``: role names (1-63 bytes, no NUL)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(
+            isinstance(n, str) and 0 < len(n.encode()) <= 63 and "\0" not in n for n in names):
+        raise ConfigError(f"{path}: {prefix}owner must be a role name or a list of role names (each 1 to 63 "
+                          f"bytes), e.g. owner = \"app_owner\"")
+    return tuple(dict.fromkeys(names))
 
 
 def _environment(path: Path, where: str, name: str, settings: object) -> Environment:

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from dbdeploy import __version__
 from dbdeploy.errors import IntegrityError, MigrationFailed, UsageError
-from dbdeploy.executor import history, lock, privileges
+from dbdeploy.executor import history, lock, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, Script, load_bundles, parse_script
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, redact
@@ -94,6 +94,7 @@ class Deployment:
         """Refuse with PrivilegeError before anything is written when the role lacks a privilege that
         dbdeploy's schemas or the steps of ``select(log)`` (the bundles this run will execute) need."""
         what = {"forward": "apply", "rollback": "rollback"}.get(direction, direction)
+        trust.verify(conn, self.schema, privileges.backup_schemas(bundles), self.config.owners, what)
         privileges.bookkeeping(conn, self.schema, privileges.backup_schemas(bundles), what)
         if direction != "baseline":
             privileges.steps(conn, select(history.read_log(conn, self.schema)), direction, what)
@@ -160,7 +161,7 @@ class Deployment:
             try:
                 self._preflight(conn, bundles, "forward",
                                 lambda log: [b for b in bundles if _state(log, b) not in APPLIED])
-                history.ensure_history(conn, self.schema)
+                history.ensure_history(conn, self.schema, owners=self.config.owners)
                 log = history.read_log(conn, self.schema)
                 self.check_integrity(load_bundles(self.config.generated), log)
                 pending = [b for b in bundles if _state(log, b) not in APPLIED]
@@ -273,6 +274,8 @@ class Deployment:
         result = RunResult()
         with connect(self.dsn, self.env.name) as conn:
             privileges.readable(conn, self.schema, privileges.backup_schemas(bundles), "apply --dry-run")
+            trust.verify(conn, self.schema, privileges.backup_schemas(bundles), self.config.owners,
+                         "read the history", writing=False)
             log = history.read_log(conn, self.schema)
         self.check_integrity(load_bundles(self.config.generated), log)
         for bundle in bundles:
@@ -302,7 +305,7 @@ class Deployment:
             try:
                 self._preflight(conn, bundles, "rollback", lambda log: [
                     b for b in reversed(bundles) if int(b.version) > int(to) and _state(log, b) in TOUCHED])
-                history.ensure_history(conn, self.schema)
+                history.ensure_history(conn, self.schema, owners=self.config.owners)
                 log = history.read_log(conn, self.schema)
                 stored = self._stored_rollbacks(conn, bundles, log, to)
                 self.check_integrity(bundles, log, frozenset(stored))
@@ -421,7 +424,7 @@ class Deployment:
             key = self._locked(conn)
             try:
                 self._preflight(conn, bundles, "baseline", lambda log: [])
-                history.ensure_history(conn, self.schema)
+                history.ensure_history(conn, self.schema, owners=self.config.owners)
                 log = history.read_log(conn, self.schema)
                 self.check_integrity(bundles, log)
                 candidates = [b for b in bundles if int(b.version) <= int(version) and _state(log, b) not in APPLIED]
@@ -488,7 +491,9 @@ class Deployment:
         with self._session() as conn:
             key = self._locked(conn)
             try:
-                history.ensure_history(conn, self.schema)
+                trust.verify(conn, self.schema, privileges.backup_schemas(self._bundles_cached), self.config.owners,
+                             "change the history")
+                history.ensure_history(conn, self.schema, owners=self.config.owners)
                 log = history.read_log(conn, self.schema)
                 row = log.get(history.int_key(version))
                 if row is None:

@@ -25,8 +25,10 @@ S = sql.SQL
 _TABLES = ("migration_log", "migration_objects", "migration_events", "performance_log", "migration_scripts")
 
 
-def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup") -> None:
-    """Create the history tables once; a database that has them costs one catalog query."""
+def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup",
+                   owners: tuple[str, ...] = ()) -> None:
+    """Create the history tables once; a database that has them costs one catalog query. ``owners``:
+    the configured trusted owner roles (the bundles' preamble, run here, checks them)."""
     names = [sql.Identifier(schema, t).as_string(conn) for t in _TABLES]
     present = conn.execute("SELECT count(pg_catalog.to_regclass(n)) FROM pg_catalog.unnest(%s::text[]) AS n",
                            [names]).fetchone()[0]
@@ -38,7 +40,7 @@ def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "
 
     h = sql.Identifier(schema)
     with conn.transaction():
-        for statement in ensure_tables(schema, backup_schema):
+        for statement in ensure_tables(schema, backup_schema, owners):
             if not statement.startswith("SET "):
                 conn.execute(statement)
         conn.execute(S(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from dbdeploy.executor import history, privileges
+from dbdeploy.executor import history, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect
@@ -37,6 +37,8 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
     bundles = load_bundles(config.generated)
     with connect(dsn, env.name) as conn:
         privileges.readable(conn, config.history_schema, [], "status")
+        trust.verify(conn, config.history_schema, privileges.backup_schemas([]), config.owners, "read the history",
+                     writing=False)
         log = history.read_log(conn, config.history_schema)
     rows = []
     seen = set()
@@ -105,6 +107,8 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
     problems: list[str] = []
     with connect(dsn, env.name) as conn:
         privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "verify")
+        trust.verify(conn, config.history_schema, privileges.backup_schemas(bundles), config.owners,
+                     "read the history", writing=False)
         log = history.read_log(conn, config.history_schema)
         for bundle in bundles:
             row = log.get(history.int_key(bundle.version))

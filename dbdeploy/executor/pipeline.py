@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbdeploy.errors import DbdeployError, UsageError
-from dbdeploy.executor import history, privileges
+from dbdeploy.executor import history, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, display_dsn, redact
@@ -110,6 +110,8 @@ def _run_existing(config: Config, env: Environment, dsn: str, bundles: list[Bund
                          "every bundle there; point --dsn at an empty database made for the tests (nothing was run)")
     with connect(dsn, env.name) as conn:
         privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "dbdeploy test")
+        trust.verify(conn, config.history_schema, privileges.backup_schemas(bundles), config.owners,
+                     "read the history", writing=False)
         privileges.temporary_tables(conn)
         log = history.read_log(conn, config.history_schema)
     deployed = sorted((r.version for r in log.values() if r.status != "rolled_back"), key=int)

@@ -11,9 +11,12 @@ least-privilege role whose schemas a DBA created in advance (README, "Least-priv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from psycopg import sql
 
 from dbdeploy.ops.common import block, do_block, if_then
+from dbdeploy.render import trust
 from dbdeploy.sql import ident, literal, render
 
 S = sql.SQL
@@ -47,9 +50,12 @@ def ensure_schema(schema: str) -> str:
     ))
 
 
-def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
+def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str] = ()) -> list[str]:
     """The preamble every bundle starts with: session settings, dbdeploy's two schemas (created
-    only when missing) and the history tables the bundle itself writes."""
+    only when missing), the trust check on them (``render.trust``: refuses before any write when
+    an object in them is not owned by the deploying role, a configured ``owners`` role or a
+    superuser, or could run code or be changed by another role) and the history tables the bundle
+    itself writes."""
     return [ensure_schema(history_schema) if s is None else render(s) for s in (
         # psql lexes each later line with the server's standard_conforming_strings and sends the
         # file's UTF-8 bytes as client_encoding says: fixing both makes psql read and send the
@@ -61,6 +67,8 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
         # caller's search_path: a hostile object named like a built-in cannot hijack the bundle.
         S("SET search_path = pg_catalog, pg_temp;"),
         None,
+        S(ensure_schema(backup_schema)),
+        S(trust.check_block(history_schema, backup_schema, owners)),
         S("CREATE TABLE IF NOT EXISTS {} (\n"
           "    version text PRIMARY KEY,\n"
           "    script_name text,\n"
@@ -85,7 +93,7 @@ def ensure_tables(history_schema: str, backup_schema: str) -> list[str]:
           "    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
           "    PRIMARY KEY (version, object_type, object_name)\n"
           ");").format(ident(history_schema, "migration_objects")),
-    )] + [ensure_schema(backup_schema)]
+    )]
 
 
 _ENVIRONMENT = S("COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql')")

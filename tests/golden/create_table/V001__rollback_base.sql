@@ -26,6 +26,91 @@ BEGIN
     END IF;
 END
 $dbdeploy$;
+DO $dbdeploy$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
+        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
+            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
+                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
+        END IF;
+        CREATE SCHEMA "dbdeploy_backup";
+    END IF;
+    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
+        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
+DO $dbdeploy$
+DECLARE
+    v_kept oid[] := '{}';
+    v_problems text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'dbdeploy_backup' AND c.relname = 'dropped_tables' AND c.relkind = 'r' AND NOT c.relrowsecurity
+          AND c.relowner IN (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user OR r.rolsuper OR r.rolname = ANY ('{}'::text[]))
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w WHERE w.ev_class = c.oid)) THEN
+        SELECT COALESCE(pg_catalog.array_agg(c.oid), '{}') INTO v_kept
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'dbdeploy_backup' AND c.relkind IN ('r', 'p')
+          AND c.relname::text IN (SELECT d.backup_table::text FROM "dbdeploy_backup"."dropped_tables" d);
+    END IF;
+    SELECT pg_catalog.string_agg(problem, '; ' ORDER BY problem) INTO v_problems FROM (SELECT problem FROM (
+    WITH tr AS (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user OR r.rolsuper OR r.rolname = ANY ('{}'::text[])),
+    s AS (SELECT n.oid, n.nspname, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n
+          WHERE n.nspname = ANY ('{migrations,dbdeploy_backup}'::text[])),
+    rel AS (SELECT c.oid, c.relkind, c.relowner, c.relacl, c.relrowsecurity,
+                   pg_catalog.format('%I.%I', s.nspname, c.relname) AS name
+            FROM pg_catalog.pg_class c JOIN s ON s.oid = c.relnamespace
+            WHERE NOT c.oid = ANY (v_kept)
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.oid AND i.indrelid = ANY (v_kept))
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = c.tableoid AND d.objid = c.oid AND d.refclassid = c.tableoid AND d.refobjid = ANY (v_kept) AND d.deptype IN ('a', 'i')))
+    SELECT false AS reading, pg_catalog.format('schema %I is owned by role %s', s.nspname, s.nspowner::pg_catalog.regrole) AS problem
+        FROM s WHERE s.nspowner NOT IN (SELECT oid FROM tr)
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('schema %I: role %s may create objects in it (CREATE)', s.nspname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END)
+        FROM s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE a.privilege_type = 'CREATE' AND a.grantee <> s.nspowner AND a.grantee NOT IN (SELECT oid FROM tr)
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('%s is owned by role %s', rel.name, rel.relowner::pg_catalog.regrole)
+        FROM rel WHERE rel.relkind <> 'i' AND rel.relowner NOT IN (SELECT oid FROM tr)
+    UNION ALL
+    SELECT true AS reading, pg_catalog.format('%s is a %s, not an ordinary table', rel.name, CASE rel.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'c' THEN 'composite type' ELSE 'relation of kind ' || rel.relkind::text END)
+        FROM rel WHERE rel.relkind NOT IN ('r', 'i', 'S')
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('%s has trigger %I', rel.name, t.tgname)
+        FROM rel JOIN pg_catalog.pg_trigger t ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal
+    UNION ALL
+    SELECT true AS reading, pg_catalog.format('%s has rule %I', rel.name, w.rulename)
+        FROM rel JOIN pg_catalog.pg_rewrite w ON w.ev_class = rel.oid WHERE rel.relkind = 'r'
+    UNION ALL
+    SELECT true AS reading, pg_catalog.format('%s has row-level security enabled', rel.name) FROM rel WHERE rel.relrowsecurity
+    UNION ALL
+    SELECT true AS reading, pg_catalog.format('%s has policy %I', rel.name, p.polname)
+        FROM rel JOIN pg_catalog.pg_policy p ON p.polrelid = rel.oid
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('%s: role %s may change it (%s)', rel.name, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END, a.privilege_type)
+        FROM rel, pg_catalog.aclexplode(rel.relacl) a
+        WHERE a.grantee <> rel.relowner AND a.grantee NOT IN (SELECT oid FROM tr)
+          AND (a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER', 'REFERENCES') OR (rel.relkind = 'S' AND a.privilege_type = 'UPDATE'))
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('%s column %I: role %s may change it (%s)', rel.name, att.attname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END, a.privilege_type)
+        FROM rel JOIN pg_catalog.pg_attribute att ON att.attrelid = rel.oid AND att.attacl IS NOT NULL,
+             pg_catalog.aclexplode(att.attacl) a
+        WHERE a.grantee <> rel.relowner AND a.grantee NOT IN (SELECT oid FROM tr)
+          AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER', 'REFERENCES')
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('function %I.%I is owned by role %s', s.nspname, f.proname, f.proowner::pg_catalog.regrole)
+        FROM s JOIN pg_catalog.pg_proc f ON f.pronamespace = s.oid WHERE f.proowner NOT IN (SELECT oid FROM tr)
+    UNION ALL
+    SELECT false AS reading, pg_catalog.format('type %I.%I is owned by role %s', s.nspname, y.typname, y.typowner::pg_catalog.regrole)
+        FROM s JOIN pg_catalog.pg_type y ON y.typnamespace = s.oid
+        WHERE y.typrelid = 0 AND y.typcategory <> 'A' AND y.typowner NOT IN (SELECT oid FROM tr)
+    ) AS problems WHERE reading OR true) AS p;
+    IF v_problems IS NOT NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy: refusing to use dbdeploy''s schemas: ' || v_problems USING HINT = 'These objects could run code as the deploying role, or be changed by another role, when dbdeploy writes its history and backups. Have a DBA drop them or hand them to the deploying role (ALTER ... OWNER TO, DROP TRIGGER / RULE / POLICY, REVOKE), or, if their owner is trusted, name it with owner = ["role"] in dbdeploy.toml and regenerate. See "Security" in the dbdeploy README.';
+    END IF;
+END
+$dbdeploy$;
 CREATE TABLE IF NOT EXISTS "migrations"."migration_log" (
     version text PRIMARY KEY,
     script_name text,
@@ -50,20 +135,6 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (version, object_type, object_name)
 );
-DO $dbdeploy$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup') THEN
-        IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') THEN
-            RAISE EXCEPTION 'dbdeploy: schema % does not exist and role % has no CREATE privilege on database % to create it', 'dbdeploy_backup', current_user, pg_catalog.current_database()
-                USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
-        END IF;
-        CREATE SCHEMA "dbdeploy_backup";
-    END IF;
-    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
-        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-    END IF;
-END
-$dbdeploy$;
 
 -- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
 -- check every condition the rollback refuses on, before changing anything
