@@ -23,16 +23,19 @@ GITATTRIBUTES = (
 )
 
 
-def build_bundles(specs_dir: Path, history_schema: str = "migrations", *, lint: bool = False) -> list[Bundle]:
+def build_bundles(specs_dir: Path, history_schema: str = "migrations", *, lint: bool = False,
+                  backup_readers: tuple[str, ...] = ()) -> list[Bundle]:
     """Every migration's bundle, in memory. With ``lint``, error-level lint findings that the specs
-    do not allow raise :class:`dbdeploy.lint.LintError` (exit 2) before anything is planned."""
+    do not allow raise :class:`dbdeploy.lint.LintError` (exit 2) before anything is planned.
+    ``backup_readers`` go into each bundle's preamble (:mod:`dbdeploy.sql.acl`), not its steps."""
     loaded = load_specs(Path(specs_dir))
     if lint:
         from dbdeploy.lint import lint_migrations, refuse_errors
 
         refuse_errors(lint_migrations(loaded))
     plans = plan_all(loaded, history_schema)
-    return [render_bundle(plan, item.source.name, history_schema) for plan, item in zip(plans, loaded, strict=True)]
+    return [render_bundle(plan, item.source.name, history_schema, backup_readers)
+            for plan, item in zip(plans, loaded, strict=True)]
 
 
 @dataclass
