@@ -446,7 +446,7 @@ def test_the_preamble_closes_history_and_backups_an_earlier_version_left_open(
 from dbdeploy import Migration, RawSQL
 
 migration = Migration(version="001", name="noop", operations=[
-    RawSQL(sql="SELECT 1", rollback_sql="SELECT 1"),
+    RawSQL(forward="SELECT 1", rollback="SELECT 1"),
 ])
 '''
     proj = project(tmp_path, db, {"V001_noop.py": nothing})
