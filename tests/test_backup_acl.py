@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,9 +235,8 @@ def test_a_dropped_column_denied_to_a_reader_stays_unreadable_despite_default_pr
 
     roll_back(proj, db, via, "0", "1")
     assert db.execute("SELECT count(*) FROM app.customers WHERE ssn LIKE '%%-45-%%'") == [(ROWS,)]
-    with as_role(db, reader) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT ssn FROM app.customers")
+    with as_role(db, reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT ssn FROM app.customers")
     refused_everywhere(db, reader)
     assert acl_violations(db) == []
 
@@ -283,9 +283,8 @@ migration = Migration(version="002", name="fill", operations=[
     assert db.execute("SELECT count(*) FROM app.customers WHERE nickname = upper(name)") == [(ROWS,)]
     refused_everywhere(db, reader)
     assert acl_violations(db) == []
-    with as_role(db, reader) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT count(*) FROM migrations.migration_log")
+    with as_role(db, reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT count(*) FROM migrations.migration_log")
 
     roll_back(proj, db, via, "1", "2")
     assert db.execute("SELECT count(*) FROM app.customers WHERE nickname IS NULL") == [(ROWS,)]
@@ -471,3 +470,76 @@ def test_backup_readers_configuration_errors(tmp_path: Path) -> None:
         assert message in result.stderr and "backup_readers" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
         assert not (root / "generated").exists()
+
+
+def test_a_table_an_earlier_version_set_aside_keeps_its_grants_for_the_rollback(
+        fresh_db: TestDatabase, roles: Roles, tmp_path: Path) -> None:
+    """A table set aside by a dbdeploy without this protection still carries its grants (and no
+    record of them): the next bundle's preamble records them before closing it, and the rollback of
+    the old version gives them back."""
+    db = fresh_db
+    reader = roles.make("reader")
+    db.execute(sql.SQL(
+        "CREATE SCHEMA app; CREATE TABLE app.orders (id serial PRIMARY KEY, customer text NOT NULL);"
+        " INSERT INTO app.orders (customer) SELECT 'c' || g FROM generate_series(1, 250) g;"
+        " GRANT USAGE ON SCHEMA app TO {r}; GRANT SELECT (id, customer) ON app.orders TO {r};"
+        " GRANT USAGE ON SEQUENCE app.orders_id_seq TO {r}").format(r=sql.Identifier(reader)))
+    before = _table_grants(db, "app.orders")
+    later = '''
+from dbdeploy import Migration, RawSQL
+
+migration = Migration(version="002", name="noop", operations=[RawSQL(forward="SELECT 1", rollback="SELECT 1")])
+'''
+    proj = project(tmp_path, db, {"V001_drop_orders.py": DROP_ORDERS, "V002_noop.py": later})
+    apply(proj, db, "executor", "1")
+    kept = db.execute("SELECT backup_table FROM dbdeploy_backup.dropped_tables")[0][0]
+    # As an older dbdeploy left it: the grants still on the kept table and its sequence, no record.
+    seq = db.execute(sql.SQL("SELECT pg_get_serial_sequence({}, 'id')").format(
+        sql.Literal(f"{BACKUP}.{kept}")))[0][0]
+    db.execute(sql.SQL("DROP TABLE dbdeploy_backup.set_aside_grants;"
+                       " GRANT SELECT (id, customer) ON {t} TO {r}; GRANT USAGE ON SEQUENCE {s} TO {r}").format(
+        t=sql.Identifier(BACKUP, kept), s=sql.SQL(seq), r=sql.Identifier(reader)))
+    assert acl_violations(db) != []
+
+    apply(proj, db, "executor", "2")
+    assert acl_violations(db) == []
+    refused_everywhere(db, reader)
+    roll_back(proj, db, "executor", "0", "2")
+    assert _table_grants(db, "app.orders") == before
+    assert acl_violations(db) == []
+
+
+def test_a_less_privileged_deployer_with_its_own_default_privileges(
+        fresh_db: TestDatabase, roles: Roles, tmp_path: Path) -> None:
+    """The deploying role is no superuser and granted the reader everything it creates by default
+    itself (``ALTER DEFAULT PRIVILEGES`` without FOR ROLE); executor for V001, psql as that role for
+    V002."""
+    db = fresh_db
+    reader, deployer = roles.make("reader"), roles.make("deployer")
+    db.execute(sql.SQL("GRANT CREATE ON DATABASE {d} TO {u}").format(d=sql.Identifier(db.name),
+                                                                     u=sql.Identifier(deployer)))
+    dsn = make_conninfo(db.dsn, user=deployer)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(CUSTOMERS)
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {r}; GRANT SELECT (id, name) ON app.customers TO {r};"
+                             " ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {r};"
+                             " ALTER DEFAULT PRIVILEGES GRANT ALL ON SCHEMAS TO {r};"
+                             " ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO PUBLIC").format(
+            r=sql.Identifier(reader)))
+    second = DROP_SSN.replace('"001", name="drop_ssn"', '"002", name="drop_name"').replace('"ssn"', '"name"')
+    proj = project(tmp_path, db, {"V001_drop_ssn.py": DROP_SSN, "V002_drop_name.py": second}, dsn=dsn)
+    result = proj.run("apply", "--env", "test", "--to", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert saved_ssn_count(db) == ROWS
+    assert acl_violations(db) == []
+    refused_everywhere(db, reader)
+    assert db.execute("SELECT DISTINCT relowner::regrole::text FROM pg_class c"
+                      " WHERE relnamespace = 'dbdeploy_backup'::regnamespace") == [(deployer,)]
+    proc = subprocess.run([db.server.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f",
+                           str(forward(proj, "2"))], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    owners = db.execute("SELECT DISTINCT relowner::regrole::text FROM pg_class c"
+                        " WHERE relnamespace = 'dbdeploy_backup'::regnamespace AND relname LIKE 'v002%%'")
+    assert owners == [(deployer,)]
+    assert acl_violations(db) == []
+    refused_everywhere(db, reader)
