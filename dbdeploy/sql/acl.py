@@ -204,8 +204,18 @@ def sweep_block(history_schema: str, backup_schema: str) -> sql.Composable:
         "        END IF;\n"
         "    END LOOP;\n"
         "END;").format(readers=S(_READERS), names=names, extra=S(_REL_EXTRA))
-    owned = S(_relations_body(S("n.nspname IN ({names}) AND pg_catalog.pg_has_role(c.relowner, 'USAGE')").format(
-        names=names), True))
+    # Only relations whose ACL is not yet what it should be (a preamble costs nothing otherwise).
+    differs = S(
+        "c.relacl IS NULL\n"
+        "            OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner\n"
+        "                AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT'"
+        " AND NOT a.is_grantable))\n"
+        "            OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t WHERE t.attrelid = c.oid"
+        " AND t.attacl IS NOT NULL)\n"
+        "            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> c.relowner\n"
+        "                AND NOT pg_catalog.has_table_privilege(g, c.oid, 'SELECT'))")
+    owned = S(_relations_body(S("n.nspname IN ({names}) AND pg_catalog.pg_has_role(c.relowner, 'USAGE')\n"
+                                "          AND ({differs})").format(names=names, differs=differs), True))
     return S("\n").join([missing, foreign, _legacy_set_aside(backup_schema), owned])
 
 

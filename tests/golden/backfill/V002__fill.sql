@@ -275,7 +275,13 @@ BEGIN
         SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
             || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (n.nspname IN ('migrations', 'dbdeploy_backup') AND pg_catalog.pg_has_role(c.relowner, 'USAGE'))
+        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (n.nspname IN ('migrations', 'dbdeploy_backup') AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+          AND (c.relacl IS NULL
+            OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner
+                AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable))
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> c.relowner
+                AND NOT pg_catalog.has_table_privilege(g, c.oid, 'SELECT'))))
     LOOP
         FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
     WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
