@@ -210,8 +210,16 @@ def saved_ssn_count(db: TestDatabase) -> int:
 
 @pytest.mark.parametrize("via", ["executor", "psql"])
 def test_a_dropped_column_denied_to_a_reader_stays_unreadable_despite_default_privileges(
-        fresh_db: TestDatabase, roles: Roles, tmp_path: Path, via: str) -> None:
-    db = fresh_db
+        fresh_db_each: TestDatabase, tmp_path: Path, via: str) -> None:
+    """The issue's input, on PostgreSQL 15 and 16."""
+    roles = Roles(fresh_db_each)
+    try:
+        _dropped_column_attack(fresh_db_each, roles, tmp_path, via)
+    finally:
+        roles.drop()
+
+
+def _dropped_column_attack(db: TestDatabase, roles: Roles, tmp_path: Path, via: str) -> None:
     reader = roles.make("reader")
     customers_with_ssn_grant(db, reader)
     deployer = db.execute("SELECT current_user")[0][0]
