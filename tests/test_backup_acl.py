@@ -551,3 +551,21 @@ def test_a_less_privileged_deployer_with_its_own_default_privileges(
     assert owners == [(deployer,)]
     assert acl_violations(db) == []
     refused_everywhere(db, reader)
+
+
+def test_backup_readers_are_read_from_dbdeploy_toml_and_pyproject(tmp_path: Path) -> None:
+    from dbdeploy.errors import ConfigError
+    from dbdeploy.executor.config import load_config
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "dbdeploy.toml").write_text('backup_readers = ["auditor", "Report Team", "auditor"]\n')
+    assert load_config(tmp_path / "a").backup_readers == ("auditor", "Report Team")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "pyproject.toml").write_text('[tool.dbdeploy]\nbackup_readers = ["auditor"]\n')
+    assert load_config(tmp_path / "b").backup_readers == ("auditor",)
+    (tmp_path / "c").mkdir()
+    assert load_config(tmp_path / "c").backup_readers == ()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "pyproject.toml").write_text('[tool.dbdeploy]\nbackup_readers = [1]\n')
+    with pytest.raises(ConfigError, match=r"tool\.dbdeploy\.backup_readers must be a list of role names"):
+        load_config(tmp_path / "d")
