@@ -355,37 +355,37 @@ def put_back(backup_schema: str, relation: sql.Composable, name: sql.Composable)
 
 def _legacy_set_aside(backup_schema: str) -> sql.Composable:
     """For the preamble, before the sweep: relations an earlier dbdeploy version set aside (listed in
-    ``dropped_tables`` and ``dropped_columns``) with their grants still on them get those grants
-    recorded first, so the sweep's restriction does not lose what their rollback gives back."""
+    ``dropped_tables`` and ``dropped_columns``, still in the backup schema) with no record of their
+    grants get one, so the sweep's restriction does not lose what their rollback gives back. Nothing
+    is created when there is no such relation."""
+    table = _set_aside_table(backup_schema)
     parts = []
     for meta, column in (("dropped_tables", "backup_table"), ("dropped_columns", "saved_sequence")):
         listed = sql.Identifier(backup_schema, meta)
+        relation = S("pg_catalog.to_regclass(pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident({n}))")
         parts.append(S(
             "IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({lname})"
             " AND attname = {cname} AND NOT attisdropped) THEN\n"
-            "    FOR acl_name IN SELECT m.{col} FROM {listed} m WHERE m.{col} IS NOT NULL\n"
-            "        AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.relation = m.{col})\n"
-            "        AND pg_catalog.to_regclass(pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident(m.{col}))"
-            " IS NOT NULL\n"
-            "    LOOP\n"
-            "        INSERT INTO {t} (relation, grants) VALUES (acl_name, {grants});\n"
+            "    FOR acl_name IN SELECT m.{col} FROM {listed} m WHERE m.{col} IS NOT NULL AND {listed_rel} IS NOT NULL"
+            " LOOP\n"
+            "        IF pg_catalog.to_regclass({tname}) IS NULL THEN\n"
+            "{ensure}\n"
+            "        END IF;\n"
+            "        IF NOT EXISTS (SELECT 1 FROM {t} s WHERE s.relation = acl_name) THEN\n"
+            "            INSERT INTO {t} (relation, grants) VALUES (acl_name, {grants});\n"
+            "        END IF;\n"
             "    END LOOP;\n"
-            "END IF;").format(lname=literal(render(listed)), listed=listed, col=sql.Identifier(column),
-                              cname=literal(column),
-                              t=_set_aside_table(backup_schema), bk=literal(backup_schema),
-                              grants=grants_of(S("pg_catalog.to_regclass(pg_catalog.quote_ident({bk}) || '.' || "
-                                                 "pg_catalog.quote_ident(acl_name))").format(bk=literal(backup_schema)))))
+            "END IF;").format(
+                lname=literal(render(listed)), listed=listed, col=sql.Identifier(column), cname=literal(column),
+                listed_rel=relation.format(bk=literal(backup_schema), n=S("m.{}").format(sql.Identifier(column))),
+                tname=literal(render(table)), t=table, ensure=_ensure_set_aside_table(backup_schema),
+                grants=grants_of(relation.format(bk=literal(backup_schema), n=S("acl_name")))))
     return S(
-        "IF pg_catalog.to_regclass({dt}) IS NOT NULL OR pg_catalog.to_regclass({dc}) IS NOT NULL THEN\n"
         "DECLARE\n"
         "    acl_name text;\n"
         "BEGIN\n"
-        "{ensure}\n"
         "{parts}\n"
-        "END;\n"
-        "END IF;").format(dt=literal(render(sql.Identifier(backup_schema, "dropped_tables"))),
-                          dc=literal(render(sql.Identifier(backup_schema, "dropped_columns"))),
-                          ensure=_ensure_set_aside_table(backup_schema), parts=S("\n").join(parts))
+        "END;").format(parts=S("\n").join(parts))
 
 
 def do(fragment: sql.Composable) -> str:

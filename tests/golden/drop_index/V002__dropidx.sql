@@ -164,10 +164,12 @@ BEGIN
         END IF;
     END LOOP;
 END;
-IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') IS NOT NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL THEN
 DECLARE
     acl_name text;
 BEGIN
+IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') AND attname = 'backup_table' AND NOT attisdropped) THEN
+    FOR acl_name IN SELECT m."backup_table" FROM "dbdeploy_backup"."dropped_tables" m WHERE m."backup_table" IS NOT NULL AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."backup_table")) IS NOT NULL LOOP
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') IS NULL THEN
 CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."set_aside_grants" (
     relation text PRIMARY KEY,
     grants jsonb NOT NULL,
@@ -214,12 +216,9 @@ BEGIN
         END IF;
     END LOOP;
 END;
-IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') AND attname = 'backup_table' AND NOT attisdropped) THEN
-    FOR acl_name IN SELECT m."backup_table" FROM "dbdeploy_backup"."dropped_tables" m WHERE m."backup_table" IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = m."backup_table")
-        AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."backup_table")) IS NOT NULL
-    LOOP
-        INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = acl_name) THEN
+            INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
     FROM (SELECT 'relation' AS kind, NULL::text AS col, a.grantee, a.privilege_type, a.is_grantable
           FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
           WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND a.grantee <> c.relowner
@@ -237,14 +236,61 @@ IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_
             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND d.deptype IN ('a', 'i') AND a.grantee <> q.relowner) g
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee));
+        END IF;
     END LOOP;
 END IF;
 IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') AND attname = 'saved_sequence' AND NOT attisdropped) THEN
-    FOR acl_name IN SELECT m."saved_sequence" FROM "dbdeploy_backup"."dropped_columns" m WHERE m."saved_sequence" IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = m."saved_sequence")
-        AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."saved_sequence")) IS NOT NULL
+    FOR acl_name IN SELECT m."saved_sequence" FROM "dbdeploy_backup"."dropped_columns" m WHERE m."saved_sequence" IS NOT NULL AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."saved_sequence")) IS NOT NULL LOOP
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') IS NULL THEN
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."set_aside_grants" (
+    relation text PRIMARY KEY,
+    grants jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    FOR acl_rel IN
+        SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+            || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') AND d.deptype IN ('a', 'i'))))
     LOOP
-        INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+        LOOP
+            EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END LOOP;
+END;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = acl_name) THEN
+            INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
     FROM (SELECT 'relation' AS kind, NULL::text AS col, a.grantee, a.privilege_type, a.is_grantable
           FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
           WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND a.grantee <> c.relowner
@@ -262,10 +308,10 @@ IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_
             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND d.deptype IN ('a', 'i') AND a.grantee <> q.relowner) g
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee));
+        END IF;
     END LOOP;
 END IF;
 END;
-END IF;
 DECLARE
     acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
     acl_rel record;
