@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         config = load_config()
         specs = specs or config.specs
         out = out or config.generated
-        bundles = build_bundles(specs, config.history_schema, lint=True, owners=config.owners)
+        bundles = build_bundles(specs, config.history_schema, lint=True, owners=config.owners,
+                                backup_readers=config.backup_readers)
         if check:
             result = compare(bundles, out)
             if not result.clean:

@@ -24,7 +24,7 @@ _ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_tim
 DEFAULT_LOCK_TIMEOUT = "100ms"
 DEFAULT_CONCURRENT_LOCK_TIMEOUT = "5min"
 DEFAULT_RETRIES = 10
-_TOP_KEYS = {"specs", "generated", "history_schema", "environments", "owner"}
+_TOP_KEYS = {"specs", "generated", "history_schema", "backup_readers", "environments", "owner"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Config:
     # Roles trusted besides the deploying role and superusers to own dbdeploy's schemas and tables
     # (``owner``; README "Security"): the bundles and the executor refuse objects owned by others.
     owners: tuple[str, ...] = ()
+    # Roles given USAGE on dbdeploy's schemas and SELECT on its history and backup tables (nobody
+    # else but the owner gets anything, whatever default privileges say): dbdeploy.sql.acl.
+    backup_readers: tuple[str, ...] = ()
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
@@ -109,7 +112,8 @@ def _parse(path: Path, data: dict, prefix: str = "") -> Config:
         environments[name] = _environment(path, f"{prefix}environments.{name}", name, settings)
     return Config(root=root, specs=root / data.get("specs", "specs"),
                   generated=root / data.get("generated", "generated"), history_schema=history,
-                  environments=environments, source=path, owners=owners)
+                  environments=environments, source=path, owners=owners,
+                  backup_readers=_backup_readers(path, prefix, data.get("backup_readers", [])))
 
 
 def _owners(path: Path, prefix: str, value: object) -> tuple[str, ...]:
@@ -120,6 +124,22 @@ def _owners(path: Path, prefix: str, value: object) -> tuple[str, ...]:
         raise ConfigError(f"{path}: {prefix}owner must be a role name or a list of role names (each 1 to 63 "
                           f"bytes), e.g. owner = \"app_owner\"")
     return tuple(dict.fromkeys(names))
+
+
+def _backup_readers(path: Path, prefix: str, value: object) -> tuple[str, ...]:
+    """``backup_readers``: a list of existing role names (checked at apply: a missing one is skipped
+    with a warning); PUBLIC, and names PostgreSQL or the bundle's quoting cannot carry, are refused."""
+    where = f"{path}: {prefix}backup_readers"
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ConfigError(f'{where} must be a list of role names, e.g. backup_readers = ["auditor"]')
+    for role in value:
+        if not role or len(role.encode()) > 63 or any(c in role for c in '"\\\0'):
+            raise ConfigError(f"{where}: {role!r} is not a usable role name (1 to 63 bytes, no double quote, "
+                              "backslash or NUL); fix: use the role's name as it is spelled in pg_roles")
+        if role.lower() == "public":
+            raise ConfigError(f"{where}: PUBLIC is every role; name the roles that may read dbdeploy's history and "
+                              "backups instead (fix: remove \"public\" from the list)")
+    return tuple(dict.fromkeys(value))
 
 
 def _environment(path: Path, where: str, name: str, settings: object) -> Environment:

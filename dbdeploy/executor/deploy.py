@@ -24,6 +24,7 @@ from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, redact
 from dbdeploy.executor.progress import Message, ProgressCallback, ignore
 from dbdeploy.executor.runner import ScriptRunner, StepFailed
+from dbdeploy.sql import acl
 
 APPLIED = ("completed", "baseline")
 TOUCHED = ("completed", "baseline", "failed", "running", "rolling_back")
@@ -81,8 +82,10 @@ class Deployment:
         conn.add_notice_handler(relay)
         conn.execute(sql.SQL("SELECT pg_catalog.set_config('dbdeploy.environment', %s, false),"
                              " pg_catalog.set_config('dbdeploy.version', %s, false),"
-                             " pg_catalog.set_config('dbdeploy.lock_timeout', %s, false)"),
-                     [self.env.name, __version__, self.env.lock_timeout])
+                             " pg_catalog.set_config('dbdeploy.lock_timeout', %s, false),"
+                             " pg_catalog.set_config('dbdeploy.backup_readers', %s, false)"),
+                     [self.env.name, __version__, self.env.lock_timeout,
+                      acl.readers_literal(self.config.backup_readers)])
         return conn
 
     def _locked(self, conn) -> int:

@@ -19,6 +19,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from dbdeploy.sql import acl
+
 S = sql.SQL
 
 
@@ -84,6 +86,8 @@ def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "
             "    stored_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),\n"
             "    PRIMARY KEY (version, checksum)\n"
             ")").format(h))
+        # Owner + backup readers only (the session's dbdeploy.backup_readers), default privileges undone.
+        conn.execute(acl.do(acl.sweep_block(schema, backup_schema)))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.sql import ident, qualified, render
+from dbdeploy.sql import acl, ident, qualified, render
 
 
 class BackfillPlan:
@@ -95,7 +95,7 @@ class BackfillPlan:
                         [*(ident(c) for c in [*self.key, *columns]),
                          *(S("{} AS {}").format(ident(c), ident(self.written[c])) for c in columns)])),
                 S("ALTER TABLE {b} ADD PRIMARY KEY ({k});").format(b=self.backup, k=self._key_cols()),
-                S("REVOKE ALL ON TABLE {b} FROM PUBLIC;").format(b=self.backup),
+                acl.restrict_table(self.backup),
             ]
         statements += [
             S("CREATE TABLE {p} AS SELECT {k} FROM {t} ORDER BY {k} LIMIT 1;").format(
@@ -104,7 +104,7 @@ class BackfillPlan:
               " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self.progress),
             if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self.progress),
                     S("INSERT INTO {} DEFAULT VALUES;").format(self.progress)),
-            S("REVOKE ALL ON TABLE {p} FROM PUBLIC;").format(p=self.progress),
+            acl.restrict_table(self.progress),
         ]
         body = if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements)
         what = "with a copy of the values it overwrites" if self.keep_old else ""
@@ -225,7 +225,7 @@ class BackfillPlan:
                 bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
                 cur=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
                                  for c, n in zip(cols, current, strict=True))),
-            S("REVOKE ALL ON TABLE {} FROM PUBLIC;").format(kept),
+            acl.restrict_table(kept),
             # One statement: rows still holding what the backfill wrote get their old values; every
             # other backed-up row that still exists is recorded as it is now.
             S("WITH restored AS (\n"

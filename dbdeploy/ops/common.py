@@ -12,7 +12,7 @@ from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext
 from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.sql import dollar_quote, ident, literal, qualified, regclass_literal, render
+from dbdeploy.sql import acl, dollar_quote, ident, literal, qualified, regclass_literal, render
 
 S = sql.SQL
 
@@ -328,8 +328,7 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
           " || pg_catalog.quote_ident(v_backup) || ' AS ' || {query};").format(
             schema=literal(ctx.backup_schema), query=literal(query)),
         *counted,
-        S("EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident({schema}) || '.'"
-          " || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';").format(schema=literal(ctx.backup_schema)),
+        acl.restrict_dynamic(ctx.backup_schema, "v_backup"),
         announce,
     )
 

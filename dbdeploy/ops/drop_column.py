@@ -34,7 +34,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.spec.base import Identifier, TableName
 from dbdeploy.spec.names import split_table
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, render
 
 
 def dropped_columns_table(ctx: PlanContext):
@@ -102,7 +102,7 @@ class DropColumn(Operation):
               "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
               "    PRIMARY KEY (version, table_name, column_name)\n"
               ");").format(meta=meta),
-            S("REVOKE ALL ON TABLE {meta} FROM PUBLIC;").format(meta=meta),
+            acl.restrict_table(meta),
             if_then(S("EXISTS (SELECT 1 FROM {meta} WHERE {w})").format(meta=meta, w=self._where(ctx)),
                     fail(ctx, f"an earlier drop of {self.table}.{self.column} by {ctx.label} was never "
                               f"rolled back; its saved values are still in {ctx.backup_schema}.{backup}",
@@ -142,7 +142,7 @@ class DropColumn(Operation):
               "    || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)\n"
               "    || ', ' || {qc} || ' FROM ' || {qt};").format(
                 bt=literal(render(ident(ctx.backup_schema, backup))), qc=literal(render(ident(self.column))), qt=qt),
-            S("REVOKE ALL ON TABLE {bt} FROM PUBLIC;").format(bt=ident(ctx.backup_schema, backup)),
+            acl.restrict_table(ident(ctx.backup_schema, backup)),
             # A serial column's sequence is dropped with the column: detach it and keep it aside.
             if_then(S("v_sequence IS NOT NULL AND v_identity = ''"),
                     S("SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name\n"
@@ -154,6 +154,8 @@ class DropColumn(Operation):
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_sequence_schema) || '.'"
                       " || pg_catalog.quote_ident({n}) || ' SET SCHEMA ' || pg_catalog.quote_ident({s});").format(
                         n=literal(f"{backup}_seq"[:63]), s=literal(ctx.backup_schema)),
+                    acl.set_aside(ctx.backup_schema, regclass(f"{ctx.backup_schema}.{f'{backup}_seq'[:63]}"),
+                                  literal(f"{backup}_seq"[:63])),
                     S("v_saved_sequence := {};").format(literal(f"{backup}_seq"[:63]))),
             S("INSERT INTO {meta} (version, table_name, column_name, column_type, not_null, default_expr,"
               " key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name,"
@@ -291,7 +293,10 @@ class DropColumn(Operation):
                       " || pg_catalog.quote_ident(v_saved.sequence_schema);").format(s=literal(ctx.backup_schema)),
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
                       " || pg_catalog.quote_ident(v_saved.saved_sequence)"
-                      " || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);")),
+                      " || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);"),
+                    acl.put_back(ctx.backup_schema, S(
+                        "pg_catalog.to_regclass(pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
+                        " || pg_catalog.quote_ident(v_saved.sequence_name))"), S("v_saved.saved_sequence"))),
             S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_saved.column_type\n"
               "    || COALESCE(' COLLATE ' || v_saved.collation_name, '');").format(qt=qt, qc=qc),
             S("EXECUTE 'UPDATE ' || {qt} || ' AS t SET ' || {qc} || ' = b.' || {qc}\n"

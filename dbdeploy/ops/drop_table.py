@@ -36,7 +36,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.names import short_hash, split_table
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, render
 
 # The backup name leaves room for the "_i<n>" / "_s<n>" suffixes of the renamed indexes and
 # sequences within PostgreSQL's 63-byte identifiers.
@@ -92,7 +92,7 @@ class DropTable(Operation):
               "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
               "    PRIMARY KEY (version, table_name)\n"
               ");").format(meta=meta),
-            S("REVOKE ALL ON TABLE {meta} FROM PUBLIC;").format(meta=meta),
+            acl.restrict_table(meta),
             if_then(S("EXISTS (SELECT 1 FROM {meta} WHERE {w}) OR {kept} IS NOT NULL OR {here} IS NOT NULL").format(
                         meta=meta, w=self._where(ctx), kept=regclass(kept), here=regclass(f"{schema}.{base}")),
                     fail(ctx, f"an earlier drop of {self.table} by {ctx.label} was never rolled back; "
@@ -121,6 +121,7 @@ class DropTable(Operation):
               "END LOOP;").format(rel=rel, base=literal(base)),
             S("ALTER TABLE {t} RENAME TO {b};").format(t=qualified(self.table), b=ident(base)),
             S("ALTER TABLE {t} SET SCHEMA {s};").format(t=ident(schema, base), s=ident(ctx.backup_schema)),
+            acl.set_aside(ctx.backup_schema, regclass(kept), literal(base)),
             S("INSERT INTO {meta} (version, table_name, backup_table, renamed) VALUES ({v}, {t}, {b}, v_renamed);"
               ).format(meta=meta, v=literal(ctx.version), t=literal(self.table), b=literal(base)),
             notice(ctx, f"table {self.table} moved to {kept} with its rows (kept for rollback)"),
@@ -176,6 +177,7 @@ class DropTable(Operation):
               "            || ' SET SCHEMA ' || pg_catalog.quote_ident(v_entry ->> 'schema');\n"
               "    END IF;\n"
               "END LOOP;").format(s=literal(schema)),
+            acl.put_back(ctx.backup_schema, regclass(self.table), literal(base)),
             S("DELETE FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
             notice(ctx, f"table {self.table} restored from {kept}"),
         )

@@ -49,7 +49,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.spec.base import ColumnList, TableName
 from dbdeploy.spec.names import check_identifier, split_table
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, render
 
 _SCALARS = (str, int, float, bool, decimal.Decimal, datetime.date, datetime.datetime, datetime.time,
             uuid.UUID, type(None))
@@ -179,7 +179,7 @@ class SeedRows(Operation):
         statements: list[sql.Composable | str] = [
             S("CREATE TABLE IF NOT EXISTS {log} AS SELECT {keys}, NULL::text AS row_digest FROM {t} WITH NO DATA;"
               ).format(log=log, keys=keys, t=qualified(self.table)),
-            S("REVOKE ALL ON TABLE {log} FROM PUBLIC;").format(log=log),
+            S(acl.do(acl.restrict_table(log))),
             # Found by the rollback preflight of this migration's other seeds (rows it deletes first).
             S("COMMENT ON TABLE {log} IS {text};").format(
                 log=log, text=literal(f"dbdeploy seed log|{ctx.version}|{ctx.index}|{schema}.{name}")),

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from dbdeploy.ops.common import block, do_block, if_then
 from dbdeploy.render import trust
-from dbdeploy.sql import ident, literal, render
+from dbdeploy.sql import acl, ident, literal, render
 
 S = sql.SQL
 
@@ -29,9 +29,10 @@ def _log(schema: str) -> sql.Identifier:
 
 
 def ensure_schema(schema: str) -> str:
-    """A DO block that creates ``schema`` only when it is missing and closes it to PUBLIC when the
-    current role owns it (a non-owner's REVOKE would only warn). A missing schema that the role may
-    not create stops with an exception naming the privilege and the statement a DBA runs."""
+    """A DO block that creates ``schema`` only when it is missing and, when the current role owns it
+    (a non-owner's REVOKE would only warn), gives it the ACL owner + configured backup readers
+    whatever default privileges granted (:mod:`dbdeploy.sql.acl`). A missing schema that the role
+    may not create stops with an exception naming the privilege and the statement a DBA runs."""
     name = literal(schema)
     missing = S("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {})").format(name)
     refuse = S(
@@ -40,22 +41,23 @@ def ensure_schema(schema: str) -> str:
         "    USING HINT = {run} || pg_catalog.quote_ident(current_user) || {see};"
     ).format(name=name, run=literal(f"Have a DBA run: CREATE SCHEMA {render(ident(schema))} AUTHORIZATION "),
              see=literal('; (see "Least-privilege deploys" in the dbdeploy README)'))
-    owned = S("pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = {}), 'USAGE')"
-              ).format(name)
     return do_block(block(
         if_then(missing,
                 if_then(S("NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')"), refuse),
                 S("CREATE SCHEMA {};").format(ident(schema))),
-        if_then(owned, S("REVOKE ALL ON SCHEMA {} FROM PUBLIC;").format(ident(schema))),
+        acl.restrict_schema(schema),
     ))
 
 
-def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str] = ()) -> list[str]:
-    """The preamble every bundle starts with: session settings, dbdeploy's two schemas (created
-    only when missing), the trust check on them (``render.trust``: refuses before any write when
-    an object in them is not owned by the deploying role, a configured ``owners`` role or a
-    superuser, or could run code or be changed by another role) and the history tables the bundle
-    itself writes."""
+def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str] = (),
+                  backup_readers: tuple[str, ...] = ()) -> list[str]:
+    """The preamble every bundle starts with: session settings (among them the configured
+    ``backup_readers``), dbdeploy's two schemas (created only when missing), the trust check on
+    them (``render.trust``: refuses before any write when an object in them is not owned by the
+    deploying role, a configured ``owners`` role or a superuser, or could run code or be changed
+    by another role) and the history tables the bundle itself writes; last, every relation in
+    both schemas that the role owns gets the ACL owner + backup readers (also what earlier
+    dbdeploy versions created)."""
     return [ensure_schema(history_schema) if s is None else render(s) for s in (
         # psql lexes each later line with the server's standard_conforming_strings and sends the
         # file's UTF-8 bytes as client_encoding says: fixing both makes psql read and send the
@@ -66,6 +68,7 @@ def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str]
         # Built-ins resolve to pg_catalog and nothing resolves to a temporary schema, whatever the
         # caller's search_path: a hostile object named like a built-in cannot hijack the bundle.
         S("SET search_path = pg_catalog, pg_temp;"),
+        acl.set_readers(backup_readers),
         None,
         S(ensure_schema(backup_schema)),
         S(trust.check_block(history_schema, backup_schema, owners)),
@@ -93,7 +96,7 @@ def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str]
           "    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
           "    PRIMARY KEY (version, object_type, object_name)\n"
           ");").format(ident(history_schema, "migration_objects")),
-    )]
+    )] + [acl.do(acl.sweep_block(history_schema, backup_schema))]
 
 
 _ENVIRONMENT = S("COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql')")

@@ -47,7 +47,7 @@ def file_names(folder: str, version: str, name: str) -> tuple[str, str]:
 
 
 def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = HISTORY_SCHEMA,
-                  owners: Sequence[str] = ()) -> Bundle:
+                  owners: Sequence[str] = (), backup_readers: tuple[str, ...] = ()) -> Bundle:
     m = plan.migration
     forward_name, rollback_name = file_names(m.folder, m.version, m.name)
     forward_blocks = [render_step(i, s) for i, s in enumerate(plan.forward, 1)]
@@ -58,7 +58,7 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         "backup_schema": BACKUP_SCHEMA, "preamble_marker": PREAMBLE, "postamble_marker": POSTAMBLE,
         "description_lines": m.description.splitlines() or [m.name.replace("_", " ")],
     }
-    ensure = bookkeeping.ensure_tables(history_schema, BACKUP_SCHEMA, owners)
+    ensure = bookkeeping.ensure_tables(history_schema, BACKUP_SCHEMA, owners, backup_readers)
     forward = _ENV.get_template("forward.sql.j2").render(
         **common, filename=forward_name, steps=forward_blocks,
         preamble="\n".join(ensure + bookkeeping.forward_start(

@@ -25,17 +25,18 @@ GITATTRIBUTES = (
 
 
 def build_bundles(specs_dir: Path, history_schema: str = "migrations", *, lint: bool = False,
-                  owners: Sequence[str] = ()) -> list[Bundle]:
+                  owners: Sequence[str] = (), backup_readers: tuple[str, ...] = ()) -> list[Bundle]:
     """Every migration's bundle, in memory. With ``lint``, error-level lint findings that the specs
     do not allow raise :class:`dbdeploy.lint.LintError` (exit 2) before anything is planned.
-    ``owners``: the configured trusted owner roles the bundles' trust check accepts (``owner``)."""
+    ``owners``: the configured trusted owner roles the bundles' trust check accepts (``owner``).
+    ``backup_readers`` go into each bundle's preamble (:mod:`dbdeploy.sql.acl`), not its steps."""
     loaded = load_specs(Path(specs_dir))
     if lint:
         from dbdeploy.lint import lint_migrations, refuse_errors
 
         refuse_errors(lint_migrations(loaded))
     plans = plan_all(loaded, history_schema)
-    return [render_bundle(plan, item.source.name, history_schema, owners)
+    return [render_bundle(plan, item.source.name, history_schema, owners, backup_readers)
             for plan, item in zip(plans, loaded, strict=True)]
 
 

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "e8955b888691cafef28f737157dfb453b7d4cba6297951392c166851738b9079"
+CHECKSUM = "e4cf7ca4effaab1a58217632c320c1111f497690d1c5acb30fca5f85b24875f3"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

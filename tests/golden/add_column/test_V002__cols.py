@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "5f6a0182b74d3a1e659375385a416d53e6b8a64388c234bb7dc75d3425c2ac38"
+CHECKSUM = "e053dbe826f38c0543523f9961c526f14bc73dd2f5b24cc688bf23fd9d802be0"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "827551211b85548fe074059102b38516741f8217adbe5ca196fd3e73b6c9466a"
+CHECKSUM = "972f801a8eeff133bdec046be52f55718843af8078368bedf6048e917cca3706"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

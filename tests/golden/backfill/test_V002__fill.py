@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "ee4447a303780b6eeebec26eec6e353e493cf2e5e87953cf5f72c2ce315ad264"
+CHECKSUM = "632d726903970830b090be35d7fd4909a58306eed48167ac130f404c8a4c58f3"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

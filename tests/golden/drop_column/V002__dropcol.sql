@@ -12,6 +12,7 @@ SET client_encoding = 'UTF8';
 SET standard_conforming_strings = on;
 SET lock_timeout = '5s';
 SET search_path = pg_catalog, pg_temp;
+SET dbdeploy.backup_readers = '{}';
 DO $dbdeploy$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migrations') THEN
@@ -21,9 +22,43 @@ BEGIN
         END IF;
         CREATE SCHEMA "migrations";
     END IF;
-    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migrations'), 'USAGE') THEN
-        REVOKE ALL ON SCHEMA "migrations" FROM PUBLIC;
-    END IF;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+        FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migrations';
+        IF NOT FOUND THEN
+            NULL;
+        ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+            END IF;
+        ELSE
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+            LOOP
+                EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END IF;
+    END;
 END
 $dbdeploy$;
 DO $dbdeploy$
@@ -35,9 +70,43 @@ BEGIN
         END IF;
         CREATE SCHEMA "dbdeploy_backup";
     END IF;
-    IF pg_catalog.pg_has_role((SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'dbdeploy_backup'), 'USAGE') THEN
-        REVOKE ALL ON SCHEMA "dbdeploy_backup" FROM PUBLIC;
-    END IF;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+        FROM pg_catalog.pg_namespace s WHERE s.nspname = 'dbdeploy_backup';
+        IF NOT FOUND THEN
+            NULL;
+        ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+            END IF;
+        ELSE
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+            LOOP
+                EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END IF;
+    END;
 END
 $dbdeploy$;
 DO $dbdeploy$
@@ -136,11 +205,236 @@ CREATE TABLE IF NOT EXISTS "migrations"."migration_objects" (
     PRIMARY KEY (version, object_type, object_name)
 );
 DO $dbdeploy$
+BEGIN
+DECLARE
+    acl_name text;
+BEGIN
+    FOR acl_name IN SELECT u FROM pg_catalog.unnest(COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]) AS u
+        WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = u)
+    LOOP
+        RAISE WARNING 'dbdeploy: backup reader % is not a role in this database; it is given nothing', pg_catalog.quote_ident(acl_name);
+    END LOOP;
+END;
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+BEGIN
+    FOR acl_rel IN
+        SELECT c.oid, c.relowner AS owner, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('migrations', 'dbdeploy_backup') AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+          AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+    LOOP
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+            RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+        END IF;
+    END LOOP;
+END;
+DECLARE
+    acl_name text;
+BEGIN
+IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_tables"') AND attname = 'backup_table' AND NOT attisdropped) THEN
+    FOR acl_name IN SELECT m."backup_table" FROM "dbdeploy_backup"."dropped_tables" m WHERE m."backup_table" IS NOT NULL AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."backup_table")) IS NOT NULL LOOP
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') IS NULL THEN
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."set_aside_grants" (
+    relation text PRIMARY KEY,
+    grants jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    FOR acl_rel IN
+        SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+            || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') AND d.deptype IN ('a', 'i'))))
+    LOOP
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+        LOOP
+            EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END LOOP;
+END;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = acl_name) THEN
+            INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
+    FROM (SELECT 'relation' AS kind, NULL::text AS col, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+          WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND a.grantee <> c.relowner
+          UNION ALL
+          SELECT 'column', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+          WHERE t.attrelid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND t.attnum > 0 AND NOT t.attisdropped AND t.attacl IS NOT NULL
+          UNION ALL
+          SELECT 'sequence', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class q ON q.oid = d.objid AND q.relkind = 'S'
+          JOIN pg_catalog.pg_attribute t ON t.attrelid = d.refobjid AND t.attnum = d.refobjsubid,
+          pg_catalog.aclexplode(q.relacl) a
+          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND d.deptype IN ('a', 'i') AND a.grantee <> q.relowner) g
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee));
+        END IF;
+    END LOOP;
+END IF;
+IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') AND attname = 'saved_sequence' AND NOT attisdropped) THEN
+    FOR acl_name IN SELECT m."saved_sequence" FROM "dbdeploy_backup"."dropped_columns" m WHERE m."saved_sequence" IS NOT NULL AND pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m."saved_sequence")) IS NOT NULL LOOP
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') IS NULL THEN
+CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."set_aside_grants" (
+    relation text PRIMARY KEY,
+    grants jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    FOR acl_rel IN
+        SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+            || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') AND d.deptype IN ('a', 'i'))))
+    LOOP
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+        LOOP
+            EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END LOOP;
+END;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."set_aside_grants" s WHERE s.relation = acl_name) THEN
+            INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES (acl_name, (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
+    FROM (SELECT 'relation' AS kind, NULL::text AS col, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+          WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND a.grantee <> c.relowner
+          UNION ALL
+          SELECT 'column', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+          WHERE t.attrelid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND t.attnum > 0 AND NOT t.attisdropped AND t.attacl IS NOT NULL
+          UNION ALL
+          SELECT 'sequence', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class q ON q.oid = d.objid AND q.relkind = 'S'
+          JOIN pg_catalog.pg_attribute t ON t.attrelid = d.refobjid AND t.attnum = d.refobjsubid,
+          pg_catalog.aclexplode(q.relacl) a
+          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(acl_name)) AND d.deptype IN ('a', 'i') AND a.grantee <> q.relowner) g
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee));
+        END IF;
+    END LOOP;
+END IF;
+END;
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    FOR acl_rel IN
+        SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+            || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (n.nspname IN ('migrations', 'dbdeploy_backup') AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+          AND (c.relacl IS NULL
+            OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(c.relacl) a WHERE a.grantee <> c.relowner
+                AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable))
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> c.relowner
+                AND NOT pg_catalog.has_table_privilege(g, c.oid, 'SELECT'))))
+    LOOP
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+        LOOP
+            EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+    UNION
+    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END LOOP;
+END;
+END
+$dbdeploy$;
+DO $dbdeploy$
 DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'a189a55ebe6efeb47733a5f0f647a50a20f0b0a4dfd696677ef6df77da062206';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -148,7 +442,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea',
+VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a189a55ebe6efeb47733a5f0f647a50a20f0b0a4dfd696677ef6df77da062206',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -215,7 +509,47 @@ BEGIN
         dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
         PRIMARY KEY (version, table_name, column_name)
     );
-    REVOKE ALL ON TABLE "dbdeploy_backup"."dropped_columns" FROM PUBLIC;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of shop.orders.note by V002 was never rolled back; its saved values are still in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Inspect dbdeploy_backup.v002_op1_orders_note; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
     END IF;
@@ -252,7 +586,47 @@ BEGIN
     EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note"' || ' AS SELECT '
         || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)
         || ', ' || '"note"' || ' FROM ' || '"shop"."orders"';
-    REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op1_orders_note" FROM PUBLIC;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
     IF v_sequence IS NOT NULL AND v_identity = '' THEN
         SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name
         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -260,6 +634,112 @@ BEGIN
         EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' OWNED BY NONE';
         EXECUTE 'ALTER SEQUENCE ' || v_sequence || ' RENAME TO ' || pg_catalog.quote_ident('v002_op1_orders_note_seq');
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_sequence_schema) || '.' || pg_catalog.quote_ident('v002_op1_orders_note_seq') || ' SET SCHEMA ' || pg_catalog.quote_ident('dbdeploy_backup');
+        CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."set_aside_grants" (
+            relation text PRIMARY KEY,
+            grants jsonb NOT NULL,
+            saved_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+        );
+        DECLARE
+            acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+            acl_rel record;
+            acl_grantee oid;
+        BEGIN
+            FOR acl_rel IN
+                SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                    || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."set_aside_grants"') AND d.deptype IN ('a', 'i'))))
+            LOOP
+                FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                END LOOP;
+                IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                END IF;
+                FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                    AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                LOOP
+                    EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                END LOOP;
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                    RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                        USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                END IF;
+            END LOOP;
+        END;
+        INSERT INTO "dbdeploy_backup"."set_aside_grants" (relation, grants) VALUES ('v002_op1_orders_note_seq', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('on', g.kind, 'column', g.col, 'grantee', r.rolname, 'privilege', g.privilege_type, 'grantable', g.is_grantable) ORDER BY g.kind, g.col, r.rolname, g.privilege_type), '[]')
+            FROM (SELECT 'relation' AS kind, NULL::text AS col, a.grantee, a.privilege_type, a.is_grantable
+                  FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                  WHERE c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_seq"') AND a.grantee <> c.relowner
+                  UNION ALL
+                  SELECT 'column', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+                  FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                  WHERE t.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_seq"') AND t.attnum > 0 AND NOT t.attisdropped AND t.attacl IS NOT NULL
+                  UNION ALL
+                  SELECT 'sequence', t.attname::text, a.grantee, a.privilege_type, a.is_grantable
+                  FROM pg_catalog.pg_depend d
+                  JOIN pg_catalog.pg_class q ON q.oid = d.objid AND q.relkind = 'S'
+                  JOIN pg_catalog.pg_attribute t ON t.attrelid = d.refobjid AND t.attnum = d.refobjsubid,
+                  pg_catalog.aclexplode(q.relacl) a
+                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_seq"') AND d.deptype IN ('a', 'i') AND a.grantee <> q.relowner) g
+            LEFT JOIN pg_catalog.pg_roles r ON r.oid = g.grantee))
+            ON CONFLICT (relation) DO UPDATE SET grants = EXCLUDED.grants, saved_at = EXCLUDED.saved_at;
+        DECLARE
+            acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+            acl_rel record;
+            acl_grantee oid;
+        BEGIN
+            FOR acl_rel IN
+                SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                    || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_seq"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_seq"') AND d.deptype IN ('a', 'i'))))
+            LOOP
+                FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                END LOOP;
+                IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                END IF;
+                FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                    AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                LOOP
+                    EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                END LOOP;
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                    RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                        USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                END IF;
+            END LOOP;
+        END;
         v_saved_sequence := 'v002_op1_orders_note_seq';
     END IF;
     INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name, sequence_schema, sequence_name, sequence_value, saved_sequence)

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea"
+CHECKSUM = "a189a55ebe6efeb47733a5f0f647a50a20f0b0a4dfd696677ef6df77da062206"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

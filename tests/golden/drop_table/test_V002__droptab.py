@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a87a58dcedbaf40a2f279fc6cdaa2ca3ca1c5ff25230d607c6fae0012e5f2de4"
+CHECKSUM = "8b63f64fb1747bcb8332ac652463dedd0d2ad645946af8b147638c346a6c0ea4"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "46286f2e466c2f197e2831441d5051513cb31d2d40819bafd12d566657ade328"
+CHECKSUM = "90d16b14a13a46b766723952a2b4435f5fb1ff15738a7513ba61cd5147368f46"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
