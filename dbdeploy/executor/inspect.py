@@ -27,7 +27,8 @@ RUNNING_NAMES = {"running": "running", "rolling_back": "rolling back"}
 def lock_held(conn: psycopg.Connection, key: int) -> bool:
     """True when some session holds the deployment lock ``key`` (pg_locks is readable by every role)."""
     return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted"
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND database ="
+        " (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
         " AND ((classid::bigint << 32) | objid::bigint) = %s)", [key]).fetchone()[0]
 
 
@@ -88,6 +89,13 @@ def next_steps(rows: list[VersionStatus], env: str, all_rows: list[VersionStatus
         earlier = [r.version for r in ordered if r.version.isdigit() and int(r.version) < int(row.version)]
         if row.state == "rollback interrupted":
             lines.append(f"V{row.version} is {row.state}: fix the cause, then run the same `dbdeploy rollback` again")
+            continue
+        if row.state == "interrupted":
+            where = "" if env == "dev" else f" --env {env}"
+            lines.append(f"V{row.version} is interrupted: the run applying it ended mid-way (connection lost, server "
+                         f"crash or dbdeploy killed) and no run holds the deployment lock. `dbdeploy apply{where}` "
+                         "resumes it (every step checks before it acts; a backfill resumes at its cursor). To undo "
+                         f"it instead: dbdeploy rollback --to {earlier[-1] if earlier else '0'}{where}")
             continue
         lines.append(f"V{row.version} is {row.state}. " + way_on(f"V{row.version}", earlier[-1] if earlier else "0",
                                                                     env))
