@@ -155,7 +155,8 @@ class Deployment:
         False when it does not (the next run records it then)."""
         try:
             with connect(self.dsn, self.env.name, network_timeout=min(5.0, self.env.network_seconds or 5.0)) as conn:
-                if history.read_log(conn, self.schema).get(history.int_key(version)) is None:
+                row = history.read_log(conn, self.schema).get(history.int_key(version))
+                if row is None or row.status not in ("running", "rolling_back"):
                     return False
                 self._interrupted_event(conn, version, direction, step, error)
                 return True
