@@ -452,6 +452,31 @@ def test_sigterm_cancels_the_validate_on_the_server(fresh_db, tmp_path) -> None:
     watcher.close()
 
 
+def test_a_statement_longer_than_network_timeout_is_not_cut(fresh_db, tmp_path) -> None:
+    """network_timeout bounds a silent peer, never a statement: a VALIDATE of about 6 s under a
+    network_timeout of 2 s completes (the watchdog sees the server working on it)."""
+    specs = tmp_path / "specs_src"
+    write_spec(specs, "V001_gauges.py", SLOW_CHECK_SPEC)
+    project = make_project(tmp_path / "project", fresh_db.dsn, specs=specs)
+    _with_network_timeout(project, "2s")
+    assert project.run("apply", "--env", "test", "--to", "1").returncode == 0
+    fresh_db.execute("INSERT INTO public.gauges SELECT g, g FROM generate_series(1, 600) g")
+    watcher = fresh_db.connect()
+    run = project.start("apply", "--env", "test", "--plain")
+    probed = False
+    while run.poll() is None:
+        probed = probed or watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbdeploy-watchdog'"
+            " AND datname = current_database()").fetchone()[0] > 0
+        time.sleep(0.05)
+    _out, err = run.communicate()
+    watcher.close()
+    assert run.returncode == 0, err
+    assert probed, "the watchdog should have asked the server about the long VALIDATE"
+    assert fresh_db.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'gauges_level_positive'") \
+        == [(True,)]
+
+
 def test_scan_timeout_ends_a_runaway_validate_with_the_setting_named(fresh_db, tmp_path) -> None:
     project = _slow_check_project(tmp_path, fresh_db, 'scan_timeout = "1s"')
     result = project.run("apply", "--env", "test", "--plain", timeout=120)
