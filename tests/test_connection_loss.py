@@ -489,6 +489,48 @@ def test_scan_timeout_ends_a_runaway_validate_with_the_setting_named(fresh_db, t
     conn.close()
 
 
+SLOW_ROLLBACK_SPEC = '''
+from dbdeploy import Column, CreateTable, Migration, RawSQL
+first = Migration(version="001", name="notes", operations=[
+    CreateTable(table="public.notes", columns=[Column(name="id", type="bigint")], primary_key=["id"]),
+    RawSQL(forward="COMMENT ON TABLE public.notes IS 'notes';",
+           rollback="SELECT pg_catalog.pg_sleep(3); COMMENT ON TABLE public.notes IS NULL;")])
+'''
+
+
+def test_kill_9_mid_rollback_is_recorded_by_the_next_rollback(fresh_db, tmp_path) -> None:
+    """kill -9 cannot be caught: the server finishes the statement, then ends the session; status
+    says `rollback interrupted`, and the next rollback records the event before it finishes."""
+    specs = tmp_path / "specs_src"
+    write_spec(specs, "V001_notes.py", SLOW_ROLLBACK_SPEC)
+    project = make_project(tmp_path / "project", fresh_db.dsn, specs=specs)
+    assert project.run("apply", "--env", "test").returncode == 0
+    watcher = fresh_db.connect()
+    run = project.start("rollback", "--to", "0", "--env", "test", "--plain")
+    deadline = time.monotonic() + 60
+    while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                              " AND application_name = 'dbdeploy' AND query LIKE '%pg_sleep%'").fetchone()[0]:
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    run.kill()
+    run.communicate()
+    deadline = time.monotonic() + 60
+    while _deploy_lock_holders(watcher) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _deploy_lock_holders(watcher) == 0
+    assert _status(project)["001"] == "rollback interrupted"
+    assert [e[0] for e in _events(watcher, "001")] == ["apply"]
+
+    result = project.run("rollback", "--to", "0", "--env", "test", "--plain")
+    assert result.returncode == 0, result.stderr
+    assert "V001 was interrupted (rollback step" in result.stderr
+    events = _events(watcher, "001")
+    assert [e[0] for e in events] == ["apply", "rollback_interrupted", "rollback"]
+    assert events[1][2]["direction"] == "rollback"
+    assert watcher.execute("SELECT to_regclass('public.notes')").fetchone() == (None,)
+    watcher.close()
+
+
 def _host_port(dsn: str) -> tuple[str, int]:
     params = conninfo_to_dict(dsn)
     host = params.get("host") or "127.0.0.1"
