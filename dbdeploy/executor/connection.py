@@ -142,6 +142,9 @@ def check_dsn(dsn: str, where: str) -> None:
 
 
 class ConnectError(DbdeployError):
+    """The server could not be reached or the session not set up (exit 1); the message names the
+    environment and shows the DSN only as :func:`display_dsn` does."""
+
     exit_code = 1
 
 
