@@ -97,6 +97,24 @@ class MigrationFailed(DbdeployError):
     exit_code = 1
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached dbdeploy (the CLI's signal handlers raise it; psycopg cancels the
+    statement running on the server when it interrupts a wait)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signum)
+
+
+class Stopped(DbdeployError):
+    """dbdeploy was stopped by a signal; what ran on the server was cancelled. Exit 128 + the
+    signal's number (130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        self.exit_code = 128 + signum
+        super().__init__(message)
+
+
 class PrivilegeError(DbdeployError):
     """The role lacks a privilege the run needs (checked before anything runs; nothing was run).
 

@@ -13,12 +13,24 @@ ENV_HELP = "Environment from dbdeploy.toml (default dev: the embedded PostgreSQL
 DSN_HELP = "Connect here instead of the environment's DSN (the environment's guards still apply)."
 
 
+def warn_password_on_command_line(dsn: str | None) -> None:
+    """A password in ``--dsn`` is visible to every local user (``ps``, /proc) and in shell history:
+    say so once, on stderr, with the alternatives (README "Security")."""
+    from dbdeploy.executor.connection import has_password
+
+    if dsn and has_password(dsn):
+        typer.echo("warning: --dsn carries a password, which other users of this machine can read (ps, /proc) "
+                   "and your shell history keeps; use dsn_env in dbdeploy.toml, a password file (PGPASSFILE, "
+                   "~/.pgpass) or a service file (service=NAME with PGSERVICEFILE) instead", err=True)
+
+
 def _deployment(env_name: str, dsn: str | None, lock_wait: float = 60.0, plain: bool = False):
     from dbdeploy.cli.view import ProgressView
     from dbdeploy.executor.config import load_config, resolve_dsn
     from dbdeploy.executor.connection import secrets_of
     from dbdeploy.executor.deploy import Deployment
 
+    warn_password_on_command_line(dsn)
     config = load_config()
     env = config.environment(env_name)
     target = resolve_dsn(config, env, dsn)

@@ -23,11 +23,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from dbdeploy.cli.deploy_commands import warn_password_on_command_line
         from dbdeploy.cli.view import ProgressView
         from dbdeploy.executor.config import load_config, resolve_dsn
         from dbdeploy.executor.connection import secrets_of
         from dbdeploy.executor.pipeline import PHASES, run_pipeline
 
+        warn_password_on_command_line(dsn)
         config = load_config()
         environment = config.environment(env)
         admin = resolve_dsn(config, environment, dsn)

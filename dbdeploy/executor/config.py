@@ -16,7 +16,7 @@ from dbdeploy.errors import ConfigError
 
 _DURATION = re.compile(r"\d+(ms|s|min)?\Z")
 _ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_timeout", "statement_timeout", "retries",
-             "embedded"}
+             "embedded", "network_timeout", "scan_timeout"}
 # Steps whose lock blocks reads or writes wait at most lock_timeout (others queue behind the wait),
 # then retry with backoff; short by default. Steps that take only SHARE UPDATE EXCLUSIVE
 # (concurrent index builds, VALIDATE) block no application traffic while they wait, and a
@@ -24,6 +24,13 @@ _ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_tim
 DEFAULT_LOCK_TIMEOUT = "100ms"
 DEFAULT_CONCURRENT_LOCK_TIMEOUT = "5min"
 DEFAULT_RETRIES = 10
+# A dead or frozen peer is detected within about network_timeout (keepalives, a watchdog, server
+# idle timeouts; README "Configuration"); it never limits how long a statement runs.
+DEFAULT_NETWORK_TIMEOUT = "30s"
+# statement_timeout of the steps whose cost grows with the table and cannot be bounded by batching
+# (VALIDATE CONSTRAINT, CREATE INDEX CONCURRENTLY): a scan that runs away (a CHECK calling a slow
+# function) ends instead of running on after everyone stopped watching. "0": no limit.
+DEFAULT_SCAN_TIMEOUT = "60min"
 _TOP_KEYS = {"specs", "generated", "history_schema", "backup_readers", "environments", "owner"}
 
 
@@ -38,6 +45,23 @@ class Environment:
     concurrent_lock_timeout: str = DEFAULT_CONCURRENT_LOCK_TIMEOUT
     statement_timeout: str = "0"
     retries: int = DEFAULT_RETRIES
+    network_timeout: str = DEFAULT_NETWORK_TIMEOUT
+    scan_timeout: str = DEFAULT_SCAN_TIMEOUT
+
+    @property
+    def network_seconds(self) -> float:
+        """``network_timeout`` in seconds (0: detection of dead peers disabled)."""
+        return duration_seconds(self.network_timeout)
+
+
+def duration_seconds(value: str) -> float:
+    """A configured duration ("30s", "500ms", "2min", "0" — no unit means milliseconds, as in
+    PostgreSQL's settings) in seconds."""
+    match = re.fullmatch(r"(\d+)(ms|s|min)?", value)
+    if match is None:
+        raise ConfigError(f"{value!r} is not a duration like 5s, 500ms or 2min")
+    number, unit = int(match.group(1)), match.group(2) or "ms"
+    return number * {"ms": 0.001, "s": 1.0, "min": 60.0}[unit]
 
 
 @dataclass(frozen=True)
@@ -153,7 +177,8 @@ def _environment(path: Path, where: str, name: str, settings: object) -> Environ
     if len(sources) != 1:
         raise ConfigError(f"{path}: {where} needs exactly one of dsn, dsn_env or embedded = true")
     defaults = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "concurrent_lock_timeout": DEFAULT_CONCURRENT_LOCK_TIMEOUT,
-                "statement_timeout": "0"}
+                "statement_timeout": "0", "network_timeout": DEFAULT_NETWORK_TIMEOUT,
+                "scan_timeout": DEFAULT_SCAN_TIMEOUT}
     for key, default in defaults.items():
         value = str(settings.get(key, default))
         if not _DURATION.match(value):
@@ -166,20 +191,30 @@ def _environment(path: Path, where: str, name: str, settings: object) -> Environ
         protected=bool(settings.get("protected", False)),
         lock_timeout=str(settings.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)),
         concurrent_lock_timeout=str(settings.get("concurrent_lock_timeout", DEFAULT_CONCURRENT_LOCK_TIMEOUT)),
-        statement_timeout=str(settings.get("statement_timeout", "0")), retries=retries)
+        statement_timeout=str(settings.get("statement_timeout", "0")), retries=retries,
+        network_timeout=str(settings.get("network_timeout", DEFAULT_NETWORK_TIMEOUT)),
+        scan_timeout=str(settings.get("scan_timeout", DEFAULT_SCAN_TIMEOUT)))
 
 
 def resolve_dsn(config: Config, env: Environment, override: str | None = None) -> str:
-    """The DSN to connect to; never falls back to another source when the chosen one is unset."""
+    """The DSN to connect to; never falls back to another source when the chosen one is unset.
+
+    A DSN that does not parse cleanly is refused (ConfigError, exit 2) naming where it came from,
+    never showing it (it may hold a password)."""
+    from dbdeploy.executor.connection import check_dsn
+
     if override:
+        check_dsn(override, "--dsn")
         return override
     if env.dsn:
+        check_dsn(env.dsn, f"{config.source or 'the configuration'}: environments.{env.name}.dsn")
         return env.dsn
     if env.dsn_env:
         value = os.environ.get(env.dsn_env)
         if not value:
             raise ConfigError(f"environment {env.name!r} reads its DSN from ${env.dsn_env}, which is unset or "
                               "empty; set it (dbdeploy never falls back to another database)")
+        check_dsn(value, f"${env.dsn_env} (environment {env.name})")
         return value
     from dbdeploy.executor.embedded import embedded_dsn
 

@@ -10,19 +10,21 @@ because every step checks before it changes anything and backfills resume from t
 from __future__ import annotations
 
 import getpass
+import signal
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 from dbdeploy import __version__
-from dbdeploy.errors import IntegrityError, MigrationFailed, UsageError
+from dbdeploy.errors import DbdeployError, IntegrityError, Interrupted, MigrationFailed, Stopped, UsageError
 from dbdeploy.executor import history, lock, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, Script, load_bundles, parse_script
 from dbdeploy.executor.config import Config, Environment
-from dbdeploy.executor.connection import connect, redact
-from dbdeploy.executor.progress import Message, ProgressCallback, ignore
+from dbdeploy.executor.connection import ConnectionLost, connect, is_lost, lost_reason, redact
+from dbdeploy.executor.progress import Message, ProgressCallback, StepStarted, ignore
 from dbdeploy.executor.runner import ScriptRunner, StepFailed
 from dbdeploy.sql import acl
 
@@ -46,6 +48,9 @@ class Deployment:
     dsn: str
     progress: ProgressCallback = ignore
     lock_wait: float = 60.0
+    # What is running now, for the one line a lost connection or a signal prints:
+    # (label, version, direction, step number or None, description).
+    _doing: tuple | None = field(default=None, init=False, repr=False)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -65,13 +70,124 @@ class Deployment:
         history.record_event(conn, self.schema, version=version, event=event, environment=self.env.name,
                              os_user=_os_user(), host=socket.gethostname(), tool_version=__version__, **details)
 
-    def _runner(self, conn, label: str) -> ScriptRunner:
+    def _runner(self, conn, label: str, version: str = "", direction: str = "forward") -> ScriptRunner:
+        def relay(event) -> None:
+            if isinstance(event, StepStarted):
+                self._doing = (label, version, direction, event.number,
+                               f"step {event.number}/{event.total} ({event.kind} {event.target})")
+            self.progress(event)
+
+        self._doing = (label, version, direction, None, "(bookkeeping before its first step)")
         return ScriptRunner(conn, label=label, retries=self.env.retries, lock_timeout=self.env.lock_timeout,
                             concurrent_lock_timeout=self.env.concurrent_lock_timeout,
-                            statement_timeout=self.env.statement_timeout, progress=self.progress)
+                            statement_timeout=self.env.statement_timeout, progress=relay,
+                            scan_timeout=self.env.scan_timeout)
 
+    @contextmanager
     def _session(self):
-        conn = connect(self.dsn, self.env.name)
+        """A connection for one run. A connection that breaks (server crash, cut, frozen path)
+        becomes ConnectionLost (exit 5) and a signal becomes Stopped (exit 130/143): one line
+        saying what was running and that re-running resumes; the event is recorded in the history
+        now if the server can be reached, else by the next run (:meth:`_record_interruptions`)."""
+        self._doing = None
+        conn = self._open()
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            if is_lost(conn):
+                raise self._lost(exc, lost_reason(conn)) from None
+            raise
+        except StepFailed as exc:
+            if is_lost(conn):
+                raise self._lost(exc.error, lost_reason(conn)) from None
+            raise
+        except KeyboardInterrupt as exc:
+            raise self._stopped(conn, exc) from None
+        finally:
+            conn.close()
+
+    def _what(self) -> str:
+        if self._doing is None:
+            return "before any migration ran"
+        label, _version, direction, _step, what = self._doing
+        return f"while {'rolling back ' if direction == 'rollback' else ''}{label} {what} was running"
+
+    def _lost(self, error: BaseException, reason: str | None) -> ConnectionLost:
+        cause = reason or redact(_first(error), self.dsn)
+        where = "" if self.env.name == "dev" else f" --env {self.env.name}"
+        if self._doing is None:
+            return ConnectionLost(f"lost the connection to {self.env.name} before any migration ran: {cause}. Nothing "
+                                  "was changed; run the same command again")
+        label, version, direction, step, _what = self._doing
+        recorded = self._note_interruption(version, direction, step, f"connection lost: {cause}")
+        command = "rollback" if direction == "rollback" else "apply"
+        return ConnectionLost(
+            f"lost the connection to {self.env.name} {self._what()}: {cause}. {label} is interrupted, not failed"
+            f"{'' if recorded else ' (the next run records it in the history)'}; run `dbdeploy {command}{where}` "
+            "again to resume: every step checks before it acts and a backfill resumes at its cursor")
+
+    def _stopped(self, conn, exc: KeyboardInterrupt) -> Stopped:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        if self._doing is None:
+            return Stopped(f"stopped by {name} before any migration ran; nothing was changed", signum)
+        label, version, direction, step, _what = self._doing
+        recorded = False
+        if not is_lost(conn):
+            try:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                self._interrupted_event(conn, version, direction, step, f"stopped by {name}")
+                recorded = True
+            except (psycopg.Error, DbdeployError):
+                recorded = False
+        where = "" if self.env.name == "dev" else f" --env {self.env.name}"
+        command = "rollback" if direction == "rollback" else "apply"
+        return Stopped(f"stopped by {name} {self._what()}; the statement running on the server was cancelled. "
+                       f"{label} is interrupted{'' if recorded else ' (the next run records it in the history)'}; "
+                       f"run `dbdeploy {command}{where}` again to resume", signum)
+
+    def _interrupted_event(self, conn, version: str, direction: str, step: int | None, error: str) -> None:
+        self._event(conn, version, "rollback_interrupted" if direction == "rollback" else "interrupted",
+                    error=redact(error, self.dsn), details={"step": step, "direction": direction})
+
+    def _note_interruption(self, version: str, direction: str, step: int | None, error: str) -> bool:
+        """Record the interruption right away on a new connection, if the server answers soon;
+        False when it does not (the next run records it then)."""
+        try:
+            with connect(self.dsn, self.env.name, network_timeout=min(5.0, self.env.network_seconds or 5.0)) as conn:
+                row = history.read_log(conn, self.schema).get(history.int_key(version))
+                if row is None or row.status not in ("running", "rolling_back"):
+                    return False
+                self._interrupted_event(conn, version, direction, step, error)
+                return True
+        except (psycopg.Error, DbdeployError):
+            return False
+
+    def _record_interruptions(self, conn) -> None:
+        """On the next contact (holding the deployment lock, so nobody else is running them):
+        every version left ``running`` or ``rolling_back`` whose interruption is not yet in the
+        history gets its ``interrupted`` / ``rollback_interrupted`` event, with the step that was
+        running as far as ``performance_log`` tells."""
+        for version, status, step in history.unrecorded_interruptions(conn, self.schema):
+            direction = "rollback" if status == "rolling_back" else "forward"
+            self._interrupted_event(conn, version, direction, step, "the run ended without recording why (killed, "
+                                    "connection lost or server crash); recorded by the next run")
+            self.progress(Message(f"V{version} was interrupted ({'rollback ' if direction == 'rollback' else ''}step "
+                                  f"{step or '?'}); recorded in the history, resuming", "warning"))
+
+    def _unlock(self, conn, key: int) -> None:
+        """Release the deployment lock; on a lost connection the server ends the session (and the lock)."""
+        if is_lost(conn):
+            return
+        try:
+            lock.release(conn, key)
+        except psycopg.Error:
+            if not is_lost(conn):
+                raise
+
+    def _open(self):
+        conn = connect(self.dsn, self.env.name, network_timeout=self.env.network_seconds)
 
         def relay(diag: psycopg.errors.Diagnostic) -> None:
             text = diag.message_primary or ""
@@ -165,6 +281,7 @@ class Deployment:
                 self._preflight(conn, bundles, "forward",
                                 lambda log: [b for b in bundles if _state(log, b) not in APPLIED])
                 history.ensure_history(conn, self.schema, owners=self.config.owners)
+                self._record_interruptions(conn)
                 log = history.read_log(conn, self.schema)
                 self.check_integrity(load_bundles(self.config.generated), log)
                 pending = [b for b in bundles if _state(log, b) not in APPLIED]
@@ -178,14 +295,14 @@ class Deployment:
                     self._apply_one(conn, bundle)
                     result.applied.append(bundle.label)
             finally:
-                lock.release(conn, key)
+                self._unlock(conn, key)
         return result
 
     def _apply_one(self, conn, bundle: BundleOnDisk) -> None:
         problem = bundle.steps_problem()
         if problem:
             raise IntegrityError(f"refusing to run {bundle.label}: {problem}; run `dbdeploy generate`")
-        runner = self._runner(conn, bundle.label)
+        runner = self._runner(conn, bundle.label, bundle.version, "forward")
         script = bundle.forward
         self.progress(Message(f"applying {bundle.label} {bundle.name} ({len(script.steps)} steps)"))
         # Keep the rollback that belongs to this run: if it fails and the spec is fixed and
@@ -200,7 +317,10 @@ class Deployment:
                 started=outcome.started, ended=outcome.ended, rows=outcome.rows, attempts=outcome.attempts,
                 environment=self.env.name))
             runner.run_plain(script.postamble)
+            self._doing = (bundle.label, bundle.version, "forward", None, "(bookkeeping after its last step)")
         except StepFailed as exc:
+            if is_lost(conn):
+                raise
             self._failed(conn, bundle, "fail", exc)
             released = self._release(conn, bundle)
             raise MigrationFailed(
@@ -212,6 +332,7 @@ class Deployment:
         duration = conn.execute(sql.SQL("SELECT duration_ms FROM {}.migration_log WHERE version = %s").format(
             sql.Identifier(self.schema)), [bundle.version]).fetchone()[0]
         self._event(conn, bundle.version, "apply", duration_ms=duration, rows_affected=rows)
+        self._doing = None
 
     def _failed(self, conn, bundle: BundleOnDisk, event: str, exc: StepFailed) -> None:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -275,7 +396,7 @@ class Deployment:
     def _dry_run(self, bundles: list[BundleOnDisk]) -> RunResult:
         """Print-only: reads the log if there is one, writes nothing, takes no lock."""
         result = RunResult()
-        with connect(self.dsn, self.env.name) as conn:
+        with connect(self.dsn, self.env.name, network_timeout=self.env.network_seconds) as conn:
             privileges.readable(conn, self.schema, privileges.backup_schemas(bundles), "apply --dry-run")
             trust.verify(conn, self.schema, privileges.backup_schemas(bundles), self.config.owners,
                          "read the history", writing=False)
@@ -309,6 +430,7 @@ class Deployment:
                 self._preflight(conn, bundles, "rollback", lambda log: [
                     b for b in reversed(bundles) if int(b.version) > int(to) and _state(log, b) in TOUCHED])
                 history.ensure_history(conn, self.schema, owners=self.config.owners)
+                self._record_interruptions(conn)
                 log = history.read_log(conn, self.schema)
                 stored = self._stored_rollbacks(conn, bundles, log, to)
                 self.check_integrity(bundles, log, frozenset(stored))
@@ -327,7 +449,7 @@ class Deployment:
                     self._rollback_one(conn, bundle, script)
                     result.rolled_back.append(bundle.label)
             finally:
-                lock.release(conn, key)
+                self._unlock(conn, key)
         return result
 
     def _stored_rollbacks(self, conn, bundles: list[BundleOnDisk], log: dict[str, history.LogRow],
@@ -374,7 +496,7 @@ class Deployment:
                 "to repair the history, or pass --include-baseline-rawsql as well to run that SQL")
 
     def _rollback_one(self, conn, bundle, stored: tuple[str, Script] | None = None) -> None:
-        runner = self._runner(conn, bundle.label)
+        runner = self._runner(conn, bundle.label, bundle.version, "rollback")
         script = stored[1] if stored else bundle.rollback
         if stored:
             self.progress(Message(f"{bundle.label}: rolling back with {stored[0]} as stored when it ran (the bundle "
@@ -388,7 +510,10 @@ class Deployment:
                 started=outcome.started, ended=outcome.ended, rows=outcome.rows, attempts=outcome.attempts,
                 environment=self.env.name))
             runner.run_plain(script.postamble)
+            self._doing = (bundle.label, bundle.version, "rollback", None, "(bookkeeping after its last step)")
         except StepFailed as exc:
+            if is_lost(conn):
+                raise
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.rollback()
             if exc.step is not None and exc.step.kind == "rollback_preflight":
@@ -405,6 +530,7 @@ class Deployment:
                                   "Fix the cause and run rollback again") from None
         self._event(conn, bundle.version, "rollback", rows_affected=rows,
                     details={"stored_rollback": stored[0]} if stored else None)
+        self._doing = None
 
     # --- baseline -----------------------------------------------------------------------
 
@@ -462,7 +588,7 @@ class Deployment:
                                           "differs from them:\n  " + "\n  ".join(problems), "warning"))
                     result.skipped = skipped
             finally:
-                lock.release(conn, key)
+                self._unlock(conn, key)
         return result
 
     def _record_baseline(self, conn, bundle: BundleOnDisk) -> None:
@@ -522,7 +648,7 @@ class Deployment:
                         "applied_by": row.applied_by,
                         "applied_at": row.applied_at.isoformat() if row.applied_at else None})
             finally:
-                lock.release(conn, key)
+                self._unlock(conn, key)
         return row.status
 
 

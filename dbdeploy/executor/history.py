@@ -178,3 +178,28 @@ def stored_rollback(conn: psycopg.Connection, schema: str, version: str, checksu
 def forget(conn: psycopg.Connection, schema: str, version: str) -> None:
     """Remove ``version`` from the migration log (the repair of a wrong history; events stay)."""
     conn.execute(S("DELETE FROM {}.migration_log WHERE version = %s").format(sql.Identifier(schema)), [version])
+
+
+def unrecorded_interruptions(conn: psycopg.Connection, schema: str) -> list[tuple[str, str, int | None]]:
+    """Versions left ``running`` or ``rolling_back`` whose interruption has no event yet:
+    ``(version, status, step)``, where ``step`` is the step that was running — the one after the
+    last step ``performance_log`` recorded for that run (None when unknown).
+
+    Call it holding the deployment lock: then no run is working on them. A forward run counts from
+    its ``applied_at`` (set when it started); a rollback from the version's last event that was not
+    a rollback interruption.
+    """
+    h = sql.Identifier(schema)
+    rows = conn.execute(S(
+        "WITH since AS (SELECT l.version, l.status, CASE WHEN l.status = 'running' THEN l.applied_at ELSE"
+        " (SELECT max(e.at) FROM {h}.migration_events e WHERE e.version = l.version"
+        "  AND e.event <> 'rollback_interrupted') END AS started"
+        " FROM {h}.migration_log l WHERE l.status IN ('running', 'rolling_back'))"
+        " SELECT s.version, s.status, (SELECT max(p.step) FROM {h}.performance_log p WHERE p.version = s.version"
+        "  AND p.direction = CASE WHEN s.status = 'running' THEN 'forward' ELSE 'rollback' END"
+        "  AND p.started_at >= COALESCE(s.started, '-infinity'))"
+        " FROM since s WHERE NOT EXISTS (SELECT 1 FROM {h}.migration_events e WHERE e.version = s.version"
+        "  AND e.event = CASE WHEN s.status = 'running' THEN 'interrupted' ELSE 'rollback_interrupted' END"
+        "  AND e.at >= COALESCE(s.started, '-infinity'))"
+        " ORDER BY s.version").format(h=h)).fetchall()
+    return [(version, status, None if done is None else done + 1) for version, status, done in rows]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from dbdeploy.executor import history, privileges, trust
+from dbdeploy.executor import history, lock, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect
@@ -17,6 +17,19 @@ STATE_NAMES = {
     None: "pending", "completed": "applied", "baseline": "applied (baseline)", "failed": "failed",
     "running": "interrupted", "rolling_back": "rollback interrupted", "rolled_back": "rolled back",
 }
+
+
+# While a run holds the deployment lock, its unfinished version is running, not interrupted:
+# ``running`` in migration_log with no session holding the lock means the run that set it is gone.
+RUNNING_NAMES = {"running": "running", "rolling_back": "rolling back"}
+
+
+def lock_held(conn: psycopg.Connection, key: int) -> bool:
+    """True when some session holds the deployment lock ``key`` (pg_locks is readable by every role)."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted AND database ="
+        " (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+        " AND ((classid::bigint << 32) | objid::bigint) = %s)", [key]).fetchone()[0]
 
 
 @dataclass(frozen=True)
@@ -35,11 +48,13 @@ class VersionStatus:
 
 def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
     bundles = load_bundles(config.generated)
-    with connect(dsn, env.name) as conn:
+    with connect(dsn, env.name, network_timeout=env.network_seconds) as conn:
         privileges.readable(conn, config.history_schema, [], "status")
         trust.verify(conn, config.history_schema, privileges.backup_schemas([]), config.owners, "read the history",
                      writing=False)
         log = history.read_log(conn, config.history_schema)
+        held = any(r.status in ("running", "rolling_back") for r in log.values()) and lock_held(
+            conn, lock.lock_key(config.history_schema))
     rows = []
     seen = set()
     for bundle in bundles:
@@ -47,6 +62,8 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
         seen.add(key)
         row = log.get(key)
         state = STATE_NAMES.get(row.status if row else None, row.status if row else "pending")
+        if held and row and row.status in RUNNING_NAMES:
+            state = RUNNING_NAMES[row.status]   # a run holds the deployment lock: it is working on it
         if row and row.status in ("completed", "baseline") and row.checksum and row.checksum != bundle.checksum:
             state = "changed"
         elif bundle.problems():   # apply would refuse (exit 3): say so here too
@@ -74,6 +91,13 @@ def next_steps(rows: list[VersionStatus], env: str, all_rows: list[VersionStatus
         earlier = [r.version for r in ordered if r.version.isdigit() and int(r.version) < int(row.version)]
         if row.state == "rollback interrupted":
             lines.append(f"V{row.version} is {row.state}: fix the cause, then run the same `dbdeploy rollback` again")
+            continue
+        if row.state == "interrupted":
+            where = "" if env == "dev" else f" --env {env}"
+            lines.append(f"V{row.version} is interrupted: the run applying it ended mid-way (connection lost, server "
+                         f"crash or dbdeploy killed) and no run holds the deployment lock. `dbdeploy apply{where}` "
+                         "resumes it (every step checks before it acts; a backfill resumes at its cursor). To undo "
+                         f"it instead: dbdeploy rollback --to {earlier[-1] if earlier else '0'}{where}")
             continue
         lines.append(f"V{row.version} is {row.state}. " + way_on(f"V{row.version}", earlier[-1] if earlier else "0",
                                                                     env))
@@ -105,7 +129,7 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
     column's values, and failed or interrupted versions."""
     bundles = load_bundles(config.generated)
     problems: list[str] = []
-    with connect(dsn, env.name) as conn:
+    with connect(dsn, env.name, network_timeout=env.network_seconds) as conn:
         privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "verify")
         trust.verify(conn, config.history_schema, privileges.backup_schemas(bundles), config.owners,
                      "read the history", writing=False)

@@ -24,7 +24,8 @@ def holder(conn: psycopg.Connection, key: int) -> str:
     row = conn.execute(
         "SELECT a.pid, a.application_name, COALESCE(a.client_addr::text, 'local'), a.usename, a.backend_start"
         " FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.database ="
+        " (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
         " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1", [key]).fetchone()
     if row is None:
         return "another session"

@@ -78,7 +78,7 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
     if existing:
         return _run_existing(config, env, admin_dsn, bundles, keep=keep, progress=progress)
     name = f"dbdeploy_test_{secrets.token_hex(4)}"
-    with connect(admin_dsn, env.name) as admin:
+    with connect(admin_dsn, env.name, network_timeout=env.network_seconds) as admin:
         privileges.scratch_database(admin)
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     scratch = _scratch_dsn(admin_dsn, name)
@@ -86,7 +86,8 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
     progress(Message(f"scratch database {name} created"))
     scratch_env = Environment(name=f"{env.name}-scratch", dsn=scratch, lock_timeout=env.lock_timeout,
                               concurrent_lock_timeout=env.concurrent_lock_timeout,
-                              statement_timeout=env.statement_timeout, retries=env.retries)
+                              statement_timeout=env.statement_timeout, retries=env.retries,
+                              network_timeout=env.network_timeout, scan_timeout=env.scan_timeout)
     deployment = Deployment(config=config, env=scratch_env, dsn=scratch, progress=progress)
     try:
         with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
@@ -95,7 +96,7 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
             _run(outcome, deployment, bundles, ini, scratch, progress)
     finally:
         if not keep:
-            with connect(admin_dsn, env.name) as admin:
+            with connect(admin_dsn, env.name, network_timeout=env.network_seconds) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             progress(Message(f"scratch database {name} dropped"))
     return outcome
@@ -108,7 +109,7 @@ def _run_existing(config: Config, env: Environment, dsn: str, bundles: list[Bund
     if env.protected:
         raise UsageError(f"environment {env.name!r} is protected: dbdeploy test --existing applies and rolls back "
                          "every bundle there; point --dsn at an empty database made for the tests (nothing was run)")
-    with connect(dsn, env.name) as conn:
+    with connect(dsn, env.name, network_timeout=env.network_seconds) as conn:
         privileges.readable(conn, config.history_schema, privileges.backup_schemas(bundles), "dbdeploy test")
         trust.verify(conn, config.history_schema, privileges.backup_schemas(bundles), config.owners,
                      "read the history", writing=False)
@@ -122,7 +123,8 @@ def _run_existing(config: Config, env: Environment, dsn: str, bundles: list[Bund
     outcome = PipelineResult(scratch=display_dsn(dsn), kept=keep)
     test_env = Environment(name=f"{env.name}-test", dsn=dsn, lock_timeout=env.lock_timeout,
                            concurrent_lock_timeout=env.concurrent_lock_timeout,
-                           statement_timeout=env.statement_timeout, retries=env.retries)
+                           statement_timeout=env.statement_timeout, retries=env.retries,
+                           network_timeout=env.network_timeout, scan_timeout=env.scan_timeout)
     deployment = Deployment(config=config, env=test_env, dsn=dsn, progress=progress)
     with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
         ini = Path(ini_dir) / "pytest.ini"

@@ -31,16 +31,20 @@ from dbdeploy.executor.progress import (
 RETRYABLE = (errors.LockNotAvailable, errors.DeadlockDetected)
 # Locks that block no reads or writes while requested or held (concurrent builds, VALIDATE).
 NON_BLOCKING_LOCKS = ("SHARE UPDATE EXCLUSIVE", "ACCESS SHARE", "NONE")
+# Steps that scan a whole table in one statement (no batching bounds them): they run under the
+# environment's scan_timeout as their statement_timeout.
+SCAN_KINDS = ("validate_constraint", "create_index", "create_unique_index")
 
 
 class StepFailed(Exception):
-    def __init__(self, step: ExecStep | None, statement: str, error: BaseException, attempts: int) -> None:
+    def __init__(self, step: ExecStep | None, statement: str, error: BaseException, attempts: int,
+                 note: str = "") -> None:
         self.step = step
         self.statement = statement
         self.error = error
         self.attempts = attempts
         where = f"step {step.number} ({step.kind} {step.target})" if step else "bookkeeping"
-        super().__init__(f"{where} failed after {attempts} attempt(s): {_first_line(error)}")
+        super().__init__(f"{where} failed after {attempts} attempt(s): {_first_line(error)}{note}")
 
 
 def _first_line(error: BaseException) -> str:
@@ -62,8 +66,11 @@ class StepOutcome:
 class ScriptRunner:
     def __init__(self, conn: psycopg.Connection, *, label: str, retries: int, lock_timeout: str,
                  statement_timeout: str, progress: ProgressCallback, backoff_base: float = 0.2,
-                 backoff_cap: float = 5.0, concurrent_lock_timeout: str | None = None) -> None:
+                 backoff_cap: float = 5.0, concurrent_lock_timeout: str | None = None,
+                 scan_timeout: str | None = None) -> None:
         self.conn = conn
+        self.scan_timeout = scan_timeout
+        self.current: ExecStep | None = None
         self.label = label
         self.retries = retries
         self.lock_timeout = lock_timeout
@@ -93,6 +100,7 @@ class ScriptRunner:
     def run_steps(self, script: Script, on_step_done) -> int:
         total_rows = 0
         for step in script.steps:
+            self.current = step
             self.progress(StepStarted(self.label, step.number, len(script.steps), step.kind, step.target,
                                       step.summary, step.lock))
             started = datetime.now(UTC)
@@ -102,6 +110,7 @@ class ScriptRunner:
             self.progress(StepFinished(self.label, step.number, time.monotonic() - clock, rows, attempts))
             on_step_done(outcome)
             total_rows += rows
+        self.current = None
         return total_rows
 
     def _set_lock_timeout(self, value: str) -> None:
@@ -114,9 +123,20 @@ class ScriptRunner:
                                else self.lock_timeout)
         if step.batch is not None:
             return self._run_backfill(step)
-        if step.transactional:
-            return self._with_retries(step, lambda: self._run_transaction(step))
-        return self._with_retries(step, lambda: self._run_autocommit(step))
+        scan = step.kind in SCAN_KINDS and self.scan_timeout is not None
+        if scan:
+            self._set_statement_timeout(self.scan_timeout)
+        try:
+            if step.transactional:
+                return self._with_retries(step, lambda: self._run_transaction(step))
+            return self._with_retries(step, lambda: self._run_autocommit(step))
+        finally:
+            if scan and not (self.conn.closed or self.conn.broken) and \
+                    self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                self._set_statement_timeout(self.statement_timeout)
+
+    def _set_statement_timeout(self, value: str) -> None:
+        self.conn.execute(psycopg.sql.SQL("SET statement_timeout = {}").format(psycopg.sql.Literal(value)))
 
     def _execute(self, statement: str) -> int:
         """Send one statement as psql would; COPY FROM STDIN gets the data psql reads after it."""
@@ -169,13 +189,18 @@ class ScriptRunner:
                 time.sleep(delay)
             except psycopg.Error as exc:
                 self._pin_search_path()
-                raise StepFailed(step, self._current, exc, attempt) from exc
+                note = ""
+                if isinstance(exc, errors.QueryCanceled) and step is not None and step.kind in SCAN_KINDS \
+                        and self.scan_timeout not in (None, "0"):
+                    note = (f" (scan_timeout {self.scan_timeout}: this step scans the whole table in one statement; "
+                            "if it needs longer, raise scan_timeout for the environment in dbdeploy.toml)")
+                raise StepFailed(step, self._current, exc, attempt, note) from exc
 
     def _pin_search_path(self) -> None:
         """After a failed statement, pin the search_path again: a RawSQL step in autocommit sets its
         declared path until its last statement, so a failure in between would leave it in force for
         what runs next on this connection (failure bookkeeping, retries). psql stops there anyway."""
-        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if not self.conn.broken and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             self.conn.execute("SET search_path = pg_catalog, pg_temp")
 
     # --- backfill -----------------------------------------------------------------------

@@ -56,7 +56,17 @@ def db():
     dsn = os.environ.get("DBDEPLOY_TEST_DSN")
     if not dsn:
         pytest.fail("set DBDEPLOY_TEST_DSN to the database to check")
-    with psycopg.connect(dsn, autocommit=True, application_name="dbdeploy-generated-test") as conn:
+    conn = failure = None
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, application_name="dbdeploy-generated-test")
+    except psycopg.Error as exc:
+        failure = type(exc).__name__
+    if conn is None:
+        # libpq's message can quote parts of a DSN it misread (a password with an unencoded '@'):
+        # show the kind of error only, never the DSN (and outside the except: no chained message).
+        pytest.fail(f"cannot connect to the database DBDEPLOY_TEST_DSN names ({failure}; the DSN and the driver's "
+                    "message are not shown: they may hold a password)", pytrace=False)
+    with conn:
         conn.execute("SET search_path = pg_catalog, pg_temp")   # as the bundles themselves run
         yield conn
 
