@@ -31,13 +31,89 @@ from dbdeploy.ops.common import (
     block,
     copy_to_timestamped_backup,
     do_block,
+    fail,
     if_then,
     notice,
+    regclass,
     relation_missing,
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.sql import ident, qualified, render
+from dbdeploy.sql import ident, literal, qualified, render
+
+
+def _proving_index(column_ok: sql.Composable) -> sql.Composable:
+    """Condition on ``pg_index x``: a valid, non-partial unique index on plain columns (no
+    expression) whose every key column ``a`` (``pg_attribute``; INCLUDE columns do not count) is
+    indexed with its type's default operator class and its own collation — so the index's equality
+    is the ``=`` the batches and the restore join on — and satisfies ``column_ok``."""
+    return S(
+        "x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL"
+        " AND NOT EXISTS (SELECT 1"
+        " FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord)"
+        " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum"
+        " LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1]"
+        " WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation"
+        " AND ({ok}), false))").format(ok=column_ok)
+
+
+def _key_array(key: list[str]) -> sql.Composable:
+    return S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key))
+
+
+def key_problem(table: str, key: list[str]) -> sql.Composable:
+    """SQL text expression: why the catalog does not prove that ``key`` identifies the rows of
+    ``table``, or NULL when it does.
+
+    Proven means: every key column exists and is NOT NULL (``attnotnull``; a primary key's columns
+    are), the table has no inheritance children (its indexes do not cover them), and a valid,
+    non-partial unique index without expressions — a primary key, a unique constraint's index or a
+    plain unique index — has key columns that are all among ``key``, in any order
+    (:func:`_proving_index`). An index on a subset proves the whole key unique; one with a column
+    outside the key proves nothing about the key. Sources: PostgreSQL docs, ``pg_index``
+    (indisunique, indisvalid, indpred, indexprs, indnkeyatts) and ``pg_attribute`` (attnotnull).
+    """
+    rel, keys = regclass(table), _key_array(key)
+    columns = S("FROM pg_catalog.unnest({keys}) WITH ORDINALITY AS k(name, ord)").format(keys=keys)
+    attribute = S("a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped").format(
+        rel=rel)
+    missing = S("(SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) {cols}"
+                " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE {att}))").format(
+        cols=columns, att=attribute)
+    nullable = S("(SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) {cols}"
+                 " JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT a.attnotnull)").format(cols=columns, att=attribute)
+    children = S("EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent"
+                 " WHERE h.inhparent = {rel} AND c.relkind = 'r')").format(rel=rel)
+    proven = S("EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {ok})").format(
+        rel=rel, ok=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
+    return S(
+        "(CASE WHEN {missing} IS NOT NULL THEN 'the table has no column(s) ' || {missing}\n"
+        " WHEN {nullable} IS NOT NULL THEN 'column(s) ' || {nullable} || {null_why}\n"
+        " WHEN {children} THEN {children_why}\n"
+        " WHEN NOT {proven} THEN {unique_why} END)").format(
+        missing=missing, nullable=nullable, children=children, proven=proven,
+        null_why=literal(" allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the "
+                         "backfill would skip them and report completion)"),
+        children_why=literal(f"{table} has inheritance child tables, which its unique indexes do not cover"),
+        unique_why=literal(f"no valid unique index or primary key of {table} has only key columns, so several rows "
+                           "may share a key: the batches would rewrite them again and again and the rollback would "
+                           "write one saved value into all of them (a partial unique index, one on an expression or "
+                           "with a column outside the key, non-default operator class or collation, and an INVALID "
+                           "one left by a failed concurrent build do not count)"))
+
+
+def qualifying_keys(table: str) -> sql.Composable:
+    """SQL text expression: the column lists of ``table``'s unique indexes that a backfill may use as
+    its key (valid, non-partial, no expressions, every column NOT NULL), primary key first, e.g.
+    ``(id), (tenant_id, code)``; NULL when there is none."""
+    return S(
+        "(SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM ("
+        "SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord)"
+        " FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord)"
+        " JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum"
+        " WHERE i.ord <= x.indnkeyatts) || ')' AS cols"
+        " FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {ok}) AS q)").format(
+        rel=regclass(table), ok=_proving_index(S("a.attnotnull")))
 
 
 class BackfillPlan:
@@ -85,6 +161,38 @@ class BackfillPlan:
                              for k in self.key)
         return S("{} >= ({})").format(left, right)
 
+    def key_check(self) -> sql.Composable:
+        """PL/pgSQL run before the first batch: stop, changing nothing, unless the catalog proves
+        that the key identifies rows (:func:`key_problem`)."""
+        cols = ", ".join(self.key)
+        fix = S("{} || COALESCE({}, 'none') || {}").format(
+            literal(" - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of "
+                    f"{self.table} that qualify: "),
+            qualifying_keys(self.table),
+            literal(f"), or create a unique index on ({cols}) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the "
+                    "column(s) NOT NULL; then run the migration again"))
+        return if_then(
+            S("{} IS NOT NULL AND {} IS NOT NULL").format(regclass(self.table), key_problem(self.table, self.key)),
+            fail(self.ctx, f"the backfill of {self.table} cannot batch by key ({cols}):",
+                 "Nothing was changed by this step. A backfill walks the table in key order and saves each "
+                 "overwritten value under its key, so the key must be unique and NOT NULL.",
+                 detail=S("{} || {}").format(key_problem(self.table, self.key), fix)))
+
+    def restore_key_check(self) -> sql.Composable:
+        """Rollback preflight: refuse while the restore could not tell rows apart by the key (the
+        unique index was dropped or made invalid, a key column made nullable since the deploy)."""
+        cols = ", ".join(self.key)
+        return if_then(
+            S("{} IS NOT NULL AND {} IS NOT NULL AND {} IS NOT NULL").format(
+                regclass(self.table), regclass(f"{self.ctx.backup_schema}.{self.backup_name}"),
+                key_problem(self.table, self.key)),
+            fail(self.ctx, f"cannot restore the values the backfill of {self.table} overwrote by key ({cols}):",
+                 f"The saved values are kept in {self.ctx.backup_schema}.{self.backup_name}.",
+                 detail=S("{} || {}").format(key_problem(self.table, self.key), literal(
+                     f" - fix: make ({cols}) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and "
+                     f"ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the "
+                     f"values by hand from {self.ctx.backup_schema}.{self.backup_name}"))))
+
     def setup_step(self) -> Step:
         columns = list(self.assignments)
         statements: list[sql.Composable] = []
@@ -106,7 +214,8 @@ class BackfillPlan:
                     S("INSERT INTO {} DEFAULT VALUES;").format(self.progress)),
             S("REVOKE ALL ON TABLE {p} FROM PUBLIC;").format(p=self.progress),
         ]
-        body = if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements)
+        body = block(self.key_check(),
+                     if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements))
         what = "with a copy of the values it overwrites" if self.keep_old else ""
         return Step("backfill_setup", self.table, "ACCESS SHARE", True, do_block(body),
                     f"prepare the backfill of {self.table} {what}".strip())
