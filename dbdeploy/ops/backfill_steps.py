@@ -35,6 +35,7 @@ from dbdeploy.ops.common import (
     if_then,
     notice,
     regclass,
+    relation_exists,
     relation_missing,
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
@@ -57,49 +58,61 @@ def _proving_index(column_ok: sql.Composable) -> sql.Composable:
         " AND ({ok}), false))").format(ok=column_ok)
 
 
-def _key_array(key: list[str]) -> sql.Composable:
-    return S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key))
+def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Composable, message: str,
+                hint: str, fix: sql.Composable) -> sql.Composable:
+    """A PL/pgSQL block that, when ``when`` holds, raises ``message`` followed by the reason and
+    ``fix`` (a text expression) unless the catalog proves that ``key`` identifies the rows of
+    ``table``. Read-only; changes nothing.
 
-
-def key_problem(table: str, key: list[str]) -> sql.Composable:
-    """SQL text expression: why the catalog does not prove that ``key`` identifies the rows of
-    ``table``, or NULL when it does.
-
-    Proven means: every key column exists and is NOT NULL (``attnotnull``; a primary key's columns
-    are), the table has no inheritance children (its indexes do not cover them), and a valid,
-    non-partial unique index without expressions — a primary key, a unique constraint's index or a
-    plain unique index — has key columns that are all among ``key``, in any order
+    Proven means: every key column exists and is NOT NULL (``pg_attribute.attnotnull``; a primary
+    key's columns are), the table has no inheritance children (its indexes do not cover them), and a
+    valid, non-partial unique index without expressions — a primary key, a unique constraint's index
+    or a plain unique index — has key columns that are all among ``key``, in any order
     (:func:`_proving_index`). An index on a subset proves the whole key unique; one with a column
     outside the key proves nothing about the key. Sources: PostgreSQL docs, ``pg_index``
-    (indisunique, indisvalid, indpred, indexprs, indnkeyatts) and ``pg_attribute`` (attnotnull).
+    (indisunique, indisvalid, indpred, indexprs, indnkeyatts, indclass, indcollation) and
+    ``pg_attribute`` (attnotnull).
     """
-    rel, keys = regclass(table), _key_array(key)
-    columns = S("FROM pg_catalog.unnest({keys}) WITH ORDINALITY AS k(name, ord)").format(keys=keys)
+    rel = regclass(table)
+    columns = S("FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)")
     attribute = S("a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped").format(
         rel=rel)
-    missing = S("(SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) {cols}"
-                " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE {att}))").format(
-        cols=columns, att=attribute)
-    nullable = S("(SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) {cols}"
-                 " JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT a.attnotnull)").format(cols=columns, att=attribute)
-    children = S("EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent"
-                 " WHERE h.inhparent = {rel} AND c.relkind = 'r')").format(rel=rel)
-    proven = S("EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {ok})").format(
-        rel=rel, ok=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
-    return S(
-        "(CASE WHEN {missing} IS NOT NULL THEN 'the table has no column(s) ' || {missing}\n"
-        " WHEN {nullable} IS NOT NULL THEN 'column(s) ' || {nullable} || {null_why}\n"
-        " WHEN {children} THEN {children_why}\n"
-        " WHEN NOT {proven} THEN {unique_why} END)").format(
-        missing=missing, nullable=nullable, children=children, proven=proven,
-        null_why=literal(" allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the "
-                         "backfill would skip them and report completion)"),
-        children_why=literal(f"{table} has inheritance child tables, which its unique indexes do not cover"),
-        unique_why=literal(f"no valid unique index or primary key of {table} has only key columns, so several rows "
-                           "may share a key: the batches would rewrite them again and again and the rollback would "
-                           "write one saved value into all of them (a partial unique index, one on an expression or "
-                           "with a column outside the key, non-default operator class or collation, and an INVALID "
-                           "one left by a failed concurrent build do not count)"))
+    body = block(
+        S("SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem {cols}"
+          " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE {att});").format(
+            cols=columns, att=attribute),
+        S("IF v_key_problem IS NOT NULL THEN\n"
+          "    v_key_problem := 'the table has no column(s) ' || v_key_problem;\n"
+          "ELSE\n"
+          "    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem {cols}\n"
+          "        JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT a.attnotnull;\n"
+          "    IF v_key_problem IS NOT NULL THEN\n"
+          "        v_key_problem := 'column(s) ' || v_key_problem || {null_why};\n"
+          "    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent\n"
+          "                  WHERE h.inhparent = {rel} AND c.relkind = 'r') THEN\n"
+          "        v_key_problem := {children_why};\n"
+          "    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel}\n"
+          "                      AND {proving}) THEN\n"
+          "        v_key_problem := {unique_why};\n"
+          "    END IF;\n"
+          "END IF;").format(
+            cols=columns, att=attribute, rel=rel,
+            proving=_proving_index(S("a.attname::text = ANY (v_key_columns)")),
+            null_why=literal(" allow NULL: rows whose key is NULL are never reached by the key-ordered batches "
+                             "(the backfill would skip them and report completion)"),
+            children_why=literal(f"{table} has inheritance child tables, which its unique indexes do not cover"),
+            unique_why=literal(f"no valid unique index or primary key of {table} has only key columns, so several "
+                               "rows may share a key: the batches would rewrite them again and again and the "
+                               "rollback would write one saved value into all of them (a partial unique index, one "
+                               "on an expression or with a column outside the key, non-default operator class or "
+                               "collation, and an INVALID one left by a failed concurrent build do not count)")),
+        if_then(S("v_key_problem IS NOT NULL"),
+                fail(ctx, message, hint, detail=S("v_key_problem || {}").format(fix))),
+    )
+    inner = "\n".join("    " + line if line.strip() else line for line in render(if_then(when, body)).splitlines())
+    text = ("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n"
+            + inner.replace("{", "{{").replace("}", "}}") + "\nEND;")
+    return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
 
 
 def qualifying_keys(table: str) -> sql.Composable:
@@ -163,7 +176,7 @@ class BackfillPlan:
 
     def key_check(self) -> sql.Composable:
         """PL/pgSQL run before the first batch: stop, changing nothing, unless the catalog proves
-        that the key identifies rows (:func:`key_problem`)."""
+        that the key identifies rows (:func:`key_refusal`)."""
         cols = ", ".join(self.key)
         fix = S("{} || COALESCE({}, 'none') || {}").format(
             literal(" - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of "
@@ -171,27 +184,25 @@ class BackfillPlan:
             qualifying_keys(self.table),
             literal(f"), or create a unique index on ({cols}) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the "
                     "column(s) NOT NULL; then run the migration again"))
-        return if_then(
-            S("{} IS NOT NULL AND {} IS NOT NULL").format(regclass(self.table), key_problem(self.table, self.key)),
-            fail(self.ctx, f"the backfill of {self.table} cannot batch by key ({cols}):",
-                 "Nothing was changed by this step. A backfill walks the table in key order and saves each "
-                 "overwritten value under its key, so the key must be unique and NOT NULL.",
-                 detail=S("{} || {}").format(key_problem(self.table, self.key), fix)))
+        return key_refusal(
+            self.ctx, self.table, self.key, when=relation_exists(self.table),
+            message=f"the backfill of {self.table} cannot batch by key ({cols}):",
+            hint="Nothing was changed by this step. A backfill walks the table in key order and saves each "
+                 "overwritten value under its key, so the key must be unique and NOT NULL.", fix=fix)
 
     def restore_key_check(self) -> sql.Composable:
         """Rollback preflight: refuse while the restore could not tell rows apart by the key (the
         unique index was dropped or made invalid, a key column made nullable since the deploy)."""
         cols = ", ".join(self.key)
-        return if_then(
-            S("{} IS NOT NULL AND {} IS NOT NULL AND {} IS NOT NULL").format(
-                regclass(self.table), regclass(f"{self.ctx.backup_schema}.{self.backup_name}"),
-                key_problem(self.table, self.key)),
-            fail(self.ctx, f"cannot restore the values the backfill of {self.table} overwrote by key ({cols}):",
-                 f"The saved values are kept in {self.ctx.backup_schema}.{self.backup_name}.",
-                 detail=S("{} || {}").format(key_problem(self.table, self.key), literal(
-                     f" - fix: make ({cols}) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and "
-                     f"ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the "
-                     f"values by hand from {self.ctx.backup_schema}.{self.backup_name}"))))
+        saved = f"{self.ctx.backup_schema}.{self.backup_name}"
+        return key_refusal(
+            self.ctx, self.table, self.key,
+            when=S("{} AND {}").format(relation_exists(self.table), relation_exists(saved)),
+            message=f"cannot restore the values the backfill of {self.table} overwrote by key ({cols}):",
+            hint=f"The saved values are kept in {saved}.",
+            fix=literal(f" - fix: make ({cols}) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and "
+                        "ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the "
+                        f"values by hand from {saved}"))
 
     def setup_step(self) -> Step:
         columns = list(self.assignments)
