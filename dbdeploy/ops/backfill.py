@@ -185,7 +185,9 @@ def unproven_key(state: SchemaState, table: str, key: list[str]) -> str | None:
     if nullable:
         return (f"key=[{shown}] is not a key of {table}: column(s) {', '.join(nullable)} allow NULL, and rows "
                 "whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and "
-                f"report completion) — fix: {instead}, or batch by NOT NULL columns")
+                f"report completion) — fix: {instead}" + ("" if usable else
+                                                         " (NOT NULL columns covered by a unique index or the primary "
+                                                         "key; the specs know none on this table)"))
     return (f"key=[{shown}] is not a key of {table}: neither its primary key nor any unique constraint or "
             "non-partial unique index on plain columns has only key columns, so several rows may share a key "
             "(the batches would rewrite them again and again and the rollback would write one saved value into "
