@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "e8955b888691cafef28f737157dfb453b7d4cba6297951392c166851738b9079"
+CHECKSUM = "1c3d8475fee6773df3588239112420b0179b0fea7d76b3d0798e4a703a47da49"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

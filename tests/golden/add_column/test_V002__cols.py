@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "5f6a0182b74d3a1e659375385a416d53e6b8a64388c234bb7dc75d3425c2ac38"
+CHECKSUM = "d779287621e258a3627c62cf73072b7ebd97c1ae4ce33a530ce3026e3e7e29c7"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

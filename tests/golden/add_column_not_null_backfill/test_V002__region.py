@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "827551211b85548fe074059102b38516741f8217adbe5ca196fd3e73b6c9466a"
+CHECKSUM = "71890a71debf3b925f4e7f44cc4100bf53f525c6653452edfbc36c343f7f871b"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

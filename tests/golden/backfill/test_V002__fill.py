@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "ee4447a303780b6eeebec26eec6e353e493cf2e5e87953cf5f72c2ce315ad264"
+CHECKSUM = "896dc91482049cc6dcb496c44a7c240f23958c9d8818744269efdf5c764a860f"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "1cb6eb72710309d2cb2a3eaa1cf39bc0c006bb9e366129b997acd71e2bfbeb72"
+CHECKSUM = "c2544d95a25b341178c6744e44210626733517d3a658225727a2e8e87dd2f3e5"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
