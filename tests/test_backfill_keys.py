@@ -476,3 +476,37 @@ def test_rollback_refuses_once_a_key_column_allows_null(fresh_db_each: TestDatab
     assert "column(s) code allow NULL" in output, output
     assert _codes(db) == before
     assert _status(db, "002") == "completed"
+
+
+# --- the same kind in SeedRows: a NULL conflict key ----------------------------------------------
+
+SEED_SPEC = '''
+from dbdeploy import Column, CreateSchema, CreateTable, Migration, SeedRows, Unique
+
+migration = Migration(
+    version="001",
+    name="statuses",
+    description="Order statuses.",
+    operations=[
+        CreateSchema(name="shop"),
+        CreateTable(table="shop.statuses", columns=[
+            Column(name="code", type="text"), Column(name="label", type="text", nullable=False)],
+            uniques=[Unique(columns=["code"])]),
+        SeedRows(table="shop.statuses", conflict_columns=["code"], rows=[
+            {"code": "new", "label": "New"}, {"code": "paid", "label": "Paid"}, {"code": None, "label": "Unknown"}]),
+    ],
+)
+'''
+
+
+def test_seed_rows_with_a_null_conflict_key_are_refused_at_generate(tmp_path: Path) -> None:
+    """A NULL key never conflicts (a re-run inserts the row again) and never equals the recorded key
+    (the rollback would report the row as already gone and leave it): refused at generate."""
+    project = _project(tmp_path, None, {"V001_statuses.py": SEED_SPEC})
+    result = project.run("generate")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert "V001_statuses.py" in output and "rows[2] has None (NULL) for conflict column code" in output, output
+    assert "fix: give every row a non-NULL value for each conflict column" in output, output
+    assert not project.generated.exists() or not list(project.generated.glob("V001__*")), output
