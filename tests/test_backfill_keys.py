@@ -194,7 +194,8 @@ migration = Migration(
 '''
 
 LATER = '''
-from dbdeploy import Backfill, CreateIndex, DropIndex, Index, Migration, RawSQL
+from dbdeploy import (AddColumn, AddUnique, Backfill, Column, CreateIndex, DropColumn, DropIndex, Index, Migration,
+                      RawSQL, Unique)
 
 migration = Migration(
     version="002",
@@ -259,6 +260,18 @@ FILL = 'Backfill(table="shop.orders", set={{"total": "total + 1"}}, key={key})'
     pytest.param('CreateIndex(table="shop.orders", index=Index(columns=["status", "line_no", "customer_id"], '
                  'unique=True)), ' + FILL.format(key='["customer_id", "line_no", "status"]'), None,
                  id="unique-index-created-earlier"),
+    pytest.param('AddUnique(table="shop.orders", unique=Unique(columns=["total", "status"])), '
+                 + FILL.format(key='["status", "total"]').replace('"total": "total + 1"', '"region": "\'eu\'"'),
+                 None, id="unique-constraint-added-earlier"),
+    pytest.param('AddColumn(table="shop.orders", column=Column(name="public_id", type="uuid", nullable=False, '
+                 'default="gen_random_uuid()")), CreateIndex(table="shop.orders", index=Index(columns=["public_id"], '
+                 'unique=True)), ' + FILL.format(key='["public_id"]'), None, id="not-null-column-added-earlier"),
+    pytest.param('AddColumn(table="shop.orders", column=Column(name="public_id", type="uuid", '
+                 'default="gen_random_uuid()")), CreateIndex(table="shop.orders", index=Index(columns=["public_id"], '
+                 'unique=True)), ' + FILL.format(key='["public_id"]'), "column(s) public_id allow NULL",
+                 id="nullable-column-added-earlier"),
+    pytest.param('DropColumn(table="shop.orders", column="line_no"), ' + FILL.format(key='["customer_id", "status"]'),
+                 None, id="drop-column-keeps-other-unique"),
     # RawSQL may have made the key unique: generate cannot know, the backfill's first step checks.
     pytest.param('RawSQL(forward="CREATE UNIQUE INDEX orders_cust_only ON shop.orders (customer_id)", '
                  'rollback="DROP INDEX shop.orders_cust_only"), ' + FILL.format(key='["customer_id"]'), None,
