@@ -523,3 +523,29 @@ def test_seed_rows_with_a_null_conflict_key_are_refused_at_generate(tmp_path: Pa
     assert "V001_statuses.py" in output and "rows[2] has None (NULL) for conflict column code" in output, output
     assert "fix: give every row a non-NULL value for each conflict column" in output, output
     assert not project.generated.exists() or not list(project.generated.glob("V001__*")), output
+
+
+def test_rollback_rebuilds_an_index_a_later_operation_dropped_before_restoring(fresh_db_each: TestDatabase,
+                                                                               tmp_path: Path) -> None:
+    """V002 backfills by code, then drops code's unique index. The rollback runs newest first: the
+    index is rebuilt, then the restore checks the key and writes; the preflight must not refuse on
+    the index the rollback itself rebuilds."""
+    db = fresh_db_each
+    ops = PROVEN_FILL + ', DropIndex(name="shop.orders_code_key")'
+    project = _generated(_project(tmp_path, db, {
+        "V001_orders.py": PROVEN_SPEC.format(version="001", name="orders", ops=PROVEN_TABLE),
+        "V002_double.py": PROVEN_SPEC.replace("Index, Migration", "DropIndex, Index, Migration").format(
+            version="002", name="double", ops=ops)}))
+    assert project.run("apply", "--env", "test", "--to", "001").returncode == 0
+    _populate_codes(db)
+    original = _codes(db)
+    result = project.run("apply", "--env", "test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert db.execute("SELECT to_regclass('shop.orders_code_key') IS NULL") == [(True,)]
+    assert _codes(db) != original
+
+    result = project.run("rollback", "--env", "test", "--to", "001")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _codes(db) == original
+    assert db.execute("SELECT indisunique AND indisvalid FROM pg_index"
+                      " WHERE indexrelid = 'shop.orders_code_key'::regclass") == [(True,)]

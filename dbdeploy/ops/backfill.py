@@ -11,6 +11,9 @@ from pydantic import Field, field_validator
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.index_ops import DropIndex
+from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.spec.base import ColumnList, SqlExpression, TableName
 from dbdeploy.spec.names import _IDENTIFIER, check_identifier
 from dbdeploy.sql import parse_expression
@@ -92,10 +95,23 @@ class Backfill(Operation):
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         """The restore puts values back by key: refuse before any change if the key no longer
-        identifies rows (its unique index dropped or invalid, a key column made nullable since)."""
-        if self.table in ctx.rollback_drops:
+        identifies rows (its unique index dropped or invalid, a key column made nullable since).
+
+        Not when a later operation of the migration may have changed the key (DropIndex, DropColumn
+        or RawSQL, whose rollbacks run first and may rebuild what the key needs): the restore step
+        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_statements`)."""
+        if self.table in ctx.rollback_drops or any(self._may_change_key(op, ctx) for op in ctx.later_ops):
             return []
         return [self.plan(ctx).restore_key_check()]
+
+    def _may_change_key(self, op: Operation, ctx: PlanContext) -> bool:
+        if isinstance(op, RawSQL):
+            return True
+        if isinstance(op, DropColumn):
+            return op.table == self.table
+        if isinstance(op, DropIndex):
+            return ctx.state.indexes.get(op.name, (self.table,))[0] == self.table
+        return False
 
     def _rollback_note(self, ctx: PlanContext, plan: BackfillPlan) -> str:
         if self.table in ctx.rollback_drops:

@@ -191,8 +191,9 @@ class BackfillPlan:
                  "overwritten value under its key, so the key must be unique and NOT NULL.", fix=fix)
 
     def restore_key_check(self) -> sql.Composable:
-        """Rollback preflight: refuse while the restore could not tell rows apart by the key (the
-        unique index was dropped or made invalid, a key column made nullable since the deploy)."""
+        """Rollback (its preflight, and the restore step right before it writes): refuse while the
+        restore could not tell rows apart by the key (the unique index was dropped or made invalid,
+        a key column made nullable since the deploy)."""
         cols = ", ".join(self.key)
         saved = f"{self.ctx.backup_schema}.{self.backup_name}"
         return key_refusal(
@@ -315,7 +316,8 @@ class BackfillPlan:
 
     def restore_statements(self) -> list[sql.Composable]:
         """PL/pgSQL (needs ``v_restored``, ``v_kept``, ``v_total`` bigint and ``v_backup`` text) that
-        puts back the values the backfill overwrote, but only in rows that still hold what it wrote.
+        puts back the values the backfill overwrote, but only in rows that still hold what it wrote,
+        and only while the key still identifies rows (:meth:`restore_key_check`).
 
         A row changed since the deploy (any backfilled column differs from the value written) keeps
         its current value; the row's key, its value before the deploy (under the column's name), the
@@ -391,6 +393,9 @@ class BackfillPlan:
         return [if_then(
             S("pg_catalog.to_regclass({}) IS NOT NULL AND pg_catalog.to_regclass({}) IS NOT NULL").format(
                 sql.Literal(render(t)), sql.Literal(render(b))),
+            # Checked again here, right before the writes: the preflight leaves it to this step when a
+            # later operation's rollback (run before this one) may rebuild what the key needs.
+            self.restore_key_check(),
             if_then(has_written, compare, otherwise=[legacy]))]
 
     def restore_step(self, dropped_later: bool = False) -> Step:

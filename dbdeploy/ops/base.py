@@ -146,6 +146,8 @@ class PlanContext:
     # this migration's later operations drop before this operation's rollback runs (read with
     # pglast), so the preflight does not refuse on what the rollback removes itself.
     rollback_removes: frozenset[str] = frozenset()
+    # The operations after this one in the migration (their rollbacks run before this one's).
+    later_ops: tuple = ()
 
 
 @dataclass(frozen=True)
