@@ -549,3 +549,28 @@ def test_rollback_rebuilds_an_index_a_later_operation_dropped_before_restoring(f
     assert _codes(db) == original
     assert db.execute("SELECT indisunique AND indisvalid FROM pg_index"
                       " WHERE indexrelid = 'shop.orders_code_key'::regclass") == [(True,)]
+
+
+def test_restore_step_checks_the_key_when_the_preflight_cannot(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """A later RawSQL of the migration could rebuild what the key needs, so the preflight leaves the
+    check to the restore step: it refuses right before writing, and no saved value is written."""
+    db = fresh_db_each
+    ops = PROVEN_FILL + ', RawSQL(forward="CREATE TABLE shop.notes (id int)", rollback="DROP TABLE shop.notes")'
+    project = _generated(_project(tmp_path, db, {
+        "V001_orders.py": PROVEN_SPEC.format(version="001", name="orders", ops=PROVEN_TABLE),
+        "V002_double.py": PROVEN_SPEC.replace("Index, Migration", "Index, Migration, RawSQL").format(
+            version="002", name="double", ops=ops)}))
+    assert project.run("apply", "--env", "test", "--to", "001").returncode == 0
+    _populate_codes(db)
+    assert project.run("apply", "--env", "test").returncode == 0
+    db.execute("DROP INDEX shop.orders_code_key")
+    db.execute("INSERT INTO shop.orders (code, customer_id, total) VALUES ('C7', 999, 1.00)")
+    before = _codes(db)
+
+    proc = db.psql_file(_rollback(project, "002"), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "cannot restore the values the backfill of shop.orders overwrote by key (code)" in output, output
+    assert "refused before any change" not in output, output
+    assert _codes(db) == before
+    assert "v002_op1_orders" in _backups(db)
