@@ -25,6 +25,7 @@ re-run then completes. Every database test runs on both servers (``fresh_db_each
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -120,10 +121,19 @@ def _backups(db: TestDatabase) -> list[str]:
         return backup_tables(conn)
 
 
+def _checklist_says_proven(db: TestDatabase, project: Project) -> bool:
+    """Run the checklist's pre-deployment query for the backfill key and return its answer."""
+    text = next(project.generated.glob("V001__*/deployment_checklist.md")).read_text()
+    match = re.search(r"\*\*The backfill key \(.*?\*\*\s*```sql\n(.*?)```", text, re.S)
+    assert match, "the checklist has no backfill key query"
+    return db.execute(textwrap.dedent(match.group(1)))[0][0]
+
+
 def _assert_apply_refused(db: TestDatabase, project: Project, *fragments: str) -> None:
     """``dbdeploy apply`` and then the forward file under psql both stop before the first UPDATE,
     naming the reason; the rows are exactly as before, no backup or cursor table exists."""
     before = _rows(db)
+    assert _checklist_says_proven(db, project) is False
     result = project.run("apply", "--env", "test")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
@@ -152,6 +162,7 @@ def _assert_apply_refused(db: TestDatabase, project: Project, *fragments: str) -
 def _assert_applies_once(db: TestDatabase, project: Project, how: str) -> None:
     """The backfill completes and every row's total grew by exactly one."""
     before = {r[0]: r for r in db.execute("SELECT id, total FROM shop.orders")}
+    assert _checklist_says_proven(db, project) is True
     if how == "executor":
         result = project.run("apply", "--env", "test")
         assert result.returncode == 0, result.stdout + result.stderr

@@ -9,8 +9,9 @@ from pglast.parser import ParseError
 from pydantic import Field, field_validator
 
 from dbdeploy.ops import checks, expect
-from dbdeploy.ops.backfill_steps import BackfillPlan
-from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.backfill_steps import BackfillPlan, key_is_proven
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import S
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.index_ops import DropIndex
 from dbdeploy.ops.raw_sql import RawSQL
@@ -134,6 +135,13 @@ class Backfill(Operation):
             reads |= parse_expression(self.where).columns
         change = checks.backfilled_values(self.table, dict(self.set), self.where, reads)
         prerequisites = [checks.table_exists(self.table)] if existing else []
+        if existing:
+            prerequisites.append(CheckQuery(
+                f"The backfill key ({', '.join(plan.key)}) of {self.table} is unique and NOT NULL (a valid, "
+                "non-partial unique index or primary key on key columns only; the backfill's first step refuses "
+                "otherwise)",
+                checks.query(S("SELECT {} AS key_is_proven").format(key_is_proven(self.table, plan.key))), "true",
+                key=f"backfill-key:{self.table}:{','.join(plan.key)}"))
         if existing:
             prerequisites += [checks.not_null_violations(self.table, column, [*earlier.changes, change])
                               for column in self.set if f"{self.table}.{column}" in earlier.not_null_pending]

@@ -115,6 +115,20 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
     return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
 
 
+def key_is_proven(table: str, key: list[str]) -> sql.Composable:
+    """SQL boolean: what :func:`key_refusal` checks, as one expression (for the checklist)."""
+    rel = regclass(table)
+    keys = S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key))
+    return S(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.unnest({keys}) AS k(name) WHERE NOT EXISTS (SELECT 1"
+        " FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0"
+        " AND NOT a.attisdropped AND a.attnotnull))\n"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent"
+        " WHERE h.inhparent = {rel} AND c.relkind = 'r')\n"
+        "    AND EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {proving})").format(
+        keys=keys, rel=rel, proving=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
+
+
 def qualifying_keys(table: str) -> sql.Composable:
     """SQL text expression: the column lists of ``table``'s unique indexes that a backfill may use as
     its key (valid, non-partial, no expressions, every column NOT NULL), primary key first, e.g.
