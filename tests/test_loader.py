@@ -32,7 +32,8 @@ def spec(version: str, name: str, ops: str, *, var: str = "migration") -> str:
 SCHEMA_OP = 'CreateSchema(name="s")'
 TABLE_T = ('CreateTable(table="s.t", columns=[Column(name="id", type="bigint"), Column(name="a", type="text")], '
            'primary_key=["id"], indexes=[Index(columns=["a"], name="t_a_ix")])')
-TABLE_NOPK = 'CreateTable(table="s.nopk", columns=[Column(name="id", type="bigint"), Column(name="a", type="text")])'
+TABLE_NOPK = ('CreateTable(table="s.nopk", columns=[Column(name="id", type="bigint", nullable=False), '
+              'Column(name="a", type="text")])')
 
 
 @pytest.fixture
@@ -300,6 +301,7 @@ def _history(specs: Path, later_ops: str) -> Path:
 def test_valid_history_plans(specs):
     _history(specs, 'DropIndex(name="s.t_a_ix"), '
                     'Backfill(table="s.t", set={"a": "upper(a)"}), '
+                    'CreateIndex(table="s.nopk", index=Index(columns=["id"], unique=True)), '
                     'Backfill(table="s.nopk", set={"a": "upper(a)"}, key=["id"]), '
                     'DropColumn(table="s.t", column="a")')
     bundles = build_bundles(specs)

@@ -274,7 +274,8 @@ def _write_long_spec(tmp_path: Path, *, primary_key: bool) -> Path:
             CreateTable(table=T, columns=[Column(name=A, type="bigint", nullable=False), Column(name=B, type="text")],
                         {pk}
                         uniques=[Unique(columns=[A, B])], checks=[Check(expression=f"{{A}} > 0")],
-                        indexes=[Index(columns=[B, A]), Index(columns=[f"lower({{B}})"])],
+                        indexes=[Index(columns=[B, A]), Index(columns=[f"lower({{B}})"]),
+                                 Index(columns=[A], unique=True)],  # the backfill's key=[A] must be a key
                         foreign_keys=[ForeignKey(columns=[A], references="u", ref_columns=["id"], optional=True)]),
         ])
         migration2 = Migration(version="002", name="long2", operations=[

@@ -130,6 +130,10 @@ class AddUnique(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.unique.columns, "unique.columns")
         _register(state, self.table, self.unique.resolved_name(self.table), "unique")
+        known = state.tables.get(self.table)
+        if known is not None:   # copy-on-write, see SchemaState.copy
+            state.tables[self.table] = replace(known, uniques={**known.uniques, self.unique.resolved_name(self.table):
+                                                               tuple(self.unique.columns)})
         state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
                     self.table)
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pglast import parse_sql
+from pglast.parser import ParseError
 from pydantic import Field, field_validator
 
 from dbdeploy.ops import checks, expect
-from dbdeploy.ops.backfill_steps import BackfillPlan
-from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.backfill_steps import BackfillPlan, key_is_proven
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.common import S
+from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.index_ops import DropIndex
+from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.spec.base import ColumnList, SqlExpression, TableName
-from dbdeploy.spec.names import check_identifier
+from dbdeploy.spec.names import _IDENTIFIER, check_identifier
 from dbdeploy.sql import parse_expression
 
 
@@ -41,23 +47,34 @@ class Backfill(Operation):
         state.require_columns(self.table, referenced, "set/where")
         if self.key:
             state.require_columns(self.table, self.key, "key")
+            self._key_not_set(self.key)
         elif self.table in state.tables:
             self.resolve_key(state)
         # An unknown table (created outside this migration) is resolved when all specs are
         # planned together, where earlier migrations' tables are known.
+        if self.key or self.table in state.tables:
+            problem = unproven_key(state, self.table, self.resolve_key(state))
+            if problem:
+                raise ValueError(problem)
+
+    def _key_not_set(self, key: list[str]) -> None:
+        overlap = set(key) & set(self.set)
+        if overlap:
+            raise ValueError(f"a backfill cannot change its own key column(s) {', '.join(sorted(overlap))} — fix: "
+                             "batch by another unique key (key=[...]), or remove the key column(s) from set")
 
     def resolve_key(self, state: SchemaState) -> list[str]:
+        """The columns the backfill batches by: ``key``, else the table's primary key as the specs
+        know it. Raises ValueError when neither is known or the key is one of the columns set."""
         if self.key:
+            self._key_not_set(self.key)
             return list(self.key)
         table = state.tables.get(self.table)
         if table is None or not table.primary_key:
             raise ValueError(
                 f"key is not given and {self.table}'s primary key is not known from the specs — fix: "
                 "set key=[...] to the unique, indexed column(s) to batch by")
-        overlap = set(table.primary_key) & set(self.set)
-        if overlap:
-            raise ValueError(f"a backfill cannot change its own key column(s) {', '.join(sorted(overlap))} — fix: "
-                             "batch by another unique key (key=[...]), or remove the key column(s) from set")
+        self._key_not_set(table.primary_key)
         return list(table.primary_key)
 
     def plan(self, ctx: PlanContext) -> BackfillPlan:
@@ -76,6 +93,26 @@ class Backfill(Operation):
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops)]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        """The restore puts values back by key: refuse before any change if the key no longer
+        identifies rows (its unique index dropped or invalid, a key column made nullable since).
+
+        Not when a later operation of the migration may have changed the key (DropIndex, DropColumn
+        or RawSQL, whose rollbacks run first and may rebuild what the key needs): the restore step
+        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_statements`)."""
+        if self.table in ctx.rollback_drops or any(self._may_change_key(op, ctx) for op in ctx.later_ops):
+            return []
+        return [self.plan(ctx).restore_key_check()]
+
+    def _may_change_key(self, op: Operation, ctx: PlanContext) -> bool:
+        if isinstance(op, RawSQL):
+            return True
+        if isinstance(op, DropColumn):
+            return op.table == self.table
+        if isinstance(op, DropIndex):
+            return ctx.state.indexes.get(op.name, (self.table,))[0] == self.table
+        return False
 
     def _rollback_note(self, ctx: PlanContext, plan: BackfillPlan) -> str:
         if self.table in ctx.rollback_drops:
@@ -99,6 +136,13 @@ class Backfill(Operation):
         change = checks.backfilled_values(self.table, dict(self.set), self.where, reads)
         prerequisites = [checks.table_exists(self.table)] if existing else []
         if existing:
+            prerequisites.append(CheckQuery(
+                f"The backfill key ({', '.join(plan.key)}) of {self.table} is unique and NOT NULL (a valid, "
+                "non-partial unique index or primary key on key columns only; the backfill's first step refuses "
+                "otherwise)",
+                checks.query(S("SELECT {} AS key_is_proven").format(key_is_proven(self.table, plan.key))), "true",
+                key=f"backfill-key:{self.table}:{','.join(plan.key)}"))
+        if existing:
             prerequisites += [checks.not_null_violations(self.table, column, [*earlier.changes, change])
                               for column in self.set if f"{self.table}.{column}" in earlier.not_null_pending]
         progress = f"{ctx.backup_schema}.{plan.progress_name}"
@@ -114,3 +158,62 @@ class Backfill(Operation):
                                        f"proportional to rows, in batches of {self.batch_size} "
                                        "(one transaction per batch)"),
             changes=[change])
+
+
+def _plain_column(key: str) -> str | None:
+    """The column of a spec index key that is a bare column (``email``, ``created_at DESC``), or None
+    for an expression or a key with its own operator class or collation (read with pglast)."""
+    if _IDENTIFIER.match(key):
+        return key
+    try:
+        element = parse_sql(f"CREATE INDEX probe ON probe ({key})")[0].stmt.indexParams[0]
+    except (ParseError, AttributeError, IndexError):
+        return None
+    if element.name and not element.opclass and not element.collation:
+        return element.name
+    return None
+
+
+def unproven_key(state: SchemaState, table: str, key: list[str]) -> str | None:
+    """Why the specs show that ``key`` does not identify the rows of ``table`` (the reason and the
+    fix, for a spec error), or None when they prove it or cannot know.
+
+    Proven: every key column is NOT NULL (declared ``nullable=False`` or in the primary key) and
+    the primary key, a unique constraint or a non-partial btree unique index on plain columns has
+    all its columns among the key (any order; a subset is enough, a column outside the key is
+    not). Cannot know: a table the specs did not create, or one a RawSQL operation may have
+    changed (:attr:`SchemaState.raw_changed`); the backfill's first step checks the catalog then.
+    """
+    known = state.tables.get(table)
+    if known is None or table in state.raw_changed:
+        return None
+    pk = list(known.primary_key)
+    uniques: list[tuple[str, list[str]]] = [("the primary key", pk)] if pk else []
+    uniques += [(f"unique constraint {name}", list(cols)) for name, cols in sorted(known.uniques.items())]
+    for name, (owner, index) in sorted(state.indexes.items()):
+        if owner == table and index.unique and index.where is None and index.method == "btree":
+            cols = [_plain_column(k) for k in index.columns]
+            if None not in cols:
+                uniques.append((f"unique index {name}", cols))
+
+    def not_null(column: str) -> bool:
+        return column in pk or (column in known.columns and not known.columns[column].nullable)
+
+    shown = ", ".join(key)
+    nullable = [c for c in key if not not_null(c)]
+    proven = any(set(cols) <= set(key) for _, cols in uniques)
+    if not nullable and proven:
+        return None
+    usable = [f"key={cols!r} ({what})" for what, cols in uniques if all(map(not_null, cols))]
+    instead = f"use {' or '.join(usable)}" if usable else "batch by a unique NOT NULL key"
+    if nullable:
+        return (f"key=[{shown}] is not a key of {table}: column(s) {', '.join(nullable)} allow NULL, and rows "
+                "whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and "
+                f"report completion) — fix: {instead}" + ("" if usable else
+                                                         " (NOT NULL columns covered by a unique index or the primary "
+                                                         "key; the specs know none on this table)"))
+    return (f"key=[{shown}] is not a key of {table}: neither its primary key nor any unique constraint or "
+            "non-partial unique index on plain columns has only key columns, so several rows may share a key "
+            "(the batches would rewrite them again and again and the rollback would write one saved value into "
+            f"all of them) — fix: {instead}, or add a unique index on ({shown}) first (CreateIndex(table="
+            f"\"{table}\", index=Index(columns={list(key)!r}, unique=True)))")

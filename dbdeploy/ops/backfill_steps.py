@@ -31,13 +31,116 @@ from dbdeploy.ops.common import (
     block,
     copy_to_timestamped_backup,
     do_block,
+    fail,
     if_then,
     notice,
+    regclass,
+    relation_exists,
     relation_missing,
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.sql import acl, ident, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, render
+
+
+def _proving_index(column_ok: sql.Composable) -> sql.Composable:
+    """Condition on ``pg_index x``: a valid, non-partial unique index on plain columns (no
+    expression) whose every key column ``a`` (``pg_attribute``; INCLUDE columns do not count) is
+    indexed with its type's default operator class and its own collation — so the index's equality
+    is the ``=`` the batches and the restore join on — and satisfies ``column_ok``."""
+    return S(
+        "x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL"
+        " AND NOT EXISTS (SELECT 1"
+        " FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord)"
+        " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum"
+        " LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1]"
+        " WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation"
+        " AND ({ok}), false))").format(ok=column_ok)
+
+
+def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Composable, message: str,
+                hint: str, fix: sql.Composable) -> sql.Composable:
+    """A PL/pgSQL block that, when ``when`` holds, raises ``message`` followed by the reason and
+    ``fix`` (a text expression) unless the catalog proves that ``key`` identifies the rows of
+    ``table``. Read-only; changes nothing.
+
+    Proven means: every key column exists and is NOT NULL (``pg_attribute.attnotnull``; a primary
+    key's columns are), the table has no inheritance children (its indexes do not cover them), and a
+    valid, non-partial unique index without expressions — a primary key, a unique constraint's index
+    or a plain unique index — has key columns that are all among ``key``, in any order
+    (:func:`_proving_index`). An index on a subset proves the whole key unique; one with a column
+    outside the key proves nothing about the key. Sources: PostgreSQL docs, ``pg_index``
+    (indisunique, indisvalid, indpred, indexprs, indnkeyatts, indclass, indcollation) and
+    ``pg_attribute`` (attnotnull).
+    """
+    rel = regclass(table)
+    columns = S("FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)")
+    attribute = S("a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped").format(
+        rel=rel)
+    body = block(
+        S("SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem {cols}"
+          " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE {att});").format(
+            cols=columns, att=attribute),
+        S("IF v_key_problem IS NOT NULL THEN\n"
+          "    v_key_problem := 'the table has no column(s) ' || v_key_problem;\n"
+          "ELSE\n"
+          "    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem {cols}\n"
+          "        JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT a.attnotnull;\n"
+          "    IF v_key_problem IS NOT NULL THEN\n"
+          "        v_key_problem := 'column(s) ' || v_key_problem || {null_why};\n"
+          "    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent\n"
+          "                  WHERE h.inhparent = {rel} AND c.relkind = 'r') THEN\n"
+          "        v_key_problem := {children_why};\n"
+          "    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel}\n"
+          "                      AND {proving}) THEN\n"
+          "        v_key_problem := {unique_why};\n"
+          "    END IF;\n"
+          "END IF;").format(
+            cols=columns, att=attribute, rel=rel,
+            proving=_proving_index(S("a.attname::text = ANY (v_key_columns)")),
+            null_why=literal(" allow NULL: rows whose key is NULL are never reached by the key-ordered batches "
+                             "(the backfill would skip them and report completion)"),
+            children_why=literal(f"{table} has inheritance child tables, which its unique indexes do not cover"),
+            unique_why=literal(f"no valid unique index or primary key of {table} has only key columns, so several "
+                               "rows may share a key: the batches would rewrite them again and again and the "
+                               "rollback would write one saved value into all of them (a partial unique index, one "
+                               "on an expression or with a column outside the key, non-default operator class or "
+                               "collation, and an INVALID one left by a failed concurrent build do not count)")),
+        if_then(S("v_key_problem IS NOT NULL"),
+                fail(ctx, message, hint, detail=S("v_key_problem || {}").format(fix))),
+    )
+    inner = "\n".join("    " + line if line.strip() else line for line in render(if_then(when, body)).splitlines())
+    text = ("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n"
+            + inner.replace("{", "{{").replace("}", "}}") + "\nEND;")
+    return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
+
+
+def key_is_proven(table: str, key: list[str]) -> sql.Composable:
+    """SQL boolean: what :func:`key_refusal` checks, as one expression (for the checklist)."""
+    rel = regclass(table)
+    keys = S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key))
+    return S(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.unnest({keys}) AS k(name) WHERE NOT EXISTS (SELECT 1"
+        " FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0"
+        " AND NOT a.attisdropped AND a.attnotnull))\n"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent"
+        " WHERE h.inhparent = {rel} AND c.relkind = 'r')\n"
+        "    AND EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {proving})").format(
+        keys=keys, rel=rel, proving=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
+
+
+def qualifying_keys(table: str) -> sql.Composable:
+    """SQL text expression: the column lists of ``table``'s unique indexes that a backfill may use as
+    its key (valid, non-partial, no expressions, every column NOT NULL), primary key first, e.g.
+    ``(id), (tenant_id, code)``; NULL when there is none."""
+    return S(
+        "(SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM ("
+        "SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord)"
+        " FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord)"
+        " JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum"
+        " WHERE i.ord <= x.indnkeyatts) || ')' AS cols"
+        " FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {ok}) AS q)").format(
+        rel=regclass(table), ok=_proving_index(S("a.attnotnull")))
 
 
 class BackfillPlan:
@@ -85,6 +188,37 @@ class BackfillPlan:
                              for k in self.key)
         return S("{} >= ({})").format(left, right)
 
+    def key_check(self) -> sql.Composable:
+        """PL/pgSQL run before the first batch: stop, changing nothing, unless the catalog proves
+        that the key identifies rows (:func:`key_refusal`)."""
+        cols = ", ".join(self.key)
+        fix = S("{} || COALESCE({}, 'none') || {}").format(
+            literal(" - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of "
+                    f"{self.table} that qualify: "),
+            qualifying_keys(self.table),
+            literal(f"), or create a unique index on ({cols}) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the "
+                    "column(s) NOT NULL; then run the migration again"))
+        return key_refusal(
+            self.ctx, self.table, self.key, when=relation_exists(self.table),
+            message=f"the backfill of {self.table} cannot batch by key ({cols}):",
+            hint="Nothing was changed by this step. A backfill walks the table in key order and saves each "
+                 "overwritten value under its key, so the key must be unique and NOT NULL.", fix=fix)
+
+    def restore_key_check(self) -> sql.Composable:
+        """Rollback (its preflight, and the restore step right before it writes): refuse while the
+        restore could not tell rows apart by the key (the unique index was dropped or made invalid,
+        a key column made nullable since the deploy)."""
+        cols = ", ".join(self.key)
+        saved = f"{self.ctx.backup_schema}.{self.backup_name}"
+        return key_refusal(
+            self.ctx, self.table, self.key,
+            when=S("{} AND {}").format(relation_exists(self.table), relation_exists(saved)),
+            message=f"cannot restore the values the backfill of {self.table} overwrote by key ({cols}):",
+            hint=f"The saved values are kept in {saved}.",
+            fix=literal(f" - fix: make ({cols}) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and "
+                        "ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the "
+                        f"values by hand from {saved}"))
+
     def setup_step(self) -> Step:
         columns = list(self.assignments)
         statements: list[sql.Composable] = []
@@ -106,7 +240,8 @@ class BackfillPlan:
                     S("INSERT INTO {} DEFAULT VALUES;").format(self.progress)),
             acl.restrict_table(self.progress),
         ]
-        body = if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements)
+        body = block(self.key_check(),
+                     if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements))
         what = "with a copy of the values it overwrites" if self.keep_old else ""
         return Step("backfill_setup", self.table, "ACCESS SHARE", True, do_block(body),
                     f"prepare the backfill of {self.table} {what}".strip())
@@ -195,7 +330,8 @@ class BackfillPlan:
 
     def restore_statements(self) -> list[sql.Composable]:
         """PL/pgSQL (needs ``v_restored``, ``v_kept``, ``v_total`` bigint and ``v_backup`` text) that
-        puts back the values the backfill overwrote, but only in rows that still hold what it wrote.
+        puts back the values the backfill overwrote, but only in rows that still hold what it wrote,
+        and only while the key still identifies rows (:meth:`restore_key_check`).
 
         A row changed since the deploy (any backfilled column differs from the value written) keeps
         its current value; the row's key, its value before the deploy (under the column's name), the
@@ -271,6 +407,9 @@ class BackfillPlan:
         return [if_then(
             S("pg_catalog.to_regclass({}) IS NOT NULL AND pg_catalog.to_regclass({}) IS NOT NULL").format(
                 sql.Literal(render(t)), sql.Literal(render(b))),
+            # Checked again here, right before the writes: the preflight leaves it to this step when a
+            # later operation's rollback (run before this one) may rebuild what the key needs.
+            self.restore_key_check(),
             if_then(has_written, compare, otherwise=[legacy]))]
 
     def restore_step(self, dropped_later: bool = False) -> Step:

@@ -7,7 +7,7 @@ undo it (like pgroll's Start/Rollback). The bundle renderer never looks inside a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from psycopg import sql
@@ -55,6 +55,7 @@ class TableState:
     columns: dict[str, Column] = field(default_factory=dict)
     primary_key: list[str] = field(default_factory=list)
     constraints: set[str] = field(default_factory=set)
+    uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)   # unique constraint name → its columns
 
 
 @dataclass
@@ -73,6 +74,9 @@ class SchemaState:
     # True when built from every earlier spec (generation); False while one migration is
     # validated on its own, where objects from earlier migrations are simply not known yet.
     complete: bool = False
+    # Tables a RawSQL operation may have changed in ways the specs cannot see (its SQL mentions the
+    # table or one of its indexes): what the specs say about their keys is then not the whole truth.
+    raw_changed: frozenset[str] = frozenset()
 
     def copy(self) -> SchemaState:
         """The state before an operation, for that operation's forward/rollback rendering.
@@ -82,7 +86,7 @@ class SchemaState:
         gives an independent snapshot (a deep copy per operation made planning quadratic).
         """
         return SchemaState(tables=dict(self.tables), indexes=dict(self.indexes), relations=dict(self.relations),
-                           complete=self.complete)
+                           complete=self.complete, raw_changed=self.raw_changed)
 
     def claim(self, name: str, kind: str, table: str) -> None:
         """Register a relation name, refusing one an earlier operation already uses."""
@@ -99,7 +103,10 @@ class SchemaState:
         self.indexes = {n: v for n, v in self.indexes.items() if v[0] != table}
 
     def forget_column(self, table: str, column: str) -> None:
-        """Dropping a column takes the indexes that use it along."""
+        """Dropping a column takes the indexes and unique constraints that use it along."""
+        known = self.tables.get(table)
+        if known is not None and any(column in cols for cols in known.uniques.values()):
+            self.tables[table] = replace(known, uniques={n: c for n, c in known.uniques.items() if column not in c})
         for name, (owner, index) in list(self.indexes.items()):
             if owner == table and column in index.referenced_columns:
                 del self.indexes[name]
@@ -139,6 +146,8 @@ class PlanContext:
     # this migration's later operations drop before this operation's rollback runs (read with
     # pglast), so the preflight does not refuse on what the rollback removes itself.
     rollback_removes: frozenset[str] = frozenset()
+    # The operations after this one in the migration (their rollbacks run before this one's).
+    later_ops: tuple = ()
 
 
 @dataclass(frozen=True)

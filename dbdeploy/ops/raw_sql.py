@@ -19,8 +19,8 @@ from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
 from dbdeploy.ops import expect
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, Step
-from dbdeploy.spec.names import check_identifier
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.spec.names import check_identifier, split_table
 from dbdeploy.sql import (
     SqlParseError,
     ident,
@@ -138,6 +138,22 @@ class RawSQL(Operation):
 
     def target(self) -> str:
         return "-"
+
+    def apply(self, state: SchemaState) -> None:
+        """Mark the spec-known tables this SQL may change beyond what the specs can see (a unique
+        index, NOT NULL, a dropped key): each table whose name, or the name of one of its indexes or
+        constraints, occurs anywhere in the forward SQL (case-insensitive text search: linear, and
+        only ever marks too many). A key the specs cannot prove on such a table is left to the
+        backfill's check at apply instead of being refused at generate."""
+        text = self.forward_sql.lower()
+        names = {table: {split_table(table)[1]} for table in state.tables}
+        for relation, (_kind, table) in state.relations.items():
+            names.setdefault(table, set()).add(relation.partition(".")[2])
+        for table, known in state.tables.items():
+            names[table] |= known.constraints
+        touched = {table for table, words in names.items() if any(w.lower() in text for w in words)}
+        if touched - state.raw_changed:
+            state.raw_changed = state.raw_changed | touched
 
     def _step(self, text: str, summary: str) -> Step:
         autocommit = _needs_autocommit(text)

@@ -126,6 +126,13 @@ class SeedRows(Operation):
                 missing = [c for c in self.conflict_columns if c not in rows[i]]
                 raise ValueError(f"rows[{i}] has no value for conflict column(s) {', '.join(missing)} — fix: give "
                                  "every row a value for each conflict column")
+            # A NULL key never conflicts and never equals the recorded key: a re-run would insert the
+            # row again and the rollback could not find it (it would count it as already gone).
+            if not all(row[key] is not None for row in rows):
+                i = next(i for i, row in enumerate(rows) if row[key] is None)
+                raise ValueError(f"rows[{i}] has None (NULL) for conflict column {key}: a NULL key never conflicts, "
+                                 "so a re-run would insert the row again and the rollback could not find it by its "
+                                 "key — fix: give every row a non-NULL value for each conflict column")
         return self
 
     @property

@@ -78,7 +78,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
                           state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
-                          rollback_removes=frozenset().union(*raw_removals[i + 1:]))
+                          rollback_removes=frozenset().union(*raw_removals[i + 1:]), later_ops=tuple(ops[i + 1:]))
         try:
             op.apply(state)
             steps = op.forward(ctx)

@@ -485,6 +485,41 @@ BEGIN
             v_hints := pg_catalog.array_append(v_hints, v_hint);
         END IF;
     END;
+    -- operation 4: backfill raw.site_tracking_events_r
+    BEGIN
+        DECLARE
+            v_key_columns text[] := ARRAY['raw_event_id']::pg_catalog.text[];
+            v_key_problem text;
+        BEGIN
+            IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
+                SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
+                IF v_key_problem IS NOT NULL THEN
+                    v_key_problem := 'the table has no column(s) ' || v_key_problem;
+                ELSE
+                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    IF v_key_problem IS NOT NULL THEN
+                        v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
+                    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
+                                  WHERE h.inhparent = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.relkind = 'r') THEN
+                        v_key_problem := 'raw.site_tracking_events_r has inheritance child tables, which its unique indexes do not cover';
+                    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')
+                                      AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
+                        v_key_problem := 'no valid unique index or primary key of raw.site_tracking_events_r has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
+                    END IF;
+                END IF;
+                IF v_key_problem IS NOT NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of raw.site_tracking_events_r overwrote by key (raw_event_id):', v_key_problem || ' - fix: make (raw_event_id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op4_site_tracking_events_r' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op4_site_tracking_events_r.';
+                END IF;
+            END IF;
+        END;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
     -- operation 3: add_column raw.site_tracking_events_r
     BEGIN
         IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type' AND attnum > 0 AND NOT attisdropped) AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_type') THEN
@@ -798,6 +833,32 @@ DECLARE
     v_backup text;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
+        DECLARE
+            v_key_columns text[] := ARRAY['raw_event_id']::pg_catalog.text[];
+            v_key_problem text;
+        BEGIN
+            IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
+                SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
+                IF v_key_problem IS NOT NULL THEN
+                    v_key_problem := 'the table has no column(s) ' || v_key_problem;
+                ELSE
+                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    IF v_key_problem IS NOT NULL THEN
+                        v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
+                    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
+                                  WHERE h.inhparent = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.relkind = 'r') THEN
+                        v_key_problem := 'raw.site_tracking_events_r has inheritance child tables, which its unique indexes do not cover';
+                    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')
+                                      AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
+                        v_key_problem := 'no valid unique index or primary key of raw.site_tracking_events_r has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
+                    END IF;
+                END IF;
+                IF v_key_problem IS NOT NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of raw.site_tracking_events_r overwrote by key (raw_event_id):', v_key_problem || ' - fix: make (raw_event_id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op4_site_tracking_events_r' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op4_site_tracking_events_r.';
+                END IF;
+            END IF;
+        END;
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') AND attname = 'dbdeploy_written_event_type' AND NOT attisdropped) THEN
             CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" AS SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type" AS "dbdeploy_current_event_type", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id" WITH NO DATA;
             DECLARE

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "e4cf7ca4effaab1a58217632c320c1111f497690d1c5acb30fca5f85b24875f3"
+CHECKSUM = "28cc218a52ed2c93f38537bce55d0a1f4bda68e24201f961bb50434b6d5d1b78"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

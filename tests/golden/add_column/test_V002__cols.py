@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "e053dbe826f38c0543523f9961c526f14bc73dd2f5b24cc688bf23fd9d802be0"
+CHECKSUM = "2c10b44c06bb1d5da40a5870e1c32d401c5d669cedcafb629f98ab2565e9691e"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

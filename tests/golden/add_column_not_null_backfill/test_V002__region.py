@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "972f801a8eeff133bdec046be52f55718843af8078368bedf6048e917cca3706"
+CHECKSUM = "569fafa85a144b9f332daaeaeb96003f0f2136bc1b49848eaa76c7f30858d755"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -429,6 +429,60 @@ BEGIN
 END;
 END
 $dbdeploy$;
+
+-- dbdeploy:step 1 rollback_preflight tx=step lock=ACCESS SHARE target=-
+-- check every condition the rollback refuses on, before changing anything
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_dependants text;
+    v_count bigint;
+    v_message text;
+    v_hint text;
+    v_refusals text[] := '{}';
+    v_hints text[] := '{}';
+BEGIN
+    -- operation 1: backfill shop.orders
+    BEGIN
+        DECLARE
+            v_key_columns text[] := ARRAY['id']::pg_catalog.text[];
+            v_key_problem text;
+        BEGIN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+                SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
+                IF v_key_problem IS NOT NULL THEN
+                    v_key_problem := 'the table has no column(s) ' || v_key_problem;
+                ELSE
+                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    IF v_key_problem IS NOT NULL THEN
+                        v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
+                    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
+                                  WHERE h.inhparent = pg_catalog.to_regclass('"shop"."orders"') AND c.relkind = 'r') THEN
+                        v_key_problem := 'shop.orders has inheritance child tables, which its unique indexes do not cover';
+                    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"')
+                                      AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
+                        v_key_problem := 'no valid unique index or primary key of shop.orders has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
+                    END IF;
+                END IF;
+                IF v_key_problem IS NOT NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of shop.orders overwrote by key (id):', v_key_problem || ' - fix: make (id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op1_orders' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op1_orders.';
+                END IF;
+            END IF;
+        END;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
+    IF pg_catalog.cardinality(v_refusals) > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: rollback refused before any change: ' || pg_catalog.array_to_string(v_refusals, ' | ')
+            USING HINT = pg_catalog.array_to_string(v_hints, ' ');
+    END IF;
+END
+$dbdeploy$;
 DO $dbdeploy$
 BEGIN
     IF EXISTS (SELECT 1 FROM "migrations"."migration_log" WHERE version = '002' AND status = 'baseline') THEN
@@ -439,8 +493,9 @@ BEGIN
 END
 $dbdeploy$;
 UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = '002' AND status <> 'rolled_back';
+COMMIT;
 
--- dbdeploy:step 1 restore_backfill tx=step lock=ROW EXCLUSIVE target=shop.orders
+-- dbdeploy:step 2 restore_backfill tx=step lock=ROW EXCLUSIVE target=shop.orders
 -- restore the values the backfill of shop.orders overwrote in rows not changed since
 BEGIN;
 DO $dbdeploy$
@@ -451,6 +506,32 @@ DECLARE
     v_backup text;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+        DECLARE
+            v_key_columns text[] := ARRAY['id']::pg_catalog.text[];
+            v_key_problem text;
+        BEGIN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+                SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
+                IF v_key_problem IS NOT NULL THEN
+                    v_key_problem := 'the table has no column(s) ' || v_key_problem;
+                ELSE
+                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    IF v_key_problem IS NOT NULL THEN
+                        v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
+                    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
+                                  WHERE h.inhparent = pg_catalog.to_regclass('"shop"."orders"') AND c.relkind = 'r') THEN
+                        v_key_problem := 'shop.orders has inheritance child tables, which its unique indexes do not cover';
+                    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"')
+                                      AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
+                        v_key_problem := 'no valid unique index or primary key of shop.orders has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
+                    END IF;
+                END IF;
+                IF v_key_problem IS NOT NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of shop.orders overwrote by key (id):', v_key_problem || ' - fix: make (id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op1_orders' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op1_orders.';
+                END IF;
+            END IF;
+        END;
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_note' AND NOT attisdropped) AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_total' AND NOT attisdropped) THEN
             CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op1_orders_not_restored" AS SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note" AS "dbdeploy_current_note", t."total" AS "dbdeploy_current_total", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op1_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id" WITH NO DATA;
             DECLARE

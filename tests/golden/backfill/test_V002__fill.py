@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "632d726903970830b090be35d7fd4909a58306eed48167ac130f404c8a4c58f3"
+CHECKSUM = "8b0fd29e759d3b83584aa2430c6ee5594bd2e37f25b62f2078989b584538115f"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

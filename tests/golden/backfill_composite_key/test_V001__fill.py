@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "176f011279df52bac9ecf5eb642b09a549feefe92bf5053ecd7561a7474bc5d0"
+CHECKSUM = "91d17cea9daa3f653a2312e05b7584f108e65fe57129fd3c90b16a312df30506"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
