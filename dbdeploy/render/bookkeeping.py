@@ -29,9 +29,9 @@ def _log(schema: str) -> sql.Identifier:
 
 
 def ensure_schema(schema: str) -> str:
-    """A DO block that creates ``schema`` only when it is missing and, when the current role owns it
-    (a non-owner's REVOKE would only warn), gives it the ACL owner + configured backup readers
-    whatever default privileges granted (:mod:`dbdeploy.sql.acl`). A missing schema that the role
+    """A DO block that creates ``schema`` only when it is missing and then gives it the ACL owner +
+    configured backup readers whatever default privileges granted (:mod:`dbdeploy.sql.acl`; an
+    existing schema gets it from the preamble's sweep, after the trust check). A missing schema that the role
     may not create stops with an exception naming the privilege and the statement a DBA runs."""
     name = literal(schema)
     missing = S("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {})").format(name)
@@ -44,8 +44,11 @@ def ensure_schema(schema: str) -> str:
     return do_block(block(
         if_then(missing,
                 if_then(S("NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')"), refuse),
-                S("CREATE SCHEMA {};").format(ident(schema))),
-        acl.restrict_schema(schema),
+                S("CREATE SCHEMA {};").format(ident(schema)),
+                # A new schema is closed at once; an existing one is closed by the preamble's sweep
+                # only after the trust check, so a write privilege another role holds is refused
+                # (render.trust), the same under psql as under the executor, never silently repaired.
+                acl.restrict_schema(schema)),
     ))
 
 

@@ -168,7 +168,7 @@ def restrict_schema(schema: str) -> sql.Composable:
 
 def sweep_block(history_schema: str, backup_schema: str) -> sql.Composable:
     """A PL/pgSQL block for the preamble: warn about configured readers that are not roles here,
-    then give every relation in dbdeploy's two schemas that the current role may act as owner of
+    give both schemas their ACL (:func:`restrict_schema`), then give every relation in dbdeploy's two schemas that the current role may act as owner of
     the ACL owner + readers (what earlier dbdeploy versions created, or default privileges granted,
     is corrected; a reader removed from the configuration loses its access). Relations an earlier
     version set aside get their grants recorded first (:func:`put_back` returns them). Relations
@@ -216,7 +216,8 @@ def sweep_block(history_schema: str, backup_schema: str) -> sql.Composable:
         "                AND NOT pg_catalog.has_table_privilege(g, c.oid, 'SELECT'))")
     owned = S(_relations_body(S("n.nspname IN ({names}) AND pg_catalog.pg_has_role(c.relowner, 'USAGE')\n"
                                 "          AND ({differs})").format(names=names, differs=differs), True))
-    return S("\n").join([missing, foreign, _legacy_set_aside(backup_schema), owned])
+    schemas = [restrict_schema(s) for s in dict.fromkeys([history_schema, backup_schema])]
+    return S("\n").join([missing, *schemas, foreign, _legacy_set_aside(backup_schema), owned])
 
 
 SET_ASIDE_TABLE = "set_aside_grants"

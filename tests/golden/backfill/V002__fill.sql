@@ -21,44 +21,44 @@ BEGIN
                 USING HINT = 'Have a DBA run: CREATE SCHEMA "migrations" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
         END IF;
         CREATE SCHEMA "migrations";
+        DECLARE
+            acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+            acl_rel record;
+            acl_grantee oid;
+        BEGIN
+            SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+            FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migrations';
+            IF NOT FOUND THEN
+                NULL;
+            ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                    RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+                END IF;
+            ELSE
+                FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                END LOOP;
+                IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                END IF;
+                FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                    AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+                LOOP
+                    EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                END LOOP;
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                    RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                        USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                END IF;
+            END IF;
+        END;
     END IF;
-    DECLARE
-        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
-        acl_rel record;
-        acl_grantee oid;
-    BEGIN
-        SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
-        FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migrations';
-        IF NOT FOUND THEN
-            NULL;
-        ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
-            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
-                RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
-            END IF;
-        ELSE
-            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
-                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
-            END LOOP;
-            IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
-                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
-            END IF;
-            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
-                AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
-            LOOP
-                EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
-            END LOOP;
-            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
-                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
-                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
-            END IF;
-        END IF;
-    END;
 END
 $dbdeploy$;
 DO $dbdeploy$
@@ -69,44 +69,44 @@ BEGIN
                 USING HINT = 'Have a DBA run: CREATE SCHEMA "dbdeploy_backup" AUTHORIZATION ' || pg_catalog.quote_ident(current_user) || '; (see "Least-privilege deploys" in the dbdeploy README)';
         END IF;
         CREATE SCHEMA "dbdeploy_backup";
+        DECLARE
+            acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+            acl_rel record;
+            acl_grantee oid;
+        BEGIN
+            SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+            FROM pg_catalog.pg_namespace s WHERE s.nspname = 'dbdeploy_backup';
+            IF NOT FOUND THEN
+                NULL;
+            ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                    RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+                END IF;
+            ELSE
+                FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                END LOOP;
+                IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                END IF;
+                FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                    AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+                LOOP
+                    EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                END LOOP;
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+            WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+                    RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                        USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                END IF;
+            END IF;
+        END;
     END IF;
-    DECLARE
-        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
-        acl_rel record;
-        acl_grantee oid;
-    BEGIN
-        SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
-        FROM pg_catalog.pg_namespace s WHERE s.nspname = 'dbdeploy_backup';
-        IF NOT FOUND THEN
-            NULL;
-        ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
-            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
-                RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
-            END IF;
-        ELSE
-            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
-                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
-            END LOOP;
-            IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
-                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
-            END IF;
-            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
-                AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
-            LOOP
-                EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
-            END LOOP;
-            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
-        WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
-                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
-                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
-            END IF;
-        END IF;
-    END;
 END
 $dbdeploy$;
 DO $dbdeploy$
@@ -214,6 +214,80 @@ BEGIN
     LOOP
         RAISE WARNING 'dbdeploy: backup reader % is not a role in this database; it is given nothing', pg_catalog.quote_ident(acl_name);
     END LOOP;
+END;
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+    FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migrations';
+    IF NOT FOUND THEN
+        NULL;
+    ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+            RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+        END IF;
+    ELSE
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+        LOOP
+            EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END IF;
+END;
+DECLARE
+    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+    acl_rel record;
+    acl_grantee oid;
+BEGIN
+    SELECT s.oid, s.nspowner AS owner, 'SCHEMA ' || pg_catalog.quote_ident(s.nspname) AS target INTO acl_rel
+    FROM pg_catalog.pg_namespace s WHERE s.nspname = 'dbdeploy_backup';
+    IF NOT FOUND THEN
+        NULL;
+    ELSIF NOT pg_catalog.pg_has_role(acl_rel.owner, 'USAGE') THEN
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+            RAISE WARNING 'dbdeploy: % is owned by role % and grants access to other roles; dbdeploy cannot restrict it', acl_rel.target, acl_rel.owner::pg_catalog.regrole;
+        END IF;
+    ELSE
+        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable) LOOP
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+        END LOOP;
+        IF (SELECT s.nspacl IS NULL FROM pg_catalog.pg_namespace s WHERE s.oid = acl_rel.oid) THEN
+            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+        END IF;
+        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+            AND NOT pg_catalog.has_schema_privilege(g, acl_rel.oid, 'USAGE')
+        LOOP
+            EXECUTE 'GRANT USAGE ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+        END LOOP;
+        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a
+    WHERE s.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'USAGE' AND NOT a.is_grantable)) THEN
+            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+        END IF;
+    END IF;
 END;
 DECLARE
     acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
