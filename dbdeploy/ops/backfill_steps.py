@@ -38,6 +38,7 @@ from dbdeploy.ops.common import (
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, qualified, render
+from dbdeploy.sql.psql import indent
 
 
 class BackfillPlan:
@@ -174,7 +175,8 @@ class BackfillPlan:
         body = "\n".join([
             "LOOP",
             "    " + BATCH_BEGIN,
-            *("    " + line for line in statement.splitlines()),
+            # indented between tokens only: a value spanning lines keeps its bytes (psql and executor)
+            indent(statement),
             "    " + BATCH_END,
             "    INTO v_rows, v_changed;",
             "    EXIT WHEN v_rows = 0;",

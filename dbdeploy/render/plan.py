@@ -32,6 +32,7 @@ from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
 from dbdeploy.sql import literal, parse_statements, render
+from dbdeploy.sql.psql import indent
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.C
     body = render(sql.SQL("\n").join(checks))
     if _has_return(body):
         raise AssertionError(f"{op.kind}.rollback_preflight must not RETURN (it would skip the other checks)")
-    indented = "\n".join("    " + line if line.strip() else line for line in body.splitlines())
+    indented = indent(body)   # between tokens only: literals spanning lines keep their bytes
     return sql.SQL("\n").join([
         sql.SQL("-- operation {}: {}").format(sql.SQL(str(ctx.index)), sql.SQL(op.describe().replace("\n", " "))),
         sql.SQL("BEGIN"),

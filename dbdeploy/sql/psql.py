@@ -259,3 +259,34 @@ def sql_only(text: str) -> str:
             done = item.end
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def indent(text: str, by: str = "    ") -> str:
+    """``text`` with ``by`` put before each line that starts outside every token, for readability.
+
+    Indentation is whitespace between tokens only: a line that begins inside a string, a dollar-quoted
+    string (a function or DO body), a quoted identifier or a ``/* */`` comment is left exactly as it
+    is, so no literal changes by a single byte (PostgreSQL's lexer, :func:`pglast.parser.scan`, finds
+    the tokens; PL/pgSQL reads the body of a DO block with the same lexer, so a literal nested in a
+    body is found too). Only ``\\n`` ends a line (never ``\\r``, ``\\u2028`` or other characters
+    ``str.splitlines`` would split at). Lines that are empty or only whitespace are not indented.
+    Text the lexer cannot read (an unterminated quote or comment) is returned unchanged: nothing is
+    indented where it cannot be done safely.
+    """
+    if "\n" not in text:
+        return by + text if text.strip() else text
+    try:
+        tokens = scan(text)
+    except ParseError:
+        return text
+    # tokens that span a line break: a line starting inside one of them keeps its bytes
+    spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
+    pieces = []
+    position = k = 0
+    for line in text.split("\n"):
+        while k < len(spans) and spans[k][1] < position:
+            k += 1
+        inside = k < len(spans) and spans[k][0] < position <= spans[k][1]
+        pieces.append(line if inside or not line.strip() else by + line)
+        position += len(line) + 1
+    return "\n".join(pieces)
