@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
-from pglast.parser import scan
 from psycopg import sql
 
 from dbdeploy.errors import SpecError
@@ -32,7 +31,7 @@ from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
 from dbdeploy.sql import literal, parse_statements, render
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql.psql import indent, scan
 
 
 @dataclass(frozen=True)

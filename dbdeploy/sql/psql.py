@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from pglast.parser import ParseError, scan
+from pglast.parser import ParseError
+from pglast.parser import scan as _pglast_scan
 
 _WORD_KINDS = frozenset(("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD", "RESERVED_KEYWORD"))
 _COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)  # psql: a data line that is exactly \. ends COPY data
@@ -83,6 +84,26 @@ class LineComment:
     start: int
     end: int
     at_line_start: bool
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def scan(text: str) -> list:
+    """PostgreSQL's lexer (:func:`pglast.parser.scan`) in time linear in ``text``; token positions
+    are character offsets into ``text``.
+
+    pglast maps each token's byte offset to a character offset with a linear search over every
+    non-ASCII character before it, so a text with many such characters (a seed of names, a RawSQL
+    with accents in its comments) takes quadratic time. Every non-ASCII character is therefore
+    given to the lexer as ``_`` — one character for one, so the offsets are the same. The lexer
+    puts both in the same class (a non-ASCII character is part of an identifier or dollar-quote tag
+    outside quotes, and any character is content inside a string, quoted identifier or comment),
+    so the token boundaries are the same; only a word can read as a different keyword (e.g.
+    ``current·user``), and callers take the words' text from ``text`` itself. Raises pglast's
+    ``ParseError`` (positions as in ``text``) for what the lexer refuses.
+    """
+    return _pglast_scan(text if text.isascii() else _NON_ASCII.sub("_", text))
 
 
 _WINDOW = 1 << 16   # characters lexed at a time; COPY data after a statement is never lexed
