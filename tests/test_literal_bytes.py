@@ -348,3 +348,41 @@ def test_verify_notices_a_default_that_differs_by_one_space(fresh_db, tmp_path):
     differs = project.run("verify", "--env", "test")
     assert differs.returncode != 0, differs.stdout + differs.stderr
     assert "notes.note" in differs.stdout + differs.stderr
+
+
+SEED_SPEC = '''
+from dbdeploy import Column, CreateSchema, CreateTable, Migration, SeedRows
+
+migration = Migration(
+    version="001",
+    name="names",
+    description="Many names, some with line separators.",
+    operations=[
+        CreateSchema(name="names"),
+        CreateTable(table="names.person", primary_key=["id"], columns=[
+            Column(name="id", type="bigint", nullable=False),
+            Column(name="name", type="text", nullable=False),
+        ]),
+        SeedRows(table="names.person", conflict_columns=["id"],
+                 rows=[{{"id": i, "name": {name!r} + str(i)}} for i in range(1, {rows} + 1)]),
+    ],
+)
+'''
+
+
+def test_verify_reads_copy_seed_values_holding_line_separators(fresh_db, tmp_path):
+    """A large seed goes in as COPY data, where U+2028, U+0085 and friends stay as they are (COPY
+    escapes only backslash, LF, CR and tab): ``verify`` reads the data back from the bundle by
+    ``\\n`` lines only, so the data still has the generator's sha256 and the check passes."""
+    name = "line\u2028sep\x85next\x0cform\x1dgroup -- dbdeploy:batch-end\n\\.\n"
+    source = tmp_path / "spec_sources"
+    write_spec(source, "V001_names.py", SEED_SPEC.format(name=name, rows=COPY_ROWS))
+    project = make_project(tmp_path / "project", fresh_db.dsn, specs=source)
+    applied = project.run("apply", "--env", "test", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert fresh_db.execute("SELECT count(*) FROM names.person WHERE name = %s || id::text", [name]) == [(COPY_ROWS,)]
+    verified = project.run("verify", "--env", "test")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    fresh_db.execute("DELETE FROM names.person WHERE id = 7")
+    missing = project.run("verify", "--env", "test")
+    assert missing.returncode != 0, missing.stdout + missing.stderr
