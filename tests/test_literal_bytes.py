@@ -386,3 +386,17 @@ def test_verify_reads_copy_seed_values_holding_line_separators(fresh_db, tmp_pat
     fresh_db.execute("DELETE FROM names.person WHERE id = 7")
     missing = project.run("verify", "--env", "test")
     assert missing.returncode != 0, missing.stdout + missing.stderr
+
+
+def test_checklist_queries_keep_literals(tmp_path):
+    """The deployment checklist shows the queries to run by hand in fenced blocks of list items: once
+    Markdown removes the list item's two spaces from each line, a literal in them (the AddCheck's
+    validation query) has its CR, U+2028 and U+0085 and its indented lines as in the spec."""
+    from dbdeploy.sql import parse_expression
+
+    s = "one\r\ntwo\u2028three\x85four\n    five"
+    forwards = generate(s, tmp_path / "generated")
+    checklist = (forwards[1].parent / "deployment_checklist.md").read_bytes().decode("utf-8")
+    shown = "\n".join(line[2:] if line.startswith("  ") else line for line in checklist.split("\n"))
+    forms = {_lit(s), parse_expression(_lit(s)).text}
+    assert any(form in shown for form in forms), checklist
