@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pglast import ast
-from pglast.parser import scan
 from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
@@ -68,7 +67,7 @@ def _terminated(text: str) -> str:
     if found and found[-1].copy_data is not None:
         return body
     body = body.rstrip(";").rstrip()
-    tokens = scan(body)
+    tokens = psql.scan(body)   # linear also for non-ASCII text
     return body + ("\n;" if tokens and tokens[-1].name == "SQL_COMMENT" else ";")
 
 
