@@ -23,17 +23,20 @@ class ScriptStatement(str):
     """A statement exactly as psql sends it (a ``str``), with the COPY data psql sends after it.
 
     ``copy_data`` is the data of ``COPY … FROM STDIN`` (the lines after the statement up to the
-    ``\\.`` line); ``copy_out`` is True for ``COPY … TO STDOUT`` (psql prints its rows).
+    ``\\.`` line); ``copy_out`` is True for ``COPY … TO STDOUT`` (psql prints its rows); ``words``
+    are its unquoted words in lower case, as the lexer found them (never text inside a literal).
     """
 
     copy_data: str | None = None
     copy_out: bool = False
+    words: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, statement: Statement) -> ScriptStatement:
         made = cls(statement.text)
         made.copy_data = statement.copy_data
         made.copy_out = statement.copy_out
+        made.words = statement.words
         return made
 
 

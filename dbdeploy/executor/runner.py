@@ -27,6 +27,8 @@ from dbdeploy.executor.progress import (
     StepFinished,
     StepStarted,
 )
+from dbdeploy.sql.psql import PsqlScriptError
+from dbdeploy.sql.psql import statements as psql_statements
 
 RETRYABLE = (errors.LockNotAvailable, errors.DeadlockDetected)
 # Locks that block no reads or writes while requested or held (concurrent builds, VALIDATE).
@@ -45,6 +47,18 @@ class StepFailed(Exception):
         self.attempts = attempts
         where = f"step {step.number} ({step.kind} {step.target})" if step else "bookkeeping"
         super().__init__(f"{where} failed after {attempts} attempt(s): {_first_line(error)}{note}")
+
+
+def _words(statement: str) -> tuple[str, ...]:
+    """The statement's unquoted words in lower case, as PostgreSQL's lexer finds them (never text
+    inside a string, dollar quote or comment): kept from the bundle's split, else lexed here."""
+    words = getattr(statement, "words", None)
+    if words is None:
+        try:
+            words = tuple(w for s in psql_statements(statement) for w in s.words)
+        except PsqlScriptError:
+            words = ()
+    return words
 
 
 def _first_line(error: BaseException) -> str:
@@ -91,7 +105,7 @@ class ScriptRunner:
     def run_plain(self, statements: tuple[str, ...]) -> None:
         """Preamble/postamble statements: autocommit, retried on lock errors like steps."""
         for statement in statements:
-            if statement.upper().startswith("SET LOCK_TIMEOUT"):
+            if _words(statement)[:2] == ("set", "lock_timeout"):
                 continue  # the environment's lock_timeout applies, not the bundle's default
             self._with_retries(None, lambda s=statement: self._execute(s))
 
@@ -165,7 +179,8 @@ class ScriptRunner:
         rows = 0
         for statement in step.statements:
             self._current = statement
-            if "CONCURRENTLY" in statement.upper() and "INDEX" in statement.upper():
+            words = _words(statement)
+            if "concurrently" in words and "index" in words:
                 rows += self._with_index_monitor(step, statement)
             else:
                 rows += self._execute(statement)

@@ -41,6 +41,7 @@ from dbdeploy.ops.common import (
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql.psql import indent
 
 
 def _proving_index(column_ok: sql.Composable) -> sql.Composable:
@@ -109,7 +110,7 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
         if_then(S("v_key_problem IS NOT NULL"),
                 fail(ctx, message, hint, detail=S("v_key_problem || {}").format(fix))),
     )
-    inner = "\n".join("    " + line if line.strip() else line for line in render(if_then(when, body)).splitlines())
+    inner = indent(render(if_then(when, body)))   # by the lexer: no literal changes
     text = ("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n"
             + inner.replace("{", "{{").replace("}", "}}") + "\nEND;")
     return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
@@ -309,7 +310,8 @@ class BackfillPlan:
         body = "\n".join([
             "LOOP",
             "    " + BATCH_BEGIN,
-            *("    " + line for line in statement.splitlines()),
+            # indented between tokens only: a value spanning lines keeps its bytes (psql and executor)
+            indent(statement),
             "    " + BATCH_END,
             "    INTO v_rows, v_changed;",
             "    EXIT WHEN v_rows = 0;",

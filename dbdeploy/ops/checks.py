@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext, Step
 from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
 from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql.psql import indent
 
 S = sql.SQL
 
@@ -37,7 +38,8 @@ CONCURRENT_NOTE = ("Concurrent index builds wait for every transaction that star
 
 
 def _indent(text: str, by: str = "    ") -> str:
-    return "\n".join(by + line if line.strip() else line for line in text.splitlines())
+    """Indented between tokens only: a literal spanning lines keeps its bytes."""
+    return indent(text, by)
 
 
 def query(composable: sql.Composable) -> str:

@@ -13,12 +13,16 @@ from psycopg import sql
 from dbdeploy.ops.base import PlanContext
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, dollar_quote, ident, literal, qualified, regclass_literal, render
+from dbdeploy.sql.psql import indent
 
 S = sql.SQL
 
 
 def do_block(body: sql.Composable | str, declare: list[str] | None = None) -> str:
-    """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body."""
+    """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body.
+
+    The body is indented only between tokens (:func:`dbdeploy.sql.psql.indent`): a literal in it
+    that spans lines keeps every byte."""
     text = body if isinstance(body, str) else render(body)
     lines = []
     if declare:
@@ -31,7 +35,9 @@ def do_block(body: sql.Composable | str, declare: list[str] | None = None) -> st
 
 
 def _indent(text: str, by: str = "    ") -> str:
-    return "\n".join(by + line if line.strip() else line for line in text.splitlines())
+    """``text`` indented by ``by`` only where a line starts outside every token (literals, dollar
+    quotes, quoted identifiers and comments keep their bytes; see :func:`dbdeploy.sql.psql.indent`)."""
+    return indent(text, by)
 
 
 def block(*statements: sql.Composable | str) -> sql.Composable:
@@ -42,11 +48,12 @@ def block(*statements: sql.Composable | str) -> sql.Composable:
 
 def if_then(condition: sql.Composable, *then: sql.Composable | str,
             otherwise: list[sql.Composable | str] | None = None) -> sql.Composable:
+    """``IF condition THEN … [ELSE …] END IF;``; the branches are indented only between tokens."""
     body = render(block(*then))
-    text = "IF {cond} THEN\n" + _indent(body.replace("{", "{{").replace("}", "}}"))
+    text = "IF {cond} THEN\n" + _indent(body).replace("{", "{{").replace("}", "}}")
     if otherwise:
         other = render(block(*otherwise))
-        text += "\nELSE\n" + _indent(other.replace("{", "{{").replace("}", "}}"))
+        text += "\nELSE\n" + _indent(other).replace("{", "{{").replace("}", "}}")
     text += "\nEND IF;"
     return S(text).format(cond=condition)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pglast import ast
-from pglast.parser import scan
 from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
@@ -73,7 +72,7 @@ def _terminated(text: str) -> str:
     # is in its initial state, so its tokens are those of the whole body from there on.
     lead = len(text) - len(text.lstrip())
     tail = items[-1].start - lead if items and 0 <= items[-1].start - lead < len(body) else 0
-    tokens = scan(body[tail:])
+    tokens = psql.scan(body[tail:])   # linear also for non-ASCII text
     return body + ("\n;" if tokens and tokens[-1].name == "SQL_COMMENT" else ";")
 
 

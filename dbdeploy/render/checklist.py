@@ -48,6 +48,18 @@ _ENV = jinja2.Environment(
 )
 
 
+def _indent_lines(text: str, width: int = 2) -> str:
+    """``text`` with ``width`` spaces before its first line and every later non-empty line, for a
+    fenced code block in a list item (Markdown removes exactly that indentation again). Unlike
+    Jinja's ``indent`` (``str.splitlines``), only ``\\n`` ends a line: a literal holding CR, U+2028
+    or U+0085 keeps them, so a query copied from the checklist is the query dbdeploy wrote."""
+    pad = " " * width
+    return "\n".join(pad + line if line or i == 0 else line for i, line in enumerate(text.split("\n")))
+
+
+_ENV.filters["indent_lines"] = _indent_lines
+
+
 @dataclass(frozen=True)
 class AllowedFinding:
     """A lint rule an operation of the spec accepts, with the spec's reason."""

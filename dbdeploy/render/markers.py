@@ -18,7 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, split_script
+from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, scan, split_script
 
 if TYPE_CHECKING:  # the executor reads markers without importing the spec machinery
     from dbdeploy.ops.base import Step
@@ -148,8 +148,6 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
 def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) -> str:
     """The one-batch statement of a backfill step: the text between the batch markers, which are
     comment lines of the PL/pgSQL body of the step's DO block (found with the lexer, in that body)."""
-    from pglast.parser import scan
-
     for statement in statements:
         if statement.words[:1] != ("do",):
             continue

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
-from pglast.parser import scan
 from psycopg import sql
 
 from dbdeploy.errors import SpecError
@@ -32,6 +31,7 @@ from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
 from dbdeploy.sql import literal, parse_statements, render
+from dbdeploy.sql.psql import indent, scan
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.C
     body = render(sql.SQL("\n").join(checks))
     if _has_return(body):
         raise AssertionError(f"{op.kind}.rollback_preflight must not RETURN (it would skip the other checks)")
-    indented = "\n".join("    " + line if line.strip() else line for line in body.splitlines())
+    indented = indent(body)   # between tokens only: literals spanning lines keep their bytes
     return sql.SQL("\n").join([
         sql.SQL("-- operation {}: {}").format(sql.SQL(str(ctx.index)), sql.SQL(op.describe().replace("\n", " "))),
         sql.SQL("BEGIN"),

@@ -168,11 +168,12 @@ def restrict_schema(schema: str) -> sql.Composable:
 
 def sweep_block(history_schema: str, backup_schema: str) -> sql.Composable:
     """A PL/pgSQL block for the preamble: warn about configured readers that are not roles here,
-    give both schemas their ACL (:func:`restrict_schema`), then give every relation in dbdeploy's two schemas that the current role may act as owner of
-    the ACL owner + readers (what earlier dbdeploy versions created, or default privileges granted,
-    is corrected; a reader removed from the configuration loses its access). Relations an earlier
-    version set aside get their grants recorded first (:func:`put_back` returns them). Relations
-    owned by other roles are left alone with a warning when their ACL grants more."""
+    give both schemas their ACL (:func:`restrict_schema`), then give every relation in dbdeploy's
+    two schemas that the current role may act as owner of the ACL owner + readers (what earlier
+    dbdeploy versions created, or default privileges granted, is corrected; a reader removed from
+    the configuration loses its access). Relations an earlier version set aside get their grants
+    recorded first (:func:`put_back` returns them). Relations owned by other roles are left alone
+    with a warning when their ACL grants more."""
     names = S(", ").join(literal(s) for s in dict.fromkeys([history_schema, backup_schema]))
     missing = S(
         "DECLARE\n"

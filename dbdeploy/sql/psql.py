@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from pglast.parser import ParseError, scan
+from pglast.parser import ParseError
+from pglast.parser import scan as _pglast_scan
 
 _WORD_KINDS = frozenset(("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD", "RESERVED_KEYWORD"))
 _COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)  # psql: a data line that is exactly \. ends COPY data
@@ -84,6 +85,26 @@ class LineComment:
     start: int
     end: int
     at_line_start: bool
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def scan(text: str) -> list:
+    """PostgreSQL's lexer (:func:`pglast.parser.scan`) in time linear in ``text``; token positions
+    are character offsets into ``text``.
+
+    pglast maps each token's byte offset to a character offset with a linear search over every
+    non-ASCII character before it, so a text with many such characters (a seed of names, a RawSQL
+    with accents in its comments) takes quadratic time. Every non-ASCII character is therefore
+    given to the lexer as ``_`` — one character for one, so the offsets are the same. The lexer
+    puts both in the same class (a non-ASCII character is part of an identifier or dollar-quote tag
+    outside quotes, and any character is content inside a string, quoted identifier or comment),
+    so the token boundaries are the same; only a word can read as a different keyword (e.g.
+    ``current·user``), and callers take the words' text from ``text`` itself. Raises pglast's
+    ``ParseError`` (positions as in ``text``) for what the lexer refuses.
+    """
+    return _pglast_scan(text if text.isascii() else _NON_ASCII.sub("_", text))
 
 
 _WINDOW = 1 << 16   # characters lexed at a time; COPY data after a statement is never lexed
@@ -268,3 +289,34 @@ def sql_only(text: str) -> str:
             done = item.end
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def indent(text: str, by: str = "    ") -> str:
+    """``text`` with ``by`` put before each line that starts outside every token, for readability.
+
+    Indentation is whitespace between tokens only: a line that begins inside a string, a dollar-quoted
+    string (a function or DO body), a quoted identifier or a ``/* */`` comment is left exactly as it
+    is, so no literal changes by a single byte (PostgreSQL's lexer, :func:`pglast.parser.scan`, finds
+    the tokens; PL/pgSQL reads the body of a DO block with the same lexer, so a literal nested in a
+    body is found too). Only ``\\n`` ends a line (never ``\\r``, ``\\u2028`` or other characters
+    ``str.splitlines`` would split at). Lines that are empty or only whitespace are not indented.
+    Text the lexer cannot read (an unterminated quote or comment) is returned unchanged: nothing is
+    indented where it cannot be done safely.
+    """
+    if "\n" not in text:
+        return by + text if text.strip() else text
+    try:
+        tokens = scan(text)
+    except ParseError:
+        return text
+    # tokens that span a line break: a line starting inside one of them keeps its bytes
+    spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
+    pieces = []
+    position = k = 0
+    for line in text.split("\n"):
+        while k < len(spans) and spans[k][1] < position:
+            k += 1
+        inside = k < len(spans) and spans[k][0] < position <= spans[k][1]
+        pieces.append(line if inside or not line.strip() else by + line)
+        position += len(line) + 1
+    return "\n".join(pieces)

@@ -520,19 +520,40 @@ def _left_by_rollback(db, c):
 
 def _copy_data(c):
     """Each COPY block of a large seed, read from the bundle's forward file (``c["bundle_folder"]`` /
-    ``c["file"]``): (group, data text); the data must still have the sha256 the generator recorded."""
+    ``c["file"]``): (group, data text); the data must still have the sha256 the generator recorded.
+
+    Only ``\\n`` ends a line (``str.splitlines`` would also split at characters a seed value holds
+    as they are, e.g. U+2028 or U+0085); the file is read as bytes, and a checkout that turned LF
+    into CRLF is read with its CRLF turned back. Of the lines that are exactly the COPY statement
+    (a string literal elsewhere in the file could hold such a line too), the one followed by the
+    recorded data is taken."""
     if not c.get("bundle_folder"):
         raise ValueError(f"the seed rows of {c['table']} are COPY data in the bundle, but its folder is unknown")
-    lines = (Path(c["bundle_folder"]) / c["file"]).read_text(encoding="utf-8").splitlines()
+    raw = (Path(c["bundle_folder"]) / c["file"]).read_bytes().decode("utf-8")
+    texts = [raw, raw.replace("\r\n", "\n")] if "\r\n" in raw else [raw]
     blocks = []
     for group in c["data"]:
-        start = lines.index(group["copy"]) + 1
-        end = lines.index("\\.", start)
-        data = "".join(line + "\n" for line in lines[start:end])
-        if hashlib.sha256(data.encode("utf-8")).hexdigest() != group["sha256"]:
+        data = next((d for d in _copy_blocks(texts, group["copy"])
+                     if hashlib.sha256(d.encode("utf-8")).hexdigest() == group["sha256"]), None)
+        if data is None:
             raise ValueError(f"the COPY data of {c['table']} in {c['file']} is not what the generator wrote")
         blocks.append((group, data))
     return blocks
+
+
+def _copy_blocks(texts, statement):
+    """The lines after each line that is exactly ``statement``, up to the next line that is exactly
+    ``\\.`` (each line with its ``\\n``), in each of ``texts``."""
+    for text in texts:
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            if line != statement:
+                continue
+            try:
+                end = lines.index("\\.", i + 1)
+            except ValueError:
+                continue
+            yield "".join(row + "\n" for row in lines[i + 1:end])
 
 
 def _check_copied_rows(db, c):
