@@ -21,6 +21,12 @@ from dbdeploy.spec.base import (
 )
 from dbdeploy.spec.names import _IDENTIFIER, derived_name, short_hash, split_table
 from dbdeploy.sql import parse_expression, parse_index_element
+from dbdeploy.sql.expression_rules import (
+    check_constraint_expression,
+    check_default,
+    check_index_key,
+    check_index_predicate,
+)
 
 _INTEGER_TYPES = {"smallint", "integer", "int", "int2", "int4", "int8", "bigint"}
 _ON_DELETE = ("CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION")
@@ -53,6 +59,14 @@ class Column(SpecModel):
     def _comment_text(cls, value: str | None) -> str | None:
         if value is not None and "\x00" in value:
             raise ValueError("comment contains a NUL byte — fix: remove the NUL byte (\\x00)")
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _default_rules(cls, value: str | None) -> str | None:
+        """What PostgreSQL refuses in a DEFAULT, and calls with side effects (dbdeploy.sql.expression_rules)."""
+        if value is not None:
+            check_default(value)
         return value
 
     @property
@@ -100,6 +114,13 @@ class Check(SpecModel):
     expression: SqlExpression
     name: Identifier | None = None
 
+    @field_validator("expression")
+    @classmethod
+    def _expression_rules(cls, value: str) -> str:
+        """What PostgreSQL refuses in a CHECK, and calls with side effects (dbdeploy.sql.expression_rules)."""
+        check_constraint_expression(value)
+        return value
+
     @property
     def columns(self) -> frozenset[str]:
         return parse_expression(self.expression).columns
@@ -135,6 +156,16 @@ class Index(SpecModel):
     def _has_columns(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("an index needs at least one column or expression — fix: list what to index")
+        for key in value:
+            if not _IDENTIFIER.match(key):
+                check_index_key(key)     # only IMMUTABLE built-ins, no subquery/aggregate (expression_rules)
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_rules(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_index_predicate(value)
         return value
 
     @field_validator("method")
