@@ -33,11 +33,27 @@ FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespa
 WHERE n.nspname = 'pg_catalog' AND t.typtype IN ('b', 'r', 'm') AND t.typname NOT LIKE '\\_%'
 """
 
+# Pairs of types of different categories that can still be compared: an implicit cast or an "="
+# operator between them. A foreign key between types of different categories is refused unless the
+# pair is listed here.
+CROSS_CATEGORY = """
+SELECT s.typname, t.typname
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_type s ON s.oid = c.castsource JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+WHERE c.castcontext = 'i' AND s.typcategory <> t.typcategory
+UNION
+SELECT l.typname, r.typname
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_type l ON l.oid = o.oprleft JOIN pg_catalog.pg_type r ON r.oid = o.oprright
+WHERE o.oprname = '=' AND l.typcategory <> r.typcategory
+"""
 
-def collect(dsns: list[str]) -> tuple[dict, dict, list[str]]:
-    """Union of the function and type facts of every server; returns (functions, types, versions)."""
+
+def collect(dsns: list[str]) -> tuple[dict, dict, set, list[str]]:
+    """Union of the facts of every server; returns (functions, types, comparable pairs, versions)."""
     functions: dict[str, list[set[str]]] = {}
     types: dict[str, str] = {}
+    pairs: set[tuple[str, str]] = set()
     versions = []
     for dsn in dsns:
         with psycopg.connect(dsn) as conn:
@@ -49,10 +65,12 @@ def collect(dsns: list[str]) -> tuple[dict, dict, list[str]]:
                 facts[2].add(kind)
             for name, category in conn.execute(TYPES):
                 types[name] = category
-    return functions, types, versions
+            for left, right in conn.execute(CROSS_CATEGORY):
+                pairs.add(tuple(sorted((left, right))))
+    return functions, types, pairs, versions
 
 
-def render(functions: dict, types: dict, versions: list[str]) -> str:
+def render(functions: dict, types: dict, pairs: set, versions: list[str]) -> str:
     lines = [
         '"""Facts about PostgreSQL\'s built-in functions and types, for checks without a database.',
         "",
@@ -62,7 +80,8 @@ def render(functions: dict, types: dict, versions: list[str]) -> str:
         "FUNCTIONS: name -> (volatilities, returns-set flags, kinds) over all overloads of the name:",
         "volatility i immutable, s stable, v volatile; returns-set t/f; kind f function, a aggregate,",
         "w window, p procedure.  TYPES: type name -> pg_type.typcategory (N numeric, S string, D date/time,",
-        "B boolean, U user-defined, ...).",
+        "B boolean, U user-defined, ...).  COMPARABLE_ACROSS_CATEGORIES: pairs (sorted) of types of different",
+        "categories with an implicit cast or an = operator between them.",
         '"""',
         "",
         "FUNCTIONS: dict[str, tuple[str, str, str]] = {",
@@ -76,6 +95,11 @@ def render(functions: dict, types: dict, versions: list[str]) -> str:
     for name in sorted(types):
         lines.append(f"    {name!r}: {types[name]!r},")
     lines.append("}")
+    lines.append("")
+    lines.append("COMPARABLE_ACROSS_CATEGORIES: frozenset[tuple[str, str]] = frozenset({")
+    for pair in sorted(pairs):
+        lines.append(f"    {pair!r},")
+    lines.append("})")
     return "\n".join(lines) + "\n"
 
 

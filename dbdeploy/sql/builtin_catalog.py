@@ -6,7 +6,8 @@ PostgreSQL 15.20 (Debian 15.20-0+deb12u1), 16.2 (the union); do not edit by hand
 FUNCTIONS: name -> (volatilities, returns-set flags, kinds) over all overloads of the name:
 volatility i immutable, s stable, v volatile; returns-set t/f; kind f function, a aggregate,
 w window, p procedure.  TYPES: type name -> pg_type.typcategory (N numeric, S string, D date/time,
-B boolean, U user-defined, ...).
+B boolean, U user-defined, ...).  COMPARABLE_ACROSS_CATEGORIES: pairs (sorted) of types of different
+categories with an implicit cast or an = operator between them.
 """
 
 FUNCTIONS: dict[str, tuple[str, str, str]] = {
@@ -2791,3 +2792,18 @@ TYPES: dict[str, str] = {
     'xid8': 'U',
     'xml': 'U',
 }
+
+COMPARABLE_ACROSS_CATEGORIES: frozenset[tuple[str, str]] = frozenset({
+    ('bytea', 'pg_dependencies'),
+    ('bytea', 'pg_mcv_list'),
+    ('bytea', 'pg_ndistinct'),
+    ('char', 'text'),
+    ('int4', 'xid'),
+    ('interval', 'time'),
+    ('pg_dependencies', 'text'),
+    ('pg_mcv_list', 'text'),
+    ('pg_ndistinct', 'text'),
+    ('pg_node_tree', 'text'),
+    ('regclass', 'text'),
+    ('regclass', 'varchar'),
+})
