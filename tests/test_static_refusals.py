@@ -57,7 +57,8 @@ USERS = "CreateTable(table='app.users', columns=[Column(name='id', type='bigint'
 
 # The naive SQL's table, for the proofs.
 PROOF_TABLE = "CREATE SCHEMA app; CREATE TABLE app.users (id bigint PRIMARY KEY, email text, qty integer, " \
-              "created_at timestamptz); INSERT INTO app.users SELECT g, 'u' || g, g, now() FROM generate_series(1, 50) g;"
+              "created_at timestamptz); " \
+              "INSERT INTO app.users SELECT g, 'u' || g, g, now() FROM generate_series(1, 50) g;"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ CASES = [
          "CreateTable(table='app.t', columns=[Column(name='a', type='integer')], "
          "checks=[Check(expression=\"a > 0 AND pg_sleep_for('1 second') IS NOT NULL\")]),",
          "Check.expression", "calls pg_sleep_for()", "remove the call", harm="pg_sleep_check"),
-    Case("check_advisory_lock", "AddCheck(table='app.users', check=Check(expression='pg_advisory_lock(42) IS NOT NULL'))",
+    Case("check_advisory_lock",
+         "AddCheck(table='app.users', check=Check(expression='pg_advisory_lock(42) IS NOT NULL'))",
          "Check.expression", "takes an advisory lock", "remove the call", harm="advisory_lock_check"),
     Case("check_set_config",
          "AddCheck(table='app.users', check=Check(expression=\"set_config('search_path', 'evil', false) <> ''\"))",
@@ -91,7 +93,8 @@ CASES = [
     Case("check_nextval", "AddCheck(table='app.users', check=Check(expression=\"nextval('app.s') > 0\"))",
          "Check.expression", "advances a sequence", "remove the call", harm="nextval_check"),
     Case("default_advisory_lock",
-         "AddColumn(table='app.users', column=Column(name='locked', type='boolean', default='pg_try_advisory_lock(7)'))",
+         "AddColumn(table='app.users', column=Column(name='locked', type='boolean', "
+         "default='pg_try_advisory_lock(7)'))",
          "Column.default", "takes an advisory lock", "remove the call", harm="advisory_lock_default"),
     Case("default_pg_terminate_backend",
          "AddColumn(table='app.users', column=Column(name='k', type='boolean', "
@@ -125,7 +128,8 @@ CASES = [
     Case("check_set_returning", "AddCheck(table='app.users', check=Check(expression='generate_series(1, qty) > 0'))",
          "Check.expression", "returns a set of rows", "use one value",
          rejects="ALTER TABLE app.users ADD CHECK (generate_series(1, qty) > 0)"),
-    Case("check_unknown_column_of_known_table", USERS + "AddCheck(table='app.users', check=Check(expression='qtty > 0'))",
+    Case("check_unknown_column_of_known_table",
+         USERS + "AddCheck(table='app.users', check=Check(expression='qtty > 0'))",
          "operations[1]", "qtty", "use one of its columns",
          rejects="ALTER TABLE app.users ADD CHECK (qtty > 0)"),
     # --- DEFAULT ------------------------------------------------------------------------------------------
@@ -138,7 +142,8 @@ CASES = [
          "Column.default", "returns a set of rows", "use one value",
          rejects="ALTER TABLE app.users ADD COLUMN a integer DEFAULT unnest(ARRAY[1, 2])"),
     Case("default_subquery",
-         "AddColumn(table='app.users', column=Column(name='a', type='integer', default='(SELECT max(qty) FROM app.users)'))",
+         "AddColumn(table='app.users', column=Column(name='a', type='integer', "
+         "default='(SELECT max(qty) FROM app.users)'))",
          "Column.default", "contains a subquery", "Backfill",
          rejects="ALTER TABLE app.users ADD COLUMN a integer DEFAULT (SELECT max(qty) FROM app.users)"),
     Case("default_column_reference",
@@ -165,7 +170,8 @@ CASES = [
     Case("index_random", USERS + "CreateIndex(table='app.users', index=Index(columns=['random()']))",
          "Index.columns", "random(), which is VOLATILE", "index that column",
          rejects="CREATE INDEX ON app.users ((random()))"),
-    Case("index_random_qualified", "CreateIndex(table='app.users', index=Index(columns=['(qty * pg_catalog.random())']))",
+    Case("index_random_qualified",
+         "CreateIndex(table='app.users', index=Index(columns=['(qty * pg_catalog.random())']))",
          "Index.columns", "VOLATILE", "index that column",
          rejects="CREATE INDEX ON app.users ((qty * pg_catalog.random()))"),
     Case("index_now_in_create_table",
@@ -198,6 +204,21 @@ CASES = [
     Case("index_pg_sleep", "CreateIndex(table='app.users', index=Index(columns=['(pg_sleep(1) IS NULL)']))",
          "Index.columns", "calls pg_sleep()", "remove the call",
          rejects="CREATE INDEX ON app.users ((pg_sleep(1) IS NULL))"),
+    Case("index_unique_hash",
+         "CreateIndex(table='app.users', index=Index(columns=['email'], unique=True, method='hash'))",
+         "method", "does not support unique indexes", 'method="btree"',
+         rejects="CREATE UNIQUE INDEX ON app.users USING hash (email)"),
+    Case("index_include_brin", "CreateIndex(table='app.users', index=Index(columns=['qty'], method='brin', "
+                               "include=['email']))",
+         "include", "does not support included columns", 'method="btree"',
+         rejects="CREATE INDEX ON app.users USING brin (qty) INCLUDE (email)"),
+    Case("index_hash_two_columns",
+         "CreateIndex(table='app.users', index=Index(columns=['email', 'qty'], method='hash'))",
+         "columns", "does not support multicolumn indexes", "index one column",
+         rejects="CREATE INDEX ON app.users USING hash (email, qty)"),
+    Case("index_brin_desc", "CreateIndex(table='app.users', index=Index(columns=['qty DESC'], method='brin'))",
+         "columns", "does not support ASC/DESC", "remove the ordering",
+         rejects="CREATE INDEX ON app.users USING brin (qty DESC)"),
     # --- item 9: foreign keys, column counts -------------------------------------------------------------------
     Case("fk_circular",
          "CreateTable(table='app.a', columns=[Column(name='id', type='bigint', nullable=False), "

@@ -26,6 +26,7 @@ from dbdeploy.sql.expression_rules import (
     check_default,
     check_index_key,
     check_index_predicate,
+    index_key_is_ordered,
 )
 
 _INTEGER_TYPES = {"smallint", "integer", "int", "int2", "int4", "int8", "bigint"}
@@ -174,6 +175,25 @@ class Index(SpecModel):
         if value not in _METHODS:
             raise ValueError(f"method {value!r} must be one of {', '.join(_METHODS)} — fix: use one of them")
         return value
+
+    @model_validator(mode="after")
+    def _method_capabilities(self) -> Index:
+        """What the access method cannot do (PostgreSQL's index AM properties: only btree has unique
+        and ordered keys; INCLUDE needs btree, gist or spgist; hash takes one column)."""
+        fix = "use method=\"btree\" (the default)"
+        if self.unique and self.method != "btree":
+            raise ValueError(f"method: access method {self.method} does not support unique indexes — fix: {fix}, "
+                             "or drop unique=True")
+        if self.include and self.method not in ("btree", "gist", "spgist"):
+            raise ValueError(f"include: access method {self.method} does not support included columns — fix: {fix} "
+                             "(or gist/spgist), or move the columns into columns=[...]")
+        if self.method == "hash" and len(self.columns) > 1:
+            raise ValueError(f"columns: access method hash does not support multicolumn indexes — fix: {fix}, or "
+                             "index one column")
+        if self.method != "btree" and any(index_key_is_ordered(k) for k in self.columns):
+            raise ValueError(f"columns: access method {self.method} does not support ASC/DESC/NULLS options — fix: "
+                             f"{fix}, or remove the ordering")
+        return self
 
     @property
     def referenced_columns(self) -> frozenset[str]:

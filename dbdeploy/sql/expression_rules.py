@@ -249,5 +249,14 @@ def check_index_key(text: str) -> None:
         _check(element.expr, INDEX, text)
 
 
+def index_key_is_ordered(text: str) -> bool:
+    """Whether the index key ``text`` has ASC/DESC or NULLS FIRST/LAST (only btree supports them)."""
+    try:
+        element = parse_sql(f"CREATE INDEX dbdeploy_probe ON dbdeploy_probe ({text})")[0].stmt.indexParams[0]
+    except (ParseError, IndexError, AttributeError, TypeError):
+        return False
+    return element.ordering.name != "SORTBY_DEFAULT" or element.nulls_ordering.name != "SORTBY_NULLS_DEFAULT"
+
+
 __all__ = ["builtin_facts", "check_constraint_expression", "check_default", "check_index_key",
-           "check_index_predicate", "side_effect"]
+           "check_index_predicate", "index_key_is_ordered", "side_effect"]
