@@ -636,3 +636,37 @@ def test_configured_history_schema_frees_migrations(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert any((work / "generated").glob("V001__*/V001__*.sql"))
     shutil.rmtree(work)
+
+
+# --- RawSQL: what its statements write, read with pglast ------------------------------------------------------
+
+@pytest.mark.parametrize("text, schemas", [
+    ("DROP SCHEMA migrations CASCADE", {"migrations"}),
+    ("ALTER TABLE app.t SET SCHEMA dbdeploy_backup", {"app", "dbdeploy_backup"}),
+    ("CREATE FUNCTION migrations.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", {"migrations"}),
+    ("COMMENT ON TABLE migrations.migration_log IS 'x'", {"migrations"}),
+    ("COMMENT ON COLUMN migrations.migration_log.version IS 'x'", {"migrations"}),
+    ("TRUNCATE migrations.migration_log", {"migrations"}),
+    ("CREATE TRIGGER t BEFORE INSERT ON migrations.migration_log FOR EACH ROW EXECUTE FUNCTION app.f()",
+     {"migrations"}),
+    ("DROP TRIGGER t ON migrations.migration_log", {"migrations"}),
+    ("GRANT SELECT ON migrations.migration_log TO PUBLIC", {"migrations"}),
+    ("GRANT ALL ON ALL TABLES IN SCHEMA dbdeploy_backup TO PUBLIC", {"dbdeploy_backup"}),
+    ("ALTER DEFAULT PRIVILEGES IN SCHEMA migrations GRANT SELECT ON TABLES TO PUBLIC", {"migrations"}),
+    ("ALTER SCHEMA migrations RENAME TO old", {"migrations"}),
+    ("DELETE FROM migrations.migration_log", {"migrations"}),
+    ("WITH d AS (DELETE FROM migrations.migration_log RETURNING 1) SELECT 1", {"migrations"}),
+    ("CREATE INDEX ON pg_catalog.pg_class (relname)", {"pg_catalog"}),
+    ("DROP TYPE pg_catalog.int4", {"pg_catalog"}),
+    # reads and unqualified names: nothing
+    ("SELECT * FROM migrations.migration_log", set()),
+    ("INSERT INTO app.t SELECT * FROM migrations.migration_log", {"app"}),
+    ("UPDATE app.t SET a = 1 FROM migrations.migration_log m WHERE m.version = '1'", {"app"}),
+    ("CREATE VIEW app.v AS SELECT relname FROM pg_catalog.pg_class", {"app"}),
+    ("COMMENT ON COLUMN t.version IS 'x'", set()),
+    ("DROP TABLE t", set()),
+])
+def test_raw_sql_objects_are_what_the_statements_write(text, schemas):
+    from dbdeploy.spec.reserved import raw_sql_objects
+
+    assert {schema for schema, _ in raw_sql_objects(text)} == schemas

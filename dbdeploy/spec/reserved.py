@@ -94,11 +94,15 @@ def check_operation(op, history_schema: str | None = None) -> None:
 
 # --- RawSQL ---------------------------------------------------------------------------------------
 
-def _qualified(parts) -> tuple[str | None, str]:
+# Objects named [schema.]table.name: a two-part name is table.name, not schema.name.
+_TABLE_MEMBERS = (ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TRIGGER, ObjectType.OBJECT_RULE,
+                  ObjectType.OBJECT_POLICY, ObjectType.OBJECT_TABCONSTRAINT)
+
+
+def _qualified(parts, objtype=None) -> tuple[str | None, str]:
     names = [p.sval for p in parts if isinstance(p, ast.String)]
-    if not names:
-        return None, "?"
-    return (names[-2] if len(names) >= 2 else None), ".".join(names)
+    qualified = len(names) >= (3 if objtype in _TABLE_MEMBERS else 2)
+    return (names[0] if qualified else None), ".".join(names)
 
 
 class _Targets(Visitor):
@@ -109,6 +113,12 @@ class _Targets(Visitor):
         self.found: list[tuple[str, str]] = []
 
     def visit_SelectStmt(self, ancestors, node):  # noqa: N802 (pglast visitor naming)
+        # A SELECT only reads, except in its data-modifying WITH queries (WITH d AS (DELETE …) SELECT …).
+        for cte in getattr(node.withClause, "ctes", None) or ():
+            if not isinstance(cte.ctequery, ast.SelectStmt):
+                inner = _Targets()
+                inner(cte.ctequery.relation)
+                self.found += inner.found
         return Skip
 
     def visit_RangeVar(self, ancestors, node):  # noqa: N802
@@ -129,11 +139,11 @@ def raw_sql_objects(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for raw in statements:
         stmt = raw.stmt
-        if isinstance(stmt, ast.SelectStmt | ast.DoStmt | ast.ExplainStmt | ast.VariableSetStmt
-                      | ast.VariableShowStmt):
+        if isinstance(stmt, ast.DoStmt | ast.ExplainStmt | ast.VariableSetStmt | ast.VariableShowStmt):
             continue
         walker = _Targets()
-        walker(stmt)
+        # DML writes only its target; its FROM/USING/SELECT parts read.
+        walker(stmt.relation if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) else stmt)
         found += walker.found
         found += _named_objects(stmt)
     return found
@@ -152,7 +162,7 @@ def _named_objects(stmt) -> list[tuple[str, str]]:
                 continue
             parts = getattr(obj, "objname", None) or getattr(obj, "names", None) or obj
             if isinstance(parts, tuple | list):
-                schema, name = _qualified(parts)
+                schema, name = _qualified(parts, stmt.removeType)
                 if schema:
                     out.append((schema, f"object {name}"))
     elif isinstance(stmt, ast.AlterObjectSchemaStmt) and stmt.newschema:
@@ -163,8 +173,24 @@ def _named_objects(stmt) -> list[tuple[str, str]]:
         name = getattr(stmt.object, "sval", None)
         if name:
             out.append((name, f"schema {name}"))
-    elif isinstance(stmt, ast.GrantStmt) and stmt.objtype == ObjectType.OBJECT_SCHEMA:
+    elif isinstance(stmt, ast.GrantStmt) and (stmt.objtype == ObjectType.OBJECT_SCHEMA
+                                              or getattr(stmt.targtype, "name", "") == "ACL_TARGET_ALL_IN_SCHEMA"):
         out += [(o.sval, f"schema {o.sval}") for o in stmt.objects or () if isinstance(o, ast.String)]
+    elif isinstance(stmt, ast.AlterDefaultPrivilegesStmt):
+        for option in stmt.options or ():
+            if option.defname == "schemas":
+                out += [(o.sval, f"schema {o.sval}") for o in option.arg or () if isinstance(o, ast.String)]
+    elif isinstance(stmt, ast.CommentStmt | ast.SecLabelStmt):
+        target = stmt.object
+        if isinstance(target, ast.String):
+            if stmt.objtype == ObjectType.OBJECT_SCHEMA:
+                out.append((target.sval, f"schema {target.sval}"))
+        else:
+            parts = getattr(target, "objname", None) or getattr(target, "names", None) or target
+            if isinstance(parts, tuple | list):
+                schema, name = _qualified(parts, stmt.objtype)
+                if schema:
+                    out.append((schema, f"object {name}"))
     elif isinstance(stmt, ast.CreateFunctionStmt | ast.DefineStmt | ast.CreateEnumStmt | ast.CreateDomainStmt):
         parts = (getattr(stmt, "funcname", None) or getattr(stmt, "defnames", None)
                  or getattr(stmt, "typeName", None) or getattr(stmt, "domainname", None))
