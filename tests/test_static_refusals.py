@@ -38,9 +38,9 @@ from tests.pg import TestDatabase
 
 DBDEPLOY = Path(sys.executable).parent / "dbdeploy"
 
-HEADER = ("from dbdeploy import (AddCheck, AddColumn, AddForeignKey, Backfill, Check, Column, CreateIndex, "
-          "CreateSchema, CreateTable, DropColumn, DropIndex, DropTable, ForeignKey, Index, Migration, RawSQL, "
-          "RequireExtension)\n")
+HEADER = ("from dbdeploy import (AddCheck, AddColumn, AddForeignKey, AddUnique, Backfill, Check, Column, "
+          "CreateIndex, CreateSchema, CreateTable, DropColumn, DropIndex, DropTable, ForeignKey, Index, Migration, "
+          "RawSQL, RequireExtension, Unique)\n")
 
 
 def _spec(version: str, operations: str) -> str:
@@ -268,6 +268,26 @@ CASES = [
          "operations[2] (add_foreign_key app.t)", "no equality operator", "referenced column's type",
          rejects="CREATE TABLE app.flags (f boolean PRIMARY KEY); CREATE TABLE app.t (at timestamptz "
                  "REFERENCES app.flags (f))"),
+    Case("primary_key_json",
+         "CreateTable(table='app.docs', columns=[Column(name='doc', type='json', nullable=False)], "
+         "primary_key=['doc']),",
+         "primary_key", "no btree operator class", "use jsonb",
+         rejects="CREATE TABLE app.docs (doc json PRIMARY KEY)"),
+    Case("unique_point_in_create_table",
+         "CreateTable(table='app.places', columns=[Column(name='at', type='point')], "
+         "uniques=[Unique(columns=['at'])]),",
+         "uniques[0].columns", "no btree operator class", "gist",
+         rejects="CREATE TABLE app.places (at point UNIQUE)"),
+    Case("add_unique_xml_known_table",
+         "CreateTable(table='app.feeds', columns=[Column(name='body', type='xml')]),\n"
+         "AddUnique(table='app.feeds', unique=Unique(columns=['body'])),",
+         "operations[1] (add_unique app.feeds)", "no btree operator class", "leave the column out",
+         rejects="CREATE TABLE app.feeds (body xml); ALTER TABLE app.feeds ADD UNIQUE (body)"),
+    Case("btree_index_json_known_table",
+         "CreateTable(table='app.docs', columns=[Column(name='doc', type='json')]),\n"
+         "CreateIndex(table='app.docs', index=Index(columns=['doc'])),",
+         "operations[1] (create_index app.docs)", "no btree operator class", "use jsonb",
+         rejects="CREATE TABLE app.docs (doc json); CREATE INDEX ON app.docs (doc)"),
     Case("columns_1700", f"CreateTable(table='app.wide', columns={_wide(1700)}),",
          "CreateTable.columns", "1700 columns", "split the columns",
          rejects="CREATE TABLE app.wide (" + ", ".join(f"c{i} integer" for i in range(1700)) + ")"),

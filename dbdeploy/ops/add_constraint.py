@@ -12,7 +12,7 @@ from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.ddl import check_body, foreign_key_body
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Check, ForeignKey, Index, Unique
-from dbdeploy.spec.static_checks import check_foreign_key_types
+from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types
 
 
 def _register(state: SchemaState, table: str, name: str, what: str) -> None:
@@ -134,6 +134,8 @@ class AddUnique(Operation):
 
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.unique.columns, "unique.columns")
+        if self.table in state.tables:
+            check_btree_columns("unique.columns", self.unique.columns, state.tables[self.table].columns)
         _register(state, self.table, self.unique.resolved_name(self.table), "unique")
         state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
                     self.table)

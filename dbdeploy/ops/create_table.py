@@ -48,7 +48,7 @@ from dbdeploy.ops.ddl import (
 from dbdeploy.spec.base import FreeText, Identifier, TableName
 from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
 from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.spec.static_checks import check_foreign_key_types, too_many_columns
+from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
 from dbdeploy.sql import ident, literal, qualified, render
 
 
@@ -90,6 +90,13 @@ class CreateTable(Operation):
         if crowded:
             raise ValueError(f"columns: {crowded}")
         need(self.primary_key, "primary_key")
+        own = {c.name: c for c in self.columns}
+        check_btree_columns("primary_key", self.primary_key, own)
+        for i, unique in enumerate(self.uniques):
+            check_btree_columns(f"uniques[{i}].columns", unique.columns, own)
+        for i, index in enumerate(self.indexes):
+            if index.method == "btree":
+                check_btree_columns(f"indexes[{i}].columns", index.columns, own)
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice — fix: list each column once")
         for i, fk in enumerate(self.foreign_keys):

@@ -77,6 +77,26 @@ def foreign_key_type_problem(column: str, column_type: str, ref: str, ref_type: 
             f"{FIX_MARK}give {column} the referenced column's type ({ref_type})")
 
 
+# Built-in types with no default btree operator class (no "=" PostgreSQL can sort or index by): a
+# primary key, unique constraint or plain btree index on them fails ("data type json has no default
+# operator class for access method btree"). (An array of them is accepted until two rows are compared.)
+NO_BTREE_TYPES = frozenset(("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle", "jsonpath",
+                            "txid_snapshot", "pg_snapshot", "xid"))
+
+
+def check_btree_columns(what: str, columns, known: dict) -> None:
+    """Raise ValueError ("what: reason — fix") when one of ``columns`` (names; ``known``: name → Column)
+    has a type that a btree index (primary key, unique constraint, default index) cannot hold."""
+    for name in columns:
+        column = known.get(name)
+        key = type_key(column.type) if column is not None else None
+        if key is not None and key[0] in NO_BTREE_TYPES and not key[1]:
+            better = "jsonb" if key[0] == "json" else "another type (or method=\"gist\" for geometric types)"
+            raise ValueError(f"{what}: column {name} is {column.type}, which has no btree operator class, so "
+                             "PostgreSQL cannot build a primary key, unique constraint or btree index on it"
+                             f"{FIX_MARK}use {better}, or leave the column out")
+
+
 def too_many_columns(table: str, count: int) -> str | None:
     """The refusal for a table that would have ``count`` columns, or None within the limit."""
     if count <= MAX_COLUMNS:
@@ -100,4 +120,5 @@ def check_foreign_key_types(what: str, columns: list[str], own: dict, ref_table:
                 raise ValueError(f"{what}: {problem}")
 
 
-__all__ = ["MAX_COLUMNS", "check_foreign_key_types", "foreign_key_type_problem", "too_many_columns", "type_key"]
+__all__ = ["MAX_COLUMNS", "NO_BTREE_TYPES", "check_btree_columns", "check_foreign_key_types",
+           "foreign_key_type_problem", "too_many_columns", "type_key"]
