@@ -103,7 +103,6 @@ class CreateTable(Operation):
             need(fk.columns, f"foreign_keys[{i}].columns")
             if fk.references == self.table:
                 need(fk.ref_columns, f"foreign_keys[{i}].ref_columns")
-                own = {c.name: c for c in self.columns}
                 check_foreign_key_types(f"foreign_keys[{i}]", fk.columns, own, fk.references, fk.ref_columns, own)
         for i, unique in enumerate(self.uniques):
             need(unique.columns, f"uniques[{i}].columns")
