@@ -266,9 +266,10 @@ def test_a_plain_draft_is_accepted_and_a_hostile_one_refused():
     draft = {
         "names": {"schema": "app", "table": "users", "c1": "id", "c2": "email", "c3": "status"},
         "optional": {"check": None, "index": "users_email_idx", "unique": None, "added_index": None, "fk": None},
-        "types": ["bigint", "text", "text"], "default": None, "check": "{c} <> ''", "where": "{c} IS NOT NULL",
+        # text → text: the foreign key (email → id) needs comparable types (dbdeploy.spec.static_checks)
+        "types": ["text", "text", "text"], "default": None, "check": "{c} <> ''", "where": "{c} IS NOT NULL",
         "set": "lower({c})", "index_key": "lower({c}::text)", "comment": "it's", "description": "x",
-        "seed": [1, "a@example.com"], "batch_size": 500, "ops": ["add_column", "backfill", "seed", "index", "fk"],
+        "seed": ["1", "a@example.com"], "batch_size": 500, "ops": ["add_column", "backfill", "seed", "index", "fk"],
     }
     files = generate(draft)
     assert isinstance(files, dict), files

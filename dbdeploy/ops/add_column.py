@@ -47,6 +47,7 @@ from dbdeploy.ops.ddl import column_def
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Column
 from dbdeploy.spec.names import derived_name, split_table
+from dbdeploy.spec.static_checks import too_many_columns
 from dbdeploy.sql import ident, literal, qualified, render
 
 
@@ -83,6 +84,9 @@ class AddColumn(Operation):
         if self.column.name in table.columns:
             raise ValueError(f"column {self.column.name!r} already exists in {self.table} — fix: remove this "
                              "AddColumn, or give the new column another name")
+        crowded = too_many_columns(self.table, len(table.columns) + 1)
+        if crowded:
+            raise ValueError(crowded)
         # Replace, never mutate: planning and lint keep shallow snapshots of the state.
         state.tables[self.table] = replace(table, columns={**table.columns, self.column.name: self.column})
 

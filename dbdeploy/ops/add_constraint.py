@@ -12,6 +12,7 @@ from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.ddl import check_body, foreign_key_body
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Check, ForeignKey, Index, Unique
+from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types
 
 
 def _register(state: SchemaState, table: str, name: str, what: str) -> None:
@@ -32,6 +33,10 @@ class AddForeignKey(Operation):
         state.require_columns(self.table, self.foreign_key.columns, "foreign_key.columns")
         state.require_columns(self.foreign_key.references, self.foreign_key.ref_columns,
                               "foreign_key.ref_columns")
+        own, referenced = state.tables.get(self.table), state.tables.get(self.foreign_key.references)
+        if own is not None:
+            check_foreign_key_types("foreign_key", self.foreign_key.columns, own.columns, self.foreign_key.references,
+                                    self.foreign_key.ref_columns, referenced and referenced.columns)
         _register(state, self.table, self.foreign_key.resolved_name(self.table), "foreign_key")
 
     def forward(self, ctx: PlanContext) -> list[Step]:
@@ -129,6 +134,8 @@ class AddUnique(Operation):
 
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.unique.columns, "unique.columns")
+        if self.table in state.tables:
+            check_btree_columns("unique.columns", self.unique.columns, state.tables[self.table].columns)
         _register(state, self.table, self.unique.resolved_name(self.table), "unique")
         known = state.tables.get(self.table)
         if known is not None:   # copy-on-write, see SchemaState.copy

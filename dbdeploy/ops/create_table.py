@@ -48,6 +48,7 @@ from dbdeploy.ops.ddl import (
 from dbdeploy.spec.base import FreeText, Identifier, TableName
 from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
 from dbdeploy.spec.names import derived_name, split_table
+from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
 from dbdeploy.sql import ident, literal, qualified, render
 
 
@@ -85,13 +86,24 @@ class CreateTable(Operation):
                                  f"(columns: {', '.join(sorted(names))}) — fix: use one of the table's columns, "
                                  "or add the column to columns=[...]")
 
+        crowded = too_many_columns(self.table, len(self.columns))
+        if crowded:
+            raise ValueError(f"columns: {crowded}")
         need(self.primary_key, "primary_key")
+        own = {c.name: c for c in self.columns}
+        check_btree_columns("primary_key", self.primary_key, own)
+        for i, unique in enumerate(self.uniques):
+            check_btree_columns(f"uniques[{i}].columns", unique.columns, own)
+        for i, index in enumerate(self.indexes):
+            if index.method == "btree":
+                check_btree_columns(f"indexes[{i}].columns", index.columns, own)
         if len(set(self.primary_key)) != len(self.primary_key):
             raise ValueError("primary_key lists a column twice — fix: list each column once")
         for i, fk in enumerate(self.foreign_keys):
             need(fk.columns, f"foreign_keys[{i}].columns")
             if fk.references == self.table:
                 need(fk.ref_columns, f"foreign_keys[{i}].ref_columns")
+                check_foreign_key_types(f"foreign_keys[{i}]", fk.columns, own, fk.references, fk.ref_columns, own)
         for i, unique in enumerate(self.uniques):
             need(unique.columns, f"uniques[{i}].columns")
         for i, check in enumerate(self.checks):
@@ -125,9 +137,12 @@ class CreateTable(Operation):
         state.tables[self.table] = TableState(
             columns={c.name: c for c in self.columns}, primary_key=list(self.primary_key),
             constraints=constraints, uniques={u.resolved_name(self.table): tuple(u.columns) for u in self.uniques})
-        for fk in self.foreign_keys:
+        for i, fk in enumerate(self.foreign_keys):
             if fk.references != self.table:
                 state.require_columns(fk.references, fk.ref_columns, "foreign_keys.ref_columns")
+                referenced = state.tables.get(fk.references)
+                check_foreign_key_types(f"foreign_keys[{i}]", fk.columns, {c.name: c for c in self.columns},
+                                        fk.references, fk.ref_columns, referenced and referenced.columns)
         for index in self.indexes:
             name = index.qualified_name(self.table)
             state.claim(name, "an index", self.table)

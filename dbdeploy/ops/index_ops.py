@@ -14,6 +14,7 @@ from dbdeploy.ops.common import is_owned
 from dbdeploy.spec.base import TableName
 from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import check_table_name
+from dbdeploy.spec.static_checks import check_btree_columns
 from dbdeploy.sql import ident, literal, parse_expression, render
 
 S = sql.SQL
@@ -26,6 +27,8 @@ class CreateIndex(Operation):
 
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.index.referenced_columns, "index.columns")
+        if self.index.method == "btree" and self.table in state.tables:
+            check_btree_columns("index.columns", self.index.columns, state.tables[self.table].columns)
         name = self.index.qualified_name(self.table)
         state.claim(name, "an index", self.table)
         state.indexes[name] = (self.table, self.index)

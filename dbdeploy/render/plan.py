@@ -30,6 +30,7 @@ from dbdeploy.ops.common import do_block
 from dbdeploy.render import bookkeeping
 from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.spec.migration import Migration
+from dbdeploy.spec.reserved import check_operation as check_reserved_schemas
 from dbdeploy.sql import literal, parse_statements, render
 from dbdeploy.sql.psql import indent, scan
 
@@ -80,6 +81,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
                           state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
                           rollback_removes=frozenset().union(*raw_removals[i + 1:]), later_ops=tuple(ops[i + 1:]))
         try:
+            check_reserved_schemas(op, history_schema)
             op.apply(state)
             steps = op.forward(ctx)
             undo.append(op.rollback(ctx))

@@ -21,6 +21,13 @@ from dbdeploy.spec.base import (
 )
 from dbdeploy.spec.names import _IDENTIFIER, derived_name, short_hash, split_table
 from dbdeploy.sql import parse_expression, parse_index_element
+from dbdeploy.sql.expression_rules import (
+    check_constraint_expression,
+    check_default,
+    check_index_key,
+    check_index_predicate,
+    index_key_is_ordered,
+)
 
 _INTEGER_TYPES = {"smallint", "integer", "int", "int2", "int4", "int8", "bigint"}
 _ON_DELETE = ("CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION")
@@ -53,6 +60,14 @@ class Column(SpecModel):
     def _comment_text(cls, value: str | None) -> str | None:
         if value is not None and "\x00" in value:
             raise ValueError("comment contains a NUL byte — fix: remove the NUL byte (\\x00)")
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _default_rules(cls, value: str | None) -> str | None:
+        """What PostgreSQL refuses in a DEFAULT, and calls with side effects (dbdeploy.sql.expression_rules)."""
+        if value is not None:
+            check_default(value)
         return value
 
     @property
@@ -100,6 +115,13 @@ class Check(SpecModel):
     expression: SqlExpression
     name: Identifier | None = None
 
+    @field_validator("expression")
+    @classmethod
+    def _expression_rules(cls, value: str) -> str:
+        """What PostgreSQL refuses in a CHECK, and calls with side effects (dbdeploy.sql.expression_rules)."""
+        check_constraint_expression(value)
+        return value
+
     @property
     def columns(self) -> frozenset[str]:
         return parse_expression(self.expression).columns
@@ -135,6 +157,16 @@ class Index(SpecModel):
     def _has_columns(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("an index needs at least one column or expression — fix: list what to index")
+        for key in value:
+            if not _IDENTIFIER.match(key):
+                check_index_key(key)     # only IMMUTABLE built-ins, no subquery/aggregate (expression_rules)
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_rules(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_index_predicate(value)
         return value
 
     @field_validator("method")
@@ -143,6 +175,25 @@ class Index(SpecModel):
         if value not in _METHODS:
             raise ValueError(f"method {value!r} must be one of {', '.join(_METHODS)} — fix: use one of them")
         return value
+
+    @model_validator(mode="after")
+    def _method_capabilities(self) -> Index:
+        """What the access method cannot do (PostgreSQL's index AM properties: only btree has unique
+        and ordered keys; INCLUDE needs btree, gist or spgist; hash takes one column)."""
+        fix = "use method=\"btree\" (the default)"
+        if self.unique and self.method != "btree":
+            raise ValueError(f"method: access method {self.method} does not support unique indexes — fix: {fix}, "
+                             "or drop unique=True")
+        if self.include and self.method not in ("btree", "gist", "spgist"):
+            raise ValueError(f"include: access method {self.method} does not support included columns — fix: {fix} "
+                             "(or gist/spgist), or move the columns into columns=[...]")
+        if self.method == "hash" and len(self.columns) > 1:
+            raise ValueError(f"columns: access method hash does not support multicolumn indexes — fix: {fix}, or "
+                             "index one column")
+        if self.method != "btree" and any(index_key_is_ordered(k) for k in self.columns):
+            raise ValueError(f"columns: access method {self.method} does not support ASC/DESC/NULLS options — fix: "
+                             f"{fix}, or remove the ordering")
+        return self
 
     @property
     def referenced_columns(self) -> frozenset[str]:

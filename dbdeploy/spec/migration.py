@@ -9,6 +9,7 @@ from pydantic import field_validator, model_validator
 from dbdeploy.ops import AddColumn, AnyOperation, Backfill, SchemaState
 from dbdeploy.spec.base import SpecModel
 from dbdeploy.spec.names import check_version
+from dbdeploy.spec.reserved import check_operation as check_reserved_schemas
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
 
@@ -54,9 +55,11 @@ class Migration(SpecModel):
         state = SchemaState()
         for i, op in enumerate(self.operations):
             try:
+                check_reserved_schemas(op)
                 op.apply(state)
             except ValueError as exc:
                 raise ValueError(f"operations[{i}] ({op.describe()}): {exc}") from None
+        _foreign_keys_to_later_tables(self.operations)
         for i, op in enumerate(self.operations):
             unfilled = isinstance(op, AddColumn) and not op.column.nullable and op.column.default is None
             if unfilled and not any(isinstance(later, Backfill) and later.table == op.table
@@ -74,3 +77,29 @@ class Migration(SpecModel):
     @property
     def destructive(self) -> bool:
         return any(op.destructive for op in self.operations)
+
+
+def _foreign_keys_to_later_tables(operations: list) -> None:
+    """Refuse a foreign key (CreateTable or AddForeignKey) to a table that a later CreateTable of the
+    same migration creates: when the bundle runs, the referenced table does not exist yet."""
+    from dbdeploy.ops import AddForeignKey, CreateTable
+
+    created_at = {}
+    for i, op in enumerate(operations):
+        if isinstance(op, CreateTable):
+            created_at.setdefault(op.table, i)
+    for i, op in enumerate(operations):
+        if isinstance(op, CreateTable):
+            fks = [(f"foreign_keys[{k}]", fk) for k, fk in enumerate(op.foreign_keys)]
+        elif isinstance(op, AddForeignKey):
+            fks = [("foreign_key", op.foreign_key)]
+        else:
+            continue
+        for where, fk in fks:
+            later = created_at.get(fk.references, -1)
+            if later > i:
+                raise ValueError(
+                    f"operations[{i}] ({op.describe()}): {where} references {fk.references}, which operations[{later}] "
+                    "creates later in this migration, so it does not exist yet when this runs — fix: put the "
+                    f"CreateTable of {fk.references} first; for tables that reference each other, leave this "
+                    "foreign key out and add it with AddForeignKey after both CreateTables")
