@@ -869,9 +869,11 @@ class DropColumn(Operation):
               "    END IF;\n"
               "END LOOP;").format(k=keeper, s=schema, qt=qt, rel=regclass(self.table),
                                   msg=literal(f"dbdeploy {ctx.label}: cannot read the kept definition of index ")),
-            S("SELECT dbdeploy_rows_done, dbdeploy_rows_defaulted INTO v_restored, v_new FROM {};").format(
-                self._rel(ctx, "restore")),
+            S("SELECT dbdeploy_rows_done INTO v_restored FROM {};").format(self._rel(ctx, "restore")),
             self._key_from_backup(ctx),
+            S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
+              "    || ' AS b WHERE ' || {km} || ')' INTO v_new;").format(
+                b=literal(render(self._rel(ctx))), qt=qt, km=_keys("t.%1$I = b.%1$I", " AND ")),
             S("EXECUTE 'SELECT count(*) FROM ' || {b} || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || {qt}\n"
               "    || ' AS t WHERE ' || {km} || ')' INTO v_gone;").format(
                 b=literal(render(self._rel(ctx))), qt=qt, km=_keys("t.%1$I = b.%1$I", " AND ")),
@@ -880,7 +882,8 @@ class DropColumn(Operation):
             S("RAISE NOTICE '%', {m1} || v_restored || {m2} || v_new || {m3} || v_gone || {m4};").format(
                 m1=literal(f"dbdeploy {ctx.label}: restored column {key}: the saved values of "),
                 m2=literal(" row(s) put back; "),
-                m3=literal(" row(s) inserted since the drop got the column default; the saved values of "),
+                m3=literal(" row(s) inserted since the drop got the column default (NULL without one); the saved "
+                           "values of "),
                 m4=literal(" row(s) deleted since were dropped with the copy")),
         )
         return Step("restore_column_finish", self.table, "ACCESS EXCLUSIVE", True,
