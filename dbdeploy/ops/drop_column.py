@@ -62,6 +62,7 @@ from dataclasses import replace
 from typing import ClassVar
 
 from psycopg import sql
+from pydantic import Field
 
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
@@ -114,6 +115,7 @@ class DropColumn(Operation):
     destructive: ClassVar[bool] = True
     table: TableName
     column: Identifier
+    batch_size: int = Field(default=BATCH_SIZE, ge=1, le=1_000_000)
 
     def apply(self, state: SchemaState) -> None:
         table = state.tables.get(self.table)
@@ -203,7 +205,7 @@ class DropColumn(Operation):
 
     def _copy_function(self, ctx: PlanContext) -> sql.Composable:
         t, col, b, p = qualified(self.table), ident(self.column), self._rel(ctx), self._rel(ctx, "progress")
-        n = BATCH_SIZE
+        n = self.batch_size
         body = (
             "DECLARE\n    v_seen bigint;\n    v_copied bigint;\n"
             "BEGIN\n"
@@ -467,7 +469,7 @@ class DropColumn(Operation):
             self._prepare_step(ctx),
             self._batch_step("copy_column", self._fn(ctx, "copy"), "rows_copied", "ROW SHARE",
                              f"copy the values of {self.table}.{self.column} to the backup schema in batches of "
-                             f"{BATCH_SIZE}"),
+                             f"{self.batch_size}"),
             self._drop_step(ctx),
         ]
 
@@ -497,7 +499,7 @@ class DropColumn(Operation):
             ],
             notes=[f"Dropping {table}.{column} is online: a short transaction creates {keeper} (the column's "
                    f"definition), {backup} and a trigger on {table} that keeps {backup} in sync with every write; "
-                   f"the values are copied in batches of {BATCH_SIZE} (one transaction each, row locks only; a killed "
+                   f"the values are copied in batches of {self.batch_size} (one transaction each, row locks only; a killed "
                    "run continues at its cursor); then one short ACCESS EXCLUSIVE transaction drops the trigger and "
                    "the column. The application may keep writing throughout. The drop refuses, before any change, "
                    "on a view or another table's foreign key using the column, no primary key, or an exclusion "
@@ -505,7 +507,7 @@ class DropColumn(Operation):
             health_checks=[checks.column_gone(table, column), saved],
             rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table, nullable, no rewrite) "
                             f"with its type, collation, default and comment read from {keeper}'s catalog entries, "
-                            f"puts every saved value back from {backup} in batches of {BATCH_SIZE} (only where the "
+                            f"puts every saved value back from {backup} in batches of {self.batch_size} (only where the "
                             "column is still NULL: a value the application writes to the re-added column meanwhile is "
                             "kept; rows inserted since the drop get the column default), then restores NOT NULL "
                             "through a validated CHECK, the CHECK constraints and foreign keys (NOT VALID, then "
@@ -518,7 +520,7 @@ class DropColumn(Operation):
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
                             f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
             durations=checks.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
-                                       f"proportional to rows, in batches of {BATCH_SIZE} (one transaction per batch)",
+                                       f"proportional to rows, in batches of {self.batch_size} (one transaction per batch)",
                                        "constant (drops the trigger and the column)"))
 
     # --- rollback -----------------------------------------------------------------------------
@@ -605,7 +607,7 @@ class DropColumn(Operation):
 
     def _restore_function(self, ctx: PlanContext) -> sql.Composable:
         t, col, b, p = qualified(self.table), ident(self.column), self._rel(ctx), self._rel(ctx, "restore")
-        n = BATCH_SIZE
+        n = self.batch_size
         body = (
             "DECLARE\n    v_seen bigint;\n    v_put bigint;\n"
             "BEGIN\n"
@@ -896,7 +898,7 @@ class DropColumn(Operation):
         steps = [
             self._readd_step(ctx),
             self._batch_step("restore_column_values", self._fn(ctx, "put"), "rows_restored", "ROW EXCLUSIVE",
-                             f"put the saved values of {self.table}.{self.column} back in batches of {BATCH_SIZE} "
+                             f"put the saved values of {self.table}.{self.column} back in batches of {self.batch_size} "
                              "(never over a value written since)"),
             self._constraints_step(ctx),
             self._validate_step(ctx),
