@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "9cee13562f5ded1e57b64e9928a05ed8e9fab5519f7e07592d0fb7c5d685c639"
+CHECKSUM = "656d5bb698638b3c6037109d1f6cb01948b1e05b0b0153a45bdd5cbad238e661"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "ec0fdf41b6fb43c10896c84b414c6b59287cf5f31c435edac03738b5c3b459ea"
+CHECKSUM = "65fe3367a911088e31852172c0c828f8f2606d8f2d4da8a9082a053a0ac4b35a"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
