@@ -273,7 +273,8 @@ def test_writers_never_wait_behind_copy_or_restore(fresh_db_each, tmp_path, path
         expected[key] = (value, expected[key][1])
     assert after == expected
     assert _definition(db) == catalog_before
-    assert db.execute("SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.accounts'::regclass") == [(0,)]
+    assert db.execute("SELECT count(*) FROM pg_catalog.pg_trigger"
+                      " WHERE tgrelid = 'public.accounts'::regclass") == [(0,)]
     assert db.execute("SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                       " ON n.oid = c.relnamespace WHERE n.nspname = 'dbdeploy_backup' AND c.relname LIKE 'v002%'"
                       ) == [(0,)]
@@ -435,7 +436,8 @@ def test_tampered_dropped_columns_row_is_never_executed(fresh_db_each, tmp_path,
 
         sets = ", ".join(f"{k} = {v}" if v.startswith("ARRAY") else f"{k} = $q${v}$q$"
                          for k, v in _hostile(role).items())
-        fks = (f"""'[{{"name": "x\\"; ALTER ROLE {role} SUPERUSER; --", "columns": ["owner_id"], "ref_schema": "public", "ref_table": "owners", "ref_columns": ["id"],"""
+        fks = (f"""'[{{"name": "x\\"; ALTER ROLE {role} SUPERUSER; --", "columns": ["owner_id"],"""
+               f""" "ref_schema": "public", "ref_table": "owners", "ref_columns": ["id"],"""
                f""" "match": "s; ALTER ROLE {role} SUPERUSER", "on_update": "a", "on_delete": "c; ALTER ROLE"""
                f""" {role} SUPERUSER", "deferrable": false, "deferred": false, "validated": true}}]'::jsonb""")
         tamper = (f"UPDATE dbdeploy_backup.dropped_columns SET {sets}, foreign_keys = CASE WHEN column_name ="

@@ -20,10 +20,15 @@ changes (README, "Rollback" → DropColumn). The forward is three steps:
      refuses to run for any other table) upserts the key and value into the values table and
      deletes on DELETE, so writes made during and after the copy are kept;
    - a cursor table ``…_progress`` and the batch function ``…_copy``.
-2. ``copy_column`` (no transaction, ROW SHARE): copies the values in primary-key order, one batch
-   per transaction (``FOR SHARE`` on the batch's rows, ``ON CONFLICT DO NOTHING`` so a value the
-   trigger saved is never replaced by an older one), the cursor committing with the batch; a killed
-   run resumes at the cursor. The executor runs the batch statement between the batch markers.
+2. ``copy_column`` (no transaction, ACCESS SHARE): copies the values in primary-key order, one batch
+   of ``batch_size`` rows per transaction, taking no row lock (writers never wait for it), the cursor
+   committing with the batch; a killed run resumes at the cursor. The copy inserts with ``ON
+   CONFLICT DO NOTHING`` and the trigger upserts, so the newest value always wins: a value the
+   trigger saved is never replaced by the batch's older read, and a batch row saved before a
+   write is overwritten by that write's trigger (which waits for the batch's commit only when it
+   hits a key of the batch in flight). A row deleted between the batch's read and its insert can
+   leave a saved value for a key no longer in the table; the rollback counts those as deleted.
+   The executor runs the batch statement between the batch markers.
 3. ``drop_column`` (one short transaction, ACCESS EXCLUSIVE): records the serial sequence, the
    identity sequence's position and the foreign keys from the column (as data) in
    ``dropped_columns``, drops the trigger and the column.
@@ -90,7 +95,7 @@ from dbdeploy.spec.base import Identifier, TableName
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import ident, literal, qualified, render
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 1000
 
 
 def dropped_columns_table(ctx: PlanContext):
@@ -199,7 +204,8 @@ class DropColumn(Operation):
             "END")
         head = (f"CREATE FUNCTION {_fmt(self._fn(ctx, 'sync'))}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
                 " SET search_path = pg_catalog, pg_temp AS %L")
-        return S("EXECUTE pg_catalog.format({head}, pg_catalog.format({body}, {old}, {cols}, {new}, {changed}));").format(
+        return S("EXECUTE pg_catalog.format({head},"
+                 " pg_catalog.format({body}, {old}, {cols}, {new}, {changed}));").format(
             head=literal(head), body=literal(body), old=_keys("b.%1$I = OLD.%1$I", " AND "), cols=_keys("%1$I"),
             new=_keys("NEW.%1$I"), changed=_keys("OLD.%1$I IS DISTINCT FROM NEW.%1$I", " OR "))
 
@@ -214,7 +220,7 @@ class DropColumn(Operation):
             "    END IF;\n"
             "    WITH batch AS (\n"
             f"        SELECT %1$s, t.{_fmt(col)} AS dbdeploy_value FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + " FOR SHARE OF t\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + "\n"
             "    ), next_key AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
             "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + str(n) + " LIMIT 1\n"
@@ -240,7 +246,8 @@ class DropColumn(Operation):
     def _noop_function(self, ctx: PlanContext, suffix: str, out: str) -> sql.Composable:
         """A batch function that reports nothing to do, so the batch step of a drop (or restore) that
         has nothing to do runs (psql and the executor call the function by its bundle name)."""
-        return if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(literal(render(self._fn(ctx, suffix)) + "()")),
+        name = literal(render(self._fn(ctx, suffix)) + "()")
+        return if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(name),
                        S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, {out} bigint) LANGUAGE sql"
                          " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(
                            fn=self._fn(ctx, suffix), out=ident(out)),
@@ -304,7 +311,8 @@ class DropColumn(Operation):
             S("FOR v_name IN SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d\n"
               "    ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
               "    WHERE a.attrelid = {kr}::pg_catalog.regclass AND a.attname <> {col} LOOP\n"
-              "    EXECUTE 'ALTER TABLE ' || {kt} || ' ALTER COLUMN ' || pg_catalog.quote_ident(v_name) || ' DROP DEFAULT';\n"
+              "    EXECUTE 'ALTER TABLE ' || {kt} || ' ALTER COLUMN ' || pg_catalog.quote_ident(v_name)"
+              " || ' DROP DEFAULT';\n"
               "END LOOP;").format(kr=keeper_text, col=col, kt=keeper_text),
             S("FOR v_con IN SELECT c.oid, c.conname::text AS name FROM pg_catalog.pg_constraint c\n"
               "    WHERE c.conrelid = {rel} AND c.contype = 'c' AND {num} = ANY (c.conkey) ORDER BY c.conname LOOP\n"
@@ -316,7 +324,8 @@ class DropColumn(Operation):
             S("FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,\n"
               "        con.conname::text AS conname, con.condeferrable, con.condeferred\n"
               "    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid\n"
-              "    LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid\n"
+              "    LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid\n"
+              "        AND con.conrelid = i.indrelid\n"
               "        AND con.contype = 'u'\n"
               "    WHERE i.indrelid = {rel} AND (i.indexrelid IN {on_column} OR {num} = ANY (i.indkey))\n"
               "    ORDER BY c.relname LOOP\n"
@@ -421,12 +430,17 @@ class DropColumn(Operation):
             # Foreign keys from the column, as data (names and keywords), rebuilt by the rollback.
             S("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(\n"
               "    'name', c.conname::text,\n"
-              "    'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey)"
-              " WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),\n"
+              "    'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o)"
+              " FROM pg_catalog.unnest(c.conkey)"
+              " WITH ORDINALITY AS k(n, o)"
+              " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),\n"
               "    'ref_schema', rn.nspname::text, 'ref_table', r.relname::text,\n"
-              "    'ref_columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey)"
-              " WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n),\n"
-              "    'match', c.confmatchtype::text, 'on_update', c.confupdtype::text, 'on_delete', c.confdeltype::text,\n"
+              "    'ref_columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o)"
+              " FROM pg_catalog.unnest(c.confkey)"
+              " WITH ORDINALITY AS k(n, o)"
+              " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n),\n"
+              "    'match', c.confmatchtype::text, 'on_update', c.confupdtype::text,"
+              " 'on_delete', c.confdeltype::text,\n"
               "    'deferrable', c.condeferrable, 'deferred', c.condeferred, 'validated', c.convalidated)\n"
               "    ORDER BY c.conname) INTO v_fks\n"
               "FROM pg_catalog.pg_constraint c\n"
@@ -467,7 +481,7 @@ class DropColumn(Operation):
     def forward(self, ctx: PlanContext) -> list[Step]:
         return [
             self._prepare_step(ctx),
-            self._batch_step("copy_column", self._fn(ctx, "copy"), "rows_copied", "ROW SHARE",
+            self._batch_step("copy_column", self._fn(ctx, "copy"), "rows_copied", "ACCESS SHARE",
                              f"copy the values of {self.table}.{self.column} to the backup schema in batches of "
                              f"{self.batch_size}"),
             self._drop_step(ctx),
@@ -499,7 +513,8 @@ class DropColumn(Operation):
             ],
             notes=[f"Dropping {table}.{column} is online: a short transaction creates {keeper} (the column's "
                    f"definition), {backup} and a trigger on {table} that keeps {backup} in sync with every write; "
-                   f"the values are copied in batches of {self.batch_size} (one transaction each, row locks only; a killed "
+                   f"the values are copied in batches of {self.batch_size} (one transaction each, no row lock; a "
+                   "killed "
                    "run continues at its cursor); then one short ACCESS EXCLUSIVE transaction drops the trigger and "
                    "the column. The application may keep writing throughout. The drop refuses, before any change, "
                    "on a view or another table's foreign key using the column, no primary key, or an exclusion "
@@ -507,7 +522,8 @@ class DropColumn(Operation):
             health_checks=[checks.column_gone(table, column), saved],
             rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table, nullable, no rewrite) "
                             f"with its type, collation, default and comment read from {keeper}'s catalog entries, "
-                            f"puts every saved value back from {backup} in batches of {self.batch_size} (only where the "
+                            f"puts every saved value back from {backup} in batches of {self.batch_size} "
+                            "(only where the "
                             "column is still NULL: a value the application writes to the re-added column meanwhile is "
                             "kept; rows inserted since the drop get the column default), then restores NOT NULL "
                             "through a validated CHECK, the CHECK constraints and foreign keys (NOT VALID, then "
@@ -520,7 +536,8 @@ class DropColumn(Operation):
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
                             f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
             durations=checks.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
-                                       f"proportional to rows, in batches of {self.batch_size} (one transaction per batch)",
+                                       f"proportional to rows, in batches of {self.batch_size}"
+                                       " (one transaction per batch)",
                                        "constant (drops the trigger and the column)"))
 
     # --- rollback -----------------------------------------------------------------------------
@@ -531,7 +548,8 @@ class DropColumn(Operation):
 
     def _unfinished_forward(self, ctx: PlanContext) -> sql.Composable:
         """True when the forward prepared the drop but never dropped the column."""
-        return S("{} IS NOT NULL AND {}").format(self._regclass(ctx, "progress"), column_exists(self.table, self.column))
+        return S("{} IS NOT NULL AND {}").format(self._regclass(ctx, "progress"),
+                                                  column_exists(self.table, self.column))
 
     def _refusals(self, ctx: PlanContext) -> list[sql.Composable]:
         """The conditions on which the restore refuses (read-only; also the rollback's preflight)."""
@@ -616,7 +634,7 @@ class DropColumn(Operation):
             "    END IF;\n"
             "    WITH batch AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + " FOR UPDATE OF t\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + "\n"
             "    ), next_key AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
             "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + str(n) + " LIMIT 1\n"
@@ -652,7 +670,6 @@ class DropColumn(Operation):
         qc = literal(render(ident(self.column)))
         key = f"{self.table}.{self.column}"
         keeper = self._regclass(ctx, "def")
-        num = self._keeper_attr(ctx)
         body = block(
             *self._refusals(ctx),
             if_then(column_exists(self.table, self.column),
@@ -692,7 +709,8 @@ class DropColumn(Operation):
                     S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT ' || v_default;"
                       ).format(qt=qt, qc=qc)),
             if_then(S("v_comment IS NOT NULL"),
-                    S("EXECUTE 'COMMENT ON COLUMN ' || {qt} || '.' || {qc} || ' IS ' || pg_catalog.quote_literal(v_comment);"
+                    S("EXECUTE 'COMMENT ON COLUMN ' || {qt} || '.' || {qc} || ' IS '"
+                      " || pg_catalog.quote_literal(v_comment);"
                       ).format(qt=qt, qc=qc)),
             self._key_from_backup(ctx),
             S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt} || ' ORDER BY ' || {k}"
@@ -708,7 +726,6 @@ class DropColumn(Operation):
             S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "put")),
             notice(ctx, f"re-added column {key}; restoring its values in batches"),
         )
-        del num
         declare = ["v_saved record", "v_count bigint", "v_key text[]", "v_type text", "v_collation text",
                    "v_default text", "v_comment text", "v_has_default boolean"]
         return Step("restore_column", self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
@@ -749,7 +766,8 @@ class DropColumn(Operation):
         body = block(
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)), S("RETURN;")),
             if_then(S("(SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = {k} AND a.attname = {c})"
-                      " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {rel} AND conname = {nn})"
+                      " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint"
+                      " WHERE conrelid = {rel} AND conname = {nn})"
                       ).format(k=keeper, c=literal(self.column), rel=regclass(self.table), nn=nn),
                     S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident({nn})"
                       " || ' CHECK (' || {qc} || ' IS NOT NULL) NOT VALID';").format(qt=qt, nn=nn, qc=qc)),
@@ -837,7 +855,6 @@ class DropColumn(Operation):
         qt = literal(render(qualified(self.table)))
         key = f"{self.table}.{self.column}"
         keeper = self._regclass(ctx, "def")
-        keeper_text = literal(render(self._rel(ctx, "def")))
         schema = literal(split_table(self.table)[0])
         body = block(
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)),
@@ -847,7 +864,8 @@ class DropColumn(Operation):
             S("FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,\n"
               "        con.conname::text AS conname, con.condeferrable, con.condeferred\n"
               "    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid\n"
-              "    LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid\n"
+              "    LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid\n"
+              "        AND con.conrelid = i.indrelid\n"
               "        AND con.contype = 'u'\n"
               "    WHERE i.indrelid = {k} ORDER BY c.relname LOOP\n"
               "    v_def := pg_catalog.pg_get_indexdef(v_con.oid);\n"
