@@ -273,15 +273,23 @@ class BackfillPlan:
                 sql.Literal(render(t)), sql.Literal(render(b))),
             if_then(has_written, compare, otherwise=[legacy]))]
 
-    def restore_step(self, dropped_later: bool = False) -> Step:
+    def restore_step(self, dropped_later: bool = False, columns_dropped_later: sql.Composable | None = None) -> Step:
         """Rollback: put the saved values back where the application has not changed them since
         (:meth:`restore_statements`), then remove the backfill's own tables.
 
         ``dropped_later``: the rollback drops the table afterwards (copying every row), so nothing
         is restored; only the backfill's backup and cursor tables are removed.
+        ``columns_dropped_later``: a condition, true at run time when the rollback drops every
+        backfilled column afterwards (this migration added them): then nothing is restored either
+        (restoring values into a column about to be dropped would only rewrite the table).
         """
         statements: list[sql.Composable] = []
-        if self.keep_old and not dropped_later:
+        if self.keep_old and not dropped_later and columns_dropped_later is not None:
+            statements.append(if_then(
+                S("NOT ({})").format(columns_dropped_later), *self.restore_statements(),
+                otherwise=[notice(self.ctx, f"backfill of {self.table}: not restored, the rollback drops the "
+                                            f"column(s) {', '.join(self.assignments)} it added")]))
+        elif self.keep_old and not dropped_later:
             statements += self.restore_statements()
         if self.keep_old:
             statements.append(S("DROP TABLE IF EXISTS {};").format(self.backup))

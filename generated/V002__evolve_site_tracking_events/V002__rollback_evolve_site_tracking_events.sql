@@ -392,37 +392,41 @@ DECLARE
     v_total bigint;
     v_backup text;
 BEGIN
-    IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') AND attname = 'dbdeploy_written_event_type' AND NOT attisdropped) THEN
-            CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" AS SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type" AS "dbdeploy_current_event_type", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id" WITH NO DATA;
-            REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" FROM PUBLIC;
-            WITH restored AS (
-                UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b
-                WHERE t."raw_event_id" = b."raw_event_id" AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
-                RETURNING t."raw_event_id"
-            ), kept AS (
-                INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" ("raw_event_id", "event_type", "dbdeploy_written_event_type", "dbdeploy_current_event_type", "dbdeploy_rolled_back_at")
-                SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type", pg_catalog.now()
-                FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id"
-                WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."raw_event_id") = (b."raw_event_id"))
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r")
-            INTO v_restored, v_kept, v_total;
-            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored") THEN
-                DROP TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored";
+    IF NOT (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_type')) THEN
+        IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') AND attname = 'dbdeploy_written_event_type' AND NOT attisdropped) THEN
+                CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" AS SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type" AS "dbdeploy_current_event_type", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id" WITH NO DATA;
+                REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" FROM PUBLIC;
+                WITH restored AS (
+                    UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b
+                    WHERE t."raw_event_id" = b."raw_event_id" AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
+                    RETURNING t."raw_event_id"
+                ), kept AS (
+                    INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" ("raw_event_id", "event_type", "dbdeploy_written_event_type", "dbdeploy_current_event_type", "dbdeploy_rolled_back_at")
+                    SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type", pg_catalog.now()
+                    FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id"
+                    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."raw_event_id") = (b."raw_event_id"))
+                    RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r")
+                INTO v_restored, v_kept, v_total;
+                IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored") THEN
+                    DROP TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored";
+                END IF;
+                RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op4_site_tracking_events_r_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+            ELSE
+                v_backup := 'r002_site_tracking_events_r_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+                EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."raw_event_id", t."event_type" FROM "raw"."site_tracking_events_r" AS t JOIN "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b ON t."raw_event_id" = b."raw_event_id"';
+                GET DIAGNOSTICS v_total = ROW_COUNT;
+                EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
+                RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of raw.site_tracking_events_r changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
+                UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b WHERE t."raw_event_id" = b."raw_event_id";
+                GET DIAGNOSTICS v_restored = ROW_COUNT;
+                RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s)';
             END IF;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op4_site_tracking_events_r_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
-        ELSE
-            v_backup := 'r002_site_tracking_events_r_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-            EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."raw_event_id", t."event_type" FROM "raw"."site_tracking_events_r" AS t JOIN "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b ON t."raw_event_id" = b."raw_event_id"';
-            GET DIAGNOSTICS v_total = ROW_COUNT;
-            EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-            RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of raw.site_tracking_events_r changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
-            UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b WHERE t."raw_event_id" = b."raw_event_id";
-            GET DIAGNOSTICS v_restored = ROW_COUNT;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s)';
         END IF;
+    ELSE
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: not restored, the rollback drops the column(s) event_type it added';
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress";

@@ -69,7 +69,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '656d5bb698638b3c6037109d1f6cb01948b1e05b0b0153a45bdd5cbad238e661';
+    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'd3f693453ac35b19c5864bb28d89df6b906f3f72b239a0a4a46d46a9e31184d4';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V003: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -77,7 +77,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '656d5bb698638b3c6037109d1f6cb01948b1e05b0b0153a45bdd5cbad238e661',
+VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', 'd3f693453ac35b19c5864bb28d89df6b906f3f72b239a0a4a46d46a9e31184d4',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -171,7 +171,8 @@ BEGIN
     FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,
             con.conname::text AS conname, con.condeferrable, con.condeferred
         FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid
             AND con.contype = 'u'
         WHERE i.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND (i.indexrelid IN (SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message')) OR (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (i.indkey))
         ORDER BY c.relname LOOP
@@ -231,10 +232,10 @@ BEGIN
         END IF;
         WITH batch AS (
             SELECT %1$s, t."error_message" AS dbdeploy_value FROM "raw"."site_tracking_events_r" AS t
-            WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 5000 FOR SHARE OF t
+            WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
         ), next_key AS (
             SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
-            WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 5000 LIMIT 1
+            WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
         ), saved AS (
             INSERT INTO "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" (%3$s, "error_message") SELECT %3$s, dbdeploy_value FROM batch
             ON CONFLICT (%3$s) DO NOTHING RETURNING 1
@@ -255,8 +256,8 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 copy_column tx=none lock=ROW SHARE target=raw.site_tracking_events_r
--- copy the values of raw.site_tracking_events_r.error_message to the backup schema in batches of 5000
+-- dbdeploy:step 2 copy_column tx=none lock=ACCESS SHARE target=raw.site_tracking_events_r
+-- copy the values of raw.site_tracking_events_r.error_message to the backup schema in batches of 1000
 DO $dbdeploy$
 DECLARE
     v_rows bigint;

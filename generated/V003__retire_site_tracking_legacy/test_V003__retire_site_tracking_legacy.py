@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "656d5bb698638b3c6037109d1f6cb01948b1e05b0b0153a45bdd5cbad238e661"
+CHECKSUM = "d3f693453ac35b19c5864bb28d89df6b906f3f72b239a0a4a46d46a9e31184d4"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -145,37 +145,41 @@ DECLARE
     v_total bigint;
     v_backup text;
 BEGIN
-    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') AND attname = 'dbdeploy_written_region' AND NOT attisdropped) THEN
-            CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_orders_not_restored" AS SELECT b."id", b."region", b."dbdeploy_written_region", t."region" AS "dbdeploy_current_region", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op2_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id" WITH NO DATA;
-            REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op2_orders_not_restored" FROM PUBLIC;
-            WITH restored AS (
-                UPDATE "shop"."orders" AS t SET "region" = b."region" FROM "dbdeploy_backup"."v002_op2_orders" AS b
-                WHERE t."id" = b."id" AND NOT (("t"."region"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_region"::text COLLATE pg_catalog."C"))
-                RETURNING t."id"
-            ), kept AS (
-                INSERT INTO "dbdeploy_backup"."v002_op2_orders_not_restored" ("id", "region", "dbdeploy_written_region", "dbdeploy_current_region", "dbdeploy_rolled_back_at")
-                SELECT b."id", b."region", b."dbdeploy_written_region", t."region", pg_catalog.now()
-                FROM "dbdeploy_backup"."v002_op2_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
-                WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op2_orders")
-            INTO v_restored, v_kept, v_total;
-            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op2_orders_not_restored") THEN
-                DROP TABLE "dbdeploy_backup"."v002_op2_orders_not_restored";
+    IF NOT (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.region')) THEN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') IS NOT NULL THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') AND attname = 'dbdeploy_written_region' AND NOT attisdropped) THEN
+                CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op2_orders_not_restored" AS SELECT b."id", b."region", b."dbdeploy_written_region", t."region" AS "dbdeploy_current_region", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op2_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id" WITH NO DATA;
+                REVOKE ALL ON TABLE "dbdeploy_backup"."v002_op2_orders_not_restored" FROM PUBLIC;
+                WITH restored AS (
+                    UPDATE "shop"."orders" AS t SET "region" = b."region" FROM "dbdeploy_backup"."v002_op2_orders" AS b
+                    WHERE t."id" = b."id" AND NOT (("t"."region"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_region"::text COLLATE pg_catalog."C"))
+                    RETURNING t."id"
+                ), kept AS (
+                    INSERT INTO "dbdeploy_backup"."v002_op2_orders_not_restored" ("id", "region", "dbdeploy_written_region", "dbdeploy_current_region", "dbdeploy_rolled_back_at")
+                    SELECT b."id", b."region", b."dbdeploy_written_region", t."region", pg_catalog.now()
+                    FROM "dbdeploy_backup"."v002_op2_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
+                    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
+                    RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op2_orders")
+                INTO v_restored, v_kept, v_total;
+                IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op2_orders_not_restored") THEN
+                    DROP TABLE "dbdeploy_backup"."v002_op2_orders_not_restored";
+                END IF;
+                RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op2_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+            ELSE
+                v_backup := 'r002_orders_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+                EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."id", t."region" FROM "shop"."orders" AS t JOIN "dbdeploy_backup"."v002_op2_orders" AS b ON t."id" = b."id"';
+                GET DIAGNOSTICS v_total = ROW_COUNT;
+                EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
+                RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of shop.orders changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
+                UPDATE "shop"."orders" AS t SET "region" = b."region" FROM "dbdeploy_backup"."v002_op2_orders" AS b WHERE t."id" = b."id";
+                GET DIAGNOSTICS v_restored = ROW_COUNT;
+                RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s)';
             END IF;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op2_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
-        ELSE
-            v_backup := 'r002_orders_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-            EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."id", t."region" FROM "shop"."orders" AS t JOIN "dbdeploy_backup"."v002_op2_orders" AS b ON t."id" = b."id"';
-            GET DIAGNOSTICS v_total = ROW_COUNT;
-            EXECUTE 'REVOKE ALL ON TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' FROM PUBLIC';
-            RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of shop.orders changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
-            UPDATE "shop"."orders" AS t SET "region" = b."region" FROM "dbdeploy_backup"."v002_op2_orders" AS b WHERE t."id" = b."id";
-            GET DIAGNOSTICS v_restored = ROW_COUNT;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s)';
         END IF;
+    ELSE
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: not restored, the rollback drops the column(s) region it added';
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders_progress";

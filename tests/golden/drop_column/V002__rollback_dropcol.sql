@@ -238,10 +238,10 @@ BEGIN
         END IF;
         WITH batch AS (
             SELECT %1$s FROM "shop"."orders" AS t
-            WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 5000 FOR UPDATE OF t
+            WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
         ), next_key AS (
             SELECT %1$s FROM "shop"."orders" AS t
-            WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 5000 LIMIT 1
+            WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
         ), put AS (
             UPDATE "shop"."orders" AS t SET "note" = b."note" FROM batch JOIN "dbdeploy_backup"."v002_op1_orders_note" AS b ON %6$s
             WHERE %7$s AND t."note" IS NULL RETURNING 1
@@ -268,7 +268,7 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 3 restore_column_values tx=none lock=ROW EXCLUSIVE target=shop.orders
--- put the saved values of shop.orders.note back in batches of 5000 (never over a value written since)
+-- put the saved values of shop.orders.note back in batches of 1000 (never over a value written since)
 DO $dbdeploy$
 DECLARE
     v_rows bigint;
@@ -426,7 +426,8 @@ BEGIN
     FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,
             con.conname::text AS conname, con.condeferrable, con.condeferred
         FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid
             AND con.contype = 'u'
         WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') ORDER BY c.relname LOOP
         v_def := pg_catalog.pg_get_indexdef(v_con.oid);

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "65fe3367a911088e31852172c0c828f8f2606d8f2d4da8a9082a053a0ac4b35a"
+CHECKSUM = "da3b1e16d2b5f75a6764f633938e75e98575499d6cd91e7d3bf77d3bb45d858d"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
