@@ -468,3 +468,59 @@ def test_tampered_dropped_columns_row_is_never_executed(fresh_db_each, tmp_path,
                           " WHERE attrelid = 'public.vault'::regclass AND attname = 'secret'") == [("text",)]
     finally:
         db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+# --------------------------------------------------------------------------- a drop that could not finish
+
+HALF_SPEC = '''
+from dbdeploy import DropColumn, Migration
+first = Migration(version="001", name="drop_flag", operations=[
+    DropColumn(table="public.items", column="flag", batch_size=400)])
+'''
+
+
+@pytest.mark.parametrize("then", ["psql_again", "rollback"])
+def test_drop_that_could_not_take_its_lock_resumes_or_rolls_back_cleanly(fresh_db_each, tmp_path, then) -> None:
+    """A reader holds ACCESS SHARE, so the final drop step fails on its lock after the copy (the
+    executor with retries = 0; psql after the bundle's own lock_timeout): the column and its values
+    are untouched, and the trigger keeps the copy in sync with later writes. Running the forward
+    again continues where it stopped (psql: "prepared by an earlier run; continuing") and drops the
+    column; rolling back instead removes everything the forward had prepared (trigger, functions,
+    keeper, copy)."""
+    db = fresh_db_each
+    db.execute("CREATE TABLE public.items (id integer PRIMARY KEY, flag text, n integer);"
+               "INSERT INTO public.items SELECT g, CASE WHEN g % 3 = 0 THEN 'ä' || g END, g"
+               " FROM generate_series(1, 5000) g")
+    values = db.execute("SELECT id, flag FROM public.items ORDER BY id")
+    specs = tmp_path / "specs_src"
+    write_spec(specs, "V001_spec.py", HALF_SPEC)
+    project = make_project(tmp_path / "p", db.dsn, specs=specs, lock_timeout="50ms", retries=0)
+    reader = db.connect(autocommit=False)
+    reader.execute("SELECT count(*) FROM public.items")          # ACCESS SHARE until commit
+    if then == "psql_again":
+        failed = db.psql_file(_file(project, "001", rollback=False), check=False)
+    else:
+        failed = project.run("apply", "--env", "test", "--plain")
+    reader.rollback()
+    reader.close()
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert "lock" in (failed.stdout + failed.stderr).lower()
+    assert db.execute("SELECT id, flag FROM public.items ORDER BY id") == values
+    db.execute("UPDATE public.items SET flag = 'later' WHERE id = 7")
+    assert db.execute("SELECT flag FROM dbdeploy_backup.v001_op1_items_flag WHERE id = 7") == [("later",)]
+    if then == "psql_again":
+        out = db.psql_file(_file(project, "001", rollback=False))
+        assert "prepared by an earlier run; continuing" in out.stderr + out.stdout
+        assert db.execute("SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = 'public.items'::regclass"
+                          " AND attname = 'flag' AND NOT attisdropped") == [(0,)]
+        db.psql_file(_file(project, "001", rollback=True))
+        expected = [(i, "later" if i == 7 else f) for i, f in values]
+        assert db.execute("SELECT id, flag FROM public.items ORDER BY id") == expected
+    else:
+        _ok(project.run("rollback", "--env", "test", "--to", "0", "--plain"))
+        assert db.execute("SELECT id, flag FROM public.items WHERE id = 7") == [(7, "later")]
+    assert db.execute("SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = 'public.items'::regclass") == [(0,)]
+    assert db.execute("SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid ="
+                      " c.relnamespace WHERE n.nspname = 'dbdeploy_backup' AND c.relname LIKE 'v001%'") == [(0,)]
+    assert db.execute("SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid ="
+                      " p.pronamespace WHERE n.nspname = 'dbdeploy_backup'") == [(0,)]

@@ -676,7 +676,8 @@ class DropColumn(Operation):
                     if_then(self._restoring(ctx),
                             notice(ctx, f"the restore of {key} was started by an earlier run; continuing"),
                             S("RETURN;")),
-                    if_then(self._unfinished_forward(ctx),
+                    # Prepared but never dropped (no dropped_columns row: that is written with the drop).
+                    if_then(S("{} AND v_count = 0").format(self._unfinished_forward(ctx)),
                             *self._cleanup(ctx),
                             notice(ctx, f"the drop of {key} never finished; removed what it had prepared")),
                     notice(ctx, f"column {key} is present; nothing to restore"),
