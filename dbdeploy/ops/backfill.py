@@ -90,9 +90,10 @@ class Backfill(Operation):
                     f"{ctx.backup_schema}.{plan.progress_name}) are dropped.")
         if all(f"{self.table}.{column}" in ctx.rollback_drops_columns for column in self.set):
             return (f"The backfill of {self.table} fills only column(s) this migration adds ({', '.join(self.set)}): "
-                    "when this version added them, the rollback drops them afterwards, so nothing is restored (no "
-                    f"full-table UPDATE); its backup and cursor tables ({ctx.backup_schema}.{plan.backup_name}, "
-                    f"{ctx.backup_schema}.{plan.progress_name}) are dropped. If the column(s) existed before, the "
+                    "when this version added them, the rollback drops them afterwards (copying their values), so "
+                    "nothing is restored (no full-table UPDATE); its backup table is kept under a timestamped name "
+                    f"(r{ctx.version}_…, announced in a NOTICE: which values the backfill wrote) and its cursor table "
+                    f"({ctx.backup_schema}.{plan.progress_name}) is dropped. If the column(s) existed before, the "
                     "values are restored as for any backfill.")
         return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
                 f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} (one UPDATE, "

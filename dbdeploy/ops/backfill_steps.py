@@ -34,6 +34,7 @@ from dbdeploy.ops.common import (
     if_then,
     notice,
     relation_missing,
+    rollback_backup_prefix,
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
@@ -287,8 +288,17 @@ class BackfillPlan:
         if self.keep_old and not dropped_later and columns_dropped_later is not None:
             statements.append(if_then(
                 S("NOT ({})").format(columns_dropped_later), *self.restore_statements(),
-                otherwise=[notice(self.ctx, f"backfill of {self.table}: not restored, the rollback drops the "
-                                            f"column(s) {', '.join(self.assignments)} it added")]))
+                otherwise=[
+                    # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
+                    S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
+                      " 'YYYYMMDD_HH24MISS_US');").format(
+                        base=sql.Literal(rollback_backup_prefix(self.ctx.version, self.backup_name))),
+                    S("EXECUTE 'ALTER TABLE ' || {b} || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);").format(
+                        b=sql.Literal(render(self.backup))),
+                    S("RAISE NOTICE '%', {msg} || v_backup;").format(msg=sql.Literal(
+                        f"dbdeploy {self.ctx.label}: backfill of {self.table}: not restored, the rollback drops the "
+                        f"column(s) {', '.join(self.assignments)} it added; the values before the deploy and the "
+                        f"values it wrote are kept in {self.ctx.backup_schema}."))]))
         elif self.keep_old and not dropped_later:
             statements += self.restore_statements()
         if self.keep_old:
