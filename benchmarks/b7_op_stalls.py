@@ -109,11 +109,13 @@ def one_case(ctx: Context, template: str, index: int, label: str, earlier: str |
             r_end = time.time()
             time.sleep(settings.tail)
             samples = writer.stop()
+        baseline = _phase(samples, [], samples.starts[0] if samples.starts else f_begin, f_begin)
         forward = _phase(samples, _steps(dsn, version, "forward"), f_begin, f_end)
         rollback = _phase(samples, _steps(dsn, version, "rollback"), r_begin, r_end)
     finally:
         server.drop_db(db)
-    return {"label": label, "forward": forward, "rollback": rollback, "writer_errors": samples.error_count}
+    return {"label": label, "baseline": baseline, "forward": forward, "rollback": rollback,
+            "writer_errors": samples.error_count}
 
 
 def run(ctx: Context, template: str) -> dict:
@@ -122,7 +124,8 @@ def run(ctx: Context, template: str) -> dict:
     for index, (label, earlier, operations) in enumerate(cases, start=1):
         result = one_case(ctx, template, index, label, earlier, operations)
         results.append(result)
-        ctx.log(f"  ops {label:30s} forward worst {fmt_ms(result['forward']['worst'])} "
+        ctx.log(f"  ops {label:30s} alone {fmt_ms(result['baseline']['worst'])}, "
+                f"forward worst {fmt_ms(result['forward']['worst'])} "
                 f"({result['forward']['worst_step']}), rollback worst {fmt_ms(result['rollback']['worst'])} "
                 f"({result['rollback']['worst_step']})")
     return {"cases": results, "settings": default_settings(), "writer_rate": WRITER_RATE}
@@ -151,18 +154,21 @@ def section(result: dict | None, rows: int, plot: str | None) -> list[str]:
            f"the {rows:,}-row `app.events` table while the writer updates one random row every "
            f"{1000 / result['writer_rate']:.0f} ms. Worst = the slowest writer statement that started during the "
            f"phase; stalls = statements over {STALL_MS:.0f} ms; step = the dbdeploy step running when the worst one "
-           f"started. dbdeploy's defaults: lock_timeout {settings['lock_timeout']}, retries {settings['retries']}"
+           "started (\"between steps\": outside every step, e.g. process start-up: noise); writer alone = the "
+           "slowest statement during the warm-up before the apply, the machine's own noise. dbdeploy's defaults: "
+           f"lock_timeout {settings['lock_timeout']}, retries {settings['retries']}"
            + (f", concurrent_lock_timeout {settings['concurrent_lock_timeout']}"
               if "concurrent_lock_timeout" in settings else "") + ". One round.", ""]
     table = []
     for case in result["cases"]:
         f, r = case["forward"], case["rollback"]
-        table.append([case["label"], fmt_ms(f["worst"]), str(f["stalls"]), f["worst_step"], fmt_s(f["wall"]),
+        table.append([case["label"], fmt_ms(case["baseline"]["worst"]), fmt_ms(f["worst"]), str(f["stalls"]),
+                      f["worst_step"], fmt_s(f["wall"]),
                       fmt_ms(r["worst"]), str(r["stalls"]), r["worst_step"], fmt_s(r["wall"]),
                       "yes" if max(f["worst"], r["worst"]) < bound else "**no**"])
-    out += ["| operation | forward worst | stalls | during step | forward wall | rollback worst | stalls "
-            "| during step | rollback wall | under lock_timeout |",
-            "|---|---:|---:|---|---:|---:|---:|---|---:|---|",
+    out += ["| operation | writer alone | forward worst | stalls | during step | forward wall | rollback worst "
+            "| stalls | during step | rollback wall | under lock_timeout |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|",
             *("| " + " | ".join(row) + " |" for row in table), ""]
     if plot:
         out += [f"![worst writer stall per operation]({plot})", ""]
