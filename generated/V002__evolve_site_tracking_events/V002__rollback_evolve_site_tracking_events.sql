@@ -426,7 +426,9 @@ BEGIN
             END IF;
         END IF;
     ELSE
-        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: not restored, the rollback drops the column(s) event_type it added';
+        v_backup := 'r002_v002_op4_site_tracking_events_r' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op4_site_tracking_events_r"' || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: not restored, the rollback drops the column(s) event_type it added; the values before the deploy and the values it wrote are kept in dbdeploy_backup.' || v_backup;
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress";

@@ -289,7 +289,7 @@ BEGIN
             RAISE NOTICE '%', 'dbdeploy V003: the restore of raw.site_tracking_events_r.error_message was started by an earlier run; continuing';
             RETURN;
         END IF;
-        IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
             IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL THEN
                 DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
             END IF;

@@ -179,7 +179,9 @@ BEGIN
             END IF;
         END IF;
     ELSE
-        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: not restored, the rollback drops the column(s) region it added';
+        v_backup := 'r002_v002_op2_orders' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op2_orders"' || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: not restored, the rollback drops the column(s) region it added; the values before the deploy and the values it wrote are kept in dbdeploy_backup.' || v_backup;
     END IF;
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders_progress";

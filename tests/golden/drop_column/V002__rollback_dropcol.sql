@@ -171,7 +171,7 @@ BEGIN
             RAISE NOTICE '%', 'dbdeploy V002: the restore of shop.orders.note was started by an earlier run; continuing';
             RETURN;
         END IF;
-        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL THEN
                 DROP TRIGGER IF EXISTS "dbdeploy_v002_op1_sync_note" ON "shop"."orders";
             END IF;
