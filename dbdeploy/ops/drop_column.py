@@ -714,6 +714,8 @@ class DropColumn(Operation):
                       " || pg_catalog.quote_literal(v_comment);"
                       ).format(qt=qt, qc=qc)),
             self._key_from_backup(ctx),
+            # Statistics for the batches' join with the copy (never analyzed since it was filled).
+            S("ANALYZE {};").format(self._rel(ctx)),
             S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt} || ' ORDER BY ' || {k}"
               " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "restore"))), k=_keys("%1$I"), qt=qt),
             S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
