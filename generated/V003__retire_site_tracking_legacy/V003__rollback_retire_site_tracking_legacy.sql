@@ -337,6 +337,7 @@ BEGIN
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary;
+    ANALYZE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message";
     EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' FROM ' || '"raw"."site_tracking_events_r"' || ' ORDER BY ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' LIMIT 1';
     ALTER TABLE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
     IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore") THEN

@@ -219,6 +219,7 @@ BEGIN
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND i.indisprimary;
+    ANALYZE "dbdeploy_backup"."v002_op1_orders_note";
     EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note_restore"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' FROM ' || '"shop"."orders"' || ' ORDER BY ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' LIMIT 1';
     ALTER TABLE "dbdeploy_backup"."v002_op1_orders_note_restore" ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
     IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_note_restore") THEN
