@@ -524,3 +524,19 @@ def test_drop_that_could_not_take_its_lock_resumes_or_rolls_back_cleanly(fresh_d
                       " c.relnamespace WHERE n.nspname = 'dbdeploy_backup' AND c.relname LIKE 'v001%'") == [(0,)]
     assert db.execute("SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid ="
                       " p.pronamespace WHERE n.nspname = 'dbdeploy_backup'") == [(0,)]
+
+
+def test_batch_size_is_validated_and_reaches_the_bundle(tmp_path) -> None:
+    """``batch_size`` bounds (1 … 1,000,000, like Backfill's) and the copy and restore batches use it."""
+    from pydantic import ValidationError
+
+    from dbdeploy import DropColumn, Migration
+    from tests.bundles import write_bundles
+
+    for bad in (0, 1_000_001):
+        with pytest.raises(ValidationError, match="batch_size"):
+            DropColumn(table="public.t", column="a", batch_size=bad)
+    files = write_bundles([Migration(version="001", name="drop_a", operations=[
+        DropColumn(table="public.t", column="a", batch_size=321)])], tmp_path)["001"]
+    assert files.forward.read_text().count("LIMIT 321") == 1
+    assert files.rollback.read_text().count("LIMIT 321") == 1
