@@ -13,12 +13,23 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply, b5_generate, b6_seeds, machine, plots, report
+from benchmarks import (
+    b1_stall,
+    b2_lock_queue,
+    b3_backfill,
+    b4_apply,
+    b5_generate,
+    b6_seeds,
+    b7_op_stalls,
+    machine,
+    plots,
+    report,
+)
 from benchmarks.common import Context, Settings
 from benchmarks.data import build_events_template
 from benchmarks.server import PREFIX, discover
 
-BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds")
+BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"rounds {settings.rounds}{', quick' if settings.quick else ''}; databases "
                 f"{PREFIX}{os.getpid()}_* (pid {os.getpid()})")
         info = machine.describe(server)
-        if {"stall", "lock_queue", "backfill"} & set(args.only):
+        if {"stall", "lock_queue", "backfill", "op_stalls"} & set(args.only):
             ctx.log("building the template database")
             template = timed(durations, "template", build_events_template, server, work, settings.rows, ctx.log)
             if "stall" in args.only:
@@ -120,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             if "backfill" in args.only:
                 ctx.log("benchmark 3: backfill")
                 results["backfill"] = timed(durations, "backfill", b3_backfill.run, ctx, template)
+            if "op_stalls" in args.only:
+                ctx.log("benchmark 7: every operation under the writer")
+                results["op_stalls"] = timed(durations, "op_stalls", b7_op_stalls.run, ctx, template)
             server.drop_db(template)
         if "apply" in args.only:
             ctx.log("benchmark 4: apply overhead")
@@ -141,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     info["source_digest_end"] = machine.source_digest()
     if info["source_digest_end"] != info["source_digest"]:
         ctx.log("WARNING: dbdeploy's source changed while the benchmarks ran; the figures mix versions")
-    paths = {name: f"benchmarks/plots/{name}.png" for name in ("stall", "lock_queue", "backfill", "overhead")}
+    paths = {name: f"benchmarks/plots/{name}.png"
+             for name in ("stall", "lock_queue", "backfill", "overhead", "op_stalls")}
     if "stall" in results:
         plots.stall_plot(results["stall"], b1_stall.LABELS, out / paths["stall"])
     if "lock_queue" in results:
@@ -151,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         plots.backfill_plot(results["backfill"], b3_backfill.LABELS, b3_backfill.SHORT, out / paths["backfill"])
     if "apply" in results and "generation" in results:
         plots.overhead_plot(results["apply"], b4_apply.LABELS, results["generation"], out / paths["overhead"])
+    if "op_stalls" in results:
+        plots.op_stalls_plot(results["op_stalls"], b7_op_stalls.lock_timeout_seconds(results["op_stalls"]),
+                             out / paths["op_stalls"])
     targets = report.evaluate(results, settings)
     command = "python -m benchmarks" + "".join(f" {a}" for a in _without_out(argv))
     text = report.render(results, targets, settings, info, command, date, time.monotonic() - started, paths,

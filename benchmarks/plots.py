@@ -139,3 +139,24 @@ def overhead_plot(apply_result: dict, apply_labels: dict[str, str], gen_result: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def op_stalls_plot(result: dict, bound: float, path: Path) -> None:
+    """Benchmark 7: the worst writer statement per operation, forward and rollback, against lock_timeout."""
+    cases = result["cases"]
+    labels = [c["label"] for c in cases]
+    forward = [c["forward"]["worst"] * 1000 for c in cases]
+    rollback = [c["rollback"]["worst"] * 1000 for c in cases]
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(cases) + 1.6))
+    ys = range(len(cases))
+    ax.barh([y - 0.2 for y in ys], forward, height=0.4, color="#27ae60", label="forward (apply)")
+    ax.barh([y + 0.2 for y in ys], rollback, height=0.4, color="#2e86c1", label="rollback")
+    ax.axvline(bound * 1000, color="#c0392b", linestyle="--", label=f"lock_timeout ({bound * 1000:.0f} ms)")
+    ax.set_yticks(list(ys), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("worst writer statement during the phase (ms, log scale)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ["## Machine", "## Targets (issue 6)", "## 1. Online stall", "## 2. Lock queue", "## 3. Backfill",
-            "## 4. Apply overhead", "## 5. Generation", "## 6. Seed data"]
-PLOTS = ["stall.png", "lock_queue.png", "backfill.png", "overhead.png"]
+            "## 4. Apply overhead", "## 5. Generation", "## 6. Seed data",
+            "## 7. Every operation under the writer"]
+PLOTS = ["stall.png", "lock_queue.png", "backfill.png", "overhead.png", "op_stalls.png"]
 
 
 def test_quick_benchmark_run_writes_its_report(pg_server, tmp_path):

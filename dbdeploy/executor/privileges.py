@@ -27,15 +27,18 @@ from dbdeploy.errors import PrivilegeError
 OWNER_KINDS = frozenset({
     "add_column", "drop_not_null", "add_check", "set_not_null", "drop_column", "add_foreign_key",
     "validate_constraint", "drop_constraint", "create_index", "drop_index", "add_unique", "drop_table",
-    "restore_column",
+    "restore_column", "drop_column_prepare", "restore_column_constraints", "restore_column_not_null",
+    "restore_column_finish",
 })
 # ... of those, the ones that create an index in the table's schema (CREATE on the schema too).
-CREATES_IN_SCHEMA = frozenset({"create_index", "add_unique", "restore_column"})
+CREATES_IN_SCHEMA = frozenset({"create_index", "add_unique", "restore_column", "restore_column_finish"})
 # Step kinds that only read or write rows: table privileges suffice.
 DATA_KINDS = {
     "backfill_setup": ("SELECT",),
     "backfill": ("SELECT", "UPDATE"),
     "restore_backfill": ("SELECT", "UPDATE"),
+    "copy_column": ("SELECT", "UPDATE"),           # SELECT … FOR SHARE needs UPDATE (or DELETE …)
+    "restore_column_values": ("SELECT", "UPDATE"),
     "seed_rows": ("SELECT", "INSERT"),
     "delete_seed_rows": ("SELECT", "DELETE"),
 }

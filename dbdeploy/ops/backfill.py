@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.backfill_steps import BackfillPlan, key_is_proven
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
-from dbdeploy.ops.common import S
+from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.index_ops import DropIndex
 from dbdeploy.ops.raw_sql import RawSQL
@@ -92,7 +92,12 @@ class Backfill(Operation):
         return [plan.setup_step(), plan.run_step()]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
-        return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops)]
+        keys = [f"{self.table}.{column}" for column in self.set]
+        added = None
+        if all(k in ctx.rollback_drops_columns for k in keys):
+            added = S(" AND ").join(is_owned(ctx, "column", k) for k in keys)
+        return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops,
+                                            columns_dropped_later=added)]
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         """The restore puts values back by key: refuse before any change if the key no longer
@@ -119,6 +124,13 @@ class Backfill(Operation):
             return (f"{self.table} is dropped by this rollback (its rows copied first), so the backfill's values are "
                     f"not restored; its backup and cursor tables ({ctx.backup_schema}.{plan.backup_name}, "
                     f"{ctx.backup_schema}.{plan.progress_name}) are dropped.")
+        if all(f"{self.table}.{column}" in ctx.rollback_drops_columns for column in self.set):
+            return (f"The backfill of {self.table} fills only column(s) this migration adds ({', '.join(self.set)}): "
+                    "when this version added them, the rollback drops them afterwards (copying their values), so "
+                    "nothing is restored (no full-table UPDATE); its backup table is kept under a timestamped name "
+                    f"(r{ctx.version}_…, announced in a NOTICE: which values the backfill wrote) and its cursor table "
+                    f"({ctx.backup_schema}.{plan.progress_name}) is dropped. If the column(s) existed before, the "
+                    "values are restored as for any backfill.")
         return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
                 f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} (one UPDATE, "
                 "ROW EXCLUSIVE). A row the application changed since keeps the application's value; its key, the "

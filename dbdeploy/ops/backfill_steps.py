@@ -37,6 +37,7 @@ from dbdeploy.ops.common import (
     regclass,
     relation_exists,
     relation_missing,
+    rollback_backup_prefix,
 )
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
 from dbdeploy.spec.names import derived_name, split_table
@@ -414,15 +415,32 @@ class BackfillPlan:
             self.restore_key_check(),
             if_then(has_written, compare, otherwise=[legacy]))]
 
-    def restore_step(self, dropped_later: bool = False) -> Step:
+    def restore_step(self, dropped_later: bool = False, columns_dropped_later: sql.Composable | None = None) -> Step:
         """Rollback: put the saved values back where the application has not changed them since
         (:meth:`restore_statements`), then remove the backfill's own tables.
 
         ``dropped_later``: the rollback drops the table afterwards (copying every row), so nothing
         is restored; only the backfill's backup and cursor tables are removed.
+        ``columns_dropped_later``: a condition, true at run time when the rollback drops every
+        backfilled column afterwards (this migration added them): then nothing is restored either
+        (restoring values into a column about to be dropped would only rewrite the table).
         """
         statements: list[sql.Composable] = []
-        if self.keep_old and not dropped_later:
+        if self.keep_old and not dropped_later and columns_dropped_later is not None:
+            statements.append(if_then(
+                S("NOT ({})").format(columns_dropped_later), *self.restore_statements(),
+                otherwise=[
+                    # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
+                    S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
+                      " 'YYYYMMDD_HH24MISS_US');").format(
+                        base=sql.Literal(rollback_backup_prefix(self.ctx.version, self.backup_name))),
+                    S("EXECUTE 'ALTER TABLE ' || {b} || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);").format(
+                        b=sql.Literal(render(self.backup))),
+                    S("RAISE NOTICE '%', {msg} || v_backup;").format(msg=sql.Literal(
+                        f"dbdeploy {self.ctx.label}: backfill of {self.table}: not restored, the rollback drops the "
+                        f"column(s) {', '.join(self.assignments)} it added; the values before the deploy and the "
+                        f"values it wrote are kept in {self.ctx.backup_schema}."))]))
+        elif self.keep_old and not dropped_later:
             statements += self.restore_statements()
         if self.keep_old:
             statements.append(S("DROP TABLE IF EXISTS {};").format(self.backup))

@@ -137,6 +137,9 @@ class PlanContext:
     # Tables this migration's rollback drops (the tables the migration creates). A rollback step on
     # such a table's rows (seed delete, backfill restore) is skipped: the drop copies every row out.
     rollback_drops: frozenset[str] = frozenset()
+    # Columns ("schema.table.column") that AddColumn operations of this migration add: its rollback
+    # drops them (when this version added them), so a backfill of only such columns restores nothing.
+    rollback_drops_columns: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:

@@ -27,6 +27,9 @@ PREAMBLE = "-- dbdeploy:preamble"
 BATCH_BEGIN = "-- dbdeploy:batch-begin"
 BATCH_END = "-- dbdeploy:batch-end"
 POSTAMBLE = "-- dbdeploy:postamble"
+# Step kinds whose DO block loops over one batch statement between the batch markers (the executor
+# runs that statement itself, once per batch, in autocommit).
+BATCH_KINDS = frozenset({"backfill", "copy_column", "restore_column_values"})
 _MARKER = re.compile(
     r"^-- dbdeploy:step (?P<n>\d+) (?P<kind>[a-z_]+) tx=(?P<tx>step|none) lock=(?P<lock>[A-Z ]+?) "
     r"target=(?P<target>\S+)$", re.MULTILINE)
@@ -139,7 +142,7 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
                 raise MarkerError(f"line {_line(text, comment.start)}: step {match['n']} is tx=step but is not "
                                   "one BEGIN; … COMMIT; block")
             own = own[1:-1]
-        batch = _batch(text, comment, own) if match["kind"] == "backfill" and not transactional else None
+        batch = _batch(text, comment, own) if match["kind"] in BATCH_KINDS and not transactional else None
         steps.append(ParsedStep(int(match["n"]), match["kind"], transactional, match["lock"], match["target"],
                                 block, summary, own, batch))
     return inside(0), steps, inside(len(sections) - 1)
@@ -163,5 +166,5 @@ def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) ->
             end = [t for t in comments if body[t.start:t.end + 1] == BATCH_END]
             if len(begin) == 1 and len(end) == 1 and begin[0].end < end[0].start:
                 return body[begin[0].end + 1:end[0].start].strip()
-    raise MarkerError(f"line {_line(text, marker.start)}: backfill step without one {BATCH_BEGIN!r} … "
+    raise MarkerError(f"line {_line(text, marker.start)}: batch step without one {BATCH_BEGIN!r} … "
                       f"{BATCH_END!r} pair in its DO block")

@@ -75,10 +75,12 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     checklist: list[ChecklistItems] = []
     preflight: list[sql.Composable] = []
     rollback_drops = frozenset(op.table for op in ops if isinstance(op, CreateTable))
+    added_columns = frozenset(op.column_key for op in ops if isinstance(op, AddColumn))
     raw_removals = [_raw_sql_removals(op) for op in ops]
     for i, op in enumerate(ops):
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
                           state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
+                          rollback_drops_columns=added_columns,
                           rollback_removes=frozenset().union(*raw_removals[i + 1:]), later_ops=tuple(ops[i + 1:]))
         try:
             check_reserved_schemas(op, history_schema)

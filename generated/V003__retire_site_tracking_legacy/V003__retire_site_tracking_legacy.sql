@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '653ccbbd3a87f9ba75b59ac1fec1faec33471147cff540da444917f376cc168e';
+    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '886cb61dbefceeb644c33185592bd5c85baf56651f2e2f47c9dfd943ee4ebbd7';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V003: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '653ccbbd3a87f9ba75b59ac1fec1faec33471147cff540da444917f376cc168e',
+VALUES ('003', 'V003__retire_site_tracking_legacy.sql', 'Remove the unused error_message column, the batch index and the legacy sessions table.', current_user, pg_catalog.clock_timestamp(), 'running', '886cb61dbefceeb644c33185592bd5c85baf56651f2e2f47c9dfd943ee4ebbd7',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -525,28 +525,28 @@ ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.ap
     host = EXCLUDED.host, rolled_back_at = NULL
 WHERE l.status <> 'completed';
 
--- dbdeploy:step 1 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
--- drop column error_message of raw.site_tracking_events_r (definition and values kept for rollback)
+-- dbdeploy:step 1 drop_column_prepare tx=step lock=SHARE ROW EXCLUSIVE target=raw.site_tracking_events_r
+-- prepare the drop of column error_message of raw.site_tracking_events_r: keep its definition, sync its values by trigger
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_dependants text;
     v_key text[];
-    v_type text;
-    v_not_null boolean;
-    v_default text;
-    v_ddl text[];
-    v_identity text;
-    v_comment text;
-    v_collation text;
-    v_sequence text;
-    v_sequence_value bigint;
-    v_saved_sequence text;
-    v_sequence_schema text;
-    v_sequence_name text;
+    v_name text;
+    v_con record;
+    v_def text;
+    v_head text;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is already gone';
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"()') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"() RETURNS TABLE (rows_seen bigint, "rows_copied" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"() FROM PUBLIC;
+        END IF;
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') IS NOT NULL THEN
+        RAISE NOTICE '%', 'dbdeploy V003: the drop of raw.site_tracking_events_r.error_message was prepared by an earlier run; continuing with the copy';
         RETURN;
     END IF;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT dep, ', ') FROM (
@@ -565,7 +565,6 @@ BEGIN
     IF v_dependants IS NOT NULL THEN
         RAISE EXCEPTION '% %', 'dbdeploy V003: refusing to drop column raw.site_tracking_events_r.error_message; these depend on it:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
     END IF;
-    LOCK TABLE "raw"."site_tracking_events_r" IN SHARE MODE;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord) INTO v_key
     FROM pg_catalog.pg_index i
     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -573,6 +572,14 @@ BEGIN
     WHERE i.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND i.indisprimary;
     IF v_key IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: cannot drop raw.site_tracking_events_r.error_message restorably: the table has no primary key to restore values by' USING HINT = 'Add a primary key to the table first, or drop the column with RawSQL.';
+    END IF;
+    IF 'error_message' = ANY (v_key) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: cannot drop raw.site_tracking_events_r.error_message: it is part of the primary key' USING HINT = 'Drop the table instead, or change the key with RawSQL.';
+    END IF;
+    SELECT pg_catalog.string_agg(c.conname, ', ') INTO v_dependants FROM pg_catalog.pg_constraint c
+    WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.contype = 'x' AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (c.conkey);
+    IF v_dependants IS NOT NULL THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V003: cannot drop raw.site_tracking_events_r.error_message restorably: the rollback cannot rebuild these exclusion constraints on it:', v_dependants USING HINT = 'Drop the exclusion constraint first (RawSQL, with its own rollback), then re-run.';
     END IF;
     CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_columns" (
         version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,
@@ -583,6 +590,7 @@ BEGIN
         dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
         PRIMARY KEY (version, table_name, column_name)
     );
+    ALTER TABLE "dbdeploy_backup"."dropped_columns" ADD COLUMN IF NOT EXISTS foreign_keys jsonb;
     DECLARE
         acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
         acl_rel record;
@@ -625,41 +633,86 @@ BEGIN
         END LOOP;
     END;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
-        RAISE EXCEPTION '%', 'dbdeploy V003: an earlier drop of raw.site_tracking_events_r.error_message by V003 was never rolled back; its saved values are still in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Inspect dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; once it is not needed, drop it and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
+        RAISE EXCEPTION '%', 'dbdeploy V003: an earlier drop of raw.site_tracking_events_r.error_message by V003 was never rolled back; its saved values are still in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Inspect dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; once it is not needed, drop it (and dbdeploy_backup.v003_op1_site_tracking_events_r_error_message_def) and delete its row from dbdeploy_backup.dropped_columns, then re-run.';
     END IF;
-    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
-           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
-           a.attidentity, pg_catalog.col_description(a.attrelid, a.attnum),
-           (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
-              FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
-             WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation)
-    INTO v_type, v_not_null, v_default, v_identity, v_comment, v_collation
-    FROM pg_catalog.pg_attribute a
-    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'error_message';
-    v_sequence := pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message');
-    IF v_sequence IS NOT NULL THEN
-        v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);
-    END IF;
-    SELECT pg_catalog.array_agg(ddl ORDER BY ord, ddl) INTO v_ddl FROM (
-        SELECT 1 AS ord, 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT '
-            || pg_catalog.quote_ident(c.conname) || ' ' || pg_catalog.pg_get_constraintdef(c.oid)
-            || CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END AS ddl
-        FROM pg_catalog.pg_constraint c
-        WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.contype IN ('c', 'f', 'u', 'x')
-          AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (c.conkey)
-        UNION ALL
-        SELECT 2, pg_catalog.pg_get_indexdef(d.objid)
-        FROM pg_catalog.pg_depend d
-        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"')
-          AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message')
-          AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)
-          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = d.objid)
-    ) restore;
-    EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"' || ' AS SELECT '
-        || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(k), ', ') FROM pg_catalog.unnest(v_key) k)
-        || ', ' || '"error_message"' || ' FROM ' || '"raw"."site_tracking_events_r"';
+    CREATE TABLE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def" (LIKE "raw"."site_tracking_events_r" INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING COMMENTS);
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
+    FOR v_name IN SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d
+        ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"'::pg_catalog.regclass AND a.attname <> 'error_message' LOOP
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"' || ' ALTER COLUMN ' || pg_catalog.quote_ident(v_name) || ' DROP DEFAULT';
+    END LOOP;
+    FOR v_con IN SELECT c.oid, c.conname::text AS name FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.contype = 'c' AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (c.conkey) ORDER BY c.conname LOOP
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name) || ' '
+            || pg_catalog.pg_get_constraintdef(v_con.oid);
+    END LOOP;
+    FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,
+            con.conname::text AS conname, con.condeferrable, con.condeferred
+        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid
+            AND con.contype = 'u'
+        WHERE i.indrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND (i.indexrelid IN (SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND d.refobjsubid = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message')) OR (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (i.indkey))
+        ORDER BY c.relname LOOP
+        v_def := pg_catalog.pg_get_indexdef(v_con.oid);
+        v_head := 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+            || pg_catalog.quote_ident(v_con.name) || ' ON ' || pg_catalog.to_regclass('"raw"."site_tracking_events_r"')::text || ' USING ';
+        IF pg_catalog.left(v_def, pg_catalog.length(v_head)) IS DISTINCT FROM v_head THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: cannot drop raw.site_tracking_events_r.error_message restorably: cannot read the definition of index ' || v_con.name USING HINT = 'Drop that index first (DropIndex or RawSQL), then re-run.';
+        END IF;
+        EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+            || pg_catalog.quote_ident(v_con.name) || ' ON ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"' || ' USING '
+            || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);
+        IF v_con.conname IS NOT NULL THEN
+            EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.conname)
+                || ' UNIQUE USING INDEX ' || pg_catalog.quote_ident(v_con.name)
+                || CASE WHEN v_con.condeferrable THEN ' DEFERRABLE' ELSE '' END
+                || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;
+        END IF;
+    END LOOP;
+    EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ', ' || '"error_message"' || ' FROM ' || '"raw"."site_tracking_events_r"' || ' WITH NO DATA';
+    EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"' || ' ADD PRIMARY KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ')';
     DECLARE
         acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
         acl_rel record;
@@ -701,6 +754,181 @@ BEGIN
             END IF;
         END LOOP;
     END;
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('BEGIN
+    IF TG_RELID IS DISTINCT FROM pg_catalog.to_regclass(''"raw"."site_tracking_events_r"'') THEN
+        RAISE EXCEPTION ''dbdeploy: this trigger function serves only %%'', ''raw.site_tracking_events_r'';
+    END IF;
+    IF TG_OP = ''DELETE'' THEN
+        DELETE FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" AS b WHERE %1$s;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = ''UPDATE'' THEN
+        IF %4$s THEN
+            DELETE FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" AS b WHERE %1$s;
+        END IF;
+    END IF;
+    INSERT INTO "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" (%2$s, "error_message") VALUES (%3$s, NEW."error_message")
+        ON CONFLICT (%2$s) DO UPDATE SET "error_message" = EXCLUDED."error_message";
+    RETURN NULL;
+END', (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = OLD.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('NEW.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', u.k), ' OR ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o))));
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"() FROM PUBLIC;
+    CREATE TRIGGER "dbdeploy_v003_op1_sync_error_message" AFTER INSERT OR UPDATE OR DELETE ON "raw"."site_tracking_events_r" FOR EACH ROW EXECUTE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
+    EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' FROM ' || '"raw"."site_tracking_events_r"' || ' ORDER BY ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' LIMIT 1';
+    ALTER TABLE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress" ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress") THEN
+        INSERT INTO "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress" DEFAULT VALUES;
+    END IF;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"() RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    v_seen bigint;
+    v_copied bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress" AS p WHERE (%5$s) IS NOT NULL) THEN
+        rows_seen := 0;
+        rows_copied := 0;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    WITH batch AS (
+        SELECT %1$s, t."error_message" AS dbdeploy_value FROM "raw"."site_tracking_events_r" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+    ), next_key AS (
+        SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+    ), saved AS (
+        INSERT INTO "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" (%3$s, "error_message") SELECT %3$s, dbdeploy_value FROM batch
+        ON CONFLICT (%3$s) DO NOTHING RETURNING 1
+    ), moved AS (
+        UPDATE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress" SET (%3$s) = (SELECT %4$s FROM next_key),
+            dbdeploy_rows_done = dbdeploy_rows_done + (SELECT count(*) FROM saved),
+            dbdeploy_batches_done = dbdeploy_batches_done + 1
+        WHERE EXISTS (SELECT 1 FROM batch)
+    )
+    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM saved) INTO v_seen, v_copied;
+    rows_seen := v_seen;
+    rows_copied := v_copied;
+    RETURN NEXT;
+END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o))));
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"() FROM PUBLIC;
+    RAISE NOTICE '%', 'dbdeploy V003: prepared the drop of raw.site_tracking_events_r.error_message: its definition is kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message_def, its values are being copied to dbdeploy_backup.v003_op1_site_tracking_events_r_error_message (a trigger keeps the copy in sync)';
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 2 copy_column tx=none lock=ACCESS SHARE target=raw.site_tracking_events_r
+-- copy the values of raw.site_tracking_events_r.error_message to the backup schema in batches of 1000
+DO $dbdeploy$
+DECLARE
+    v_rows bigint;
+    v_changed bigint;
+BEGIN
+    LOOP
+        -- dbdeploy:batch-begin
+        SELECT rows_seen, "rows_copied" FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"()
+        -- dbdeploy:batch-end
+        INTO v_rows, v_changed;
+        EXIT WHEN v_rows = 0;
+        COMMIT;
+    END LOOP;
+END
+$dbdeploy$;
+
+-- dbdeploy:step 3 drop_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- drop column error_message of raw.site_tracking_events_r (definition and values kept for rollback)
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_key text[];
+    v_count bigint;
+    v_type text;
+    v_not_null boolean;
+    v_default text;
+    v_identity text;
+    v_sequence text;
+    v_sequence_value bigint;
+    v_saved_sequence text;
+    v_sequence_schema text;
+    v_sequence_name text;
+    v_fks jsonb;
+BEGIN
+    IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is already gone';
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: the drop of raw.site_tracking_events_r.error_message was not prepared' USING HINT = 'Run the whole forward bundle (its earlier steps prepare the drop).';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary;
+    EXECUTE 'SELECT count(*) FROM ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"' || ' AS p WHERE (' || (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ') IS NOT NULL' INTO v_count;
+    IF v_count > 0 THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: the copy of raw.site_tracking_events_r.error_message is not finished' USING HINT = 'Re-run the forward bundle: the copy continues at its cursor.';
+    END IF;
+    LOCK TABLE "raw"."site_tracking_events_r" IN ACCESS EXCLUSIVE MODE;
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END
+    INTO v_type, v_not_null, v_identity, v_default
+    FROM pg_catalog.pg_attribute a
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'error_message';
+    v_sequence := pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message');
+    IF v_sequence IS NOT NULL THEN
+        v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);
+    END IF;
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'name', c.conname::text,
+        'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),
+        'ref_schema', rn.nspname::text, 'ref_table', r.relname::text,
+        'ref_columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n),
+        'match', c.confmatchtype::text, 'on_update', c.confupdtype::text, 'on_delete', c.confdeltype::text,
+        'deferrable', c.condeferrable, 'deferred', c.condeferred, 'validated', c.convalidated)
+        ORDER BY c.conname) INTO v_fks
+    FROM pg_catalog.pg_constraint c
+    JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
+    JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+    WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.contype = 'f' AND (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message') = ANY (c.conkey);
     IF v_sequence IS NOT NULL AND v_identity = '' THEN
         SELECT n.nspname, c.relname INTO v_sequence_schema, v_sequence_name
         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -816,19 +1044,21 @@ BEGIN
         END;
         v_saved_sequence := 'v003_op1_site_tracking_events_r_error_message_seq';
     END IF;
-    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, restore_ddl, backup_table, identity_kind, column_comment, collation_name, sequence_schema, sequence_name, sequence_value, saved_sequence)
-    VALUES ('003', 'raw.site_tracking_events_r', 'error_message', v_type, v_not_null, v_default, v_key, v_ddl, 'v003_op1_site_tracking_events_r_error_message', v_identity, v_comment, v_collation, v_sequence_schema, v_sequence_name, v_sequence_value, v_saved_sequence);
+    INSERT INTO "dbdeploy_backup"."dropped_columns" (version, table_name, column_name, column_type, not_null, default_expr, key_columns, backup_table, identity_kind, sequence_schema, sequence_name, sequence_value, saved_sequence, foreign_keys)
+    VALUES ('003', 'raw.site_tracking_events_r', 'error_message', v_type, v_not_null, v_default, v_key, 'v003_op1_site_tracking_events_r_error_message', v_identity, v_sequence_schema, v_sequence_name, v_sequence_value, v_saved_sequence, v_fks);
+    DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
     ALTER TABLE "raw"."site_tracking_events_r" DROP COLUMN "error_message";
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
     RAISE NOTICE '%', 'dbdeploy V003: dropped raw.site_tracking_events_r.error_message; its values are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message for rollback';
 END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 2 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- dbdeploy:step 4 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
 -- drop index raw.idx_site_tracking_events_r_batch concurrently
 DROP INDEX CONCURRENTLY IF EXISTS "raw"."idx_site_tracking_events_r_batch";
 
--- dbdeploy:step 3 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
+-- dbdeploy:step 5 drop_table tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_sessions_r
 -- drop table raw.site_tracking_sessions_r (set aside as dbdeploy_backup.v003_op3_raw_site_tracking_sessions_r with all its rows)
 BEGIN;
 DO $dbdeploy$

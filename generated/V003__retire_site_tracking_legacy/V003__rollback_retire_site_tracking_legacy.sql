@@ -552,21 +552,21 @@ BEGIN
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
                 RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
             END IF;
-            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
             END IF;
-            IF pg_catalog.to_regclass((SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message')) IS NULL THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL THEN
                 RAISE EXCEPTION '%', 'dbdeploy V003: the saved values of raw.site_tracking_events_r.error_message are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup table from a database backup, or restore the column by hand.';
             END IF;
-            IF (SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd')) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
-                EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message')
-                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') || ')' INTO v_count;
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message' AND a.attnotnull AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum))) THEN
+                EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"'
+                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary)) WITH ORDINALITY AS u(k, o)) || ')' INTO v_count;
                 IF v_count > 0 THEN
                     RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore error_message by hand, then re-run the rollback.';
                 END IF;
             END IF;
         END IF;
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') AND NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
             IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: a column of that name was added again after V003 dropped it; its values before the drop are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Save what the re-added raw.site_tracking_events_r.error_message holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v003_op1_site_tracking_events_r_error_message and delete its row from dbdeploy_backup.dropped_columns.';
             END IF;
@@ -776,17 +776,18 @@ $dbdeploy$;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "idx_site_tracking_events_r_batch" ON "raw"."site_tracking_events_r" USING btree ("batch_id") WHERE batch_id IS NOT NULL;
 
 -- dbdeploy:step 5 restore_column tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
--- restore column error_message of raw.site_tracking_events_r with every row's value
+-- re-add column error_message of raw.site_tracking_events_r (nullable, no rewrite) with its default
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved record;
-    v_statement text;
     v_count bigint;
-    v_dependants text;
-    v_restored bigint;
-    v_new bigint;
-    v_gone bigint;
+    v_key text[];
+    v_type text;
+    v_collation text;
+    v_default text;
+    v_comment text;
+    v_has_default boolean;
 BEGIN
     IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: the table does not exist' USING HINT = 'Restore the table first (roll back later migrations), then re-run.';
@@ -795,34 +796,50 @@ BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL THEN
         SELECT count(*) INTO v_count FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '003' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.error_message') AND NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: cannot restore raw.site_tracking_events_r.error_message: a column of that name was added again after V003 dropped it; its values before the drop are kept in dbdeploy_backup.v003_op1_site_tracking_events_r_error_message' USING HINT = 'Save what the re-added raw.site_tracking_events_r.error_message holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v003_op1_site_tracking_events_r_error_message and delete its row from dbdeploy_backup.dropped_columns.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: no saved copy of raw.site_tracking_events_r.error_message; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 THEN
-        SELECT 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '
-            || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) || ' AS b WHERE '
-            || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'
-        INTO v_dependants FROM "dbdeploy_backup"."dropped_columns" AS m
-        WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message' AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));
-        IF v_dependants IS NOT NULL THEN
-            EXECUTE v_dependants INTO v_count;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND (pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V003: the saved values or definition of raw.site_tracking_events_r.error_message are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup tables from a database backup, or restore the column by hand.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message' AND a.attnotnull AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum))) THEN
+            EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"'
+                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary)) WITH ORDINALITY AS u(k, o)) || ')' INTO v_count;
             IF v_count > 0 THEN
-                RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no value for it; rows:', v_count USING HINT = 'Delete those rows, or restore raw.site_tracking_events_r.error_message by hand from dbdeploy_backup.dropped_columns and dbdeploy_backup.v003_op1_site_tracking_events_r_error_message; the rollback changes nothing until then.';
+                RAISE EXCEPTION '% %', 'dbdeploy V003: cannot restore NOT NULL column raw.site_tracking_events_r.error_message without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore error_message by hand, then re-run the rollback.';
             END IF;
         END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V003: the restore of raw.site_tracking_events_r.error_message was started by an earlier run; continuing';
+            RETURN;
+        END IF;
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'error_message' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
+            IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL THEN
+                DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
+            END IF;
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message";
+            RAISE NOTICE '%', 'dbdeploy V003: the drop of raw.site_tracking_events_r.error_message never finished; removed what it had prepared';
+        END IF;
         RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is present; nothing to restore';
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"()') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() RETURNS TABLE (rows_seen bigint, "rows_restored" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() FROM PUBLIC;
+        END IF;
         RETURN;
     END IF;
     SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
-    EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
-        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_new;
-    EXECUTE 'SELECT count(*) FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"raw"."site_tracking_events_r"'
-        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_gone;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
@@ -918,39 +935,296 @@ BEGIN
             END IF;
         END;
     END IF;
-    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_saved.column_type
-        || COALESCE(' COLLATE ' || v_saved.collation_name, '');
-    EXECUTE 'UPDATE ' || '"raw"."site_tracking_events_r"' || ' AS t SET ' || '"error_message"' || ' = b.' || '"error_message"'
-        || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
-        || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
-    GET DIAGNOSTICS v_restored = ROW_COUNT;
-    IF v_saved.default_expr IS NOT NULL THEN
-        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_saved.default_expr;
-        IF v_new > 0 THEN
-            EXECUTE 'UPDATE ' || '"raw"."site_tracking_events_r"' || ' AS t SET ' || '"error_message"' || ' = DEFAULT WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
-                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')';
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod),
+           (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+              FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation),
+           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+           pg_catalog.col_description(a.attrelid, a.attnum)
+    INTO v_type, v_collation, v_default, v_comment
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message';
+    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_type
+        || COALESCE(' COLLATE ' || v_collation, '');
+    v_has_default := v_default IS NOT NULL;
+    IF v_has_default THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_default;
+    END IF;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"' || ' IS ' || pg_catalog.quote_literal(v_comment);
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary;
+    ANALYZE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message";
+    EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' FROM ' || '"raw"."site_tracking_events_r"' || ' ORDER BY ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' LIMIT 1';
+    ALTER TABLE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore") THEN
+        INSERT INTO "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" DEFAULT VALUES;
+    END IF;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    v_seen bigint;
+    v_put bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" AS p WHERE (%5$s) IS NOT NULL) THEN
+        rows_seen := 0;
+        rows_restored := 0;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    WITH batch AS (
+        SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+    ), next_key AS (
+        SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+    ), put AS (
+        UPDATE "raw"."site_tracking_events_r" AS t SET "error_message" = b."error_message" FROM batch JOIN "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" AS b ON %6$s
+        WHERE %7$s AND t."error_message" IS NULL RETURNING 1
+    ), defaulted AS (
+        UPDATE "raw"."site_tracking_events_r" AS t SET "error_message" = DEFAULT FROM batch
+        WHERE %7$s AND t."error_message" IS NULL AND %8$s
+          AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" AS b WHERE %6$s) RETURNING 1
+    ), moved AS (
+        UPDATE "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" SET (%3$s) = (SELECT %4$s FROM next_key),
+            dbdeploy_rows_done = dbdeploy_rows_done + (SELECT count(*) FROM put),
+            dbdeploy_rows_defaulted = dbdeploy_rows_defaulted + (SELECT count(*) FROM defaulted),
+            dbdeploy_batches_done = dbdeploy_batches_done + 1
+        WHERE EXISTS (SELECT 1 FROM batch)
+    )
+    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM put) INTO v_seen, v_put;
+    rows_seen := v_seen;
+    rows_restored := v_put;
+    RETURN NEXT;
+END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), CASE WHEN v_has_default THEN 'true' ELSE 'false' END));
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() FROM PUBLIC;
+    RAISE NOTICE '%', 'dbdeploy V003: re-added column raw.site_tracking_events_r.error_message; restoring its values in batches';
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 6 restore_column_values tx=none lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
+-- put the saved values of raw.site_tracking_events_r.error_message back in batches of 1000 (never over a value written since)
+DO $dbdeploy$
+DECLARE
+    v_rows bigint;
+    v_changed bigint;
+BEGIN
+    LOOP
+        -- dbdeploy:batch-begin
+        SELECT rows_seen, "rows_restored" FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"()
+        -- dbdeploy:batch-end
+        INTO v_rows, v_changed;
+        EXIT WHEN v_rows = 0;
+        COMMIT;
+    END LOOP;
+END
+$dbdeploy$;
+
+-- dbdeploy:step 7 restore_column_constraints tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- add NOT NULL check, checks and foreign keys of error_message of raw.site_tracking_events_r NOT VALID
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_con record;
+    v_def text;
+    v_fks jsonb;
+    v_fk jsonb;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF (SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'dbdeploy_v003_error_message_not_null') THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v003_error_message_not_null') || ' CHECK (' || '"error_message"' || ' IS NOT NULL) NOT VALID';
+    END IF;
+    FOR v_con IN SELECT c.oid, c.conname::text AS name, c.convalidated FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND c.contype = 'c' AND (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message') = ANY (c.conkey) ORDER BY c.conname LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conname = v_con.name);
+        v_def := pg_catalog.pg_get_constraintdef(v_con.oid);
+        IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
+            v_def := v_def || ' NOT VALID';
         END IF;
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name) || ' ' || v_def;
+    END LOOP;
+    SELECT m.foreign_keys INTO v_fks FROM "dbdeploy_backup"."dropped_columns" AS m WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
+    FOR v_fk IN SELECT f FROM pg_catalog.jsonb_array_elements(COALESCE(v_fks, '[]'::jsonb)) AS e(f) LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conname = v_fk->>'name');
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_fk->>'name')
+            || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)
+            || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table')
+            || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'
+            || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END
+            || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END
+            || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END
+            || ' NOT VALID';
+    END LOOP;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 8 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=raw.site_tracking_events_r
+-- validate the restored constraints of error_message of raw.site_tracking_events_r
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_name text;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+        RETURN;
     END IF;
-    IF v_saved.not_null THEN
-        ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "error_message" SET NOT NULL;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'dbdeploy_v003_error_message_not_null' AND NOT convalidated) THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' VALIDATE CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v003_error_message_not_null');
     END IF;
-    IF v_saved.identity_kind IN ('a', 'd') THEN
+    FOR v_name IN SELECT k.name FROM (SELECT c.oid, c.conname::text AS name, c.convalidated FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND c.contype = 'c' AND (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message') = ANY (c.conkey) ORDER BY c.conname) AS k WHERE k.convalidated
+        UNION ALL SELECT e.f->>'name' FROM "dbdeploy_backup"."dropped_columns" AS m, pg_catalog.jsonb_array_elements(COALESCE(m.foreign_keys, '[]'::jsonb)) AS e(f)
+        WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message' AND (e.f->>'validated')::boolean LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conname = v_name AND NOT c.convalidated) THEN
+            EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' VALIDATE CONSTRAINT ' || pg_catalog.quote_ident(v_name);
+        END IF;
+    END LOOP;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 9 restore_column_not_null tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- set NOT NULL (proven by the validated check), identity and sequence of error_message of raw.site_tracking_events_r
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_saved record;
+    v_identity text;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
+    SELECT a.attidentity INTO v_identity FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'dbdeploy_v003_error_message_not_null') THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET NOT NULL';
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' DROP CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v003_error_message_not_null');
+    END IF;
+    IF v_identity IN ('a', 'd') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'error_message' AND a.attidentity <> '') THEN
         EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' ADD GENERATED '
-            || CASE v_saved.identity_kind WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
+            || CASE v_identity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
         IF v_saved.sequence_value IS NOT NULL THEN
-            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message'), v_saved.sequence_value);
+            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"raw"."site_tracking_events_r"', 'error_message'), v_saved.sequence_value::bigint);
         END IF;
     END IF;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"';
     END IF;
-    IF v_saved.column_comment IS NOT NULL THEN
-        EXECUTE 'COMMENT ON COLUMN ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"' || ' IS ' || pg_catalog.quote_literal(v_saved.column_comment);
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 10 restore_column_finish tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
+-- rebuild the remaining indexes of error_message of raw.site_tracking_events_r, remove the saved copy
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_con record;
+    v_def text;
+    v_head text;
+    v_key text[];
+    v_restored bigint;
+    v_new bigint;
+    v_gone bigint;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+        DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
+        RETURN;
     END IF;
-    FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP
-        EXECUTE v_statement;
+    FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,
+            con.conname::text AS conname, con.condeferrable, con.condeferred
+        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid
+            AND con.contype = 'u'
+        WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') ORDER BY c.relname LOOP
+        v_def := pg_catalog.pg_get_indexdef(v_con.oid);
+        v_head := 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+            || pg_catalog.quote_ident(v_con.name) || ' ON ' || pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"')::text || ' USING ';
+        IF pg_catalog.left(v_def, pg_catalog.length(v_head)) IS DISTINCT FROM v_head THEN
+            RAISE EXCEPTION '%', 'dbdeploy V003: cannot read the kept definition of index ' || v_con.name;
+        END IF;
+        IF pg_catalog.to_regclass(pg_catalog.quote_ident('raw') || '.' || pg_catalog.quote_ident(v_con.name)) IS NULL THEN
+            EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                || pg_catalog.quote_ident(v_con.name) || ' ON ' || '"raw"."site_tracking_events_r"' || ' USING '
+                || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);
+        END IF;
+        IF v_con.conname IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conname = v_con.conname) THEN
+            EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.conname)
+                || ' UNIQUE USING INDEX ' || pg_catalog.quote_ident(v_con.name)
+                || CASE WHEN v_con.condeferrable THEN ' DEFERRABLE' ELSE '' END
+                || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;
+        END IF;
     END LOOP;
-    EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table);
+    SELECT dbdeploy_rows_done INTO v_restored FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"') AND i.indisprimary;
+    EXECUTE 'SELECT count(*) FROM ' || '"raw"."site_tracking_events_r"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"'
+        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ')' INTO v_new;
+    EXECUTE 'SELECT count(*) FROM ' || '"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message"' || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"raw"."site_tracking_events_r"'
+        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ')' INTO v_gone;
+    IF pg_catalog.to_regclass('"raw"."site_tracking_events_r"') IS NOT NULL THEN
+        DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
+    END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message";
     DELETE FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
     RAISE NOTICE '%', 'dbdeploy V003: restored column raw.site_tracking_events_r.error_message: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy';
 END

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "653ccbbd3a87f9ba75b59ac1fec1faec33471147cff540da444917f376cc168e"
+CHECKSUM = "886cb61dbefceeb644c33185592bd5c85baf56651f2e2f47c9dfd943ee4ebbd7"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -522,21 +522,21 @@ BEGIN
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NULL THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
             END IF;
-            IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
             END IF;
-            IF pg_catalog.to_regclass((SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')) IS NULL THEN
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: the saved values of shop.orders.note are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup table from a database backup, or restore the column by hand.';
             END IF;
-            IF (SELECT m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd')) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
-                EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || (SELECT pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) FROM "dbdeploy_backup"."dropped_columns" m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note')
-                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM "dbdeploy_backup"."dropped_columns" m, pg_catalog.unnest(m.key_columns) k WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') || ')' INTO v_count;
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note' AND a.attnotnull AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum))) THEN
+                EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v002_op1_orders_note"'
+                    || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND i.indisprimary)) WITH ORDINALITY AS u(k, o)) || ')' INTO v_count;
                 IF v_count > 0 THEN
                     RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore note by hand, then re-run the rollback.';
                 END IF;
             END IF;
         END IF;
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') AND NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
             IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: a column of that name was added again after V002 dropped it; its values before the drop are kept in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Save what the re-added shop.orders.note holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v002_op1_orders_note and delete its row from dbdeploy_backup.dropped_columns.';
             END IF;
@@ -567,17 +567,18 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 COMMIT;
 
 -- dbdeploy:step 2 restore_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- restore column note of shop.orders with every row's value
+-- re-add column note of shop.orders (nullable, no rewrite) with its default
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved record;
-    v_statement text;
     v_count bigint;
-    v_dependants text;
-    v_restored bigint;
-    v_new bigint;
-    v_gone bigint;
+    v_key text[];
+    v_type text;
+    v_collation text;
+    v_default text;
+    v_comment text;
+    v_has_default boolean;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: the table does not exist' USING HINT = 'Restore the table first (roll back later migrations), then re-run.';
@@ -586,34 +587,50 @@ BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_columns"') IS NOT NULL THEN
         SELECT count(*) INTO v_count FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.note') AND NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: cannot restore shop.orders.note: a column of that name was added again after V002 dropped it; its values before the drop are kept in dbdeploy_backup.v002_op1_orders_note' USING HINT = 'Save what the re-added shop.orders.note holds and drop or rename it, then re-run the rollback; or, to keep the re-added column, drop dbdeploy_backup.v002_op1_orders_note and delete its row from dbdeploy_backup.dropped_columns.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: no saved copy of shop.orders.note; cannot restore it' USING HINT = 'The column was dropped outside this migration; restore it by hand.';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count > 0 THEN
-        SELECT 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM '
-            || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(m.backup_table) || ' AS b WHERE '
-            || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(m.key_columns) k) || ')'
-        INTO v_dependants FROM "dbdeploy_backup"."dropped_columns" AS m
-        WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note' AND m.not_null AND (m.default_expr IS NULL OR m.identity_kind IN ('a', 'd'));
-        IF v_dependants IS NOT NULL THEN
-            EXECUTE v_dependants INTO v_count;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND (pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') IS NULL OR pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: the saved values or definition of shop.orders.note are missing from dbdeploy_backup; cannot restore them' USING HINT = 'Restore the backup tables from a database backup, or restore the column by hand.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note' AND a.attnotnull AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum))) THEN
+            EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v002_op1_orders_note"'
+                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest((SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND i.indisprimary)) WITH ORDINALITY AS u(k, o)) || ')' INTO v_count;
             IF v_count > 0 THEN
-                RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no value for it; rows:', v_count USING HINT = 'Delete those rows, or restore shop.orders.note by hand from dbdeploy_backup.dropped_columns and dbdeploy_backup.v002_op1_orders_note; the rollback changes nothing until then.';
+                RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore NOT NULL column shop.orders.note without a default: rows inserted since the drop have no saved value; rows:', v_count USING HINT = 'Delete those rows or restore note by hand, then re-run the rollback.';
             END IF;
         END IF;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
+            RAISE NOTICE '%', 'dbdeploy V002: the restore of shop.orders.note was started by an earlier run; continuing';
+            RETURN;
+        END IF;
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_progress"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) AND v_count = 0 THEN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL THEN
+                DROP TRIGGER IF EXISTS "dbdeploy_v002_op1_sync_note" ON "shop"."orders";
+            END IF;
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_sync"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_copy"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_put"();
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_progress";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_restore";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_def";
+            DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note";
+            RAISE NOTICE '%', 'dbdeploy V002: the drop of shop.orders.note never finished; removed what it had prepared';
+        END IF;
         RAISE NOTICE '%', 'dbdeploy V002: column shop.orders.note is present; nothing to restore';
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op1_orders_note_put"()') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v002_op1_orders_note_put"() RETURNS TABLE (rows_seen bigint, "rows_restored" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op1_orders_note_put"() FROM PUBLIC;
+        END IF;
         RETURN;
     END IF;
     SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
-    EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
-        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_new;
-    EXECUTE 'SELECT count(*) FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"shop"."orders"'
-        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')' INTO v_gone;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' SET SCHEMA ' || pg_catalog.quote_ident(v_saved.sequence_schema);
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.saved_sequence) || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);
@@ -709,39 +726,318 @@ BEGIN
             END IF;
         END;
     END IF;
-    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_saved.column_type
-        || COALESCE(' COLLATE ' || v_saved.collation_name, '');
-    EXECUTE 'UPDATE ' || '"shop"."orders"' || ' AS t SET ' || '"note"' || ' = b.' || '"note"'
-        || ' FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table) || ' AS b WHERE '
-        || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k);
-    GET DIAGNOSTICS v_restored = ROW_COUNT;
-    IF v_saved.default_expr IS NOT NULL THEN
-        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_saved.default_expr;
-        IF v_new > 0 THEN
-            EXECUTE 'UPDATE ' || '"shop"."orders"' || ' AS t SET ' || '"note"' || ' = DEFAULT WHERE NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table)
-                || ' AS b WHERE ' || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(k) || ' = b.' || pg_catalog.quote_ident(k), ' AND ') FROM pg_catalog.unnest(v_saved.key_columns) k) || ')';
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod),
+           (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+              FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation),
+           CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+           pg_catalog.col_description(a.attrelid, a.attnum)
+    INTO v_type, v_collation, v_default, v_comment
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note';
+    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_type
+        || COALESCE(' COLLATE ' || v_collation, '');
+    v_has_default := v_default IS NOT NULL;
+    IF v_has_default THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_default;
+    END IF;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"shop"."orders"' || '.' || '"note"' || ' IS ' || pg_catalog.quote_literal(v_comment);
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND i.indisprimary;
+    ANALYZE "dbdeploy_backup"."v002_op1_orders_note";
+    EXECUTE 'CREATE TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note_restore"' || ' AS SELECT ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' FROM ' || '"shop"."orders"' || ' ORDER BY ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ' LIMIT 1';
+    ALTER TABLE "dbdeploy_backup"."v002_op1_orders_note_restore" ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_note_restore") THEN
+        INSERT INTO "dbdeploy_backup"."v002_op1_orders_note_restore" DEFAULT VALUES;
+    END IF;
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_put"();
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v002_op1_orders_note_put"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    v_seen bigint;
+    v_put bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_note_restore" AS p WHERE (%5$s) IS NOT NULL) THEN
+        rows_seen := 0;
+        rows_restored := 0;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    WITH batch AS (
+        SELECT %1$s FROM "shop"."orders" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+    ), next_key AS (
+        SELECT %1$s FROM "shop"."orders" AS t
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+    ), put AS (
+        UPDATE "shop"."orders" AS t SET "note" = b."note" FROM batch JOIN "dbdeploy_backup"."v002_op1_orders_note" AS b ON %6$s
+        WHERE %7$s AND t."note" IS NULL RETURNING 1
+    ), defaulted AS (
+        UPDATE "shop"."orders" AS t SET "note" = DEFAULT FROM batch
+        WHERE %7$s AND t."note" IS NULL AND %8$s
+          AND NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_note" AS b WHERE %6$s) RETURNING 1
+    ), moved AS (
+        UPDATE "dbdeploy_backup"."v002_op1_orders_note_restore" SET (%3$s) = (SELECT %4$s FROM next_key),
+            dbdeploy_rows_done = dbdeploy_rows_done + (SELECT count(*) FROM put),
+            dbdeploy_rows_defaulted = dbdeploy_rows_defaulted + (SELECT count(*) FROM defaulted),
+            dbdeploy_batches_done = dbdeploy_batches_done + 1
+        WHERE EXISTS (SELECT 1 FROM batch)
+    )
+    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM put) INTO v_seen, v_put;
+    rows_seen := v_seen;
+    rows_restored := v_put;
+    RETURN NEXT;
+END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v002_op1_orders_note_restore" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), CASE WHEN v_has_default THEN 'true' ELSE 'false' END));
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op1_orders_note_put"() FROM PUBLIC;
+    RAISE NOTICE '%', 'dbdeploy V002: re-added column shop.orders.note; restoring its values in batches';
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 3 restore_column_values tx=none lock=ROW EXCLUSIVE target=shop.orders
+-- put the saved values of shop.orders.note back in batches of 1000 (never over a value written since)
+DO $dbdeploy$
+DECLARE
+    v_rows bigint;
+    v_changed bigint;
+BEGIN
+    LOOP
+        -- dbdeploy:batch-begin
+        SELECT rows_seen, "rows_restored" FROM "dbdeploy_backup"."v002_op1_orders_note_put"()
+        -- dbdeploy:batch-end
+        INTO v_rows, v_changed;
+        EXIT WHEN v_rows = 0;
+        COMMIT;
+    END LOOP;
+END
+$dbdeploy$;
+
+-- dbdeploy:step 4 restore_column_constraints tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- add NOT NULL check, checks and foreign keys of note of shop.orders NOT VALID
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_con record;
+    v_def text;
+    v_fks jsonb;
+    v_fk jsonb;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF (SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v002_note_not_null') THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v002_note_not_null') || ' CHECK (' || '"note"' || ' IS NOT NULL) NOT VALID';
+    END IF;
+    FOR v_con IN SELECT c.oid, c.conname::text AS name, c.convalidated FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND c.contype = 'c' AND (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note') = ANY (c.conkey) ORDER BY c.conname LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = v_con.name);
+        v_def := pg_catalog.pg_get_constraintdef(v_con.oid);
+        IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
+            v_def := v_def || ' NOT VALID';
         END IF;
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name) || ' ' || v_def;
+    END LOOP;
+    SELECT m.foreign_keys INTO v_fks FROM "dbdeploy_backup"."dropped_columns" AS m WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
+    FOR v_fk IN SELECT f FROM pg_catalog.jsonb_array_elements(COALESCE(v_fks, '[]'::jsonb)) AS e(f) LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = v_fk->>'name');
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_fk->>'name')
+            || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)
+            || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table')
+            || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'
+            || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END
+            || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END
+            || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END
+            || ' NOT VALID';
+    END LOOP;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 5 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- validate the restored constraints of note of shop.orders
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_name text;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
+        RETURN;
     END IF;
-    IF v_saved.not_null THEN
-        ALTER TABLE "shop"."orders" ALTER COLUMN "note" SET NOT NULL;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v002_note_not_null' AND NOT convalidated) THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' VALIDATE CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v002_note_not_null');
     END IF;
-    IF v_saved.identity_kind IN ('a', 'd') THEN
+    FOR v_name IN SELECT k.name FROM (SELECT c.oid, c.conname::text AS name, c.convalidated FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND c.contype = 'c' AND (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note') = ANY (c.conkey) ORDER BY c.conname) AS k WHERE k.convalidated
+        UNION ALL SELECT e.f->>'name' FROM "dbdeploy_backup"."dropped_columns" AS m, pg_catalog.jsonb_array_elements(COALESCE(m.foreign_keys, '[]'::jsonb)) AS e(f)
+        WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note' AND (e.f->>'validated')::boolean LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = v_name AND NOT c.convalidated) THEN
+            EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' VALIDATE CONSTRAINT ' || pg_catalog.quote_ident(v_name);
+        END IF;
+    END LOOP;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 6 restore_column_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- set NOT NULL (proven by the validated check), identity and sequence of note of shop.orders
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_saved record;
+    v_identity text;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_saved FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
+    SELECT a.attidentity INTO v_identity FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v002_note_not_null') THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET NOT NULL';
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' DROP CONSTRAINT ' || pg_catalog.quote_ident('dbdeploy_v002_note_not_null');
+    END IF;
+    IF v_identity IN ('a', 'd') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'note' AND a.attidentity <> '') THEN
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' ADD GENERATED '
-            || CASE v_saved.identity_kind WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
+            || CASE v_identity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END || ' AS IDENTITY';
         IF v_saved.sequence_value IS NOT NULL THEN
-            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'note'), v_saved.sequence_value);
+            PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('"shop"."orders"', 'note'), v_saved.sequence_value::bigint);
         END IF;
     END IF;
     IF v_saved.saved_sequence IS NOT NULL THEN
         EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.' || pg_catalog.quote_ident(v_saved.sequence_name) || ' OWNED BY ' || '"shop"."orders"' || '.' || '"note"';
     END IF;
-    IF v_saved.column_comment IS NOT NULL THEN
-        EXECUTE 'COMMENT ON COLUMN ' || '"shop"."orders"' || '.' || '"note"' || ' IS ' || pg_catalog.quote_literal(v_saved.column_comment);
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 7 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- drop an INVALID leftover of index shop.orders_9bba1d8d_idx concurrently, if a failed build left one
+DO $dbdeploy$
+BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders_9bba1d8d_idx_dbdeploy_invalid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_9bba1d8d_idx_dbdeploy_invalid"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_9bba1d8d_idx_dbdeploy_invalid exists and is not an INVALID index of shop.orders; dbdeploy uses that name to drop an INVALID index concurrently' USING HINT = 'Rename or drop shop.orders_9bba1d8d_idx_dbdeploy_invalid (it is not dbdeploy''s), then run the migration again.';
     END IF;
-    FOREACH v_statement IN ARRAY COALESCE(v_saved.restore_ddl, ARRAY[]::text[]) LOOP
-        EXECUTE v_statement;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_9bba1d8d_idx"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        IF pg_catalog.to_regclass('"shop"."orders_9bba1d8d_idx_dbdeploy_invalid"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: an INVALID index shop.orders_9bba1d8d_idx_dbdeploy_invalid of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_9bba1d8d_idx_dbdeploy_invalid; then run the migration again.';
+        END IF;
+        RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_9bba1d8d_idx" is INVALID (an earlier build failed); renamed to orders_9bba1d8d_idx_dbdeploy_invalid to drop it concurrently and build it again';
+        ALTER INDEX "shop"."orders_9bba1d8d_idx" RENAME TO "orders_9bba1d8d_idx_dbdeploy_invalid";
+    END IF;
+END
+$dbdeploy$;
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_9bba1d8d_idx_dbdeploy_invalid";
+
+-- dbdeploy:step 8 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- rebuild index orders_9bba1d8d_idx on shop.orders concurrently
+CREATE INDEX CONCURRENTLY IF NOT EXISTS "orders_9bba1d8d_idx" ON "shop"."orders" USING btree ((lower(note)));
+
+-- dbdeploy:step 9 restore_column_finish tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- rebuild the remaining indexes of note of shop.orders, remove the saved copy
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_con record;
+    v_def text;
+    v_head text;
+    v_key text[];
+    v_restored bigint;
+    v_new bigint;
+    v_gone bigint;
+BEGIN
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
+        DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_put"();
+        RETURN;
+    END IF;
+    FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,
+            con.conname::text AS conname, con.condeferrable, con.condeferred
+        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+        LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid
+            AND con.conrelid = i.indrelid
+            AND con.contype = 'u'
+        WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') ORDER BY c.relname LOOP
+        v_def := pg_catalog.pg_get_indexdef(v_con.oid);
+        v_head := 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+            || pg_catalog.quote_ident(v_con.name) || ' ON ' || pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"')::text || ' USING ';
+        IF pg_catalog.left(v_def, pg_catalog.length(v_head)) IS DISTINCT FROM v_head THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: cannot read the kept definition of index ' || v_con.name;
+        END IF;
+        IF pg_catalog.to_regclass(pg_catalog.quote_ident('shop') || '.' || pg_catalog.quote_ident(v_con.name)) IS NULL THEN
+            EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                || pg_catalog.quote_ident(v_con.name) || ' ON ' || '"shop"."orders"' || ' USING '
+                || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);
+        END IF;
+        IF v_con.conname IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = v_con.conname) THEN
+            EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.conname)
+                || ' UNIQUE USING INDEX ' || pg_catalog.quote_ident(v_con.name)
+                || CASE WHEN v_con.condeferrable THEN ' DEFERRABLE' ELSE '' END
+                || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;
+        END IF;
     END LOOP;
-    EXECUTE 'DROP TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_saved.backup_table);
+    SELECT dbdeploy_rows_done INTO v_restored FROM "dbdeploy_backup"."v002_op1_orders_note_restore";
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note"') AND i.indisprimary;
+    EXECUTE 'SELECT count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || '"dbdeploy_backup"."v002_op1_orders_note"'
+        || ' AS b WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ')' INTO v_new;
+    EXECUTE 'SELECT count(*) FROM ' || '"dbdeploy_backup"."v002_op1_orders_note"' || ' AS b WHERE NOT EXISTS (SELECT 1 FROM ' || '"shop"."orders"'
+        || ' AS t WHERE ' || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = b.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)) || ')' INTO v_gone;
+    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL THEN
+        DROP TRIGGER IF EXISTS "dbdeploy_v002_op1_sync_note" ON "shop"."orders";
+    END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_sync"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_copy"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_put"();
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_progress";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_restore";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_def";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_note";
     DELETE FROM "dbdeploy_backup"."dropped_columns" WHERE version = '002' AND table_name = 'shop.orders' AND column_name = 'note';
     RAISE NOTICE '%', 'dbdeploy V002: restored column shop.orders.note: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy';
 END

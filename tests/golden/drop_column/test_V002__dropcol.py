@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a189a55ebe6efeb47733a5f0f647a50a20f0b0a4dfd696677ef6df77da062206"
+CHECKSUM = "647fbf33b3bafe9c695ee278966e135189c3d659cd7e5e785b0c3049c931167a"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
