@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
 
-from dbdeploy.errors import MigrationFailed
+from dbdeploy.errors import MigrationFailed, Stopped
 
 
 def register(app: typer.Typer) -> None:
@@ -38,10 +39,11 @@ def register(app: typer.Typer) -> None:
         view = ProgressView(secrets_of(admin), force_plain=plain)
         try:
             result = run_check(config, specs, admin, rollback=rollback, progress=view)
-        except KeyboardInterrupt:
-            # run_check has dropped the scratch database on its way out
+        except (KeyboardInterrupt, Stopped) as exc:
+            # run_check has dropped the scratch database on its way out; 130 (SIGINT) or 143 (SIGTERM)
+            code = exc.exit_code if isinstance(exc, Stopped) else 128 + getattr(exc, "signum", signal.SIGINT)
             typer.echo("error: dbdeploy check interrupted; the scratch database was dropped", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
         for bundle in result.bundles:
             for line in bundle.lines():
                 typer.echo(line)

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dbdeploy.errors import DbdeployError, UsageError
+from dbdeploy.errors import DbdeployError, Stopped, UsageError
 from dbdeploy.executor import privileges
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect, redact
@@ -160,6 +160,8 @@ def _run(result: CheckResult, deployment: Deployment, loaded, plans, bundles, ds
         try:
             deployment.apply(to=migration.version)
             applied.append(index)
+        except Stopped:
+            raise   # a signal: not a failure of the bundle (the scratch database is dropped below)
         except DbdeployError as exc:
             skipped = _describe(check, exc, item, plan, bundles[index], "apply", dsn)
             blocked = f"it builds on {check.label}, which {'was skipped' if skipped else 'failed'}"
@@ -169,12 +171,16 @@ def _run(result: CheckResult, deployment: Deployment, loaded, plans, bundles, ds
         previous = versions[index - 1] if index else "0"
         try:
             deployment.rollback(to=previous)
+        except Stopped:
+            raise   # a signal: not a failure of the bundle (the scratch database is dropped below)
         except DbdeployError as exc:
             _describe(result.bundles[index], exc, loaded[index], plans[index], bundles[index], "rollback", dsn)
             return
     for index in applied:
         try:
             deployment.apply(to=versions[index])
+        except Stopped:
+            raise   # a signal: not a failure of the bundle (the scratch database is dropped below)
         except DbdeployError as exc:
             _describe(result.bundles[index], exc, loaded[index], plans[index], bundles[index], "re-apply", dsn)
             return
