@@ -18,7 +18,8 @@ the whole key unique, one with a column outside the key proves nothing. Where it
 A refusal at apply changes nothing: the rows are identical before and after; ``dbdeploy apply``
 records the version ``failed`` (with the reason in its event), psql leaves it ``running`` (the
 bundle's preamble recorded it and psql stops at the error) — both are re-run after the fix, and the
-re-run then completes. Every database test runs on both servers (``fresh_db_each``) with 1,200 rows
+re-run then completes. Every database test runs on both servers (``fresh_db_each``; the default suite
+on the primary one only, see PRIMARY_SERVER_ONLY_UNLESS_FULL) with 1,200 rows
 (20 customers with 60 orders each).
 """
 
@@ -36,6 +37,10 @@ from dbdeploy.render.writer import build_bundles
 from tests.executor_support import Project, write_spec
 from tests.pg import TestDatabase
 from tests.roundtrip import backup_tables, log_status
+
+# The key rule is read from the catalog the same way on every version: the default suite runs this
+# module on the primary server, DBDEPLOY_FULL=1 on every server (tests/conftest.py).
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
 
 CUSTOMERS, PER_CUSTOMER = 20, 60
 ROWS = CUSTOMERS * PER_CUSTOMER
