@@ -96,8 +96,8 @@ class Backfill(Operation):
         added = None
         if all(k in ctx.rollback_drops_columns for k in keys):
             added = S(" AND ").join(is_owned(ctx, "column", k) for k in keys)
-        return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops,
-                                            columns_dropped_later=added)]
+        return self.plan(ctx).restore_steps(dropped_later=self.table in ctx.rollback_drops,
+                                            columns_dropped_later=added)
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         """The restore puts values back by key: refuse before any change if the key no longer
@@ -105,7 +105,7 @@ class Backfill(Operation):
 
         Not when a later operation of the migration may have changed the key (DropIndex, DropColumn
         or RawSQL, whose rollbacks run first and may rebuild what the key needs): the restore step
-        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_statements`)."""
+        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_setup_step`)."""
         if self.table in ctx.rollback_drops or any(self._may_change_key(op, ctx) for op in ctx.later_ops):
             return []
         return [self.plan(ctx).restore_key_check()]
