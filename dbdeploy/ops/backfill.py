@@ -132,8 +132,11 @@ class Backfill(Operation):
                     f"({ctx.backup_schema}.{plan.progress_name}) is dropped. If the column(s) existed before, the "
                     "values are restored as for any backfill.")
         return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
-                f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} (one UPDATE, "
-                "ROW EXCLUSIVE). A row the application changed since keeps the application's value; its key, the "
+                f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} in batches of "
+                f"{self.batch_size} rows in key order (ROW EXCLUSIVE, one transaction per batch: a row is locked only "
+                f"while its batch runs; a killed rollback run again continues at the cursor "
+                f"{ctx.backup_schema}.{plan.restore_name}). A row the application changed since keeps the "
+                "application's value; its key, the "
                 "value before the deploy, the value the backfill wrote and the current value are appended to "
                 f"{ctx.backup_schema}.{plan.not_restored_name}. A NOTICE reports how many rows were restored, left and "
                 "deleted since; then the backup and cursor tables are dropped. Review the not_restored table after "
