@@ -17,8 +17,10 @@ by the PL/pgSQL loop below (psql) and, between its markers, by the dbdeploy exec
 The rollback restores a saved value only where the row still holds the value the backfill wrote:
 a row the application changed after the deploy keeps the application's value, and its key, the
 value before the deploy, the value the backfill wrote and the current value are recorded in a
-``…_not_restored`` table next to the backup (see :meth:`BackfillPlan.restore_steps`): in batches of ``batch_size`` rows
-in key order, one transaction per batch, resumable at a cursor like the forward.
+``…_not_restored`` table next to the backup. It runs in batches of ``batch_size`` backup rows in
+key order, one transaction per batch, resumable at its own cursor table like the forward (see
+:meth:`BackfillPlan.restore_steps`); only a backup made by an older dbdeploy, without the values
+written, is restored in one statement.
 """
 
 from __future__ import annotations
