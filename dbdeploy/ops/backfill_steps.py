@@ -362,8 +362,12 @@ class BackfillPlan:
         backup_cols = [*self.key, *cols, *(self.written[c] for c in cols)]
         key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
         b_keys = S(", ").join(S("b.{}").format(ident(k)) for k in self.key)
-        after = S("({keys}) >= ({cursor})").format(keys=b_keys, cursor=S(", ").join(
-            S("(SELECT p.{k} FROM {cur} AS p)").format(k=ident(k), cur=cur) for k in self.key))
+        cursor = S(", ").join(S("(SELECT p.{k} FROM {cur} AS p)").format(k=ident(k), cur=cur) for k in self.key)
+        after = S("({keys}) >= ({cursor})").format(keys=b_keys, cursor=cursor)
+        # The same bound on the table (always true for a batch row's key): a merge join on the key
+        # then starts its index scan at the cursor instead of reading every earlier key per batch.
+        t_after = S("({keys}) >= ({cursor})").format(
+            keys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key), cursor=cursor)
         next_key = S(", ").join(S("next_key.{}").format(ident(k)) for k in self.key)
         return S(
             "WITH batch AS (\n"
@@ -378,13 +382,13 @@ class BackfillPlan:
             "    OFFSET {n} LIMIT 1\n"
             "), restored AS (\n"
             "    UPDATE {t} AS t SET {sets} FROM batch AS b\n"
-            "    WHERE {join} AND NOT ({differs})\n"
+            "    WHERE {join} AND {t_after} AND NOT ({differs})\n"
             "    RETURNING {tkeys}\n"
             "), kept AS (\n"
             "    INSERT INTO {kept} ({kcols})\n"
             "    SELECT {bcols}, {tcols}, pg_catalog.now()\n"
             "    FROM batch AS b JOIN {t} AS t ON {join}\n"
-            "    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE ({rkeys}) = ({bkeys}))\n"
+            "    WHERE {t_after} AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE ({rkeys}) = ({bkeys}))\n"
             "    RETURNING 1\n"
             "), moved AS (\n"
             "    UPDATE {cur} SET ({keys}) = (SELECT {next_key} FROM next_key),\n"
@@ -394,7 +398,7 @@ class BackfillPlan:
             "    WHERE EXISTS (SELECT 1 FROM batch)\n"
             ")\n"
             "SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)").format(
-            t=t, b=b, kept=kept, cur=cur, after=after, bkeys=b_keys, n=sql.Literal(self.batch_size),
+            t=t, b=b, kept=kept, cur=cur, after=after, t_after=t_after, bkeys=b_keys, n=sql.Literal(self.batch_size),
             sets=S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols), join=key_join,
             differs=self._differs("t", self.written),
             tkeys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
