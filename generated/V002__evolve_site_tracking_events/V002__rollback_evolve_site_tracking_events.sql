@@ -1046,13 +1046,13 @@ BEGIN
     OFFSET 5000 LIMIT 1
 ), restored AS (
     UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM batch AS b
-    WHERE t."raw_event_id" = b."raw_event_id" AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
+    WHERE t."raw_event_id" = b."raw_event_id" AND (t."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS p)) AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
     RETURNING t."raw_event_id"
 ), kept AS (
     INSERT INTO "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored" ("raw_event_id", "event_type", "dbdeploy_written_event_type", "dbdeploy_current_event_type", "dbdeploy_rolled_back_at")
     SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type", t."event_type", pg_catalog.now()
     FROM batch AS b JOIN "raw"."site_tracking_events_r" AS t ON t."raw_event_id" = b."raw_event_id"
-    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."raw_event_id") = (b."raw_event_id"))
+    WHERE (t."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS p)) AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."raw_event_id") = (b."raw_event_id"))
     RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" SET ("raw_event_id") = (SELECT next_key."raw_event_id" FROM next_key),

@@ -759,13 +759,13 @@ BEGIN
     OFFSET 500 LIMIT 1
 ), restored AS (
     UPDATE "shop"."orders" AS t SET "region" = b."region" FROM batch AS b
-    WHERE t."id" = b."id" AND NOT (("t"."region"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_region"::text COLLATE pg_catalog."C"))
+    WHERE t."id" = b."id" AND (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_restore" AS p)) AND NOT (("t"."region"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_region"::text COLLATE pg_catalog."C"))
     RETURNING t."id"
 ), kept AS (
     INSERT INTO "dbdeploy_backup"."v002_op2_orders_not_restored" ("id", "region", "dbdeploy_written_region", "dbdeploy_current_region", "dbdeploy_rolled_back_at")
     SELECT b."id", b."region", b."dbdeploy_written_region", t."region", pg_catalog.now()
     FROM batch AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
-    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
+    WHERE (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_restore" AS p)) AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
     RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op2_orders_restore" SET ("id") = (SELECT next_key."id" FROM next_key),

@@ -714,13 +714,13 @@ BEGIN
     OFFSET 250 LIMIT 1
 ), restored AS (
     UPDATE "shop"."orders" AS t SET "note" = b."note", "total" = b."total" FROM batch AS b
-    WHERE t."id" = b."id" AND NOT (("t"."note"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_note"::text COLLATE pg_catalog."C") OR ("t"."total"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_total"::text COLLATE pg_catalog."C"))
+    WHERE t."id" = b."id" AND (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p)) AND NOT (("t"."note"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_note"::text COLLATE pg_catalog."C") OR ("t"."total"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_total"::text COLLATE pg_catalog."C"))
     RETURNING t."id"
 ), kept AS (
     INSERT INTO "dbdeploy_backup"."v002_op1_orders_not_restored" ("id", "note", "total", "dbdeploy_written_note", "dbdeploy_written_total", "dbdeploy_current_note", "dbdeploy_current_total", "dbdeploy_rolled_back_at")
     SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note", t."total", pg_catalog.now()
     FROM batch AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
-    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
+    WHERE (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p)) AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
     RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op1_orders_restore" SET ("id") = (SELECT next_key."id" FROM next_key),

@@ -714,13 +714,13 @@ BEGIN
     OFFSET 1000 LIMIT 1
 ), restored AS (
     UPDATE "public"."events" AS t SET "kind" = b."kind" FROM batch AS b
-    WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id" AND NOT (("t"."kind"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_kind"::text COLLATE pg_catalog."C"))
+    WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id" AND (t."tenant_id", t."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p)) AND NOT (("t"."kind"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_kind"::text COLLATE pg_catalog."C"))
     RETURNING t."tenant_id", t."event_id"
 ), kept AS (
     INSERT INTO "dbdeploy_backup"."v001_op1_events_not_restored" ("tenant_id", "event_id", "kind", "dbdeploy_written_kind", "dbdeploy_current_kind", "dbdeploy_rolled_back_at")
     SELECT b."tenant_id", b."event_id", b."kind", b."dbdeploy_written_kind", t."kind", pg_catalog.now()
     FROM batch AS b JOIN "public"."events" AS t ON t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id"
-    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."tenant_id", r."event_id") = (b."tenant_id", b."event_id"))
+    WHERE (t."tenant_id", t."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p)) AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."tenant_id", r."event_id") = (b."tenant_id", b."event_id"))
     RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v001_op1_events_restore" SET ("tenant_id", "event_id") = (SELECT next_key."tenant_id", next_key."event_id" FROM next_key),
