@@ -36,7 +36,8 @@ CREATES_IN_SCHEMA = frozenset({"create_index", "add_unique", "restore_column", "
 DATA_KINDS = {
     "backfill_setup": ("SELECT",),
     "backfill": ("SELECT", "UPDATE"),
-    "restore_backfill": ("SELECT", "UPDATE"),
+    "restore_backfill": ("SELECT", "UPDATE"),          # an older backup restores in this step, in one UPDATE
+    "restore_backfill_values": ("SELECT", "UPDATE"),
     "copy_column": ("SELECT", "UPDATE"),           # SELECT … FOR SHARE needs UPDATE (or DELETE …)
     "restore_column_values": ("SELECT", "UPDATE"),
     "seed_rows": ("SELECT", "INSERT"),

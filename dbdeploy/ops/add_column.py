@@ -196,7 +196,7 @@ class AddColumn(Operation):
             not_null_pending=[self.column_key] if filled_later else [])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
-        steps = [self._fill_plan(ctx).restore_step()] if self.needs_fill else []
+        steps = self._fill_plan(ctx).restore_steps() if self.needs_fill else []
         return [drop_owned_column(ctx, self.table, self.column.name, ctx.state), *steps]
 
     def rollback_preflight(self, ctx: PlanContext) -> list:

@@ -96,8 +96,8 @@ class Backfill(Operation):
         added = None
         if all(k in ctx.rollback_drops_columns for k in keys):
             added = S(" AND ").join(is_owned(ctx, "column", k) for k in keys)
-        return [self.plan(ctx).restore_step(dropped_later=self.table in ctx.rollback_drops,
-                                            columns_dropped_later=added)]
+        return self.plan(ctx).restore_steps(dropped_later=self.table in ctx.rollback_drops,
+                                            columns_dropped_later=added)
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         """The restore puts values back by key: refuse before any change if the key no longer
@@ -105,7 +105,7 @@ class Backfill(Operation):
 
         Not when a later operation of the migration may have changed the key (DropIndex, DropColumn
         or RawSQL, whose rollbacks run first and may rebuild what the key needs): the restore step
-        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_statements`)."""
+        checks the key itself, right before it writes (:meth:`BackfillPlan.restore_setup_step`)."""
         if self.table in ctx.rollback_drops or any(self._may_change_key(op, ctx) for op in ctx.later_ops):
             return []
         return [self.plan(ctx).restore_key_check()]
@@ -132,8 +132,11 @@ class Backfill(Operation):
                     f"({ctx.backup_schema}.{plan.progress_name}) is dropped. If the column(s) existed before, the "
                     "values are restored as for any backfill.")
         return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
-                f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} (one UPDATE, "
-                "ROW EXCLUSIVE). A row the application changed since keeps the application's value; its key, the "
+                f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} in batches of "
+                f"{self.batch_size} rows in key order (ROW EXCLUSIVE, one transaction per batch: a row is locked only "
+                f"while its batch runs; a killed rollback run again continues at the cursor "
+                f"{ctx.backup_schema}.{plan.restore_name}). A row the application changed since keeps the "
+                "application's value; its key, the "
                 "value before the deploy, the value the backfill wrote and the current value are appended to "
                 f"{ctx.backup_schema}.{plan.not_restored_name}. A NOTICE reports how many rows were restored, left and "
                 "deleted since; then the backup and cursor tables are dropped. Review the not_restored table after "

@@ -17,7 +17,10 @@ by the PL/pgSQL loop below (psql) and, between its markers, by the dbdeploy exec
 The rollback restores a saved value only where the row still holds the value the backfill wrote:
 a row the application changed after the deploy keeps the application's value, and its key, the
 value before the deploy, the value the backfill wrote and the current value are recorded in a
-``…_not_restored`` table next to the backup (see :meth:`BackfillPlan.restore_step`).
+``…_not_restored`` table next to the backup. It runs in batches of ``batch_size`` backup rows in
+key order, one transaction per batch, resumable at its own cursor table like the forward (see
+:meth:`BackfillPlan.restore_steps`); only a backup made by an older dbdeploy, without the values
+written, is restored in one statement.
 """
 
 from __future__ import annotations
@@ -161,6 +164,8 @@ class BackfillPlan:
         self.backup_name = base
         self.progress_name = derived_name(base, suffix="progress")
         self.not_restored_name = derived_name(base, suffix="not_restored")
+        self.restore_name = derived_name(base, suffix="restore")
+        self.restore_fn_name = derived_name(base, suffix="restore_batch")
         # Backup columns holding the value the backfill wrote (compared with the row at rollback).
         self.written = {c: derived_name("dbdeploy_written", c) for c in assignments}
         taken = {*key, *assignments}
@@ -180,6 +185,16 @@ class BackfillPlan:
     @property
     def not_restored(self) -> sql.Identifier:
         return backup_table(self.ctx, self.not_restored_name)
+
+    @property
+    def restore_cursor(self) -> sql.Identifier:
+        """The rollback's cursor table: the first backup key not yet restored and the counts so far."""
+        return backup_table(self.ctx, self.restore_name)
+
+    @property
+    def restore_function(self) -> sql.Identifier:
+        """The rollback's batch function (backup schema), called once per batch."""
+        return backup_table(self.ctx, self.restore_fn_name)
 
     def _key_cols(self, alias: str | None = None) -> sql.Composable:
         return S(", ").join(ident(alias, k) if alias else ident(k) for k in self.key)
@@ -331,71 +346,117 @@ class BackfillPlan:
             S("({l}.{c}::text COLLATE pg_catalog.\"C\") IS DISTINCT FROM (b.{w}::text COLLATE pg_catalog.\"C\")"
               ).format(l=ident(left), c=ident(c), w=ident(right[c])) for c in self.assignments)
 
-    def restore_statements(self) -> list[sql.Composable]:
-        """PL/pgSQL (needs ``v_restored``, ``v_kept``, ``v_total`` bigint and ``v_backup`` text) that
-        puts back the values the backfill overwrote, but only in rows that still hold what it wrote,
-        and only while the key still identifies rows (:meth:`restore_key_check`).
+    def _restore_batch_query(self) -> sql.Composable:
+        """One batch of the rollback's restore (the body of :attr:`restore_function`): the next
+        ``batch_size`` backup rows in key order from the cursor (:attr:`restore_cursor`).
 
-        A row changed since the deploy (any backfilled column differs from the value written) keeps
-        its current value; the row's key, its value before the deploy (under the column's name), the
-        value written and the current value (``dbdeploy_current_<column>``) are appended to
-        ``<backup>_not_restored``. Rows deleted since are counted. A backup made without the written
-        values (by an older dbdeploy) cannot tell changed rows apart: every backed-up row's current
-        values are then copied to a timestamped table first. Everything is announced with NOTICEs.
-        """
-        label, table = self.ctx.label, self.table
-        t, b, kept = qualified(table), self.backup, self.not_restored
+        ``restored`` puts the saved values back in the rows of the batch that still hold what the
+        backfill wrote (``NOT differs``); ``kept`` appends every other backed-up row of the batch
+        that still exists, as it is now, to ``<backup>_not_restored``; ``moved`` advances the cursor
+        to the first key after the batch and adds the counts, committing with the batch. Returns
+        ``(rows_seen, rows_restored)``; ``rows_seen`` is 0 once the cursor is past the last key.
+        Row locks: only the rows of the batch that are restored, until the batch commits."""
+        t, b, kept, cur = qualified(self.table), self.backup, self.not_restored, self.restore_cursor
         cols = list(self.assignments)
-        key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
-        sets = S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols)
         current = [derived_name("dbdeploy_current", c) for c in cols]
         backup_cols = [*self.key, *cols, *(self.written[c] for c in cols)]
-        has_written = S(" AND ").join(
-            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({b})"
-              " AND attname = {w} AND NOT attisdropped)").format(b=sql.Literal(render(b)),
-                                                                 w=sql.Literal(self.written[c]))
-            for c in cols)
-        restored_key = S("({})").format(S(", ").join(S("r.{}").format(ident(k)) for k in self.key))
-        backup_key = S("({})").format(S(", ").join(S("b.{}").format(ident(k)) for k in self.key))
-        compare = block(
-            S("CREATE TABLE IF NOT EXISTS {kept} AS SELECT {bcols}, {cur}, pg_catalog.now() AS dbdeploy_rolled_back_at"
+        key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
+        b_keys = S(", ").join(S("b.{}").format(ident(k)) for k in self.key)
+        cursor = S(", ").join(S("(SELECT p.{k} FROM {cur} AS p)").format(k=ident(k), cur=cur) for k in self.key)
+        after = S("({keys}) >= ({cursor})").format(keys=b_keys, cursor=cursor)
+        # The same bound on the table (always true for a batch row's key): a merge join on the key
+        # then starts its index scan at the cursor instead of reading every earlier key per batch.
+        t_after = S("({keys}) >= ({cursor})").format(
+            keys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key), cursor=cursor)
+        next_key = S(", ").join(S("next_key.{}").format(ident(k)) for k in self.key)
+        return S(
+            "WITH batch AS (\n"
+            "    SELECT {bcols} FROM {b} AS b\n"
+            "    WHERE {after}\n"
+            "    ORDER BY {bkeys}\n"
+            "    LIMIT {n}\n"
+            "), next_key AS (\n"
+            "    SELECT {bkeys} FROM {b} AS b\n"
+            "    WHERE {after}\n"
+            "    ORDER BY {bkeys}\n"
+            "    OFFSET {n} LIMIT 1\n"
+            "), restored AS (\n"
+            "    UPDATE {t} AS t SET {sets} FROM batch AS b\n"
+            "    WHERE {join} AND {t_after} AND NOT ({differs})\n"
+            "    RETURNING {tkeys}\n"
+            "), kept AS (\n"
+            "    INSERT INTO {kept} ({kcols})\n"
+            "    SELECT {bcols}, {tcols}, pg_catalog.now()\n"
+            "    FROM batch AS b JOIN {t} AS t ON {join}\n"
+            "    WHERE {t_after} AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE ({rkeys}) = ({bkeys}))\n"
+            "    RETURNING 1\n"
+            "), moved AS (\n"
+            "    UPDATE {cur} SET ({keys}) = (SELECT {next_key} FROM next_key),\n"
+            "        dbdeploy_rows_restored = dbdeploy_rows_restored + (SELECT pg_catalog.count(*) FROM restored),\n"
+            "        dbdeploy_rows_kept = dbdeploy_rows_kept + (SELECT pg_catalog.count(*) FROM kept),\n"
+            "        dbdeploy_batches_done = dbdeploy_batches_done + 1\n"
+            "    WHERE EXISTS (SELECT 1 FROM batch)\n"
+            ")\n"
+            "SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)").format(
+            t=t, b=b, kept=kept, cur=cur, after=after, t_after=t_after, bkeys=b_keys, n=sql.Literal(self.batch_size),
+            sets=S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols), join=key_join,
+            differs=self._differs("t", self.written),
+            tkeys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
+            kcols=S(", ").join(ident(c) for c in [*backup_cols, *current, "dbdeploy_rolled_back_at"]),
+            bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
+            tcols=S(", ").join(S("t.{}").format(ident(c)) for c in cols),
+            rkeys=S(", ").join(S("r.{}").format(ident(k)) for k in self.key),
+            keys=self._key_cols(), next_key=next_key)
+
+    def _restore_prepare(self) -> sql.Composable:
+        """PL/pgSQL: create the ``_not_restored`` table, the restore cursor (first backup key, counts
+        0) and the batch function, unless an earlier run of the rollback created the cursor (then the
+        restore continues at it; the function is created again)."""
+        t, b, kept, cur = qualified(self.table), self.backup, self.not_restored, self.restore_cursor
+        cols = list(self.assignments)
+        current = [derived_name("dbdeploy_current", c) for c in cols]
+        backup_cols = [*self.key, *cols, *(self.written[c] for c in cols)]
+        key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
+        start = block(
+            S("CREATE TABLE IF NOT EXISTS {kept} AS SELECT {bcols}, {now}, pg_catalog.now() AS dbdeploy_rolled_back_at"
               " FROM {b} AS b JOIN {t} AS t ON {join} WITH NO DATA;").format(
                 kept=kept, b=b, t=t, join=key_join,
                 bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
-                cur=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
+                now=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
                                  for c, n in zip(cols, current, strict=True))),
             acl.restrict_table(kept),
-            # One statement: rows still holding what the backfill wrote get their old values; every
-            # other backed-up row that still exists is recorded as it is now.
-            S("WITH restored AS (\n"
-              "    UPDATE {t} AS t SET {sets} FROM {b} AS b\n"
-              "    WHERE {join} AND NOT ({differs})\n"
-              "    RETURNING {tkeys}\n"
-              "), kept AS (\n"
-              "    INSERT INTO {kept} ({kcols})\n"
-              "    SELECT {bcols}, {tcols}, pg_catalog.now()\n"
-              "    FROM {b} AS b JOIN {t} AS t ON {join}\n"
-              "    WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE {rkey} = {bkey})\n"
-              "    RETURNING 1\n"
-              ")\n"
-              "SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM {b})\n"
-              "INTO v_restored, v_kept, v_total;").format(
-                t=t, b=b, kept=kept, sets=sets, join=key_join, differs=self._differs("t", self.written),
-                tkeys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
-                kcols=S(", ").join(ident(c) for c in [*backup_cols, *current, "dbdeploy_rolled_back_at"]),
-                bcols=S(", ").join(S("b.{}").format(ident(c)) for c in backup_cols),
-                tcols=S(", ").join(S("t.{}").format(ident(c)) for c in cols),
-                rkey=restored_key, bkey=backup_key),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(kept), S("DROP TABLE {};").format(kept)),
-            S("RAISE NOTICE '%', {msg} || v_restored || {left} || v_kept || {where} || (v_total - v_restored - v_kept)"
-              " || {deleted};").format(
-                msg=sql.Literal(f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in "),
-                left=sql.Literal(" row(s); left "),
-                where=sql.Literal(f" row(s) the application changed since the deploy as they are (recorded in "
-                                  f"{self.ctx.backup_schema}.{self.not_restored_name}); "),
-                deleted=sql.Literal(" backed-up row(s) no longer exist")),
-        )
-        legacy = block(
+            S("CREATE TABLE {cur} AS SELECT {k} FROM {b} ORDER BY {k} LIMIT 1;").format(
+                cur=cur, k=self._key_cols(), b=b),
+            S("ALTER TABLE {cur} ADD COLUMN dbdeploy_rows_restored bigint NOT NULL DEFAULT 0,"
+              " ADD COLUMN dbdeploy_rows_kept bigint NOT NULL DEFAULT 0,"
+              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(cur=cur),
+            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(cur), S("INSERT INTO {} DEFAULT VALUES;").format(cur)),
+            acl.restrict_table(cur),
+            # Statistics for the batches' reads of the backup (filled by the forward, maybe never analyzed).
+            S("ANALYZE {};").format(b),
+            notice(self.ctx, f"backfill of {self.table}: restoring the values before the deploy in batches of "
+                             f"{self.batch_size} rows (cursor {self.ctx.backup_schema}.{self.restore_name})"))
+        return block(
+            if_then(relation_missing(f"{self.ctx.backup_schema}.{self.restore_name}"), start, otherwise=[
+                notice(self.ctx, f"backfill of {self.table}: the restore was started by an earlier run; continuing "
+                                 f"at its cursor ({self.ctx.backup_schema}.{self.restore_name})")]),
+            S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
+              " SET search_path = pg_catalog, pg_temp AS {body};").format(
+                fn=self.restore_function, body=literal(render(self._restore_batch_query()))),
+            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self.restore_function))
+
+    def _restore_legacy(self) -> sql.Composable:
+        """PL/pgSQL for a backup made without the written values (by an older dbdeploy): it cannot
+        tell changed rows apart, so every backed-up row's current values are copied to a timestamped
+        table first, then all saved values are put back in ONE statement (holding the row locks of
+        every backed-up row until it commits; such backups are rare) and the backup is dropped in the
+        same transaction, so a re-run cannot restore twice."""
+        label, table = self.ctx.label, self.table
+        t, b = qualified(table), self.backup
+        cols = list(self.assignments)
+        key_join = S(" AND ").join(S("t.{k} = b.{k}").format(k=ident(k)) for k in self.key)
+        sets = S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols)
+        return block(
             copy_to_timestamped_backup(
                 self.ctx, f"{split_table(table)[1]}_current",
                 S("SELECT {tk}, {tc} FROM {t} AS t JOIN {b} AS b ON {join}").format(
@@ -406,51 +467,144 @@ class BackfillPlan:
             S("GET DIAGNOSTICS v_restored = ROW_COUNT;"),
             S("RAISE NOTICE '%', {msg} || v_restored || ' row(s)';").format(msg=sql.Literal(
                 f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in ")),
-        )
-        return [if_then(
-            S("pg_catalog.to_regclass({}) IS NOT NULL AND pg_catalog.to_regclass({}) IS NOT NULL").format(
-                sql.Literal(render(t)), sql.Literal(render(b))),
-            # Checked again here, right before the writes: the preflight leaves it to this step when a
-            # later operation's rollback (run before this one) may rebuild what the key needs.
-            self.restore_key_check(),
-            if_then(has_written, compare, otherwise=[legacy]))]
+            S("DROP TABLE {};").format(b))
 
-    def restore_step(self, dropped_later: bool = False, columns_dropped_later: sql.Composable | None = None) -> Step:
-        """Rollback: put the saved values back where the application has not changed them since
-        (:meth:`restore_statements`), then remove the backfill's own tables.
+    def _has_written(self) -> sql.Composable:
+        """SQL boolean: the backup has the columns holding the values the backfill wrote."""
+        b = self.backup
+        return S(" AND ").join(
+            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({b})"
+              " AND attname = {w} AND NOT attisdropped)").format(b=sql.Literal(render(b)),
+                                                                 w=sql.Literal(self.written[c]))
+            for c in self.assignments)
+
+    def restore_setup_step(self, columns_dropped_later: sql.Composable | None = None) -> Step:
+        """Rollback, first step (one transaction): decide how the saved values go back.
+
+        With the table and the backup present: :meth:`restore_key_check` (checked here, right
+        before the writes: the preflight leaves it to this step when a later operation's rollback,
+        run before this one, may rebuild what the key needs); then, for a backup holding the values
+        the backfill wrote, create the cursor table, ``<backup>_not_restored`` and the batch function
+        (:meth:`_restore_prepare`) — the next step restores in batches; for a backup by an older
+        dbdeploy, restore in one statement here (:meth:`_restore_legacy`). When
+        ``columns_dropped_later`` holds at run time (the rollback drops every backfilled column
+        afterwards), nothing is restored: the backup is renamed (timestamped) so which values the
+        backfill wrote stays known. A batch function that reports nothing to do is created whenever
+        there is nothing to restore in batches, so the next step runs under psql and the executor.
+        """
+        t, b, fn = qualified(self.table), self.backup, self.restore_function
+        restore = block(
+            # Checked again here, right before the writes (see the docstring).
+            self.restore_key_check(),
+            if_then(self._has_written(), self._restore_prepare(), otherwise=[self._restore_legacy()]))
+        restore = if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(t))), restore)
+        if columns_dropped_later is not None:
+            restore = if_then(columns_dropped_later,
+                              # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
+                              S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
+                                " 'YYYYMMDD_HH24MISS_US');").format(
+                                  base=sql.Literal(rollback_backup_prefix(self.ctx.version, self.backup_name))),
+                              S("EXECUTE 'ALTER TABLE ' || {b} || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);"
+                                ).format(b=sql.Literal(render(b))),
+                              S("RAISE NOTICE '%', {msg} || v_backup;").format(msg=sql.Literal(
+                                  f"dbdeploy {self.ctx.label}: backfill of {self.table}: not restored, the rollback "
+                                  f"drops the column(s) {', '.join(self.assignments)} it added; the values before the "
+                                  f"deploy and the values it wrote are kept in {self.ctx.backup_schema}.")),
+                              otherwise=[restore])
+        fn_name = sql.Literal(render(fn) + "()")
+        body = block(
+            S("DROP FUNCTION IF EXISTS {}();").format(fn),
+            if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(b))), restore),
+            if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(fn_name),
+                    S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
+                      " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(fn=fn),
+                    S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(fn)))
+        declare = ["v_restored bigint", "v_total bigint", "v_backup text"]
+        return Step("restore_backfill", self.table, "ROW EXCLUSIVE", True, do_block(body, declare=declare),
+                    f"prepare the restore of the values the backfill of {self.table} overwrote")
+
+    def restore_batches_step(self) -> Step:
+        """Rollback, second step (no transaction, ROW EXCLUSIVE): call the batch function
+        (:meth:`_restore_batch_query`) until it sees no row, one transaction per batch; psql runs the
+        DO block's loop (COMMIT per batch), the executor the statement between the batch markers.
+        A killed run resumes at the cursor: a committed batch is never run again."""
+        statement = render(S("SELECT rows_seen, rows_restored FROM {}()").format(self.restore_function))
+        body = "\n".join([
+            "LOOP",
+            "    " + BATCH_BEGIN,
+            indent(statement),
+            "    " + BATCH_END,
+            "    INTO v_rows, v_changed;",
+            "    EXIT WHEN v_rows = 0;",
+            "    COMMIT;",
+            "END LOOP;",
+        ])
+        return Step("restore_backfill_values", self.table, "ROW EXCLUSIVE", False,
+                    do_block(body, declare=["v_rows bigint", "v_changed bigint"]),
+                    f"restore the values the backfill of {self.table} overwrote, in rows not changed since, in "
+                    f"batches of {self.batch_size}")
+
+    def restore_finish_step(self) -> Step:
+        """Rollback, last step (one transaction, dbdeploy's tables only): the NOTICE with the rows
+        restored, left (recorded in ``<backup>_not_restored``, dropped when empty) and deleted since
+        (backed-up rows minus the other two); then the backup, both cursor tables and the batch
+        function are dropped."""
+        label, table = self.ctx.label, self.table
+        b, kept, cur = self.backup, self.not_restored, self.restore_cursor
+        report = block(
+            S("SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM {} AS c;"
+              ).format(cur),
+            S("SELECT pg_catalog.count(*) INTO v_total FROM {};").format(b),
+            if_then(relation_exists(f"{self.ctx.backup_schema}.{self.not_restored_name}"),
+                    if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(kept), S("DROP TABLE {};").format(kept))),
+            S("RAISE NOTICE '%', {msg} || v_restored || {left} || v_kept || {where} || (v_total - v_restored - v_kept)"
+              " || {deleted};").format(
+                msg=sql.Literal(f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in "),
+                left=sql.Literal(" row(s); left "),
+                where=sql.Literal(f" row(s) the application changed since the deploy as they are (recorded in "
+                                  f"{self.ctx.backup_schema}.{self.not_restored_name}); "),
+                deleted=sql.Literal(" backed-up row(s) no longer exist")))
+        body = block(
+            if_then(S("{} AND {}").format(relation_exists(f"{self.ctx.backup_schema}.{self.restore_name}"),
+                                          relation_exists(f"{self.ctx.backup_schema}.{self.backup_name}")), report),
+            S("DROP FUNCTION IF EXISTS {}();").format(self.restore_function),
+            S("DROP TABLE IF EXISTS {};").format(b),
+            S("DROP TABLE IF EXISTS {};").format(cur),
+            S("DROP TABLE IF EXISTS {};").format(self.progress))
+        return Step("restore_backfill_finish", table, "NONE", True,
+                    do_block(body, declare=["v_restored bigint", "v_kept bigint", "v_total bigint"]),
+                    f"report the restore of {table} and remove the backfill's backup and cursor tables")
+
+    def restore_steps(self, dropped_later: bool = False,
+                      columns_dropped_later: sql.Composable | None = None) -> list[Step]:
+        """Rollback: put the saved values back where the application has not changed them since,
+        in batches, then remove the backfill's own tables.
+
+        Three steps: :meth:`restore_setup_step`, :meth:`restore_batches_step` (``batch_size`` rows
+        per transaction in key order; row locks only on a batch's rows, only until it commits) and
+        :meth:`restore_finish_step`. Per batch, rows still holding what the backfill wrote get their
+        old values; a row changed since (any backfilled column differs from the value written, compared
+        by :meth:`_differs`) keeps its value, and its key, its value before the deploy (under the
+        column's name), the value written and the current value (``dbdeploy_current_<column>``) are
+        appended to ``<backup>_not_restored``; rows deleted since are counted at the end. Resumable:
+        the cursor commits with each batch, so a killed rollback run again continues at the first
+        backup key not yet done.
 
         ``dropped_later``: the rollback drops the table afterwards (copying every row), so nothing
-        is restored; only the backfill's backup and cursor tables are removed.
+        is restored; one step only removes the backfill's backup and cursor tables.
         ``columns_dropped_later``: a condition, true at run time when the rollback drops every
         backfilled column afterwards (this migration added them): then nothing is restored either
         (restoring values into a column about to be dropped would only rewrite the table).
         """
+        if self.keep_old and not dropped_later:
+            return [self.restore_setup_step(columns_dropped_later), self.restore_batches_step(),
+                    self.restore_finish_step()]
         statements: list[sql.Composable] = []
-        if self.keep_old and not dropped_later and columns_dropped_later is not None:
-            statements.append(if_then(
-                S("NOT ({})").format(columns_dropped_later), *self.restore_statements(),
-                otherwise=[
-                    # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
-                    S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
-                      " 'YYYYMMDD_HH24MISS_US');").format(
-                        base=sql.Literal(rollback_backup_prefix(self.ctx.version, self.backup_name))),
-                    S("EXECUTE 'ALTER TABLE ' || {b} || ' RENAME TO ' || pg_catalog.quote_ident(v_backup);").format(
-                        b=sql.Literal(render(self.backup))),
-                    S("RAISE NOTICE '%', {msg} || v_backup;").format(msg=sql.Literal(
-                        f"dbdeploy {self.ctx.label}: backfill of {self.table}: not restored, the rollback drops the "
-                        f"column(s) {', '.join(self.assignments)} it added; the values before the deploy and the "
-                        f"values it wrote are kept in {self.ctx.backup_schema}."))]))
-        elif self.keep_old and not dropped_later:
-            statements += self.restore_statements()
         if self.keep_old:
             statements.append(S("DROP TABLE IF EXISTS {};").format(self.backup))
         statements.append(S("DROP TABLE IF EXISTS {};").format(self.progress))
-        restores = self.keep_old and not dropped_later
-        kind = "restore_backfill" if restores else "drop_backfill_state"
-        summary = (f"restore the values the backfill of {self.table} overwrote in rows not changed since"
-                   if restores else f"remove the backfill state of {self.table}")
-        declare = ["v_restored bigint", "v_kept bigint", "v_total bigint", "v_backup text"] if restores else None
-        return Step(kind, self.table, "ROW EXCLUSIVE", True, do_block(block(*statements), declare=declare), summary)
+        return [Step("drop_backfill_state", self.table, "ROW EXCLUSIVE", True, do_block(block(*statements)),
+                     f"remove the backfill state of {self.table}")]
 
 
 __all__ = ["BATCH_BEGIN", "BATCH_END", "BackfillPlan", "notice"]

@@ -29,7 +29,7 @@ BATCH_END = "-- dbdeploy:batch-end"
 POSTAMBLE = "-- dbdeploy:postamble"
 # Step kinds whose DO block loops over one batch statement between the batch markers (the executor
 # runs that statement itself, once per batch, in autocommit).
-BATCH_KINDS = frozenset({"backfill", "copy_column", "restore_column_values"})
+BATCH_KINDS = frozenset({"backfill", "copy_column", "restore_column_values", "restore_backfill_values"})
 _MARKER = re.compile(
     r"^-- dbdeploy:step (?P<n>\d+) (?P<kind>[a-z_]+) tx=(?P<tx>step|none) lock=(?P<lock>[A-Z ]+?) "
     r"target=(?P<target>\S+)$", re.MULTILINE)

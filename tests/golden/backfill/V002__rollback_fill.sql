@@ -570,154 +570,268 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 COMMIT;
 
 -- dbdeploy:step 2 restore_backfill tx=step lock=ROW EXCLUSIVE target=shop.orders
--- restore the values the backfill of shop.orders overwrote in rows not changed since
+-- prepare the restore of the values the backfill of shop.orders overwrote
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_restored bigint;
+    v_total bigint;
+    v_backup text;
+BEGIN
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_restore_batch"();
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+        IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL THEN
+            DECLARE
+                v_key_columns text[] := ARRAY['id']::pg_catalog.text[];
+                v_key_problem text;
+            BEGIN
+                IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
+                    IF v_key_problem IS NOT NULL THEN
+                        v_key_problem := 'the table has no column(s) ' || v_key_problem;
+                    ELSE
+                        SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                        IF v_key_problem IS NOT NULL THEN
+                            v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
+                        ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
+                                      WHERE h.inhparent = pg_catalog.to_regclass('"shop"."orders"') AND c.relkind = 'r') THEN
+                            v_key_problem := 'shop.orders has inheritance child tables, which its unique indexes do not cover';
+                        ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"')
+                                          AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
+                            v_key_problem := 'no valid unique index or primary key of shop.orders has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
+                        END IF;
+                    END IF;
+                    IF v_key_problem IS NOT NULL THEN
+                        RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of shop.orders overwrote by key (id):', v_key_problem || ' - fix: make (id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op1_orders' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op1_orders.';
+                    END IF;
+                END IF;
+            END;
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_note' AND NOT attisdropped) AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_total' AND NOT attisdropped) THEN
+                IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_restore"') IS NULL THEN
+                    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op1_orders_not_restored" AS SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note" AS "dbdeploy_current_note", t."total" AS "dbdeploy_current_total", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op1_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id" WITH NO DATA;
+                    DECLARE
+                        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+                        acl_rel record;
+                        acl_grantee oid;
+                    BEGIN
+                        FOR acl_rel IN
+                            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_not_restored"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_not_restored"') AND d.deptype IN ('a', 'i'))))
+                        LOOP
+                            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                        UNION
+                        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                            END LOOP;
+                            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                            END IF;
+                            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                            LOOP
+                                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                            END LOOP;
+                            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                        UNION
+                        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                            END IF;
+                        END LOOP;
+                    END;
+                    CREATE TABLE "dbdeploy_backup"."v002_op1_orders_restore" AS SELECT "id" FROM "dbdeploy_backup"."v002_op1_orders" ORDER BY "id" LIMIT 1;
+                    ALTER TABLE "dbdeploy_backup"."v002_op1_orders_restore" ADD COLUMN dbdeploy_rows_restored bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_rows_kept bigint NOT NULL DEFAULT 0, ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;
+                    IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_restore") THEN
+                        INSERT INTO "dbdeploy_backup"."v002_op1_orders_restore" DEFAULT VALUES;
+                    END IF;
+                    DECLARE
+                        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+                        acl_rel record;
+                        acl_grantee oid;
+                    BEGIN
+                        FOR acl_rel IN
+                            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_restore"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_restore"') AND d.deptype IN ('a', 'i'))))
+                        LOOP
+                            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                        UNION
+                        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                            END LOOP;
+                            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                            END IF;
+                            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                            LOOP
+                                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                            END LOOP;
+                            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                        UNION
+                        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                            END IF;
+                        END LOOP;
+                    END;
+                    ANALYZE "dbdeploy_backup"."v002_op1_orders";
+                    RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restoring the values before the deploy in batches of 250 rows (cursor dbdeploy_backup.v002_op1_orders_restore)';
+                ELSE
+                    RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: the restore was started by an earlier run; continuing at its cursor (dbdeploy_backup.v002_op1_orders_restore)';
+                END IF;
+                CREATE FUNCTION "dbdeploy_backup"."v002_op1_orders_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
+    SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total" FROM "dbdeploy_backup"."v002_op1_orders" AS b
+    WHERE (b."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p))
+    ORDER BY b."id"
+    LIMIT 250
+), next_key AS (
+    SELECT b."id" FROM "dbdeploy_backup"."v002_op1_orders" AS b
+    WHERE (b."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p))
+    ORDER BY b."id"
+    OFFSET 250 LIMIT 1
+), restored AS (
+    UPDATE "shop"."orders" AS t SET "note" = b."note", "total" = b."total" FROM batch AS b
+    WHERE t."id" = b."id" AND (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p)) AND NOT (("t"."note"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_note"::text COLLATE pg_catalog."C") OR ("t"."total"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_total"::text COLLATE pg_catalog."C"))
+    RETURNING t."id"
+), kept AS (
+    INSERT INTO "dbdeploy_backup"."v002_op1_orders_not_restored" ("id", "note", "total", "dbdeploy_written_note", "dbdeploy_written_total", "dbdeploy_current_note", "dbdeploy_current_total", "dbdeploy_rolled_back_at")
+    SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note", t."total", pg_catalog.now()
+    FROM batch AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
+    WHERE (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_restore" AS p)) AND NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
+    RETURNING 1
+), moved AS (
+    UPDATE "dbdeploy_backup"."v002_op1_orders_restore" SET ("id") = (SELECT next_key."id" FROM next_key),
+        dbdeploy_rows_restored = dbdeploy_rows_restored + (SELECT pg_catalog.count(*) FROM restored),
+        dbdeploy_rows_kept = dbdeploy_rows_kept + (SELECT pg_catalog.count(*) FROM kept),
+        dbdeploy_batches_done = dbdeploy_batches_done + 1
+    WHERE EXISTS (SELECT 1 FROM batch)
+)
+SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)';
+                REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op1_orders_restore_batch"() FROM PUBLIC;
+            ELSE
+                v_backup := 'r002_orders_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
+                EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."id", t."note", t."total" FROM "shop"."orders" AS t JOIN "dbdeploy_backup"."v002_op1_orders" AS b ON t."id" = b."id"';
+                GET DIAGNOSTICS v_total = ROW_COUNT;
+                DECLARE
+                    acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+                    acl_rel record;
+                    acl_grantee oid;
+                BEGIN
+                    FOR acl_rel IN
+                        SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                            || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup)) OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup)) AND d.deptype IN ('a', 'i'))))
+                    LOOP
+                        FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                    UNION
+                    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                        END LOOP;
+                        IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                            EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                        END IF;
+                        FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                            AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                        LOOP
+                            EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                        END LOOP;
+                        IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+                    WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+                      AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+                    UNION
+                    SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+                    WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                            RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                                USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                        END IF;
+                    END LOOP;
+                END;
+                RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of shop.orders changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
+                UPDATE "shop"."orders" AS t SET "note" = b."note", "total" = b."total" FROM "dbdeploy_backup"."v002_op1_orders" AS b WHERE t."id" = b."id";
+                GET DIAGNOSTICS v_restored = ROW_COUNT;
+                RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s)';
+                DROP TABLE "dbdeploy_backup"."v002_op1_orders";
+            END IF;
+        END IF;
+    END IF;
+    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op1_orders_restore_batch"()') IS NULL THEN
+        CREATE FUNCTION "dbdeploy_backup"."v002_op1_orders_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op1_orders_restore_batch"() FROM PUBLIC;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 3 restore_backfill_values tx=none lock=ROW EXCLUSIVE target=shop.orders
+-- restore the values the backfill of shop.orders overwrote, in rows not changed since, in batches of 250
+DO $dbdeploy$
+DECLARE
+    v_rows bigint;
+    v_changed bigint;
+BEGIN
+    LOOP
+        -- dbdeploy:batch-begin
+        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v002_op1_orders_restore_batch"()
+        -- dbdeploy:batch-end
+        INTO v_rows, v_changed;
+        EXIT WHEN v_rows = 0;
+        COMMIT;
+    END LOOP;
+END
+$dbdeploy$;
+
+-- dbdeploy:step 4 restore_backfill_finish tx=step lock=NONE target=shop.orders
+-- report the restore of shop.orders and remove the backfill's backup and cursor tables
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_restored bigint;
     v_kept bigint;
     v_total bigint;
-    v_backup text;
 BEGIN
-    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
-        DECLARE
-            v_key_columns text[] := ARRAY['id']::pg_catalog.text[];
-            v_key_problem text;
-        BEGIN
-            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
-                SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped);
-                IF v_key_problem IS NOT NULL THEN
-                    v_key_problem := 'the table has no column(s) ' || v_key_problem;
-                ELSE
-                    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
-                    IF v_key_problem IS NOT NULL THEN
-                        v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
-                    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
-                                  WHERE h.inhparent = pg_catalog.to_regclass('"shop"."orders"') AND c.relkind = 'r') THEN
-                        v_key_problem := 'shop.orders has inheritance child tables, which its unique indexes do not cover';
-                    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"')
-                                      AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attname::text = ANY (v_key_columns)), false))) THEN
-                        v_key_problem := 'no valid unique index or primary key of shop.orders has only key columns, so several rows may share a key: the batches would rewrite them again and again and the rollback would write one saved value into all of them (a partial unique index, one on an expression or with a column outside the key, non-default operator class or collation, and an INVALID one left by a failed concurrent build do not count)';
-                    END IF;
-                END IF;
-                IF v_key_problem IS NOT NULL THEN
-                    RAISE EXCEPTION '% %', 'dbdeploy V002: cannot restore the values the backfill of shop.orders overwrote by key (id):', v_key_problem || ' - fix: make (id) unique and NOT NULL again (CREATE UNIQUE INDEX CONCURRENTLY ... and ALTER TABLE ... ALTER COLUMN ... SET NOT NULL), then run the rollback again; or restore the values by hand from dbdeploy_backup.v002_op1_orders' USING HINT = 'The saved values are kept in dbdeploy_backup.v002_op1_orders.';
-                END IF;
-            END IF;
-        END;
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_note' AND NOT attisdropped) AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') AND attname = 'dbdeploy_written_total' AND NOT attisdropped) THEN
-            CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."v002_op1_orders_not_restored" AS SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note" AS "dbdeploy_current_note", t."total" AS "dbdeploy_current_total", pg_catalog.now() AS dbdeploy_rolled_back_at FROM "dbdeploy_backup"."v002_op1_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id" WITH NO DATA;
-            DECLARE
-                acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
-                acl_rel record;
-                acl_grantee oid;
-            BEGIN
-                FOR acl_rel IN
-                    SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
-                        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
-                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                    WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_not_restored"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
-                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_not_restored"') AND d.deptype IN ('a', 'i'))))
-                LOOP
-                    FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-                WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-                  AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
-                UNION
-                SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
-                WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
-                        EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
-                    END LOOP;
-                    IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
-                        EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
-                    END IF;
-                    FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
-                        AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
-                    LOOP
-                        EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
-                    END LOOP;
-                    IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-                WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-                  AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
-                UNION
-                SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
-                WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
-                        RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
-                            USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
-                    END IF;
-                END LOOP;
-            END;
-            WITH restored AS (
-                UPDATE "shop"."orders" AS t SET "note" = b."note", "total" = b."total" FROM "dbdeploy_backup"."v002_op1_orders" AS b
-                WHERE t."id" = b."id" AND NOT (("t"."note"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_note"::text COLLATE pg_catalog."C") OR ("t"."total"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_total"::text COLLATE pg_catalog."C"))
-                RETURNING t."id"
-            ), kept AS (
-                INSERT INTO "dbdeploy_backup"."v002_op1_orders_not_restored" ("id", "note", "total", "dbdeploy_written_note", "dbdeploy_written_total", "dbdeploy_current_note", "dbdeploy_current_total", "dbdeploy_rolled_back_at")
-                SELECT b."id", b."note", b."total", b."dbdeploy_written_note", b."dbdeploy_written_total", t."note", t."total", pg_catalog.now()
-                FROM "dbdeploy_backup"."v002_op1_orders" AS b JOIN "shop"."orders" AS t ON t."id" = b."id"
-                WHERE NOT EXISTS (SELECT 1 FROM restored AS r WHERE (r."id") = (b."id"))
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM kept), (SELECT count(*) FROM "dbdeploy_backup"."v002_op1_orders")
-            INTO v_restored, v_kept, v_total;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_restore"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders"') IS NOT NULL THEN
+        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM "dbdeploy_backup"."v002_op1_orders_restore" AS c;
+        SELECT pg_catalog.count(*) INTO v_total FROM "dbdeploy_backup"."v002_op1_orders";
+        IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_not_restored"') IS NOT NULL THEN
             IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op1_orders_not_restored") THEN
                 DROP TABLE "dbdeploy_backup"."v002_op1_orders_not_restored";
             END IF;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op1_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
-        ELSE
-            v_backup := 'r002_orders_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
-            EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."id", t."note", t."total" FROM "shop"."orders" AS t JOIN "dbdeploy_backup"."v002_op1_orders" AS b ON t."id" = b."id"';
-            GET DIAGNOSTICS v_total = ROW_COUNT;
-            DECLARE
-                acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
-                acl_rel record;
-                acl_grantee oid;
-            BEGIN
-                FOR acl_rel IN
-                    SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
-                        || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
-                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                    WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup)) OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
-                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.refobjid = pg_catalog.to_regclass(pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup)) AND d.deptype IN ('a', 'i'))))
-                LOOP
-                    FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-                WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-                  AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
-                UNION
-                SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
-                WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
-                        EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
-                    END LOOP;
-                    IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
-                        EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
-                    END IF;
-                    FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
-                        AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
-                    LOOP
-                        EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
-                    END LOOP;
-                    IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-                WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
-                  AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
-                UNION
-                SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
-                WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
-                        RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
-                            USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
-                    END IF;
-                END LOOP;
-            END;
-            RAISE NOTICE '%', 'dbdeploy V002: copied the current values of every row the backfill of shop.orders changed (' || v_total || ' row(s)) to dbdeploy_backup.' || v_backup;
-            UPDATE "shop"."orders" AS t SET "note" = b."note", "total" = b."total" FROM "dbdeploy_backup"."v002_op1_orders" AS b WHERE t."id" = b."id";
-            GET DIAGNOSTICS v_restored = ROW_COUNT;
-            RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s)';
         END IF;
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op1_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
     END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_restore_batch"();
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders";
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_restore";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op1_orders_progress";
 END
 $dbdeploy$;
