@@ -81,7 +81,8 @@ class Migration(SpecModel):
 
 def _foreign_keys_to_later_tables(operations: list) -> None:
     """Refuse a foreign key (CreateTable or AddForeignKey) to a table that a later CreateTable of the
-    same migration creates: when the bundle runs, the referenced table does not exist yet."""
+    same migration creates: when the bundle runs, the referenced table does not exist yet (an
+    ``optional=True`` key is skipped then, not failed, and stays allowed)."""
     from dbdeploy.ops import AddForeignKey, CreateTable
 
     created_at = {}
@@ -97,7 +98,9 @@ def _foreign_keys_to_later_tables(operations: list) -> None:
             continue
         for where, fk in fks:
             later = created_at.get(fk.references, -1)
-            if later > i:
+            # optional=True is the documented way for such a key: skipped (NOTICE) while the
+            # referenced table is missing, added by a later run; it never fails at apply.
+            if later > i and not fk.optional:
                 raise ValueError(
                     f"operations[{i}] ({op.describe()}): {where} references {fk.references}, which operations[{later}] "
                     "creates later in this migration, so it does not exist yet when this runs — fix: put the "
