@@ -38,6 +38,9 @@ import pytest
 
 from tests.executor_support import make_project, write_spec
 
+# The batches and locks are the same on every version: the default suite runs this module on the
+# primary server, DBDEPLOY_FULL=1 on every server (tests/conftest.py).
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
 ROWS = 20_000
 BATCH = 1_000
 HOT = range(ROWS - 3_000, ROWS + 1)      # rows the writer touches: restored last (key order)
