@@ -46,6 +46,29 @@ def _pool(config: pytest.Config) -> ServerPool:
     return pool
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast form of the large issue matrices: a module that sets ``CI_FAST_FORM = n`` runs every
+    n-th of its tests (in collection order, so the same ones on every xdist worker) plus those named
+    in ``CI_KEEP``; ``DBDEPLOY_FULL=1`` runs them all (README, "Testing")."""
+    if os.environ.get("DBDEPLOY_FULL") == "1":
+        return
+    seen: dict[object, int] = {}
+    kept, dropped = [], []
+    for item in items:
+        module = getattr(item, "module", None)
+        every = getattr(module, "CI_FAST_FORM", 0)
+        if not every:
+            kept.append(item)
+            continue
+        position = seen.get(module, 0)
+        seen[module] = position + 1
+        name = getattr(item, "originalname", item.name)
+        (kept if position % every == 0 or name in getattr(module, "CI_KEEP", ()) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Safety net: stop embedded servers/containers even if no session fixture ran."""
     pool = config.stash.get(_POOL_KEY, None)

@@ -22,6 +22,13 @@ from psycopg.conninfo import conninfo_to_dict
 from dbdeploy.executor.connection import display_dsn, dsn_problem, redact, secrets_of
 from tests.executor_support import make_project
 
+# Fast form in the default suite: every 3rd test plus CI_KEEP (the inputs);
+# DBDEPLOY_FULL=1 runs every test (tests/conftest.py, README "Testing").
+CI_FAST_FORM = 3
+CI_KEEP = (
+    "test_display_and_redact_never_show_the_password",
+)
+
 UNREACHABLE = "127.0.0.1:9"   # discard port: nothing listens on loopback
 
 # (DSN, the texts that must never be printed, whether the DSN parses cleanly)
