@@ -35,8 +35,8 @@ class SqlStatement:
     in_function: bool             # inside a function body: runs when called, not when created
     dynamic: bool                 # reconstructed from dynamic SQL (placeholders for unknown parts)
     group: object                 # statements with the same group run in the same transaction
-    created_tables: frozenset     # tables created earlier in the same body ("schema.table")
-    created_indexes: frozenset    # indexes created earlier in the same body ("schema.index")
+    created_tables: CreatedBefore     # tables created earlier in the same body ("schema.table")
+    created_indexes: CreatedBefore    # indexes created earlier in the same body ("schema.index")
 
     @property
     def text(self) -> str:
@@ -44,6 +44,25 @@ class SqlStatement:
 
     def label(self) -> str:
         return f"{self.body}, {self.where}: {self.text}"
+
+
+class CreatedBefore:
+    """The names a body created before one statement: ``name in created`` tests membership.
+
+    One walk records every name once, with the number of the statement that created it; each
+    statement gets a view of that shared record up to its own number, so a body of n statements
+    creating n tables takes O(n) memory, not a copy of the set per statement (O(n²): 20,000
+    CREATE TABLEs once took over 20 GB).
+    """
+
+    __slots__ = ("_order", "_limit")
+
+    def __init__(self, order: dict[str, int], limit: int) -> None:
+        self._order = order
+        self._limit = limit
+
+    def __contains__(self, name: object) -> bool:
+        return self._order.get(name, self._limit) < self._limit
 
 
 def excerpt(node) -> str:
@@ -94,12 +113,13 @@ class _Walker:
     def __init__(self, body: str) -> None:
         self.body = body
         self.out: list[SqlStatement] = []
-        self.tables: set[str] = set()
-        self.indexes: set[str] = set()
+        self.tables: dict[str, int] = {}     # name -> number of the statement that created it
+        self.indexes: dict[str, int] = {}
 
     def add(self, node, where: str, *, group, in_function: bool, dynamic: bool, depth: int) -> None:
         self.out.append(SqlStatement(node, self.body, where, in_function, dynamic, group,
-                                     frozenset(self.tables), frozenset(self.indexes)))
+                                     CreatedBefore(self.tables, len(self.out)),
+                                     CreatedBefore(self.indexes, len(self.out))))
         if not in_function:
             self._record(node)
         if depth >= _MAX_DEPTH:
@@ -127,13 +147,13 @@ class _Walker:
 
     def _record(self, node) -> None:
         if isinstance(node, ast.CreateStmt):
-            self.tables.add(table_name(node.relation))
+            self.tables.setdefault(table_name(node.relation), len(self.out) - 1)
         elif isinstance(node, ast.CreateTableAsStmt) and node.into is not None:
-            self.tables.add(table_name(node.into.rel))
+            self.tables.setdefault(table_name(node.into.rel), len(self.out) - 1)
         elif isinstance(node, ast.SelectStmt) and node.intoClause is not None:
-            self.tables.add(table_name(node.intoClause.rel))
+            self.tables.setdefault(table_name(node.intoClause.rel), len(self.out) - 1)
         elif isinstance(node, ast.IndexStmt) and node.idxname:
-            self.indexes.add(f"{node.relation.schemaname or 'public'}.{node.idxname}")
+            self.indexes.setdefault(f"{node.relation.schemaname or 'public'}.{node.idxname}", len(self.out) - 1)
 
     def _plpgsql(self, node, where: str, *, group, in_function: bool, depth: int, language: str) -> None:
         if language.lower() != "plpgsql":

@@ -7,7 +7,8 @@ compare these canonical names, never the spelling in the spec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
@@ -23,7 +24,16 @@ class TypeInfo:
     name: str                       # canonical base name: int4, bpchar, varchar, timestamp, json, serial, …
     typmods: tuple                  # integer modifiers (length, precision); None for non-constant ones
     array: bool
-    text: str                       # as written back by the parser
+    node: object = field(compare=False, repr=False)    # pglast's TypeName
+
+    @cached_property
+    def text(self) -> str:
+        """The type as written back by the parser (rendered when a message needs it: rendering
+        every column of a large RawSQL costs more than reading it)."""
+        try:
+            return RawStream()(self.node).removeprefix("pg_catalog.")
+        except Exception:  # rendering is only for messages
+            return self.name
 
     @property
     def plain(self) -> bool:
@@ -41,11 +51,7 @@ def from_type_name(node) -> TypeInfo:
         name = names[-1].lower() if names else ""
     typmods = tuple(m.val.ival if isinstance(m, ast.A_Const) and isinstance(getattr(m, "val", None), ast.Integer)
                     else None for m in node.typmods or ())
-    try:
-        text = RawStream()(node).removeprefix("pg_catalog.")
-    except Exception:  # rendering is only for messages
-        text = name
-    return TypeInfo(name, typmods, bool(node.arrayBounds), text)
+    return TypeInfo(name, typmods, bool(node.arrayBounds), node)
 
 
 def from_text(text: str) -> TypeInfo | None:

@@ -84,7 +84,7 @@ class _RelationCollector(Visitor):
 def _relations(text: str) -> list[str]:
     collector = _RelationCollector()
     for statement in parse_statements(text):
-        collector(statement)
+        collector(statement.stmt)
     return sorted(collector.names)
 
 

@@ -335,8 +335,8 @@ def _check_type_exists(names: list[str]) -> None:
             "search_path = pg_catalog")
 
 
-def parse_statements(text: str) -> list:
-    """Parse a RawSQL body: any number of complete statements. Returns pglast RawStmt nodes.
+def parse_statements(text: str) -> list[RawStatement]:
+    """Parse a RawSQL body: any number of complete statements, as :class:`RawStatement`.
 
     The body must run the same under psql and dbdeploy (:mod:`dbdeploy.sql.psql`): a psql
     meta-command or variable raises :class:`SqlParseError`; ``COPY … FROM STDIN`` data (up to its
@@ -360,7 +360,78 @@ def parse_statements(text: str) -> list:
 def _parse_statements_cached(sql_text: str) -> tuple:
     """The parse of a RawSQL body, computed once per text: generation and lint read the same body
     many times (the nodes are shared and must not be changed by callers)."""
-    return tuple(_parse(sql_text))
+    if len(sql_text) >= _SHARE_TREES_ABOVE:
+        check_limits(sql_text, statements=True)
+        shared = _parse_sharing_trees(sql_text)
+        if shared is not None:
+            return shared
+    return tuple(RawStatement(raw.stmt, raw.stmt_location, raw.stmt_len) for raw in _parse(sql_text))
+
+
+@dataclass(frozen=True, slots=True)
+class RawStatement:
+    """One top-level statement of a RawSQL body: ``stmt`` is pglast's tree of it (an ``ast.Node``;
+    shared, never to be changed), ``stmt_location`` and ``stmt_len`` where it is in the body."""
+
+    stmt: object
+    stmt_location: int
+    stmt_len: int
+
+
+# Building pglast's Python tree is most of the cost of a large body (~0.7 s per MB of INSERTs here;
+# PostgreSQL's parser itself, in C, takes about 0.04 s per MB). A data load repeats one INSERT
+# shape thousands of times, so above this size such statements share one tree.
+_SHARE_TREES_ABOVE = 256 * 1024
+_PLACEHOLDER = re.compile(r"\$\d+")
+
+
+def _parse_sharing_trees(text: str) -> tuple | None:
+    """The statements of ``text`` as :class:`RawStatement`, where every ``INSERT … VALUES`` whose
+    normalized text (PostgreSQL's, :func:`pglast.parser.normalize`: each constant replaced by a
+    placeholder) is the same as an earlier one's shares that statement's tree.
+
+    Two such statements differ only in their constants, so the shared tree is exact except for
+    the values in the VALUES lists and the node locations: callers must not read an INSERT's
+    values from the tree (none does: checks and lint read relations, columns, functions and
+    statement kinds, and the bundle carries the statement's own text). A statement with a ``$``
+    (a parameter or dollar quote) is always parsed on its own. Returns None if the parser refuses
+    the text (the caller parses it whole, to report the error).
+    """
+    from pglast.parser import normalize, split
+
+    from dbdeploy.sql.psql import ascii_for_lexer
+
+    mapped = ascii_for_lexer(text)
+    try:
+        pieces = split(mapped, with_parser=True, only_slices=True)
+    except ParseError:
+        return None
+    out = []
+    shapes: dict[str, object] = {}
+    for piece in pieces:
+        statement = text[piece]
+        key = None
+        tree = None
+        if "$" not in statement and statement[:6].lower() == "insert":
+            key = _PLACEHOLDER.sub("$", normalize(mapped[piece]))
+            tree = shapes.get(key)
+        if tree is None:
+            parsed = parse_sql(statement)
+            if len(parsed) != 1:
+                return None
+            tree = parsed[0].stmt
+            if key is not None and _is_values_insert(tree):
+                shapes[key] = tree
+        out.append(RawStatement(tree, piece.start, piece.stop - piece.start))
+    return tuple(out)
+
+
+def _is_values_insert(tree) -> bool:
+    """INSERT … VALUES (…) with no WITH, ON CONFLICT or RETURNING."""
+    select = getattr(tree, "selectStmt", None)
+    return (isinstance(tree, ast.InsertStmt) and isinstance(select, ast.SelectStmt)
+            and bool(select.valuesLists) and tree.withClause is None and tree.onConflictClause is None
+            and tree.returningClause is None)
 
 
 class _ColumnCollector(Visitor):

@@ -22,11 +22,13 @@ such colon is refused; ``a[1: n]`` with a space is not interpolated).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 
 from pglast.parser import ParseError
+from pglast.parser import normalize as _pglast_normalize
 from pglast.parser import scan as _pglast_scan
+from pglast.parser import split as _pglast_split
 
 _WORD_KINDS = frozenset(("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD", "RESERVED_KEYWORD"))
 _COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)  # psql: a data line that is exactly \. ends COPY data
@@ -65,16 +67,36 @@ class Statement:
     are its unquoted words (keywords and identifiers) in lower case. For ``COPY … FROM STDIN``,
     ``copy_data`` holds the data lines psql sends after it (without the ``\\.`` line) and
     ``end`` is after the ``\\.`` line; ``copy_out`` is True for ``COPY … TO STDOUT``.
+
+    ``known_words`` are the words when the splitter already had them; otherwise :attr:`words`
+    lexes ``text`` the first time it is asked (a statement starts in the lexer's initial state, so
+    its own tokens are the ones it had in the script).
     """
 
     text: str
     start: int
     end: int
-    words: tuple[str, ...]
+    known_words: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
     terminated: bool = True
     copy_data: str | None = None
     copy_out: bool = False
     empty: bool = False   # only comments and ';': the server runs it as an empty query
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        """The statement's unquoted words (keywords and identifiers) in lower case."""
+        if self.known_words is not None:
+            return self.known_words
+        try:
+            tokens = scan(self.text)
+        except ParseError:
+            return ()
+        return tuple(self.text[t.start:t.end + 1].lower() for t in tokens if _is_word(self.text, t))
+
+
+def _is_word(text: str, token) -> bool:
+    """An unquoted identifier or a keyword (what :attr:`Statement.words` holds)."""
+    return token.name == "IDENT" and not text.startswith('"', token.start) or token.kind in _WORD_KINDS
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,14 @@ def scan(text: str) -> list:
     ``current·user``), and callers take the words' text from ``text`` itself. Raises pglast's
     ``ParseError`` (positions as in ``text``) for what the lexer refuses.
     """
-    return _pglast_scan(text if text.isascii() else _NON_ASCII.sub("_", text))
+    return _pglast_scan(ascii_for_lexer(text))
+
+
+def ascii_for_lexer(text: str) -> str:
+    """``text`` with every non-ASCII character as ``_``, one for one: the same tokens and statement
+    boundaries for PostgreSQL's lexer and parser (see :func:`scan`), and positions pglast maps in
+    linear time."""
+    return text if text.isascii() else _NON_ASCII.sub("_", text)
 
 
 _WINDOW = 1 << 16   # characters lexed at a time; COPY data after a statement is never lexed
@@ -136,39 +165,129 @@ def split_script(text: str) -> list[Statement | LineComment]:
     Raises :class:`PsqlScriptError` for an unterminated quote, dollar quote or comment, a psql
     meta-command or variable, or COPY data without its ``\\.`` line.
 
-    The text is lexed in windows that end at a line break; only what comes before the last ``;``
-    of a window is kept (the lexer's state there is the initial one), the rest is lexed again with
-    the next window. COPY data is skipped, never lexed.
+    Two ways give the same result (tests/test_psql_split_fast.py compares them on every bundle and
+    corpus): when PostgreSQL's parser accepts the whole text, its statement boundaries (pglast's
+    ``split``, in C) are taken for every statement that holds nothing psql treats specially outside
+    its constants (no comment, backslash, colon other than ``::``, ``;`` alone, ``begin`` or
+    ``copy``), and only the other statements are lexed token by token with psql's rules
+    (:func:`_split_lexed`); otherwise the whole text is lexed. A 10 MB RawSQL of plain statements is then split in about
+    a second instead of building a Python object for each of its million tokens.
 
     The result for a text is computed once and kept (a few texts at a time): generation, lint and
-    the bundle check split the same RawSQL body many times, and a 10 MB body must stay fast.
+    the bundle check split the same RawSQL body many times.
     """
     return list(_split_script_cached(text))
 
 
 @lru_cache(maxsize=8)
 def _split_script_cached(text: str) -> tuple[Statement | LineComment, ...]:
+    by_parser = _split_by_parser(text)
+    return tuple(by_parser if by_parser is not None else _split_lexed(text, 0, len(text)))
+
+
+_BLANK = re.compile(r"[ \t\n\r\f]*")            # the whitespace of PostgreSQL's lexer (scan.l)
+_TO_SEMICOLON = re.compile(r"[ \t\n\r\f]*;")
+
+
+def _split_by_parser(text: str) -> list[Statement | LineComment] | None:
+    """:func:`split_script` by the parser's statement boundaries, or None if the parser refuses the
+    text (then only the lexer can say what psql does, or why it cannot be run the same way).
+
+    Whether psql could treat a statement specially is decided on PostgreSQL's normalized text of
+    the statement (pglast's ``normalize``: every constant — string, dollar-quoted body, number —
+    replaced by ``$n``), so a colon, ``--`` or ``begin`` inside a literal does not count.
+    """
+    mapped = ascii_for_lexer(text)
+    try:
+        pieces = _pglast_split(mapped, with_parser=True, only_slices=True)
+    except ParseError:
+        return None
     items: list[Statement | LineComment] = []
-    offset = 0
+    done = 0                                      # the text before this is split
+    for piece in pieces:
+        semicolon = _TO_SEMICOLON.match(text, piece.stop)
+        if semicolon:
+            end = semicolon.end()
+        else:   # the last statement, without its ';': psql sends it at the end of the file
+            end = len(text) if _BLANK.match(text, piece.stop).end() == len(text) else piece.stop
+        if semicolon and _BLANK.match(text, done).end() >= piece.start and _plain(mapped[piece]):
+            items.append(Statement(text[piece.start:end], piece.start, end))
+        else:
+            lexed = _split_lexed(text, done, end)
+            if not _ends_at(lexed, end, len(text)):
+                # psql reads on past the parser's statement here (the BEGIN ATOMIC heuristic, COPY
+                # data that parses as SQL): lex the rest of the text as one.
+                return items + _split_lexed(text, done, len(text))
+            items += lexed
+        done = end
+    if done < len(text) and _BLANK.match(text, done).end() < len(text):
+        items += _split_lexed(text, done, len(text))       # comments after the last statement
+    return items
+
+
+def _plain(statement: str) -> bool:
+    """True if one statement (without its ``;``) holds nothing psql treats specially outside its
+    constants: no comment, backslash (meta-command), colon other than ``::`` (variable), ``;``
+    (an empty statement, or one inside parentheses or BEGIN ATOMIC), ``begin`` (the BEGIN ATOMIC
+    heuristic of CREATE FUNCTION/PROCEDURE) or ``copy`` (COPY data), case-insensitive."""
+    if not _special(statement):
+        return True                  # not even inside a constant: no need to normalize
+    try:
+        return not _special(_pglast_normalize(statement))
+    except ParseError:
+        return False
+
+
+def _special(text: str) -> bool:
+    """True if ``text`` holds anything :func:`_plain` names (substring tests: C speed)."""
+    if ";" in text or "--" in text or "/*" in text or "\\" in text:
+        return True
+    # "::" is a cast; any other colon (also the third of ":::") may start a psql variable
+    if ":" in text and ":" in text.replace("::", ""):
+        return True
+    lowered = text.lower()
+    return "begin" in lowered or "copy" in lowered
+
+
+def _ends_at(items: list[Statement | LineComment], end: int, length: int) -> bool:
+    """True if the lexed ``items`` of a piece end where the parser's statement ends: the last is a
+    statement ending at ``end`` and none reads COPY data."""
+    statements = [item for item in items if isinstance(item, Statement)]
+    return (bool(statements) and statements[-1].end == end
+            and (statements[-1].terminated or end == length)
+            and all(s.copy_data is None for s in statements)
+            and all(s.terminated for s in statements[:-1]))
+
+
+def _split_lexed(text: str, begin: int, stop: int) -> list[Statement | LineComment]:
+    """psql's split of ``text[begin:stop]`` (``begin`` at a statement boundary), token by token.
+
+    The text is lexed in windows that end at a line break; only what comes before the last ``;``
+    of a window is kept (the lexer's state there is the initial one), the rest is lexed again with
+    the next window. COPY data is skipped, never lexed. Positions are offsets into ``text``.
+    """
+    items: list[Statement | LineComment] = []
+    offset = begin
     window = _WINDOW
-    while offset < len(text):
-        stop = len(text)
-        if stop - offset > window:
-            cut = text.find("\n", offset + window)
-            stop = cut + 1 if cut >= 0 else len(text)
-        final = stop >= len(text)
-        tokens, error = _tokens(text, offset, stop)
-        found, resume = _split_tokens(text, offset, tokens, error, final)
+    while offset < stop:
+        cut_at = stop
+        if cut_at - offset > window:
+            cut = text.find("\n", offset + window, stop)
+            cut_at = cut + 1 if cut >= 0 else stop
+        final = cut_at >= stop
+        tokens, error = _tokens(text, offset, cut_at)
+        found, resume = _split_tokens(text, offset, tokens, error, final, stop)
         if resume is None:          # no complete statement in this window: lex a larger one
             window *= 2
             continue
         items.extend(found)
         offset, window = resume, _WINDOW
-    return tuple(items)
+    return items
 
 
-def _split_tokens(text, offset, tokens, error, final) -> tuple[list, int | None]:
-    """Statements and comments of one window, and where to lex next (None: nothing complete)."""
+def _split_tokens(text, offset, tokens, error, final, stop) -> tuple[list, int | None]:
+    """Statements and comments of one window, and where to lex next (None: nothing complete);
+    ``stop`` is where the lexed range ends (an unterminated statement runs up to it)."""
     items: list[Statement | LineComment] = []
     kept, resume = 0, None
     start = None
@@ -231,9 +350,9 @@ def _split_tokens(text, offset, tokens, error, final) -> tuple[list, int | None]
         raise PsqlScriptError(f"PostgreSQL's lexer stops here: {error[1]}", text, error[0],
                               "close the quote, dollar quote or comment")
     if start is not None:
-        items.append(Statement(text[start:].rstrip("\n"), start, len(text), tuple(words), terminated=False,
+        items.append(Statement(text[start:stop].rstrip("\n"), start, stop, tuple(words), terminated=False,
                                empty=not code))
-    return items, len(text)
+    return items, stop
 
 
 def _copy_direction(statement: str) -> str | None:
