@@ -29,14 +29,19 @@ class ScriptStatement(str):
 
     copy_data: str | None = None
     copy_out: bool = False
-    words: tuple[str, ...] = ()
+    _source: Statement | None = None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Lexed when first asked (a large RawSQL's statements are many; most are never asked)."""
+        return self._source.words if self._source is not None else ()
 
     @classmethod
     def of(cls, statement: Statement) -> ScriptStatement:
         made = cls(statement.text)
         made.copy_data = statement.copy_data
         made.copy_out = statement.copy_out
-        made.words = statement.words
+        made._source = statement
         return made
 
 
