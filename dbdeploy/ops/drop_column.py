@@ -546,12 +546,14 @@ class DropColumn(Operation):
         uniques = [(i.resolved_name(table), c) for i, c in self._spec_uniques(ctx)]
         unique_note = ""
         if uniques:
-            named = ", ".join(f"{n} (constraint)" if c else n for n, c in uniques)
-            unique_note = (f", rebuilds the unique {named} with CREATE UNIQUE INDEX CONCURRENTLY (SHARE UPDATE "
-                           "EXCLUSIVE: reads and writes continue) after counting duplicate keys — rows inserted while "
-                           "the column was gone got its default: duplicates make it refuse before the build, "
-                           "with their number, keeping every restored value — and attaches the constraints in a "
-                           "short step")
+            named = ", ".join(f"unique constraint {n}" if c else f"unique index {n}" for n, c in uniques)
+            unique_note = (f", rebuilds {named} with CREATE UNIQUE INDEX CONCURRENTLY (SHARE UPDATE EXCLUSIVE: "
+                           "reads and writes continue) after counting duplicate keys (rows inserted while the column "
+                           "was gone got its default; the application may write the re-added column): duplicated "
+                           "keys make it stop before the build with their number, every restored value kept, and "
+                           "it continues once they are fixed"
+                           + ("; then attaches the constraint to its index (ADD CONSTRAINT … UNIQUE USING INDEX, a "
+                              "short ACCESS EXCLUSIVE step)" if any(c for _, c in uniques) else ""))
         return ChecklistItems(
             backups=[table],
             prerequisites=[
