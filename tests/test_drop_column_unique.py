@@ -173,8 +173,10 @@ def test_rollback_rebuilds_unique_online(fresh_db_each, tmp_path, kind, path) ->
             "SELECT mode FROM pg_catalog.pg_locks WHERE pid = %s AND locktype = 'relation' AND granted"
             " AND relation = 'public.members'::pg_catalog.regclass", [pid]).fetchall()}
         assert _still_building(watch, pid, started), "the build ended before the writer's statements ran"
-        waiting = watch.execute("SELECT l.locktype, l.mode FROM pg_catalog.pg_locks l WHERE NOT l.granted"
-                                " AND l.pid <> %s", [pid]).fetchall()
+        # nobody else in this database waits for a lock (the build itself waits for the old snapshot)
+        waiting = watch.execute("SELECT l.locktype, l.mode FROM pg_catalog.pg_locks l"
+                                " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted"
+                                " AND a.datname = pg_catalog.current_database() AND l.pid <> %s", [pid]).fetchall()
         old_snapshot.commit()
         released = True
         out, err = proc.communicate(timeout=300)
