@@ -86,6 +86,10 @@ CASES: dict[str, list[Migration]] = {
     ]))],
     "drop_index": [BASE, _m("002", "dropidx", DropIndex(name="shop.orders_status_idx"))],
     "drop_column": [BASE, _m("002", "dropcol", DropColumn(table="shop.orders", column="note"))],
+    # A unique index and a unique constraint on dropped columns: the rollback rebuilds both concurrently.
+    "drop_column_unique": [BASE, _m("002", "uqnote", CreateIndex(table="shop.orders", index=Index(
+        columns=["note"], unique=True))), _m("003", "dropuq", DropColumn(table="shop.orders", column="note"),
+                                             DropColumn(table="shop.orders", column="customer_id"))],
     "drop_table": [BASE, _m("002", "droptab", DropTable(table="shop.orders"))],
     "raw_sql": [_m("001", "raw", RawSQL(forward="CREATE VIEW public.v AS SELECT 1 AS one",
                                         rollback="DROP VIEW IF EXISTS public.v"))],

@@ -219,7 +219,8 @@ def drop_invalid_index(ctx: PlanContext, table: str, index: Index) -> Step:
                 f"drop an INVALID leftover of index {schema}.{name} concurrently, if a failed build left one")
 
 
-def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_index: str) -> sql.Composable:
+def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_index: str, *,
+                       hint: str | None = None) -> sql.Composable:
     """Refuse before a unique index is built when the rows already hold duplicate keys.
 
     A failed ``CREATE UNIQUE INDEX CONCURRENTLY`` leaves an INVALID index behind, and once the
@@ -229,6 +230,10 @@ def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_ind
     duplicate written between this check and the build can still fail it; the executor then
     drops the INVALID index it owns (see ``Deployment._release``), and rolling back the failed
     version drops it under psql.
+
+    PL/pgSQL (needs ``v_duplicated bigint``); does nothing when the index exists. The error
+    (SQLSTATE 23505) carries the number of duplicated keys; ``hint`` is the way on after
+    "Nothing was built." (default: the failed-version way on of a forward, :func:`failed_hint`).
     """
     keys = [ident(k) if k.isidentifier() else S("({})").format(S(k)) for k in index.columns]
     condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys]
@@ -244,7 +249,7 @@ def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_ind
                           " USING ERRCODE = 'unique_violation', HINT = {hint};").format(
                             msg=literal(f"dbdeploy {ctx.label}: cannot build unique index {qualified_index} on "
                                         f"{table} ({', '.join(index.columns)}):"),
-                            hint=literal("Nothing was built. " + failed_hint(ctx))))))
+                            hint=literal("Nothing was built. " + (hint or failed_hint(ctx)))))))
 
 
 def qualified_index_name(table: str, index: Index) -> str:
@@ -339,15 +344,21 @@ def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name:
                 f"drop index {schema}.{index_name} concurrently")
 
 
-def attach_unique(ctx: PlanContext, table: str, name: str, columns=()) -> Step:
+def attach_unique(ctx: PlanContext, table: str, name: str, columns=(), *, owned: bool = True) -> Step:
     """``ADD CONSTRAINT … UNIQUE USING INDEX`` (ACCESS EXCLUSIVE, catalog only); an existing
-    constraint of that name must be ``UNIQUE (columns)``, or the step stops."""
+    constraint of that name must be ``UNIQUE (columns)``, or the step stops.
+
+    ``owned=False`` (a rollback putting back a constraint that existed before the version, e.g.
+    DropColumn's): the constraint is not recorded as this migration's, and the step does nothing
+    while the index ``name`` is missing."""
     probe = S("UNIQUE ({})").format(S(", ").join(ident(c) for c in columns))
+    attach = S("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n};").format(t=qualified(table), n=ident(name))
+    if not owned:
+        attach = if_then(relation_exists(f"{table.partition('.')[0]}.{name}"), attach)
     body = if_then(
         S("NOT {}").format(constraint_exists(table, name)),
-        S("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n};").format(
-            t=qualified(table), n=ident(name)),
-        record_owned(ctx, "constraint", f"{table}.{name}"),
+        attach,
+        record_owned(ctx, "constraint", f"{table}.{name}") if owned else None,
         otherwise=[check_existing_constraint(ctx, table, name, probe_body=probe)])
     return Step("add_unique", table, "ACCESS EXCLUSIVE", True, do_block(body, declare=existing.DECLARE),
                 f"attach unique index {name} to {table} as a constraint")

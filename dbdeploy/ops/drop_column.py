@@ -54,11 +54,21 @@ numbers. The rollback steps:
 4. ``validate_column_constraints`` (SHARE UPDATE EXCLUSIVE): VALIDATE those that were valid.
 5. ``restore_column_not_null`` (short, ACCESS EXCLUSIVE): SET NOT NULL (no scan: the validated
    check proves it, PostgreSQL 12+), drops the helper check, identity and sequence ownership.
-6. ``CREATE INDEX CONCURRENTLY`` for each index on the column that the specs know (non-unique).
-7. ``restore_column_finish`` (ACCESS EXCLUSIVE): the keeper's other indexes (unique ones, and
-   indexes the specs do not know) built in the transaction — these block writes while they build,
-   which the checklist says — unique constraints attached, the keeper, values table and functions
-   dropped, the ``dropped_columns`` row deleted, a NOTICE with the counts.
+6. ``CREATE INDEX CONCURRENTLY`` for each non-unique index on the column that the specs know
+   (SHARE UPDATE EXCLUSIVE: reads and writes continue), after ``drop_invalid_index``.
+7. For each unique index and unique constraint on the column that the specs know (the spec history
+   in the PlanContext: Index(unique=True), AddUnique, CreateTable's uniques): ``drop_invalid_index``,
+   then ``create_unique_index`` — a DO block counts duplicate keys and refuses with their number
+   (rows inserted while the column was gone got its default; the application may have written the
+   re-added column since), the restored values stay — then ``CREATE UNIQUE INDEX CONCURRENTLY``
+   (SHARE UPDATE EXCLUSIVE); for a constraint, ``add_unique`` (short, ACCESS EXCLUSIVE, catalog only)
+   ``ADD CONSTRAINT … UNIQUE USING INDEX``.
+8. ``restore_column_finish`` (ACCESS EXCLUSIVE): the keeper's indexes that are still missing — those
+   the specs do not know, only known at run time (and CREATE INDEX CONCURRENTLY cannot run in a
+   function or DO block) — built in the transaction; these block writes while they build, which the
+   checklist says and the step's NOTICE names each one. Then their unique constraints attached, the
+   keeper, values table and functions dropped, the ``dropped_columns`` row deleted, a NOTICE with
+   the counts.
 """
 
 from __future__ import annotations
@@ -88,10 +98,11 @@ from dbdeploy.ops.common import (
     relation_exists,
     relation_missing,
 )
-from dbdeploy.ops.constraint_steps import drop_invalid_index
-from dbdeploy.ops.ddl import create_index
+from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
+from dbdeploy.ops.ddl import create_index, index_identifier
 from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END
 from dbdeploy.spec.base import Identifier, TableName
+from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
 
@@ -170,6 +181,35 @@ class DropColumn(Operation):
         """Non-unique indexes on the column that the specs know: rebuilt concurrently by the rollback."""
         return [index for owner, index in ctx.state.indexes.values()
                 if owner == self.table and self.column in index.referenced_columns and not index.unique]
+
+    def _spec_uniques(self, ctx: PlanContext) -> list[tuple[Index, str | None]]:
+        """Unique indexes and unique constraints on the column that the specs know, as
+        ``(index, constraint name or None)``: rebuilt concurrently by the rollback (a constraint's
+        index has the constraint's name, as AddUnique and CreateTable build it)."""
+        found: list[tuple[Index, str | None]] = [
+            (index, None) for owner, index in ctx.state.indexes.values()
+            if owner == self.table and self.column in index.referenced_columns and index.unique]
+        known = ctx.state.tables.get(self.table)
+        for name, columns in (known.uniques.items() if known is not None else ()):
+            if self.column in columns:
+                found.append((Index(columns=list(columns), unique=True, name=name), name))
+        return found
+
+    def _unique_build_step(self, ctx: PlanContext, index: Index) -> Step:
+        """``CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS`` (SHARE UPDATE EXCLUSIVE, outside a
+        transaction), after a DO block that counts duplicate keys first and refuses with their number
+        (:func:`~dbdeploy.ops.constraint_steps.duplicate_precheck`): rows inserted while the column was
+        gone got its default, and the application may have written the re-added column since."""
+        qualified_index = render(index_identifier(self.table, index))
+        hint = (f"The restored column {self.table}.{self.column} keeps every value; the rows as they are now "
+                f"break index {qualified_index}. Change or delete the rows with duplicated keys (rows inserted while "
+                "the column was gone got its default), then run the rollback again: it continues at this step.")
+        check = do_block(duplicate_precheck(ctx, self.table, index, qualified_index, hint=hint),
+                         declare=["v_duplicated bigint"])
+        return Step("create_unique_index", self.table, "SHARE UPDATE EXCLUSIVE", False,
+                    check + "\n" + render(create_index(self.table, index, concurrently=True)) + ";",
+                    f"rebuild unique index {index.resolved_name(self.table)} on {self.table} concurrently "
+                    "(refused if the keys are duplicated)")
 
     # --- forward ------------------------------------------------------------------------------
 
@@ -503,6 +543,17 @@ class DropColumn(Operation):
                 keeper=self._regclass(ctx, "def"))),
             "true")
         concurrent = [i.resolved_name(table) for i in self._spec_indexes(ctx)]
+        uniques = [(i.resolved_name(table), c) for i, c in self._spec_uniques(ctx)]
+        unique_note = ""
+        if uniques:
+            named = ", ".join(f"unique constraint {n}" if c else f"unique index {n}" for n, c in uniques)
+            unique_note = (f", rebuilds {named} with CREATE UNIQUE INDEX CONCURRENTLY (SHARE UPDATE EXCLUSIVE: "
+                           "reads and writes continue) after counting duplicate keys (rows inserted while the column "
+                           "was gone got its default; the application may write the re-added column): duplicated "
+                           "keys make it stop before the build with their number, every restored value kept, and "
+                           "it continues once they are fixed"
+                           + ("; then attaches the constraint to its index (ADD CONSTRAINT … UNIQUE USING INDEX, a "
+                              "short ACCESS EXCLUSIVE step)" if any(c for _, c in uniques) else ""))
         return ChecklistItems(
             backups=[table],
             prerequisites=[
@@ -532,8 +583,12 @@ class DropColumn(Operation):
                             "VALIDATE), identity and serial sequence"
                             + (f", rebuilds {', '.join(concurrent)} with CREATE INDEX CONCURRENTLY" if concurrent
                                else "")
-                            + ". Unique indexes and indexes the specs do not know are rebuilt in the last, "
-                            "ACCESS EXCLUSIVE transaction from the keeper (writes wait while they build). It refuses, "
+                            + unique_note
+                            + f". Indexes on {column} that the specs do not know (created by hand or by RawSQL) are "
+                            "only known when the rollback runs, from the keeper, and CREATE INDEX CONCURRENTLY cannot "
+                            "run in a function or DO block: they are built inside the last, ACCESS EXCLUSIVE "
+                            "transaction (writes to the table wait while they build; its NOTICE names each one). "
+                            "It refuses, "
                             "changing nothing, when a column of that name was added again after the drop or when the "
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
                             f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
@@ -868,7 +923,9 @@ class DropColumn(Operation):
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)),
                     # Nothing restored by this run: drop the no-op batch function, if any.
                     S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, "put")), S("RETURN;")),
-            # The keeper's indexes that are not there yet (unique ones, those the specs do not know).
+            # The keeper's indexes that are not there yet: those the specs do not know (the spec-known ones
+            # were rebuilt concurrently by the steps before). Only known at run time, and CREATE INDEX
+            # CONCURRENTLY cannot run in a function or DO block, so they are built here, writes waiting.
             S("FOR v_con IN SELECT i.indexrelid AS oid, c.relname::text AS name, i.indisunique,\n"
               "        con.conname::text AS conname, con.condeferrable, con.condeferred\n"
               "    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid\n"
@@ -887,6 +944,7 @@ class DropColumn(Operation):
               "        EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '\n"
               "            || pg_catalog.quote_ident(v_con.name) || ' ON ' || {qt} || ' USING '\n"
               "            || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);\n"
+              "        v_built := pg_catalog.array_append(v_built, v_con.name);\n"
               "    END IF;\n"
               "    IF v_con.conname IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c"
               " WHERE c.conrelid = {rel} AND c.conname = v_con.conname) THEN\n"
@@ -897,6 +955,11 @@ class DropColumn(Operation):
               "    END IF;\n"
               "END LOOP;").format(k=keeper, s=schema, qt=qt, rel=regclass(self.table),
                                   msg=literal(f"dbdeploy {ctx.label}: cannot read the kept definition of index ")),
+            if_then(S("v_built IS NOT NULL"),
+                    S("RAISE NOTICE '%', {m} || pg_catalog.array_to_string(v_built, ', ');").format(
+                        m=literal(f"dbdeploy {ctx.label}: built in this ACCESS EXCLUSIVE transaction (writes to "
+                                  f"{self.table} waited while they built; the specs do not know them, so they "
+                                  "could not be built concurrently): "))),
             S("SELECT dbdeploy_rows_done INTO v_restored FROM {};").format(self._rel(ctx, "restore")),
             self._key_from_backup(ctx),
             S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
@@ -916,8 +979,9 @@ class DropColumn(Operation):
         )
         return Step("restore_column_finish", self.table, "ACCESS EXCLUSIVE", True,
                     do_block(body, declare=["v_con record", "v_def text", "v_head text", "v_key text[]",
-                                            "v_restored bigint", "v_new bigint", "v_gone bigint"]),
-                    f"rebuild the remaining indexes of {self.column} of {self.table}, remove the saved copy")
+                                            "v_restored bigint", "v_new bigint", "v_gone bigint", "v_built text[]"]),
+                    f"build the indexes of {self.column} of {self.table} the specs do not know (writes wait), "
+                    "remove the saved copy")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         """Re-add the column online and put every saved value back (see the module docstring)."""
@@ -935,6 +999,11 @@ class DropColumn(Operation):
             steps.append(Step("create_index", self.table, "SHARE UPDATE EXCLUSIVE", False,
                               render(create_index(self.table, index, concurrently=True)) + ";",
                               f"rebuild index {index.resolved_name(self.table)} on {self.table} concurrently"))
+        for index, constraint in self._spec_uniques(ctx):
+            steps.append(drop_invalid_index(ctx, self.table, index))
+            steps.append(self._unique_build_step(ctx, index))
+            if constraint is not None:
+                steps.append(attach_unique(ctx, self.table, constraint, index.columns, owned=False))
         steps.append(self._finish_step(ctx))
         return steps
 

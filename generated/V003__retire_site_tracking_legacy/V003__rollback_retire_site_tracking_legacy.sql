@@ -1165,7 +1165,7 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 10 restore_column_finish tx=step lock=ACCESS EXCLUSIVE target=raw.site_tracking_events_r
--- rebuild the remaining indexes of error_message of raw.site_tracking_events_r, remove the saved copy
+-- build the indexes of error_message of raw.site_tracking_events_r the specs do not know (writes wait), remove the saved copy
 BEGIN;
 DO $dbdeploy$
 DECLARE
@@ -1176,6 +1176,7 @@ DECLARE
     v_restored bigint;
     v_new bigint;
     v_gone bigint;
+    v_built text[];
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
         DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
@@ -1198,6 +1199,7 @@ BEGIN
             EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
                 || pg_catalog.quote_ident(v_con.name) || ' ON ' || '"raw"."site_tracking_events_r"' || ' USING '
                 || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);
+            v_built := pg_catalog.array_append(v_built, v_con.name);
         END IF;
         IF v_con.conname IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND c.conname = v_con.conname) THEN
             EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.conname)
@@ -1206,6 +1208,9 @@ BEGIN
                 || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;
         END IF;
     END LOOP;
+    IF v_built IS NOT NULL THEN
+        RAISE NOTICE '%', 'dbdeploy V003: built in this ACCESS EXCLUSIVE transaction (writes to raw.site_tracking_events_r waited while they built; the specs do not know them, so they could not be built concurrently): ' || pg_catalog.array_to_string(v_built, ', ');
+    END IF;
     SELECT dbdeploy_rows_done INTO v_restored FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a

@@ -978,7 +978,7 @@ DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_9bba1d8d_idx_dbdeploy_invalid";
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "orders_9bba1d8d_idx" ON "shop"."orders" USING btree ((lower(note)));
 
 -- dbdeploy:step 9 restore_column_finish tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- rebuild the remaining indexes of note of shop.orders, remove the saved copy
+-- build the indexes of note of shop.orders the specs do not know (writes wait), remove the saved copy
 BEGIN;
 DO $dbdeploy$
 DECLARE
@@ -989,6 +989,7 @@ DECLARE
     v_restored bigint;
     v_new bigint;
     v_gone bigint;
+    v_built text[];
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_restore"') IS NOT NULL THEN
         DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_orders_note_put"();
@@ -1011,6 +1012,7 @@ BEGIN
             EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
                 || pg_catalog.quote_ident(v_con.name) || ' ON ' || '"shop"."orders"' || ' USING '
                 || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);
+            v_built := pg_catalog.array_append(v_built, v_con.name);
         END IF;
         IF v_con.conname IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = v_con.conname) THEN
             EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.conname)
@@ -1019,6 +1021,9 @@ BEGIN
                 || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;
         END IF;
     END LOOP;
+    IF v_built IS NOT NULL THEN
+        RAISE NOTICE '%', 'dbdeploy V002: built in this ACCESS EXCLUSIVE transaction (writes to shop.orders waited while they built; the specs do not know them, so they could not be built concurrently): ' || pg_catalog.array_to_string(v_built, ', ');
+    END IF;
     SELECT dbdeploy_rows_done INTO v_restored FROM "dbdeploy_backup"."v002_op1_orders_note_restore";
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
