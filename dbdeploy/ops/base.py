@@ -220,28 +220,40 @@ class ChecklistItems:
     seeds: list[SeededRows] = field(default_factory=list)
     not_null_pending: list[str] = field(default_factory=list)     # "table.column" made NOT NULL after a fill
 
+    # where each kept entry is, per list: value (or query key) -> position (merging stays linear)
+    _positions: dict[str, dict] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    _UNIQUE = ("backups", "notes", "rollback_notes", "created_schemas", "created_tables", "not_null_pending")
+    _QUERIES = ("prerequisites", "health_checks", "watch")
+
     @classmethod
     def merged(cls, parts) -> ChecklistItems:
         """Contributions in operation order; repeated entries are kept once (queries by key, the
         later one replacing the earlier in its place)."""
         out = cls()
         for part in parts:
-            for name in ("backups", "notes", "rollback_notes", "created_schemas", "created_tables",
-                         "not_null_pending"):
-                target = getattr(out, name)
-                target += [v for v in getattr(part, name) if v not in target]
-            for name in ("prerequisites", "health_checks", "watch"):
-                target = getattr(out, name)
-                for query in getattr(part, name):
-                    keys = [q.dedupe_key for q in target]
-                    if query.dedupe_key in keys:
-                        target[keys.index(query.dedupe_key)] = query
-                    else:
-                        target.append(query)
-            out.durations += part.durations
-            out.changes += part.changes
-            out.seeds += part.seeds
+            out.add(part)
         return out
+
+    def add(self, part: ChecklistItems) -> None:
+        """Merge one more operation's contribution into this one (see :meth:`merged`), in time
+        linear in the part's size: a migration of thousands of operations merges each once."""
+        for name in self._UNIQUE + self._QUERIES:
+            target = getattr(self, name)
+            where = self._positions.get(name)
+            if where is None or len(where) != len(target):     # built here, or lists set by hand
+                where = self._positions[name] = {
+                    (v.dedupe_key if name in self._QUERIES else v): i for i, v in enumerate(target)}
+            for value in getattr(part, name):
+                key = value.dedupe_key if name in self._QUERIES else value
+                if key not in where:
+                    where[key] = len(target)
+                    target.append(value)
+                elif name in self._QUERIES:
+                    target[where[key]] = value
+        self.durations += part.durations
+        self.changes += part.changes
+        self.seeds += part.seeds
 
 
 class Operation(SpecModel):

@@ -73,6 +73,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     created: list[str] = []
     expects: list[dict] = []
     checklist: list[ChecklistItems] = []
+    earlier = ChecklistItems()           # the contributions of the operations before this one, merged
     preflight: list[sql.Composable] = []
     rollback_drops = frozenset(op.table for op in ops if isinstance(op, CreateTable))
     added_columns = frozenset(op.column_key for op in ops if isinstance(op, AddColumn))
@@ -92,7 +93,9 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             if checks:
                 preflight.append(_preflight_part(ctx, op, checks))
             expects += op.expects(ctx)
-            checklist.append(op.checklist(ctx, ChecklistItems.merged(checklist)))
+            part = op.checklist(ctx, earlier)
+            checklist.append(part)
+            earlier.add(part)
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
                 after = last_fill.get(op.column_key)
                 if after is not None and after > i:
