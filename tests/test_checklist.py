@@ -395,7 +395,7 @@ def test_merging_contributions_keeps_each_entry_once_and_replaces_queries_in_pla
     """Operations' checklist contributions merge in operation order (the planner adds each once,
     so thousands of operations merge in linear time; it used to re-merge every earlier part for
     each operation, and a migration of 1,000 CreateTables did not finish in 10 minutes)."""
-    from dbdeploy.ops.base import CheckQuery, ChecklistItems
+    from dbdeploy.ops.base import ChecklistItems, CheckQuery
 
     first = CheckQuery("rows of a", "SELECT 1", "0", key="a")
     second = CheckQuery("rows of b", "SELECT 2", "0")
