@@ -28,6 +28,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext, Step
+from dbdeploy.ops.batches import batch_loop, create_batch_function, cursor_table, noop_batch_function
 from dbdeploy.ops.common import (
     S,
     backup_table,
@@ -249,13 +250,9 @@ class BackfillPlan:
                 acl.restrict_table(self.backup),
             ]
         statements += [
-            S("CREATE TABLE {p} AS SELECT {k} FROM {t} ORDER BY {k} LIMIT 1;").format(
-                p=self.progress, k=self._key_cols(), t=qualified(self.table)),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self.progress),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self.progress),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self.progress)),
-            acl.restrict_table(self.progress),
+            *cursor_table(self.progress, ["dbdeploy_rows_done", "dbdeploy_batches_done"], create=S(
+                "CREATE TABLE {p} AS SELECT {k} FROM {t} ORDER BY {k} LIMIT 1;").format(
+                p=self.progress, k=self._key_cols(), t=qualified(self.table))),
         ]
         body = block(self.key_check(),
                      if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements))
@@ -322,20 +319,9 @@ class BackfillPlan:
         return render(query)
 
     def run_step(self) -> Step:
-        statement = self.batch_statement()
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            # indented between tokens only: a value spanning lines keeps its bytes (psql and executor)
-            indent(statement),
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
-        text = do_block(body, declare=["v_rows bigint", "v_changed bigint"])
-        return Step("backfill", self.table, "ROW EXCLUSIVE", False, text,
+        """The forward's batch step (no transaction, ROW EXCLUSIVE): :meth:`batch_statement` in the
+        shared batch loop (:func:`dbdeploy.ops.batches.batch_loop`)."""
+        return Step("backfill", self.table, "ROW EXCLUSIVE", False, batch_loop(self.batch_statement()),
                     f"backfill {', '.join(self.assignments)} of {self.table} in batches of {self.batch_size}")
 
     def _differs(self, left: str, right: dict[str, str]) -> sql.Composable:
@@ -425,13 +411,9 @@ class BackfillPlan:
                 now=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
                                  for c, n in zip(cols, current, strict=True))),
             acl.restrict_table(kept),
-            S("CREATE TABLE {cur} AS SELECT {k} FROM {b} ORDER BY {k} LIMIT 1;").format(
-                cur=cur, k=self._key_cols(), b=b),
-            S("ALTER TABLE {cur} ADD COLUMN dbdeploy_rows_restored bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_rows_kept bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(cur=cur),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(cur), S("INSERT INTO {} DEFAULT VALUES;").format(cur)),
-            acl.restrict_table(cur),
+            *cursor_table(cur, ["dbdeploy_rows_restored", "dbdeploy_rows_kept", "dbdeploy_batches_done"],
+                          create=S("CREATE TABLE {cur} AS SELECT {k} FROM {b} ORDER BY {k} LIMIT 1;").format(
+                              cur=cur, k=self._key_cols(), b=b)),
             # Statistics for the batches' reads of the backup (filled by the forward, maybe never analyzed).
             S("ANALYZE {};").format(b),
             notice(self.ctx, f"backfill of {self.table}: restoring the values before the deploy in batches of "
@@ -440,10 +422,7 @@ class BackfillPlan:
             if_then(relation_missing(f"{self.ctx.backup_schema}.{self.restore_name}"), start, otherwise=[
                 notice(self.ctx, f"backfill of {self.table}: the restore was started by an earlier run; continuing "
                                  f"at its cursor ({self.ctx.backup_schema}.{self.restore_name})")]),
-            S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
-              " SET search_path = pg_catalog, pg_temp AS {body};").format(
-                fn=self.restore_function, body=literal(render(self._restore_batch_query()))),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self.restore_function))
+            create_batch_function(self.restore_function, S("rows_restored"), "sql", self._restore_batch_query()))
 
     def _restore_legacy(self) -> sql.Composable:
         """PL/pgSQL for a backup made without the written values (by an older dbdeploy): it cannot
@@ -511,14 +490,10 @@ class BackfillPlan:
                                   f"drops the column(s) {', '.join(self.assignments)} it added; the values before the "
                                   f"deploy and the values it wrote are kept in {self.ctx.backup_schema}.")),
                               otherwise=[restore])
-        fn_name = sql.Literal(render(fn) + "()")
         body = block(
             S("DROP FUNCTION IF EXISTS {}();").format(fn),
             if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(b))), restore),
-            if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(fn_name),
-                    S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
-                      " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(fn=fn),
-                    S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(fn)))
+            noop_batch_function(fn, S("rows_restored")))
         declare = ["v_restored bigint", "v_total bigint", "v_backup text"]
         return Step("restore_backfill", self.table, "ROW EXCLUSIVE", True, do_block(body, declare=declare),
                     f"prepare the restore of the values the backfill of {self.table} overwrote")
@@ -529,18 +504,7 @@ class BackfillPlan:
         DO block's loop (COMMIT per batch), the executor the statement between the batch markers.
         A killed run resumes at the cursor: a committed batch is never run again."""
         statement = render(S("SELECT rows_seen, rows_restored FROM {}()").format(self.restore_function))
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            indent(statement),
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
-        return Step("restore_backfill_values", self.table, "ROW EXCLUSIVE", False,
-                    do_block(body, declare=["v_rows bigint", "v_changed bigint"]),
+        return Step("restore_backfill_values", self.table, "ROW EXCLUSIVE", False, batch_loop(statement),
                     f"restore the values the backfill of {self.table} overwrote, in rows not changed since, in "
                     f"batches of {self.batch_size}")
 

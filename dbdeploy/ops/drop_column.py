@@ -71,6 +71,13 @@ from pydantic import Field
 
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.batches import (
+    batch_function_head,
+    batch_loop,
+    cursor_table,
+    noop_batch_function,
+    revoke_batch_function,
+)
 from dbdeploy.ops.common import (
     S,
     attnum,
@@ -90,7 +97,6 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.ops.constraint_steps import drop_invalid_index
 from dbdeploy.ops.ddl import create_index
-from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END
 from dbdeploy.spec.base import Identifier, TableName
 from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
@@ -236,8 +242,7 @@ class DropColumn(Operation):
             "    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM saved) INTO v_seen, v_copied;\n"
             "    rows_seen := v_seen;\n    rows_copied := v_copied;\n    RETURN NEXT;\n"
             "END")
-        head = (f"CREATE FUNCTION {_fmt(self._fn(ctx, 'copy'))}() RETURNS TABLE (rows_seen bigint, rows_copied bigint)"
-                " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L")
+        head = _fmt(batch_function_head(self._fn(ctx, "copy"), S("rows_copied"), "plpgsql")) + "%L"
         return S("EXECUTE pg_catalog.format({head}, pg_catalog.format({body}, {tk}, {cur}, {k}, {nk}, {pk}));").format(
             head=literal(head), body=literal(body), tk=_keys("t.%1$I"),
             cur=_keys(f"(SELECT p.%1$I FROM {_fmt(p)} AS p)"), k=_keys("%1$I"), nk=_keys("next_key.%1$I"),
@@ -246,12 +251,7 @@ class DropColumn(Operation):
     def _noop_function(self, ctx: PlanContext, suffix: str, out: str) -> sql.Composable:
         """A batch function that reports nothing to do, so the batch step of a drop (or restore) that
         has nothing to do runs (psql and the executor call the function by its bundle name)."""
-        name = literal(render(self._fn(ctx, suffix)) + "()")
-        return if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(name),
-                       S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, {out} bigint) LANGUAGE sql"
-                         " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(
-                           fn=self._fn(ctx, suffix), out=ident(out)),
-                       S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, suffix)))
+        return noop_batch_function(self._fn(ctx, suffix), ident(out))
 
     def _prepare_step(self, ctx: PlanContext) -> Step:
         rel = regclass(self.table)
@@ -360,16 +360,12 @@ class DropColumn(Operation):
             S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "sync")),
             S("CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}();"
               ).format(trg=self._trigger(ctx), t=t, fn=self._fn(ctx, "sync")),
-            S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {t} || ' ORDER BY ' || {k}"
-              " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "progress"))), k=_keys("%1$I"),
-                                        t=literal(render(t))),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self._rel(ctx, "progress")),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self._rel(ctx, "progress")),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self._rel(ctx, "progress"))),
-            acl.restrict_table(self._rel(ctx, "progress")),
+            *cursor_table(self._rel(ctx, "progress"), ["dbdeploy_rows_done", "dbdeploy_batches_done"], create=S(
+                "EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {t} || ' ORDER BY ' || {k}"
+                " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "progress"))), k=_keys("%1$I"),
+                                          t=literal(render(t)))),
             self._copy_function(ctx),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "copy")),
+            revoke_batch_function(self._fn(ctx, "copy")),
             notice(ctx, f"prepared the drop of {self.table}.{self.column}: its definition is kept in "
                         f"{ctx.backup_schema}.{self._name(ctx, 'def')}, its values are being copied to "
                         f"{ctx.backup_schema}.{self._backup(ctx)} (a trigger keeps the copy in sync)"),
@@ -380,19 +376,10 @@ class DropColumn(Operation):
                     "sync its values by trigger")
 
     def _batch_step(self, kind: str, fn: sql.Identifier, out: str, lock: str, summary: str) -> Step:
+        """A batch step (no transaction) calling ``fn`` once per batch in the shared batch loop
+        (:func:`dbdeploy.ops.batches.batch_loop`)."""
         statement = render(S("SELECT rows_seen, {out} FROM {fn}()").format(out=ident(out), fn=fn))
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            "    " + statement,
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
-        return Step(kind, self.table, lock, False, do_block(body, declare=["v_rows bigint", "v_changed bigint"]),
-                    summary)
+        return Step(kind, self.table, lock, False, batch_loop(statement), summary)
 
     def _drop_step(self, ctx: PlanContext) -> Step:
         rel = regclass(self.table)
@@ -657,8 +644,7 @@ class DropColumn(Operation):
             "    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM put) INTO v_seen, v_put;\n"
             "    rows_seen := v_seen;\n    rows_restored := v_put;\n    RETURN NEXT;\n"
             "END")
-        head = (f"CREATE FUNCTION {_fmt(self._fn(ctx, 'put'))}() RETURNS TABLE (rows_seen bigint, rows_restored bigint)"
-                " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L")
+        head = _fmt(batch_function_head(self._fn(ctx, "put"), S("rows_restored"), "plpgsql")) + "%L"
         # %8$s: whether the column has a default (decided from the keeper when the function is built).
         return S("EXECUTE pg_catalog.format({head}, pg_catalog.format({body}, {tk}, {cur}, {k}, {nk}, {pk}, {bm}, {tm},"
                  " CASE WHEN v_has_default THEN 'true' ELSE 'false' END));").format(
@@ -721,17 +707,14 @@ class DropColumn(Operation):
             self._key_from_backup(ctx),
             # Statistics for the batches' join with the copy (never analyzed since it was filled).
             S("ANALYZE {};").format(self._rel(ctx)),
-            S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt} || ' ORDER BY ' || {k}"
-              " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "restore"))), k=_keys("%1$I"), qt=qt),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self._rel(ctx, "restore")),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self._rel(ctx, "restore")),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self._rel(ctx, "restore"))),
-            acl.restrict_table(self._rel(ctx, "restore")),
+            *cursor_table(self._rel(ctx, "restore"),
+                          ["dbdeploy_rows_done", "dbdeploy_rows_defaulted", "dbdeploy_batches_done"], create=S(
+                              "EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt}"
+                              " || ' ORDER BY ' || {k} || ' LIMIT 1';").format(
+                              p=literal(render(self._rel(ctx, "restore"))), k=_keys("%1$I"), qt=qt)),
             S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, "put")),
             self._restore_function(ctx),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "put")),
+            revoke_batch_function(self._fn(ctx, "put")),
             notice(ctx, f"re-added column {key}; restoring its values in batches"),
         )
         declare = ["v_saved record", "v_count bigint", "v_key text[]", "v_type text", "v_collation text",
