@@ -209,3 +209,37 @@ def test_batch_time_defaults_to_half_of_lock_timeout(tmp_path) -> None:
     assert env('batch_time = "0"\n').batch_seconds == 0
     with pytest.raises(ConfigError, match="batch_time"):
         env('batch_time = "fast"\n')
+
+
+@pytest.mark.parametrize(("rows", "took", "target", "expected"), [
+    (1000, 0.2, 0.05, 500),      # slower than the target: half
+    (1, 0.2, 0.05, 1),           # never below one row
+    (500, 0.01, 0.05, 1000),     # under a quarter of the target: double
+    (800, 0.01, 0.05, 1000),     # ... at most batch_size
+    (500, 0.03, 0.05, 500),      # between a quarter and the target: the same
+    (500, 9.0, 0, 500),          # target 0: fixed size
+])
+def test_the_executor_sizes_the_next_batch_by_the_rule(rows, took, target, expected) -> None:
+    """The rule the executor applies after each batch (the bundle's PL/pgSQL loop has the same), for
+    batch_size 1000."""
+    from dbdeploy.render.markers import next_batch_rows
+
+    assert next_batch_rows(rows, took, target, 1000) == expected
+
+
+def test_a_batch_marker_without_rows_is_read_as_a_fixed_size_batch() -> None:
+    """A bundle written by an older dbdeploy (``-- dbdeploy:batch-begin`` with no ``rows=``, the row
+    count in its SQL) is still read: the executor then sets no row count and never resizes."""
+    from dbdeploy.render.markers import parse_steps
+
+    text = ("-- dbdeploy:preamble\nSET lock_timeout = '5s';\n"
+            "-- dbdeploy:step 1 backfill tx=none lock=ROW EXCLUSIVE target=public.t\n-- old\n"
+            "DO $dbdeploy$\nDECLARE\n    v_rows bigint;\n    v_changed bigint;\nBEGIN\n    LOOP\n"
+            "        -- dbdeploy:batch-begin\n        SELECT 0::bigint, 0::bigint\n        -- dbdeploy:batch-end\n"
+            "        INTO v_rows, v_changed;\n        EXIT WHEN v_rows = 0;\n        COMMIT;\n    END LOOP;\nEND\n"
+            "$dbdeploy$;\n-- dbdeploy:postamble\nSELECT 1;\n")
+    _, [step], _ = parse_steps(text)
+    assert (step.batch, step.batch_rows) == ("SELECT 0::bigint, 0::bigint", None)
+    new = text.replace("-- dbdeploy:batch-begin\n", "-- dbdeploy:batch-begin rows=250\n")
+    _, [step], _ = parse_steps(new)
+    assert (step.batch, step.batch_rows) == ("SELECT 0::bigint, 0::bigint", 250)
