@@ -243,3 +243,28 @@ def test_a_batch_marker_without_rows_is_read_as_a_fixed_size_batch() -> None:
     new = text.replace("-- dbdeploy:batch-begin\n", "-- dbdeploy:batch-begin rows=250\n")
     _, [step], _ = parse_steps(new)
     assert (step.batch, step.batch_rows) == ("SELECT 0::bigint, 0::bigint", 250)
+
+
+def test_a_column_named_like_a_loop_variable_means_the_column_under_psql(fresh_db, tmp_path) -> None:
+    """The batch loop's DO block resolves a name that is both a column and one of its variables as the
+    column (``#variable_conflict use_column``), as the executor's run of the batch statement alone
+    does: a Backfill whose ``where`` and ``set`` name columns ``v_rows`` and ``v_started`` runs under psql
+    (without it, PL/pgSQL refuses the statement as ambiguous)."""
+    db = fresh_db
+    specs = tmp_path / "specs_src"
+    write_spec(specs, "V001_spec.py", '''
+from dbdeploy import Backfill, Column, CreateTable, Migration
+first = Migration(version="001", name="t", operations=[CreateTable(
+    table="public.t", primary_key=["id"],
+    columns=[Column(name="id", type="bigint"), Column(name="v_rows", type="bigint"),
+             Column(name="v_started", type="text")])])
+second = Migration(version="002", name="fill", operations=[
+    Backfill(table="public.t", set={"v_started": "'x' || v_rows"}, where="v_rows IS NOT NULL", batch_size=7)])
+''')
+    project = make_project(tmp_path / "p", db.dsn, specs=specs)
+    _ok(project.run("apply", "--env", "test", "--to", "1"))
+    db.execute("INSERT INTO public.t SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE g * 10 END"
+               " FROM generate_series(1, 40) g")
+    db.psql_file(_file(project, "002", rollback=False))
+    assert db.execute("SELECT id, v_started FROM public.t ORDER BY id") == [
+        (i, None if i % 5 == 0 else f"x{i * 10}") for i in range(1, 41)]
