@@ -23,6 +23,10 @@ from the data before the deploy, after the forward and before the rollback:
 * a rollback killed mid-restore (``pg_terminate_backend`` once the cursor shows committed batches)
   and run again ends in the same state as an uninterrupted one, with the same counts.
 
+Both paths run with ``batch_time`` 0 (the environment's, and ``dbdeploy.batch_time`` in psql's
+session through PGOPTIONS): every batch has ``batch_size`` rows, so which batch holds a given row is
+known in advance; how batches adapt to time is tested in tests/test_batch_time.py.
+
 Nothing here asserts a duration.
 """
 
@@ -72,11 +76,18 @@ NOT_RESTORED = f"{BACKUP}_not_restored"
 SELECT_ROWS = "SELECT region, id, status, archived_at::text, note FROM public.orders"
 
 
+@pytest.fixture(autouse=True)
+def _fixed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql sessions run with dbdeploy.batch_time = 0, like the executor's environment (see the docstring)."""
+    monkeypatch.setenv("PGOPTIONS", "-c dbdeploy.batch_time=0")
+
+
 def _project(tmp_path: Path, db):
     specs = tmp_path / "specs_src"
     write_spec(specs, "V001_spec.py", SPEC)
     # lock_timeout well above how long a test holds a row of a batch (the executor would retry the batch)
-    return make_project(tmp_path / "p", db.dsn, specs=specs, lock_timeout="60s")
+    return make_project(tmp_path / "p", db.dsn, specs=specs, lock_timeout="60s",
+                        extra_env='batch_time = "0"\n')
 
 
 def _ok(result) -> str:
@@ -183,7 +194,7 @@ def _assert_restored(db, scenario: Scenario, output: str) -> None:
     assert sorted(kept) == scenario.expected_not_restored()
     assert len(kept) == 400
     assert db.execute(f"SELECT to_regclass('{BACKUP}'), to_regclass('{CURSOR}'), to_regclass('{BACKUP}_progress'),"
-                      f" to_regprocedure('{BACKUP}_restore_batch()')") == [(None, None, None, None)]
+                      f" to_regprocedure('{BACKUP}_restore_batch(bigint)')") == [(None, None, None, None)]
 
 
 # --------------------------------------------------------------------------- (1) same result

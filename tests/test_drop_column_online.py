@@ -73,7 +73,7 @@ FROM generate_series(1, {ROWS}) g;
 """
 
 CONFLICTING = {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
-BATCH_TEXT = re.compile(r'^\s*SELECT rows_seen, "rows_(copied|restored)" FROM|-- dbdeploy:batch-begin')
+BATCH_TEXT = re.compile(r'^\s*SELECT rows_seen, rows_(copied|restored) FROM|-- dbdeploy:batch-begin')
 
 
 def _project(tmp_path: Path, db, source: str):
@@ -195,7 +195,7 @@ class Sampler:
         for pid, query, start in rows:
             match = BATCH_TEXT.search(query or "")
             if match:
-                kind = "copied" if ("_copy\"()" in query) else "restored" if "_put\"()" in query else "?"
+                kind = "copied" if ("_copy\"(" in query) else "restored" if "_put\"(" in query else "?"
                 found[pid] = (kind, start)
         return found
 
@@ -530,7 +530,8 @@ def test_drop_that_could_not_take_its_lock_resumes_or_rolls_back_cleanly(fresh_d
 
 
 def test_batch_size_is_validated_and_reaches_the_bundle(tmp_path) -> None:
-    """``batch_size`` bounds (1 … 1,000,000, like Backfill's) and the copy and restore batches use it."""
+    """``batch_size`` bounds (1 … 1,000,000, like Backfill's) and the copy and restore batches use it
+    (as their most rows per batch: the batch loop starts there and never goes above it)."""
     from pydantic import ValidationError
 
     from dbdeploy import DropColumn, Migration
@@ -541,5 +542,6 @@ def test_batch_size_is_validated_and_reaches_the_bundle(tmp_path) -> None:
             DropColumn(table="public.t", column="a", batch_size=bad)
     files = write_bundles([Migration(version="001", name="drop_a", operations=[
         DropColumn(table="public.t", column="a", batch_size=321)])], tmp_path)["001"]
-    assert files.forward.read_text().count("LIMIT 321") == 1
-    assert files.rollback.read_text().count("LIMIT 321") == 1
+    for text in (files.forward.read_text(), files.rollback.read_text()):
+        assert text.count("-- dbdeploy:batch-begin rows=321\n") == 1
+        assert text.count("v_max_rows bigint := 321;") == text.count("v_batch_rows bigint := 321;") == 1

@@ -15,6 +15,10 @@ The focused tests below cover behaviour a snapshot comparison cannot see: INVALI
 optional FKs added on a later run, a missing required extension, refusal instead of CASCADE,
 ownership (rollback drops only what the migration created), backup copies and their privileges,
 a resumed backfill and the checksum guard.
+
+psql runs here with ``dbdeploy.batch_time = 0`` (PGOPTIONS): every batch has ``batch_size`` rows,
+so the cursor tables' batch counts and where a failing batch stops are known in advance; how
+batches adapt to time is tested in tests/test_batch_time.py.
 """
 
 from __future__ import annotations
@@ -70,6 +74,12 @@ from tests.roundtrip import (
     run_sql_file,
     table_public_acl_entries,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fixed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql sessions run with dbdeploy.batch_time = 0 (see the module docstring)."""
+    monkeypatch.setenv("PGOPTIONS", "-c dbdeploy.batch_time=0")
 
 Rows = dict[str, list[dict[str, Any]] | None]
 CaseCheck = Callable[[psycopg.Connection, Rows], None]

@@ -8,6 +8,10 @@ migration log. The bundles are the golden cases, the round-trip cases with their
 committed examples on a populated database, and a corpus of RawSQL bodies that psql lexes in
 ways a line-based splitter gets wrong. ``psql -e`` echoes every statement it sends; the corpus
 also checks that those are exactly the statements dbdeploy's splitter finds.
+
+Both ways run with ``batch_time`` 0 (the executor's environment, and ``dbdeploy.batch_time`` in
+psql's session through PGOPTIONS): every batch has ``batch_size`` rows, so the cursor tables'
+batch counts compare equal; how batches adapt to time is tested in tests/test_batch_time.py.
 """
 
 from __future__ import annotations
@@ -80,8 +84,14 @@ def _assert_same(by_executor: dict, by_psql: dict, what: str) -> None:
         by_executor, by_psql)[:6000]
 
 
+@pytest.fixture(autouse=True)
+def _fixed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psql sessions run with dbdeploy.batch_time = 0, like the executor below (see the docstring)."""
+    monkeypatch.setenv("PGOPTIONS", "-c dbdeploy.batch_time=0")
+
+
 def _deployment(generated: Path, db: TestDatabase) -> Deployment:
-    env = Environment(name="test", dsn=db.dsn, lock_timeout="5s", retries=2)
+    env = Environment(name="test", dsn=db.dsn, lock_timeout="5s", retries=2, batch_time="0")
     config = Config(root=generated.parent, specs=generated.parent / "specs", generated=generated,
                     environments={"test": env})
     return Deployment(config=config, env=env, dsn=db.dsn)

@@ -44,7 +44,8 @@ class ProgressView:
                 self._line(text)
         elif isinstance(event, BackfillProgress):
             self._bar(event.rows_done, event.rows_total,
-                      f"rows {event.rows_done}/{event.rows_total} ({event.rows_per_second:,.0f} rows/s)")
+                      f"rows {event.rows_done}/{event.rows_total} ({event.rows_per_second:,.0f} rows/s, "
+                      f"{event.batches} batches, last {event.batch_rows} rows)")
         elif isinstance(event, IndexProgress):
             self._bar(event.done, event.total, f"index build: {event.phase} {event.done}/{event.total}")
         elif isinstance(event, StepFinished):

@@ -55,6 +55,7 @@ class ExecStep:
     summary: str
     statements: tuple[str, ...]
     batch: str | None = None      # backfills: the one-batch statement the executor loops over
+    batch_rows: int | None = None  # its most rows per batch (the marker's rows=; None: older bundle, fixed)
 
     @property
     def text(self) -> str:
@@ -71,7 +72,7 @@ class Script:
 
 def _exec_step(step: ParsedStep) -> ExecStep:
     return ExecStep(step.number, step.kind, step.transactional, step.lock, step.target, step.summary,
-                    tuple(ScriptStatement.of(s) for s in step.statements), step.batch)
+                    tuple(ScriptStatement.of(s) for s in step.statements), step.batch, step.batch_rows)
 
 
 def parse_script(text: str) -> Script:

@@ -16,7 +16,7 @@ from dbdeploy.errors import ConfigError
 
 _DURATION = re.compile(r"\d+(ms|s|min)?\Z")
 _ENV_KEYS = {"dsn", "dsn_env", "protected", "lock_timeout", "concurrent_lock_timeout", "statement_timeout", "retries",
-             "embedded", "network_timeout", "scan_timeout"}
+             "embedded", "network_timeout", "scan_timeout", "batch_time"}
 # Steps whose lock blocks reads or writes wait at most lock_timeout (others queue behind the wait),
 # then retry with backoff; short by default. Steps that take only SHARE UPDATE EXCLUSIVE
 # (concurrent index builds, VALIDATE) block no application traffic while they wait, and a
@@ -31,6 +31,11 @@ DEFAULT_NETWORK_TIMEOUT = "30s"
 # (VALIDATE CONSTRAINT, CREATE INDEX CONCURRENTLY): a scan that runs away (a CHECK calling a slow
 # function) ends instead of running on after everyone stopped watching. "0": no limit.
 DEFAULT_SCAN_TIMEOUT = "60min"
+# How long one batch of a batched step (Backfill, DropColumn's copy and restore) should take, up to its
+# commit: the row count per batch is adapted to it (README "Batches bounded by time"), so a writer
+# that needs a row of the batch in flight waits about this long at most. Unset: half of lock_timeout
+# (50 ms with the defaults; DEFAULT_BATCH_TIME when lock_timeout is "0"). "0": every batch batch_size rows.
+DEFAULT_BATCH_TIME = "50ms"
 _TOP_KEYS = {"specs", "generated", "history_schema", "backup_readers", "environments", "owner"}
 
 
@@ -47,11 +52,22 @@ class Environment:
     retries: int = DEFAULT_RETRIES
     network_timeout: str = DEFAULT_NETWORK_TIMEOUT
     scan_timeout: str = DEFAULT_SCAN_TIMEOUT
+    batch_time: str | None = None
 
     @property
     def network_seconds(self) -> float:
         """``network_timeout`` in seconds (0: detection of dead peers disabled)."""
         return duration_seconds(self.network_timeout)
+
+    @property
+    def batch_seconds(self) -> float:
+        """The target duration of one batch in seconds: ``batch_time``, else half of ``lock_timeout``
+        (:data:`DEFAULT_BATCH_TIME` when ``lock_timeout`` is 0); 0 keeps every batch at its
+        ``batch_size``."""
+        if self.batch_time is not None:
+            return duration_seconds(self.batch_time)
+        lock = duration_seconds(self.lock_timeout)
+        return lock / 2 if lock > 0 else duration_seconds(DEFAULT_BATCH_TIME)
 
 
 def duration_seconds(value: str) -> float:
@@ -178,7 +194,7 @@ def _environment(path: Path, where: str, name: str, settings: object) -> Environ
         raise ConfigError(f"{path}: {where} needs exactly one of dsn, dsn_env or embedded = true")
     defaults = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "concurrent_lock_timeout": DEFAULT_CONCURRENT_LOCK_TIMEOUT,
                 "statement_timeout": "0", "network_timeout": DEFAULT_NETWORK_TIMEOUT,
-                "scan_timeout": DEFAULT_SCAN_TIMEOUT}
+                "scan_timeout": DEFAULT_SCAN_TIMEOUT, "batch_time": "0"}
     for key, default in defaults.items():
         value = str(settings.get(key, default))
         if not _DURATION.match(value):
@@ -193,7 +209,8 @@ def _environment(path: Path, where: str, name: str, settings: object) -> Environ
         concurrent_lock_timeout=str(settings.get("concurrent_lock_timeout", DEFAULT_CONCURRENT_LOCK_TIMEOUT)),
         statement_timeout=str(settings.get("statement_timeout", "0")), retries=retries,
         network_timeout=str(settings.get("network_timeout", DEFAULT_NETWORK_TIMEOUT)),
-        scan_timeout=str(settings.get("scan_timeout", DEFAULT_SCAN_TIMEOUT)))
+        scan_timeout=str(settings.get("scan_timeout", DEFAULT_SCAN_TIMEOUT)),
+        batch_time=str(settings["batch_time"]) if "batch_time" in settings else None)
 
 
 def resolve_dsn(config: Config, env: Environment, override: str | None = None) -> str:

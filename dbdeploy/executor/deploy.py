@@ -81,7 +81,7 @@ class Deployment:
         return ScriptRunner(conn, label=label, retries=self.env.retries, lock_timeout=self.env.lock_timeout,
                             concurrent_lock_timeout=self.env.concurrent_lock_timeout,
                             statement_timeout=self.env.statement_timeout, progress=relay,
-                            scan_timeout=self.env.scan_timeout)
+                            scan_timeout=self.env.scan_timeout, batch_time=self.env.batch_seconds)
 
     @contextmanager
     def _session(self):
@@ -199,8 +199,9 @@ class Deployment:
         conn.execute(sql.SQL("SELECT pg_catalog.set_config('dbdeploy.environment', %s, false),"
                              " pg_catalog.set_config('dbdeploy.version', %s, false),"
                              " pg_catalog.set_config('dbdeploy.lock_timeout', %s, false),"
+                             " pg_catalog.set_config('dbdeploy.batch_time', %s, false),"
                              " pg_catalog.set_config('dbdeploy.backup_readers', %s, false)"),
-                     [self.env.name, __version__, self.env.lock_timeout,
+                     [self.env.name, __version__, self.env.lock_timeout, f"{round(self.env.batch_seconds * 1000)}ms",
                       acl.readers_literal(self.config.backup_readers)])
         return conn
 

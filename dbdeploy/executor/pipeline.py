@@ -87,7 +87,8 @@ def run_pipeline(config: Config, env: Environment, admin_dsn: str, *, keep: bool
     scratch_env = Environment(name=f"{env.name}-scratch", dsn=scratch, lock_timeout=env.lock_timeout,
                               concurrent_lock_timeout=env.concurrent_lock_timeout,
                               statement_timeout=env.statement_timeout, retries=env.retries,
-                              network_timeout=env.network_timeout, scan_timeout=env.scan_timeout)
+                              network_timeout=env.network_timeout, scan_timeout=env.scan_timeout,
+                              batch_time=env.batch_time)
     deployment = Deployment(config=config, env=scratch_env, dsn=scratch, progress=progress)
     try:
         with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
@@ -124,7 +125,8 @@ def _run_existing(config: Config, env: Environment, dsn: str, bundles: list[Bund
     test_env = Environment(name=f"{env.name}-test", dsn=dsn, lock_timeout=env.lock_timeout,
                            concurrent_lock_timeout=env.concurrent_lock_timeout,
                            statement_timeout=env.statement_timeout, retries=env.retries,
-                           network_timeout=env.network_timeout, scan_timeout=env.scan_timeout)
+                           network_timeout=env.network_timeout, scan_timeout=env.scan_timeout,
+                           batch_time=env.batch_time)
     deployment = Deployment(config=config, env=test_env, dsn=dsn, progress=progress)
     with tempfile.TemporaryDirectory(prefix="dbdeploy-test-") as ini_dir:
         ini = Path(ini_dir) / "pytest.ini"

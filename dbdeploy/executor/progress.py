@@ -28,11 +28,16 @@ class StepFinished:
 
 @dataclass(frozen=True)
 class BackfillProgress:
+    """After each batch of a batched step: rows seen so far, the estimated total, the rate, the
+    batches done so far and the rows of the batch just done (sized by time, at most batch_size)."""
+
     label: str
     number: int
     rows_done: int
     rows_total: int
     rows_per_second: float
+    batches: int = 0
+    batch_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 autocommit. A statement that fails on a lock (SQLSTATE 55P03 lock_not_available, 40P01
 deadlock) is retried with exponential backoff and jitter, the whole step again, up to the
 environment's ``retries``; lock_timeout keeps each wait — and so the queue it causes behind
-it — short. Backfills are driven batch by batch here so progress can be reported.
+it — short. Batched steps (Backfill, DropColumn's copy and restore) are driven batch by batch
+here so progress can be reported, each batch sized to take about the environment's ``batch_time``
+by the loop contract the bundle's PL/pgSQL loop follows too (:mod:`dbdeploy.render.markers`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dbdeploy.executor.progress import (
     StepFinished,
     StepStarted,
 )
+from dbdeploy.render.markers import BATCH_ROWS_SETTING, next_batch_rows
 from dbdeploy.sql.psql import PsqlScriptError
 from dbdeploy.sql.psql import statements as psql_statements
 
@@ -81,8 +84,10 @@ class ScriptRunner:
     def __init__(self, conn: psycopg.Connection, *, label: str, retries: int, lock_timeout: str,
                  statement_timeout: str, progress: ProgressCallback, backoff_base: float = 0.2,
                  backoff_cap: float = 5.0, concurrent_lock_timeout: str | None = None,
-                 scan_timeout: str | None = None) -> None:
+                 scan_timeout: str | None = None, batch_time: float = 0.05) -> None:
         self.conn = conn
+        # seconds one batch of a batched step should take up to its commit (0: always batch_size rows)
+        self.batch_time = batch_time
         self.scan_timeout = scan_timeout
         self.current: ExecStep | None = None
         self.label = label
@@ -232,15 +237,44 @@ class ScriptRunner:
         ident = psycopg.sql.Identifier(schema, name)
         return int(self.conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0])
 
+    def _set_batch_rows(self, step: ExecStep, rows: int) -> None:
+        """The loop contract (:mod:`dbdeploy.render.markers`): the batch statement reads its row count
+        from ``dbdeploy.batch_rows``, set for the session as the bundle's PL/pgSQL loop sets it."""
+        def assign() -> int:
+            self._current = f"SELECT pg_catalog.set_config('{BATCH_ROWS_SETTING}', '{rows}', false)"
+            self.conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", [BATCH_ROWS_SETTING, str(rows)])
+            return 0
+
+        self._with_retries(step, assign)
+
     def _run_backfill(self, step: ExecStep) -> tuple[int, int]:
+        """Run the step's batch statement until it sees no row, one autocommit transaction per batch.
+
+        The first batch has the marker's ``rows=`` (the spec's ``batch_size``); each batch is timed
+        up to its commit (``time.monotonic()``, the successful attempt only) and the next one's row
+        count follows :func:`dbdeploy.render.markers.next_batch_rows` for the environment's
+        ``batch_time`` — the rule the bundle's PL/pgSQL loop applies under psql. A bundle of an older
+        dbdeploy (no ``rows=``) has its row count built into the statement. Reports
+        :class:`BackfillProgress` after every batch; returns (rows changed, most attempts of a batch).
+        """
         total = self._estimate_rows(step.target)
-        done = changed = 0
+        done = changed = batches = 0
         attempts_max = 1
         clock = time.monotonic()
+        rows, rows_set = step.batch_rows, None
         while True:
+            if rows is not None and rows != rows_set:
+                self._set_batch_rows(step, rows)
+                rows_set = rows
+            took = 0.0
+
             def one_batch() -> tuple[int, int]:
+                nonlocal took
                 self._current = step.batch
-                return self.conn.execute(step.batch).fetchone()
+                started = time.monotonic()
+                result = self.conn.execute(step.batch).fetchone()
+                took = time.monotonic() - started
+                return result
 
             (seen, batch_changed), attempts = self._with_retries(step, one_batch)
             attempts_max = max(attempts_max, attempts)
@@ -248,8 +282,12 @@ class ScriptRunner:
                 break
             done += seen
             changed += batch_changed
+            batches += 1
             elapsed = max(time.monotonic() - clock, 1e-6)
-            self.progress(BackfillProgress(self.label, step.number, done, max(total, done), done / elapsed))
+            self.progress(BackfillProgress(self.label, step.number, done, max(total, done), done / elapsed,
+                                           batches=batches, batch_rows=seen))
+            if rows is not None:
+                rows = next_batch_rows(rows, took, self.batch_time, step.batch_rows)
         return changed, attempts_max
 
     # --- index build progress -----------------------------------------------------------

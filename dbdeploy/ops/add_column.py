@@ -167,8 +167,8 @@ class AddColumn(Operation):
                          f"moment the migration starts, the application must write {column} in every row it "
                          "inserts, or SET NOT NULL fails (and inserts without it fail afterwards).")
         if self.needs_fill and existing:
-            notes.append(f"Existing rows of {table} get {column} = {self.column.default} in batches of 1000; new "
-                         "rows get it from the column default.")
+            notes.append(f"Existing rows of {table} get {column} = {self.column.default} in batches of at most "
+                         "1000 rows (each sized to take about batch_time); new rows get it from the column default.")
         health: list[CheckQuery] = [checks.column_state(table, column, not self.column.nullable)]
         watch: list[CheckQuery] = []
         durations = checks.durations(self.forward(ctx)[:1], checks.CATALOG_ONLY)
@@ -178,7 +178,8 @@ class AddColumn(Operation):
                                                    plan.key))
             watch.append(checks.backfill_progress(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}"))
             durations += checks.durations([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
-                                          f"proportional to rows, in batches of {plan.batch_size}")
+                                          f"proportional to rows, in batches of at most {plan.batch_size}"
+                                          " (each about batch_time)")
         if self.needs_not_null_steps:
             durations += checks.durations(self.not_null_steps(ctx), checks.NOT_VALID, checks.VALIDATE,
                                           "constant (uses the validated CHECK; no scan)")

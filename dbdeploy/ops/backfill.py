@@ -133,10 +133,10 @@ class Backfill(Operation):
                     "values are restored as for any backfill.")
         return (f"The backfill of {self.table} is undone only in rows that still hold the values it wrote: those get "
                 f"their values from before the deploy back from {ctx.backup_schema}.{plan.backup_name} in batches of "
-                f"{self.batch_size} rows in key order (ROW EXCLUSIVE, one transaction per batch: a row is locked only "
-                f"while its batch runs; a killed rollback run again continues at the cursor "
-                f"{ctx.backup_schema}.{plan.restore_name}). A row the application changed since keeps the "
-                "application's value; its key, the "
+                f"at most {self.batch_size} rows in key order, each sized to take about batch_time (ROW EXCLUSIVE, one "
+                "transaction per batch: a row is locked only while its batch runs; a killed rollback run again "
+                f"continues at the cursor {ctx.backup_schema}.{plan.restore_name}). A row the application changed "
+                "since keeps the application's value; its key, the "
                 "value before the deploy, the value the backfill wrote and the current value are appended to "
                 f"{ctx.backup_schema}.{plan.not_restored_name}. A NOTICE reports how many rows were restored, left and "
                 "deleted since; then the backup and cursor tables are dropped. Review the not_restored table after "
@@ -170,8 +170,8 @@ class Backfill(Operation):
             watch=[checks.backfill_progress(self.table, plan.progress, progress)],
             rollback_notes=[self._rollback_note(ctx, plan)],
             durations=checks.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
-                                       f"proportional to rows, in batches of {self.batch_size} "
-                                       "(one transaction per batch)"),
+                                       f"proportional to rows, in batches of at most {self.batch_size} "
+                                       "(one transaction per batch, each about batch_time)"),
             changes=[change])
 
 

@@ -1,7 +1,9 @@
 """Batched, restartable, reversible data updates (never ``UPDATE … LIMIT``, which does not exist).
 
-A backfill walks the table in key order, ``batch_size`` rows at a time, each batch one statement
-and one transaction:
+A backfill walks the table in key order, each batch one statement and one transaction of at most
+``batch_size`` rows — as many as take about ``batch_time`` (the loop sets ``dbdeploy.batch_rows``
+before each batch, halving it after a batch that took longer, doubling it after one that took less
+than a quarter of it; :mod:`dbdeploy.ops.batches`):
 
 - ``batch`` locks the next rows (``FOR UPDATE``) and reads their current values;
 - ``changed`` applies the new values to rows matching ``where`` and returns, from the same
@@ -17,10 +19,10 @@ by the PL/pgSQL loop below (psql) and, between its markers, by the dbdeploy exec
 The rollback restores a saved value only where the row still holds the value the backfill wrote:
 a row the application changed after the deploy keeps the application's value, and its key, the
 value before the deploy, the value the backfill wrote and the current value are recorded in a
-``…_not_restored`` table next to the backup. It runs in batches of ``batch_size`` backup rows in
-key order, one transaction per batch, resumable at its own cursor table like the forward (see
-:meth:`BackfillPlan.restore_steps`); only a backup made by an older dbdeploy, without the values
-written, is restored in one statement.
+``…_not_restored`` table next to the backup. It runs in batches of at most ``batch_size`` backup rows
+in key order, sized by time like the forward's, one transaction per batch, resumable at its own
+cursor table like the forward (see :meth:`BackfillPlan.restore_steps`); only a backup made by an
+older dbdeploy, without the values written, is restored in one statement.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from __future__ import annotations
 from psycopg import sql
 
 from dbdeploy.ops.base import PlanContext, Step
+from dbdeploy.ops.batches import (
+    BATCH_ROWS,
+    ROWS_PARAMETER,
+    batch_loop,
+    call_batch_function,
+    create_batch_function,
+    cursor_table,
+    drop_batch_function,
+    noop_batch_function,
+)
 from dbdeploy.ops.common import (
     S,
     backup_table,
@@ -249,13 +261,9 @@ class BackfillPlan:
                 acl.restrict_table(self.backup),
             ]
         statements += [
-            S("CREATE TABLE {p} AS SELECT {k} FROM {t} ORDER BY {k} LIMIT 1;").format(
-                p=self.progress, k=self._key_cols(), t=qualified(self.table)),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self.progress),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self.progress),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self.progress)),
-            acl.restrict_table(self.progress),
+            *cursor_table(self.progress, ["dbdeploy_rows_done", "dbdeploy_batches_done"], create=S(
+                "CREATE TABLE {p} AS SELECT {k} FROM {t} ORDER BY {k} LIMIT 1;").format(
+                p=self.progress, k=self._key_cols(), t=qualified(self.table))),
         ]
         body = block(self.key_check(),
                      if_then(relation_missing(f"{self.ctx.backup_schema}.{self.progress_name}"), *statements))
@@ -264,7 +272,9 @@ class BackfillPlan:
                     f"prepare the backfill of {self.table} {what}".strip())
 
     def batch_statement(self) -> str:
-        n = self.batch_size
+        """One batch of the forward (see the module docstring): at most ``dbdeploy.batch_rows`` rows
+        (:data:`dbdeploy.ops.batches.BATCH_ROWS`, set by the loop before each batch) from the cursor."""
+        n = BATCH_ROWS
         key_aliases = [f"dbdeploy_key_{i + 1}" for i in range(len(self.key))]
         old_aliases = [f"dbdeploy_old_{i + 1}" for i in range(len(self.assignments))]
         predicate = S(self.where) if self.where else S("true")
@@ -279,11 +289,11 @@ class BackfillPlan:
             S("batch AS (\n    SELECT {cols}\n    FROM {t} AS t\n    WHERE {cursor}\n"
               "    ORDER BY {order}\n    LIMIT {n}\n    FOR UPDATE OF t\n)").format(
                 cols=S(", ").join(select_cols), t=qualified(self.table), cursor=self._cursor_compare(),
-                order=self._key_cols("t"), n=sql.Literal(n)),
+                order=self._key_cols("t"), n=n),
             S("next_key AS (\n    SELECT {keys}\n    FROM {t} AS t\n    WHERE {cursor}\n"
               "    ORDER BY {order}\n    OFFSET {n} LIMIT 1\n)").format(
                 keys=self._key_cols("t"), t=qualified(self.table), cursor=self._cursor_compare(),
-                order=self._key_cols("t"), n=sql.Literal(n)),
+                order=self._key_cols("t"), n=n),
         ]
         sets = S(", ").join(S("{} = {}").format(ident(c), S(e)) for c, e in self.assignments.items())
         if self.keep_old:
@@ -322,21 +332,12 @@ class BackfillPlan:
         return render(query)
 
     def run_step(self) -> Step:
-        statement = self.batch_statement()
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            # indented between tokens only: a value spanning lines keeps its bytes (psql and executor)
-            indent(statement),
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
-        text = do_block(body, declare=["v_rows bigint", "v_changed bigint"])
-        return Step("backfill", self.table, "ROW EXCLUSIVE", False, text,
-                    f"backfill {', '.join(self.assignments)} of {self.table} in batches of {self.batch_size}")
+        """The forward's batch step (no transaction, ROW EXCLUSIVE): :meth:`batch_statement` in the
+        shared batch loop (:func:`dbdeploy.ops.batches.batch_loop`)."""
+        return Step("backfill", self.table, "ROW EXCLUSIVE", False,
+                    batch_loop(self.batch_statement(), self.batch_size),
+                    f"backfill {', '.join(self.assignments)} of {self.table} in batches of {self.batch_size} rows at "
+                    "most, each sized to take about batch_time")
 
     def _differs(self, left: str, right: dict[str, str]) -> sql.Composable:
         """True when any backfilled column of row ``left`` is not the value in ``right`` (backup
@@ -348,7 +349,8 @@ class BackfillPlan:
 
     def _restore_batch_query(self) -> sql.Composable:
         """One batch of the rollback's restore (the body of :attr:`restore_function`): the next
-        ``batch_size`` backup rows in key order from the cursor (:attr:`restore_cursor`).
+        ``p_rows`` (its parameter, at most ``batch_size``) backup rows in key order from the cursor
+        (:attr:`restore_cursor`).
 
         ``restored`` puts the saved values back in the rows of the batch that still hold what the
         backfill wrote (``NOT differs``); ``kept`` appends every other backed-up row of the batch
@@ -398,7 +400,7 @@ class BackfillPlan:
             "    WHERE EXISTS (SELECT 1 FROM batch)\n"
             ")\n"
             "SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)").format(
-            t=t, b=b, kept=kept, cur=cur, after=after, t_after=t_after, bkeys=b_keys, n=sql.Literal(self.batch_size),
+            t=t, b=b, kept=kept, cur=cur, after=after, t_after=t_after, bkeys=b_keys, n=ROWS_PARAMETER,
             sets=S(", ").join(S("{c} = b.{c}").format(c=ident(c)) for c in cols), join=key_join,
             differs=self._differs("t", self.written),
             tkeys=S(", ").join(S("t.{}").format(ident(k)) for k in self.key),
@@ -425,25 +427,18 @@ class BackfillPlan:
                 now=S(", ").join(S("t.{} AS {}").format(ident(c), ident(n))
                                  for c, n in zip(cols, current, strict=True))),
             acl.restrict_table(kept),
-            S("CREATE TABLE {cur} AS SELECT {k} FROM {b} ORDER BY {k} LIMIT 1;").format(
-                cur=cur, k=self._key_cols(), b=b),
-            S("ALTER TABLE {cur} ADD COLUMN dbdeploy_rows_restored bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_rows_kept bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(cur=cur),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(cur), S("INSERT INTO {} DEFAULT VALUES;").format(cur)),
-            acl.restrict_table(cur),
+            *cursor_table(cur, ["dbdeploy_rows_restored", "dbdeploy_rows_kept", "dbdeploy_batches_done"],
+                          create=S("CREATE TABLE {cur} AS SELECT {k} FROM {b} ORDER BY {k} LIMIT 1;").format(
+                              cur=cur, k=self._key_cols(), b=b)),
             # Statistics for the batches' reads of the backup (filled by the forward, maybe never analyzed).
             S("ANALYZE {};").format(b),
             notice(self.ctx, f"backfill of {self.table}: restoring the values before the deploy in batches of "
-                             f"{self.batch_size} rows (cursor {self.ctx.backup_schema}.{self.restore_name})"))
+                             f"at most {self.batch_size} rows (cursor {self.ctx.backup_schema}.{self.restore_name})"))
         return block(
             if_then(relation_missing(f"{self.ctx.backup_schema}.{self.restore_name}"), start, otherwise=[
                 notice(self.ctx, f"backfill of {self.table}: the restore was started by an earlier run; continuing "
                                  f"at its cursor ({self.ctx.backup_schema}.{self.restore_name})")]),
-            S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
-              " SET search_path = pg_catalog, pg_temp AS {body};").format(
-                fn=self.restore_function, body=literal(render(self._restore_batch_query()))),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self.restore_function))
+            create_batch_function(self.restore_function, "rows_restored", "sql", self._restore_batch_query()))
 
     def _restore_legacy(self) -> sql.Composable:
         """PL/pgSQL for a backup made without the written values (by an older dbdeploy): it cannot
@@ -511,14 +506,10 @@ class BackfillPlan:
                                   f"drops the column(s) {', '.join(self.assignments)} it added; the values before the "
                                   f"deploy and the values it wrote are kept in {self.ctx.backup_schema}.")),
                               otherwise=[restore])
-        fn_name = sql.Literal(render(fn) + "()")
         body = block(
-            S("DROP FUNCTION IF EXISTS {}();").format(fn),
+            drop_batch_function(fn),
             if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(b))), restore),
-            if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(fn_name),
-                    S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql"
-                      " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(fn=fn),
-                    S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(fn)))
+            noop_batch_function(fn, "rows_restored"))
         declare = ["v_restored bigint", "v_total bigint", "v_backup text"]
         return Step("restore_backfill", self.table, "ROW EXCLUSIVE", True, do_block(body, declare=declare),
                     f"prepare the restore of the values the backfill of {self.table} overwrote")
@@ -528,21 +519,11 @@ class BackfillPlan:
         (:meth:`_restore_batch_query`) until it sees no row, one transaction per batch; psql runs the
         DO block's loop (COMMIT per batch), the executor the statement between the batch markers.
         A killed run resumes at the cursor: a committed batch is never run again."""
-        statement = render(S("SELECT rows_seen, rows_restored FROM {}()").format(self.restore_function))
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            indent(statement),
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
+        statement = call_batch_function(self.restore_function, "rows_restored")
         return Step("restore_backfill_values", self.table, "ROW EXCLUSIVE", False,
-                    do_block(body, declare=["v_rows bigint", "v_changed bigint"]),
+                    batch_loop(statement, self.batch_size),
                     f"restore the values the backfill of {self.table} overwrote, in rows not changed since, in "
-                    f"batches of {self.batch_size}")
+                    f"batches of {self.batch_size} rows at most, each sized to take about batch_time")
 
     def restore_finish_step(self) -> Step:
         """Rollback, last step (one transaction, dbdeploy's tables only): the NOTICE with the rows
@@ -552,27 +533,29 @@ class BackfillPlan:
         label, table = self.ctx.label, self.table
         b, kept, cur = self.backup, self.not_restored, self.restore_cursor
         report = block(
-            S("SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM {} AS c;"
-              ).format(cur),
+            S("SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept, c.dbdeploy_batches_done"
+              " INTO v_restored, v_kept, v_batches FROM {} AS c;").format(cur),
             S("SELECT pg_catalog.count(*) INTO v_total FROM {};").format(b),
             if_then(relation_exists(f"{self.ctx.backup_schema}.{self.not_restored_name}"),
                     if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(kept), S("DROP TABLE {};").format(kept))),
             S("RAISE NOTICE '%', {msg} || v_restored || {left} || v_kept || {where} || (v_total - v_restored - v_kept)"
-              " || {deleted};").format(
+              " || {deleted} || v_batches || {batches};").format(
                 msg=sql.Literal(f"dbdeploy {label}: backfill of {table}: restored the values before the deploy in "),
                 left=sql.Literal(" row(s); left "),
                 where=sql.Literal(f" row(s) the application changed since the deploy as they are (recorded in "
                                   f"{self.ctx.backup_schema}.{self.not_restored_name}); "),
-                deleted=sql.Literal(" backed-up row(s) no longer exist")))
+                deleted=sql.Literal(" backed-up row(s) no longer exist; "),
+                batches=sql.Literal(" batch(es)")))
         body = block(
             if_then(S("{} AND {}").format(relation_exists(f"{self.ctx.backup_schema}.{self.restore_name}"),
                                           relation_exists(f"{self.ctx.backup_schema}.{self.backup_name}")), report),
-            S("DROP FUNCTION IF EXISTS {}();").format(self.restore_function),
+            drop_batch_function(self.restore_function),
             S("DROP TABLE IF EXISTS {};").format(b),
             S("DROP TABLE IF EXISTS {};").format(cur),
             S("DROP TABLE IF EXISTS {};").format(self.progress))
         return Step("restore_backfill_finish", table, "NONE", True,
-                    do_block(body, declare=["v_restored bigint", "v_kept bigint", "v_total bigint"]),
+                    do_block(body, declare=["v_restored bigint", "v_kept bigint", "v_total bigint",
+                                            "v_batches bigint"]),
                     f"report the restore of {table} and remove the backfill's backup and cursor tables")
 
     def restore_steps(self, dropped_later: bool = False,
@@ -580,8 +563,8 @@ class BackfillPlan:
         """Rollback: put the saved values back where the application has not changed them since,
         in batches, then remove the backfill's own tables.
 
-        Three steps: :meth:`restore_setup_step`, :meth:`restore_batches_step` (``batch_size`` rows
-        per transaction in key order; row locks only on a batch's rows, only until it commits) and
+        Three steps: :meth:`restore_setup_step`, :meth:`restore_batches_step` (at most ``batch_size``
+        rows per transaction, sized by time, in key order; row locks only on a batch's rows, only until it commits) and
         :meth:`restore_finish_step`. Per batch, rows still holding what the backfill wrote get their
         old values; a row changed since (any backfilled column differs from the value written, compared
         by :meth:`_differs`) keeps its value, and its key, its value before the deploy (under the

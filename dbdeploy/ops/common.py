@@ -18,13 +18,16 @@ from dbdeploy.sql.psql import indent
 S = sql.SQL
 
 
-def do_block(body: sql.Composable | str, declare: list[str] | None = None) -> str:
+def do_block(body: sql.Composable | str, declare: list[str] | None = None, *, use_column: bool = False) -> str:
     """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body.
 
     The body is indented only between tokens (:func:`dbdeploy.sql.psql.indent`): a literal in it
-    that spans lines keeps every byte."""
+    that spans lines keeps every byte. ``use_column``: the block starts with ``#variable_conflict
+    use_column`` (PL/pgSQL docs, "Variable Substitution"), so a name in its SQL statements that is
+    both a column and a variable of the block means the column — as it does when the statement runs
+    on its own (a batch statement the executor runs between the batch markers)."""
     text = body if isinstance(body, str) else render(body)
-    lines = []
+    lines = ["#variable_conflict use_column"] if use_column else []
     if declare:
         lines.append("DECLARE")
         lines.extend(f"    {d};" for d in declare)

@@ -21,7 +21,8 @@ changes (README, "Rollback" → DropColumn). The forward is three steps:
      deletes on DELETE, so writes made during and after the copy are kept;
    - a cursor table ``…_progress`` and the batch function ``…_copy``.
 2. ``copy_column`` (no transaction, ACCESS SHARE): copies the values in primary-key order, one batch
-   of ``batch_size`` rows per transaction, taking no row lock (writers never wait for it), the cursor
+   of at most ``batch_size`` rows per transaction (as many as take about ``batch_time``:
+   :mod:`dbdeploy.ops.batches`), taking no row lock (writers never wait for it), the cursor
    committing with the batch; a killed run resumes at the cursor. The copy inserts with ``ON
    CONFLICT DO NOTHING`` and the trigger upserts, so the newest value always wins: a value the
    trigger saved is never replaced by the batch's older read, and a batch row saved before a
@@ -44,7 +45,8 @@ numbers. The rollback steps:
 1. ``restore_column`` (short, ACCESS EXCLUSIVE): re-adds the column nullable without a default
    (metadata only, no rewrite), then its default (for rows inserted from now on) and comment;
    creates the restore cursor and batch function.
-2. ``restore_column_values`` (no transaction, ROW EXCLUSIVE, batches in key order): puts each
+2. ``restore_column_values`` (no transaction, ROW EXCLUSIVE, batches in key order, sized by time
+   like the copy's): puts each
    saved value back where the column is still NULL — a value the application wrote to the
    re-added column meanwhile is never overwritten — and gives rows inserted while the column was
    gone the column default.
@@ -81,6 +83,15 @@ from pydantic import Field
 
 from dbdeploy.ops import checks, expect
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.batches import (
+    batch_function_head,
+    batch_loop,
+    call_batch_function,
+    cursor_table,
+    drop_batch_function,
+    noop_batch_function,
+    revoke_batch_function,
+)
 from dbdeploy.ops.common import (
     S,
     attnum,
@@ -100,7 +111,6 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END
 from dbdeploy.spec.base import Identifier, TableName
 from dbdeploy.spec.components import Index
 from dbdeploy.spec.names import derived_name, split_table
@@ -250,8 +260,11 @@ class DropColumn(Operation):
             new=_keys("NEW.%1$I"), changed=_keys("OLD.%1$I IS DISTINCT FROM NEW.%1$I", " OR "))
 
     def _copy_function(self, ctx: PlanContext) -> sql.Composable:
+        """CREATE FUNCTION of the copy's batch function ``…_copy(p_rows bigint)`` (built at run time
+        from the key columns): the next ``p_rows`` rows from the cursor, their values inserted into
+        the values table unless the trigger saved a newer one, the cursor moved with the batch."""
         t, col, b, p = qualified(self.table), ident(self.column), self._rel(ctx), self._rel(ctx, "progress")
-        n = self.batch_size
+        n = "$1"
         body = (
             "DECLARE\n    v_seen bigint;\n    v_copied bigint;\n"
             "BEGIN\n"
@@ -260,10 +273,10 @@ class DropColumn(Operation):
             "    END IF;\n"
             "    WITH batch AS (\n"
             f"        SELECT %1$s, t.{_fmt(col)} AS dbdeploy_value FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + "\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + n + "\n"
             "    ), next_key AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + str(n) + " LIMIT 1\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + n + " LIMIT 1\n"
             "    ), saved AS (\n"
             f"        INSERT INTO {_fmt(b)} (%3$s, {_fmt(col)}) SELECT %3$s, dbdeploy_value FROM batch\n"
             "        ON CONFLICT (%3$s) DO NOTHING RETURNING 1\n"
@@ -276,8 +289,7 @@ class DropColumn(Operation):
             "    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM saved) INTO v_seen, v_copied;\n"
             "    rows_seen := v_seen;\n    rows_copied := v_copied;\n    RETURN NEXT;\n"
             "END")
-        head = (f"CREATE FUNCTION {_fmt(self._fn(ctx, 'copy'))}() RETURNS TABLE (rows_seen bigint, rows_copied bigint)"
-                " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L")
+        head = _fmt(batch_function_head(self._fn(ctx, "copy"), "rows_copied", "plpgsql")) + "%L"
         return S("EXECUTE pg_catalog.format({head}, pg_catalog.format({body}, {tk}, {cur}, {k}, {nk}, {pk}));").format(
             head=literal(head), body=literal(body), tk=_keys("t.%1$I"),
             cur=_keys(f"(SELECT p.%1$I FROM {_fmt(p)} AS p)"), k=_keys("%1$I"), nk=_keys("next_key.%1$I"),
@@ -286,12 +298,7 @@ class DropColumn(Operation):
     def _noop_function(self, ctx: PlanContext, suffix: str, out: str) -> sql.Composable:
         """A batch function that reports nothing to do, so the batch step of a drop (or restore) that
         has nothing to do runs (psql and the executor call the function by its bundle name)."""
-        name = literal(render(self._fn(ctx, suffix)) + "()")
-        return if_then(S("pg_catalog.to_regprocedure({}) IS NULL").format(name),
-                       S("CREATE FUNCTION {fn}() RETURNS TABLE (rows_seen bigint, {out} bigint) LANGUAGE sql"
-                         " SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';").format(
-                           fn=self._fn(ctx, suffix), out=ident(out)),
-                       S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, suffix)))
+        return noop_batch_function(self._fn(ctx, suffix), out)
 
     def _prepare_step(self, ctx: PlanContext) -> Step:
         rel = regclass(self.table)
@@ -400,16 +407,12 @@ class DropColumn(Operation):
             S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "sync")),
             S("CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}();"
               ).format(trg=self._trigger(ctx), t=t, fn=self._fn(ctx, "sync")),
-            S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {t} || ' ORDER BY ' || {k}"
-              " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "progress"))), k=_keys("%1$I"),
-                                        t=literal(render(t))),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self._rel(ctx, "progress")),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self._rel(ctx, "progress")),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self._rel(ctx, "progress"))),
-            acl.restrict_table(self._rel(ctx, "progress")),
+            *cursor_table(self._rel(ctx, "progress"), ["dbdeploy_rows_done", "dbdeploy_batches_done"], create=S(
+                "EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {t} || ' ORDER BY ' || {k}"
+                " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "progress"))), k=_keys("%1$I"),
+                                          t=literal(render(t)))),
             self._copy_function(ctx),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "copy")),
+            revoke_batch_function(self._fn(ctx, "copy")),
             notice(ctx, f"prepared the drop of {self.table}.{self.column}: its definition is kept in "
                         f"{ctx.backup_schema}.{self._name(ctx, 'def')}, its values are being copied to "
                         f"{ctx.backup_schema}.{self._backup(ctx)} (a trigger keeps the copy in sync)"),
@@ -420,19 +423,9 @@ class DropColumn(Operation):
                     "sync its values by trigger")
 
     def _batch_step(self, kind: str, fn: sql.Identifier, out: str, lock: str, summary: str) -> Step:
-        statement = render(S("SELECT rows_seen, {out} FROM {fn}()").format(out=ident(out), fn=fn))
-        body = "\n".join([
-            "LOOP",
-            "    " + BATCH_BEGIN,
-            "    " + statement,
-            "    " + BATCH_END,
-            "    INTO v_rows, v_changed;",
-            "    EXIT WHEN v_rows = 0;",
-            "    COMMIT;",
-            "END LOOP;",
-        ])
-        return Step(kind, self.table, lock, False, do_block(body, declare=["v_rows bigint", "v_changed bigint"]),
-                    summary)
+        """A batch step (no transaction) calling ``fn`` once per batch in the shared batch loop
+        (:func:`dbdeploy.ops.batches.batch_loop`): at most ``batch_size`` rows per batch, sized by time."""
+        return Step(kind, self.table, lock, False, batch_loop(call_batch_function(fn, out), self.batch_size), summary)
 
     def _drop_step(self, ctx: PlanContext) -> Step:
         rel = regclass(self.table)
@@ -525,7 +518,7 @@ class DropColumn(Operation):
             self._prepare_step(ctx),
             self._batch_step("copy_column", self._fn(ctx, "copy"), "rows_copied", "ACCESS SHARE",
                              f"copy the values of {self.table}.{self.column} to the backup schema in batches of "
-                             f"{self.batch_size}"),
+                             f"{self.batch_size} rows at most, each sized to take about batch_time"),
             self._drop_step(ctx),
         ]
 
@@ -566,7 +559,8 @@ class DropColumn(Operation):
             ],
             notes=[f"Dropping {table}.{column} is online: a short transaction creates {keeper} (the column's "
                    f"definition), {backup} and a trigger on {table} that keeps {backup} in sync with every write; "
-                   f"the values are copied in batches of {self.batch_size} (one transaction each, no row lock; a "
+                   f"the values are copied in batches of at most {self.batch_size} rows, each sized to take about "
+                   "batch_time (one transaction each, no row lock; a "
                    "killed "
                    "run continues at its cursor); then one short ACCESS EXCLUSIVE transaction drops the trigger and "
                    "the column. The application may keep writing throughout. The drop refuses, before any change, "
@@ -575,7 +569,8 @@ class DropColumn(Operation):
             health_checks=[checks.column_gone(table, column), saved],
             rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table, nullable, no rewrite) "
                             f"with its type, collation, default and comment read from {keeper}'s catalog entries, "
-                            f"puts every saved value back from {backup} in batches of {self.batch_size} "
+                            f"puts every saved value back from {backup} in batches of at most {self.batch_size} rows "
+                            "(each sized to take about batch_time) "
                             "(only where the "
                             "column is still NULL: a value the application writes to the re-added column meanwhile is "
                             "kept; rows inserted since the drop get the column default), then restores NOT NULL "
@@ -593,8 +588,8 @@ class DropColumn(Operation):
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
                             f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
             durations=checks.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
-                                       f"proportional to rows, in batches of {self.batch_size}"
-                                       " (one transaction per batch)",
+                                       f"proportional to rows, in batches of at most {self.batch_size}"
+                                       " (one transaction per batch, each about batch_time)",
                                        "constant (drops the trigger and the column)"))
 
     # --- rollback -----------------------------------------------------------------------------
@@ -675,14 +670,18 @@ class DropColumn(Operation):
         return [
             if_then(relation_exists(self.table),
                     S("DROP TRIGGER IF EXISTS {trg} ON {t};").format(trg=self._trigger(ctx), t=qualified(self.table))),
-            *(S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, s)) for s in ("sync", "copy", "put")),
+            S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, "sync")),
+            *(drop_batch_function(self._fn(ctx, s)) for s in ("copy", "put")),
             *(S("DROP TABLE IF EXISTS {};").format(self._rel(ctx, s)) for s in ("progress", "restore", "def")),
             S("DROP TABLE IF EXISTS {};").format(self._rel(ctx)),
         ]
 
     def _restore_function(self, ctx: PlanContext) -> sql.Composable:
+        """CREATE FUNCTION of the restore's batch function ``…_put(p_rows bigint)`` (built at run time
+        from the key columns): the next ``p_rows`` rows of the table from the cursor get their saved
+        value where the column is still NULL, rows without one the column default."""
         t, col, b, p = qualified(self.table), ident(self.column), self._rel(ctx), self._rel(ctx, "restore")
-        n = self.batch_size
+        n = "$1"
         body = (
             "DECLARE\n    v_seen bigint;\n    v_put bigint;\n"
             "BEGIN\n"
@@ -691,10 +690,10 @@ class DropColumn(Operation):
             "    END IF;\n"
             "    WITH batch AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + str(n) + "\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT " + n + "\n"
             "    ), next_key AS (\n"
             f"        SELECT %1$s FROM {_fmt(t)} AS t\n"
-            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + str(n) + " LIMIT 1\n"
+            "        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET " + n + " LIMIT 1\n"
             "    ), put AS (\n"
             f"        UPDATE {_fmt(t)} AS t SET {_fmt(col)} = b.{_fmt(col)} FROM batch JOIN {_fmt(b)} AS b ON %6$s\n"
             f"        WHERE %7$s AND t.{_fmt(col)} IS NULL RETURNING 1\n"
@@ -712,8 +711,7 @@ class DropColumn(Operation):
             "    SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM put) INTO v_seen, v_put;\n"
             "    rows_seen := v_seen;\n    rows_restored := v_put;\n    RETURN NEXT;\n"
             "END")
-        head = (f"CREATE FUNCTION {_fmt(self._fn(ctx, 'put'))}() RETURNS TABLE (rows_seen bigint, rows_restored bigint)"
-                " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L")
+        head = _fmt(batch_function_head(self._fn(ctx, "put"), "rows_restored", "plpgsql")) + "%L"
         # %8$s: whether the column has a default (decided from the keeper when the function is built).
         return S("EXECUTE pg_catalog.format({head}, pg_catalog.format({body}, {tk}, {cur}, {k}, {nk}, {pk}, {bm}, {tm},"
                  " CASE WHEN v_has_default THEN 'true' ELSE 'false' END));").format(
@@ -776,17 +774,14 @@ class DropColumn(Operation):
             self._key_from_backup(ctx),
             # Statistics for the batches' join with the copy (never analyzed since it was filled).
             S("ANALYZE {};").format(self._rel(ctx)),
-            S("EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt} || ' ORDER BY ' || {k}"
-              " || ' LIMIT 1';").format(p=literal(render(self._rel(ctx, "restore"))), k=_keys("%1$I"), qt=qt),
-            S("ALTER TABLE {p} ADD COLUMN dbdeploy_rows_done bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_rows_defaulted bigint NOT NULL DEFAULT 0,"
-              " ADD COLUMN dbdeploy_batches_done bigint NOT NULL DEFAULT 0;").format(p=self._rel(ctx, "restore")),
-            if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(self._rel(ctx, "restore")),
-                    S("INSERT INTO {} DEFAULT VALUES;").format(self._rel(ctx, "restore"))),
-            acl.restrict_table(self._rel(ctx, "restore")),
-            S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, "put")),
+            *cursor_table(self._rel(ctx, "restore"),
+                          ["dbdeploy_rows_done", "dbdeploy_rows_defaulted", "dbdeploy_batches_done"], create=S(
+                              "EXECUTE 'CREATE TABLE ' || {p} || ' AS SELECT ' || {k} || ' FROM ' || {qt}"
+                              " || ' ORDER BY ' || {k} || ' LIMIT 1';").format(
+                              p=literal(render(self._rel(ctx, "restore"))), k=_keys("%1$I"), qt=qt)),
+            drop_batch_function(self._fn(ctx, "put")),
             self._restore_function(ctx),
-            S("REVOKE ALL ON FUNCTION {}() FROM PUBLIC;").format(self._fn(ctx, "put")),
+            revoke_batch_function(self._fn(ctx, "put")),
             notice(ctx, f"re-added column {key}; restoring its values in batches"),
         )
         declare = ["v_saved record", "v_count bigint", "v_key text[]", "v_type text", "v_collation text",
@@ -922,7 +917,7 @@ class DropColumn(Operation):
         body = block(
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)),
                     # Nothing restored by this run: drop the no-op batch function, if any.
-                    S("DROP FUNCTION IF EXISTS {}();").format(self._fn(ctx, "put")), S("RETURN;")),
+                    drop_batch_function(self._fn(ctx, "put")), S("RETURN;")),
             # The keeper's indexes that are not there yet: those the specs do not know (the spec-known ones
             # were rebuilt concurrently by the steps before). Only known at run time, and CREATE INDEX
             # CONCURRENTLY cannot run in a function or DO block, so they are built here, writes waiting.
@@ -960,7 +955,8 @@ class DropColumn(Operation):
                         m=literal(f"dbdeploy {ctx.label}: built in this ACCESS EXCLUSIVE transaction (writes to "
                                   f"{self.table} waited while they built; the specs do not know them, so they "
                                   "could not be built concurrently): "))),
-            S("SELECT dbdeploy_rows_done INTO v_restored FROM {};").format(self._rel(ctx, "restore")),
+            S("SELECT dbdeploy_rows_done, dbdeploy_batches_done INTO v_restored, v_batches FROM {};").format(
+                self._rel(ctx, "restore")),
             self._key_from_backup(ctx),
             S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
               "    || ' AS b WHERE ' || {km} || ')' INTO v_new;").format(
@@ -970,16 +966,19 @@ class DropColumn(Operation):
                 b=literal(render(self._rel(ctx))), qt=qt, km=_keys("t.%1$I = b.%1$I", " AND ")),
             *self._cleanup(ctx),
             S("DELETE FROM {meta} WHERE {w};").format(meta=meta, w=self._where(ctx)),
-            S("RAISE NOTICE '%', {m1} || v_restored || {m2} || v_new || {m3} || v_gone || {m4};").format(
+            S("RAISE NOTICE '%', {m1} || v_restored || {m2} || v_new || {m3} || v_gone || {m4} || v_batches"
+              " || {m5};").format(
                 m1=literal(f"dbdeploy {ctx.label}: restored column {key}: the saved values of "),
                 m2=literal(" row(s) put back; "),
                 m3=literal(" row(s) inserted since the drop got the column default (NULL without one); the saved "
                            "values of "),
-                m4=literal(" row(s) deleted since were dropped with the copy")),
+                m4=literal(" row(s) deleted since were dropped with the copy; "),
+                m5=literal(" batch(es)")),
         )
         return Step("restore_column_finish", self.table, "ACCESS EXCLUSIVE", True,
                     do_block(body, declare=["v_con record", "v_def text", "v_head text", "v_key text[]",
-                                            "v_restored bigint", "v_new bigint", "v_gone bigint", "v_built text[]"]),
+                                            "v_restored bigint", "v_new bigint", "v_gone bigint", "v_built text[]",
+                                            "v_batches bigint"]),
                     f"build the indexes of {self.column} of {self.table} the specs do not know (writes wait), "
                     "remove the saved copy")
 
@@ -988,7 +987,8 @@ class DropColumn(Operation):
         steps = [
             self._readd_step(ctx),
             self._batch_step("restore_column_values", self._fn(ctx, "put"), "rows_restored", "ROW EXCLUSIVE",
-                             f"put the saved values of {self.table}.{self.column} back in batches of {self.batch_size} "
+                             f"put the saved values of {self.table}.{self.column} back in batches of "
+                             f"{self.batch_size} rows at most, each sized to take about batch_time "
                              "(never over a value written since)"),
             self._constraints_step(ctx),
             self._validate_step(ctx),

@@ -16,6 +16,7 @@ from psycopg import sql
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Step
 from dbdeploy.ops.checks import estimated_rows, query
 from dbdeploy.render.bookkeeping import LOCK_TIMEOUT
+from dbdeploy.render.markers import BATCH_KINDS, BATCH_TIME_SETTING, DEFAULT_BATCH_TIME
 from dbdeploy.render.plan import MigrationPlan
 from dbdeploy.sql import ident, literal
 
@@ -129,6 +130,8 @@ def render_checklist(plan: MigrationPlan, *, files: list[str], checksum: str, so
         long_rows=[r for r in rows if r.long], sizes=sizes, environments=ENVIRONMENTS,
         previous=previous_version(m.version), forward_file=files[0], rollback_file=files[1],
         rollback_steps=plan.rollback, lock_timeout=LOCK_TIMEOUT, backup_schema=backup_schema,
+        batched=any(s.kind in BATCH_KINDS for s in [*plan.forward, *plan.rollback]),
+        default_batch_time=DEFAULT_BATCH_TIME, batch_time_setting=BATCH_TIME_SETTING,
         history_schema=history_schema, health_checks=[*items.health_checks, recorded(history_schema, m.version,
                                                                                      checksum)],
         rolled_back=rolled_back(history_schema, m.version), dump_file=f"{label}_before.dump",

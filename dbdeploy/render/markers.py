@@ -26,6 +26,19 @@ if TYPE_CHECKING:  # the executor reads markers without importing the spec machi
 PREAMBLE = "-- dbdeploy:preamble"
 BATCH_BEGIN = "-- dbdeploy:batch-begin"
 BATCH_END = "-- dbdeploy:batch-end"
+# The loop contract of a batch step (README "Batches bounded by time"). The begin marker carries the
+# upper bound of the rows per batch (the spec's batch_size): ``-- dbdeploy:batch-begin rows=1000``.
+# Before each run of the batch statement the loop sets BATCH_ROWS_SETTING (session level, with
+# set_config) to the batch's row count, which the statement reads with current_setting: it starts at
+# rows=, and after each batch (measured up to its commit) halves (min 1) when the batch took longer
+# than the target and doubles (at most rows=) when it took less than a quarter of it
+# (:func:`next_batch_rows`). The target is the environment's ``batch_time`` under the executor; the
+# bundle's PL/pgSQL loops read BATCH_TIME_SETTING (an interval such as ``200ms``), DEFAULT_BATCH_TIME
+# when it is unset (psql); ``0`` keeps every batch at rows=.
+BATCH_ROWS_SETTING = "dbdeploy.batch_rows"
+BATCH_TIME_SETTING = "dbdeploy.batch_time"
+DEFAULT_BATCH_TIME = "50ms"
+_BATCH_BEGIN_ROWS = re.compile(re.escape(BATCH_BEGIN) + r"(?: rows=(?P<rows>[1-9]\d{0,8}))?")
 POSTAMBLE = "-- dbdeploy:postamble"
 # Step kinds whose DO block loops over one batch statement between the batch markers (the executor
 # runs that statement itself, once per batch, in autocommit).
@@ -76,6 +89,7 @@ class ParsedStep:
     summary: str = ""
     statements: tuple[Statement, ...] = ()
     batch: str | None = None
+    batch_rows: int | None = None   # the begin marker's rows= (None: a bundle of an older dbdeploy, fixed size)
 
 
 def _line(text: str, position: int) -> int:
@@ -142,15 +156,31 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
                 raise MarkerError(f"line {_line(text, comment.start)}: step {match['n']} is tx=step but is not "
                                   "one BEGIN; … COMMIT; block")
             own = own[1:-1]
-        batch = _batch(text, comment, own) if match["kind"] in BATCH_KINDS and not transactional else None
+        batch, batch_rows = (_batch(text, comment, own) if match["kind"] in BATCH_KINDS and not transactional
+                             else (None, None))
         steps.append(ParsedStep(int(match["n"]), match["kind"], transactional, match["lock"], match["target"],
-                                block, summary, own, batch))
+                                block, summary, own, batch, batch_rows))
     return inside(0), steps, inside(len(sections) - 1)
 
 
-def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) -> str:
-    """The one-batch statement of a backfill step: the text between the batch markers, which are
-    comment lines of the PL/pgSQL body of the step's DO block (found with the lexer, in that body)."""
+def next_batch_rows(rows: int, took: float, target: float, max_rows: int) -> int:
+    """The row count of the next batch after one of ``rows`` rows took ``took`` seconds (up to its
+    commit), for a target of ``target`` seconds: half (at least 1) when it took longer than the
+    target, double (at most ``max_rows``) when it took less than a quarter of it, else the same;
+    ``target`` 0 keeps ``rows``. The bundle's PL/pgSQL loops compute the same
+    (:func:`dbdeploy.ops.batches.batch_loop`)."""
+    if target > 0 and took > target:
+        return max(rows // 2, 1)
+    if took < target / 4:
+        return min(rows * 2, max_rows)
+    return rows
+
+
+def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) -> tuple[str, int | None]:
+    """The one-batch statement of a backfill step and its most rows per batch: the text between the
+    batch markers, which are comment lines of the PL/pgSQL body of the step's DO block (found with the
+    lexer, in that body), and the begin marker's ``rows=`` (None when it has none: a bundle of an older
+    dbdeploy, whose statement has its row count built in)."""
     for statement in statements:
         if statement.words[:1] != ("do",):
             continue
@@ -162,9 +192,10 @@ def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) ->
             body = quoted[len(tag):-len(tag)]
             comments = [t for t in scan(body) if t.name == "SQL_COMMENT"
                         and body[body.rfind("\n", 0, t.start) + 1:t.start].strip() == ""]
-            begin = [t for t in comments if body[t.start:t.end + 1] == BATCH_BEGIN]
+            begin = [(t, m) for t in comments if (m := _BATCH_BEGIN_ROWS.fullmatch(body[t.start:t.end + 1]))]
             end = [t for t in comments if body[t.start:t.end + 1] == BATCH_END]
-            if len(begin) == 1 and len(end) == 1 and begin[0].end < end[0].start:
-                return body[begin[0].end + 1:end[0].start].strip()
+            if len(begin) == 1 and len(end) == 1 and begin[0][0].end < end[0].start:
+                rows = begin[0][1]["rows"]
+                return body[begin[0][0].end + 1:end[0].start].strip(), int(rows) if rows else None
     raise MarkerError(f"line {_line(text, marker.start)}: batch step without one {BATCH_BEGIN!r} … "
                       f"{BATCH_END!r} pair in its DO block")

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '28cc218a52ed2c93f38537bce55d0a1f4bda68e24201f961bb50434b6d5d1b78';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '138f9b077b982deb8dcc910439af279d642e795f9ba7d6112b542b97ea387bec';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '28cc218a52ed2c93f38537bce55d0a1f4bda68e24201f961bb50434b6d5d1b78',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '138f9b077b982deb8dcc910439af279d642e795f9ba7d6112b542b97ea387bec',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -803,20 +803,28 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 5 backfill tx=none lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
--- backfill event_type of raw.site_tracking_events_r in batches of 5000
+-- backfill event_type of raw.site_tracking_events_r in batches of 5000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 5000;
+    v_batch_rows bigint := 5000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=5000
         WITH batch AS (
             SELECT t."raw_event_id" AS "dbdeploy_key_1", t."event_type" AS "dbdeploy_old_1", (event_type IS NULL) AS dbdeploy_match
             FROM "raw"."site_tracking_events_r" AS t
             WHERE ("t"."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress" AS p))
             ORDER BY "t"."raw_event_id"
-            LIMIT 5000
+            LIMIT pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8
             FOR UPDATE OF t
         ),
         next_key AS (
@@ -824,7 +832,7 @@ BEGIN
             FROM "raw"."site_tracking_events_r" AS t
             WHERE ("t"."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_progress" AS p))
             ORDER BY "t"."raw_event_id"
-            OFFSET 5000 LIMIT 1
+            OFFSET pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8 LIMIT 1
         ),
         changed AS (
             UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = COALESCE(raw_payload ->> 'event_type', 'unknown')
@@ -848,6 +856,12 @@ BEGIN
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -1036,20 +1050,28 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 11 backfill tx=none lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
--- backfill event_uuid of raw.site_tracking_events_r in batches of 1000
+-- backfill event_uuid of raw.site_tracking_events_r in batches of 1000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
         WITH batch AS (
             SELECT t."raw_event_id" AS "dbdeploy_key_1", ("event_uuid" IS NULL) AS dbdeploy_match
             FROM "raw"."site_tracking_events_r" AS t
             WHERE ("t"."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op5_fill_site_tracking_events_r_progress" AS p))
             ORDER BY "t"."raw_event_id"
-            LIMIT 1000
+            LIMIT pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8
             FOR UPDATE OF t
         ),
         next_key AS (
@@ -1057,7 +1079,7 @@ BEGIN
             FROM "raw"."site_tracking_events_r" AS t
             WHERE ("t"."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op5_fill_site_tracking_events_r_progress" AS p))
             ORDER BY "t"."raw_event_id"
-            OFFSET 1000 LIMIT 1
+            OFFSET pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8 LIMIT 1
         ),
         changed AS (
             UPDATE "raw"."site_tracking_events_r" AS t SET "event_uuid" = gen_random_uuid()
@@ -1076,6 +1098,12 @@ BEGIN
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;

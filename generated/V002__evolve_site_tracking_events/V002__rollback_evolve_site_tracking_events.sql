@@ -905,6 +905,7 @@ DECLARE
     v_total bigint;
     v_backup text;
 BEGIN
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"();
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'raw.site_tracking_events_r.event_type') THEN
@@ -1030,20 +1031,20 @@ BEGIN
                             END LOOP;
                         END;
                         ANALYZE "dbdeploy_backup"."v002_op4_site_tracking_events_r";
-                        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restoring the values before the deploy in batches of 5000 rows (cursor dbdeploy_backup.v002_op4_site_tracking_events_r_restore)';
+                        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restoring the values before the deploy in batches of at most 5000 rows (cursor dbdeploy_backup.v002_op4_site_tracking_events_r_restore)';
                     ELSE
                         RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: the restore was started by an earlier run; continuing at its cursor (dbdeploy_backup.v002_op4_site_tracking_events_r_restore)';
                     END IF;
-                    CREATE FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
+                    CREATE FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
     SELECT b."raw_event_id", b."event_type", b."dbdeploy_written_event_type" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b
     WHERE (b."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS p))
     ORDER BY b."raw_event_id"
-    LIMIT 5000
+    LIMIT $1
 ), next_key AS (
     SELECT b."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b
     WHERE (b."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS p))
     ORDER BY b."raw_event_id"
-    OFFSET 5000 LIMIT 1
+    OFFSET $1 LIMIT 1
 ), restored AS (
     UPDATE "raw"."site_tracking_events_r" AS t SET "event_type" = b."event_type" FROM batch AS b
     WHERE t."raw_event_id" = b."raw_event_id" AND (t."raw_event_id") >= ((SELECT p."raw_event_id" FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS p)) AND NOT (("t"."event_type"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_event_type"::text COLLATE pg_catalog."C"))
@@ -1062,7 +1063,7 @@ BEGIN
     WHERE EXISTS (SELECT 1 FROM batch)
 )
 SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)';
-                    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"() FROM PUBLIC;
+                    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(bigint) FROM PUBLIC;
                 ELSE
                     v_backup := 'r002_site_tracking_events_r_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
                     EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."raw_event_id", t."event_type" FROM "raw"."site_tracking_events_r" AS t JOIN "dbdeploy_backup"."v002_op4_site_tracking_events_r" AS b ON t."raw_event_id" = b."raw_event_id"';
@@ -1117,28 +1118,42 @@ SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM
             END IF;
         END IF;
     END IF;
-    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"()') IS NULL THEN
-        CREATE FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"() FROM PUBLIC;
+    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(bigint)') IS NULL THEN
+        CREATE FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(bigint) FROM PUBLIC;
     END IF;
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 11 restore_backfill_values tx=none lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
--- restore the values the backfill of raw.site_tracking_events_r overwrote, in rows not changed since, in batches of 5000
+-- restore the values the backfill of raw.site_tracking_events_r overwrote, in rows not changed since, in batches of 5000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 5000;
+    v_batch_rows bigint := 5000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=5000
+        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -1151,17 +1166,19 @@ DECLARE
     v_restored bigint;
     v_kept bigint;
     v_total bigint;
+    v_batches bigint;
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r_restore"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r"') IS NOT NULL THEN
-        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS c;
+        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept, c.dbdeploy_batches_done INTO v_restored, v_kept, v_batches FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore" AS c;
         SELECT pg_catalog.count(*) INTO v_total FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r";
         IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored"') IS NOT NULL THEN
             IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored") THEN
                 DROP TABLE "dbdeploy_backup"."v002_op4_site_tracking_events_r_not_restored";
             END IF;
         END IF;
-        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op4_site_tracking_events_r_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of raw.site_tracking_events_r: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op4_site_tracking_events_r_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist; ' || v_batches || ' batch(es)';
     END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore_batch"();
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op4_site_tracking_events_r_restore";

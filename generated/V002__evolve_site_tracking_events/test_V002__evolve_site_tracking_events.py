@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "28cc218a52ed2c93f38537bce55d0a1f4bda68e24201f961bb50434b6d5d1b78"
+CHECKSUM = "138f9b077b982deb8dcc910439af279d642e795f9ba7d6112b542b97ea387bec"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -824,7 +824,9 @@ BEGIN
                 DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
             END IF;
             DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"(bigint);
             DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"();
+            DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint);
             DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
             DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress";
             DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
@@ -833,9 +835,9 @@ BEGIN
             RAISE NOTICE '%', 'dbdeploy V003: the drop of raw.site_tracking_events_r.error_message never finished; removed what it had prepared';
         END IF;
         RAISE NOTICE '%', 'dbdeploy V003: column raw.site_tracking_events_r.error_message is present; nothing to restore';
-        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"()') IS NULL THEN
-            CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() RETURNS TABLE (rows_seen bigint, "rows_restored" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() FROM PUBLIC;
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint)') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint) FROM PUBLIC;
         END IF;
         RETURN;
     END IF;
@@ -1005,8 +1007,9 @@ BEGIN
             END IF;
         END LOOP;
     END;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
-    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
     v_seen bigint;
     v_put bigint;
 BEGIN
@@ -1018,10 +1021,10 @@ BEGIN
     END IF;
     WITH batch AS (
         SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT $1
     ), next_key AS (
         SELECT %1$s FROM "raw"."site_tracking_events_r" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET $1 LIMIT 1
     ), put AS (
         UPDATE "raw"."site_tracking_events_r" AS t SET "error_message" = b."error_message" FROM batch JOIN "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message" AS b ON %6$s
         WHERE %7$s AND t."error_message" IS NULL RETURNING 1
@@ -1041,26 +1044,40 @@ BEGIN
     rows_restored := v_put;
     RETURN NEXT;
 END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), CASE WHEN v_has_default THEN 'true' ELSE 'false' END));
-    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint) FROM PUBLIC;
     RAISE NOTICE '%', 'dbdeploy V003: re-added column raw.site_tracking_events_r.error_message; restoring its values in batches';
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 6 restore_column_values tx=none lock=ROW EXCLUSIVE target=raw.site_tracking_events_r
--- put the saved values of raw.site_tracking_events_r.error_message back in batches of 1000 (never over a value written since)
+-- put the saved values of raw.site_tracking_events_r.error_message back in batches of 1000 rows at most, each sized to take about batch_time (never over a value written since)
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, "rows_restored" FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
+        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -1177,8 +1194,10 @@ DECLARE
     v_new bigint;
     v_gone bigint;
     v_built text[];
+    v_batches bigint;
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') IS NULL OR NOT pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore"') IS NOT NULL THEN
+        DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint);
         DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
         RETURN;
     END IF;
@@ -1211,7 +1230,7 @@ BEGIN
     IF v_built IS NOT NULL THEN
         RAISE NOTICE '%', 'dbdeploy V003: built in this ACCESS EXCLUSIVE transaction (writes to raw.site_tracking_events_r waited while they built; the specs do not know them, so they could not be built concurrently): ' || pg_catalog.array_to_string(v_built, ', ');
     END IF;
-    SELECT dbdeploy_rows_done INTO v_restored FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
+    SELECT dbdeploy_rows_done, dbdeploy_batches_done INTO v_restored, v_batches FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
@@ -1224,14 +1243,16 @@ BEGIN
         DROP TRIGGER IF EXISTS "dbdeploy_v003_op1_sync_error_message" ON "raw"."site_tracking_events_r";
     END IF;
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_sync"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_copy"();
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"();
     DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_progress";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message";
     DELETE FROM "dbdeploy_backup"."dropped_columns" WHERE version = '003' AND table_name = 'raw.site_tracking_events_r' AND column_name = 'error_message';
-    RAISE NOTICE '%', 'dbdeploy V003: restored column raw.site_tracking_events_r.error_message: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy';
+    RAISE NOTICE '%', 'dbdeploy V003: restored column raw.site_tracking_events_r.error_message: the saved values of ' || v_restored || ' row(s) put back; ' || v_new || ' row(s) inserted since the drop got the column default (NULL without one); the saved values of ' || v_gone || ' row(s) deleted since were dropped with the copy; ' || v_batches || ' batch(es)';
 END
 $dbdeploy$;
 COMMIT;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "886cb61dbefceeb644c33185592bd5c85baf56651f2e2f47c9dfd943ee4ebbd7"
+CHECKSUM = "aa24b915d33cd849847e00b99d3348deb3c23cedfeb889292245c215df67561f"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

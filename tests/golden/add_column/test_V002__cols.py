@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "2c10b44c06bb1d5da40a5870e1c32d401c5d669cedcafb629f98ab2565e9691e"
+CHECKSUM = "29c61731b9c2275414e199aa838afd4a6d3a158f06550b682962bb1ea9a0fb44"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

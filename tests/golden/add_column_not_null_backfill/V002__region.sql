@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '569fafa85a144b9f332daaeaeb96003f0f2136bc1b49848eaa76c7f30858d755';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '569fafa85a144b9f332daaeaeb96003f0f2136bc1b49848eaa76c7f30858d755',
+VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -688,20 +688,28 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 3 backfill tx=none lock=ROW EXCLUSIVE target=shop.orders
--- backfill region of shop.orders in batches of 500
+-- backfill region of shop.orders in batches of 500 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 500;
+    v_batch_rows bigint := 500;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=500
         WITH batch AS (
             SELECT t."id" AS "dbdeploy_key_1", t."region" AS "dbdeploy_old_1", (region IS NULL) AS dbdeploy_match
             FROM "shop"."orders" AS t
             WHERE ("t"."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_progress" AS p))
             ORDER BY "t"."id"
-            LIMIT 500
+            LIMIT pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8
             FOR UPDATE OF t
         ),
         next_key AS (
@@ -709,7 +717,7 @@ BEGIN
             FROM "shop"."orders" AS t
             WHERE ("t"."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_progress" AS p))
             ORDER BY "t"."id"
-            OFFSET 500 LIMIT 1
+            OFFSET pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8 LIMIT 1
         ),
         changed AS (
             UPDATE "shop"."orders" AS t SET "region" = 'eu'
@@ -733,6 +741,12 @@ BEGIN
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;

@@ -618,6 +618,7 @@ DECLARE
     v_total bigint;
     v_backup text;
 BEGIN
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op2_orders_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op2_orders_restore_batch"();
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') IS NOT NULL THEN
         IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'column' AND object_name = 'shop.orders.region') THEN
@@ -743,20 +744,20 @@ BEGIN
                             END LOOP;
                         END;
                         ANALYZE "dbdeploy_backup"."v002_op2_orders";
-                        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restoring the values before the deploy in batches of 500 rows (cursor dbdeploy_backup.v002_op2_orders_restore)';
+                        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restoring the values before the deploy in batches of at most 500 rows (cursor dbdeploy_backup.v002_op2_orders_restore)';
                     ELSE
                         RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: the restore was started by an earlier run; continuing at its cursor (dbdeploy_backup.v002_op2_orders_restore)';
                     END IF;
-                    CREATE FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
+                    CREATE FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
     SELECT b."id", b."region", b."dbdeploy_written_region" FROM "dbdeploy_backup"."v002_op2_orders" AS b
     WHERE (b."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_restore" AS p))
     ORDER BY b."id"
-    LIMIT 500
+    LIMIT $1
 ), next_key AS (
     SELECT b."id" FROM "dbdeploy_backup"."v002_op2_orders" AS b
     WHERE (b."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_restore" AS p))
     ORDER BY b."id"
-    OFFSET 500 LIMIT 1
+    OFFSET $1 LIMIT 1
 ), restored AS (
     UPDATE "shop"."orders" AS t SET "region" = b."region" FROM batch AS b
     WHERE t."id" = b."id" AND (t."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op2_orders_restore" AS p)) AND NOT (("t"."region"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_region"::text COLLATE pg_catalog."C"))
@@ -775,7 +776,7 @@ BEGIN
     WHERE EXISTS (SELECT 1 FROM batch)
 )
 SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)';
-                    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"() FROM PUBLIC;
+                    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"(bigint) FROM PUBLIC;
                 ELSE
                     v_backup := 'r002_orders_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
                     EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."id", t."region" FROM "shop"."orders" AS t JOIN "dbdeploy_backup"."v002_op2_orders" AS b ON t."id" = b."id"';
@@ -830,28 +831,42 @@ SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM
             END IF;
         END IF;
     END IF;
-    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op2_orders_restore_batch"()') IS NULL THEN
-        CREATE FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"() FROM PUBLIC;
+    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v002_op2_orders_restore_batch"(bigint)') IS NULL THEN
+        CREATE FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op2_orders_restore_batch"(bigint) FROM PUBLIC;
     END IF;
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 4 restore_backfill_values tx=none lock=ROW EXCLUSIVE target=shop.orders
--- restore the values the backfill of shop.orders overwrote, in rows not changed since, in batches of 500
+-- restore the values the backfill of shop.orders overwrote, in rows not changed since, in batches of 500 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 500;
+    v_batch_rows bigint := 500;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v002_op2_orders_restore_batch"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=500
+        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v002_op2_orders_restore_batch"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -864,17 +879,19 @@ DECLARE
     v_restored bigint;
     v_kept bigint;
     v_total bigint;
+    v_batches bigint;
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders_restore"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders"') IS NOT NULL THEN
-        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM "dbdeploy_backup"."v002_op2_orders_restore" AS c;
+        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept, c.dbdeploy_batches_done INTO v_restored, v_kept, v_batches FROM "dbdeploy_backup"."v002_op2_orders_restore" AS c;
         SELECT pg_catalog.count(*) INTO v_total FROM "dbdeploy_backup"."v002_op2_orders";
         IF pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_orders_not_restored"') IS NOT NULL THEN
             IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v002_op2_orders_not_restored") THEN
                 DROP TABLE "dbdeploy_backup"."v002_op2_orders_not_restored";
             END IF;
         END IF;
-        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op2_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+        RAISE NOTICE '%', 'dbdeploy V002: backfill of shop.orders: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v002_op2_orders_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist; ' || v_batches || ' batch(es)';
     END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op2_orders_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op2_orders_restore_batch"();
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op2_orders_restore";

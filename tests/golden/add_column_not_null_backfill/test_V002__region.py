@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "569fafa85a144b9f332daaeaeb96003f0f2136bc1b49848eaa76c7f30858d755"
+CHECKSUM = "65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '8b0fd29e759d3b83584aa2430c6ee5594bd2e37f25b62f2078989b584538115f';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f7b247a33ba019a666a5fb5ed71ea99af9a767265ebbb548b2e4236cea766bdf';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '8b0fd29e759d3b83584aa2430c6ee5594bd2e37f25b62f2078989b584538115f',
+VALUES ('002', 'V002__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f7b247a33ba019a666a5fb5ed71ea99af9a767265ebbb548b2e4236cea766bdf',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -652,20 +652,28 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 backfill tx=none lock=ROW EXCLUSIVE target=shop.orders
--- backfill note, total of shop.orders in batches of 250
+-- backfill note, total of shop.orders in batches of 250 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 250;
+    v_batch_rows bigint := 250;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=250
         WITH batch AS (
             SELECT t."id" AS "dbdeploy_key_1", t."note" AS "dbdeploy_old_1", t."total" AS "dbdeploy_old_2", (note IS NOT NULL) AS dbdeploy_match
             FROM "shop"."orders" AS t
             WHERE ("t"."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_progress" AS p))
             ORDER BY "t"."id"
-            LIMIT 250
+            LIMIT pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8
             FOR UPDATE OF t
         ),
         next_key AS (
@@ -673,7 +681,7 @@ BEGIN
             FROM "shop"."orders" AS t
             WHERE ("t"."id") >= ((SELECT p."id" FROM "dbdeploy_backup"."v002_op1_orders_progress" AS p))
             ORDER BY "t"."id"
-            OFFSET 250 LIMIT 1
+            OFFSET pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8 LIMIT 1
         ),
         changed AS (
             UPDATE "shop"."orders" AS t SET "note" = upper(note), "total" = total * 2
@@ -697,6 +705,12 @@ BEGIN
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "8b0fd29e759d3b83584aa2430c6ee5594bd2e37f25b62f2078989b584538115f"
+CHECKSUM = "f7b247a33ba019a666a5fb5ed71ea99af9a767265ebbb548b2e4236cea766bdf"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

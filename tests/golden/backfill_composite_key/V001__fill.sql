@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '91d17cea9daa3f653a2312e05b7584f108e65fe57129fd3c90b16a312df30506';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '91d17cea9daa3f653a2312e05b7584f108e65fe57129fd3c90b16a312df30506',
+VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -652,20 +652,28 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 backfill tx=none lock=ROW EXCLUSIVE target=public.events
--- backfill kind of public.events in batches of 1000
+-- backfill kind of public.events in batches of 1000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
         WITH batch AS (
             SELECT t."tenant_id" AS "dbdeploy_key_1", t."event_id" AS "dbdeploy_key_2", t."kind" AS "dbdeploy_old_1", (true) AS dbdeploy_match
             FROM "public"."events" AS t
             WHERE ("t"."tenant_id", "t"."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_progress" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_progress" AS p))
             ORDER BY "t"."tenant_id", "t"."event_id"
-            LIMIT 1000
+            LIMIT pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8
             FOR UPDATE OF t
         ),
         next_key AS (
@@ -673,7 +681,7 @@ BEGIN
             FROM "public"."events" AS t
             WHERE ("t"."tenant_id", "t"."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_progress" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_progress" AS p))
             ORDER BY "t"."tenant_id", "t"."event_id"
-            OFFSET 1000 LIMIT 1
+            OFFSET pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8 LIMIT 1
         ),
         changed AS (
             UPDATE "public"."events" AS t SET "kind" = 'click'
@@ -697,6 +705,12 @@ BEGIN
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;

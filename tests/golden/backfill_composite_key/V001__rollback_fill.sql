@@ -578,6 +578,7 @@ DECLARE
     v_total bigint;
     v_backup text;
 BEGIN
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v001_op1_events_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v001_op1_events_restore_batch"();
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events"') IS NOT NULL THEN
         IF pg_catalog.to_regclass('"public"."events"') IS NOT NULL THEN
@@ -698,20 +699,20 @@ BEGIN
                         END LOOP;
                     END;
                     ANALYZE "dbdeploy_backup"."v001_op1_events";
-                    RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restoring the values before the deploy in batches of 1000 rows (cursor dbdeploy_backup.v001_op1_events_restore)';
+                    RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restoring the values before the deploy in batches of at most 1000 rows (cursor dbdeploy_backup.v001_op1_events_restore)';
                 ELSE
                     RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: the restore was started by an earlier run; continuing at its cursor (dbdeploy_backup.v001_op1_events_restore)';
                 END IF;
-                CREATE FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
+                CREATE FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'WITH batch AS (
     SELECT b."tenant_id", b."event_id", b."kind", b."dbdeploy_written_kind" FROM "dbdeploy_backup"."v001_op1_events" AS b
     WHERE (b."tenant_id", b."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p))
     ORDER BY b."tenant_id", b."event_id"
-    LIMIT 1000
+    LIMIT $1
 ), next_key AS (
     SELECT b."tenant_id", b."event_id" FROM "dbdeploy_backup"."v001_op1_events" AS b
     WHERE (b."tenant_id", b."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p))
     ORDER BY b."tenant_id", b."event_id"
-    OFFSET 1000 LIMIT 1
+    OFFSET $1 LIMIT 1
 ), restored AS (
     UPDATE "public"."events" AS t SET "kind" = b."kind" FROM batch AS b
     WHERE t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id" AND (t."tenant_id", t."event_id") >= ((SELECT p."tenant_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p), (SELECT p."event_id" FROM "dbdeploy_backup"."v001_op1_events_restore" AS p)) AND NOT (("t"."kind"::text COLLATE pg_catalog."C") IS DISTINCT FROM (b."dbdeploy_written_kind"::text COLLATE pg_catalog."C"))
@@ -730,7 +731,7 @@ BEGIN
     WHERE EXISTS (SELECT 1 FROM batch)
 )
 SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM restored)';
-                REVOKE ALL ON FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"() FROM PUBLIC;
+                REVOKE ALL ON FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"(bigint) FROM PUBLIC;
             ELSE
                 v_backup := 'r001_events_current' || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(), 'YYYYMMDD_HH24MISS_US');
                 EXECUTE 'CREATE TABLE ' || pg_catalog.quote_ident('dbdeploy_backup') || '.' || pg_catalog.quote_ident(v_backup) || ' AS ' || 'SELECT t."tenant_id", t."event_id", t."kind" FROM "public"."events" AS t JOIN "dbdeploy_backup"."v001_op1_events" AS b ON t."tenant_id" = b."tenant_id" AND t."event_id" = b."event_id"';
@@ -784,28 +785,42 @@ SELECT (SELECT pg_catalog.count(*) FROM batch), (SELECT pg_catalog.count(*) FROM
             END IF;
         END IF;
     END IF;
-    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v001_op1_events_restore_batch"()') IS NULL THEN
-        CREATE FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"() RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"() FROM PUBLIC;
+    IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v001_op1_events_restore_batch"(bigint)') IS NULL THEN
+        CREATE FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_restored bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+        REVOKE ALL ON FUNCTION "dbdeploy_backup"."v001_op1_events_restore_batch"(bigint) FROM PUBLIC;
     END IF;
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 3 restore_backfill_values tx=none lock=ROW EXCLUSIVE target=public.events
--- restore the values the backfill of public.events overwrote, in rows not changed since, in batches of 1000
+-- restore the values the backfill of public.events overwrote, in rows not changed since, in batches of 1000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v001_op1_events_restore_batch"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
+        SELECT rows_seen, rows_restored FROM "dbdeploy_backup"."v001_op1_events_restore_batch"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -818,17 +833,19 @@ DECLARE
     v_restored bigint;
     v_kept bigint;
     v_total bigint;
+    v_batches bigint;
 BEGIN
     IF pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events_restore"') IS NOT NULL AND pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events"') IS NOT NULL THEN
-        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept INTO v_restored, v_kept FROM "dbdeploy_backup"."v001_op1_events_restore" AS c;
+        SELECT c.dbdeploy_rows_restored, c.dbdeploy_rows_kept, c.dbdeploy_batches_done INTO v_restored, v_kept, v_batches FROM "dbdeploy_backup"."v001_op1_events_restore" AS c;
         SELECT pg_catalog.count(*) INTO v_total FROM "dbdeploy_backup"."v001_op1_events";
         IF pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_events_not_restored"') IS NOT NULL THEN
             IF NOT EXISTS (SELECT 1 FROM "dbdeploy_backup"."v001_op1_events_not_restored") THEN
                 DROP TABLE "dbdeploy_backup"."v001_op1_events_not_restored";
             END IF;
         END IF;
-        RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v001_op1_events_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist';
+        RAISE NOTICE '%', 'dbdeploy V001: backfill of public.events: restored the values before the deploy in ' || v_restored || ' row(s); left ' || v_kept || ' row(s) the application changed since the deploy as they are (recorded in dbdeploy_backup.v001_op1_events_not_restored); ' || (v_total - v_restored - v_kept) || ' backed-up row(s) no longer exist; ' || v_batches || ' batch(es)';
     END IF;
+    DROP FUNCTION IF EXISTS "dbdeploy_backup"."v001_op1_events_restore_batch"(bigint);
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v001_op1_events_restore_batch"();
     DROP TABLE IF EXISTS "dbdeploy_backup"."v001_op1_events";
     DROP TABLE IF EXISTS "dbdeploy_backup"."v001_op1_events_restore";

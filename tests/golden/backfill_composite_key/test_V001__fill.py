@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "91d17cea9daa3f653a2312e05b7584f108e65fe57129fd3c90b16a312df30506"
+CHECKSUM = "9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

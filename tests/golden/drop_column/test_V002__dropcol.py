@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "647fbf33b3bafe9c695ee278966e135189c3d659cd7e5e785b0c3049c931167a"
+CHECKSUM = "2cb3f8df912b1f9fd67e8bcea98e3467608f5a8d74b3a4ce980e12df64dc5867"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

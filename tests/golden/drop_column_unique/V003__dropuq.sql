@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f650161eaed097de039aa466575cd67b658191c517dccd74618e53de29cba2ba';
+    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '2e8689d6af2f9b4aaabb304de5ea413350ff216f7d317fef7132e6b4dbd155ce';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V003: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__dropuq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f650161eaed097de039aa466575cd67b658191c517dccd74618e53de29cba2ba',
+VALUES ('003', 'V003__dropuq.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2e8689d6af2f9b4aaabb304de5ea413350ff216f7d317fef7132e6b4dbd155ce',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -539,9 +539,9 @@ DECLARE
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V003: column shop.orders.note is already gone';
-        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_orders_note_copy"()') IS NULL THEN
-            CREATE FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"() RETURNS TABLE (rows_seen bigint, "rows_copied" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"() FROM PUBLIC;
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op1_orders_note_copy"(bigint)') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"(bigint) FROM PUBLIC;
         END IF;
         RETURN;
     END IF;
@@ -819,7 +819,7 @@ END', (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = OLD.%1$I', u.k),
             END IF;
         END LOOP;
     END;
-    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"() RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
     v_seen bigint;
     v_copied bigint;
 BEGIN
@@ -831,10 +831,10 @@ BEGIN
     END IF;
     WITH batch AS (
         SELECT %1$s, t."note" AS dbdeploy_value FROM "shop"."orders" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT $1
     ), next_key AS (
         SELECT %1$s FROM "shop"."orders" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET $1 LIMIT 1
     ), saved AS (
         INSERT INTO "dbdeploy_backup"."v003_op1_orders_note" (%3$s, "note") SELECT %3$s, dbdeploy_value FROM batch
         ON CONFLICT (%3$s) DO NOTHING RETURNING 1
@@ -849,26 +849,40 @@ BEGIN
     rows_copied := v_copied;
     RETURN NEXT;
 END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op1_orders_note_progress" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o))));
-    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_orders_note_copy"(bigint) FROM PUBLIC;
     RAISE NOTICE '%', 'dbdeploy V003: prepared the drop of shop.orders.note: its definition is kept in dbdeploy_backup.v003_op1_orders_note_def, its values are being copied to dbdeploy_backup.v003_op1_orders_note (a trigger keeps the copy in sync)';
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 copy_column tx=none lock=ACCESS SHARE target=shop.orders
--- copy the values of shop.orders.note to the backup schema in batches of 1000
+-- copy the values of shop.orders.note to the backup schema in batches of 1000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, "rows_copied" FROM "dbdeploy_backup"."v003_op1_orders_note_copy"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
+        SELECT rows_seen, rows_copied FROM "dbdeploy_backup"."v003_op1_orders_note_copy"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;
@@ -1068,9 +1082,9 @@ DECLARE
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'customer_id' AND attnum > 0 AND NOT attisdropped) THEN
         RAISE NOTICE '%', 'dbdeploy V003: column shop.orders.customer_id is already gone';
-        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op2_orders_customer_id_copy"()') IS NULL THEN
-            CREATE FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"() RETURNS TABLE (rows_seen bigint, "rows_copied" bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
-            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"() FROM PUBLIC;
+        IF pg_catalog.to_regprocedure('"dbdeploy_backup"."v003_op2_orders_customer_id_copy"(bigint)') IS NULL THEN
+            CREATE FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE sql SET search_path = pg_catalog, pg_temp AS 'SELECT 0::bigint, 0::bigint';
+            REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"(bigint) FROM PUBLIC;
         END IF;
         RETURN;
     END IF;
@@ -1348,7 +1362,7 @@ END', (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = OLD.%1$I', u.k),
             END IF;
         END LOOP;
     END;
-    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"() RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
+    EXECUTE pg_catalog.format('CREATE FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"(p_rows bigint) RETURNS TABLE (rows_seen bigint, rows_copied bigint) LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS %L', pg_catalog.format('DECLARE
     v_seen bigint;
     v_copied bigint;
 BEGIN
@@ -1360,10 +1374,10 @@ BEGIN
     END IF;
     WITH batch AS (
         SELECT %1$s, t."customer_id" AS dbdeploy_value FROM "shop"."orders" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT 1000
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s LIMIT $1
     ), next_key AS (
         SELECT %1$s FROM "shop"."orders" AS t
-        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET 1000 LIMIT 1
+        WHERE (%1$s) >= (%2$s) ORDER BY %1$s OFFSET $1 LIMIT 1
     ), saved AS (
         INSERT INTO "dbdeploy_backup"."v003_op2_orders_customer_id" (%3$s, "customer_id") SELECT %3$s, dbdeploy_value FROM batch
         ON CONFLICT (%3$s) DO NOTHING RETURNING 1
@@ -1378,26 +1392,40 @@ BEGIN
     rows_copied := v_copied;
     RETURN NEXT;
 END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op2_orders_customer_id_progress" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o))));
-    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op2_orders_customer_id_copy"(bigint) FROM PUBLIC;
     RAISE NOTICE '%', 'dbdeploy V003: prepared the drop of shop.orders.customer_id: its definition is kept in dbdeploy_backup.v003_op2_orders_customer_id_def, its values are being copied to dbdeploy_backup.v003_op2_orders_customer_id (a trigger keeps the copy in sync)';
 END
 $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 5 copy_column tx=none lock=ACCESS SHARE target=shop.orders
--- copy the values of shop.orders.customer_id to the backup schema in batches of 1000
+-- copy the values of shop.orders.customer_id to the backup schema in batches of 1000 rows at most, each sized to take about batch_time
 DO $dbdeploy$
+#variable_conflict use_column
 DECLARE
     v_rows bigint;
     v_changed bigint;
+    v_max_rows bigint := 1000;
+    v_batch_rows bigint := 1000;
+    v_target interval := COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.batch_time', true), ''), '50ms')::interval;
+    v_started timestamptz;
+    v_took interval;
 BEGIN
     LOOP
-        -- dbdeploy:batch-begin
-        SELECT rows_seen, "rows_copied" FROM "dbdeploy_backup"."v003_op2_orders_customer_id_copy"()
+        PERFORM pg_catalog.set_config('dbdeploy.batch_rows', v_batch_rows::pg_catalog.text, false);
+        v_started := pg_catalog.clock_timestamp();
+        -- dbdeploy:batch-begin rows=1000
+        SELECT rows_seen, rows_copied FROM "dbdeploy_backup"."v003_op2_orders_customer_id_copy"(pg_catalog.current_setting('dbdeploy.batch_rows')::pg_catalog.int8)
         -- dbdeploy:batch-end
         INTO v_rows, v_changed;
         EXIT WHEN v_rows = 0;
         COMMIT;
+        v_took := pg_catalog.clock_timestamp() - v_started;
+        IF v_target > interval '0' AND v_took > v_target THEN
+            v_batch_rows := GREATEST(v_batch_rows / 2, 1);
+        ELSIF v_took < v_target / 4 THEN
+            v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);
+        END IF;
     END LOOP;
 END
 $dbdeploy$;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "f650161eaed097de039aa466575cd67b658191c517dccd74618e53de29cba2ba"
+CHECKSUM = "2e8689d6af2f9b4aaabb304de5ea413350ff216f7d317fef7132e6b4dbd155ce"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
