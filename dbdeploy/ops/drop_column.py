@@ -42,9 +42,10 @@ entries of the dbdeploy-owned keeper (``format_type``, ``pg_get_expr``, ``pg_get
 identifiers through ``quote_ident``, keywords chosen by ``CASE`` from fixed lists, numbers as
 numbers. The rollback steps:
 
-1. ``restore_column`` (short, ACCESS EXCLUSIVE): re-adds the column nullable without a default
-   (metadata only, no rewrite), then its default (for rows inserted from now on) and comment;
-   creates the restore cursor and batch function.
+1. ``restore_column`` (short, ACCESS EXCLUSIVE): creates the restore cursor and batch function,
+   then — last, so the table's lock is held only for catalog changes — re-adds the column nullable
+   without a default (metadata only, no rewrite), its default (for rows inserted from now on) and
+   comment.
 2. ``restore_column_values`` (no transaction, ROW EXCLUSIVE, batches in key order, sized by time
    like the copy's): puts each
    saved value back where the column is still NULL — a value the application wrote to the
@@ -761,16 +762,7 @@ class DropColumn(Operation):
               "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid\n"
               "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
               "WHERE a.attrelid = {k} AND a.attname = {c};").format(k=keeper, c=literal(self.column)),
-            S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_type\n"
-              "    || COALESCE(' COLLATE ' || v_collation, '');").format(qt=qt, qc=qc),
             S("v_has_default := v_default IS NOT NULL;"),
-            if_then(S("v_has_default"),
-                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT ' || v_default;"
-                      ).format(qt=qt, qc=qc)),
-            if_then(S("v_comment IS NOT NULL"),
-                    S("EXECUTE 'COMMENT ON COLUMN ' || {qt} || '.' || {qc} || ' IS '"
-                      " || pg_catalog.quote_literal(v_comment);"
-                      ).format(qt=qt, qc=qc)),
             self._key_from_backup(ctx),
             # Statistics for the batches' join with the copy (never analyzed since it was filled).
             S("ANALYZE {};").format(self._rel(ctx)),
@@ -782,6 +774,17 @@ class DropColumn(Operation):
             drop_batch_function(self._fn(ctx, "put")),
             self._restore_function(ctx),
             revoke_batch_function(self._fn(ctx, "put")),
+            # Last, so that the table's ACCESS EXCLUSIVE lock is held only for these catalog changes
+            # until the commit (everything above reads or writes dbdeploy's own tables).
+            S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD COLUMN ' || {qc} || ' ' || v_type\n"
+              "    || COALESCE(' COLLATE ' || v_collation, '');").format(qt=qt, qc=qc),
+            if_then(S("v_has_default"),
+                    S("EXECUTE 'ALTER TABLE ' || {qt} || ' ALTER COLUMN ' || {qc} || ' SET DEFAULT ' || v_default;"
+                      ).format(qt=qt, qc=qc)),
+            if_then(S("v_comment IS NOT NULL"),
+                    S("EXECUTE 'COMMENT ON COLUMN ' || {qt} || '.' || {qc} || ' IS '"
+                      " || pg_catalog.quote_literal(v_comment);"
+                      ).format(qt=qt, qc=qc)),
             notice(ctx, f"re-added column {key}; restoring its values in batches"),
         )
         declare = ["v_saved record", "v_count bigint", "v_key text[]", "v_type text", "v_collation text",

@@ -947,15 +947,7 @@ BEGIN
     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_def"') AND a.attname = 'error_message';
-    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_type
-        || COALESCE(' COLLATE ' || v_collation, '');
     v_has_default := v_default IS NOT NULL;
-    IF v_has_default THEN
-        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_default;
-    END IF;
-    IF v_comment IS NOT NULL THEN
-        EXECUTE 'COMMENT ON COLUMN ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"' || ' IS ' || pg_catalog.quote_literal(v_comment);
-    END IF;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
@@ -1045,6 +1037,14 @@ BEGIN
     RETURN NEXT;
 END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_restore" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), CASE WHEN v_has_default THEN 'true' ELSE 'false' END));
     REVOKE ALL ON FUNCTION "dbdeploy_backup"."v003_op1_site_tracking_events_r_error_message_put"(bigint) FROM PUBLIC;
+    EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ADD COLUMN ' || '"error_message"' || ' ' || v_type
+        || COALESCE(' COLLATE ' || v_collation, '');
+    IF v_has_default THEN
+        EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' ALTER COLUMN ' || '"error_message"' || ' SET DEFAULT ' || v_default;
+    END IF;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"raw"."site_tracking_events_r"' || '.' || '"error_message"' || ' IS ' || pg_catalog.quote_literal(v_comment);
+    END IF;
     RAISE NOTICE '%', 'dbdeploy V003: re-added column raw.site_tracking_events_r.error_message; restoring its values in batches';
 END
 $dbdeploy$;

@@ -738,15 +738,7 @@ BEGIN
     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_orders_note_def"') AND a.attname = 'note';
-    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_type
-        || COALESCE(' COLLATE ' || v_collation, '');
     v_has_default := v_default IS NOT NULL;
-    IF v_has_default THEN
-        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_default;
-    END IF;
-    IF v_comment IS NOT NULL THEN
-        EXECUTE 'COMMENT ON COLUMN ' || '"shop"."orders"' || '.' || '"note"' || ' IS ' || pg_catalog.quote_literal(v_comment);
-    END IF;
     SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) INTO v_key
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
@@ -836,6 +828,14 @@ BEGIN
     RETURN NEXT;
 END', (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('(SELECT p.%1$I FROM "dbdeploy_backup"."v002_op1_orders_note_restore" AS p)', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('next_key.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('p.%1$I', u.k), ', ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('b.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), (SELECT pg_catalog.string_agg(pg_catalog.format('t.%1$I = batch.%1$I', u.k), ' AND ' ORDER BY u.o) FROM pg_catalog.unnest(v_key) WITH ORDINALITY AS u(k, o)), CASE WHEN v_has_default THEN 'true' ELSE 'false' END));
     REVOKE ALL ON FUNCTION "dbdeploy_backup"."v002_op1_orders_note_put"(bigint) FROM PUBLIC;
+    EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD COLUMN ' || '"note"' || ' ' || v_type
+        || COALESCE(' COLLATE ' || v_collation, '');
+    IF v_has_default THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ALTER COLUMN ' || '"note"' || ' SET DEFAULT ' || v_default;
+    END IF;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE 'COMMENT ON COLUMN ' || '"shop"."orders"' || '.' || '"note"' || ' IS ' || pg_catalog.quote_literal(v_comment);
+    END IF;
     RAISE NOTICE '%', 'dbdeploy V002: re-added column shop.orders.note; restoring its values in batches';
 END
 $dbdeploy$;
