@@ -100,6 +100,7 @@ def batch_profile(ctx: Context, template: str, project: Project) -> dict:
                     break
                 for sql_text in step.statements:
                     conn.execute(sql_text)
+            fixed_batch_rows(conn, ctx.settings.batch_size)
             plan = None
             for _ in range(3):   # three batches; the last one is reported
                 plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement).fetchone()[0][0]
@@ -118,6 +119,15 @@ def batch_profile(ctx: Context, template: str, project: Project) -> dict:
     return {"execution_ms": plan["Execution Time"], "ctes": ctes}
 
 
+def fixed_batch_rows(conn: psycopg.Connection, batch_size: int) -> None:
+    """Set the row count the batch statement reads (``dbdeploy.batch_rows``, which the executor's
+    loop sizes by ``batch_time``) to ``batch_size`` for the session: this benchmark compares
+    batches of one fixed size with one UPDATE."""
+    from dbdeploy.render.markers import BATCH_ROWS_SETTING
+
+    conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", [BATCH_ROWS_SETTING, str(batch_size)])
+
+
 def run_unprepared(project: Project, dsn: str, batch_size: int, rows: int) -> tuple[float, int, list[float]]:
     from dbdeploy.executor.bundles import load_bundles
 
@@ -131,6 +141,7 @@ def run_unprepared(project: Project, dsn: str, batch_size: int, rows: int) -> tu
                 break
             for sql_text in step.statements:
                 conn.execute(sql_text)
+        fixed_batch_rows(conn, batch_size)
         start = time.perf_counter()
         for _ in range(rows // batch_size + 10):     # bounded: one more than the batches needed
             begin = time.perf_counter()
