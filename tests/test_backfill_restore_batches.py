@@ -36,6 +36,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import psycopg
@@ -112,8 +113,9 @@ class Scenario:
     forward: dict = field(default_factory=dict)       # after the forward
     now: dict = field(default_factory=dict)           # before the rollback (the application wrote)
 
-    @property
+    @cached_property
     def backfilled(self) -> set:
+        """The keys the backfill changed (computed once: every per-row question below asks it)."""
         return {k for k, v in self.before.items() if v[0] == "old"}
 
     def _changed(self, key) -> bool:
