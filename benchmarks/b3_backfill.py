@@ -123,7 +123,7 @@ def fixed_batch_rows(conn: psycopg.Connection, batch_size: int) -> None:
     """Set the row count the batch statement reads (``dbdeploy.batch_rows``, which the executor's
     loop sizes by ``batch_time``) to ``batch_size`` for the session: this benchmark compares
     batches of one fixed size with one UPDATE."""
-    from dbdeploy.render.markers import BATCH_ROWS_SETTING
+    from dbdeploy.bundle.markers import BATCH_ROWS_SETTING
 
     conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", [BATCH_ROWS_SETTING, str(batch_size)])
 

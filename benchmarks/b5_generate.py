@@ -91,10 +91,10 @@ def in_process_breakdown(specs: Path, out: Path) -> dict:
     Each phase is called the way ``dbdeploy/render/writer.py`` calls it; a phase this version of
     dbdeploy does not have is skipped.
     """
+    from dbdeploy.plan.loader import load_specs
+    from dbdeploy.plan.migration_plan import plan_all
     from dbdeploy.render.bundle import render_bundle
-    from dbdeploy.render.plan import plan_all
     from dbdeploy.render.writer import write
-    from dbdeploy.spec.loader import load_specs
 
     phases: dict[str, float] = {}
     begin = time.perf_counter()

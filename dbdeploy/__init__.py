@@ -17,8 +17,8 @@ _DSL = {
         ("AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "Backfill", "CreateIndex", "CreateSchema",
          "CreateTable", "DropColumn", "DropIndex", "DropTable", "RawSQL", "RequireExtension", "SeedRows"),
         "dbdeploy.ops"),
-    **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.spec.components"),
-    "Migration": "dbdeploy.spec.migration",
+    **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
+    "Migration": "dbdeploy.ops.migration",
 }
 
 __all__ = [*sorted(_DSL), "__version__"]

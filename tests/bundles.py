@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbdeploy.ops.migration import Migration
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import render_bundle
-from dbdeploy.render.plan import plan_all
-from dbdeploy.spec.loader import LoadedMigration
-from dbdeploy.spec.migration import Migration
 
 
 @dataclass(frozen=True)

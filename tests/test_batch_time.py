@@ -222,7 +222,7 @@ def test_batch_time_defaults_to_half_of_lock_timeout(tmp_path) -> None:
 def test_the_executor_sizes_the_next_batch_by_the_rule(rows, took, target, expected) -> None:
     """The rule the executor applies after each batch (the bundle's PL/pgSQL loop has the same), for
     batch_size 1000."""
-    from dbdeploy.render.markers import next_batch_rows
+    from dbdeploy.bundle.markers import next_batch_rows
 
     assert next_batch_rows(rows, took, target, 1000) == expected
 
@@ -230,7 +230,7 @@ def test_the_executor_sizes_the_next_batch_by_the_rule(rows, took, target, expec
 def test_a_batch_marker_without_rows_is_read_as_a_fixed_size_batch() -> None:
     """A bundle written by an older dbdeploy (``-- dbdeploy:batch-begin`` with no ``rows=``, the row
     count in its SQL) is still read: the executor then sets no row count and never resizes."""
-    from dbdeploy.render.markers import parse_steps
+    from dbdeploy.bundle.markers import parse_steps
 
     text = ("-- dbdeploy:preamble\nSET lock_timeout = '5s';\n"
             "-- dbdeploy:step 1 backfill tx=none lock=ROW EXCLUSIVE target=public.t\n-- old\n"

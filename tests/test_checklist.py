@@ -45,11 +45,11 @@ from dbdeploy import (
     SeedRows,
     Unique,
 )
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import render_bundle
 from dbdeploy.render.checklist import CHECKLIST_NAME
-from dbdeploy.render.plan import plan_all
 from dbdeploy.render.writer import build_bundles
-from dbdeploy.spec.loader import LoadedMigration
 from tests.bundles import write_bundles
 from tests.golden_cases import CASES
 from tests.pg import TestDatabase

@@ -48,9 +48,9 @@ from dbdeploy import (
     Unique,
 )
 from dbdeploy.errors import SpecError
+from dbdeploy.plan.loader import LoadedMigration, _validation_error
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import render_bundle
-from dbdeploy.render.plan import plan_all
-from dbdeploy.spec.loader import LoadedMigration, _validation_error
 from tests.sqlwalk import bare_words, parse_everything, relations, transaction_balance
 
 SPEC_FILE = Path("V001_property.py")
@@ -270,7 +270,7 @@ def test_a_plain_draft_is_accepted_and_a_hostile_one_refused():
     draft = {
         "names": {"schema": "app", "table": "users", "c1": "id", "c2": "email", "c3": "status"},
         "optional": {"check": None, "index": "users_email_idx", "unique": None, "added_index": None, "fk": None},
-        # text → text: the foreign key (email → id) needs comparable types (dbdeploy.spec.static_checks)
+        # text → text: the foreign key (email → id) needs comparable types (dbdeploy.model.static_checks)
         "types": ["text", "text", "text"], "default": None, "check": "{c} <> ''", "where": "{c} IS NOT NULL",
         "set": "lower({c})", "index_key": "lower({c}::text)", "comment": "it's", "description": "x",
         "seed": ["1", "a@example.com"], "batch_size": 500, "ops": ["add_column", "backfill", "seed", "index", "fk"],

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import render_bundle
-from dbdeploy.render.plan import plan_all
-from dbdeploy.spec.loader import LoadedMigration
 from tests.golden_cases import CASES
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dbdeploy.spec.loader import MAX_SPEC_FILE_BYTES
+from dbdeploy.plan.loader import MAX_SPEC_FILE_BYTES
 from dbdeploy.sql.parse import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_SQL_CHARS
 from tests.executor_support import DBDEPLOY
 from tests.pg import TestDatabase

@@ -27,10 +27,10 @@ from dbdeploy.errors import SpecError
 from dbdeploy.lint import BY_ID, RULES, LintError, lint_migrations, lint_specs
 from dbdeploy.lint.report import render_json, render_text
 from dbdeploy.lint.sqlwalk import PLACEHOLDER, body_statements, dynamic_sql
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.checklist import CHECKLIST_NAME
-from dbdeploy.render.plan import plan_all
 from dbdeploy.render.writer import build_bundles
-from dbdeploy.spec.loader import LoadedMigration
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "lint_fixtures"

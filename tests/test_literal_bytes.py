@@ -50,15 +50,15 @@ from dbdeploy import (
     RawSQL,
     SeedRows,
 )
+from dbdeploy.bundle.markers import BATCH_BEGIN, BATCH_END, POSTAMBLE, PREAMBLE
 from dbdeploy.executor.bundles import parse_script
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.deploy import Deployment
 from dbdeploy.ops.seed_rows import COPY_MIN_ROWS
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import render_bundle
-from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END, POSTAMBLE, PREAMBLE
-from dbdeploy.render.plan import plan_all
 from dbdeploy.render.writer import write
-from dbdeploy.spec.loader import LoadedMigration
 from dbdeploy.sql import literal, render
 from dbdeploy.sql.psql import indent, statements
 from tests.executor_support import make_project, write_spec

@@ -14,8 +14,8 @@ import pytest
 
 from dbdeploy import Migration
 from dbdeploy.errors import DbdeployError, SpecError
+from dbdeploy.plan.loader import LoadedMigration, load_specs
 from dbdeploy.render.writer import build_bundles
-from dbdeploy.spec.loader import LoadedMigration, load_specs
 
 
 def write(folder: Path, name: str, source: str) -> Path:

@@ -406,9 +406,9 @@ def test_generate_names_file_field_and_fix_for_a_psql_meta_command(tmp_path: Pat
 
 def test_spec_expression_with_a_psql_variable_is_refused_at_generate() -> None:
     from dbdeploy import CreateIndex, Index
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
     from dbdeploy.render.bundle import render_bundle
-    from dbdeploy.render.plan import plan_all
-    from dbdeploy.spec.loader import LoadedMigration
 
     migrations = [Migration(version="001", name="notes", operations=[NOTES]),
                   Migration(version="002", name="idx", operations=[CreateIndex(table="public.notes", index=Index(

@@ -175,7 +175,7 @@ def test_a_killed_backfill_rolls_back_what_it_did(fresh_db_each, tmp_path) -> No
             conn.execute(statement)
         for step in script.steps:
             if step.batch is not None:
-                # the loop contract (dbdeploy.render.markers): the loop sets the batch's row count first
+                # the loop contract (dbdeploy.bundle.markers): the loop sets the batch's row count first
                 conn.execute("SELECT pg_catalog.set_config('dbdeploy.batch_rows', %s, false)", [str(step.batch_rows)])
                 for _ in range(2):
                     conn.execute(step.batch)

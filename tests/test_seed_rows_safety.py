@@ -34,8 +34,8 @@ from psycopg import sql
 from dbdeploy import Column, CreateTable, ForeignKey, Migration, SeedRows
 from dbdeploy.ops import seed_rows as seed_module
 from dbdeploy.ops.base import PlanContext, SchemaState
-from dbdeploy.ops.common import do_block
 from dbdeploy.sql import render
+from dbdeploy.sql.blocks import do_block
 from tests.bundles import write_bundles
 from tests.executor_support import make_project, write_spec
 from tests.pg import TestDatabase

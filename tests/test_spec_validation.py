@@ -39,8 +39,8 @@ from dbdeploy import (
     SeedRows,
     Unique,
 )
+from dbdeploy.model.names import MAX_IDENTIFIER_BYTES, check_identifier, derived_name
 from dbdeploy.render.writer import build_bundles
-from dbdeploy.spec.names import MAX_IDENTIFIER_BYTES, check_identifier, derived_name
 from dbdeploy.sql import parse_expression
 
 ROOT = Path(__file__).resolve().parent.parent

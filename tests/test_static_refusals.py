@@ -708,6 +708,6 @@ def test_configured_history_schema_frees_migrations(tmp_path):
     ("DROP TABLE t", set()),
 ])
 def test_raw_sql_objects_are_what_the_statements_write(text, schemas):
-    from dbdeploy.spec.reserved import raw_sql_objects
+    from dbdeploy.ops.reserved import raw_sql_objects
 
     assert {schema for schema, _ in raw_sql_objects(text)} == schemas

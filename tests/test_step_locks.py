@@ -159,7 +159,7 @@ class Observer:
                 seen |= _own_locks(self.conn)
         else:
             if step.batch is not None:
-                # the loop contract (dbdeploy.render.markers): the batch's row count is set first
+                # the loop contract (dbdeploy.bundle.markers): the batch's row count is set first
                 self.conn.execute("SELECT pg_catalog.set_config('dbdeploy.batch_rows', %s, false)",
                                   [str(step.batch_rows)])
                 with self.conn.transaction(force_rollback=True):   # the executor's batch statement

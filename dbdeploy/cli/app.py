@@ -14,7 +14,7 @@ import sys
 import typer
 
 from dbdeploy import __version__
-from dbdeploy.cli import check_command, deploy_commands, generate, lint, new, test_command
+from dbdeploy.cli import check_command, deploy_commands, generate, lint, new, testing
 from dbdeploy.errors import DbdeployError, Interrupted
 
 app = typer.Typer(
@@ -44,7 +44,7 @@ generate.register(app)
 lint.register(app)
 new.register(app)
 deploy_commands.register(app)
-test_command.register(app)
+testing.register(app)
 check_command.register(app)
 
 

@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply the bundles the specs generate to a scratch database; report each bundle's first error
         with the spec file and line of its operation. Exit 1 if any bundle fails, 0 otherwise."""
+        from dbdeploy.cli.scratch_check import run_check
         from dbdeploy.cli.view import ProgressView
-        from dbdeploy.executor.check import run_check
         from dbdeploy.executor.config import load_config
         from dbdeploy.executor.connection import secrets_of
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from dbdeploy.bundle.markers import MarkerError, ParsedStep, checksum, parse_steps
 from dbdeploy.errors import IntegrityError
-from dbdeploy.render.markers import MarkerError, ParsedStep, checksum, parse_steps
 from dbdeploy.sql.psql import Statement
 
 

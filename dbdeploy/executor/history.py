@@ -38,7 +38,7 @@ def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "
             "SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", [sql.Identifier(backup_schema).as_string(conn)]
     ).fetchone()[0]:
         return
-    from dbdeploy.render.bookkeeping import ensure_tables  # the spec machinery, only when needed
+    from dbdeploy.bundle.bookkeeping import ensure_tables  # the spec machinery, only when needed
 
     h = sql.Identifier(schema)
     with conn.transaction():

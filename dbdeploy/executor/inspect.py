@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from dbdeploy.bundle import catalog_checks
 from dbdeploy.executor import history, lock, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.connection import connect
-from dbdeploy.render import bundle_checks
 
 STATE_NAMES = {
     None: "pending", "completed": "applied", "baseline": "applied (baseline)", "failed": "failed",
@@ -107,24 +107,24 @@ def next_steps(rows: list[VersionStatus], env: str, all_rows: list[VersionStatus
 def _expected_state(bundles: list[BundleOnDisk], log: dict) -> list[tuple[str, dict]]:
     """``(label, entry)`` for every expectation of an applied version (status completed or baseline)
     that no later applied version supersedes, by the rule the generated tests use
-    (:func:`dbdeploy.render.bundle_checks.superseded_by`): a later drop or different definition of the
+    (:func:`dbdeploy.bundle.catalog_checks.superseded_by`): a later drop or different definition of the
     same object, or a later drop of the table or column it is about."""
     applied = [b for b in bundles
-               if (row := log.get(history.int_key(b.version))) and row.status in bundle_checks.APPLIED_STATUSES]
+               if (row := log.get(history.int_key(b.version))) and row.status in catalog_checks.APPLIED_STATUSES]
     result = []
     for i, bundle in enumerate(applied):
         later = [(b.label, b.manifest.get("expects", [])) for b in applied[i + 1:]]
         for entry in bundle.manifest.get("expects", []):
             if entry["object"] == "extension" and not entry["present"]:
                 continue   # the generated tests do not check these either (testgen.render_test_file)
-            if bundle_checks.superseded_by(entry, later) is None:
+            if catalog_checks.superseded_by(entry, later) is None:
                 result.append((bundle.label, dict(entry, bundle_folder=str(bundle.folder))))
     return result
 
 
 def verify(config: Config, env: Environment, dsn: str) -> list[str]:
     """Problems found (empty when healthy): missing, unexpected or differently defined objects (the
-    checks of the generated tests, :mod:`dbdeploy.render.bundle_checks`), invalid indexes, NOT VALID
+    checks of the generated tests, :mod:`dbdeploy.bundle.catalog_checks`), invalid indexes, NOT VALID
     constraints left behind, unfinished backfills, missing seed rows, sequences behind their
     column's values, and failed or interrupted versions."""
     bundles = load_bundles(config.generated)
@@ -138,12 +138,12 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
             row = log.get(history.int_key(bundle.version))
             if row and row.status in ("failed", "running", "rolling_back"):
                 problems.append(f"{bundle.label} is {STATE_NAMES[row.status]}; run apply (or rollback) again")
-            elif row and row.status in bundle_checks.APPLIED_STATUSES and row.checksum != bundle.checksum:
+            elif row and row.status in catalog_checks.APPLIED_STATUSES and row.checksum != bundle.checksum:
                 problems.append(f"{bundle.label} was applied with a different checksum than its bundle")
             problems += [f"{bundle.label}: {p}" for p in bundle.problems()]
         known = {int(b.version) for b in bundles}
         for key, row in sorted(log.items(), key=lambda kv: int(kv[0])):
-            if row.status in bundle_checks.APPLIED_STATUSES and int(key) not in known:
+            if row.status in catalog_checks.APPLIED_STATUSES and int(key) not in known:
                 problems.append(f"version {row.version} is applied ({row.status}) but generated/ has no bundle for "
                                 "it, so what it made cannot be checked; fix: check out the bundles that were applied")
         tables: set[str] = set()
@@ -191,7 +191,7 @@ def _regclass(conn: psycopg.Connection, name: str):
 def _check(conn: psycopg.Connection, entry: dict) -> str | None:
     """One expectation against the database: None when it holds, else what is wrong. An entry of a
     kind these checks do not know is reported, never passed."""
-    return bundle_checks.run_check(conn, entry)
+    return catalog_checks.run_check(conn, entry)
 
 
 def _health(conn: psycopg.Connection, tables: list[str]) -> list[str]:
@@ -208,5 +208,5 @@ def _health(conn: psycopg.Connection, tables: list[str]) -> list[str]:
                 "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s AND NOT convalidated ORDER BY 1",
                 [oid]):
             problems.append(f"{table}: constraint {name} is NOT VALID")
-        problems += [f"{table}: {problem}" for problem in bundle_checks.sequence_problems(conn, table)]
+        problems += [f"{table}: {problem}" for problem in catalog_checks.sequence_problems(conn, table)]
     return sorted(set(problems))

@@ -6,7 +6,7 @@ deadlock) is retried with exponential backoff and jitter, the whole step again, 
 environment's ``retries``; lock_timeout keeps each wait — and so the queue it causes behind
 it — short. Batched steps (Backfill, DropColumn's copy and restore) are driven batch by batch
 here so progress can be reported, each batch sized to take about the environment's ``batch_time``
-by the loop contract the bundle's PL/pgSQL loop follows too (:mod:`dbdeploy.render.markers`).
+by the loop contract the bundle's PL/pgSQL loop follows too (:mod:`dbdeploy.bundle.markers`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import errors
 
+from dbdeploy.bundle.markers import BATCH_ROWS_SETTING, next_batch_rows
 from dbdeploy.executor.bundles import ExecStep, Script
 from dbdeploy.executor.progress import (
     BackfillProgress,
@@ -29,7 +30,6 @@ from dbdeploy.executor.progress import (
     StepFinished,
     StepStarted,
 )
-from dbdeploy.render.markers import BATCH_ROWS_SETTING, next_batch_rows
 from dbdeploy.sql.psql import PsqlScriptError
 from dbdeploy.sql.psql import statements as psql_statements
 
@@ -238,7 +238,7 @@ class ScriptRunner:
         return int(self.conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0])
 
     def _set_batch_rows(self, step: ExecStep, rows: int) -> None:
-        """The loop contract (:mod:`dbdeploy.render.markers`): the batch statement reads its row count
+        """The loop contract (:mod:`dbdeploy.bundle.markers`): the batch statement reads its row count
         from ``dbdeploy.batch_rows``, set for the session as the bundle's PL/pgSQL loop sets it."""
         def assign() -> int:
             self._current = f"SELECT pg_catalog.set_config('{BATCH_ROWS_SETTING}', '{rows}', false)"
@@ -252,7 +252,7 @@ class ScriptRunner:
 
         The first batch has the marker's ``rows=`` (the spec's ``batch_size``); each batch is timed
         up to its commit (``time.monotonic()``, the successful attempt only) and the next one's row
-        count follows :func:`dbdeploy.render.markers.next_batch_rows` for the environment's
+        count follows :func:`dbdeploy.bundle.markers.next_batch_rows` for the environment's
         ``batch_time`` — the rule the bundle's PL/pgSQL loop applies under psql. A bundle of an older
         dbdeploy (no ``rows=``) has its row count built into the statement. Reports
         :class:`BackfillProgress` after every batch; returns (rows changed, most attempts of a batch).

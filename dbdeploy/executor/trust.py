@@ -1,5 +1,5 @@
 """The executor's side of the trust check (README "Security"): the same ``DO`` block the bundles'
-preamble runs (:func:`dbdeploy.render.trust.check_block`), run before a command reads or writes
+preamble runs (:func:`dbdeploy.bundle.trust.check_block`), run before a command reads or writes
 dbdeploy's history or backups, so that nothing planted in those schemas runs as the deploying role.
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 
 import psycopg
 
+from dbdeploy.bundle.trust import MESSAGE, check_block
 from dbdeploy.errors import TrustError
-from dbdeploy.render.trust import MESSAGE, check_block
 
 
 def verify(conn: psycopg.Connection, history_schema: str, backup_schemas: Iterable[str],

@@ -12,7 +12,7 @@ from dbdeploy.lint import types
 from dbdeploy.lint.sqlwalk import SqlStatement, is_temporary, table_name
 from dbdeploy.lint.state import LintState
 from dbdeploy.ops import AddColumn, CreateTable, Operation
-from dbdeploy.spec.migration import Migration
+from dbdeploy.ops.migration import Migration
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Run every rule over every operation of every spec, in version order.
 
-The walk mirrors planning (:func:`dbdeploy.render.plan.plan_all`): a schema state advanced by each
+The walk mirrors planning (:func:`dbdeploy.plan.migration_plan.plan_all`): a schema state advanced by each
 operation's ``apply``, so rules know the tables, keys and indexes that earlier specs created. For
 each operation the rules see the state before it, after it, and after its whole migration (an
 index created later in the same migration still covers a foreign key).
@@ -19,7 +19,7 @@ from dbdeploy.lint.registry import RULES, UNUSED_ALLOW
 from dbdeploy.lint.sqlwalk import body_statements, table_name
 from dbdeploy.lint.state import LintState
 from dbdeploy.ops import CreateTable, Operation, RawSQL
-from dbdeploy.spec.loader import LoadedMigration, load_specs
+from dbdeploy.plan.loader import LoadedMigration, load_specs
 
 
 def lint_specs(specs_dir: Path) -> LintReport:

@@ -13,6 +13,7 @@ from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
 from pglast.parser import ParseError
 
 from dbdeploy.lint.sqlwalk import SqlStatement, qualified_names, table_name
+from dbdeploy.model.components import Check, Index
 from dbdeploy.ops import (
     AddCheck,
     AddForeignKey,
@@ -25,7 +26,6 @@ from dbdeploy.ops import (
     RawSQL,
     SchemaState,
 )
-from dbdeploy.spec.components import Check, Index
 
 
 @dataclass(frozen=True)

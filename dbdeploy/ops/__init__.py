@@ -1,14 +1,16 @@
 """Operations: one module per operation, all behind :class:`dbdeploy.ops.base.Operation`."""
 
+from dbdeploy.bundle.step import Step
 from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_constraint import AddCheck, AddForeignKey, AddUnique
 from dbdeploy.ops.backfill import Backfill
-from dbdeploy.ops.base import Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import Operation, PlanContext, SchemaState
+from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_table import DropTable
-from dbdeploy.ops.index_ops import CreateIndex, DropIndex
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows

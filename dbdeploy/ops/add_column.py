@@ -17,20 +17,24 @@ from typing import ClassVar
 
 from pydantic import model_validator
 
-from dbdeploy.ops import checks, existing, expect
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import TableName
+from dbdeploy.model.components import Column
+from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.static_checks import too_many_columns
+from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops import existing
 from dbdeploy.ops.backfill_steps import BackfillPlan
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import (
     S,
-    block,
     column_dependants,
     column_exists,
     constraint_exists,
     copy_to_timestamped_backup,
-    do_block,
     forget_owned,
-    if_then,
     is_owned,
     notice,
     preflight_dependants,
@@ -44,11 +48,8 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.spec.base import TableName
-from dbdeploy.spec.components import Column
-from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.spec.static_checks import too_many_columns
 from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 
 class AddColumn(Operation):
@@ -169,23 +170,23 @@ class AddColumn(Operation):
         if self.needs_fill and existing:
             notes.append(f"Existing rows of {table} get {column} = {self.column.default} in batches of at most "
                          "1000 rows (each sized to take about batch_time); new rows get it from the column default.")
-        health: list[CheckQuery] = [checks.column_state(table, column, not self.column.nullable)]
+        health: list[CheckQuery] = [queries.column_state(table, column, not self.column.nullable)]
         watch: list[CheckQuery] = []
-        durations = checks.durations(self.forward(ctx)[:1], checks.CATALOG_ONLY)
+        durations = queries.durations(self.forward(ctx)[:1], queries.CATALOG_ONLY)
         if self.needs_fill:
             plan = self._fill_plan(ctx)
-            health.append(checks.backfill_finished(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}",
+            health.append(queries.backfill_finished(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}",
                                                    plan.key))
-            watch.append(checks.backfill_progress(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}"))
-            durations += checks.durations([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
+            watch.append(queries.backfill_progress(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}"))
+            durations += queries.durations([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
                                           f"proportional to rows, in batches of at most {plan.batch_size}"
                                           " (each about batch_time)")
         if self.needs_not_null_steps:
-            durations += checks.durations(self.not_null_steps(ctx), checks.NOT_VALID, checks.VALIDATE,
+            durations += queries.durations(self.not_null_steps(ctx), queries.NOT_VALID, queries.VALIDATE,
                                           "constant (uses the validated CHECK; no scan)")
         prefix = rollback_backup_prefix(ctx.version, f"{split_table(table)[1]}_{column}")
         return ChecklistItems(
-            prerequisites=[checks.table_exists(table)] if existing else [],
+            prerequisites=[queries.table_exists(table)] if existing else [],
             backups=[table] if existing else [], notes=notes, health_checks=health, watch=watch,
             rollback_notes=[f"Column {table}.{column} is dropped only if {ctx.label} added it; every non-NULL value "
                             "in it, whoever wrote it (the column default, the fill, or the application since the "
@@ -193,7 +194,7 @@ class AddColumn(Operation):
                             f"{ctx.backup_schema}.{prefix}_<timestamp> first; a NOTICE names the table and the number "
                             "of rows copied. Nothing is written back into the table's other columns."],
             durations=durations,
-            changes=[checks.added_column_value(table, column, self.column.type, self.column.default)],
+            changes=[queries.added_column_value(table, column, self.column.type, self.column.default)],
             not_null_pending=[self.column_key] if filled_later else [])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from dbdeploy.ops import checks, existing, expect
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import TableName
+from dbdeploy.model.components import Check, ForeignKey, Index, Unique
+from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_types
+from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops import existing
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.ddl import check_body, foreign_key_body
-from dbdeploy.spec.base import TableName
-from dbdeploy.spec.components import Check, ForeignKey, Index, Unique
-from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types
 
 
 def _register(state: SchemaState, table: str, name: str, what: str) -> None:
@@ -53,16 +56,16 @@ class AddForeignKey(Operation):
         name = fk.resolved_name(table)
         existing = table not in earlier.created_tables
         ref_new = fk.references in earlier.created_tables
-        prerequisites: list[CheckQuery] = [checks.table_exists(table)] if existing else []
+        prerequisites: list[CheckQuery] = [queries.table_exists(table)] if existing else []
         if fk.optional and not ref_new:
-            prerequisites.append(checks.optional_table_exists(name, fk.references))
+            prerequisites.append(queries.optional_table_exists(name, fk.references))
         elif not ref_new and fk.references != table:
-            prerequisites.append(checks.table_exists(fk.references, f"referenced by foreign key {name}"))
+            prerequisites.append(queries.table_exists(fk.references, f"referenced by foreign key {name}"))
         if existing and (not fk.optional or ref_new):
-            prerequisites.append(checks.foreign_key_violations(table, name, fk.columns, fk.references, fk.ref_columns,
+            prerequisites.append(queries.foreign_key_violations(table, name, fk.columns, fk.references, fk.ref_columns,
                                                                ctx, earlier))
-        health = (checks.optional_constraint_validated(table, name, fk.references) if fk.optional
-                  else checks.constraint_validated(table, name, "Foreign key"))
+        health = (queries.optional_constraint_validated(table, name, fk.references) if fk.optional
+                  else queries.constraint_validated(table, name, "Foreign key"))
         notes = []
         if fk.references != table and not ref_new:
             notes.append(f"Adding foreign key {name} also locks {fk.references} for a moment (SHARE ROW EXCLUSIVE: "
@@ -70,7 +73,7 @@ class AddForeignKey(Operation):
         return ChecklistItems(
             prerequisites=prerequisites, health_checks=[health], notes=notes,
             rollback_notes=[f"Foreign key {name} is dropped only if {ctx.label} added it."],
-            durations=checks.durations(self.forward(ctx), checks.NOT_VALID, checks.VALIDATE))
+            durations=queries.durations(self.forward(ctx), queries.NOT_VALID, queries.VALIDATE))
 
 
 def foreign_key_expect(table: str, fk: ForeignKey) -> dict:
@@ -118,13 +121,13 @@ class AddCheck(Operation):
         prerequisites = []
         if self.table not in earlier.created_tables:
             prerequisites = [
-                checks.table_exists(self.table),
-                checks.check_violations(self.table, name, self.check.expression, self.check.columns, earlier.changes),
+                queries.table_exists(self.table),
+                queries.check_violations(self.table, name, self.check.expression, self.check.columns, earlier.changes),
             ]
         return ChecklistItems(
-            prerequisites=prerequisites, health_checks=[checks.constraint_validated(self.table, name, "CHECK")],
+            prerequisites=prerequisites, health_checks=[queries.constraint_validated(self.table, name, "CHECK")],
             rollback_notes=[f"CHECK {name} is dropped only if {ctx.label} added it."],
-            durations=checks.durations(self.forward(ctx), checks.NOT_VALID, checks.VALIDATE))
+            durations=queries.durations(self.forward(ctx), queries.NOT_VALID, queries.VALIDATE))
 
 
 class AddUnique(Operation):
@@ -176,16 +179,16 @@ class AddUnique(Operation):
         prerequisites = []
         if existing:
             prerequisites = [
-                checks.table_exists(self.table),
-                checks.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes),
+                queries.table_exists(self.table),
+                queries.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes),
             ]
         qualified_index = f"{self.table.partition('.')[0]}.{name}"
         return ChecklistItems(
             prerequisites=prerequisites,
-            notes=[checks.CONCURRENT_NOTE] if existing else [],
-            health_checks=[checks.constraint_validated(self.table, name, "Unique constraint"),
-                           checks.index_valid(qualified_index)],
-            watch=[checks.index_build_progress(self.table)],
+            notes=[queries.CONCURRENT_NOTE] if existing else [],
+            health_checks=[queries.constraint_validated(self.table, name, "Unique constraint"),
+                           queries.index_valid(qualified_index)],
+            watch=[queries.index_build_progress(self.table)],
             rollback_notes=[f"Unique constraint {name} and its index are dropped only if {ctx.label} added them."],
-            durations=checks.durations(self.forward(ctx), checks.DROP_INVALID_INDEX, checks.CONCURRENT_INDEX,
+            durations=queries.durations(self.forward(ctx), queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX,
                                        "constant (catalog only: the index is already built)"))

@@ -8,15 +8,17 @@ from pglast import parse_sql
 from pglast.parser import ParseError
 from pydantic import Field, field_validator
 
-from dbdeploy.ops import checks, expect
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import ColumnList, SqlExpression, TableName
+from dbdeploy.model.names import _IDENTIFIER, check_identifier
+from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.backfill_steps import BackfillPlan, key_is_proven
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.drop_column import DropColumn
-from dbdeploy.ops.index_ops import DropIndex
+from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.raw_sql import RawSQL
-from dbdeploy.spec.base import ColumnList, SqlExpression, TableName
-from dbdeploy.spec.names import _IDENTIFIER, check_identifier
 from dbdeploy.sql import parse_expression
 
 
@@ -148,17 +150,17 @@ class Backfill(Operation):
         reads = set().union(*(parse_expression(e).columns for e in self.set.values()))
         if self.where:
             reads |= parse_expression(self.where).columns
-        change = checks.backfilled_values(self.table, dict(self.set), self.where, reads)
-        prerequisites = [checks.table_exists(self.table)] if existing else []
+        change = queries.backfilled_values(self.table, dict(self.set), self.where, reads)
+        prerequisites = [queries.table_exists(self.table)] if existing else []
         if existing:
             prerequisites.append(CheckQuery(
                 f"The backfill key ({', '.join(plan.key)}) of {self.table} is unique and NOT NULL (a valid, "
                 "non-partial unique index or primary key on key columns only; the backfill's first step refuses "
                 "otherwise)",
-                checks.query(S("SELECT {} AS key_is_proven").format(key_is_proven(self.table, plan.key))), "true",
+                queries.query(S("SELECT {} AS key_is_proven").format(key_is_proven(self.table, plan.key))), "true",
                 key=f"backfill-key:{self.table}:{','.join(plan.key)}"))
         if existing:
-            prerequisites += [checks.not_null_violations(self.table, column, [*earlier.changes, change])
+            prerequisites += [queries.not_null_violations(self.table, column, [*earlier.changes, change])
                               for column in self.set if f"{self.table}.{column}" in earlier.not_null_pending]
         progress = f"{ctx.backup_schema}.{plan.progress_name}"
         return ChecklistItems(
@@ -166,10 +168,10 @@ class Backfill(Operation):
             notes=[f"The backfill of {self.table} ({', '.join(self.set)}) keeps every value it overwrites, and the "
                    f"value it writes, in {ctx.backup_schema}.{plan.backup_name}; it can be interrupted: running the "
                    f"migration again continues at its cursor ({progress})."],
-            health_checks=[checks.backfill_finished(self.table, plan.progress, progress, plan.key)],
-            watch=[checks.backfill_progress(self.table, plan.progress, progress)],
+            health_checks=[queries.backfill_finished(self.table, plan.progress, progress, plan.key)],
+            watch=[queries.backfill_progress(self.table, plan.progress, progress)],
             rollback_notes=[self._rollback_note(ctx, plan)],
-            durations=checks.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
+            durations=queries.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
                                        f"proportional to rows, in batches of at most {self.batch_size} "
                                        "(one transaction per batch, each about batch_time)"),
             changes=[change])

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from dbdeploy.ops.base import PlanContext, Step
+from dbdeploy.bundle.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.ops.base import PlanContext
 from dbdeploy.ops.batches import (
     BATCH_ROWS,
     ROWS_PARAMETER,
@@ -43,20 +46,16 @@ from dbdeploy.ops.batches import (
 from dbdeploy.ops.common import (
     S,
     backup_table,
-    block,
     copy_to_timestamped_backup,
-    do_block,
     fail,
-    if_then,
     notice,
     regclass,
     relation_exists,
     relation_missing,
     rollback_backup_prefix,
 )
-from dbdeploy.render.markers import BATCH_BEGIN, BATCH_END  # noqa: E402
-from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 from dbdeploy.sql.psql import indent
 
 

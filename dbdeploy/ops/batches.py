@@ -14,7 +14,7 @@ locks are held for one batch at a time. Each of them is built from the same piec
   **no-op** one when there is nothing to do, so the batch step runs the same under psql and the
   executor (:func:`noop_batch_function`);
 - the **batch step**: a DO block whose loop runs the one batch statement between the
-  ``-- dbdeploy:batch-begin rows=N`` / ``-- dbdeploy:batch-end`` markers (:mod:`dbdeploy.render.markers`)
+  ``-- dbdeploy:batch-begin rows=N`` / ``-- dbdeploy:batch-end`` markers (:mod:`dbdeploy.bundle.markers`)
   and commits after each batch; the executor extracts that statement and loops it itself
   (:func:`batch_loop`).
 
@@ -23,7 +23,7 @@ the batch statement takes its row count from the setting ``dbdeploy.batch_rows``
 (:data:`BATCH_ROWS`), which the loop sets before each batch. It starts at the spec's ``batch_size``
 (the upper bound) and, after each batch measured up to its commit, halves (at least 1) when the batch
 took longer than the target ``batch_time`` and doubles (at most ``batch_size``) when it took less than
-a quarter of it (:func:`dbdeploy.render.markers.next_batch_rows`; the PL/pgSQL loop measures with
+a quarter of it (:func:`dbdeploy.bundle.markers.next_batch_rows`; the PL/pgSQL loop measures with
 ``clock_timestamp()``, the executor with ``time.monotonic()``). A writer that needs a row of the batch
 in flight so waits about ``batch_time`` at most, unless a single row takes longer than that.
 """
@@ -32,15 +32,16 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from dbdeploy.ops.common import S, block, do_block, if_then
-from dbdeploy.render.markers import (
+from dbdeploy.bundle.markers import (
     BATCH_BEGIN,
     BATCH_END,
     BATCH_ROWS_SETTING,
     BATCH_TIME_SETTING,
     DEFAULT_BATCH_TIME,
 )
+from dbdeploy.ops.common import S
 from dbdeploy.sql import acl, literal, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 from dbdeploy.sql.psql import indent
 
 # What every batch function and the no-op one run with: built-ins only, nothing from a temporary schema.
@@ -120,7 +121,7 @@ def batch_loop(statement: str, max_rows: int) -> str:
     after each batch, and size the next batch by how long this one took up to its commit
     (``clock_timestamp()``): halve when longer than the target, double (at most ``max_rows``, the
     spec's ``batch_size``) when shorter than a quarter of it — the same rule as the executor's loop
-    (:func:`dbdeploy.render.markers.next_batch_rows`). The target is the session's
+    (:func:`dbdeploy.bundle.markers.next_batch_rows`). The target is the session's
     ``dbdeploy.batch_time`` (an interval), 50 ms when unset; ``0`` keeps every batch at ``max_rows``.
 
     The statement is indented between tokens only (:func:`dbdeploy.sql.psql.indent`): a value

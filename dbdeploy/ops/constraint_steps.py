@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.components import Index
+from dbdeploy.model.names import derived_name
 from dbdeploy.ops import existing
-from dbdeploy.ops.base import PlanContext, Step
+from dbdeploy.ops.base import PlanContext
 from dbdeploy.ops.common import (
     S,
-    block,
     constraint_exists,
     constraint_not_validated,
-    do_block,
     fail,
     forget_owned,
-    if_then,
     is_owned,
     notice,
     record_owned,
@@ -33,9 +33,8 @@ from dbdeploy.ops.common import (
     released_foreign_key,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.spec.components import Index
-from dbdeploy.spec.names import derived_name
 from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 
 def check_existing_constraint(ctx: PlanContext, table: str, name: str, *, probe_body: sql.Composable | None = None,

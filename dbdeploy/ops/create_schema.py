@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from dbdeploy.ops import checks, expect
-from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
-from dbdeploy.ops.common import (
-    S,
-    block,
-    do_block,
-    forget_owned,
-    ident,
-    if_then,
-    is_owned,
-    literal,
-    notice,
-    record_owned,
-    warning,
-)
-from dbdeploy.spec.base import Identifier
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import Identifier
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState
+from dbdeploy.ops.common import S, forget_owned, ident, is_owned, literal, notice, record_owned, warning
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 
 def _schema_exists(name: str):
@@ -72,8 +63,8 @@ class CreateSchema(Operation):
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         return ChecklistItems(
-            health_checks=[checks.schema_exists(self.name)],
+            health_checks=[queries.schema_exists(self.name)],
             rollback_notes=[f"Schema {self.name} is dropped only if {ctx.label} created it and it is empty "
                             "(otherwise it is left in place with a WARNING)."],
-            durations=checks.durations(self.forward(ctx), checks.CATALOG_ONLY),
+            durations=queries.durations(self.forward(ctx), queries.CATALOG_ONLY),
             created_schemas=[self.name])

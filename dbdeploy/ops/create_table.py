@@ -12,17 +12,21 @@ from typing import ClassVar
 
 from pydantic import field_validator, model_validator
 
-from dbdeploy.ops import checks, existing, expect
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import FreeText, Identifier, TableName
+from dbdeploy.model.components import Check, Column, ForeignKey, Index, Unique
+from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
+from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops import existing
 from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step, TableState
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, TableState
 from dbdeploy.ops.common import (
     S,
-    block,
     copy_to_timestamped_backup,
-    do_block,
     forget_owned,
-    if_then,
     is_owned,
     notice,
     preflight_dependants,
@@ -45,11 +49,8 @@ from dbdeploy.ops.ddl import (
     named_constraint,
     unique_body,
 )
-from dbdeploy.spec.base import FreeText, Identifier, TableName
-from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
-from dbdeploy.spec.names import derived_name, split_table
-from dbdeploy.spec.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
 from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 
 class CreateTable(Operation):
@@ -242,38 +243,38 @@ class CreateTable(Operation):
         prerequisites: list[CheckQuery] = []
         notes: list[str] = []
         if schema not in earlier.created_schemas:
-            prerequisites.append(checks.schema_exists(
+            prerequisites.append(queries.schema_exists(
                 schema, f"Schema {schema} exists (created by an earlier migration or by hand)"))
         for fk in self.foreign_keys:
             if fk.references == self.table or fk.references in earlier.created_tables:
                 continue
             fk_name = fk.resolved_name(self.table)
             if fk.optional:
-                prerequisites.append(checks.optional_table_exists(fk_name, fk.references))
+                prerequisites.append(queries.optional_table_exists(fk_name, fk.references))
                 notes.append(f"Foreign key {fk_name} ({self.table} → {fk.references}) is optional: while "
                              f"{fk.references} is missing it is skipped with a NOTICE. Once it exists, running the "
                              "forward file again with psql adds it (NOT VALID, then VALIDATE: a scan of the rows "
                              f"{self.table} holds by then).")
             else:
-                prerequisites.append(checks.table_exists(fk.references, f"referenced by foreign key {fk_name}"))
-        health = [checks.table_exists(self.table),
-                  checks.columns_state(self.table, [(c.name, not c.nullable or c.name in self.primary_key)
+                prerequisites.append(queries.table_exists(fk.references, f"referenced by foreign key {fk_name}"))
+        health = [queries.table_exists(self.table),
+                  queries.columns_state(self.table, [(c.name, not c.nullable or c.name in self.primary_key)
                                                     for c in self.columns])]
         constraints = ([self.pk_name] if self.primary_key else []) + [
             c.resolved_name(self.table) for c in (*self.uniques, *self.checks)] + [
             fk.resolved_name(self.table) for fk in self.foreign_keys if not fk.optional]
         if constraints:
-            health.append(checks.constraints_validated(self.table, constraints))
-        health += [checks.optional_constraint_validated(self.table, fk.resolved_name(self.table), fk.references)
+            health.append(queries.constraints_validated(self.table, constraints))
+        health += [queries.optional_constraint_validated(self.table, fk.resolved_name(self.table), fk.references)
                    for fk in self.foreign_keys if fk.optional]
         if self.indexes:
-            health.append(checks.indexes_valid(self.table, [i.qualified_name(self.table) for i in self.indexes]))
+            health.append(queries.indexes_valid(self.table, [i.qualified_name(self.table) for i in self.indexes]))
         prefix = rollback_backup_prefix(ctx.version, name)
         return ChecklistItems(
             prerequisites=prerequisites, health_checks=health, notes=notes,
             rollback_notes=[f"Table {self.table} is dropped only if {ctx.label} created it; its rows are copied to "
                             f"{ctx.backup_schema}.{prefix}_<timestamp> first."],
-            durations=checks.durations(self.forward(ctx), "constant (new, empty table)", checks.NOT_VALID,
+            durations=queries.durations(self.forward(ctx), "constant (new, empty table)", queries.NOT_VALID,
                                        f"proportional to the rows of {self.table} (none when it was just created)"),
             created_tables=[self.table])
 

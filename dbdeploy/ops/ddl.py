@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from dbdeploy.spec.components import Check, Column, ForeignKey, Index, Unique
-from dbdeploy.spec.names import split_table
+from dbdeploy.model.components import Check, Column, ForeignKey, Index, Unique
+from dbdeploy.model.names import split_table
 from dbdeploy.sql import column_default, ident, qualified
 
 S = sql.SQL

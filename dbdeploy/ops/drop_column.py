@@ -82,8 +82,13 @@ from typing import ClassVar
 from psycopg import sql
 from pydantic import Field
 
-from dbdeploy.ops import checks, expect
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import Identifier, TableName
+from dbdeploy.model.components import Index
+from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.batches import (
     batch_function_head,
     batch_loop,
@@ -97,12 +102,9 @@ from dbdeploy.ops.common import (
     S,
     attnum,
     backup_name,
-    block,
     column_dependants,
     column_exists,
-    do_block,
     fail,
-    if_then,
     is_owned,
     notice,
     refuse_if_dependants,
@@ -112,10 +114,8 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.spec.base import Identifier, TableName
-from dbdeploy.spec.components import Index
-from dbdeploy.spec.names import derived_name, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 BATCH_SIZE = 1000
 
@@ -531,7 +531,7 @@ class DropColumn(Operation):
         keeper = f"{ctx.backup_schema}.{self._name(ctx, 'def')}"
         saved = CheckQuery(
             f"The definition and every value of {table}.{column} are saved for the rollback ({backup}, {keeper})",
-            checks.query(S("SELECT EXISTS (SELECT 1 FROM {meta} WHERE {w})\n    AND {copy} IS NOT NULL"
+            queries.query(S("SELECT EXISTS (SELECT 1 FROM {meta} WHERE {w})\n    AND {copy} IS NOT NULL"
                            " AND {keeper} IS NOT NULL AS saved").format(
                 meta=dropped_columns_table(ctx), w=self._where(ctx), copy=self._regclass(ctx),
                 keeper=self._regclass(ctx, "def"))),
@@ -551,11 +551,11 @@ class DropColumn(Operation):
         return ChecklistItems(
             backups=[table],
             prerequisites=[
-                checks.table_exists(table),
-                checks.dependants(table, column, f"Nothing outside the table uses {table}.{column}: no view, no other "
+                queries.table_exists(table),
+                queries.dependants(table, column, f"Nothing outside the table uses {table}.{column}: no view, no other "
                                                  "table's foreign key (the drop refuses otherwise)"),
-                checks.has_primary_key(table),
-                checks.relation_missing_check(backup, f"No copy left by an earlier drop of {table}.{column} by "
+                queries.has_primary_key(table),
+                queries.relation_missing_check(backup, f"No copy left by an earlier drop of {table}.{column} by "
                                                       f"{ctx.label} that was never rolled back ({backup})"),
             ],
             notes=[f"Dropping {table}.{column} is online: a short transaction creates {keeper} (the column's "
@@ -567,7 +567,7 @@ class DropColumn(Operation):
                    "the column. The application may keep writing throughout. The drop refuses, before any change, "
                    "on a view or another table's foreign key using the column, no primary key, or an exclusion "
                    "constraint on the column."],
-            health_checks=[checks.column_gone(table, column), saved],
+            health_checks=[queries.column_gone(table, column), saved],
             rollback_notes=[f"The rollback re-adds {table}.{column} (at the end of the table, nullable, no rewrite) "
                             f"with its type, collation, default and comment read from {keeper}'s catalog entries, "
                             f"puts every saved value back from {backup} in batches of at most {self.batch_size} rows "
@@ -588,7 +588,7 @@ class DropColumn(Operation):
                             "changing nothing, when a column of that name was added again after the drop or when the "
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
                             f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
-            durations=checks.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
+            durations=queries.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
                                        f"proportional to rows, in batches of at most {self.batch_size}"
                                        " (one transaction per batch, each about batch_time)",
                                        "constant (drops the trigger and the column)"))

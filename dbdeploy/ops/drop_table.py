@@ -18,15 +18,15 @@ from typing import ClassVar
 
 from psycopg import sql
 
-from dbdeploy.ops import checks, expect
-from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState, Step
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import TableName
+from dbdeploy.model.names import short_hash, split_table
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import (
     S,
-    _indent,
-    block,
-    do_block,
     fail,
-    if_then,
     notice,
     refuse_if_dependants,
     regclass,
@@ -34,9 +34,9 @@ from dbdeploy.ops.common import (
     relation_missing,
     table_dependants,
 )
-from dbdeploy.spec.base import TableName
-from dbdeploy.spec.names import short_hash, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
+from dbdeploy.sql.psql import indent
 
 # The backup name leaves room for the "_i<n>" / "_s<n>" suffixes of the renamed indexes and
 # sequences within PostgreSQL's 63-byte identifiers.
@@ -137,10 +137,10 @@ class DropTable(Operation):
         return ChecklistItems(
             backups=[table],
             prerequisites=[
-                checks.table_exists(table),
-                checks.dependants(table, None, f"Nothing outside the table depends on {table}: no view, no other "
+                queries.table_exists(table),
+                queries.dependants(table, None, f"Nothing outside the table depends on {table}: no view, no other "
                                                "table's foreign key (the drop refuses otherwise)"),
-                checks.relation_missing_check(kept, f"No copy left by an earlier drop of {table} by {ctx.label} "
+                queries.relation_missing_check(kept, f"No copy left by an earlier drop of {table} by {ctx.label} "
                                                     f"that was never rolled back ({kept})"),
             ],
             notes=[f"{table} is not deleted: it is moved to {kept} (no PUBLIC access) with all its rows; its indexes "
@@ -148,13 +148,13 @@ class DropTable(Operation):
                    f"in {ctx.backup_schema}.dropped_tables). It keeps its disk space until that table is dropped by "
                    "hand, after the rollback window."],
             health_checks=[
-                checks.table_missing(table, f"Table {table} is gone"),
-                checks.table_exists(kept, f"set aside by {ctx.label} with all its rows"),
+                queries.table_missing(table, f"Table {table} is gone"),
+                queries.table_exists(kept, f"set aside by {ctx.label} with all its rows"),
             ],
             rollback_notes=[f"The rollback moves {kept} back to {table} (instant: rows, indexes, constraints and "
                             "identity come back with it) and gives its indexes, constraints and sequences their "
                             "original names."],
-            durations=checks.durations(self.forward(ctx), "constant (moved to another schema; no data copied)"))
+            durations=queries.durations(self.forward(ctx), "constant (moved to another schema; no data copied)"))
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         schema, name = split_table(self.table)
@@ -218,4 +218,4 @@ class DropTable(Operation):
         body = render(block(*self._restore_refusals(ctx)))
         return [if_then(relation_missing(self.table),
                         S("DECLARE\n    v_saved record;\n    v_taken text;\nBEGIN\n{}\nEND;").format(
-                            S(_indent(body))))]
+                            S(indent(body))))]

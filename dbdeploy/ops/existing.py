@@ -27,10 +27,11 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
+from dbdeploy.model.components import ForeignKey
 from dbdeploy.ops.base import PlanContext
-from dbdeploy.ops.common import S, block, if_then, regclass
-from dbdeploy.spec.components import ForeignKey
+from dbdeploy.ops.common import S, regclass
 from dbdeploy.sql import ident, literal, qualified
+from dbdeploy.sql.blocks import block, if_then
 
 DECLARE = ["v_diff text[] := '{}'"]
 PROBE = ident("pg_temp", "dbdeploy_probe")

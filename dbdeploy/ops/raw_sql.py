@@ -17,9 +17,10 @@ from pglast import ast
 from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
-from dbdeploy.ops import expect
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, Step
-from dbdeploy.spec.names import check_identifier, split_table
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.names import check_identifier, split_table
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.sql import (
     SqlParseError,
     ident,

@@ -7,23 +7,12 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
-from dbdeploy.ops import checks
-from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, Step
-from dbdeploy.ops.common import (
-    S,
-    block,
-    do_block,
-    fail,
-    forget_owned,
-    ident,
-    if_then,
-    is_owned,
-    literal,
-    notice,
-    record_owned,
-    warning,
-)
-from dbdeploy.spec.base import Identifier
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import Identifier
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext
+from dbdeploy.ops.common import S, fail, forget_owned, ident, is_owned, literal, notice, record_owned, warning
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 _EXTENSION_NAME = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}\Z")
 
@@ -159,16 +148,16 @@ class RequireExtension(Operation):
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         if self.create:
-            prerequisites = [checks.extension_available(self.name)]
+            prerequisites = [queries.extension_available(self.name)]
             notes = [f"The migration runs CREATE EXTENSION IF NOT EXISTS \"{self.name}\": the deploying role needs "
                      "the privilege (superuser, or a trusted extension and CREATE on the database)."]
             rollback = [f"Extension {self.name} is dropped only if {ctx.label} created it."]
         else:
-            prerequisites = [checks.extension_installed(
+            prerequisites = [queries.extension_installed(
                 self.name, f"Required extension {self.name} is installed (the migration stops otherwise)")]
             notes = [f"If extension {self.name} is missing, have a superuser run CREATE EXTENSION \"{self.name}\"; "
                      "in this database before deploying."]
             rollback = []
         return ChecklistItems(prerequisites=prerequisites, notes=notes, rollback_notes=rollback,
-                              health_checks=[checks.extension_installed(self.name)],
-                              durations=checks.durations(self.forward(ctx), checks.CATALOG_ONLY))
+                              health_checks=[queries.extension_installed(self.name)],
+                              durations=queries.durations(self.forward(ctx), queries.CATALOG_ONLY))

@@ -30,26 +30,26 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import PrivateAttr, SkipValidation, field_validator, model_validator
 
-from dbdeploy.ops import checks, expect
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, SeededRows, Step
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import ColumnList, TableName
+from dbdeploy.model.names import check_identifier, split_table
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, SeededRows
 from dbdeploy.ops.common import (
     S,
     backup_name,
     backup_table,
-    block,
     copy_to_timestamped_backup,
-    do_block,
     fail,
-    if_then,
     regclass,
     relation_exists,
     relation_missing,
     released_foreign_key,
     rollback_backup_prefix,
 )
-from dbdeploy.spec.base import ColumnList, TableName
-from dbdeploy.spec.names import check_identifier, split_table
 from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 _SCALARS = (str, int, float, bool, decimal.Decimal, datetime.date, datetime.datetime, datetime.time,
             uuid.UUID, type(None))
@@ -501,7 +501,7 @@ END;"""
                 f"The {distinct} seed row(s) are in {self.table} (matched by {', '.join(keys)}; counted through "
                 f"{log}, the keys {ctx.label} inserted; the generated test compares every row with the bundle's "
                 "COPY data)",
-                checks.query(S("SELECT count(*) AS seed_rows_present FROM {t}\nWHERE ({k}) IN (SELECT {k} FROM {log})"
+                queries.query(S("SELECT count(*) AS seed_rows_present FROM {t}\nWHERE ({k}) IN (SELECT {k} FROM {log})"
                                ).format(t=qualified(self.table), k=key_sql, log=self._log_table(ctx))),
                 str(distinct), otherwise=(f"fewer when some keys already existed in {self.table} before {ctx.label}"
                                           " (those rows are left as they were and not recorded)" if existing else ""))
@@ -511,14 +511,14 @@ END;"""
             tuples = [S("({})").format(S(", ").join(_value(row[c]) for c in keys)) for _, row in distinct_rows]
             present = CheckQuery(
                 f"The {len(distinct_rows)} seed row(s) are in {self.table} (matched by {', '.join(keys)})",
-                checks.query(S("SELECT count(*) AS seed_rows_present FROM {t}\nWHERE ({k}) IN ({v})").format(
+                queries.query(S("SELECT count(*) AS seed_rows_present FROM {t}\nWHERE ({k}) IN ({v})").format(
                     t=qualified(self.table), k=key_sql, v=S(", ").join(tuples))), str(len(distinct_rows)))
         prerequisites = []
         if existing:
             prerequisites = [
-                checks.table_exists(self.table),
+                queries.table_exists(self.table),
                 CheckQuery(f"{self.table} has a unique index on exactly ({', '.join(keys)}) (ON CONFLICT needs it)",
-                           checks.query(_unique_index_exists(self.table, keys)), "true"),
+                           queries.query(_unique_index_exists(self.table, keys)), "true"),
             ]
         prefix = rollback_backup_prefix(ctx.version, f"{split_table(self.table)[1]}_seed")
         notes = []
@@ -550,7 +550,7 @@ END;"""
         return ChecklistItems(
             prerequisites=prerequisites, backups=[self.table] if existing else [],
             notes=notes, health_checks=[present], rollback_notes=rollback_notes,
-            durations=checks.durations(self.forward(ctx), summary),
+            durations=queries.durations(self.forward(ctx), summary),
             seeds=[SeededRows(self.table, tuple(self.rows))])
 
 

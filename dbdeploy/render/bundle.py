@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import jinja2
 
+from dbdeploy.bundle import bookkeeping
+from dbdeploy.bundle.markers import POSTAMBLE, PREAMBLE, MarkerError, checksum, parse_steps, render_step
 from dbdeploy.errors import SpecError
-from dbdeploy.render import bookkeeping
+from dbdeploy.plan.migration_plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
-from dbdeploy.render.markers import POSTAMBLE, PREAMBLE, MarkerError, checksum, parse_steps, render_step
-from dbdeploy.render.plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.testgen import render_test_file, test_file_name
 from dbdeploy.sql.psql import PsqlScriptError, split_script
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import jinja2
 from psycopg import sql
 
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Step
-from dbdeploy.ops.checks import estimated_rows, query
-from dbdeploy.render.bookkeeping import LOCK_TIMEOUT
-from dbdeploy.render.markers import BATCH_KINDS, BATCH_TIME_SETTING, DEFAULT_BATCH_TIME
-from dbdeploy.render.plan import MigrationPlan
+from dbdeploy.bundle.bookkeeping import LOCK_TIMEOUT
+from dbdeploy.bundle.markers import BATCH_KINDS, BATCH_TIME_SETTING, DEFAULT_BATCH_TIME
+from dbdeploy.bundle.step import Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery
+from dbdeploy.ops.checklist_queries import estimated_rows, query
+from dbdeploy.plan.migration_plan import MigrationPlan
 from dbdeploy.sql import ident, literal
 
 S = sql.SQL

@@ -1,7 +1,7 @@
 """The generated pytest file of a bundle: what the spec says the database holds after apply,
 and after rollback.
 
-The checks themselves live once, in :mod:`dbdeploy.render.bundle_checks` (which ``dbdeploy verify``
+The checks themselves live once, in :mod:`dbdeploy.bundle.catalog_checks` (which ``dbdeploy verify``
 imports too); each generated file embeds a copy of them and its bundle's own expectations (from the
 operations' ``expects()``), so the file needs nothing but pytest and psycopg.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import jinja2
 
+from dbdeploy.bundle import catalog_checks
+from dbdeploy.model.names import split_table
 from dbdeploy.ops.common import rollback_backup_prefix
-from dbdeploy.render import bundle_checks
-from dbdeploy.spec.names import split_table
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dbdeploy.render", "templates"),
@@ -34,10 +34,10 @@ _EMBED_MARKER = "# ---- EMBED:"
 
 
 def embedded_checks() -> str:
-    """The source of :mod:`dbdeploy.render.bundle_checks` below its EMBED marker line, as the
+    """The source of :mod:`dbdeploy.bundle.catalog_checks` below its EMBED marker line, as the
     generated test files carry it (the module's docstring and imports stay behind: the template
     imports the same names)."""
-    text = Path(bundle_checks.__file__).read_text(encoding="utf-8")
+    text = Path(catalog_checks.__file__).read_text(encoding="utf-8")
     return text[text.index("\n", text.index(_EMBED_MARKER)) + 1:].strip() + "\n"
 
 
@@ -77,7 +77,7 @@ def render_test_file(*, folder: str, label: str, name: str, version: str, source
     version supersedes), the rolled-back state with ``-m rolled_back``, the migration_log row and the
     sequences of the migration's tables."""
     applied = [e for e in expects if e["object"] != "extension" or e["present"]]
-    tables = bundle_checks.migration_tables(applied)
+    tables = catalog_checks.migration_tables(applied)
     return _ENV.get_template("test_bundle.py.j2").render(
         folder=folder, label=label, name=name, version=version, source=source, checksum=checksum,
         filename=test_file_name(folder), history_schema=history_schema, backup_schema=backup_schema,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbdeploy.plan.loader import load_specs
+from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import Bundle, render_bundle
-from dbdeploy.render.plan import plan_all
-from dbdeploy.spec.loader import load_specs
 
 GITATTRIBUTES_NAME = ".gitattributes"
 GITATTRIBUTES = (

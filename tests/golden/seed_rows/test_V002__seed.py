@@ -154,7 +154,7 @@ def test_rolled_back(db, rolled_back_phase, later, earlier, check):
 
 
 # --- checks: each returns None when the database matches, else what is wrong. The same code ----
-# --- runs in `dbdeploy verify` (dbdeploy/render/bundle_checks.py). ---------------------------
+# --- runs in `dbdeploy verify` (dbdeploy/bundle/catalog_checks.py). ---------------------------
 
 APPLIED_STATUSES = ("completed", "baseline")
 

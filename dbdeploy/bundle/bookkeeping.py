@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from dbdeploy.ops.common import block, do_block, if_then
-from dbdeploy.render import trust
+from dbdeploy.bundle import trust
 from dbdeploy.sql import acl, ident, literal, render
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 S = sql.SQL
 

@@ -16,12 +16,9 @@ import hashlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from dbdeploy.bundle.step import Step
 from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, scan, split_script
-
-if TYPE_CHECKING:  # the executor reads markers without importing the spec machinery
-    from dbdeploy.ops.base import Step
 
 PREAMBLE = "-- dbdeploy:preamble"
 BATCH_BEGIN = "-- dbdeploy:batch-begin"

@@ -101,10 +101,10 @@ def run_check(config: Config, specs_dir: Path, admin_dsn: str, *, rollback: bool
     server (see the module docstring). Bad specs raise SpecError/LintError (exit 2) before any
     database is created; a role without CREATEDB raises PrivilegeError (exit 4)."""
     from dbdeploy.lint import lint_migrations, refuse_errors
+    from dbdeploy.plan.loader import load_specs
+    from dbdeploy.plan.migration_plan import plan_all
     from dbdeploy.render.bundle import render_bundle
-    from dbdeploy.render.plan import plan_all
     from dbdeploy.render.writer import write
-    from dbdeploy.spec.loader import load_specs
 
     try:
         conninfo_to_dict(admin_dsn)

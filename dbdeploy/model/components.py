@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from dbdeploy.spec.base import (
+from dbdeploy.model.base import (
     ColumnList,
     Identifier,
     IndexKey,
@@ -19,7 +19,7 @@ from dbdeploy.spec.base import (
     SqlType,
     TableName,
 )
-from dbdeploy.spec.names import _IDENTIFIER, derived_name, short_hash, split_table
+from dbdeploy.model.names import _IDENTIFIER, derived_name, short_hash, split_table
 from dbdeploy.sql import parse_expression, parse_index_element
 from dbdeploy.sql.expression_rules import (
     check_constraint_expression,

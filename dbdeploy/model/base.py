@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from dbdeploy.spec import names
+from dbdeploy.model import names
 from dbdeploy.sql import SqlParseError, parse_expression, parse_index_element, parse_type
 
 

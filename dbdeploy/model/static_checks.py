@@ -7,7 +7,7 @@
   date/time, boolean, …) have none unless an implicit cast or a cross-type ``=`` links them
   (:data:`dbdeploy.sql.builtin_catalog.COMPARABLE_ACROSS_CATEGORIES`), and an array never matches a
   non-array. Only such certain mismatches are refused; user-defined types are left to the database.
-- Foreign keys to a table that the same migration creates later (:func:`dbdeploy.spec.migration`):
+- Foreign keys to a table that the same migration creates later (:func:`dbdeploy.ops.migration`):
   CREATE TABLE would fail because the referenced table does not exist yet.
 """
 

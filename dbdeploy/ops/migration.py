@@ -6,10 +6,10 @@ import re
 
 from pydantic import field_validator, model_validator
 
+from dbdeploy.model.base import SpecModel
+from dbdeploy.model.names import check_version
 from dbdeploy.ops import AddColumn, AnyOperation, Backfill, SchemaState
-from dbdeploy.spec.base import SpecModel
-from dbdeploy.spec.names import check_version
-from dbdeploy.spec.reserved import check_operation as check_reserved_schemas
+from dbdeploy.ops.reserved import check_operation as check_reserved_schemas
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
 

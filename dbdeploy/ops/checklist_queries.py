@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext, Step
+from dbdeploy.bundle.step import Step
+from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext
 from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
 from dbdeploy.sql import ident, literal, qualified, render
 from dbdeploy.sql.psql import indent

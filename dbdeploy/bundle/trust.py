@@ -36,8 +36,8 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from dbdeploy.ops.common import block, do_block, if_then
 from dbdeploy.sql import ident, literal
+from dbdeploy.sql.blocks import block, do_block, if_then
 
 S = sql.SQL
 

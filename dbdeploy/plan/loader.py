@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dbdeploy.errors import SpecError, split_fix
-from dbdeploy.spec.base import recording_sources, stop_recording
-from dbdeploy.spec.migration import Migration
+from dbdeploy.model.base import recording_sources, stop_recording
+from dbdeploy.ops.migration import Migration
 
 # Spec file names are copied into the bundle's SQL comments and its generated Python test file,
 # so they are restricted to characters that cannot end a comment or a string there.
@@ -82,7 +82,7 @@ def load_specs(specs_dir: Path) -> list[LoadedMigration]:
 
 def load_spec_file(path: Path, built: list | None = None) -> list[Migration]:
     """Import one spec file and return its Migration objects. ``built``, when given, receives
-    (operation, line) for every operation the file builds (see :func:`dbdeploy.spec.base.record_source`)."""
+    (operation, line) for every operation the file builds (see :func:`dbdeploy.model.base.record_source`)."""
     module_name = f"dbdeploy_spec_{abs(hash(str(path.resolve())))}"
     found, token = recording_sources(str(path))
     try:

@@ -13,25 +13,16 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from psycopg import sql
 
+from dbdeploy.bundle import bookkeeping
+from dbdeploy.bundle.step import Step
 from dbdeploy.errors import SpecError
-from dbdeploy.ops import (
-    AddColumn,
-    AddForeignKey,
-    Backfill,
-    CreateTable,
-    PlanContext,
-    RawSQL,
-    SchemaState,
-    SeedRows,
-    Step,
-)
+from dbdeploy.ops import AddColumn, AddForeignKey, Backfill, CreateTable, PlanContext, RawSQL, SchemaState, SeedRows
 from dbdeploy.ops.base import ChecklistItems
-from dbdeploy.ops.common import do_block
-from dbdeploy.render import bookkeeping
-from dbdeploy.spec.loader import LoadedMigration
-from dbdeploy.spec.migration import Migration
-from dbdeploy.spec.reserved import check_operation as check_reserved_schemas
+from dbdeploy.ops.migration import Migration
+from dbdeploy.ops.reserved import check_operation as check_reserved_schemas
+from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.sql import literal, parse_statements, render
+from dbdeploy.sql.blocks import do_block
 from dbdeploy.sql.psql import indent, scan
 
 

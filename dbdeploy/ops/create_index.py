@@ -1,0 +1,66 @@
+"""CreateIndex: always CONCURRENTLY, so reads and writes continue during the build."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from psycopg import sql
+
+from dbdeploy.bundle import expectations as expect
+from dbdeploy.bundle.step import Step
+from dbdeploy.model.base import TableName
+from dbdeploy.model.components import Index
+from dbdeploy.model.static_checks import check_btree_columns
+from dbdeploy.ops import checklist_queries as queries
+from dbdeploy.ops import constraint_steps as cs
+from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState
+from dbdeploy.ops.common import is_owned
+from dbdeploy.sql import parse_expression
+
+S = sql.SQL
+
+
+class CreateIndex(Operation):
+    kind: ClassVar[str] = "create_index"
+    table: TableName
+    index: Index
+
+    def apply(self, state: SchemaState) -> None:
+        state.require_columns(self.table, self.index.referenced_columns, "index.columns")
+        if self.index.method == "btree" and self.table in state.tables:
+            check_btree_columns("index.columns", self.index.columns, state.tables[self.table].columns)
+        name = self.index.qualified_name(self.table)
+        state.claim(name, "an index", self.table)
+        state.indexes[name] = (self.table, self.index)
+
+    def forward(self, ctx: PlanContext) -> list[Step]:
+        return cs.build_index_concurrently(ctx, self.kind, self.table, self.index)
+
+    def expects(self, ctx: PlanContext) -> list[dict]:
+        return [expect.index(self.index.qualified_name(self.table), self.table,
+                             columns=self.index.referenced_columns, definition=self.index)]
+
+    def rollback(self, ctx: PlanContext) -> list[Step]:
+        return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]
+
+    def rollback_preflight(self, ctx: PlanContext) -> list:
+        if not self.index.unique:
+            return []
+        name = self.index.resolved_name(self.table)
+        return [cs.index_dependants_preflight(ctx, self.table, name,
+                                              is_owned(ctx, "index", f"{self.table.partition('.')[0]}.{name}"))]
+
+    def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        existing = self.table not in earlier.created_tables
+        name = self.index.qualified_name(self.table)
+        prerequisites = [queries.table_exists(self.table)] if existing else []
+        if existing and self.index.unique and all(k.isidentifier() for k in self.index.columns):
+            reads = parse_expression(self.index.where).columns if self.index.where else frozenset()
+            prerequisites.append(queries.duplicate_keys(self.table, name, self.index.columns, self.index.where, reads,
+                                                       earlier.changes))
+        return ChecklistItems(
+            prerequisites=prerequisites, notes=[queries.CONCURRENT_NOTE] if existing else [],
+            health_checks=[queries.index_valid(name)], watch=[queries.index_build_progress(self.table)],
+            rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it, with DROP INDEX CONCURRENTLY "
+                            "(reads and writes continue)."],
+            durations=queries.durations(self.forward(ctx), queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX))
