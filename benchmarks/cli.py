@@ -41,18 +41,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dsn", default=None,
                         help="admin DSN of the server to use (default: host=127.0.0.1 user=postgres, else an "
                              "embedded pgserver)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per benchmark (default 3, at least 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per benchmark (default 3, at least 3; --quick: 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where BENCHMARKS.md and benchmarks/plots/ go (default: the current folder; with "
                              "--quick a new temporary folder)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke-run sizes: 1 s blocker, 10 and 50 migrations for generation, short "
-                             "warm-up (for CI; figures are not comparable with the targets)")
+                        help="smoke-run sizes: one round, 1 s blocker, 10 and 50 migrations for generation, "
+                             "short warm-up (for CI; figures are not comparable with the targets)")
     parser.add_argument("--only", default=",".join(BENCHMARKS),
                         help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     args = parser.parse_args(argv)
-    if args.rounds is not None and args.rounds < 3:
-        parser.error("--rounds must be at least 3")
+    if args.rounds is not None and args.rounds < 3 and not args.quick:
+        parser.error("--rounds must be at least 3 (medians of fewer are not measurements; --quick runs 1)")
     if args.rows is not None and args.rows < 10_000:
         parser.error("--rows must be at least 10000")
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]

@@ -31,7 +31,7 @@ class Settings:
     @classmethod
     def make(cls, *, rows: int | None, rounds: int | None, quick: bool) -> Settings:
         if quick:
-            return cls(rows=rows or 20_000, rounds=rounds or 3, quick=True, blocker_seconds=1.0,
+            return cls(rows=rows or 20_000, rounds=rounds or 1, quick=True, blocker_seconds=1.0,
                        generation_sizes=(10, 50), generation_budget=20.0, warmup=0.3, tail=0.3, wide_tables=20)
         return cls(rows=rows or 20_000, rounds=rounds or 3, quick=False, blocker_seconds=8.0,
                    generation_sizes=(100, 1000), generation_budget=1200.0)

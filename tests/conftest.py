@@ -50,6 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The fast form of the large issue matrices: a module that sets ``CI_FAST_FORM = n`` runs every
     n-th of its tests (in collection order, so the same ones on every xdist worker) plus those named
     in ``CI_KEEP``; ``DBDEPLOY_FULL=1`` runs them all (README, "Testing")."""
+    _long_modules_first(items)
     if os.environ.get("DBDEPLOY_FULL") == "1":
         return
     seen: dict[object, int] = {}
@@ -67,6 +68,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+# Modules with tests of a minute or more on a 2-core machine (subprocess pipelines, paced writers,
+# property histories). xdist hands tests out in collection order, so these start first instead of
+# leaving one worker busy after the others have finished (the tail decided the suite's wall time).
+_LONG_MODULES = ("test_benchmarks_smoke", "test_stateful_property", "test_pipeline", "test_least_privilege",
+                 "test_generated_tests_states", "test_connection_loss", "test_batch_time")
+
+
+def _long_modules_first(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place: the tests of ``_LONG_MODULES`` first, otherwise collection order."""
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return _LONG_MODULES.index(module) if module in _LONG_MODULES else len(_LONG_MODULES)
+    items.sort(key=rank)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
