@@ -41,7 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dsn", default=None,
                         help="admin DSN of the server to use (default: host=127.0.0.1 user=postgres, else an "
                              "embedded pgserver)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per benchmark (default 3, at least 3; --quick: 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds per benchmark (default 3, at least 3; --quick: 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where BENCHMARKS.md and benchmarks/plots/ go (default: the current folder; with "
                              "--quick a new temporary folder)")
