@@ -1,9 +1,10 @@
 """Run every rule over every operation of every spec, in version order.
 
-The walk mirrors planning (:func:`dbdeploy.plan.migration_plan.plan_all`): a schema state advanced by each
-operation's ``apply``, so rules know the tables, keys and indexes that earlier specs created. For
-each operation the rules see the state before it, after it, and after its whole migration (an
-index created later in the same migration still covers a foreign key).
+The walk is planning's (:func:`dbdeploy.ops.walk.walk`): a schema state advanced by each operation's
+``apply``, so rules know the tables, keys and indexes that earlier specs created; lint adds only what
+RawSQL statements tell (:class:`dbdeploy.lint.state.RawFacts`). For each operation the rules see the
+state before it, after it, and after its whole migration (an index created later in the same
+migration still covers a foreign key).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dbdeploy.lint.registry import RULES, UNUSED_ALLOW
 from dbdeploy.lint.sqlwalk import body_statements, table_name
 from dbdeploy.lint.state import LintState
 from dbdeploy.ops import CreateTable, Operation, RawSQL
+from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration, load_specs
 
 
@@ -50,17 +52,16 @@ def _lint_migration(item: LoadedMigration, state: LintState, rules: tuple[Rule, 
     new_tables: set[str] = set()
     pending: list[tuple[int, Operation, frozenset[str], tuple, tuple]] = []
     failures: dict[int, ValueError] = {}
-    for i, op in enumerate(migration.operations):
+    for visit in walk(migration.operations, state.schema, version=migration.version):
+        i, op = visit.index, visit.op
         forward = rollback = ()
         if isinstance(op, RawSQL):
             forward = tuple(body_statements(op.forward_sql, "forward"))
             rollback = tuple(body_statements(op.rollback_sql, "rollback"))
         pending.append((i, op, frozenset(new_tables), forward, rollback))
-        try:
-            op.apply(state.schema)
-        except ValueError as exc:
-            failures[i] = exc        # reported below, unless a rule already explains it
-        state.advance(op, migration.version, i, list(forward))
+        if visit.error is not None:
+            failures[i] = visit.error        # reported below, unless a rule already explains it
+        state.advance(snapshots[-1], op, list(forward))
         snapshots.append(state.copy())
         if isinstance(op, CreateTable):
             new_tables.add(op.target())

@@ -1,7 +1,7 @@
-"""What lint knows about the schema at each operation: dbdeploy's own SchemaState (advanced by
-each operation's ``apply``, exactly as planning does) plus what the rules need beyond it —
-unique constraints, foreign keys, validated ``CHECK (c IS NOT NULL)`` constraints and the
-indexes RawSQL creates."""
+"""What lint knows about the schema at each operation: the SchemaState of the one walk
+(:func:`dbdeploy.ops.walk.walk`, advanced by each operation's ``apply``, exactly as planning sees it),
+plus what only RawSQL tells — its statements, parsed: the indexes, unique constraints and validated
+``CHECK (c IS NOT NULL)`` constraints it adds, and which of the specs' objects it drops."""
 
 from __future__ import annotations
 
@@ -9,33 +9,14 @@ import functools
 from dataclasses import dataclass, field
 
 from pglast import ast, parse_sql
-from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
+from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.parser import ParseError
 
 from dbdeploy.lint.sqlwalk import SqlStatement, qualified_names, table_name
-from dbdeploy.model.components import Check, Index
-from dbdeploy.ops import (
-    AddCheck,
-    AddForeignKey,
-    AddUnique,
-    CreateIndex,
-    CreateTable,
-    DropColumn,
-    DropTable,
-    Operation,
-    RawSQL,
-    SchemaState,
-)
-
-
-@dataclass(frozen=True)
-class ForeignKeyInfo:
-    table: str
-    name: str
-    columns: tuple[str, ...]
-    references: str
-    version: str
-    index: int              # operation index (0-based) that added it
+from dbdeploy.model.components import Index
+from dbdeploy.ops import Operation, SchemaState
+from dbdeploy.ops.base import ForeignKeyFact
+from dbdeploy.sql.parse import not_null_column
 
 
 @dataclass(frozen=True)
@@ -47,6 +28,7 @@ class AccessPath:
     single_column_only: bool = False  # hash indexes serve only a lookup on their one column
 
     def covers(self, columns: tuple[str, ...]) -> bool:
+        """Whether a lookup by ``columns`` (in any order) can use this path's leading keys."""
         n = len(columns)
         if self.single_column_only and n != 1:
             return False
@@ -54,162 +36,190 @@ class AccessPath:
 
 
 @dataclass
-class LintState:
-    schema: SchemaState = field(default_factory=lambda: SchemaState(complete=True))
-    uniques: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    foreign_keys: dict[tuple[str, str], ForeignKeyInfo] = field(default_factory=dict)
+class RawFacts:
+    """What RawSQL statements told lint, beyond what the operations' ``apply`` recorded.
+
+    Inner per-table mappings are replaced, never changed in place (see :func:`_put`), so a snapshot copies
+    the top-level mappings only. ``hidden`` holds the specs' objects a RawSQL statement dropped: key →
+    the very entry of the SchemaState it dropped (compared by identity, so an object an operation adds
+    again under the same name is a new entry, and visible).
+    """
+
+    uniques: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)   # table → name → columns
     not_null_checks: dict[str, dict[str, str]] = field(default_factory=dict)    # table → check name → column
     pending_checks: dict[str, dict[str, str]] = field(default_factory=dict)     # NOT VALID, not validated yet
-    raw_indexes: dict[str, tuple[str, AccessPath]] = field(default_factory=dict)  # index → (table, path)
-    raw_dropped: set[str] = field(default_factory=set)      # spec-created indexes that RawSQL dropped
+    indexes: dict[str, tuple[str, AccessPath]] = field(default_factory=dict)    # index → (table, path)
+    hidden: dict[tuple, object] = field(default_factory=dict)
+
+    def copy(self) -> RawFacts:
+        """A snapshot later statements cannot change (shallow: see the class doc)."""
+        return RawFacts(dict(self.uniques), dict(self.not_null_checks), dict(self.pending_checks),
+                        dict(self.indexes), dict(self.hidden))
+
+    def forget(self, table: str, column: str = "") -> None:
+        """Forget what RawSQL said about a dropped table (``column`` empty) or column."""
+        if not column:
+            for mapping in (self.uniques, self.not_null_checks, self.pending_checks):
+                mapping.pop(table, None)
+            self.indexes = {n: (t, p) for n, (t, p) in self.indexes.items() if t != table}
+            return
+        self.uniques[table] = {n: c for n, c in self.uniques.get(table, {}).items() if column not in c}
+        for checks in (self.not_null_checks, self.pending_checks):
+            checks[table] = {n: c for n, c in checks.get(table, {}).items() if c != column}
+        self.indexes = {n: (t, p) for n, (t, p) in self.indexes.items() if not (t == table and column in p.columns)}
+
+
+@dataclass
+class LintState:
+    """The walk's SchemaState and the RawSQL facts, with the questions the rules ask of both."""
+
+    schema: SchemaState = field(default_factory=lambda: SchemaState(complete=True))
+    raw: RawFacts = field(default_factory=RawFacts)
 
     def copy(self) -> LintState:
-        """A snapshot later operations cannot change. Shallow: the inner per-table mappings are
-        replaced, never changed in place (see _put/_drop), and SchemaState is copy-on-write too,
-        so a snapshot per operation costs the top-level mappings only."""
-        return LintState(self.schema.copy(), dict(self.uniques), dict(self.foreign_keys),
-                         dict(self.not_null_checks), dict(self.pending_checks), dict(self.raw_indexes),
-                         set(self.raw_dropped))
+        """A snapshot later operations cannot change: SchemaState and RawFacts are copy-on-write, so a
+        snapshot per operation costs the top-level mappings only."""
+        return LintState(self.schema.copy(), self.raw.copy())
 
     # -- what the rules ask ------------------------------------------------------------------
 
+    def _live(self, key: tuple, entry) -> bool:
+        return self.raw.hidden.get(key) is not entry
+
+    def uniques(self, table: str) -> dict[str, tuple[str, ...]]:
+        """Unique constraints of ``table``: name → columns (the specs', less those RawSQL dropped, and RawSQL's)."""
+        known = self.schema.tables.get(table)
+        spec = {} if known is None else {n: c for n, c in known.uniques.items() if self._live(("unique", table, n), c)}
+        return {**spec, **self.raw.uniques.get(table, {})}
+
+    @property
+    def foreign_keys(self) -> dict[tuple[str, str], ForeignKeyFact]:
+        """The foreign keys the operations added, less those RawSQL dropped: (table, name) → fact."""
+        fks = self.schema.foreign_keys
+        if not self.raw.hidden:
+            return fks
+        return {k: v for k, v in fks.items() if self._live(("fk", k), v)}
+
     def access_paths(self, table: str) -> list[AccessPath]:
+        """What finds rows of ``table`` by leading columns: primary key, unique constraints, usable indexes."""
         paths: list[AccessPath] = []
         known = self.schema.tables.get(table)
         if known is not None and known.primary_key:
             paths.append(AccessPath("the primary key", tuple(known.primary_key)))
-        for name, columns in sorted(self.uniques.get(table, {}).items()):
+        for name, columns in sorted(self.uniques(table).items()):
             paths.append(AccessPath(f"unique constraint {name}", columns))
-        for name, (owner, index) in sorted(self.schema.indexes.items()):
-            if owner == table and name not in self.raw_dropped:
+        for name, entry in sorted(self.schema.indexes.items()):
+            owner, index = entry
+            if owner == table and self._live(("index", name), entry):
                 path = index_path(name, index)
                 if path is not None:
                     paths.append(path)
-        paths += [path for owner, path in (self.raw_indexes[n] for n in sorted(self.raw_indexes)) if owner == table]
+        paths += [path for owner, path in (self.raw.indexes[n] for n in sorted(self.raw.indexes)) if owner == table]
         return paths
 
-    def covering(self, fk: ForeignKeyInfo) -> AccessPath | None:
+    def covering(self, fk: ForeignKeyFact) -> AccessPath | None:
+        """The first access path that serves lookups by ``fk``'s columns, or None."""
         return next((p for p in self.access_paths(fk.table) if p.covers(fk.columns)), None)
 
     def index_table(self, name: str) -> str | None:
         """The table of an index the specs (or their RawSQL) created, by qualified name."""
-        if name in self.schema.indexes and name not in self.raw_dropped:
-            return self.schema.indexes[name][0]
-        return self.raw_indexes[name][0] if name in self.raw_indexes else None
+        entry = self.schema.indexes.get(name)
+        if entry is not None and self._live(("index", name), entry):
+            return entry[0]
+        return self.raw.indexes[name][0] if name in self.raw.indexes else None
 
     def has_not_null_check(self, table: str, column: str) -> bool:
-        return column in self.not_null_checks.get(table, {}).values()
+        """Whether a validated ``CHECK (column IS NOT NULL)`` of ``table`` is known (specs or RawSQL)."""
+        if column in self.raw.not_null_checks.get(table, {}).values():
+            return True
+        return any(fact.not_null_column == column and self._live(("check", key), fact)
+                   for key, fact in self.schema.checks.items() if fact.table == table)
 
     def primary_key(self, table: str) -> list[str] | None:
+        """The primary key the specs gave ``table``, or None."""
         known = self.schema.tables.get(table)
         return list(known.primary_key) if known is not None and known.primary_key else None
 
-    # -- advancing past an operation (after ``op.apply(state.schema)``) ---------------------
+    # -- advancing past an operation (after the walk applied it to ``schema``) -----------------
 
-    def advance(self, op: Operation, version: str, index: int, forward: list[SqlStatement]) -> None:
-        if isinstance(op, CreateTable):
-            self.raw_dropped -= {i.qualified_name(op.table) for i in op.indexes}
-            self.uniques[op.table] = {u.resolved_name(op.table): tuple(u.columns) for u in op.uniques}
-            for fk in op.foreign_keys:
-                self._add_fk(op.table, fk, version, index)
-            for check in op.checks:
-                self._add_check(op.table, check)
-        elif isinstance(op, AddUnique):
-            _put(self.uniques, op.table, op.unique.resolved_name(op.table), tuple(op.unique.columns))
-        elif isinstance(op, AddForeignKey):
-            self._add_fk(op.table, op.foreign_key, version, index)
-        elif isinstance(op, AddCheck):
-            self._add_check(op.table, op.check)
-        elif isinstance(op, DropColumn):
-            self._forget_column(op.table, op.column)
-        elif isinstance(op, DropTable):
-            self._forget_table(op.table)
-        elif isinstance(op, CreateIndex):
-            self.raw_dropped.discard(op.index.qualified_name(op.table))
-        elif isinstance(op, RawSQL):
-            for stmt in forward:
-                if not stmt.in_function:
-                    self._raw(stmt.node)
+    def advance(self, before: LintState, op: Operation, forward: list[SqlStatement]) -> None:
+        """Bring the RawSQL facts past ``op`` (``before``: the snapshot before it; ``forward``: its parsed
+        forward SQL when it is RawSQL): what the operation dropped (SchemaState.dropped) takes RawSQL's facts
+        about it along, a table the specs create now starts without RawSQL unique constraints, and RawSQL
+        statements are read."""
+        for table, column in self.schema.dropped[len(before.schema.dropped):]:
+            self.raw.forget(table, column)
+        target = op.target()
+        if target in self.schema.tables and target not in before.schema.tables:
+            self.raw.uniques.pop(target, None)
+        for stmt in forward:
+            if not stmt.in_function:
+                self._raw(stmt.node)
 
-    def _add_fk(self, table: str, fk, version: str, index: int) -> None:
-        name = fk.resolved_name(table)
-        self.foreign_keys[(table, name)] = ForeignKeyInfo(table, name, tuple(fk.columns), fk.references,
-                                                          version, index)
+    def _hide(self, key: tuple, entry) -> None:
+        self.raw.hidden = {**self.raw.hidden, key: entry}
 
-    def _add_check(self, table: str, check: Check) -> None:
-        column = not_null_column(_expression_node(check.expression))
-        if column:
-            _put(self.not_null_checks, table, check.resolved_name(table), column)
-
-    def _forget_column(self, table: str, column: str) -> None:
-        self.uniques[table] = {n: c for n, c in self.uniques.get(table, {}).items() if column not in c}
-        self.foreign_keys = {k: v for k, v in self.foreign_keys.items()
-                             if not (v.table == table and column in v.columns)}
-        for checks in (self.not_null_checks, self.pending_checks):
-            checks[table] = {n: c for n, c in checks.get(table, {}).items() if c != column}
-        self.raw_indexes = {n: (t, p) for n, (t, p) in self.raw_indexes.items()
-                            if not (t == table and column in p.columns)}
-
-    def _forget_table(self, table: str) -> None:
-        for mapping in (self.uniques, self.not_null_checks, self.pending_checks):
-            mapping.pop(table, None)
-        self.foreign_keys = {k: v for k, v in self.foreign_keys.items() if v.table != table}
-        self.raw_indexes = {n: (t, p) for n, (t, p) in self.raw_indexes.items() if t != table}
+    def _raw_forget(self, table: str, column: str = "") -> None:
+        """A RawSQL DROP TABLE / DROP COLUMN: hide what the specs said about it, forget RawSQL's facts."""
+        known = self.schema.tables.get(table)
+        if known is not None:
+            for name, columns in known.uniques.items():
+                if not column or column in columns:
+                    self._hide(("unique", table, name), columns)
+        for key, fk in self.schema.foreign_keys.items():
+            if fk.table == table and (not column or column in fk.columns):
+                self._hide(("fk", key), fk)
+        for key, fact in self.schema.checks.items():
+            if fact.table == table and fact.not_null_column and (not column or fact.not_null_column == column):
+                self._hide(("check", key), fact)
+        self.raw.forget(table, column)
 
     def _raw(self, node) -> None:
+        raw = self.raw
         if isinstance(node, ast.IndexStmt):
             path = raw_index_path(node)
             if path is not None:
-                name = f"{node.relation.schemaname or 'public'}.{node.idxname or '?' + str(len(self.raw_indexes))}"
-                self.raw_indexes[name] = (table_name(node.relation), path)
+                name = f"{node.relation.schemaname or 'public'}.{node.idxname or '?' + str(len(raw.indexes))}"
+                raw.indexes[name] = (table_name(node.relation), path)
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_INDEX:
             for name in qualified_names(node.objects):
-                self.raw_indexes.pop(name, None)
+                raw.indexes.pop(name, None)
                 if name in self.schema.indexes:
-                    self.raw_dropped.add(name)
+                    self._hide(("index", name), self.schema.indexes[name])
         elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
             for name in qualified_names(node.objects):
-                self._forget_table(name)
+                self._raw_forget(name)
         elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
             table = table_name(node.relation)
             for cmd in node.cmds or ():
                 self._raw_alter(table, cmd)
 
     def _raw_alter(self, table: str, cmd) -> None:
+        raw = self.raw
         if cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
             con = cmd.def_
             if con.contype == ConstrType.CONSTR_CHECK and con.conname:
                 column = not_null_column(con.raw_expr)
                 if column:
-                    target = self.pending_checks if con.skip_validation else self.not_null_checks
+                    target = raw.pending_checks if con.skip_validation else raw.not_null_checks
                     _put(target, table, con.conname, column)
             elif con.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY) and con.keys:
-                _put(self.uniques, table, con.conname or "?", tuple(k.sval for k in con.keys))
+                _put(raw.uniques, table, con.conname or "?", tuple(k.sval for k in con.keys))
         elif cmd.subtype == AlterTableType.AT_ValidateConstraint and cmd.name:
-            column = _drop(self.pending_checks, table, cmd.name)
+            column = _drop(raw.pending_checks, table, cmd.name)
             if column:
-                _put(self.not_null_checks, table, cmd.name, column)
+                _put(raw.not_null_checks, table, cmd.name, column)
         elif cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name:
-            for mapping in (self.not_null_checks, self.pending_checks, self.uniques):
+            for mapping in (raw.not_null_checks, raw.pending_checks, raw.uniques):
                 _drop(mapping, table, cmd.name)
+            check = self.schema.checks.get((table, cmd.name))
+            if check is not None and check.not_null_column:
+                self._hide(("check", (table, cmd.name)), check)
+            known = self.schema.tables.get(table)
+            if known is not None and cmd.name in known.uniques:
+                self._hide(("unique", table, cmd.name), known.uniques[cmd.name])
         elif cmd.subtype == AlterTableType.AT_DropColumn and cmd.name:
-            self._forget_column(table, cmd.name)
-
-
-def not_null_column(node) -> str | None:
-    """``c`` when ``node`` is the expression ``c IS NOT NULL``."""
-    if (isinstance(node, ast.NullTest) and node.nulltesttype == NullTestType.IS_NOT_NULL
-            and isinstance(node.arg, ast.ColumnRef) and len(node.arg.fields) == 1
-            and isinstance(node.arg.fields[0], ast.String)):
-        return node.arg.fields[0].sval
-    return None
-
-
-def _expression_node(text: str):
-    try:
-        return parse_sql(f"SELECT {text}")[0].stmt.targetList[0].val
-    except (ParseError, AttributeError, IndexError):
-        return None
+            self._raw_forget(table, cmd.name)
 
 
 def index_keys(index: Index) -> tuple[str | None, ...]:

@@ -26,6 +26,7 @@ from dbdeploy.model.static_checks import too_many_columns
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops import existing
+from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import (
@@ -77,6 +78,37 @@ class AddColumn(Operation):
     @property
     def needs_not_null_steps(self) -> bool:
         return not self.column.nullable and (self.column.default is None or self.needs_fill)
+
+    # The NOT NULL-after-backfill rule, written here only: a NOT NULL column that existing rows get no
+    # value for from a default must be set by a later Backfill of its migration (check_later, at
+    # validation), and NOT NULL steps run right after the last Backfill that sets the column (the
+    # planner, with not_null_after), which the checklist says in its notes and checks before that Backfill.
+
+    def not_null_after(self, later_ops) -> int | None:
+        """Where this column's NOT NULL steps (check NOT VALID, validate, SET NOT NULL) go: the position, in
+        ``later_ops`` (the operations after this one in its migration), of the last Backfill that sets the
+        column; None when they follow the ADD COLUMN (no such Backfill, or no NOT NULL steps)."""
+        if not self.needs_not_null_steps:
+            return None
+        last = None
+        for k, later in enumerate(later_ops):
+            if isinstance(later, Backfill) and later.table == self.table and self.column.name in later.set:
+                last = k
+        return last
+
+    @property
+    def needs_backfill(self) -> bool:
+        """NOT NULL without a default: existing rows get their value only from a later Backfill."""
+        return not self.column.nullable and self.column.default is None
+
+    def check_later(self, later_ops) -> None:
+        """Raise ValueError when the column needs a backfill (:attr:`needs_backfill`) and no operation in
+        ``later_ops`` sets it."""
+        if self.needs_backfill and self.not_null_after(later_ops) is None:
+            raise ValueError(
+                f"column {self.column.name!r} is NOT NULL without a default, so existing rows would have no value "
+                f"— fix: add a default or a Backfill of {self.table} that sets {self.column.name!r} later in this "
+                "migration")
 
     def apply(self, state: SchemaState) -> None:
         table = state.tables.get(self.table)
@@ -161,7 +193,7 @@ class AddColumn(Operation):
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         column, table = self.column.name, self.table
         existing = table not in earlier.created_tables
-        filled_later = self.needs_not_null_steps and self.column.default is None
+        filled_later = self.needs_backfill and self.not_null_after(ctx.later_ops) is not None
         notes = []
         if filled_later and existing:
             notes.append(f"{table}.{column} is made NOT NULL after this migration's backfill fills it: from the "

@@ -41,6 +41,7 @@ class AddForeignKey(Operation):
             check_foreign_key_types("foreign_key", self.foreign_key.columns, own.columns, self.foreign_key.references,
                                     self.foreign_key.ref_columns, referenced and referenced.columns)
         _register(state, self.table, self.foreign_key.resolved_name(self.table), "foreign_key")
+        state.add_foreign_key(self.table, self.foreign_key)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return foreign_key_steps(ctx, self.table, self.foreign_key)
@@ -101,6 +102,7 @@ class AddCheck(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.check.columns, "check.expression")
         _register(state, self.table, self.check.resolved_name(self.table), "check")
+        state.add_check(self.table, self.check)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.constraint(self.table, self.check.resolved_name(self.table), columns=self.check.columns,

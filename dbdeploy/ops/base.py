@@ -8,6 +8,7 @@ undo it (like pgroll's Start/Rollback). The bundle renderer never looks inside a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import ClassVar
 
 from psycopg import sql
@@ -16,24 +17,74 @@ from pydantic import field_validator
 from dbdeploy.bundle.step import Step
 from dbdeploy.model.base import SpecModel, record_source
 from dbdeploy.model.components import Column, Index
+from dbdeploy.sql.parse import not_null_test_column, parse_expression
 
 
 @dataclass
 class TableState:
-    """What the specs have said about a table so far."""
+    """What the specs have said about a table so far.
+
+    Replaced, never changed in place, once it is in a :class:`SchemaState` (copy-on-write: planning and
+    lint keep a shallow snapshot of the state per operation).
+    """
 
     columns: dict[str, Column] = field(default_factory=dict)
     primary_key: list[str] = field(default_factory=list)
-    constraints: set[str] = field(default_factory=set)
+    constraints: set[str] = field(default_factory=set)   # every constraint name the specs gave the table
     uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)   # unique constraint name → its columns
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the walk is: the migration's version and the operation's index in it (0-based)."""
+
+    version: str = ""
+    index: int = -1
+
+
+@dataclass(frozen=True)
+class ForeignKeyFact:
+    """A foreign key an operation added (CreateTable, AddForeignKey), and where it was added."""
+
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    references: str
+    ref_columns: tuple[str, ...]
+    version: str
+    index: int              # operation index (0-based) in its migration
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    """A CHECK constraint an operation added (CreateTable, AddCheck); validated when the operation ends.
+
+    ``not_null_column`` is ``c`` for ``CHECK (c IS NOT NULL)``: with it validated, ``SET NOT NULL`` on ``c``
+    needs no scan.
+    """
+
+    table: str
+    name: str
+    expression: str
+    columns: frozenset[str]
+    not_null_column: str | None
+
+
+@lru_cache(maxsize=4096)
+def _expression_columns(text: str) -> frozenset[str]:
+    return parse_expression(text).columns
 
 
 @dataclass
 class SchemaState:
-    """The schema as built by the specs in version order, used to validate later specs.
+    """The schema as built by the specs in version order: advanced once per operation by the
+    operation's own ``apply`` (in :func:`dbdeploy.ops.walk.walk`), read by validation, planning and lint.
 
     Tables that the specs never created (pre-existing ones) are simply unknown: references
-    to them are not checked, because the database, not the specs, is the truth for them.
+    to them are not checked, because the database, not the specs, is the truth for them. Foreign keys
+    and checks are recorded for them too (keyed by table and constraint name): lint reads them.
+
+    Everything in it is replaced, never changed in place, so :meth:`copy` can be shallow.
     """
 
     tables: dict[str, TableState] = field(default_factory=dict)
@@ -41,22 +92,39 @@ class SchemaState:
     # Every relation the specs created, by qualified name → (kind, table): tables, indexes and the
     # indexes behind primary keys and unique constraints share one namespace per schema.
     relations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # (table, constraint name) → what the operations added; dropped with their table or column.
+    foreign_keys: dict[tuple[str, str], ForeignKeyFact] = field(default_factory=dict)
+    checks: dict[tuple[str, str], CheckFact] = field(default_factory=dict)
+    # Room for the objects the next operations add (by qualified name → their definition).
+    sequences: dict[str, object] = field(default_factory=dict)
+    views: dict[str, object] = field(default_factory=dict)
+    types: dict[str, object] = field(default_factory=dict)
+    functions: dict[str, object] = field(default_factory=dict)
+    partitions: dict[str, object] = field(default_factory=dict)
+    # What DropTable/DropColumn removed, in order: (table, column or "" for the whole table). Lint uses it
+    # to forget what RawSQL told it about the dropped table or column.
+    dropped: tuple[tuple[str, str], ...] = ()
     # True when built from every earlier spec (generation); False while one migration is
     # validated on its own, where objects from earlier migrations are simply not known yet.
     complete: bool = False
     # Tables a RawSQL operation may have changed in ways the specs cannot see (its SQL mentions the
     # table or one of its indexes): what the specs say about their keys is then not the whole truth.
     raw_changed: frozenset[str] = frozenset()
+    # The operation being applied (set by the walk): recorded with the foreign keys it adds.
+    at: Position = Position()
 
     def copy(self) -> SchemaState:
         """The state before an operation, for that operation's forward/rollback rendering.
 
         Shallow on purpose: columns and indexes are immutable models, and apply() methods replace a
-        TableState rather than change it in place (copy-on-write), so copying the three mappings
+        TableState rather than change it in place (copy-on-write), so copying the top-level mappings
         gives an independent snapshot (a deep copy per operation made planning quadratic).
         """
         return SchemaState(tables=dict(self.tables), indexes=dict(self.indexes), relations=dict(self.relations),
-                           complete=self.complete, raw_changed=self.raw_changed)
+                           foreign_keys=dict(self.foreign_keys), checks=dict(self.checks),
+                           sequences=dict(self.sequences), views=dict(self.views), types=dict(self.types),
+                           functions=dict(self.functions), partitions=dict(self.partitions), dropped=self.dropped,
+                           complete=self.complete, raw_changed=self.raw_changed, at=self.at)
 
     def claim(self, name: str, kind: str, table: str) -> None:
         """Register a relation name, refusing one an earlier operation already uses."""
@@ -67,22 +135,50 @@ class SchemaState:
                              "name")
         self.relations[name] = (kind, table)
 
+    def add_foreign_key(self, table: str, fk) -> None:
+        """Record foreign key ``fk`` (a :class:`~dbdeploy.model.components.ForeignKey`) of ``table``, added
+        at :attr:`at`."""
+        name = fk.resolved_name(table)
+        self.foreign_keys[(table, name)] = ForeignKeyFact(table, name, tuple(fk.columns), fk.references,
+                                                          tuple(fk.ref_columns), self.at.version, self.at.index)
+
+    def add_check(self, table: str, check) -> None:
+        """Record CHECK ``check`` (a :class:`~dbdeploy.model.components.Check`) of ``table``."""
+        name = check.resolved_name(table)
+        self.checks[(table, name)] = CheckFact(table, name, check.expression, _expression_columns(check.expression),
+                                               not_null_test_column(check.expression))
+
+    def not_null_checks(self, table: str) -> dict[str, str]:
+        """The validated ``CHECK (c IS NOT NULL)`` constraints of ``table``: constraint name → c."""
+        return {name: fact.not_null_column for (owner, name), fact in self.checks.items()
+                if owner == table and fact.not_null_column}
+
     def forget_table(self, table: str) -> None:
+        """A dropped table takes its columns, indexes, constraints and relation names along."""
         self.tables.pop(table, None)
         self.relations = {n: v for n, v in self.relations.items() if v[1] != table}
         self.indexes = {n: v for n, v in self.indexes.items() if v[0] != table}
+        self.foreign_keys = {k: v for k, v in self.foreign_keys.items() if v.table != table}
+        self.checks = {k: v for k, v in self.checks.items() if v.table != table}
+        self.dropped = (*self.dropped, (table, ""))
 
     def forget_column(self, table: str, column: str) -> None:
-        """Dropping a column takes the indexes and unique constraints that use it along."""
+        """Dropping a column takes the indexes and constraints (unique, foreign key, check) that use it along."""
         known = self.tables.get(table)
         if known is not None and any(column in cols for cols in known.uniques.values()):
             self.tables[table] = replace(known, uniques={n: c for n, c in known.uniques.items() if column not in c})
-        for name, (owner, index) in list(self.indexes.items()):
-            if owner == table and column in index.referenced_columns:
-                del self.indexes[name]
-                self.relations.pop(name, None)
+        if known is not None:
+            for name, (owner, index) in list(self.indexes.items()):
+                if owner == table and column in index.referenced_columns:
+                    del self.indexes[name]
+                    self.relations.pop(name, None)
+        self.foreign_keys = {k: v for k, v in self.foreign_keys.items()
+                             if not (v.table == table and column in v.columns)}
+        self.checks = {k: v for k, v in self.checks.items() if not (v.table == table and column in v.columns)}
+        self.dropped = (*self.dropped, (table, column))
 
     def require_columns(self, table: str, columns, what: str) -> None:
+        """Raise ValueError when ``table`` is known and lacks one of ``columns`` (``what`` names the field)."""
         state = self.tables.get(table)
         if state is None:
             return
@@ -249,7 +345,14 @@ class Operation(SpecModel):
         record_source(self)
 
     def apply(self, state: SchemaState) -> None:
-        """Validate against ``state`` and record this operation's effect on it."""
+        """Validate against ``state`` (raise ValueError: reason — fix) and record this operation's effect on
+        it: everything later operations, planning and lint may ask about (tables, columns, keys, uniques,
+        foreign keys, checks, indexes, …). Called exactly once per operation, by :func:`dbdeploy.ops.walk.walk`.
+        Replace a TableState or inner mapping, never change one in place (see :meth:`SchemaState.copy`)."""
+
+    def check_later(self, later_ops: tuple) -> None:
+        """Validate against the operations after this one in the same migration (``later_ops``); raise
+        ValueError (reason — fix). Default: nothing to check."""
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         raise NotImplementedError

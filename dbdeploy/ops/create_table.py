@@ -148,6 +148,10 @@ class CreateTable(Operation):
             name = index.qualified_name(self.table)
             state.claim(name, "an index", self.table)
             state.indexes[name] = (self.table, index)
+        for fk in self.foreign_keys:
+            state.add_foreign_key(self.table, fk)
+        for check in self.checks:
+            state.add_check(self.table, check)
 
     @property
     def pk_name(self) -> str:

@@ -147,6 +147,7 @@ class DropColumn(Operation):
     def apply(self, state: SchemaState) -> None:
         table = state.tables.get(self.table)
         if table is None:
+            state.forget_column(self.table, self.column)   # its foreign keys and checks the specs added
             return
         if self.column not in table.columns:
             raise ValueError(f"{self.table} has no column {self.column!r} to drop — fix: check the column "

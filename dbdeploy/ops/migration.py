@@ -8,8 +8,8 @@ from pydantic import field_validator, model_validator
 
 from dbdeploy.model.base import SpecModel
 from dbdeploy.model.names import check_version
-from dbdeploy.ops import AddColumn, AnyOperation, Backfill, SchemaState
-from dbdeploy.ops.reserved import check_operation as check_reserved_schemas
+from dbdeploy.ops import AnyOperation, SchemaState
+from dbdeploy.ops.walk import walk
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,79}\Z")
 
@@ -52,22 +52,17 @@ class Migration(SpecModel):
     @model_validator(mode="after")
     def _consistent(self) -> Migration:
         """Check references between operations of this migration (tables it creates itself)."""
-        state = SchemaState()
-        for i, op in enumerate(self.operations):
-            try:
-                check_reserved_schemas(op)
-                op.apply(state)
-            except ValueError as exc:
-                raise ValueError(f"operations[{i}] ({op.describe()}): {exc}") from None
+        later_checks = []
+        for visit in walk(self.operations, SchemaState(), version=self.version):
+            if visit.error is not None:
+                raise ValueError(f"operations[{visit.index}] ({visit.op.describe()}): {visit.error}") from None
+            later_checks.append(visit)
         _foreign_keys_to_later_tables(self.operations)
-        for i, op in enumerate(self.operations):
-            unfilled = isinstance(op, AddColumn) and not op.column.nullable and op.column.default is None
-            if unfilled and not any(isinstance(later, Backfill) and later.table == op.table
-                                    and op.column.name in later.set for later in self.operations[i + 1:]):
-                raise ValueError(
-                    f"operations[{i}] ({op.describe()}): column {op.column.name!r} is NOT NULL without a "
-                    "default, so existing rows would have no value — fix: add a default or a Backfill of "
-                    f"{op.table} that sets {op.column.name!r} later in this migration")
+        for visit in later_checks:
+            try:
+                visit.op.check_later(visit.later)
+            except ValueError as exc:
+                raise ValueError(f"operations[{visit.index}] ({visit.op.describe()}): {exc}") from None
         return self
 
     @property

@@ -16,10 +16,10 @@ from psycopg import sql
 from dbdeploy.bundle import bookkeeping
 from dbdeploy.bundle.step import Step
 from dbdeploy.errors import SpecError
-from dbdeploy.ops import AddColumn, AddForeignKey, Backfill, CreateTable, PlanContext, RawSQL, SchemaState, SeedRows
+from dbdeploy.ops import AddColumn, AddForeignKey, CreateTable, PlanContext, RawSQL, SchemaState, SeedRows
 from dbdeploy.ops.base import ChecklistItems
 from dbdeploy.ops.migration import Migration
-from dbdeploy.ops.reserved import check_operation as check_reserved_schemas
+from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.sql import literal, parse_statements, render
 from dbdeploy.sql.blocks import do_block
@@ -51,11 +51,6 @@ def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") 
 def plan_migration(migration: Migration, state: SchemaState, history_schema: str = "migrations") -> MigrationPlan:
     """Plan one migration, advancing ``state`` past it."""
     ops = migration.operations
-    last_fill: dict[str, int] = {}
-    for i, op in enumerate(ops):
-        if isinstance(op, Backfill):
-            for column in op.set:
-                last_fill[f"{op.table}.{column}"] = i
     deferred: dict[int, list[tuple[list[Step], Step, int]]] = {}
     forward: list[Step] = []
     forward_ops: list[int] = []
@@ -69,14 +64,15 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     rollback_drops = frozenset(op.table for op in ops if isinstance(op, CreateTable))
     added_columns = frozenset(op.column_key for op in ops if isinstance(op, AddColumn))
     raw_removals = [_raw_sql_removals(op) for op in ops]
-    for i, op in enumerate(ops):
+    for visit in walk(ops, state, version=migration.version, history_schema=history_schema, snapshots=True):
+        i, op = visit.index, visit.op
         ctx = PlanContext(version=migration.version, migration_name=migration.name, index=i + 1,
-                          state=state.copy(), history_schema=history_schema, rollback_drops=rollback_drops,
+                          state=visit.before, history_schema=history_schema, rollback_drops=rollback_drops,
                           rollback_drops_columns=added_columns,
-                          rollback_removes=frozenset().union(*raw_removals[i + 1:]), later_ops=tuple(ops[i + 1:]))
+                          rollback_removes=frozenset().union(*raw_removals[i + 1:]), later_ops=visit.later)
         try:
-            check_reserved_schemas(op, history_schema)
-            op.apply(state)
+            if visit.error is not None:
+                raise visit.error
             steps = op.forward(ctx)
             undo.append(op.rollback(ctx))
             undo_ops.append(op)
@@ -88,9 +84,9 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             checklist.append(part)
             earlier.add(part)
             if isinstance(op, AddColumn) and op.needs_not_null_steps:
-                after = last_fill.get(op.column_key)
-                if after is not None and after > i:
-                    deferred.setdefault(after, []).append((op.not_null_steps(ctx), op.not_null_undo(ctx), i))
+                after = op.not_null_after(visit.later)
+                if after is not None:
+                    deferred.setdefault(i + 1 + after, []).append((op.not_null_steps(ctx), op.not_null_undo(ctx), i))
                 else:
                     steps += op.not_null_steps(ctx)
         except ValueError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pglast import ast, parse_sql
+from pglast.enums import NullTestType
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -521,3 +522,22 @@ def statement_needs_autocommit(raw_stmt) -> bool:
 
 def is_transaction_control(raw_stmt) -> bool:
     return isinstance(raw_stmt.stmt, ast.TransactionStmt)
+
+
+def not_null_column(node) -> str | None:
+    """``c`` when the parse tree ``node`` is the expression ``c IS NOT NULL`` (an unqualified column)."""
+    if (isinstance(node, ast.NullTest) and node.nulltesttype == NullTestType.IS_NOT_NULL
+            and isinstance(node.arg, ast.ColumnRef) and len(node.arg.fields) == 1
+            and isinstance(node.arg.fields[0], ast.String)):
+        return node.arg.fields[0].sval
+    return None
+
+
+@lru_cache(maxsize=4096)
+def not_null_test_column(text: str) -> str | None:
+    """``c`` when the SQL expression ``text`` is ``c IS NOT NULL`` (what a CHECK that proves a column has no
+    NULL says), else None; text that does not parse as an expression is None too, never an error."""
+    try:
+        return not_null_column(parse_sql(f"SELECT {text}")[0].stmt.targetList[0].val)
+    except (ParseError, AttributeError, IndexError, TypeError):
+        return None

@@ -8,7 +8,7 @@ from pglast.enums import ObjectType
 from dbdeploy.lint.context import OpContext
 from dbdeploy.lint.model import Rule
 from dbdeploy.lint.sqlwalk import qualified_names, table_name
-from dbdeploy.ops import AddForeignKey, CreateTable, DropColumn, DropIndex
+from dbdeploy.ops import DropColumn, DropIndex
 
 ID = "fk-without-index"
 SEVERITY = "warning"
@@ -44,12 +44,8 @@ def _touched_tables(ctx: OpContext) -> set[str]:
 
 
 def check(ctx: OpContext):
-    op = ctx.op
-    added = []
-    if isinstance(op, CreateTable):
-        added = [(op.table, fk.resolved_name(op.table)) for fk in op.foreign_keys]
-    elif isinstance(op, AddForeignKey):
-        added = [(op.table, op.foreign_key.resolved_name(op.table))]
+    # the foreign keys this operation's apply() recorded (CreateTable, AddForeignKey, …)
+    added = [key for key, fk in ctx.after.foreign_keys.items() if fk.version == ctx.version and fk.index == ctx.index]
     for key in added:
         fk = ctx.end.foreign_keys.get(key)
         if fk is not None and fk.table in ctx.end.schema.tables and ctx.end.covering(fk) is None:

@@ -8,7 +8,7 @@ from pglast.enums import AlterTableType, ConstrType
 from dbdeploy.lint.context import OpContext
 from dbdeploy.lint.model import Rule
 from dbdeploy.lint.rules._sql import alter_table_commands
-from dbdeploy.lint.state import not_null_column
+from dbdeploy.sql.parse import not_null_column
 
 ID = "set-not-null-without-check"
 SEVERITY = "error"

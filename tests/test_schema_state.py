@@ -1,0 +1,309 @@
+"""One SchemaState, advanced once per operation by the operation's own ``apply`` (dbdeploy.ops.walk),
+is what Migration validation, planning and lint all see.
+
+The table below says, for every operation type, what its apply() records; each case is checked on the
+state the walk leaves, the state planning leaves, and the state lint rules are given (``OpContext.after``),
+so an effect recorded in only one of them — or not at all — fails here. No database is needed: this is
+about what generation knows, not about SQL.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from dbdeploy import (
+    AddCheck,
+    AddColumn,
+    AddForeignKey,
+    AddUnique,
+    Backfill,
+    Check,
+    Column,
+    CreateIndex,
+    CreateSchema,
+    CreateTable,
+    DropColumn,
+    DropIndex,
+    DropTable,
+    ForeignKey,
+    Index,
+    Migration,
+    RawSQL,
+    RequireExtension,
+    SeedRows,
+    Unique,
+)
+from dbdeploy.lint import lint_migrations
+from dbdeploy.lint.model import Rule
+from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.walk import walk
+from dbdeploy.plan.loader import LoadedMigration
+from dbdeploy.plan.migration_plan import plan_all, plan_migration
+
+V = "900"
+GONE = "<gone>"
+
+
+def _prefix() -> list:
+    """public.p (referenced) and public.t with a foreign key, a NOT NULL check and an index on p."""
+    return [
+        CreateTable(table="public.p", columns=[Column(name="id", type="bigint", nullable=False)], primary_key=["id"]),
+        CreateTable(table="public.t", columns=[Column(name="id", type="bigint", nullable=False),
+                                               Column(name="p", type="bigint"), Column(name="q", type="bigint"),
+                                               Column(name="a", type="text"), Column(name="b", type="text")],
+                    primary_key=["id"],
+                    foreign_keys=[ForeignKey(columns=["p"], references="public.p", ref_columns=["id"])],
+                    checks=[Check(expression="p IS NOT NULL", name="t_p_nn")],
+                    indexes=[Index(columns=["p"], name="t_p_idx")]),
+    ]
+
+
+# operation → the facts its apply() changes (every other fact must stay as it was); GONE: removed.
+CASES = {
+    "create_schema": (CreateSchema(name="s1"), {}),
+    "require_extension": (RequireExtension(name="pgcrypto"), {}),
+    "create_table": (
+        CreateTable(table="public.c", columns=[Column(name="id", type="bigint", nullable=False),
+                                               Column(name="p", type="bigint"), Column(name="u", type="text")],
+                    primary_key=["id"],
+                    foreign_keys=[ForeignKey(columns=["p"], references="public.p", ref_columns=["id"], name="c_fk")],
+                    checks=[Check(expression="u IS NOT NULL", name="c_u_nn")],
+                    uniques=[Unique(columns=["u"], name="c_u_key")],
+                    indexes=[Index(columns=["p"], name="c_p_idx")]),
+        {("columns", "public.c"): ("id", "p", "u"), ("primary_key", "public.c"): ("id",),
+         ("constraints", "public.c"): frozenset({"c_pkey", "c_fk", "c_u_nn", "c_u_key"}),
+         ("uniques", "public.c"): (("c_u_key", ("u",)),),
+         ("relations", "public.c"): ("table", "public.c"),
+         ("relations", "public.c_pkey"): ("the primary key", "public.c"),
+         ("relations", "public.c_u_key"): ("a unique constraint", "public.c"),
+         ("relations", "public.c_p_idx"): ("an index", "public.c"), ("indexes", "public.c_p_idx"): ("public.c", ("p",)),
+         ("foreign_keys", ("public.c", "c_fk")): (("p",), "public.p", ("id",), V, 2),
+         ("checks", ("public.c", "c_u_nn")): ("u IS NOT NULL", frozenset({"u"}), "u")}),
+    "add_column": (AddColumn(table="public.t", column=Column(name="d", type="text")),
+                   {("columns", "public.t"): ("id", "p", "q", "a", "b", "d")}),
+    "create_index": (CreateIndex(table="public.t", index=Index(columns=["a"], name="t_a_idx")),
+                     {("indexes", "public.t_a_idx"): ("public.t", ("a",)),
+                      ("relations", "public.t_a_idx"): ("an index", "public.t")}),
+    "add_foreign_key": (
+        AddForeignKey(table="public.t", foreign_key=ForeignKey(columns=["q"], references="public.p",
+                                                               ref_columns=["id"], name="t_q_fk")),
+        {("foreign_keys", ("public.t", "t_q_fk")): (("q",), "public.p", ("id",), V, 2),
+         ("constraints", "public.t"): frozenset({"t_pkey", "t_p_fkey", "t_p_nn", "t_q_fk"})}),
+    "add_check": (AddCheck(table="public.t", check=Check(expression="a IS NOT NULL", name="t_a_nn")),
+                  {("checks", ("public.t", "t_a_nn")): ("a IS NOT NULL", frozenset({"a"}), "a"),
+                   ("constraints", "public.t"): frozenset({"t_pkey", "t_p_fkey", "t_p_nn", "t_a_nn"})}),
+    "add_unique": (AddUnique(table="public.t", unique=Unique(columns=["b"], name="t_b_key")),
+                   {("uniques", "public.t"): (("t_b_key", ("b",)),),
+                    ("relations", "public.t_b_key"): ("a unique constraint", "public.t"),
+                    ("constraints", "public.t"): frozenset({"t_pkey", "t_p_fkey", "t_p_nn", "t_b_key"})}),
+    "backfill": (Backfill(table="public.t", set={"a": "'x'"}), {}),
+    "seed_rows": (SeedRows(table="public.p", rows=[{"id": 1}], conflict_columns=["id"]), {}),
+    "drop_index": (DropIndex(name="public.t_p_idx"),
+                   {("indexes", "public.t_p_idx"): GONE, ("relations", "public.t_p_idx"): GONE}),
+    "drop_column": (DropColumn(table="public.t", column="p"),
+                    {("columns", "public.t"): ("id", "q", "a", "b"),
+                     ("indexes", "public.t_p_idx"): GONE, ("relations", "public.t_p_idx"): GONE,
+                     ("foreign_keys", ("public.t", "t_p_fkey")): GONE, ("checks", ("public.t", "t_p_nn")): GONE,
+                     ("dropped",): (("public.t", "p"),)}),
+    "drop_table": (DropTable(table="public.t"),
+                   {("columns", "public.t"): GONE, ("primary_key", "public.t"): GONE, ("constraints", "public.t"): GONE,
+                    ("uniques", "public.t"): GONE, ("relations", "public.t"): GONE,
+                    ("relations", "public.t_pkey"): GONE, ("indexes", "public.t_p_idx"): GONE,
+                    ("relations", "public.t_p_idx"): GONE, ("foreign_keys", ("public.t", "t_p_fkey")): GONE,
+                    ("checks", ("public.t", "t_p_nn")): GONE, ("dropped",): (("public.t", ""),)}),
+    "raw_sql": (RawSQL(forward="ALTER TABLE public.t ADD COLUMN z integer;",
+                       rollback="ALTER TABLE public.t DROP COLUMN z;"),
+                # a text search: "p" occurs in the SQL too, and marking too many is the safe side
+                {("raw_changed",): frozenset({"public.t", "public.p"})}),
+}
+
+
+def facts(state: SchemaState) -> dict:
+    """Every fact of a SchemaState, flat: (kind, key) → value."""
+    out: dict = {}
+    for name, table in state.tables.items():
+        out["columns", name] = tuple(table.columns)
+        out["primary_key", name] = tuple(table.primary_key)
+        out["constraints", name] = frozenset(table.constraints)
+        out["uniques", name] = tuple(sorted(table.uniques.items()))
+    for name, (owner, index) in state.indexes.items():
+        out["indexes", name] = (owner, tuple(index.columns))
+    for name, value in state.relations.items():
+        out["relations", name] = value
+    for key, fk in state.foreign_keys.items():
+        out["foreign_keys", key] = (fk.columns, fk.references, fk.ref_columns, fk.version, fk.index)
+    for key, check in state.checks.items():
+        out["checks", key] = (check.expression, check.columns, check.not_null_column)
+    for room in ("sequences", "views", "types", "functions", "partitions"):
+        for name, value in getattr(state, room).items():
+            out[room, name] = value
+    out["dropped",] = state.dropped
+    out["raw_changed",] = state.raw_changed
+    return out
+
+
+def _diff(before: dict, after: dict) -> dict:
+    return {k: after.get(k, GONE) for k in before.keys() | after.keys() if before.get(k, GONE) != after.get(k, GONE)}
+
+
+def _states_after(ops: list) -> dict[str, SchemaState]:
+    """The state after the last of ``ops`` (one migration) as the walk, planning and lint each leave it."""
+    migration = Migration(version=V, name="state", operations=ops)
+    walked = SchemaState(complete=True)
+    for visit in walk(ops, walked, version=V):
+        assert visit.error is None, visit.error
+    planned = SchemaState(complete=True)
+    plan_migration(migration, planned)
+    seen: dict[int, SchemaState] = {}
+
+    def capture(ctx):
+        seen[ctx.index] = ctx.after.schema
+        return ()
+
+    rule = Rule("capture-state", "warning", "-", "-", capture)
+    lint_migrations([LoadedMigration(migration, Path("V900__state.py"))], rules=(rule,))
+    return {"walk": walked, "plan": planned, "lint": seen[len(ops) - 1]}
+
+
+def test_every_operation_type_has_a_state_case():
+    kinds = {cls.kind for cls in OPERATION_TYPES}
+    missing = sorted(kinds - set(CASES))
+    assert not missing, f"no schema-state case for {missing}: add what its apply() records to CASES"
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_apply_records_its_effect_once_for_everyone(kind):
+    op, expected = CASES[kind]
+    before = facts(_states_after(_prefix())["walk"])
+    states = _states_after([*_prefix(), op])
+    after = {who: facts(state) for who, state in states.items()}
+    assert after["plan"] == after["walk"], "planning saw another state than the walk"
+    assert after["lint"] == after["walk"], "lint rules saw another state than the walk"
+    assert _diff(before, after["walk"]) == expected
+
+
+def test_validation_walks_the_same_operations():
+    """Migration validation refuses what apply() refuses, with the operation's index."""
+    with pytest.raises(ValueError, match=r"operations\[2\] \(drop_column public.t\).*primary key"):
+        Migration(version=V, name="state", operations=[*_prefix(), DropColumn(table="public.t", column="id")])
+
+
+def _lint(ops: list) -> list:
+    return lint_migrations([LoadedMigration(Migration(version=V, name="state", operations=ops),
+                                            Path("V900__state.py"))]).findings
+
+
+def _rules(findings) -> list[str]:
+    return [f.rule for f in findings]
+
+
+def test_lint_sees_foreign_keys_and_their_cover_from_apply():
+    """fk-without-index reads the foreign keys apply() recorded (CreateTable, AddForeignKey) and the
+    paths that cover them (primary key, AddUnique, CreateIndex)."""
+    add_fk = AddForeignKey(table="public.t", foreign_key=ForeignKey(columns=["q"], references="public.p",
+                                                                    ref_columns=["id"], name="t_q_fk"))
+    found = _lint([*_prefix(), add_fk])
+    assert [f.subject for f in found if f.rule == "fk-without-index"] == [
+        "foreign key t_q_fk on public.t (q) → public.p: no index on public.t starts with (q)"]
+    for cover in (AddUnique(table="public.t", unique=Unique(columns=["q", "a"], name="t_q_key")),
+                  CreateIndex(table="public.t", index=Index(columns=["q"], name="t_q_idx"))):
+        assert "fk-without-index" not in _rules(_lint([*_prefix(), add_fk, cover]))
+    # dropped later in the same migration: the end state has no cover, reported where the key is added
+    dropped_cover = _lint([*_prefix(), DropIndex(name="public.t_p_idx")])
+    assert [(f.operation_index, f.subject) for f in dropped_cover if f.rule == "fk-without-index"] == [
+        (1, "foreign key t_p_fkey on public.t (p) → public.p: no index on public.t starts with (p)")]
+    # dropped by a later migration: reported there
+    report = lint_migrations([
+        LoadedMigration(Migration(version="901", name="first", operations=_prefix()), Path("V901.py")),
+        LoadedMigration(Migration(version="902", name="later", operations=[DropIndex(name="public.t_p_idx")]),
+                        Path("V902.py"))])
+    assert [(f.version, f.subject) for f in report.findings if f.rule == "fk-without-index"] == [
+        ("902", "foreign key t_p_fkey on public.t (p) → public.p loses its only covering index public.t_p_idx")]
+
+
+def test_lint_sees_not_null_checks_from_apply_and_from_raw_sql():
+    """A validated CHECK (c IS NOT NULL) that AddCheck (or CreateTable) recorded lets RawSQL SET NOT NULL pass;
+    DropColumn and a RawSQL DROP CONSTRAINT take it away. Tables the specs never created count too."""
+    set_nn = RawSQL(forward="ALTER TABLE public.old ALTER COLUMN a SET NOT NULL;",
+                    rollback="ALTER TABLE public.old ALTER COLUMN a DROP NOT NULL;")
+    add = AddCheck(table="public.old", check=Check(expression="a IS NOT NULL", name="old_a_nn"))
+    assert "set-not-null-without-check" in _rules(_lint([set_nn]))
+    assert "set-not-null-without-check" not in _rules(_lint([add, set_nn]))
+    drop_con = RawSQL(forward="ALTER TABLE public.old DROP CONSTRAINT old_a_nn;",
+                      rollback="ALTER TABLE public.old ADD CONSTRAINT old_a_nn CHECK (a IS NOT NULL);")
+    assert "set-not-null-without-check" in _rules(_lint([add, drop_con, set_nn]))
+    # the same name added again after RawSQL dropped it is a new check, and counts
+    assert "set-not-null-without-check" not in _rules(_lint([add, drop_con, add.model_copy(), set_nn]))
+    on_t = RawSQL(forward="ALTER TABLE public.t ALTER COLUMN p SET NOT NULL;",
+                  rollback="ALTER TABLE public.t ALTER COLUMN p DROP NOT NULL;")
+    # public.t is created in this migration: no rows, no finding either way; use two migrations instead
+    first = Migration(version="901", name="first", operations=_prefix())
+    later = Migration(version="902", name="later", operations=[on_t])
+    report = lint_migrations([LoadedMigration(first, Path("V901.py")), LoadedMigration(later, Path("V902.py"))])
+    assert "set-not-null-without-check" not in _rules(report.findings)
+
+
+def test_raw_sql_facts_follow_spec_drops():
+    """What RawSQL told lint (a unique constraint covering a foreign key) goes with a DropColumn of its column."""
+    first = Migration(version="901", name="first", operations=[
+        *_prefix(),
+        AddForeignKey(table="public.t", foreign_key=ForeignKey(columns=["q"], references="public.p",
+                                                               ref_columns=["id"], name="t_q_fk"),
+                      allow={"fk-without-index": "covered by the RawSQL unique below"}),
+        RawSQL(forward="ALTER TABLE public.t ADD CONSTRAINT t_qa_key UNIQUE (q, a);",
+               rollback="ALTER TABLE public.t DROP CONSTRAINT t_qa_key;"),
+    ])
+    second = Migration(version="902", name="second", operations=[DropColumn(table="public.t", column="a")])
+    report = lint_migrations([LoadedMigration(first, Path("V901.py")), LoadedMigration(second, Path("V902.py"))])
+    assert [f.subject for f in report.findings if f.rule == "fk-without-index" and f.version == "902"] == [
+        "foreign key t_q_fk on public.t (q) → public.p loses its only covering unique constraint t_qa_key"]
+
+
+def test_lint_state_reads_no_operation_class():
+    """lint/state.py keeps only RawSQL's facts: it names no operation class (no isinstance chain)."""
+    source = (Path(__file__).parent.parent / "dbdeploy" / "lint" / "state.py").read_text()
+    names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    assert not names & {cls.__name__ for cls in OPERATION_TYPES}
+
+
+# --- the NOT NULL-after-backfill rule -----------------------------------------------------------
+
+def _nn_migration(*extra, default=None) -> Migration:
+    return Migration(version=V, name="nn", operations=[
+        AddColumn(table="public.old", column=Column(name="n", type="text", nullable=False, default=default)),
+        *extra])
+
+
+def test_not_null_column_without_default_needs_a_later_backfill():
+    with pytest.raises(ValueError, match=r"operations\[0\] \(add_column public.old\): column 'n' is NOT NULL "
+                                         r"without a default"):
+        _nn_migration(Backfill(table="public.old", set={"other": "1"}, key=["id"]))
+
+
+def test_not_null_steps_run_after_the_last_backfill_that_sets_the_column():
+    fill = Backfill(table="public.old", set={"n": "'a'"}, key=["id"])
+    other = Backfill(table="public.old", set={"m": "'b'"}, key=["id"])
+    again = Backfill(table="public.old", set={"n": "'c'"}, where="n = 'a'", key=["id"])
+    migration = _nn_migration(fill, other, again)
+    assert migration.operations[0].not_null_after(migration.operations[1:]) == 2
+    plan = plan_all([LoadedMigration(migration, Path("V900__nn.py"))])[0]
+    owners = [(plan.forward_ops[k], step.kind) for k, step in enumerate(plan.forward)
+              if step.kind in ("add_not_null_check", "validate_constraint", "set_not_null")
+              or plan.forward_ops[k] == 3]
+    assert owners and owners[-1][0] == 0, owners                 # the NOT NULL steps come last …
+    last_fill = max(k for k, o in enumerate(plan.forward_ops) if o == 3)
+    first_nn = min(k for k, step in enumerate(plan.forward) if plan.forward_ops[k] == 0 and step.kind == "set_not_null")
+    assert first_nn > last_fill                                   # … after the second backfill of n
+    notes = plan.checklist[0].notes
+    assert any("made NOT NULL after this migration's backfill" in n for n in notes)
+    assert plan.checklist[0].not_null_pending == ["public.old.n"]
+
+
+def test_not_null_with_a_constant_default_needs_no_backfill():
+    migration = _nn_migration(default="'x'")
+    assert migration.operations[0].not_null_after(()) is None
+    plan = plan_all([LoadedMigration(migration, Path("V900__nn.py"))])[0]
+    assert plan.checklist[0].not_null_pending == []
