@@ -48,7 +48,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -218,9 +218,8 @@ def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
     """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan."""
     name = derived_name(split_table(table)[1], column, suffix="not_null")
     nullable = S(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({rel})"
-        " AND attname = {col} AND NOT attnotnull)").format(
-        rel=literal(qualified(table).as_string(None)), col=literal(column))
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {rel}"
+        " AND attname = {col} AND NOT attnotnull)").format(rel=regclass(table), col=literal(column))
     add = if_then(S("{} AND NOT {}").format(nullable, constraint_exists(table, name)),
                   S("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
                       t=qualified(table), n=ident(name), c=ident(column)))

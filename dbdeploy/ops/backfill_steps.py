@@ -467,8 +467,8 @@ class BackfillPlan:
         """SQL boolean: the backup has the columns holding the values the backfill wrote."""
         b = self.backup
         return S(" AND ").join(
-            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({b})"
-              " AND attname = {w} AND NOT attisdropped)").format(b=sql.Literal(render(b)),
+            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {b}"
+              " AND attname = {w} AND NOT attisdropped)").format(b=regclass(b),
                                                                  w=sql.Literal(self.written[c]))
             for c in self.assignments)
 
@@ -491,7 +491,7 @@ class BackfillPlan:
             # Checked again here, right before the writes (see the docstring).
             self.restore_key_check(),
             if_then(self._has_written(), self._restore_prepare(), otherwise=[self._restore_legacy()]))
-        restore = if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(t))), restore)
+        restore = if_then(S("{} IS NOT NULL").format(regclass(t)), restore)
         if columns_dropped_later is not None:
             restore = if_then(columns_dropped_later,
                               # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
@@ -507,7 +507,7 @@ class BackfillPlan:
                               otherwise=[restore])
         body = block(
             drop_batch_function(fn),
-            if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(b))), restore),
+            if_then(S("{} IS NOT NULL").format(regclass(b)), restore),
             noop_batch_function(fn, "rows_restored"))
         declare = ["v_restored bigint", "v_total bigint", "v_backup text"]
         return Step("restore_backfill", self.table, "ROW EXCLUSIVE", True, do_block(body, declare=declare),

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from dbdeploy.bundle.step import Step
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext
 from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import ident, literal, qualified, regclass_of, render
 from dbdeploy.sql.psql import indent
 
 S = sql.SQL
@@ -82,8 +82,8 @@ def table_missing(table: str, title: str, otherwise: str = "") -> CheckQuery:
 def relation_missing_check(qualified_name: str, title: str, otherwise: str = "") -> CheckQuery:
     """``qualified_name`` is ``schema.relation`` (a table or an index)."""
     schema, _, name = qualified_name.partition(".")
-    return CheckQuery(title, query(S("SELECT pg_catalog.to_regclass({}) IS NULL AS absent").format(
-        literal(render(ident(schema, name))))), "true", otherwise=otherwise)
+    return CheckQuery(title, query(S("SELECT {} IS NULL AS absent").format(
+        regclass(ident(schema, name)))), "true", otherwise=otherwise)
 
 
 def schema_exists(name: str, title: str | None = None) -> CheckQuery:
@@ -326,8 +326,8 @@ def index_valid(qualified_name: str) -> CheckQuery:
     schema, _, name = qualified_name.partition(".")
     return CheckQuery(f"Index {qualified_name} exists and is valid (indisvalid)", query(S(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index\n"
-        "    WHERE indexrelid = pg_catalog.to_regclass({}) AND indisvalid) AS index_valid").format(
-        literal(render(ident(schema, name))))), "true", key=f"index:{qualified_name}")
+        "    WHERE indexrelid = {} AND indisvalid) AS index_valid").format(
+        regclass(ident(schema, name)))), "true", key=f"index:{qualified_name}")
 
 
 def indexes_valid(table: str, qualified_names: Sequence[str]) -> CheckQuery:
@@ -337,8 +337,8 @@ def indexes_valid(table: str, qualified_names: Sequence[str]) -> CheckQuery:
         "(missing or INVALID)",
         query(S("SELECT count(*) AS missing_or_invalid\nFROM (VALUES {values}) AS e(name)\n"
                 "WHERE NOT EXISTS (\n    SELECT 1 FROM pg_catalog.pg_index AS i\n"
-                "    WHERE i.indexrelid = pg_catalog.to_regclass(e.name) AND i.indisvalid\n)").format(
-            values=_values_list(names))), "0", key=f"indexes:{table}")
+                "    WHERE i.indexrelid = {rel} AND i.indisvalid\n)").format(
+            values=_values_list(names), rel=regclass_of(S("e.name")))), "0", key=f"indexes:{table}")
 
 
 def backfill_finished(table: str, progress: sql.Identifier, progress_name: str, key: Sequence[str]) -> CheckQuery:

@@ -12,14 +12,10 @@ from psycopg import sql
 
 from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.ops.base import PlanContext
-from dbdeploy.sql import acl, ident, literal, qualified, regclass_literal, render
+from dbdeploy.sql import acl, ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, if_then
 
 S = sql.SQL
-
-
-def regclass(table: str) -> sql.Composable:
-    return S("pg_catalog.to_regclass({})").format(regclass_literal(table))
 
 
 def relation_exists(table: str) -> sql.Composable:

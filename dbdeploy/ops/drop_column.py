@@ -114,7 +114,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, regclass_of, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 BATCH_SIZE = 1000
@@ -173,7 +173,7 @@ class DropColumn(Operation):
         return ident(ctx.backup_schema, self._backup(ctx) if suffix is None else self._name(ctx, suffix))
 
     def _regclass(self, ctx: PlanContext, suffix: str | None = None) -> sql.Composable:
-        return S("pg_catalog.to_regclass({})").format(literal(render(self._rel(ctx, suffix))))
+        return regclass(self._rel(ctx, suffix))
 
     def _fn(self, ctx: PlanContext, suffix: str) -> sql.Identifier:
         return ident(ctx.backup_schema, self._name(ctx, suffix))
@@ -748,9 +748,9 @@ class DropColumn(Operation):
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
                       " || pg_catalog.quote_ident(v_saved.saved_sequence)"
                       " || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);"),
-                    acl.put_back(ctx.backup_schema, S(
-                        "pg_catalog.to_regclass(pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
-                        " || pg_catalog.quote_ident(v_saved.sequence_name))"), S("v_saved.saved_sequence"))),
+                    acl.put_back(ctx.backup_schema, regclass_of(S(
+                        "pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
+                        " || pg_catalog.quote_ident(v_saved.sequence_name)")), S("v_saved.saved_sequence"))),
             # Type, collation, default and comment: PostgreSQL's own rendering of the keeper's catalog entries.
             S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod),\n"
               "       (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)\n"

@@ -30,7 +30,7 @@ from psycopg import sql
 from dbdeploy.model.components import ForeignKey
 from dbdeploy.ops.base import PlanContext
 from dbdeploy.ops.common import S, regclass
-from dbdeploy.sql import ident, literal, qualified
+from dbdeploy.sql import ident, literal, qualified, regclass_of
 from dbdeploy.sql.blocks import block, if_then
 
 DECLARE = ["v_diff text[] := '{}'"]
@@ -199,7 +199,7 @@ def compare_table_indexes(table: str, expected: dict[str, str]) -> sql.Composabl
 # --- probe and verdict --------------------------------------------------------------------
 
 def _drop_leftover_probe() -> sql.Composable:
-    return if_then(S("pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL"), drop_probe())
+    return if_then(S("{} IS NOT NULL").format(regclass_of(S("'pg_temp.dbdeploy_probe'"))), drop_probe())
 
 
 def probe_like(table: str) -> sql.Composable:

@@ -8,6 +8,7 @@ from dbdeploy.sql.parse import (
     Expression,
     IndexElement,
     SqlParseError,
+    TrustedText,
     TypeName,
     column_default,
     is_probably_volatile,
@@ -26,7 +27,9 @@ from dbdeploy.sql.quote import (
     join,
     literal,
     qualified,
+    regclass,
     regclass_literal,
+    regclass_of,
     render,
 )
 
@@ -40,6 +43,7 @@ __all__ = [
     "Composable",
     "Expression",
     "TypeName",
+    "TrustedText",
     "column_default",
     "dollar_quote",
     "ident",
@@ -50,6 +54,8 @@ __all__ = [
     "parse_statements",
     "parse_type",
     "qualified",
+    "regclass",
     "regclass_literal",
+    "regclass_of",
     "render",
 ]

@@ -37,6 +37,24 @@ def regclass_literal(table: str) -> sql.Literal:
     return sql.Literal(render(qualified(table)))
 
 
+def regclass(relation: str | sql.Identifier) -> sql.Composed:
+    """``pg_catalog.to_regclass('"schema"."name"')``: the relation's oid, or NULL when it is missing.
+
+    ``relation`` is a validated ``schema.name`` string (split at the first dot, as
+    :func:`qualified`) or an already quoted :class:`~psycopg.sql.Identifier`; the lookup gets the
+    quoted name as text (:func:`regclass_literal`), so case and dots in names cannot change which
+    relation is found. The one spelling of a static ``to_regclass`` in generated SQL."""
+    name = qualified(relation) if isinstance(relation, str) else relation
+    return sql.SQL("pg_catalog.to_regclass({})").format(sql.Literal(render(name)))
+
+
+def regclass_of(name: sql.Composable) -> sql.Composed:
+    """``pg_catalog.to_regclass(<name>)`` for a name computed at run time: ``name`` is a SQL
+    expression yielding the quoted ``schema.name`` text (a PL/pgSQL variable, a ``quote_ident(…) ||
+    '.' || quote_ident(…)`` concatenation, a column). Static names use :func:`regclass`."""
+    return sql.SQL("pg_catalog.to_regclass({})").format(name)
+
+
 def join(separator: str, parts: Iterable[Composable]) -> sql.Composed:
     return sql.SQL(separator).join(list(parts))
 
