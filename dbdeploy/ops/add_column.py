@@ -48,7 +48,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.sql import ident, literal, qualified, regclass, render
+from dbdeploy.sql import ident, literal, qualified, regclass
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -117,7 +117,7 @@ class AddColumn(Operation):
         ]
         if self.needs_fill:
             statements.append(S("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d};").format(
-                t=qualified(self.table), c=ident(self.column.name), d=S(self.column.default)))
+                t=qualified(self.table), c=ident(self.column.name), d=self.column.default.sql()))
         if self.column.comment is not None:
             statements.append(S("COMMENT ON COLUMN {} IS {};").format(
                 ident(*split_table(self.table), self.column.name), literal(self.column.comment)))
@@ -142,7 +142,7 @@ class AddColumn(Operation):
 
     def _fill_plan(self, ctx: PlanContext) -> BackfillPlan:
         return BackfillPlan(ctx, self.table, {self.column.name: self.column.default},
-                            render(S("{} IS NULL").format(ident(self.column.name))), self.fill_key(ctx), 1000,
+                            S("{} IS NULL").format(ident(self.column.name)), self.fill_key(ctx), 1000,
                             keep_old=False, tag=f"op{ctx.index}_fill")
 
     def not_null_steps(self, ctx: PlanContext) -> list[Step]:

@@ -54,9 +54,8 @@ from dbdeploy.ops.common import (
     relation_missing,
     rollback_backup_prefix,
 )
-from dbdeploy.sql import acl, ident, literal, qualified, render
-from dbdeploy.sql.blocks import block, do_block, if_then
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql import Expression, acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 
 def _proving_index(column_ok: sql.Composable) -> sql.Composable:
@@ -125,10 +124,9 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
         if_then(S("v_key_problem IS NOT NULL"),
                 fail(ctx, message, hint, detail=S("v_key_problem || {}").format(fix))),
     )
-    inner = indent(render(if_then(when, body)))   # by the lexer: no literal changes
-    text = ("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n"
-            + inner.replace("{", "{{").replace("}", "}}") + "\nEND;")
-    return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
+    return S("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n{body}\nEND;").format(
+        keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)),
+        body=indented(if_then(when, body)))   # by the lexer: no literal changes
 
 
 def key_is_proven(table: str, key: list[str]) -> sql.Composable:
@@ -162,7 +160,7 @@ def qualifying_keys(table: str) -> sql.Composable:
 class BackfillPlan:
     """Names and SQL of one backfill."""
 
-    def __init__(self, ctx: PlanContext, table: str, assignments: dict[str, str], where: str | None,
+    def __init__(self, ctx: PlanContext, table: str, assignments: dict[str, Expression], where: sql.Composable | None,
                  key: list[str], batch_size: int, keep_old: bool, tag: str) -> None:
         self.ctx = ctx
         self.table = table
@@ -276,7 +274,7 @@ class BackfillPlan:
         n = BATCH_ROWS
         key_aliases = [f"dbdeploy_key_{i + 1}" for i in range(len(self.key))]
         old_aliases = [f"dbdeploy_old_{i + 1}" for i in range(len(self.assignments))]
-        predicate = S(self.where) if self.where else S("true")
+        predicate = self.where if self.where is not None else S("true")
         select_cols = [S("t.{} AS {}").format(ident(k), ident(a)) for k, a in zip(self.key, key_aliases, strict=True)]
         if self.keep_old:
             select_cols += [S("t.{} AS {}").format(ident(c), ident(a))
@@ -294,7 +292,7 @@ class BackfillPlan:
                 keys=self._key_cols("t"), t=qualified(self.table), cursor=self._cursor_compare(),
                 order=self._key_cols("t"), n=n),
         ]
-        sets = S(", ").join(S("{} = {}").format(ident(c), S(e)) for c, e in self.assignments.items())
+        sets = S(", ").join(S("{} = {}").format(ident(c), e.sql()) for c, e in self.assignments.items())
         if self.keep_old:
             # The UPDATE returns what the backup needs: the key, the value before (from ``batch``)
             # and the value written; no second read of the table.

@@ -53,6 +53,17 @@ BATCH_ROWS = S("pg_catalog.current_setting({})::pg_catalog.int8").format(literal
 ROWS_PARAMETER = S("$1")
 
 
+# dbdeploy's own column names and the batch functions' languages, as SQL: a name is looked up here
+# (KeyError for any other), so no str becomes SQL.
+_NAMES = {
+    "dbdeploy_rows_done": S("dbdeploy_rows_done"), "dbdeploy_batches_done": S("dbdeploy_batches_done"),
+    "dbdeploy_rows_restored": S("dbdeploy_rows_restored"), "dbdeploy_rows_kept": S("dbdeploy_rows_kept"),
+    "dbdeploy_rows_defaulted": S("dbdeploy_rows_defaulted"), "rows_copied": S("rows_copied"),
+    "rows_restored": S("rows_restored"),
+}
+_LANGUAGES = {"sql": S("sql"), "plpgsql": S("plpgsql")}
+
+
 def cursor_table(cursor: sql.Identifier, counters: list[str], *, create: sql.Composable) -> list[sql.Composable]:
     """PL/pgSQL statements that create the cursor table ``cursor``: ``create`` (a statement that
     creates it with the key columns holding the first key, no row when there is none), then one
@@ -62,7 +73,7 @@ def cursor_table(cursor: sql.Identifier, counters: list[str], *, create: sql.Com
     return [
         create,
         S("ALTER TABLE {p} {columns};").format(p=cursor, columns=S(", ").join(
-            S("ADD COLUMN {} bigint NOT NULL DEFAULT 0").format(S(c)) for c in counters)),
+            S("ADD COLUMN {} bigint NOT NULL DEFAULT 0").format(_NAMES[c]) for c in counters)),
         if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(cursor), S("INSERT INTO {} DEFAULT VALUES;").format(cursor)),
         acl.restrict_table(cursor),
     ]
@@ -80,7 +91,7 @@ def batch_function_head(fn: sql.Identifier, out: str, language: str) -> sql.Comp
     :data:`ROWS_PARAMETER`). ``out`` is a constant column name of dbdeploy's (``rows_copied`` …);
     ``language`` is ``sql`` or ``plpgsql``."""
     return S("CREATE FUNCTION {fn}(p_rows bigint) RETURNS TABLE (rows_seen bigint, {out} bigint) LANGUAGE {lang}"
-             " {settings} AS ").format(fn=fn, out=S(out), lang=S(language), settings=S(FUNCTION_SETTINGS))
+             " {settings} AS ").format(fn=fn, out=_NAMES[out], lang=_LANGUAGES[language], settings=S(FUNCTION_SETTINGS))
 
 
 def revoke_batch_function(fn: sql.Identifier) -> sql.Composable:
@@ -97,7 +108,7 @@ def drop_batch_function(fn: sql.Identifier) -> sql.Composable:
 def call_batch_function(fn: sql.Identifier, out: str) -> str:
     """The batch statement of a step that calls ``fn``: ``SELECT rows_seen, <out> FROM fn(<rows>)``
     with the row count the loop set (:data:`BATCH_ROWS`)."""
-    return render(S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=S(out), fn=fn, rows=BATCH_ROWS))
+    return render(S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=_NAMES[out], fn=fn, rows=BATCH_ROWS))
 
 
 def create_batch_function(fn: sql.Identifier, out: str, language: str, body: sql.Composable) -> sql.Composable:

@@ -265,6 +265,10 @@ def rollback_backup_prefix(version: str, base: str) -> str:
     return derived_name(f"r{version}", base)[:40].rstrip("_")
 
 
+# The bigint variables copy_to_timestamped_backup may count into (KeyError for any other name).
+_COUNTERS = {"v_copied": S("v_copied"), "v_total": S("v_total")}
+
+
 def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composable,
                                what: str, count_into: str | None = None) -> sql.Composable:
     """Copy ``select`` into a new backup table named ``base_<timestamp>`` (needs ``v_backup``).
@@ -280,9 +284,10 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
         announce = S("RAISE NOTICE '%', {msg} || v_backup;").format(
             msg=literal(f"dbdeploy {ctx.label}: copied {what} to {ctx.backup_schema}."))
     else:
-        counted = [S("GET DIAGNOSTICS {} = ROW_COUNT;").format(S(count_into))]
+        counter = _COUNTERS[count_into]
+        counted = [S("GET DIAGNOSTICS {} = ROW_COUNT;").format(counter)]
         announce = S("RAISE NOTICE '%', {msg} || {n} || {rows} || v_backup;").format(
-            msg=literal(f"dbdeploy {ctx.label}: copied {what} ("), n=S(count_into),
+            msg=literal(f"dbdeploy {ctx.label}: copied {what} ("), n=counter,
             rows=literal(f" row(s)) to {ctx.backup_schema}."))
     return block(
         S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"

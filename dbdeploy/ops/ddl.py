@@ -6,9 +6,21 @@ from psycopg import sql
 
 from dbdeploy.model.components import Check, Column, ForeignKey, Index, Unique
 from dbdeploy.model.names import split_table
-from dbdeploy.sql import ident, qualified
+from dbdeploy.sql import IndexElement, ident, qualified
 
 S = sql.SQL
+
+
+# The validated choices of the model (ForeignKey.on_delete, Index.method) as SQL.
+_ON_DELETE = {"CASCADE": S("CASCADE"), "RESTRICT": S("RESTRICT"), "SET NULL": S("SET NULL"),
+              "SET DEFAULT": S("SET DEFAULT"), "NO ACTION": S("NO ACTION")}
+_METHODS = {"btree": S("btree"), "hash": S("hash"), "gist": S("gist"), "gin": S("gin"), "brin": S("brin"),
+            "spgist": S("spgist")}
+
+
+def index_key(key: str | IndexElement) -> sql.Composable:
+    """One index key as SQL: a plain column name quoted, an expression key as parsed (``.sql()``)."""
+    return ident(key) if key.isidentifier() else key.sql()
 
 
 def column_def(column: Column, *, with_default: bool = True, with_not_null: bool = True) -> sql.Composable:
@@ -30,7 +42,7 @@ def foreign_key_body(fk: ForeignKey) -> sql.Composable:
     text = S("FOREIGN KEY ({cols}) REFERENCES {ref} ({refcols})").format(
         cols=columns_list(fk.columns), ref=qualified(fk.references), refcols=columns_list(fk.ref_columns))
     if fk.on_delete:
-        text = S("{} ON DELETE {}").format(text, S(fk.on_delete))
+        text = S("{} ON DELETE {}").format(text, _ON_DELETE[fk.on_delete])
     return text
 
 
@@ -52,15 +64,14 @@ def create_index(table: str, index: Index, *, concurrently: bool, if_not_exists:
 
     ``name``/``on`` build the same index under another name on another table (the probe that
     spells the expected definition, see :mod:`dbdeploy.ops.existing`)."""
-    head = "CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX"
+    head = [S("CREATE UNIQUE INDEX") if index.unique else S("CREATE INDEX")]
     if concurrently:
-        head += " CONCURRENTLY"
+        head.append(S(" CONCURRENTLY"))
     if if_not_exists:
-        head += " IF NOT EXISTS"
+        head.append(S(" IF NOT EXISTS"))
     text = S("{head} {name} ON {table} USING {method} ({keys})").format(
-        head=S(head), name=ident(name or index.resolved_name(table)), table=on or qualified(table),
-        method=S(index.method), keys=S(", ").join(S(k) if not k.isidentifier() else ident(k)
-                                                  for k in index.columns))
+        head=sql.Composed(head), name=ident(name or index.resolved_name(table)), table=on or qualified(table),
+        method=_METHODS[index.method], keys=S(", ").join(index_key(k) for k in index.columns))
     if index.include:
         text = S("{} INCLUDE ({})").format(text, columns_list(index.include))
     if index.where:

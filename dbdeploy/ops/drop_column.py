@@ -124,12 +124,12 @@ def dropped_columns_table(ctx: PlanContext):
     return ident(ctx.backup_schema, "dropped_columns")
 
 
-def _keys(fmt: str, sep: str = ", ", var: str = "v_key") -> sql.Composable:
+def _keys(fmt: str, sep: str = ", ", var: sql.Composable = S("v_key")) -> sql.Composable:
     """PL/pgSQL expression: the key columns in ``var`` (text[]) each formatted with ``fmt`` (``%1$I``
     is the quoted column name), joined by ``sep`` — identifiers from the catalog, quoted as data."""
     return S("(SELECT pg_catalog.string_agg(pg_catalog.format({f}, u.k), {sep} ORDER BY u.o)"
              " FROM pg_catalog.unnest({var}) WITH ORDINALITY AS u(k, o))").format(
-        f=literal(fmt), sep=literal(sep), var=S(var))
+        f=literal(fmt), sep=literal(sep), var=var)
 
 
 def _fmt(composable: sql.Composable) -> str:
@@ -649,7 +649,7 @@ class DropColumn(Operation):
                        S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
                          "    || ' AS b WHERE ' || {km} || ')' INTO v_count;").format(
                            qt=literal(render(qualified(self.table))), b=literal(render(self._rel(ctx))),
-                           km=_keys("t.%1$I = b.%1$I", " AND ", var=render(key))),
+                           km=_keys("t.%1$I = b.%1$I", " AND ", var=key)),
                        if_then(S("v_count > 0"),
                                fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column} without a "
                                          "default: rows inserted since the drop have no saved value; rows:",

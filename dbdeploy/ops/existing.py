@@ -237,9 +237,9 @@ def relation_kind_differs(table: str, what: str = "table") -> sql.Composable:
     """A difference when ``table`` exists but is not an ordinary or partitioned table."""
     return S("v_diff := v_diff || ARRAY(SELECT {t} || ' is a ' || CASE c.relkind WHEN 'v' THEN 'view'"
              " WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence'"
-             " WHEN 'f' THEN 'foreign table' ELSE 'relation of kind ' || c.relkind::text END || ', not a {what}'"
+             " WHEN 'f' THEN 'foreign table' ELSE 'relation of kind ' || c.relkind::text END || {not_a}"
              " FROM pg_catalog.pg_class c WHERE c.oid = {rel} AND c.relkind NOT IN ('r', 'p'));").format(
-        t=literal(table), rel=regclass(table), what=S(what))
+        t=literal(table), rel=regclass(table), not_a=literal(f", not a {what}"))
 
 
 __all__ = [
