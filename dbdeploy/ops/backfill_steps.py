@@ -268,7 +268,7 @@ class BackfillPlan:
         return Step("backfill_setup", self.table, "ACCESS SHARE", True, do_block(body),
                     f"prepare the backfill of {self.table} {what}".strip())
 
-    def batch_statement(self) -> str:
+    def batch_statement(self) -> sql.Composable:
         """One batch of the forward (see the module docstring): at most ``dbdeploy.batch_rows`` rows
         (:data:`dbdeploy.ops.batches.BATCH_ROWS`, set by the loop before each batch) from the cursor."""
         n = BATCH_ROWS
@@ -326,7 +326,7 @@ class BackfillPlan:
             if len(self.key) > 1 else S("next_key.{}").format(ident(self.key[0]))))
         query = S("WITH {ctes}\nSELECT (SELECT count(*) FROM batch) AS rows_seen,"
                   " (SELECT count(*) FROM changed) AS rows_changed").format(ctes=S(",\n").join(ctes))
-        return render(query)
+        return query
 
     def run_step(self) -> Step:
         """The forward's batch step (no transaction, ROW EXCLUSIVE): :meth:`batch_statement` in the

@@ -41,8 +41,7 @@ from dbdeploy.bundle.markers import (
 )
 from dbdeploy.ops.common import S
 from dbdeploy.sql import acl, literal, render
-from dbdeploy.sql.blocks import block, do_block, if_then
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 # What every batch function and the no-op one run with: built-ins only, nothing from a temporary schema.
 FUNCTION_SETTINGS = "SET search_path = pg_catalog, pg_temp"
@@ -105,10 +104,10 @@ def drop_batch_function(fn: sql.Identifier) -> sql.Composable:
     return block(S("DROP FUNCTION IF EXISTS {};").format(signature(fn)), S("DROP FUNCTION IF EXISTS {}();").format(fn))
 
 
-def call_batch_function(fn: sql.Identifier, out: str) -> str:
+def call_batch_function(fn: sql.Identifier, out: str) -> sql.Composable:
     """The batch statement of a step that calls ``fn``: ``SELECT rows_seen, <out> FROM fn(<rows>)``
     with the row count the loop set (:data:`BATCH_ROWS`)."""
-    return render(S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=_NAMES[out], fn=fn, rows=BATCH_ROWS))
+    return S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=_NAMES[out], fn=fn, rows=BATCH_ROWS)
 
 
 def create_batch_function(fn: sql.Identifier, out: str, language: str, body: sql.Composable) -> sql.Composable:
@@ -126,7 +125,7 @@ def noop_batch_function(fn: sql.Identifier, out: str) -> sql.Composable:
                    revoke_batch_function(fn))
 
 
-def batch_loop(statement: str, max_rows: int) -> str:
+def batch_loop(statement: sql.Composable, max_rows: int) -> str:
     """The DO block of a batch step: run ``statement`` (one batch of at most :data:`BATCH_ROWS` rows,
     returning ``rows_seen`` and a count) between the batch markers, stop when it saw no row, COMMIT
     after each batch, and size the next batch by how long this one took up to its commit
@@ -142,23 +141,23 @@ def batch_loop(statement: str, max_rows: int) -> str:
     column named ``v_rows``) as the column (``#variable_conflict use_column``), as the executor's
     run of the statement alone does."""
     rows = literal(BATCH_ROWS_SETTING)
-    body = "\n".join([
-        "LOOP",
-        "    " + render(S("PERFORM pg_catalog.set_config({}, v_batch_rows::pg_catalog.text, false);").format(rows)),
-        "    v_started := pg_catalog.clock_timestamp();",
-        f"    {BATCH_BEGIN} rows={max_rows}",
-        indent(statement),
-        "    " + BATCH_END,
-        "    INTO v_rows, v_changed;",
-        "    EXIT WHEN v_rows = 0;",
-        "    COMMIT;",
-        "    v_took := pg_catalog.clock_timestamp() - v_started;",
-        "    IF v_target > interval '0' AND v_took > v_target THEN",
-        "        v_batch_rows := GREATEST(v_batch_rows / 2, 1);",
-        "    ELSIF v_took < v_target / 4 THEN",
-        "        v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);",
-        "    END IF;",
-        "END LOOP;",
+    body = S("\n").join([
+        S("LOOP"),
+        S("    PERFORM pg_catalog.set_config({}, v_batch_rows::pg_catalog.text, false);").format(rows),
+        S("    v_started := pg_catalog.clock_timestamp();"),
+        S("    " + BATCH_BEGIN + " rows={}").format(literal(int(max_rows))),
+        indented(statement),
+        S("    " + BATCH_END),
+        S("    INTO v_rows, v_changed;\n"
+          "    EXIT WHEN v_rows = 0;\n"
+          "    COMMIT;\n"
+          "    v_took := pg_catalog.clock_timestamp() - v_started;\n"
+          "    IF v_target > interval '0' AND v_took > v_target THEN\n"
+          "        v_batch_rows := GREATEST(v_batch_rows / 2, 1);\n"
+          "    ELSIF v_took < v_target / 4 THEN\n"
+          "        v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);\n"
+          "    END IF;\n"
+          "END LOOP;"),
     ])
     target = render(S("COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), {})::interval").format(
         literal(BATCH_TIME_SETTING), literal(DEFAULT_BATCH_TIME)))

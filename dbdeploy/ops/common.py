@@ -296,7 +296,7 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
           " || pg_catalog.quote_ident(v_backup) || ' AS ' || {query};").format(
             schema=literal(ctx.backup_schema), query=literal(query)),
         *counted,
-        acl.restrict_dynamic(ctx.backup_schema, "v_backup"),
+        acl.restrict_dynamic(ctx.backup_schema, S("v_backup")),
         announce,
     )
 

@@ -14,7 +14,7 @@ from dbdeploy.sql.quote import dollar_quote, render
 S = sql.SQL
 
 
-def do_block(body: sql.Composable | str, declare: list[str] | None = None, *, use_column: bool = False) -> str:
+def do_block(body: sql.Composable, declare: list[str] | None = None, *, use_column: bool = False) -> str:
     """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body.
 
     The body is indented only between tokens (:func:`dbdeploy.sql.psql.indent`): a literal in it
@@ -22,7 +22,9 @@ def do_block(body: sql.Composable | str, declare: list[str] | None = None, *, us
     use_column`` (PL/pgSQL docs, "Variable Substitution"), so a name in its SQL statements that is
     both a column and a variable of the block means the column — as it does when the statement runs
     on its own (a batch statement the executor runs between the batch markers)."""
-    text = body if isinstance(body, str) else render(body)
+    if isinstance(body, str):
+        raise TypeError("do_block() takes a psycopg Composable body, not a str")
+    text = render(body)
     lines = ["#variable_conflict use_column"] if use_column else []
     if declare:
         lines.append("DECLARE")

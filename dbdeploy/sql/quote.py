@@ -6,7 +6,6 @@ rendered with ``as_string(None)`` (psycopg's default adaptation, standard-confor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from psycopg import sql
@@ -55,13 +54,23 @@ def regclass_of(name: sql.Composable) -> sql.Composed:
     return sql.SQL("pg_catalog.to_regclass({})").format(name)
 
 
-def join(separator: str, parts: Iterable[Composable]) -> sql.Composed:
-    return sql.SQL(separator).join(list(parts))
-
-
 def render(composable: Composable) -> str:
     """Render a composable to text without a connection."""
     return composable.as_string(None)
+
+
+def line_comment(text: str) -> sql.SQL:
+    """``-- text``: a one-line SQL comment. Line breaks (``\\n``, ``\\r``, where PostgreSQL's and psql's
+    lexers end a ``--`` comment) become spaces, so nothing in ``text`` can leave the comment."""
+    return sql.SQL("-- " + text.replace("\n", " ").replace("\r", " "))
+
+
+def dollar_quoted(body: Composable, tag: str = "dbdeploy") -> sql.SQL:
+    """``body`` (a Composable, e.g. a PL/pgSQL block) rendered inside a dollar quote whose tag does
+    not occur in it (:func:`dollar_quote`), as SQL. Raises TypeError for a ``str``."""
+    if not isinstance(body, Composable):
+        raise TypeError(f"dollar_quoted() takes a psycopg Composable, not {type(body).__name__}")
+    return sql.SQL(dollar_quote(render(body), tag))
 
 
 def dollar_quote(body: str, tag: str = "dbdeploy") -> str:
