@@ -236,7 +236,7 @@ class DropColumn(Operation):
         t, col, b = qualified(self.table), ident(self.column), self._rel(ctx)
         body = (
             "BEGIN\n"
-            f"    IF TG_RELID IS DISTINCT FROM pg_catalog.to_regclass({_fmt(literal(render(t)))}) THEN\n"
+            f"    IF TG_RELID IS DISTINCT FROM {_fmt(regclass(t))} THEN\n"
             "        RAISE EXCEPTION 'dbdeploy: this trigger function serves only %%', "
             f"{_fmt(literal(self.table))};\n"
             "    END IF;\n"
@@ -937,8 +937,7 @@ class DropColumn(Operation):
               "    IF pg_catalog.left(v_def, pg_catalog.length(v_head)) IS DISTINCT FROM v_head THEN\n"
               "        RAISE EXCEPTION '%', {msg} || v_con.name;\n"
               "    END IF;\n"
-              "    IF pg_catalog.to_regclass(pg_catalog.quote_ident({s}) || '.' || pg_catalog.quote_ident(v_con.name))"
-              " IS NULL THEN\n"
+              "    IF {built} IS NULL THEN\n"
               "        EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '\n"
               "            || pg_catalog.quote_ident(v_con.name) || ' ON ' || {qt} || ' USING '\n"
               "            || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);\n"
@@ -951,7 +950,8 @@ class DropColumn(Operation):
               "            || CASE WHEN v_con.condeferrable THEN ' DEFERRABLE' ELSE '' END\n"
               "            || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;\n"
               "    END IF;\n"
-              "END LOOP;").format(k=keeper, s=schema, qt=qt, rel=regclass(self.table),
+              "END LOOP;").format(k=keeper, qt=qt, rel=regclass(self.table), built=regclass_of(S(
+                  "pg_catalog.quote_ident({}) || '.' || pg_catalog.quote_ident(v_con.name)").format(schema)),
                                   msg=literal(f"dbdeploy {ctx.label}: cannot read the kept definition of index ")),
             if_then(S("v_built IS NOT NULL"),
                     S("RAISE NOTICE '%', {m} || pg_catalog.array_to_string(v_built, ', ');").format(

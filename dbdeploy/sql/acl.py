@@ -298,9 +298,9 @@ def put_back(backup_schema: str, relation: sql.Composable, name: sql.Composable)
         "    acl_what text;\n"
         "BEGIN\n"
         "    {owner_only}\n"
-        "    IF pg_catalog.to_regclass({tname}) IS NOT NULL THEN\n"
+        "    IF {treg} IS NOT NULL THEN\n"
         "        IF NOT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c"
-        " WHERE c.oid = pg_catalog.to_regclass({tname})), 'USAGE') THEN\n"
+        " WHERE c.oid = {treg}), 'USAGE') THEN\n"
         "            RAISE EXCEPTION 'dbdeploy: % is owned by another role; refusing to restore grants from it',"
         " {tname};\n"
         "        END IF;\n"
@@ -350,7 +350,8 @@ def put_back(backup_schema: str, relation: sql.Composable, name: sql.Composable)
         "        DELETE FROM {t} WHERE relation = {n};\n"
         "    END IF;\n"
         "END;"
-    ).format(owner_only=restrict_relation(relation, readers=False), tname=literal(render(table)), t=table,
+    ).format(owner_only=restrict_relation(relation, readers=False), tname=literal(render(table)),
+             treg=regclass(table), t=table,
              n=name, rel=relation, privileges=literal(list(_PRIVILEGES)))
 
 
@@ -363,13 +364,16 @@ def _legacy_set_aside(backup_schema: str) -> sql.Composable:
     parts = []
     for meta, column in (("dropped_tables", "backup_table"), ("dropped_columns", "saved_sequence")):
         listed = sql.Identifier(backup_schema, meta)
-        relation = S("pg_catalog.to_regclass(pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident({n}))")
+        def relation(name: sql.Composable) -> sql.Composable:
+            return regclass_of(S("pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident({n})").format(
+                bk=literal(backup_schema), n=name))
+
         parts.append(S(
-            "IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({lname})"
+            "IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {lreg}"
             " AND attname = {cname} AND NOT attisdropped) THEN\n"
             "    FOR acl_name IN SELECT m.{col} FROM {listed} m WHERE m.{col} IS NOT NULL AND {listed_rel} IS NOT NULL"
             " LOOP\n"
-            "        IF pg_catalog.to_regclass({tname}) IS NULL THEN\n"
+            "        IF {treg} IS NULL THEN\n"
             "{ensure}\n"
             "        END IF;\n"
             "        IF NOT EXISTS (SELECT 1 FROM {t} s WHERE s.relation = acl_name) THEN\n"
@@ -377,10 +381,10 @@ def _legacy_set_aside(backup_schema: str) -> sql.Composable:
             "        END IF;\n"
             "    END LOOP;\n"
             "END IF;").format(
-                lname=literal(render(listed)), listed=listed, col=sql.Identifier(column), cname=literal(column),
-                listed_rel=relation.format(bk=literal(backup_schema), n=S("m.{}").format(sql.Identifier(column))),
-                tname=literal(render(table)), t=table, ensure=_ensure_set_aside_table(backup_schema),
-                grants=grants_of(relation.format(bk=literal(backup_schema), n=S("acl_name")))))
+                lreg=regclass(listed), listed=listed, col=sql.Identifier(column), cname=literal(column),
+                listed_rel=relation(S("m.{}").format(sql.Identifier(column))),
+                treg=regclass(table), t=table, ensure=_ensure_set_aside_table(backup_schema),
+                grants=grants_of(relation(S("acl_name")))))
     return S(
         "DECLARE\n"
         "    acl_name text;\n"
