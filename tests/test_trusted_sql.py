@@ -110,6 +110,14 @@ class _Finder(ast.NodeVisitor):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scoped  # noqa: N815
 
     def visit_Call(self, node: ast.Call) -> None:  # noqa: N802
+        for keyword in node.keywords:
+            # do_block(..., declare=[...]): a declaration is text in the block; a computed one is composed
+            if keyword.arg == "declare":
+                for item in ast.walk(keyword.value):
+                    if isinstance(item, ast.JoinedStr):
+                        self.found.append((self.path, item.lineno, ".".join(self.scope) or "<module>",
+                                           f"declare=[{ast.unparse(item)[:80]}]: an f-string (compose it with "
+                                           "S(\"… {}\").format(...))"))
         if _is_constructor(node.func):
             args = list(node.args) + [k.value for k in node.keywords]
             bad = [a for a in args if not _literal(a, self.constants)]
@@ -176,6 +184,8 @@ def test_allow_list_is_current() -> None:
     ('S(obj.text)', True),
     ('S(sql="x")', False),
     ('S(sql=x)', True),
+    ('do_block(c, declare=["v_n bigint"])', False),
+    ('do_block(c, declare=[f"v_n bigint := {x}"])', True),
 ])
 def test_the_rule(source: str, refused: bool) -> None:
     """The checker itself: what counts as a literal and what is refused."""

@@ -159,10 +159,12 @@ def batch_loop(statement: sql.Composable, max_rows: int) -> str:
           "    END IF;\n"
           "END LOOP;"),
     ])
-    target = render(S("COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), {})::interval").format(
-        literal(BATCH_TIME_SETTING), literal(DEFAULT_BATCH_TIME)))
-    return do_block(body, declare=["v_rows bigint", "v_changed bigint", f"v_max_rows bigint := {int(max_rows)}",
-                                   f"v_batch_rows bigint := {int(max_rows)}", f"v_target interval := {target}",
+    target = S("COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), {})::interval").format(
+        literal(BATCH_TIME_SETTING), literal(DEFAULT_BATCH_TIME))
+    return do_block(body, declare=["v_rows bigint", "v_changed bigint",
+                                   S("v_max_rows bigint := {}").format(literal(int(max_rows))),
+                                   S("v_batch_rows bigint := {}").format(literal(int(max_rows))),
+                                   S("v_target interval := {}").format(target),
                                    "v_started timestamptz", "v_took interval"], use_column=True)
 
 

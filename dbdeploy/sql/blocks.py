@@ -14,8 +14,14 @@ from dbdeploy.sql.quote import dollar_quote, render
 S = sql.SQL
 
 
-def do_block(body: sql.Composable, declare: list[str] | None = None, *, use_column: bool = False) -> str:
-    """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body.
+def do_block(body: sql.Composable, declare: list[str | sql.Composable] | None = None, *,
+             use_column: bool = False) -> str:
+    """An anonymous PL/pgSQL block (as text); the dollar-quote tag never occurs in the body.
+
+    ``body`` is a Composable (TypeError for a ``str``). ``declare`` lists the block's variables, one
+    declaration each without the ``;``: a literal such as ``"v_n bigint"``, or a Composable when part
+    of it is computed (``S("v_n bigint := {}").format(literal(n))``; tests/test_trusted_sql.py refuses
+    an f-string there).
 
     The body is indented only between tokens (:func:`dbdeploy.sql.psql.indent`): a literal in it
     that spans lines keeps every byte. ``use_column``: the block starts with ``#variable_conflict
@@ -28,7 +34,7 @@ def do_block(body: sql.Composable, declare: list[str] | None = None, *, use_colu
     lines = ["#variable_conflict use_column"] if use_column else []
     if declare:
         lines.append("DECLARE")
-        lines.extend(f"    {d};" for d in declare)
+        lines.extend(f"    {d if isinstance(d, str) else render(d)};" for d in declare)
     lines.append("BEGIN")
     lines.append(_indent(text.rstrip()))
     lines.append("END")
@@ -54,7 +60,8 @@ def indented(composable: sql.Composable, by: str = "    ", *, first_line: bool =
     return sql.SQL(text if first_line else text.lstrip())
 
 
-def do_block_sql(body: sql.Composable, declare: list[str] | None = None, *, use_column: bool = False) -> sql.SQL:
+def do_block_sql(body: sql.Composable, declare: list[str | sql.Composable] | None = None, *,
+                 use_column: bool = False) -> sql.SQL:
     """:func:`do_block` as SQL, to compose into a larger statement list. ``body`` must be a
     Composable (raises TypeError for a ``str``)."""
     if not isinstance(body, sql.Composable):
