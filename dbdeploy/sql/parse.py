@@ -288,6 +288,7 @@ def parse_expression(text: str) -> Expression:
     return Expression(RawStream()(node), frozenset(_column_refs(node)), is_probably_volatile(node))
 
 
+@lru_cache(maxsize=1024)
 def column_default(text: str) -> str:
     """An expression's text as it can follow DEFAULT in a column definition.
 
