@@ -61,7 +61,7 @@ def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str]
     by another role) and the history tables the bundle itself writes; last, every relation in
     both schemas that the role owns gets the ACL owner + backup readers (also what earlier
     dbdeploy versions created)."""
-    return [ensure_schema(history_schema) if s is None else render(s) for s in (
+    return [ensure_schema(history_schema) if s is None else s if isinstance(s, str) else render(s) for s in (
         # psql lexes each later line with the server's standard_conforming_strings and sends the
         # file's UTF-8 bytes as client_encoding says: fixing both makes psql read and send the
         # statements exactly as the executor's lexer (dbdeploy.sql.psql) does, on any server.
@@ -73,8 +73,8 @@ def ensure_tables(history_schema: str, backup_schema: str, owners: Sequence[str]
         S("SET search_path = pg_catalog, pg_temp;"),
         acl.set_readers(backup_readers),
         None,
-        S(ensure_schema(backup_schema)),
-        S(trust.check_block(history_schema, backup_schema, owners)),
+        ensure_schema(backup_schema),
+        trust.check_block(history_schema, backup_schema, owners),
         S("CREATE TABLE IF NOT EXISTS {} (\n"
           "    version text PRIMARY KEY,\n"
           "    script_name text,\n"

@@ -10,7 +10,15 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from dbdeploy.model import names
-from dbdeploy.sql import SqlParseError, parse_expression, parse_index_element, parse_type
+from dbdeploy.sql import (
+    Expression,
+    IndexElement,
+    SqlParseError,
+    TypeName,
+    parse_expression,
+    parse_index_element,
+    parse_type,
+)
 
 
 class SpecModel(BaseModel):
@@ -58,25 +66,25 @@ def _shown(value: str) -> str:
     return text if len(text) <= 80 else f"{text[:60]}… ({len(value):,} characters)"
 
 
-def _expr(value: str) -> str:
+def _expr(value: str) -> Expression:
     try:
-        return parse_expression(value).text
+        return parse_expression(value)
     except SqlParseError as exc:
         raise ValueError(f"invalid SQL expression {_shown(value)}: {exc}") from None
 
 
-def _type(value: str) -> str:
+def _type(value: str) -> TypeName:
     try:
-        return parse_type(value).text
+        return parse_type(value)
     except SqlParseError as exc:
         raise ValueError(f"invalid PostgreSQL type {_shown(value)}: {exc}") from None
 
 
-def _index_key(value: str) -> str:
+def _index_key(value: str) -> str | IndexElement:
     if isinstance(value, str) and value.strip() and names._IDENTIFIER.match(value):
         return names.check_identifier(value, "index column")
     try:
-        return parse_index_element(value).text
+        return parse_index_element(value)
     except SqlParseError as exc:
         raise ValueError(f"invalid index key {_shown(value)}: {exc}") from None
 
@@ -105,8 +113,15 @@ def _free_text(value: str) -> str:
 
 Identifier = Annotated[str, AfterValidator(lambda v: names.check_identifier(v, "name"))]
 TableName = Annotated[str, AfterValidator(names.check_table_name)]
+# The SQL fragments of a spec keep their parse (dbdeploy.sql.parse): an Expression, TypeName or
+# IndexElement is a str holding pglast's canonical text (so it dumps, compares and is written to the
+# manifest as that text) that carries the columns it reads and enters SQL only through .sql().
 SqlExpression = Annotated[str, AfterValidator(_expr)]
+"""A SQL expression from a spec, validated and kept as an :class:`~dbdeploy.sql.Expression`."""
 SqlType = Annotated[str, AfterValidator(_type)]
+"""A PostgreSQL type name from a spec, kept as a :class:`~dbdeploy.sql.TypeName`."""
 IndexKey = Annotated[str, AfterValidator(_index_key)]
+"""An index key: a plain column name (a ``str``, rendered quoted) or an
+:class:`~dbdeploy.sql.IndexElement` (an expression, or a column with ordering/opclass)."""
 ColumnList = Annotated[list[Identifier], AfterValidator(_non_empty), AfterValidator(_unique_list)]
 FreeText = Annotated[str, AfterValidator(_free_text)]

@@ -20,7 +20,7 @@ from dbdeploy.model.base import (
     TableName,
 )
 from dbdeploy.model.names import _IDENTIFIER, derived_name, short_hash, split_table
-from dbdeploy.sql import parse_expression, parse_index_element
+from dbdeploy.sql import IndexElement
 from dbdeploy.sql.expression_rules import (
     check_constraint_expression,
     check_default,
@@ -72,7 +72,7 @@ class Column(SpecModel):
 
     @property
     def default_is_volatile(self) -> bool:
-        return self.default is not None and parse_expression(self.default).volatile
+        return self.default is not None and self.default.volatile
 
 
 class ForeignKey(SpecModel):
@@ -124,7 +124,7 @@ class Check(SpecModel):
 
     @property
     def columns(self) -> frozenset[str]:
-        return parse_expression(self.expression).columns
+        return self.expression.columns
 
     def resolved_name(self, table: str) -> str:
         return self.name or derived_name(
@@ -200,9 +200,9 @@ class Index(SpecModel):
         found: set[str] = set(self.include)
         for key in self.columns:
             # a plain name is a column (rendered quoted), even one spelt like a keyword ("end", "table")
-            found |= {key} if _IDENTIFIER.match(key) else parse_index_element(key).columns
+            found |= key.columns if isinstance(key, IndexElement) else {key}
         if self.where:
-            found |= parse_expression(self.where).columns
+            found |= self.where.columns
         return frozenset(found)
 
     def resolved_name(self, table: str) -> str:

@@ -49,7 +49,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import ident, literal, qualified, regclass
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -149,7 +149,7 @@ class AddColumn(Operation):
         ]
         if self.needs_fill:
             statements.append(S("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d};").format(
-                t=qualified(self.table), c=ident(self.column.name), d=S(self.column.default)))
+                t=qualified(self.table), c=ident(self.column.name), d=self.column.default.sql()))
         if self.column.comment is not None:
             statements.append(S("COMMENT ON COLUMN {} IS {};").format(
                 ident(*split_table(self.table), self.column.name), literal(self.column.comment)))
@@ -174,7 +174,7 @@ class AddColumn(Operation):
 
     def _fill_plan(self, ctx: PlanContext) -> BackfillPlan:
         return BackfillPlan(ctx, self.table, {self.column.name: self.column.default},
-                            render(S("{} IS NULL").format(ident(self.column.name))), self.fill_key(ctx), 1000,
+                            S("{} IS NULL").format(ident(self.column.name)), self.fill_key(ctx), 1000,
                             keep_old=False, tag=f"op{ctx.index}_fill")
 
     def not_null_steps(self, ctx: PlanContext) -> list[Step]:
@@ -250,9 +250,8 @@ def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
     """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan."""
     name = derived_name(split_table(table)[1], column, suffix="not_null")
     nullable = S(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({rel})"
-        " AND attname = {col} AND NOT attnotnull)").format(
-        rel=literal(qualified(table).as_string(None)), col=literal(column))
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {rel}"
+        " AND attname = {col} AND NOT attnotnull)").format(rel=regclass(table), col=literal(column))
     add = if_then(S("{} AND NOT {}").format(nullable, constraint_exists(table, name)),
                   S("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
                       t=qualified(table), n=ident(name), c=ident(column)))

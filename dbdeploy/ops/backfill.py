@@ -19,7 +19,6 @@ from dbdeploy.ops.common import S, is_owned
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.raw_sql import RawSQL
-from dbdeploy.sql import parse_expression
 
 
 class Backfill(Operation):
@@ -43,9 +42,9 @@ class Backfill(Operation):
     def apply(self, state: SchemaState) -> None:
         referenced = set(self.set)
         for expr in self.set.values():
-            referenced |= parse_expression(expr).columns
+            referenced |= expr.columns
         if self.where:
-            referenced |= parse_expression(self.where).columns
+            referenced |= self.where.columns
         state.require_columns(self.table, referenced, "set/where")
         if self.key:
             state.require_columns(self.table, self.key, "key")
@@ -80,12 +79,12 @@ class Backfill(Operation):
         return list(table.primary_key)
 
     def plan(self, ctx: PlanContext) -> BackfillPlan:
-        return BackfillPlan(ctx, self.table, dict(self.set), self.where, self.resolve_key(ctx.state),
-                            self.batch_size, keep_old=True, tag=f"op{ctx.index}")
+        return BackfillPlan(ctx, self.table, dict(self.set), self.where.sql() if self.where else None,
+                            self.resolve_key(ctx.state), self.batch_size, keep_old=True, tag=f"op{ctx.index}")
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         plan = self.plan(ctx)
-        where_columns = parse_expression(self.where).columns if self.where else ()
+        where_columns = self.where.columns if self.where else ()
         return [expect.backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where,
                                 set_columns=self.set, where_columns=where_columns)]
 
@@ -147,9 +146,9 @@ class Backfill(Operation):
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         plan = self.plan(ctx)
         existing = self.table not in earlier.created_tables
-        reads = set().union(*(parse_expression(e).columns for e in self.set.values()))
+        reads = set().union(*(e.columns for e in self.set.values()))
         if self.where:
-            reads |= parse_expression(self.where).columns
+            reads |= self.where.columns
         change = queries.backfilled_values(self.table, dict(self.set), self.where, reads)
         prerequisites = [queries.table_exists(self.table)] if existing else []
         if existing:

@@ -54,9 +54,8 @@ from dbdeploy.ops.common import (
     relation_missing,
     rollback_backup_prefix,
 )
-from dbdeploy.sql import acl, ident, literal, qualified, render
-from dbdeploy.sql.blocks import block, do_block, if_then
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql import Expression, acl, ident, literal, qualified, render
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 
 def _proving_index(column_ok: sql.Composable) -> sql.Composable:
@@ -125,10 +124,9 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
         if_then(S("v_key_problem IS NOT NULL"),
                 fail(ctx, message, hint, detail=S("v_key_problem || {}").format(fix))),
     )
-    inner = indent(render(if_then(when, body)))   # by the lexer: no literal changes
-    text = ("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n"
-            + inner.replace("{", "{{").replace("}", "}}") + "\nEND;")
-    return S(text).format(keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)))
+    return S("DECLARE\n    v_key_columns text[] := {keys};\n    v_key_problem text;\nBEGIN\n{body}\nEND;").format(
+        keys=S("ARRAY[{}]::pg_catalog.text[]").format(S(", ").join(literal(k) for k in key)),
+        body=indented(if_then(when, body)))   # by the lexer: no literal changes
 
 
 def key_is_proven(table: str, key: list[str]) -> sql.Composable:
@@ -162,7 +160,7 @@ def qualifying_keys(table: str) -> sql.Composable:
 class BackfillPlan:
     """Names and SQL of one backfill."""
 
-    def __init__(self, ctx: PlanContext, table: str, assignments: dict[str, str], where: str | None,
+    def __init__(self, ctx: PlanContext, table: str, assignments: dict[str, Expression], where: sql.Composable | None,
                  key: list[str], batch_size: int, keep_old: bool, tag: str) -> None:
         self.ctx = ctx
         self.table = table
@@ -270,13 +268,13 @@ class BackfillPlan:
         return Step("backfill_setup", self.table, "ACCESS SHARE", True, do_block(body),
                     f"prepare the backfill of {self.table} {what}".strip())
 
-    def batch_statement(self) -> str:
+    def batch_statement(self) -> sql.Composable:
         """One batch of the forward (see the module docstring): at most ``dbdeploy.batch_rows`` rows
         (:data:`dbdeploy.ops.batches.BATCH_ROWS`, set by the loop before each batch) from the cursor."""
         n = BATCH_ROWS
         key_aliases = [f"dbdeploy_key_{i + 1}" for i in range(len(self.key))]
         old_aliases = [f"dbdeploy_old_{i + 1}" for i in range(len(self.assignments))]
-        predicate = S(self.where) if self.where else S("true")
+        predicate = self.where if self.where is not None else S("true")
         select_cols = [S("t.{} AS {}").format(ident(k), ident(a)) for k, a in zip(self.key, key_aliases, strict=True)]
         if self.keep_old:
             select_cols += [S("t.{} AS {}").format(ident(c), ident(a))
@@ -294,7 +292,7 @@ class BackfillPlan:
                 keys=self._key_cols("t"), t=qualified(self.table), cursor=self._cursor_compare(),
                 order=self._key_cols("t"), n=n),
         ]
-        sets = S(", ").join(S("{} = {}").format(ident(c), S(e)) for c, e in self.assignments.items())
+        sets = S(", ").join(S("{} = {}").format(ident(c), e.sql()) for c, e in self.assignments.items())
         if self.keep_old:
             # The UPDATE returns what the backup needs: the key, the value before (from ``batch``)
             # and the value written; no second read of the table.
@@ -328,7 +326,7 @@ class BackfillPlan:
             if len(self.key) > 1 else S("next_key.{}").format(ident(self.key[0]))))
         query = S("WITH {ctes}\nSELECT (SELECT count(*) FROM batch) AS rows_seen,"
                   " (SELECT count(*) FROM changed) AS rows_changed").format(ctes=S(",\n").join(ctes))
-        return render(query)
+        return query
 
     def run_step(self) -> Step:
         """The forward's batch step (no transaction, ROW EXCLUSIVE): :meth:`batch_statement` in the
@@ -467,8 +465,8 @@ class BackfillPlan:
         """SQL boolean: the backup has the columns holding the values the backfill wrote."""
         b = self.backup
         return S(" AND ").join(
-            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({b})"
-              " AND attname = {w} AND NOT attisdropped)").format(b=sql.Literal(render(b)),
+            S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {b}"
+              " AND attname = {w} AND NOT attisdropped)").format(b=regclass(b),
                                                                  w=sql.Literal(self.written[c]))
             for c in self.assignments)
 
@@ -491,7 +489,7 @@ class BackfillPlan:
             # Checked again here, right before the writes (see the docstring).
             self.restore_key_check(),
             if_then(self._has_written(), self._restore_prepare(), otherwise=[self._restore_legacy()]))
-        restore = if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(t))), restore)
+        restore = if_then(S("{} IS NOT NULL").format(regclass(t)), restore)
         if columns_dropped_later is not None:
             restore = if_then(columns_dropped_later,
                               # Kept (renamed, instant) so which values the backfill wrote stays known after the drop.
@@ -507,7 +505,7 @@ class BackfillPlan:
                               otherwise=[restore])
         body = block(
             drop_batch_function(fn),
-            if_then(S("pg_catalog.to_regclass({}) IS NOT NULL").format(sql.Literal(render(b))), restore),
+            if_then(S("{} IS NOT NULL").format(regclass(b)), restore),
             noop_batch_function(fn, "rows_restored"))
         declare = ["v_restored bigint", "v_total bigint", "v_backup text"]
         return Step("restore_backfill", self.table, "ROW EXCLUSIVE", True, do_block(body, declare=declare),

@@ -245,7 +245,7 @@ class ColumnValue:
     """A column's value after an operation, as SQL over the table's columns before it."""
 
     column: str
-    expression: str         # trusted SQL: spec-validated expressions or composed with psycopg.sql
+    expression: sql.Composable = field(compare=False)  # spec expressions (.sql()) composed with psycopg.sql
     reads: frozenset[str]
 
 

@@ -41,8 +41,7 @@ from dbdeploy.bundle.markers import (
 )
 from dbdeploy.ops.common import S
 from dbdeploy.sql import acl, literal, render
-from dbdeploy.sql.blocks import block, do_block, if_then
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 # What every batch function and the no-op one run with: built-ins only, nothing from a temporary schema.
 FUNCTION_SETTINGS = "SET search_path = pg_catalog, pg_temp"
@@ -51,6 +50,17 @@ FUNCTION_SETTINGS = "SET search_path = pg_catalog, pg_temp"
 BATCH_ROWS = S("pg_catalog.current_setting({})::pg_catalog.int8").format(literal(BATCH_ROWS_SETTING))
 # The batch function's parameter inside its body: positional, so a table column named p_rows cannot shadow it.
 ROWS_PARAMETER = S("$1")
+
+
+# dbdeploy's own column names and the batch functions' languages, as SQL: a name is looked up here
+# (KeyError for any other), so no str becomes SQL.
+_NAMES = {
+    "dbdeploy_rows_done": S("dbdeploy_rows_done"), "dbdeploy_batches_done": S("dbdeploy_batches_done"),
+    "dbdeploy_rows_restored": S("dbdeploy_rows_restored"), "dbdeploy_rows_kept": S("dbdeploy_rows_kept"),
+    "dbdeploy_rows_defaulted": S("dbdeploy_rows_defaulted"), "rows_copied": S("rows_copied"),
+    "rows_restored": S("rows_restored"),
+}
+_LANGUAGES = {"sql": S("sql"), "plpgsql": S("plpgsql")}
 
 
 def cursor_table(cursor: sql.Identifier, counters: list[str], *, create: sql.Composable) -> list[sql.Composable]:
@@ -62,7 +72,7 @@ def cursor_table(cursor: sql.Identifier, counters: list[str], *, create: sql.Com
     return [
         create,
         S("ALTER TABLE {p} {columns};").format(p=cursor, columns=S(", ").join(
-            S("ADD COLUMN {} bigint NOT NULL DEFAULT 0").format(S(c)) for c in counters)),
+            S("ADD COLUMN {} bigint NOT NULL DEFAULT 0").format(_NAMES[c]) for c in counters)),
         if_then(S("NOT EXISTS (SELECT 1 FROM {})").format(cursor), S("INSERT INTO {} DEFAULT VALUES;").format(cursor)),
         acl.restrict_table(cursor),
     ]
@@ -80,7 +90,7 @@ def batch_function_head(fn: sql.Identifier, out: str, language: str) -> sql.Comp
     :data:`ROWS_PARAMETER`). ``out`` is a constant column name of dbdeploy's (``rows_copied`` …);
     ``language`` is ``sql`` or ``plpgsql``."""
     return S("CREATE FUNCTION {fn}(p_rows bigint) RETURNS TABLE (rows_seen bigint, {out} bigint) LANGUAGE {lang}"
-             " {settings} AS ").format(fn=fn, out=S(out), lang=S(language), settings=S(FUNCTION_SETTINGS))
+             " {settings} AS ").format(fn=fn, out=_NAMES[out], lang=_LANGUAGES[language], settings=S(FUNCTION_SETTINGS))
 
 
 def revoke_batch_function(fn: sql.Identifier) -> sql.Composable:
@@ -94,10 +104,10 @@ def drop_batch_function(fn: sql.Identifier) -> sql.Composable:
     return block(S("DROP FUNCTION IF EXISTS {};").format(signature(fn)), S("DROP FUNCTION IF EXISTS {}();").format(fn))
 
 
-def call_batch_function(fn: sql.Identifier, out: str) -> str:
+def call_batch_function(fn: sql.Identifier, out: str) -> sql.Composable:
     """The batch statement of a step that calls ``fn``: ``SELECT rows_seen, <out> FROM fn(<rows>)``
     with the row count the loop set (:data:`BATCH_ROWS`)."""
-    return render(S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=S(out), fn=fn, rows=BATCH_ROWS))
+    return S("SELECT rows_seen, {out} FROM {fn}({rows})").format(out=_NAMES[out], fn=fn, rows=BATCH_ROWS)
 
 
 def create_batch_function(fn: sql.Identifier, out: str, language: str, body: sql.Composable) -> sql.Composable:
@@ -115,7 +125,7 @@ def noop_batch_function(fn: sql.Identifier, out: str) -> sql.Composable:
                    revoke_batch_function(fn))
 
 
-def batch_loop(statement: str, max_rows: int) -> str:
+def batch_loop(statement: sql.Composable, max_rows: int) -> str:
     """The DO block of a batch step: run ``statement`` (one batch of at most :data:`BATCH_ROWS` rows,
     returning ``rows_seen`` and a count) between the batch markers, stop when it saw no row, COMMIT
     after each batch, and size the next batch by how long this one took up to its commit
@@ -131,28 +141,30 @@ def batch_loop(statement: str, max_rows: int) -> str:
     column named ``v_rows``) as the column (``#variable_conflict use_column``), as the executor's
     run of the statement alone does."""
     rows = literal(BATCH_ROWS_SETTING)
-    body = "\n".join([
-        "LOOP",
-        "    " + render(S("PERFORM pg_catalog.set_config({}, v_batch_rows::pg_catalog.text, false);").format(rows)),
-        "    v_started := pg_catalog.clock_timestamp();",
-        f"    {BATCH_BEGIN} rows={max_rows}",
-        indent(statement),
-        "    " + BATCH_END,
-        "    INTO v_rows, v_changed;",
-        "    EXIT WHEN v_rows = 0;",
-        "    COMMIT;",
-        "    v_took := pg_catalog.clock_timestamp() - v_started;",
-        "    IF v_target > interval '0' AND v_took > v_target THEN",
-        "        v_batch_rows := GREATEST(v_batch_rows / 2, 1);",
-        "    ELSIF v_took < v_target / 4 THEN",
-        "        v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);",
-        "    END IF;",
-        "END LOOP;",
+    body = S("\n").join([
+        S("LOOP"),
+        S("    PERFORM pg_catalog.set_config({}, v_batch_rows::pg_catalog.text, false);").format(rows),
+        S("    v_started := pg_catalog.clock_timestamp();"),
+        S("    " + BATCH_BEGIN + " rows={}").format(literal(int(max_rows))),
+        indented(statement),
+        S("    " + BATCH_END),
+        S("    INTO v_rows, v_changed;\n"
+          "    EXIT WHEN v_rows = 0;\n"
+          "    COMMIT;\n"
+          "    v_took := pg_catalog.clock_timestamp() - v_started;\n"
+          "    IF v_target > interval '0' AND v_took > v_target THEN\n"
+          "        v_batch_rows := GREATEST(v_batch_rows / 2, 1);\n"
+          "    ELSIF v_took < v_target / 4 THEN\n"
+          "        v_batch_rows := LEAST(v_batch_rows * 2, v_max_rows);\n"
+          "    END IF;\n"
+          "END LOOP;"),
     ])
-    target = render(S("COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), {})::interval").format(
-        literal(BATCH_TIME_SETTING), literal(DEFAULT_BATCH_TIME)))
-    return do_block(body, declare=["v_rows bigint", "v_changed bigint", f"v_max_rows bigint := {int(max_rows)}",
-                                   f"v_batch_rows bigint := {int(max_rows)}", f"v_target interval := {target}",
+    target = S("COALESCE(NULLIF(pg_catalog.current_setting({}, true), ''), {})::interval").format(
+        literal(BATCH_TIME_SETTING), literal(DEFAULT_BATCH_TIME))
+    return do_block(body, declare=["v_rows bigint", "v_changed bigint",
+                                   S("v_max_rows bigint := {}").format(literal(int(max_rows))),
+                                   S("v_batch_rows bigint := {}").format(literal(int(max_rows))),
+                                   S("v_target interval := {}").format(target),
                                    "v_started timestamptz", "v_took interval"], use_column=True)
 
 

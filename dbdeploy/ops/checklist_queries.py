@@ -23,8 +23,8 @@ from psycopg.types.json import Jsonb
 from dbdeploy.bundle.step import Step
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext
 from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
-from dbdeploy.sql import ident, literal, qualified, render
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql import Expression, TypeName, ident, literal, qualified, regclass_of, render
+from dbdeploy.sql.blocks import indented
 
 S = sql.SQL
 
@@ -36,11 +36,6 @@ DROP_INVALID_INDEX = ("constant (nothing to do unless a failed build left an INV
                       "waits for transactions using the table; reads and writes continue)")
 CONCURRENT_NOTE = ("Concurrent index builds wait for every transaction that started before them, in the whole "
                    "database, to finish: check for long-running transactions first.")
-
-
-def _indent(text: str, by: str = "    ") -> str:
-    """Indented between tokens only: a literal spanning lines keeps its bytes."""
-    return indent(text, by)
 
 
 def query(composable: sql.Composable) -> str:
@@ -82,8 +77,8 @@ def table_missing(table: str, title: str, otherwise: str = "") -> CheckQuery:
 def relation_missing_check(qualified_name: str, title: str, otherwise: str = "") -> CheckQuery:
     """``qualified_name`` is ``schema.relation`` (a table or an index)."""
     schema, _, name = qualified_name.partition(".")
-    return CheckQuery(title, query(S("SELECT pg_catalog.to_regclass({}) IS NULL AS absent").format(
-        literal(render(ident(schema, name))))), "true", otherwise=otherwise)
+    return CheckQuery(title, query(S("SELECT {} IS NULL AS absent").format(
+        regclass(ident(schema, name)))), "true", otherwise=otherwise)
 
 
 def schema_exists(name: str, title: str | None = None) -> CheckQuery:
@@ -125,23 +120,24 @@ def has_primary_key(table: str) -> CheckQuery:
 
 # --- the data as it will be when an operation runs ---------------------------------------
 
-def added_column_value(table: str, column: str, type_name: str, default: str | None) -> DataChange:
+def added_column_value(table: str, column: str, type_name: TypeName, default: Expression | None) -> DataChange:
     """A column added to existing rows: its default (evaluated per row), or NULL."""
-    value = S("CAST(({}) AS {})").format(S(default), S(type_name)) if default is not None else \
-        S("CAST(NULL AS {})").format(S(type_name))
-    return DataChange(table, (ColumnValue(column, render(value), frozenset()),))
+    value = S("CAST(({}) AS {})").format(default.sql(), type_name.sql()) if default is not None else \
+        S("CAST(NULL AS {})").format(type_name.sql())
+    return DataChange(table, (ColumnValue(column, value, frozenset()),))
 
 
-def backfilled_values(table: str, assignments: dict[str, str], where: str | None, reads: Iterable[str],
-                      ) -> DataChange:
+def backfilled_values(table: str, assignments: dict[str, Expression], where: Expression | None,
+                      reads: Iterable[str]) -> DataChange:
     """A backfill: rows matching ``where`` get the new values, the others keep theirs."""
     values = []
     for column, expression in assignments.items():
         if where is None:
-            text = S("({})").format(S(expression))
+            text = S("({})").format(expression.sql())
         else:
-            text = S("CASE WHEN ({w}) THEN ({e}) ELSE {c} END").format(w=S(where), e=S(expression), c=ident(column))
-        values.append(ColumnValue(column, render(text), frozenset(reads) | {column}))
+            text = S("CASE WHEN ({w}) THEN ({e}) ELSE {c} END").format(w=where.sql(), e=expression.sql(),
+                                                                       c=ident(column))
+        values.append(ColumnValue(column, text, frozenset(reads) | {column}))
     return DataChange(table, tuple(values))
 
 
@@ -159,10 +155,10 @@ def _layer(table: str, needed: set[str], layers: list[DataChange]) -> sql.Compos
             continue
         below = (needed - touched).union(*(values[c].reads for c in touched))
         inner = _layer(table, below, layers[:i])
-        items = [S("{} AS {}").format(S(values[c].expression), ident(c)) if c in touched else ident(c)
+        items = [S("{} AS {}").format(values[c].expression, ident(c)) if c in touched else ident(c)
                  for c in sorted(needed)]
-        text = render(S("SELECT {items}\nFROM {inner} AS t").format(items=S(", ").join(items), inner=inner))
-        return S("(\n{}\n)").format(S(_indent(text)))
+        text = S("SELECT {items}\nFROM {inner} AS t").format(items=S(", ").join(items), inner=inner)
+        return S("(\n{}\n)").format(indented(text))
     return qualified(table)
 
 
@@ -179,21 +175,21 @@ def not_null_violations(table: str, column: str, changes: Sequence[DataChange]) 
         key=f"not-null:{table}.{column}")
 
 
-def check_violations(table: str, name: str, expression: str, columns: Iterable[str],
+def check_violations(table: str, name: str, expression: Expression, columns: Iterable[str],
                      changes: Sequence[DataChange]) -> CheckQuery:
     return violating_rows(f"No row of {table} violates CHECK {name} (VALIDATE would fail)",
-                          projected(table, columns, changes), S("({}) IS FALSE").format(S(expression)))
+                          projected(table, columns, changes), S("({}) IS FALSE").format(expression.sql()))
 
 
-def duplicate_keys(table: str, name: str, columns: Sequence[str], where: str | None, reads: Iterable[str],
+def duplicate_keys(table: str, name: str, columns: Sequence[str], where: Expression | None, reads: Iterable[str],
                    changes: Sequence[DataChange]) -> CheckQuery:
     cols = S(", ").join(ident(c) for c in columns)
     condition = S(" AND ").join([S("{} IS NOT NULL").format(ident(c)) for c in columns]
-                                + ([S("({})").format(S(where))] if where else []))
+                                + ([S("({})").format(where.sql())] if where else []))
     source = projected(table, set(columns) | set(reads), changes)
     text = S("SELECT count(*) AS duplicated_keys\nFROM (\n    SELECT {cols}\n    FROM {src} AS t\n"
              "    WHERE {cond}\n    GROUP BY {cols}\n    HAVING count(*) > 1\n) AS d").format(
-        cols=cols, src=S(_indent(render(source)).lstrip()), cond=condition)
+        cols=cols, src=indented(source, first_line=False), cond=condition)
     return CheckQuery(f"No duplicate ({', '.join(columns)}) in {table} (the unique index {name} would fail)",
                       query(text), "0", scans=True)
 
@@ -218,7 +214,7 @@ def referenced_rows(ref_table: str, ref_columns: Sequence[str], ctx: PlanContext
             for c in ref_columns:
                 value = _seed_literal(row[c])
                 if known and c in known.columns:
-                    value = S("CAST({} AS {})").format(value, S(known.columns[c].type))
+                    value = S("CAST({} AS {})").format(value, known.columns[c].type.sql())
                 items.append(S("{} AS {}").format(value, ident(c)))
             branches.append(S("SELECT {}").format(S(", ").join(items)))
     if not branches:
@@ -244,7 +240,7 @@ def foreign_key_violations(table: str, name: str, columns: Sequence[str], ref_ta
     else:
         plain = render(rows) == render(S("SELECT {cols} FROM {src} AS r").format(
             cols=S(", ").join(ident(c) for c in ref_columns), src=qualified(ref_table)))
-        source = qualified(ref_table) if plain else S("(\n{}\n    )").format(S(_indent(render(rows), " " * 8)))
+        source = qualified(ref_table) if plain else S("(\n{}\n    )").format(indented(rows, " " * 8))
         condition = S("{present}\n  AND NOT EXISTS (\n    SELECT 1 FROM {src} AS r\n    WHERE {match}\n  )").format(
             present=present, src=source, match=match)
     return violating_rows(title, projected(table, columns, earlier.changes), condition)
@@ -326,8 +322,8 @@ def index_valid(qualified_name: str) -> CheckQuery:
     schema, _, name = qualified_name.partition(".")
     return CheckQuery(f"Index {qualified_name} exists and is valid (indisvalid)", query(S(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index\n"
-        "    WHERE indexrelid = pg_catalog.to_regclass({}) AND indisvalid) AS index_valid").format(
-        literal(render(ident(schema, name))))), "true", key=f"index:{qualified_name}")
+        "    WHERE indexrelid = {} AND indisvalid) AS index_valid").format(
+        regclass(ident(schema, name)))), "true", key=f"index:{qualified_name}")
 
 
 def indexes_valid(table: str, qualified_names: Sequence[str]) -> CheckQuery:
@@ -337,8 +333,8 @@ def indexes_valid(table: str, qualified_names: Sequence[str]) -> CheckQuery:
         "(missing or INVALID)",
         query(S("SELECT count(*) AS missing_or_invalid\nFROM (VALUES {values}) AS e(name)\n"
                 "WHERE NOT EXISTS (\n    SELECT 1 FROM pg_catalog.pg_index AS i\n"
-                "    WHERE i.indexrelid = pg_catalog.to_regclass(e.name) AND i.indisvalid\n)").format(
-            values=_values_list(names))), "0", key=f"indexes:{table}")
+                "    WHERE i.indexrelid = {rel} AND i.indisvalid\n)").format(
+            values=_values_list(names), rel=regclass_of(S("e.name")))), "0", key=f"indexes:{table}")
 
 
 def backfill_finished(table: str, progress: sql.Identifier, progress_name: str, key: Sequence[str]) -> CheckQuery:

@@ -12,14 +12,10 @@ from psycopg import sql
 
 from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.ops.base import PlanContext
-from dbdeploy.sql import acl, ident, literal, qualified, regclass_literal, render
+from dbdeploy.sql import acl, ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, if_then
 
 S = sql.SQL
-
-
-def regclass(table: str) -> sql.Composable:
-    return S("pg_catalog.to_regclass({})").format(regclass_literal(table))
 
 
 def relation_exists(table: str) -> sql.Composable:
@@ -269,6 +265,10 @@ def rollback_backup_prefix(version: str, base: str) -> str:
     return derived_name(f"r{version}", base)[:40].rstrip("_")
 
 
+# The bigint variables copy_to_timestamped_backup may count into (KeyError for any other name).
+_COUNTERS = {"v_copied": S("v_copied"), "v_total": S("v_total")}
+
+
 def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composable,
                                what: str, count_into: str | None = None) -> sql.Composable:
     """Copy ``select`` into a new backup table named ``base_<timestamp>`` (needs ``v_backup``).
@@ -284,9 +284,10 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
         announce = S("RAISE NOTICE '%', {msg} || v_backup;").format(
             msg=literal(f"dbdeploy {ctx.label}: copied {what} to {ctx.backup_schema}."))
     else:
-        counted = [S("GET DIAGNOSTICS {} = ROW_COUNT;").format(S(count_into))]
+        counter = _COUNTERS[count_into]
+        counted = [S("GET DIAGNOSTICS {} = ROW_COUNT;").format(counter)]
         announce = S("RAISE NOTICE '%', {msg} || {n} || {rows} || v_backup;").format(
-            msg=literal(f"dbdeploy {ctx.label}: copied {what} ("), n=S(count_into),
+            msg=literal(f"dbdeploy {ctx.label}: copied {what} ("), n=counter,
             rows=literal(f" row(s)) to {ctx.backup_schema}."))
     return block(
         S("v_backup := {base} || '_' || pg_catalog.to_char(pg_catalog.clock_timestamp(),"
@@ -295,7 +296,7 @@ def copy_to_timestamped_backup(ctx: PlanContext, base: str, select: sql.Composab
           " || pg_catalog.quote_ident(v_backup) || ' AS ' || {query};").format(
             schema=literal(ctx.backup_schema), query=literal(query)),
         *counted,
-        acl.restrict_dynamic(ctx.backup_schema, "v_backup"),
+        acl.restrict_dynamic(ctx.backup_schema, S("v_backup")),
         announce,
     )
 

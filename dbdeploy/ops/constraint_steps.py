@@ -234,14 +234,14 @@ def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_ind
     (SQLSTATE 23505) carries the number of duplicated keys; ``hint`` is the way on after
     "Nothing was built." (default: the failed-version way on of a forward, :func:`failed_hint`).
     """
-    keys = [ident(k) if k.isidentifier() else S("({})").format(S(k)) for k in index.columns]
+    keys = [ident(k) if k.isidentifier() else S("({})").format(k.sql()) for k in index.columns]
     condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys]
-                                + ([S("({})").format(S(index.where))] if index.where else []))
+                                + ([S("({})").format(index.where.sql())] if index.where else []))
     duplicated = S("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {t} WHERE {cond} GROUP BY {keys}"
                    " HAVING pg_catalog.count(*) > 1) AS d").format(
         t=qualified(table), cond=condition, keys=S(", ").join(keys))
     return block(
-        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+        if_then(S("{} IS NULL").format(regclass(index_identifier(table, index))),
                 S("v_duplicated := ({});").format(duplicated),
                 if_then(S("v_duplicated > 0"),
                         S("RAISE EXCEPTION '% %', {msg}, v_duplicated || ' key(s) appear more than once'"
@@ -283,7 +283,7 @@ def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Ind
         # A unique index over duplicate keys would fail half-way and leave an INVALID index that may
         # enforce uniqueness: count first, refuse before building anything.
         duplicate_precheck(ctx, table, index, qualified_index) if index.unique else None,
-        if_then(S("pg_catalog.to_regclass({}) IS NULL").format(literal(qualified_index)),
+        if_then(S("{} IS NULL").format(regclass(index_identifier(table, index))),
                 record_owned(ctx, "index", qualified_index_name(table, index)),
                 otherwise=[check_existing_index(ctx, table, index)]))
     statements = [
@@ -369,14 +369,14 @@ def index_dependants_preflight(ctx: PlanContext, table: str, index_name: str,
     keys whose referenced key is that index make DROP fail, so refuse before any change, naming
     them all (foreign keys the rollback removes itself do not count). ``owned`` is the condition
     under which the rollback step really drops the index."""
-    index = literal(render(ident(table.partition(".")[0], index_name)))
+    index = regclass(ident(table.partition(".")[0], index_name))
     dependants = S(
         "(SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key '"
         " || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c"
-        " WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass({index}) AND NOT {released})").format(
+        " WHERE c.contype = 'f' AND c.conindid = {index} AND NOT {released})").format(
         index=index, released=released_foreign_key(ctx))
     return if_then(
-        S("pg_catalog.to_regclass({}) IS NOT NULL AND {}").format(index, owned),
+        S("{} IS NOT NULL AND {}").format(index, owned),
         S("v_dependants := {};").format(dependants),
         if_then(S("v_dependants IS NOT NULL"),
                 fail(ctx, f"refusing to drop index {index_name} of {table}; these foreign keys use it as "
@@ -393,12 +393,11 @@ def unique_index_rebuild_preflight(ctx: PlanContext, table: str, index: Index) -
         return None
     keys = S(", ").join(ident(k) for k in index.columns)
     not_null = S(" AND ").join(S("{} IS NOT NULL").format(ident(k)) for k in index.columns)
-    where = S(" AND ({})").format(S(index.where)) if index.where else S("")
-    qualified_index = literal(render(index_identifier(table, index)))
+    where = S(" AND ({})").format(index.where.sql()) if index.where else S("")
     duplicates = S("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {nn}{where} GROUP BY {keys}"
                    " HAVING count(*) > 1) dup").format(t=qualified(table), nn=not_null, where=where, keys=keys)
     return if_then(
-        S("pg_catalog.to_regclass({}) IS NULL AND {}").format(qualified_index, relation_exists(table)),
+        S("{} IS NULL AND {}").format(regclass(index_identifier(table, index)), relation_exists(table)),
         S("v_count := ({});").format(duplicates),
         if_then(S("v_count > 0"),
                 fail(ctx, f"cannot rebuild unique index {index.resolved_name(table)} on {table}: key values "

@@ -15,7 +15,6 @@ from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import is_owned
-from dbdeploy.sql import parse_expression
 
 S = sql.SQL
 
@@ -55,7 +54,7 @@ class CreateIndex(Operation):
         name = self.index.qualified_name(self.table)
         prerequisites = [queries.table_exists(self.table)] if existing else []
         if existing and self.index.unique and all(k.isidentifier() for k in self.index.columns):
-            reads = parse_expression(self.index.where).columns if self.index.where else frozenset()
+            reads = self.index.where.columns if self.index.where else frozenset()
             prerequisites.append(queries.duplicate_keys(self.table, name, self.index.columns, self.index.where, reads,
                                                        earlier.changes))
         return ChecklistItems(

@@ -114,7 +114,7 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.sql import acl, ident, literal, qualified, render
+from dbdeploy.sql import acl, ident, literal, qualified, regclass_of, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 BATCH_SIZE = 1000
@@ -124,12 +124,12 @@ def dropped_columns_table(ctx: PlanContext):
     return ident(ctx.backup_schema, "dropped_columns")
 
 
-def _keys(fmt: str, sep: str = ", ", var: str = "v_key") -> sql.Composable:
+def _keys(fmt: str, sep: str = ", ", var: sql.Composable = S("v_key")) -> sql.Composable:
     """PL/pgSQL expression: the key columns in ``var`` (text[]) each formatted with ``fmt`` (``%1$I``
     is the quoted column name), joined by ``sep`` — identifiers from the catalog, quoted as data."""
     return S("(SELECT pg_catalog.string_agg(pg_catalog.format({f}, u.k), {sep} ORDER BY u.o)"
              " FROM pg_catalog.unnest({var}) WITH ORDINALITY AS u(k, o))").format(
-        f=literal(fmt), sep=literal(sep), var=S(var))
+        f=literal(fmt), sep=literal(sep), var=var)
 
 
 def _fmt(composable: sql.Composable) -> str:
@@ -174,7 +174,7 @@ class DropColumn(Operation):
         return ident(ctx.backup_schema, self._backup(ctx) if suffix is None else self._name(ctx, suffix))
 
     def _regclass(self, ctx: PlanContext, suffix: str | None = None) -> sql.Composable:
-        return S("pg_catalog.to_regclass({})").format(literal(render(self._rel(ctx, suffix))))
+        return regclass(self._rel(ctx, suffix))
 
     def _fn(self, ctx: PlanContext, suffix: str) -> sql.Identifier:
         return ident(ctx.backup_schema, self._name(ctx, suffix))
@@ -237,7 +237,7 @@ class DropColumn(Operation):
         t, col, b = qualified(self.table), ident(self.column), self._rel(ctx)
         body = (
             "BEGIN\n"
-            f"    IF TG_RELID IS DISTINCT FROM pg_catalog.to_regclass({_fmt(literal(render(t)))}) THEN\n"
+            f"    IF TG_RELID IS DISTINCT FROM {_fmt(regclass(t))} THEN\n"
             "        RAISE EXCEPTION 'dbdeploy: this trigger function serves only %%', "
             f"{_fmt(literal(self.table))};\n"
             "    END IF;\n"
@@ -650,7 +650,7 @@ class DropColumn(Operation):
                        S("EXECUTE 'SELECT count(*) FROM ' || {qt} || ' AS t WHERE NOT EXISTS (SELECT 1 FROM ' || {b}\n"
                          "    || ' AS b WHERE ' || {km} || ')' INTO v_count;").format(
                            qt=literal(render(qualified(self.table))), b=literal(render(self._rel(ctx))),
-                           km=_keys("t.%1$I = b.%1$I", " AND ", var=render(key))),
+                           km=_keys("t.%1$I = b.%1$I", " AND ", var=key)),
                        if_then(S("v_count > 0"),
                                fail(ctx, f"cannot restore NOT NULL column {self.table}.{self.column} without a "
                                          "default: rows inserted since the drop have no saved value; rows:",
@@ -749,9 +749,9 @@ class DropColumn(Operation):
                     S("EXECUTE 'ALTER SEQUENCE ' || pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
                       " || pg_catalog.quote_ident(v_saved.saved_sequence)"
                       " || ' RENAME TO ' || pg_catalog.quote_ident(v_saved.sequence_name);"),
-                    acl.put_back(ctx.backup_schema, S(
-                        "pg_catalog.to_regclass(pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
-                        " || pg_catalog.quote_ident(v_saved.sequence_name))"), S("v_saved.saved_sequence"))),
+                    acl.put_back(ctx.backup_schema, regclass_of(S(
+                        "pg_catalog.quote_ident(v_saved.sequence_schema) || '.'"
+                        " || pg_catalog.quote_ident(v_saved.sequence_name)")), S("v_saved.saved_sequence"))),
             # Type, collation, default and comment: PostgreSQL's own rendering of the keeper's catalog entries.
             S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod),\n"
               "       (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)\n"
@@ -938,8 +938,7 @@ class DropColumn(Operation):
               "    IF pg_catalog.left(v_def, pg_catalog.length(v_head)) IS DISTINCT FROM v_head THEN\n"
               "        RAISE EXCEPTION '%', {msg} || v_con.name;\n"
               "    END IF;\n"
-              "    IF pg_catalog.to_regclass(pg_catalog.quote_ident({s}) || '.' || pg_catalog.quote_ident(v_con.name))"
-              " IS NULL THEN\n"
+              "    IF {built} IS NULL THEN\n"
               "        EXECUTE 'CREATE ' || CASE WHEN v_con.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '\n"
               "            || pg_catalog.quote_ident(v_con.name) || ' ON ' || {qt} || ' USING '\n"
               "            || pg_catalog.substr(v_def, pg_catalog.length(v_head) + 1);\n"
@@ -952,7 +951,8 @@ class DropColumn(Operation):
               "            || CASE WHEN v_con.condeferrable THEN ' DEFERRABLE' ELSE '' END\n"
               "            || CASE WHEN v_con.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END;\n"
               "    END IF;\n"
-              "END LOOP;").format(k=keeper, s=schema, qt=qt, rel=regclass(self.table),
+              "END LOOP;").format(k=keeper, qt=qt, rel=regclass(self.table), built=regclass_of(S(
+                  "pg_catalog.quote_ident({}) || '.' || pg_catalog.quote_ident(v_con.name)").format(schema)),
                                   msg=literal(f"dbdeploy {ctx.label}: cannot read the kept definition of index ")),
             if_then(S("v_built IS NOT NULL"),
                     S("RAISE NOTICE '%', {m} || pg_catalog.array_to_string(v_built, ', ');").format(

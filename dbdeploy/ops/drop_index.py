@@ -13,7 +13,8 @@ from dbdeploy.model.names import check_table_name
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
-from dbdeploy.sql import ident, literal, render
+from dbdeploy.sql import ident
+from dbdeploy.sql import regclass as sql_regclass
 
 S = sql.SQL
 
@@ -67,7 +68,7 @@ class DropIndex(Operation):
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         table, _index = ctx.state.indexes[self.name]
         schema, _, name = self.name.partition(".")
-        regclass = S("pg_catalog.to_regclass({})").format(literal(render(ident(schema, name))))
+        regclass = sql_regclass(ident(schema, name))
         return ChecklistItems(
             prerequisites=[
                 CheckQuery(f"Index {self.name} exists", queries.query(S("SELECT {} IS NOT NULL AS index_exists").format(

@@ -34,9 +34,8 @@ from dbdeploy.ops.common import (
     relation_missing,
     table_dependants,
 )
-from dbdeploy.sql import acl, ident, literal, qualified, render
-from dbdeploy.sql.blocks import block, do_block, if_then
-from dbdeploy.sql.psql import indent
+from dbdeploy.sql import acl, ident, literal, qualified
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 # The backup name leaves room for the "_i<n>" / "_s<n>" suffixes of the renamed indexes and
 # sequences within PostgreSQL's 63-byte identifiers.
@@ -215,7 +214,6 @@ class DropTable(Operation):
     def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
         """The restore's refusals, checked before the rollback's first change, while the table is gone
         (a table already present makes the restore a no-op)."""
-        body = render(block(*self._restore_refusals(ctx)))
         return [if_then(relation_missing(self.table),
                         S("DECLARE\n    v_saved record;\n    v_taken text;\nBEGIN\n{}\nEND;").format(
-                            S(indent(body))))]
+                            indented(block(*self._restore_refusals(ctx)))))]

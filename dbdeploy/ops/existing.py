@@ -30,7 +30,7 @@ from psycopg import sql
 from dbdeploy.model.components import ForeignKey
 from dbdeploy.ops.base import PlanContext
 from dbdeploy.ops.common import S, regclass
-from dbdeploy.sql import ident, literal, qualified
+from dbdeploy.sql import ident, literal, qualified, regclass_of
 from dbdeploy.sql.blocks import block, if_then
 
 DECLARE = ["v_diff text[] := '{}'"]
@@ -199,7 +199,7 @@ def compare_table_indexes(table: str, expected: dict[str, str]) -> sql.Composabl
 # --- probe and verdict --------------------------------------------------------------------
 
 def _drop_leftover_probe() -> sql.Composable:
-    return if_then(S("pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL"), drop_probe())
+    return if_then(S("{} IS NOT NULL").format(regclass_of(S("'pg_temp.dbdeploy_probe'"))), drop_probe())
 
 
 def probe_like(table: str) -> sql.Composable:
@@ -237,9 +237,9 @@ def relation_kind_differs(table: str, what: str = "table") -> sql.Composable:
     """A difference when ``table`` exists but is not an ordinary or partitioned table."""
     return S("v_diff := v_diff || ARRAY(SELECT {t} || ' is a ' || CASE c.relkind WHEN 'v' THEN 'view'"
              " WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence'"
-             " WHEN 'f' THEN 'foreign table' ELSE 'relation of kind ' || c.relkind::text END || ', not a {what}'"
+             " WHEN 'f' THEN 'foreign table' ELSE 'relation of kind ' || c.relkind::text END || {not_a}"
              " FROM pg_catalog.pg_class c WHERE c.oid = {rel} AND c.relkind NOT IN ('r', 'p'));").format(
-        t=literal(table), rel=regclass(table), what=S(what))
+        t=literal(table), rel=regclass(table), not_a=literal(f", not a {what}"))
 
 
 __all__ = [

@@ -49,7 +49,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.sql import acl, ident, literal, qualified, render
-from dbdeploy.sql.blocks import block, do_block, if_then
+from dbdeploy.sql.blocks import block, do_block, do_block_sql, if_then
 
 _SCALARS = (str, int, float, bool, decimal.Decimal, datetime.date, datetime.datetime, datetime.time,
             uuid.UUID, type(None))
@@ -65,6 +65,8 @@ COPY_MIN_ROWS = 1000
 # that forward and rollback compare like with like whatever the sessions' settings are.
 DIGEST_SETTINGS = (("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"), ("TimeZone", "UTC"),
                    ("extra_float_digits", "1"), ("bytea_output", "hex"))
+_SETTING_NAMES = {"DateStyle": S("DateStyle"), "IntervalStyle": S("IntervalStyle"), "TimeZone": S("TimeZone"),
+                  "extra_float_digits": S("extra_float_digits"), "bytea_output": S("bytea_output")}
 
 _SERIAL_TYPES = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
 
@@ -186,7 +188,7 @@ class SeedRows(Operation):
         statements: list[sql.Composable | str] = [
             S("CREATE TABLE IF NOT EXISTS {log} AS SELECT {keys}, NULL::text AS row_digest FROM {t} WITH NO DATA;"
               ).format(log=log, keys=keys, t=qualified(self.table)),
-            S(acl.do(acl.restrict_table(log))),
+            acl.do_sql(acl.restrict_table(log)),
             # Found by the rollback preflight of this migration's other seeds (rows it deletes first).
             S("COMMENT ON TABLE {log} IS {text};").format(
                 log=log, text=literal(f"dbdeploy seed log|{ctx.version}|{ctx.index}|{schema}.{name}")),
@@ -231,16 +233,16 @@ class SeedRows(Operation):
         match = S(" AND ").join(S("s.{c} = l.{c}").format(c=ident(c)) for c in self.conflict_columns)
         out: list[sql.Composable] = []
         if self.table not in ctx.rollback_drops:    # a table the rollback drops is never compared row by row
-            out += [S("SET LOCAL {} = {};").format(S(n), literal(v)) for n, v in DIGEST_SETTINGS]
+            out += [S("SET LOCAL {} = {};").format(_SETTING_NAMES[n], literal(v)) for n, v in DIGEST_SETTINGS]
             out.append(S("UPDATE {log} AS l SET row_digest = pg_catalog.md5(s::text) FROM {t} AS s\n"
                          "WHERE l.row_digest IS NULL AND {match};").format(
                 log=self._log_table(ctx), t=qualified(self.table), match=match))
         sequenced = [c for c in self.columns if self._may_own_sequence(ctx, c)]
         if sequenced:
-            out.append(S(do_block(S("\n").join(_advance_sequence(ctx, self.table, c) for c in sequenced),
-                                  declare=["v_seq text", "v_inc bigint", "v_min bigint", "v_max bigint",
-                                           "v_last bigint", "v_called boolean", "v_next numeric",
-                                           "v_top numeric"])))
+            out.append(do_block_sql(S("\n").join(_advance_sequence(ctx, self.table, c) for c in sequenced),
+                                    declare=["v_seq text", "v_inc bigint", "v_min bigint", "v_max bigint",
+                                             "v_last bigint", "v_called boolean", "v_next numeric",
+                                             "v_top numeric"]))
         return out
 
     def _may_hit_identity(self, ctx: PlanContext) -> bool:
@@ -297,7 +299,7 @@ class SeedRows(Operation):
             " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
             " WHERE c.contype = 'f' AND c.confrelid = {rel}"
             " AND c.conrelid <> c.confrelid AND c.confdeltype IN ('c', 'n', 'd')"
-            " AND NOT {dropped})").format(rel=regclass(self.table), dropped=_in_drops(ctx, "c.conrelid"))
+            " AND NOT {dropped})").format(rel=regclass(self.table), dropped=_in_drops(ctx, S("c.conrelid")))
 
     def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
         """Refuse before any change when deleting the seed rows would fail or change other tables: other
@@ -331,12 +333,12 @@ class SeedRows(Operation):
                     ).format(cols=S("{refcols}"), t=qualified(self.table), log=self._log_table(ctx),
                              m=self._match(ctx))
         template = render(deleted).replace("%", "%%").replace("{refcols}", "%s")
-        settings = "\n".join(f"        PERFORM pg_catalog.set_config({render(literal(n))}, {render(literal(v))}, true);"
-                             for n, v in DIGEST_SETTINGS)
-        restore = "\n".join(f"        PERFORM pg_catalog.set_config({render(literal(n))}, v_saved[{i}], true);"
-                            for i, (n, _v) in enumerate(DIGEST_SETTINGS, 1))
-        saved = ", ".join(f"pg_catalog.current_setting({render(literal(n))})" for n, _v in DIGEST_SETTINGS)
-        text = f"""DECLARE
+        settings = S("\n").join(S("        PERFORM pg_catalog.set_config({}, {}, true);").format(literal(n), literal(v))
+                                for n, v in DIGEST_SETTINGS)
+        restore = S("\n").join(S("        PERFORM pg_catalog.set_config({}, v_saved[{}], true);").format(
+            literal(n), literal(i)) for i, (n, _v) in enumerate(DIGEST_SETTINGS, 1))
+        saved = S(", ").join(S("pg_catalog.current_setting({})").format(literal(n)) for n, _v in DIGEST_SETTINGS)
+        return S("""DECLARE
     v_fk record;
     v_sql text;
     v_n bigint;
@@ -361,23 +363,23 @@ BEGIN
                 JOIN pg_catalog.pg_description ld ON ld.objoid = lc.oid AND ld.objsubid = 0
                      AND ld.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
                 WHERE lc.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace
-                                         WHERE nspname = {render(literal(ctx.backup_schema))})
+                                         WHERE nspname = {backup_schema})
                   AND pg_catalog.split_part(ld.description, '|', 1) = 'dbdeploy seed log'
-                  AND pg_catalog.split_part(ld.description, '|', 2) = {render(literal(ctx.version))}
+                  AND pg_catalog.split_part(ld.description, '|', 2) = {version}
                   AND pg_catalog.split_part(ld.description, '|', 3) ~ '^[0-9]+$'
-                  AND pg_catalog.split_part(ld.description, '|', 3)::int >= {ctx.index}
+                  AND pg_catalog.split_part(ld.description, '|', 3)::int >= {index}
                   AND pg_catalog.split_part(ld.description, '|', 4) =
                       (SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r
                        JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.conrelid)
                ) AS skip
         FROM pg_catalog.pg_constraint c
-        WHERE c.contype = 'f' AND c.confrelid = {render(regclass(self.table))}
-          AND NOT {render(_in_drops(ctx, "c.conrelid"))}
-          AND NOT {render(released_foreign_key(ctx, "c"))}
+        WHERE c.contype = 'f' AND c.confrelid = {rel}
+          AND NOT {dropped}
+          AND NOT {released}
         ORDER BY 3, c.conname
     LOOP
         v_sql := pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS r WHERE (%s) IN ('
-                                   || {render(literal(template))} || ')%s',
+                                   || {template} || ')%s',
                                    v_fk.relname, v_fk.fkcols, v_fk.refcols,
                                    COALESCE(v_fk.skip, ''));
         EXECUTE v_sql INTO v_n;
@@ -387,8 +389,10 @@ BEGIN
         END IF;
     END LOOP;
 {restore}
-END;"""
-        return S(text.replace("{", "{{").replace("}", "}}"))
+END;""").format(
+            saved=saved, settings=settings, backup_schema=literal(ctx.backup_schema), version=literal(ctx.version),
+            index=literal(ctx.index), rel=regclass(self.table), dropped=_in_drops(ctx, S("c.conrelid")),
+            released=released_foreign_key(ctx, "c"), template=literal(template), restore=restore)
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         log = self._log_table(ctx)
@@ -463,7 +467,8 @@ END;"""
         delete would fail or cascade into rows the drop is about to copy out."""
         if not ctx.rollback_drops:
             return None
-        text = f"""DECLARE
+        match = S(" AND ").join(S("d.{c} = k.{c}").format(c=ident(c)) for c in self.conflict_columns)
+        return S("""DECLARE
     v_fk record;
 BEGIN
     FOR v_fk IN
@@ -475,18 +480,19 @@ BEGIN
                 FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord)
                 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS refcols
         FROM pg_catalog.pg_constraint c
-        WHERE c.contype = 'f' AND c.confrelid = {render(regclass(self.table))} AND c.conrelid <> c.confrelid
-          AND {render(_in_drops(ctx, "c.conrelid"))}
+        WHERE c.contype = 'f' AND c.confrelid = {rel} AND c.conrelid <> c.confrelid
+          AND {dropped}
     LOOP
-        EXECUTE pg_catalog.format('UPDATE {render(_todo())} AS k SET unchanged = false FROM %s AS d'
-                                  || ' WHERE k.unchanged AND ' || {render(literal(render(S(" AND ").join(
-                                      S("d.{c} = k.{c}").format(c=ident(c)) for c in self.conflict_columns))))}
+        EXECUTE pg_catalog.format({update}
+                                  || ' WHERE k.unchanged AND ' || {match}
                                   || ' AND (%s) IN (SELECT %s FROM %s AS r)',
-                                  {render(literal(render(qualified(self.table))))}, v_fk.refcols, v_fk.fkcols,
+                                  {table}, v_fk.refcols, v_fk.fkcols,
                                   v_fk.conrelid::pg_catalog.regclass);
     END LOOP;
-END;"""
-        return S(text.replace("{", "{{").replace("}", "}}"))
+END;""").format(
+            rel=regclass(self.table), dropped=_in_drops(ctx, S("c.conrelid")),
+            update=literal(f"UPDATE {render(_todo())} AS k SET unchanged = false FROM %s AS d"),
+            match=literal(render(match)), table=literal(render(qualified(self.table))))
 
     # --- checklist -------------------------------------------------------------------------
 
@@ -554,14 +560,14 @@ END;"""
             seeds=[SeededRows(self.table, tuple(self.rows))])
 
 
-def _in_drops(ctx: PlanContext, relid: str) -> sql.Composable:
+def _in_drops(ctx: PlanContext, relid: sql.Composable) -> sql.Composable:
     """SQL: the relation ``relid`` (an oid expression) is one of the tables this rollback drops."""
     drops = sorted(ctx.rollback_drops)
     if not drops:
         return S("false")
     return S("(SELECT n.nspname || '.' || r.relname FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n"
              " ON n.oid = r.relnamespace WHERE r.oid = {relid}) = ANY ({names})").format(
-        relid=S(relid), names=S("ARRAY[{}]::text[]").format(
+        relid=relid, names=S("ARRAY[{}]::text[]").format(
             S(", ").join(literal("{}.{}".format(*split_table(t))) for t in drops)))
 
 

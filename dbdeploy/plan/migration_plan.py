@@ -21,9 +21,9 @@ from dbdeploy.ops.base import ChecklistItems
 from dbdeploy.ops.migration import Migration
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
-from dbdeploy.sql import literal, parse_statements, render
-from dbdeploy.sql.blocks import do_block
-from dbdeploy.sql.psql import indent, scan
+from dbdeploy.sql import line_comment, literal, parse_statements, render
+from dbdeploy.sql.blocks import do_block, indented
+from dbdeploy.sql.psql import scan
 
 
 @dataclass(frozen=True)
@@ -183,14 +183,13 @@ def _has_return(body: str) -> bool:
 def _preflight_part(ctx: PlanContext, op, checks: list[sql.Composable]) -> sql.Composable:
     """One operation's checks in a sub-block: a refusal is collected, not raised, so the preflight
     names every refusal of the whole rollback in one error."""
-    body = render(sql.SQL("\n").join(checks))
-    if _has_return(body):
+    body = sql.SQL("\n").join(checks)
+    if _has_return(render(body)):
         raise AssertionError(f"{op.kind}.rollback_preflight must not RETURN (it would skip the other checks)")
-    indented = indent(body)   # between tokens only: literals spanning lines keep their bytes
     return sql.SQL("\n").join([
-        sql.SQL("-- operation {}: {}").format(sql.SQL(str(ctx.index)), sql.SQL(op.describe().replace("\n", " "))),
+        line_comment(f"operation {ctx.index}: {op.describe()}"),
         sql.SQL("BEGIN"),
-        sql.SQL(indented.replace("{", "{{").replace("}", "}}")),
+        indented(body),   # between tokens only: literals spanning lines keep their bytes
         sql.SQL("EXCEPTION WHEN raise_exception THEN"),
         sql.SQL("    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;"),
         sql.SQL("    v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, {}, ''));").format(

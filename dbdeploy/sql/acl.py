@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from dbdeploy.sql.quote import dollar_quote, literal, render
+from dbdeploy.sql.quote import dollar_quoted, literal, regclass, regclass_of, render
 
 S = sql.SQL
 
@@ -62,9 +62,9 @@ _GRANTEE = ("CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quo
 _HINT = literal("Run dbdeploy as the owner of dbdeploy's schemas and tables (or a superuser).")
 
 
-def _relations_body(where: sql.Composable, readers: bool) -> str:
+def _relations_body(where: sql.Composable, readers: bool) -> sql.Composable:
     """The PL/pgSQL block restricting every relation ``c`` of ``pg_class`` that ``where`` selects."""
-    return render(S(
+    return S(
         "DECLARE\n"
         "    acl_readers oid[] := {readers};\n"
         "    acl_rel record;\n"
@@ -94,8 +94,8 @@ def _relations_body(where: sql.Composable, readers: bool) -> str:
         "        END IF;\n"
         "    END LOOP;\n"
         "END;"
-    ).format(readers=S(_READERS if readers else "'{}'::oid[]"), where=where, extra=S(_REL_EXTRA),
-             grantee=S(_GRANTEE), hint=_HINT))
+    ).format(readers=S(_READERS) if readers else S("'{}'::oid[]"), where=where, extra=S(_REL_EXTRA),
+             grantee=S(_GRANTEE), hint=_HINT)
 
 
 def restrict_relation(relation: sql.Composable, *, readers: bool = True) -> sql.Composable:
@@ -108,21 +108,20 @@ def restrict_relation(relation: sql.Composable, *, readers: bool = True) -> sql.
         "            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
         "              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
         "              AND d.refobjid = {rel} AND d.deptype IN ('a', 'i')))").format(rel=relation)
-    return S(_relations_body(where, readers))
+    return _relations_body(where, readers)
 
 
 def restrict_table(table: sql.Identifier, *, readers: bool = True) -> sql.Composable:
     """:func:`restrict_relation` for a table known when the bundle is generated (``ident(schema, name)``)."""
-    return restrict_relation(S("pg_catalog.to_regclass({})").format(literal(render(table))), readers=readers)
+    return restrict_relation(regclass(table), readers=readers)
 
 
-def restrict_dynamic(schema: str, name_expression: str, *, readers: bool = True) -> sql.Composable:
+def restrict_dynamic(schema: str, name_expression: sql.Composable, *, readers: bool = True) -> sql.Composable:
     """:func:`restrict_relation` for a table whose name is only known at run time: ``name_expression``
-    is a PL/pgSQL text expression (a variable such as ``v_backup``) holding the unquoted name of a
+    is a PL/pgSQL text expression (a variable such as ``S("v_backup")``) holding the unquoted name of a
     relation in ``schema``."""
-    return restrict_relation(S("pg_catalog.to_regclass(pg_catalog.quote_ident({s}) || '.' || "
-                               "pg_catalog.quote_ident({n}))").format(s=literal(schema), n=S(name_expression)),
-                             readers=readers)
+    return restrict_relation(regclass_of(S("pg_catalog.quote_ident({s}) || '.' || pg_catalog.quote_ident({n})").format(
+        s=literal(schema), n=name_expression)), readers=readers)
 
 
 def restrict_schema(schema: str) -> sql.Composable:
@@ -215,8 +214,8 @@ def sweep_block(history_schema: str, backup_schema: str) -> sql.Composable:
         " AND t.attacl IS NOT NULL)\n"
         "            OR EXISTS (SELECT 1 FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> c.relowner\n"
         "                AND NOT pg_catalog.has_table_privilege(g, c.oid, 'SELECT'))")
-    owned = S(_relations_body(S("n.nspname IN ({names}) AND pg_catalog.pg_has_role(c.relowner, 'USAGE')\n"
-                                "          AND ({differs})").format(names=names, differs=differs), True))
+    owned = _relations_body(S("n.nspname IN ({names}) AND pg_catalog.pg_has_role(c.relowner, 'USAGE')\n"
+                              "          AND ({differs})").format(names=names, differs=differs), True)
     schemas = [restrict_schema(s) for s in dict.fromkeys([history_schema, backup_schema])]
     return S("\n").join([missing, *schemas, foreign, _legacy_set_aside(backup_schema), owned])
 
@@ -299,9 +298,9 @@ def put_back(backup_schema: str, relation: sql.Composable, name: sql.Composable)
         "    acl_what text;\n"
         "BEGIN\n"
         "    {owner_only}\n"
-        "    IF pg_catalog.to_regclass({tname}) IS NOT NULL THEN\n"
+        "    IF {treg} IS NOT NULL THEN\n"
         "        IF NOT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c"
-        " WHERE c.oid = pg_catalog.to_regclass({tname})), 'USAGE') THEN\n"
+        " WHERE c.oid = {treg}), 'USAGE') THEN\n"
         "            RAISE EXCEPTION 'dbdeploy: % is owned by another role; refusing to restore grants from it',"
         " {tname};\n"
         "        END IF;\n"
@@ -351,7 +350,8 @@ def put_back(backup_schema: str, relation: sql.Composable, name: sql.Composable)
         "        DELETE FROM {t} WHERE relation = {n};\n"
         "    END IF;\n"
         "END;"
-    ).format(owner_only=restrict_relation(relation, readers=False), tname=literal(render(table)), t=table,
+    ).format(owner_only=restrict_relation(relation, readers=False), tname=literal(render(table)),
+             treg=regclass(table), t=table,
              n=name, rel=relation, privileges=literal(list(_PRIVILEGES)))
 
 
@@ -364,13 +364,16 @@ def _legacy_set_aside(backup_schema: str) -> sql.Composable:
     parts = []
     for meta, column in (("dropped_tables", "backup_table"), ("dropped_columns", "saved_sequence")):
         listed = sql.Identifier(backup_schema, meta)
-        relation = S("pg_catalog.to_regclass(pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident({n}))")
+        def relation(name: sql.Composable) -> sql.Composable:
+            return regclass_of(S("pg_catalog.quote_ident({bk}) || '.' || pg_catalog.quote_ident({n})").format(
+                bk=literal(backup_schema), n=name))
+
         parts.append(S(
-            "IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass({lname})"
+            "IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {lreg}"
             " AND attname = {cname} AND NOT attisdropped) THEN\n"
             "    FOR acl_name IN SELECT m.{col} FROM {listed} m WHERE m.{col} IS NOT NULL AND {listed_rel} IS NOT NULL"
             " LOOP\n"
-            "        IF pg_catalog.to_regclass({tname}) IS NULL THEN\n"
+            "        IF {treg} IS NULL THEN\n"
             "{ensure}\n"
             "        END IF;\n"
             "        IF NOT EXISTS (SELECT 1 FROM {t} s WHERE s.relation = acl_name) THEN\n"
@@ -378,10 +381,10 @@ def _legacy_set_aside(backup_schema: str) -> sql.Composable:
             "        END IF;\n"
             "    END LOOP;\n"
             "END IF;").format(
-                lname=literal(render(listed)), listed=listed, col=sql.Identifier(column), cname=literal(column),
-                listed_rel=relation.format(bk=literal(backup_schema), n=S("m.{}").format(sql.Identifier(column))),
-                tname=literal(render(table)), t=table, ensure=_ensure_set_aside_table(backup_schema),
-                grants=grants_of(relation.format(bk=literal(backup_schema), n=S("acl_name")))))
+                lreg=regclass(listed), listed=listed, col=sql.Identifier(column), cname=literal(column),
+                listed_rel=relation(S("m.{}").format(sql.Identifier(column))),
+                treg=regclass(table), t=table, ensure=_ensure_set_aside_table(backup_schema),
+                grants=grants_of(relation(S("acl_name")))))
     return S(
         "DECLARE\n"
         "    acl_name text;\n"
@@ -391,8 +394,13 @@ def _legacy_set_aside(backup_schema: str) -> sql.Composable:
 
 
 def do(fragment: sql.Composable) -> str:
-    """One of the blocks above as a ``DO`` statement of its own."""
-    return "DO " + dollar_quote("BEGIN\n" + render(fragment) + "\nEND") + ";"
+    """One of the blocks above as a ``DO`` statement of its own, as text (:func:`do_sql` rendered)."""
+    return render(do_sql(fragment))
+
+
+def do_sql(fragment: sql.Composable) -> sql.Composable:
+    """One of the blocks above as a ``DO`` statement of its own, to compose with other statements."""
+    return S("DO {};").format(dollar_quoted(S("BEGIN\n{}\nEND").format(fragment)))
 
 
 def readers_literal(readers: Iterable[str]) -> str:

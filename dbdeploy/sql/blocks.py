@@ -14,19 +14,27 @@ from dbdeploy.sql.quote import dollar_quote, render
 S = sql.SQL
 
 
-def do_block(body: sql.Composable | str, declare: list[str] | None = None, *, use_column: bool = False) -> str:
-    """An anonymous PL/pgSQL block; the dollar-quote tag never occurs in the body.
+def do_block(body: sql.Composable, declare: list[str | sql.Composable] | None = None, *,
+             use_column: bool = False) -> str:
+    """An anonymous PL/pgSQL block (as text); the dollar-quote tag never occurs in the body.
+
+    ``body`` is a Composable (TypeError for a ``str``). ``declare`` lists the block's variables, one
+    declaration each without the ``;``: a literal such as ``"v_n bigint"``, or a Composable when part
+    of it is computed (``S("v_n bigint := {}").format(literal(n))``; tests/test_trusted_sql.py refuses
+    an f-string there).
 
     The body is indented only between tokens (:func:`dbdeploy.sql.psql.indent`): a literal in it
     that spans lines keeps every byte. ``use_column``: the block starts with ``#variable_conflict
     use_column`` (PL/pgSQL docs, "Variable Substitution"), so a name in its SQL statements that is
     both a column and a variable of the block means the column — as it does when the statement runs
     on its own (a batch statement the executor runs between the batch markers)."""
-    text = body if isinstance(body, str) else render(body)
+    if isinstance(body, str):
+        raise TypeError("do_block() takes a psycopg Composable body, not a str")
+    text = render(body)
     lines = ["#variable_conflict use_column"] if use_column else []
     if declare:
         lines.append("DECLARE")
-        lines.extend(f"    {d};" for d in declare)
+        lines.extend(f"    {d if isinstance(d, str) else render(d)};" for d in declare)
     lines.append("BEGIN")
     lines.append(_indent(text.rstrip()))
     lines.append("END")
@@ -39,19 +47,43 @@ def _indent(text: str, by: str = "    ") -> str:
     return indent(text, by)
 
 
-def block(*statements: sql.Composable | str) -> sql.Composable:
-    """Statements joined one per line."""
-    parts = [S(s) if isinstance(s, str) else s for s in statements if s is not None]
+def indented(composable: sql.Composable, by: str = "    ", *, first_line: bool = True) -> sql.SQL:
+    """``composable`` rendered and indented by ``by`` only between tokens (:func:`_indent`), as SQL;
+    ``first_line=False`` leaves the first line where it is (the template indents it).
+
+    The one place where rendered SQL becomes SQL again: its input is a Composable (already trusted
+    SQL), never a ``str``; a text-only change of whitespace outside tokens keeps it trusted. Use it
+    as a ``format()`` argument (braces in it are not placeholders)."""
+    if not isinstance(composable, sql.Composable):
+        raise TypeError(f"indented() takes a psycopg Composable, not {type(composable).__name__}")
+    text = _indent(render(composable), by)
+    return sql.SQL(text if first_line else text.lstrip())
+
+
+def do_block_sql(body: sql.Composable, declare: list[str | sql.Composable] | None = None, *,
+                 use_column: bool = False) -> sql.SQL:
+    """:func:`do_block` as SQL, to compose into a larger statement list. ``body`` must be a
+    Composable (raises TypeError for a ``str``)."""
+    if not isinstance(body, sql.Composable):
+        raise TypeError(f"do_block_sql() takes a psycopg Composable body, not {type(body).__name__}")
+    return sql.SQL(do_block(body, declare, use_column=use_column))
+
+
+def block(*statements: sql.Composable | None) -> sql.Composable:
+    """Statements joined one per line; ``None`` entries are skipped. Raises TypeError for a ``str``
+    (text becomes SQL only as a literal ``sql.SQL("…")`` or through :func:`indented`)."""
+    parts = [s for s in statements if s is not None]
+    for part in parts:
+        if not isinstance(part, sql.Composable):
+            raise TypeError(f"block() takes psycopg Composables, not {type(part).__name__}: {part!r:.80}")
     return S("\n").join(parts)
 
 
-def if_then(condition: sql.Composable, *then: sql.Composable | str,
-            otherwise: list[sql.Composable | str] | None = None) -> sql.Composable:
+def if_then(condition: sql.Composable, *then: sql.Composable | None,
+            otherwise: list[sql.Composable | None] | None = None) -> sql.Composable:
     """``IF condition THEN … [ELSE …] END IF;``; the branches are indented only between tokens."""
-    body = render(block(*then))
-    text = "IF {cond} THEN\n" + _indent(body).replace("{", "{{").replace("}", "}}")
+    parts = [S("IF {cond} THEN\n{body}").format(cond=condition, body=indented(block(*then)))]
     if otherwise:
-        other = render(block(*otherwise))
-        text += "\nELSE\n" + _indent(other).replace("{", "{{").replace("}", "}}")
-    text += "\nEND IF;"
-    return S(text).format(cond=condition)
+        parts.append(S("\nELSE\n{}").format(indented(block(*otherwise))))
+    parts.append(S("\nEND IF;"))
+    return sql.Composed(parts)

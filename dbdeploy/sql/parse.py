@@ -26,27 +26,65 @@ class SqlParseError(ValueError):
     """The text is not one valid SQL expression / type / statement list."""
 
 
-@dataclass(frozen=True)
-class Expression:
-    """A parsed SQL expression; ``text`` is the canonical rendering from the parse tree."""
+class TrustedText(str):
+    """SQL text that dbdeploy itself produced from a parse tree (pglast's rendering), never the
+    user's text: the base of :class:`Expression`, :class:`TypeName` and :class:`IndexElement`.
 
-    text: str
+    It is a ``str`` (the canonical text) so that it compares, hashes, prints and serializes as the
+    text it holds — the manifest, the checklist and ``model_dump`` see the same bytes as before —
+    and it keeps what the parse found (``columns``, ``volatile``) so no caller parses the text again.
+    It enters SQL only through :meth:`sql`; ``sql.SQL(x)`` of any other non-literal str is refused by
+    tests/test_trusted_sql.py. Instances are immutable (setting an attribute raises AttributeError).
+    """
+
+    _fields: tuple[str, ...] = ()
+
+    def __new__(cls, text: str, *values):
+        if len(values) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} takes text and {', '.join(cls._fields) or 'nothing else'}")
+        self = super().__new__(cls, text)
+        for name, value in zip(cls._fields, values, strict=True):
+            object.__setattr__(self, name, value)
+        return self
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self):
+        return type(self), (str(self), *(getattr(self, f) for f in self._fields))
+
+    def __repr__(self) -> str:
+        return str.__repr__(self)
+
+    @property
+    def text(self) -> str:
+        """The canonical text as a plain ``str``."""
+        return str(self)
+
+    def sql(self) -> sql.SQL:
+        """The text as SQL: trusted because it is pglast's rendering of one parsed tree."""
+        return sql.SQL(str(self))
+
+
+class Expression(TrustedText):
+    """A parsed SQL expression (:func:`parse_expression`): ``columns`` are the unqualified column
+    names it reads, ``volatile`` whether it may call a volatile function (a conservative guess)."""
+
+    _fields = ("columns", "volatile")
     columns: frozenset[str]
     volatile: bool
 
-    def sql(self) -> sql.SQL:
-        """Trusted because it is pglast's rendering of a single parsed expression."""
-        return sql.SQL(self.text)
+    def default_sql(self) -> sql.SQL:
+        """The expression as it can follow ``DEFAULT`` in a column definition
+        (:func:`column_default`: parenthesized where PostgreSQL's restricted grammar needs it)."""
+        return sql.SQL(column_default(str(self)))
 
 
-@dataclass(frozen=True)
-class TypeName:
-    """A parsed PostgreSQL type name, canonically rendered."""
-
-    text: str
-
-    def sql(self) -> sql.SQL:
-        return sql.SQL(self.text)
+class TypeName(TrustedText):
+    """A parsed PostgreSQL type name (:func:`parse_type`), canonically rendered."""
 
 
 # What to do about a fragment that does not parse, by what the fragment should be.
@@ -248,10 +286,10 @@ def parse_expression(text: str) -> Expression:
     node = target.val
     if isinstance(node, ast.ColumnRef) and any(isinstance(f, ast.A_Star) for f in node.fields):
         raise SqlParseError(f"is '*', not an expression{FIX_MARK}name the column or give an expression")
-    return Expression(text=RawStream()(node), columns=frozenset(_column_refs(node)),
-                      volatile=is_probably_volatile(node))
+    return Expression(RawStream()(node), frozenset(_column_refs(node)), is_probably_volatile(node))
 
 
+@lru_cache(maxsize=1024)
 def column_default(text: str) -> str:
     """An expression's text as it can follow DEFAULT in a column definition.
 
@@ -484,15 +522,12 @@ def is_probably_volatile(node) -> bool:
     return probe.volatile
 
 
-@dataclass(frozen=True)
-class IndexElement:
-    """One parsed index key: a column (with ordering/opclass) or an expression."""
+class IndexElement(TrustedText):
+    """One parsed index key (:func:`parse_index_element`): an expression, or a column with ordering
+    or operator class; ``columns`` are the column names it reads."""
 
-    text: str
+    _fields = ("columns",)
     columns: frozenset[str]
-
-    def sql(self) -> sql.SQL:
-        return sql.SQL(self.text)
 
 
 def parse_index_element(text: str) -> IndexElement:
@@ -507,7 +542,7 @@ def parse_index_element(text: str) -> IndexElement:
         raise SqlParseError(f"is not one index key (use one list entry per key){FIX_MARK}{FIX_INDEX_KEY}")
     element = stmt.indexParams[0]
     columns = {element.name} if element.name else _column_refs(element.expr)
-    return IndexElement(text=RawStream()(element), columns=frozenset(columns))
+    return IndexElement(RawStream()(element), frozenset(columns))
 
 
 def statement_needs_autocommit(raw_stmt) -> bool:

@@ -6,7 +6,6 @@ rendered with ``as_string(None)`` (psycopg's default adaptation, standard-confor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from psycopg import sql
@@ -37,13 +36,41 @@ def regclass_literal(table: str) -> sql.Literal:
     return sql.Literal(render(qualified(table)))
 
 
-def join(separator: str, parts: Iterable[Composable]) -> sql.Composed:
-    return sql.SQL(separator).join(list(parts))
+def regclass(relation: str | sql.Identifier) -> sql.Composed:
+    """``pg_catalog.to_regclass('"schema"."name"')``: the relation's oid, or NULL when it is missing.
+
+    ``relation`` is a validated ``schema.name`` string (split at the first dot, as
+    :func:`qualified`) or an already quoted :class:`~psycopg.sql.Identifier`; the lookup gets the
+    quoted name as text (:func:`regclass_literal`), so case and dots in names cannot change which
+    relation is found. The one spelling of a static ``to_regclass`` in generated SQL."""
+    name = qualified(relation) if isinstance(relation, str) else relation
+    return sql.SQL("pg_catalog.to_regclass({})").format(sql.Literal(render(name)))
+
+
+def regclass_of(name: sql.Composable) -> sql.Composed:
+    """``pg_catalog.to_regclass(<name>)`` for a name computed at run time: ``name`` is a SQL
+    expression yielding the quoted ``schema.name`` text (a PL/pgSQL variable, a ``quote_ident(…) ||
+    '.' || quote_ident(…)`` concatenation, a column). Static names use :func:`regclass`."""
+    return sql.SQL("pg_catalog.to_regclass({})").format(name)
 
 
 def render(composable: Composable) -> str:
     """Render a composable to text without a connection."""
     return composable.as_string(None)
+
+
+def line_comment(text: str) -> sql.SQL:
+    """``-- text``: a one-line SQL comment. Line breaks (``\\n``, ``\\r``, where PostgreSQL's and psql's
+    lexers end a ``--`` comment) become spaces, so nothing in ``text`` can leave the comment."""
+    return sql.SQL("-- " + text.replace("\n", " ").replace("\r", " "))
+
+
+def dollar_quoted(body: Composable, tag: str = "dbdeploy") -> sql.SQL:
+    """``body`` (a Composable, e.g. a PL/pgSQL block) rendered inside a dollar quote whose tag does
+    not occur in it (:func:`dollar_quote`), as SQL. Raises TypeError for a ``str``."""
+    if not isinstance(body, Composable):
+        raise TypeError(f"dollar_quoted() takes a psycopg Composable, not {type(body).__name__}")
+    return sql.SQL(dollar_quote(render(body), tag))
 
 
 def dollar_quote(body: str, tag: str = "dbdeploy") -> str:
