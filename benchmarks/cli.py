@@ -40,7 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="rows in the benchmark table (default 20,000, the quick size; full size: 2000000)")
     parser.add_argument("--dsn", default=None,
                         help="admin DSN of the server to use (default: host=127.0.0.1 user=postgres, else an "
-                             "embedded pgserver)")
+                             "embedded PostgreSQL 18)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds per benchmark (default 3, at least 3; --quick: 1)")
     parser.add_argument("--out", type=Path, default=None,

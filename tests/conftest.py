@@ -6,7 +6,8 @@ Fixtures:
 * ``pg_server`` (session)  -- the primary :class:`PgServer`.
 * ``pg_servers`` (session) -- every server (primary first), all started.
 * ``fresh_db``             -- a new database on the primary server, dropped afterwards.
-* ``fresh_db_each``        -- the same, parametrised over every server (ids "pg15", "pg16").
+* ``fresh_db_each``        -- the same, parametrised over every server (ids "pg15", "pg18"; "pg16" with
+  ``DBDEPLOY_TEST_PG16=1``).
 * ``db_factory``           -- ``make(server=None) -> TestDatabase`` for tests needing several
   databases (e.g. "migrated" vs "built from spec"); all are dropped afterwards.
 """
@@ -123,7 +124,7 @@ def pg_pool(pytestconfig: pytest.Config) -> Iterator[ServerPool]:
 
 @pytest.fixture(scope="session")
 def pg_server(pg_pool: ServerPool) -> PgServer:
-    """The primary server (DBDEPLOY_TEST_DSN, local :5432, Docker, or pgserver)."""
+    """The primary server (DBDEPLOY_TEST_DSN, local :5432, Docker, or the embedded PostgreSQL 18)."""
     return pg_pool.primary()
 
 
@@ -142,7 +143,7 @@ def fresh_db(pg_server: PgServer) -> Iterator[TestDatabase]:
 
 @pytest.fixture
 def fresh_db_each(request: pytest.FixtureRequest, pg_pool: ServerPool) -> Iterator[TestDatabase]:
-    """Like ``fresh_db`` but once per server, for behaviour that must hold on PG15 and PG16."""
+    """Like ``fresh_db`` but once per server, for behaviour that must hold on PG15 and PG18."""
     name = getattr(request, "param", _NO_SERVER)
     # The placeholder id means discovery failed: primary() re-raises that error here.
     server = pg_pool.primary() if name == _NO_SERVER else pg_pool.get(name)

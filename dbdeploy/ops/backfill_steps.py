@@ -57,6 +57,15 @@ from dbdeploy.ops.common import (
 from dbdeploy.sql import Expression, acl, ident, literal, qualified, render
 from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
+NOT_NULL_PROVEN = S(
+    "a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid"
+    " AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)")
+"""Condition on ``pg_attribute a``: the column holds no NULL. ``attnotnull`` alone does not prove it
+on PostgreSQL 18, where it is also true for a ``NOT NULL … NOT VALID`` constraint (contype ``'n'``,
+``convalidated`` false) on a column whose existing rows may still be NULL; before 18 there are no
+``'n'`` rows and the condition is ``attnotnull``. Source: PostgreSQL 18 docs, ``pg_attribute`` and
+``ALTER TABLE … ADD table_constraint … NOT VALID``."""
+
 
 def _proving_index(column_ok: sql.Composable) -> sql.Composable:
     """Condition on ``pg_index x``: a valid, non-partial unique index on plain columns (no
@@ -79,7 +88,8 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
     ``fix`` (a text expression) unless the catalog proves that ``key`` identifies the rows of
     ``table``. Read-only; changes nothing.
 
-    Proven means: every key column exists and is NOT NULL (``pg_attribute.attnotnull``; a primary
+    Proven means: every key column exists and is NOT NULL (``pg_attribute.attnotnull`` and no NOT
+    VALID not-null constraint, :data:`NOT_NULL_PROVEN`; a primary
     key's columns are), the table has no inheritance children (its indexes do not cover them), and a
     valid, non-partial unique index without expressions — a primary key, a unique constraint's index
     or a plain unique index — has key columns that are all among ``key``, in any order
@@ -100,7 +110,7 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
           "    v_key_problem := 'the table has no column(s) ' || v_key_problem;\n"
           "ELSE\n"
           "    SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem {cols}\n"
-          "        JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT a.attnotnull;\n"
+          "        JOIN pg_catalog.pg_attribute a ON {att} WHERE NOT ({not_null});\n"
           "    IF v_key_problem IS NOT NULL THEN\n"
           "        v_key_problem := 'column(s) ' || v_key_problem || {null_why};\n"
           "    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent\n"
@@ -111,7 +121,7 @@ def key_refusal(ctx: PlanContext, table: str, key: list[str], *, when: sql.Compo
           "        v_key_problem := {unique_why};\n"
           "    END IF;\n"
           "END IF;").format(
-            cols=columns, att=attribute, rel=rel,
+            cols=columns, att=attribute, rel=rel, not_null=NOT_NULL_PROVEN,
             proving=_proving_index(S("a.attname::text = ANY (v_key_columns)")),
             null_why=literal(" allow NULL: rows whose key is NULL are never reached by the key-ordered batches "
                              "(the backfill would skip them and report completion)"),
@@ -136,11 +146,12 @@ def key_is_proven(table: str, key: list[str]) -> sql.Composable:
     return S(
         "NOT EXISTS (SELECT 1 FROM pg_catalog.unnest({keys}) AS k(name) WHERE NOT EXISTS (SELECT 1"
         " FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname::text = k.name AND a.attnum > 0"
-        " AND NOT a.attisdropped AND a.attnotnull))\n"
+        " AND NOT a.attisdropped AND {not_null}))\n"
         "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent"
         " WHERE h.inhparent = {rel} AND c.relkind = 'r')\n"
         "    AND EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {proving})").format(
-        keys=keys, rel=rel, proving=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
+        keys=keys, rel=rel, not_null=NOT_NULL_PROVEN,
+        proving=_proving_index(S("a.attname::text = ANY ({})").format(keys)))
 
 
 def qualifying_keys(table: str) -> sql.Composable:
@@ -154,7 +165,7 @@ def qualifying_keys(table: str) -> sql.Composable:
         " JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum"
         " WHERE i.ord <= x.indnkeyatts) || ')' AS cols"
         " FROM pg_catalog.pg_index x WHERE x.indrelid = {rel} AND {ok}) AS q)").format(
-        rel=regclass(table), ok=_proving_index(S("a.attnotnull")))
+        rel=regclass(table), ok=_proving_index(NOT_NULL_PROVEN))
 
 
 class BackfillPlan:

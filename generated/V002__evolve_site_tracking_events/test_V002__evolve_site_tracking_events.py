@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "138f9b077b982deb8dcc910439af279d642e795f9ba7d6112b542b97ea387bec"
+CHECKSUM = "65d56e91fb2d465314f6d620c2011e661b34e6a970b885cac88f6c265516f2e3"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "29c61731b9c2275414e199aa838afd4a6d3a158f06550b682962bb1ea9a0fb44"
+CHECKSUM = "2867da9b658546480793b0dab7662062c00870a0f170429a90c8d0d68f170403"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

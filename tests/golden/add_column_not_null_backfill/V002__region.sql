@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '35e497a11f40b3684eeb4c6557c8bbe515995ec876351364ebec34f36ec4e456';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c',
+VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '35e497a11f40b3684eeb4c6557c8bbe515995ec876351364ebec34f36ec4e456',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -576,7 +576,7 @@ BEGIN
                 v_key_problem := 'the table has no column(s) ' || v_key_problem;
             ELSE
                 SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated));
                 IF v_key_problem IS NOT NULL THEN
                     v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
                 ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
@@ -588,7 +588,7 @@ BEGIN
                 END IF;
             END IF;
             IF v_key_problem IS NOT NULL THEN
-                RAISE EXCEPTION '% %', 'dbdeploy V002: the backfill of shop.orders cannot batch by key (id):', v_key_problem || ' - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of shop.orders that qualify: ' || COALESCE((SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM (SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord) FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum WHERE i.ord <= x.indnkeyatts) || ')' AS cols FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"') AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attnotnull), false))) AS q), 'none') || '), or create a unique index on (id) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the column(s) NOT NULL; then run the migration again' USING HINT = 'Nothing was changed by this step. A backfill walks the table in key order and saves each overwritten value under its key, so the key must be unique and NOT NULL.';
+                RAISE EXCEPTION '% %', 'dbdeploy V002: the backfill of shop.orders cannot batch by key (id):', v_key_problem || ' - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of shop.orders that qualify: ' || COALESCE((SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM (SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord) FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum WHERE i.ord <= x.indnkeyatts) || ')' AS cols FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"shop"."orders"') AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)), false))) AS q), 'none') || '), or create a unique index on (id) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the column(s) NOT NULL; then run the migration again' USING HINT = 'Nothing was changed by this step. A backfill walks the table in key order and saves each overwritten value under its key, so the key must be unique and NOT NULL.';
             END IF;
         END IF;
     END;

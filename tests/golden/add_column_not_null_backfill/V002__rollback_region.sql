@@ -528,7 +528,7 @@ BEGIN
                     v_key_problem := 'the table has no column(s) ' || v_key_problem;
                 ELSE
                     SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated));
                     IF v_key_problem IS NOT NULL THEN
                         v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
                     ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
@@ -637,7 +637,7 @@ BEGIN
                             v_key_problem := 'the table has no column(s) ' || v_key_problem;
                         ELSE
                             SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
-                                JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                                JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated));
                             IF v_key_problem IS NOT NULL THEN
                                 v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
                             ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "65360e3d693f8694a012fde56468640c7a319e9a1edb474e846c1bcb0ed52a1c"
+CHECKSUM = "35e497a11f40b3684eeb4c6557c8bbe515995ec876351364ebec34f36ec4e456"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

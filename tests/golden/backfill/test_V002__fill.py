@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "f7b247a33ba019a666a5fb5ed71ea99af9a767265ebbb548b2e4236cea766bdf"
+CHECKSUM = "72c2d63d6df1a9a2137c10831c273c3b4541dd19759c9e911fa9747840b06869"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

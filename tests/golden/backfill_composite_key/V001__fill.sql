@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '4cd1fea896ea3b08bc6ad3f78ef5b5fe16b1ac266aa0753df882acdb21d37aca';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9',
+VALUES ('001', 'V001__fill.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '4cd1fea896ea3b08bc6ad3f78ef5b5fe16b1ac266aa0753df882acdb21d37aca',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -540,7 +540,7 @@ BEGIN
                 v_key_problem := 'the table has no column(s) ' || v_key_problem;
             ELSE
                 SELECT pg_catalog.string_agg(k.name, ', ' ORDER BY k.ord) INTO v_key_problem FROM pg_catalog.unnest(v_key_columns) WITH ORDINALITY AS k(name, ord)
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"public"."events"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT a.attnotnull;
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass('"public"."events"') AND a.attname::text = k.name AND a.attnum > 0 AND NOT a.attisdropped WHERE NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated));
                 IF v_key_problem IS NOT NULL THEN
                     v_key_problem := 'column(s) ' || v_key_problem || ' allow NULL: rows whose key is NULL are never reached by the key-ordered batches (the backfill would skip them and report completion)';
                 ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_class c ON c.oid = h.inhparent
@@ -552,7 +552,7 @@ BEGIN
                 END IF;
             END IF;
             IF v_key_problem IS NOT NULL THEN
-                RAISE EXCEPTION '% %', 'dbdeploy V001: the backfill of public.events cannot batch by key (tenant_id, event_id):', v_key_problem || ' - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of public.events that qualify: ' || COALESCE((SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM (SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord) FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum WHERE i.ord <= x.indnkeyatts) || ')' AS cols FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"public"."events"') AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attnotnull), false))) AS q), 'none') || '), or create a unique index on (tenant_id, event_id) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the column(s) NOT NULL; then run the migration again' USING HINT = 'Nothing was changed by this step. A backfill walks the table in key order and saves each overwritten value under its key, so the key must be unique and NOT NULL.';
+                RAISE EXCEPTION '% %', 'dbdeploy V001: the backfill of public.events cannot batch by key (tenant_id, event_id):', v_key_problem || ' - fix: batch by a key that is unique and NOT NULL (key=[...] in the spec; keys of public.events that qualify: ' || COALESCE((SELECT pg_catalog.string_agg(q.cols, ', ' ORDER BY q.prim DESC, q.cols) FROM (SELECT x.indisprimary AS prim, '(' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY i.ord) FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum WHERE i.ord <= x.indnkeyatts) || ')' AS cols FROM pg_catalog.pg_index x WHERE x.indrelid = pg_catalog.to_regclass('"public"."events"') AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS i(attnum, ord) LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum LEFT JOIN pg_catalog.pg_opclass o ON o.oid = x.indclass[i.ord - 1] WHERE i.ord <= x.indnkeyatts AND NOT COALESCE(o.opcdefault AND x.indcollation[i.ord - 1] = a.attcollation AND (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)), false))) AS q), 'none') || '), or create a unique index on (tenant_id, event_id) (CREATE UNIQUE INDEX CONCURRENTLY ...) and make the column(s) NOT NULL; then run the migration again' USING HINT = 'Nothing was changed by this step. A backfill walks the table in key order and saves each overwritten value under its key, so the key must be unique and NOT NULL.';
             END IF;
         END IF;
     END;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "9de247e85268f3370dd1ca7254cb78c980faf7cf07c2d5df1dd1356aa15071f9"
+CHECKSUM = "4cd1fea896ea3b08bc6ad3f78ef5b5fe16b1ac266aa0753df882acdb21d37aca"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
