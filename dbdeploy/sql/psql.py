@@ -428,12 +428,14 @@ def indent(text: str, by: str = "    ") -> str:
     """
     if "\n" not in text:
         return by + text if text.strip() else text
-    try:
-        tokens = scan(text)
-    except _pglast().ParseError:
-        return text
-    # tokens that span a line break: a line starting inside one of them keeps its bytes
-    spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
+    spans = _plain_spans(text)
+    if spans is None:
+        try:
+            tokens = scan(text)
+        except _pglast().ParseError:
+            return text
+        # tokens that span a line break: a line starting inside one of them keeps its bytes
+        spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
     pieces = []
     position = k = 0
     for line in text.split("\n"):
@@ -443,3 +445,28 @@ def indent(text: str, by: str = "    ") -> str:
         pieces.append(line if inside or not line.strip() else by + line)
         position += len(line) + 1
     return "\n".join(pieces)
+
+
+# Text whose multi-line tokens can only be plain 'strings', "identifiers" and -- comments (which
+# never span a line): no dollar quote or parameter, no /* comment, no backslash (E'' escapes), no ""
+# (refused when empty), no string continued on the next line ('a'<newline>'b' is one token).
+_NOT_PLAIN = re.compile(r"[$\\]|/\*|\"\"|'[ \t\r\f]*\n[ \t\n\r\f]*'")
+_PLAIN_TOKEN = re.compile(r"'[^']*(?:''[^']*)*'|\"[^\"]*\"|--[^\n]*|[^'\"-]+|-")
+
+
+def _plain_spans(text: str) -> list[tuple[int, int]] | None:
+    """The (first, last) character positions of the tokens of ``text`` that span a line break, as
+    :func:`scan` finds them, when ``text`` is simple enough to find them without PostgreSQL's lexer
+    (see ``_NOT_PLAIN``: dbdeploy's own bookkeeping and trust blocks, built at run time by the
+    executor, which then needs no pglast); None when only the lexer can tell."""
+    if _NOT_PLAIN.search(text):
+        return None
+    spans = []
+    position = 0
+    for match in _PLAIN_TOKEN.finditer(text):
+        if match.start() != position:       # an unterminated quote: let the lexer say so
+            return None
+        position = match.end()
+        if match.group()[0] in "'\"" and "\n" in match.group():
+            spans.append((match.start(), match.end() - 1))
+    return spans if position == len(text) else None
