@@ -113,3 +113,27 @@ def test_apply_verify_rollback_load_only_the_lexer(fresh_db, project: Path, tmp_
         assert proc.returncode == 0, (args, proc.stdout + proc.stderr)
         bad = _forbidden(modules, allow=("pglast", *TYPER_NEEDS))
         assert not bad, f"`dbdeploy {' '.join(args)}` loaded forbidden modules: {', '.join(bad)}"
+
+
+EDGE_TEXTS = ["a\n'x\ny'\n b", "a\n\"q\nz\" c\n d", "-- it's\nx\n'y'", "'it''s\nthere'\nb", "x\n'unterminated\nz",
+              "e'a\\'\nb'\nc", "x\n$$a\nb$$\nc", "/* a\n*/ b\nc", "'a'\n'b'\nc", "\"\"\nx", "a - b\n-- c\nd--e\n'f'"]
+
+
+def test_indent_without_the_lexer_finds_the_lexers_multiline_tokens() -> None:
+    """psql.indent's pure path (no pglast: the executor's trust check) agrees with the lexer on every
+    statement of the committed bundles and goldens, and leaves what it cannot decide to the lexer."""
+    from dbdeploy.sql import psql
+
+    texts = list(EDGE_TEXTS)
+    for path in [*ROOT.glob("generated/**/*.sql"), *ROOT.glob("tests/golden/**/*.sql")]:
+        text = path.read_text(encoding="utf-8")
+        texts += [text, *(s.text for s in psql.statements(text))]
+    decided = 0
+    for text in texts:
+        spans = psql._plain_spans(text)
+        if spans is None:
+            continue
+        decided += 1
+        lexed = [(t.start, t.end) for t in psql.scan(text) if text.find("\n", t.start, t.end + 1) >= 0]
+        assert spans == lexed, text[:200]
+    assert decided > 100
