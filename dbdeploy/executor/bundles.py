@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from dbdeploy.bundle.markers import MarkerError, ParsedStep, checksum, parse_steps
-from dbdeploy.errors import IntegrityError
+from dbdeploy.bundle.markers import MarkerError, ParsedStep, check_marker_lines, checksum, parse_steps
+from dbdeploy.errors import BundleFormatError, IntegrityError
 from dbdeploy.sql.psql import Statement
 
 
@@ -114,12 +114,25 @@ class BundleOnDisk:
         return self.folder / self.manifest["files"][which]["name"]
 
     def _script(self, which: str) -> Script:
-        path = self.path(which)
         try:
             return parse_script(self.text(which))
         except MarkerError as exc:
-            raise IntegrityError(f"{path} cannot be read as a dbdeploy bundle: {exc}; run `dbdeploy generate` "
-                                 "(never edit generated files by hand)") from None
+            raise _format_error(self.path(which), exc) from None
+
+    def check_markers(self) -> None:
+        """Raise :class:`BundleFormatError` (file, line, fix) for a malformed marker line in a file
+        that still has its manifest sha256 (an edited one is reported by :meth:`problems`). Reads the
+        lines only, no lexer: status and verify check this without parsing the SQL."""
+        for which in ("forward", "rollback"):
+            if which not in self.manifest["files"] or not self.path(which).is_file():
+                continue
+            data = self.generated_bytes(which)
+            if data is None:
+                continue
+            try:
+                check_marker_lines(data.decode("utf-8", errors="replace"))
+            except MarkerError as exc:
+                raise _format_error(self.path(which), exc) from None
 
     @cached_property
     def forward(self) -> Script:
@@ -178,7 +191,18 @@ class BundleOnDisk:
         return None
 
 
+def _format_error(path: Path, exc: MarkerError) -> BundleFormatError:
+    fix = "restore the file from version control or run `dbdeploy generate` (never edit generated files by hand)"
+    if exc.fix:
+        fix = f"{exc.fix}; or {fix}"
+    return BundleFormatError(f"cannot be read as a dbdeploy bundle: {exc.reason}", file=str(path), line=exc.line,
+                             fix=fix)
+
+
 def load_bundles(generated: Path) -> list[BundleOnDisk]:
+    """The bundles under ``generated`` by version, each with its manifest read and its files' marker
+    lines checked (:meth:`BundleOnDisk.check_markers`). Raises :class:`IntegrityError` when the folder
+    is missing, :class:`BundleFormatError` for a manifest or marker line that cannot be read."""
     generated = Path(generated)
     if not generated.is_dir():
         raise IntegrityError(f"no bundles: {generated} does not exist (run `dbdeploy generate`)")
@@ -192,5 +216,7 @@ def load_bundles(generated: Path) -> list[BundleOnDisk]:
             manifest["version"], manifest["files"]["forward"]["name"], manifest["checksum"]  # noqa: B018
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{manifest_path} is missing or malformed ({exc}); run `dbdeploy generate`") from None
-        bundles.append(BundleOnDisk(folder, manifest))
+        bundle = BundleOnDisk(folder, manifest)
+        bundle.check_markers()
+        bundles.append(bundle)
     return sorted(bundles, key=lambda b: int(b.version))

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import jinja2
 
 from dbdeploy.bundle import bookkeeping
-from dbdeploy.bundle.markers import POSTAMBLE, PREAMBLE, MarkerError, checksum, parse_steps, render_step
+from dbdeploy.bundle.markers import (
+    POSTAMBLE,
+    PREAMBLE,
+    MarkerError,
+    check_marker_lines,
+    checksum,
+    parse_steps,
+    render_step,
+)
 from dbdeploy.errors import SpecError
 from dbdeploy.plan.migration_plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
@@ -115,6 +123,7 @@ def _read_back(name: str, text: str, blocks: list[str], source: str) -> None:
                         f"{exc.line}: {exc.reason}", file=source, fix=exc.fix) from None
     try:
         _, steps, _ = parse_steps(text)
+        check_marker_lines(text)     # what the executor checks without the lexer must hold too
     except MarkerError as exc:
         raise SpecError(f"the generated {name} cannot be read back: {exc}", file=source,
                         fix="remove text that reads as a dbdeploy marker comment from the spec's SQL") from None
