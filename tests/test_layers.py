@@ -137,3 +137,13 @@ def test_indent_without_the_lexer_finds_the_lexers_multiline_tokens() -> None:
         lexed = [(t.start, t.end) for t in psql.scan(text) if text.find("\n", t.start, t.end + 1) >= 0]
         assert spans == lexed, text[:200]
     assert decided > 100
+
+
+def test_the_allow_list_below_the_operations_is_the_lint_registry() -> None:
+    """ops validate allow={…} with dbdeploy.model.allow (no import of the lint rules); its ids and fixes
+    are the registry's."""
+    from dbdeploy.lint import registry
+    from dbdeploy.model import allow
+
+    assert allow.ALLOWABLE == registry.ALLOWABLE
+    assert allow.NOT_ALLOWABLE == {r.id: r.fix for r in registry.RULES if not r.allowable}

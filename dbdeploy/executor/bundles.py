@@ -9,11 +9,11 @@ re-generated.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from dbdeploy.bundle.manifest import MANIFEST_NAME, Manifest
 from dbdeploy.bundle.markers import MarkerError, ParsedStep, check_marker_lines, checksum, parse_steps
 from dbdeploy.errors import BundleFormatError, IntegrityError
 from dbdeploy.sql.psql import Statement
@@ -87,16 +87,23 @@ def parse_script(text: str) -> Script:
 
 @dataclass(frozen=True)
 class BundleOnDisk:
+    """A bundle folder in ``generated/`` and its manifest (:class:`~dbdeploy.bundle.manifest.Manifest`)."""
+
     folder: Path
-    manifest: dict
+    info: Manifest
+
+    @cached_property
+    def manifest(self) -> dict:
+        """The manifest as its JSON object (for code that reads entries by key, e.g. ``expects``)."""
+        return self.info.to_dict()
 
     @property
     def version(self) -> str:
-        return self.manifest["version"]
+        return self.info.version
 
     @property
     def name(self) -> str:
-        return self.manifest["name"]
+        return self.info.name
 
     @property
     def label(self) -> str:
@@ -104,14 +111,14 @@ class BundleOnDisk:
 
     @property
     def checksum(self) -> str:
-        return self.manifest["checksum"]
+        return self.info.checksum
 
     @property
     def destructive(self) -> bool:
-        return bool(self.manifest.get("destructive"))
+        return self.info.destructive
 
     def path(self, which: str) -> Path:
-        return self.folder / self.manifest["files"][which]["name"]
+        return self.folder / self.info.files[which].name
 
     def _script(self, which: str) -> Script:
         try:
@@ -124,7 +131,7 @@ class BundleOnDisk:
         that still has its manifest sha256 (an edited one is reported by :meth:`problems`). Reads the
         lines only, no lexer: status and verify check this without parsing the SQL."""
         for which in ("forward", "rollback"):
-            if which not in self.manifest["files"] or not self.path(which).is_file():
+            if which not in self.info.files or not self.path(which).is_file():
                 continue
             data = self.generated_bytes(which)
             if data is None:
@@ -150,7 +157,7 @@ class BundleOnDisk:
         sha256, those restored bytes are the generated file. Raises OSError if it cannot be read.
         """
         data = self.path(which).read_bytes()
-        expected = self.manifest["files"][which]["sha256"]
+        expected = self.info.files[which].sha256
         if hashlib.sha256(data).hexdigest() == expected:
             return data
         if b"\r\n" in data:
@@ -167,7 +174,7 @@ class BundleOnDisk:
     def problems(self) -> list[str]:
         """Edits made to the bundle after it was generated (line-ending conversions alone are not edits)."""
         found = []
-        for which in self.manifest["files"]:
+        for which in self.info.files:
             path = self.path(which)
             if not path.is_file():
                 found.append(f"{path} is missing")
@@ -210,12 +217,7 @@ def load_bundles(generated: Path) -> list[BundleOnDisk]:
     for folder in sorted(generated.iterdir()):
         if not (folder.is_dir() and folder.name.startswith("V") and "__" in folder.name):
             continue
-        manifest_path = folder / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            manifest["version"], manifest["files"]["forward"]["name"], manifest["checksum"]  # noqa: B018
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{manifest_path} is missing or malformed ({exc}); run `dbdeploy generate`") from None
+        manifest = Manifest.read(folder / MANIFEST_NAME)
         bundle = BundleOnDisk(folder, manifest)
         bundle.check_markers()
         bundles.append(bundle)
