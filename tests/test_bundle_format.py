@@ -79,7 +79,8 @@ def test_an_edited_file_whose_sha_was_not_updated_is_refused_as_edited(fresh_db,
     for command in (["apply"], ["apply", "--dry-run"], ["verify"]):
         proc = _run(project, *command, "--dsn", fresh_db.dsn)
         # verify reports the edit among its problems (exit 1); the others refuse to run (exit 3)
-        assert proc.returncode == (1 if command == ["verify"] else 3) and "Traceback" not in proc.stderr, (command, proc.stdout + proc.stderr)
+        code = 1 if command == ["verify"] else 3
+        assert proc.returncode == code and "Traceback" not in proc.stderr, (command, proc.stdout + proc.stderr)
         assert "edited after it was generated" in proc.stdout + proc.stderr, (command, proc.stdout + proc.stderr)
     proc = _run(project, "status", "--dsn", fresh_db.dsn)
     assert proc.returncode == 0 and "edited" in proc.stdout, proc.stdout + proc.stderr

@@ -146,4 +146,13 @@ def test_the_allow_list_below_the_operations_is_the_lint_registry() -> None:
     from dbdeploy.model import allow
 
     assert allow.ALLOWABLE == registry.ALLOWABLE
-    assert allow.NOT_ALLOWABLE == {r.id: r.fix for r in registry.RULES if not r.allowable}
+    assert {r.id: r.fix for r in registry.RULES if not r.allowable} == allow.NOT_ALLOWABLE
+
+
+def test_import_linter_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter] contracts (the layers and the executor's forbidden imports)."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    if not lint_imports.exists():
+        pytest.skip("import-linter is not installed (the test extra has it)")
+    proc = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
