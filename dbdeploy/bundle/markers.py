@@ -106,8 +106,8 @@ def check_marker_lines(text: str) -> None:
     starts with ``-- dbdeploy:`` is the preamble or postamble marker or a step marker with every
     field and a known lock, a ``tx=step`` step's lines are ``BEGIN;`` … ``COMMIT;``, a batch step has one
     batch-begin/batch-end pair, and each batch-begin marker has a well-formed ``rows=`` if it has one.
-    The generator refuses spec SQL with such lines, so in a generated file they are markers.
-    Raises :class:`MarkerError` with the line; the full check is :func:`parse_steps`.
+    Raises :class:`MarkerError` with the line. A line inside a string literal of a RawSQL can look like
+    a marker too (generate accepts it): a problem found here is only confirmed by :func:`parse_steps`.
     """
     markers = list(_MARKER_LINE.finditer(text))
     for index, found in enumerate(markers):

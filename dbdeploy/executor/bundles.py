@@ -129,17 +129,25 @@ class BundleOnDisk:
     def check_markers(self) -> None:
         """Raise :class:`BundleFormatError` (file, line, fix) for a malformed marker line in a file
         that still has its manifest sha256 (an edited one is reported by :meth:`problems`). Reads the
-        lines only, no lexer: status and verify check this without parsing the SQL."""
+        lines first, without the lexer (status and verify then need no pglast); only when a line looks
+        wrong is the file split with the lexer (:func:`parse_steps`), which decides: a marker-like line
+        inside a string literal is not an error."""
         for which in ("forward", "rollback"):
             if which not in self.info.files or not self.path(which).is_file():
                 continue
             data = self.generated_bytes(which)
             if data is None:
                 continue
+            text = data.decode("utf-8", errors="replace")
             try:
-                check_marker_lines(data.decode("utf-8", errors="replace"))
-            except MarkerError as exc:
-                raise _format_error(self.path(which), exc) from None
+                check_marker_lines(text)
+            except MarkerError:
+                # A line that reads as a marker may be inside a string literal of a RawSQL (generate
+                # accepts that): only the lexer can tell, and its error is the one to report.
+                try:
+                    parse_steps(text)
+                except MarkerError as exc:
+                    raise _format_error(self.path(which), exc) from None
 
     @cached_property
     def forward(self) -> Script:
