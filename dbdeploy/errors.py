@@ -79,6 +79,31 @@ class IntegrityError(DbdeployError):
     exit_code = 3
 
 
+class BundleFormatError(IntegrityError):
+    """A bundle in ``generated/`` that cannot be read as ``dbdeploy generate`` writes it: a malformed or
+    misplaced marker (``-- dbdeploy:step`` with a missing field or an unknown lock, a batch marker
+    without its pair or with a bad ``rows=``, a ``tx=step`` step that is not one ``BEGIN; … COMMIT;``),
+    SQL psql would run differently, or a ``manifest.json`` that does not parse or lacks a field.
+
+    Exit code 3 (integrity refusal, nothing run). ``file`` is the path, ``line`` the 1-based line (None
+    for a manifest field), ``field`` the manifest field, ``fix`` what to do; raised by the executor's
+    bundle reader (:mod:`dbdeploy.executor.bundles`) for apply, rollback, status and verify.
+    """
+
+    def __init__(self, reason: str, *, file: str, line: int | None = None, field: str | None = None,
+                 fix: str = "restore generated/ from version control or run `dbdeploy generate` "
+                            "(never edit generated files by hand)") -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.field = field
+        self.fix = fix
+        where = f"{file}:{line}" if line is not None else file
+        if field:
+            where += f": {field}"
+        super().__init__(f"{where}: {reason}{FIX_MARK}{fix}")
+
+
 class TrustError(IntegrityError):
     """dbdeploy's schemas hold an object it must not trust (README "Security"): owned by a role other
     than the deploying role, a configured owner or a superuser, or carrying a trigger, rule, policy

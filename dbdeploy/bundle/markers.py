@@ -16,8 +16,9 @@ import hashlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from typing import get_args
 
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Lock, Step
 from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, scan, split_script
 
 PREAMBLE = "-- dbdeploy:preamble"
@@ -69,7 +70,68 @@ def checksum(step_blocks: list[str]) -> str:
 
 
 class MarkerError(ValueError):
-    """A bundle file whose markers or statements cannot be read back as the generator wrote them."""
+    """A bundle file whose markers or statements cannot be read back as the generator wrote them.
+
+    ``line`` is the 1-based line of the problem in the file (None when it is the whole file),
+    ``reason`` the message without it, ``fix`` what to change when it is not "regenerate".
+    """
+
+    def __init__(self, reason: str, line: int | None = None, fix: str | None = None) -> None:
+        self.reason = reason
+        self.line = line
+        self.fix = fix
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+
+
+LOCKS = frozenset(get_args(Lock))
+_MARKER_LINE = re.compile(r"^-- dbdeploy:.*$", re.MULTILINE)
+_BATCH_LINE = re.compile(r"^[ \t]*(-- dbdeploy:batch-begin\b.*)$", re.MULTILINE)
+
+
+def _marker_problem(line: str) -> str | None:
+    """Why a ``-- dbdeploy:`` line at the start of a line is not a marker this version writes, or None."""
+    if line in (PREAMBLE, POSTAMBLE):
+        return None
+    match = _MARKER.fullmatch(line)
+    if match is None:
+        return (f"{line!r} is not a dbdeploy marker this version can read (a step marker is "
+                "'-- dbdeploy:step <n> <kind> tx=step|none lock=<LOCK> target=<schema.table or ->')")
+    if match["lock"] not in LOCKS:
+        return f"{line!r} names the unknown lock {match['lock']!r} (one of: {', '.join(sorted(LOCKS))})"
+    return None
+
+
+def check_marker_lines(text: str) -> None:
+    """Check every marker line of a bundle file without lexing it (linear, no pglast): each line that
+    starts with ``-- dbdeploy:`` is the preamble or postamble marker or a step marker with every
+    field and a known lock, a ``tx=step`` step's lines are ``BEGIN;`` … ``COMMIT;``, a batch step has one
+    batch-begin/batch-end pair, and each batch-begin marker has a well-formed ``rows=`` if it has one.
+    Raises :class:`MarkerError` with the line. A line inside a string literal of a RawSQL can look like
+    a marker too (generate accepts it): a problem found here is only confirmed by :func:`parse_steps`.
+    """
+    markers = list(_MARKER_LINE.finditer(text))
+    for index, found in enumerate(markers):
+        problem = _marker_problem(found.group())
+        if problem:
+            raise MarkerError(problem, _line(text, found.start()))
+        match = _MARKER.fullmatch(found.group())
+        if match is None:
+            continue
+        block = text[found.start():markers[index + 1].start() if index + 1 < len(markers) else len(text)]
+        lines = block.rstrip("\n").split("\n")
+        if match["tx"] == "step" and (len(lines) < 4 or lines[2] != "BEGIN;" or lines[-1] != "COMMIT;"):
+            raise MarkerError(f"step {match['n']} is tx=step but is not one BEGIN; … COMMIT; block (the step is "
+                              "unterminated or its lines were edited)", _line(text, found.start()))
+        if match["kind"] in BATCH_KINDS and match["tx"] == "none":
+            stripped = [line.strip() for line in lines]
+            begins = sum(line.startswith(BATCH_BEGIN) for line in stripped)
+            if begins != 1 or stripped.count(BATCH_END) != 1:
+                raise MarkerError(f"batch step {match['n']} does not have one {BATCH_BEGIN!r} … {BATCH_END!r} "
+                                  "pair in its DO block", _line(text, found.start()))
+    for found in _BATCH_LINE.finditer(text):
+        if not _BATCH_BEGIN_ROWS.fullmatch(found.group(1)):
+            raise MarkerError(f"{found.group(1)!r}: a batch-begin marker's rows= must be a positive integer",
+                              _line(text, found.start(1)))
 
 
 @dataclass(frozen=True)
@@ -105,7 +167,7 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
     try:
         items = split_script(text)
     except PsqlScriptError as exc:
-        raise MarkerError(f"{exc}; {exc.fix}") from None
+        raise MarkerError(exc.reason, exc.line, exc.fix) from None
     sections: list[tuple[str, re.Match | None, LineComment]] = []
     summaries: dict[int, str] = {}
     for index, item in enumerate(items):
@@ -118,11 +180,12 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
             sections.append(("preamble", None, item))
         elif item.text == POSTAMBLE:
             sections.append(("postamble", None, item))
-        elif match := _MARKER.fullmatch(item.text):
+        elif (match := _MARKER.fullmatch(item.text)) and match["lock"] in LOCKS:
             sections.append(("step", match, item))
         else:
-            raise MarkerError(f"line {_line(text, item.start)}: {item.text!r} is not a dbdeploy marker this version "
-                              "can read (a batch marker outside a backfill's DO block, or an edited step marker)")
+            problem = _marker_problem(item.text) or f"{item.text!r} is misplaced"
+            raise MarkerError(f"{problem} (a batch marker outside a backfill's DO block, or an edited step marker)",
+                              _line(text, item.start))
     kinds = [kind for kind, _, _ in sections]
     if kinds.count("preamble") != 1 or kinds[0] != "preamble":
         raise MarkerError(f"not a dbdeploy bundle: {PREAMBLE!r} must come once, before every step")
@@ -132,7 +195,7 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
     bounds = [comment.start for _, _, comment in sections] + [len(text) + 1]
     early = [s for s in statements if s.start < bounds[0]]
     if early:
-        raise MarkerError(f"line {_line(text, early[0].start)}: a statement before {PREAMBLE!r}")
+        raise MarkerError(f"a statement before {PREAMBLE!r}", _line(text, early[0].start))
 
     starts = [s.start for s in statements]
 
@@ -150,8 +213,8 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
         transactional = match["tx"] == "step"
         if transactional:
             if len(own) < 2 or own[0].words != ("begin",) or own[-1].words != ("commit",):
-                raise MarkerError(f"line {_line(text, comment.start)}: step {match['n']} is tx=step but is not "
-                                  "one BEGIN; … COMMIT; block")
+                raise MarkerError(f"step {match['n']} is tx=step but is not one BEGIN; … COMMIT; block",
+                                  _line(text, comment.start))
             own = own[1:-1]
         batch, batch_rows = (_batch(text, comment, own) if match["kind"] in BATCH_KINDS and not transactional
                              else (None, None))
@@ -194,5 +257,5 @@ def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) ->
             if len(begin) == 1 and len(end) == 1 and begin[0][0].end < end[0].start:
                 rows = begin[0][1]["rows"]
                 return body[begin[0][0].end + 1:end[0].start].strip(), int(rows) if rows else None
-    raise MarkerError(f"line {_line(text, marker.start)}: batch step without one {BATCH_BEGIN!r} … "
-                      f"{BATCH_END!r} pair in its DO block")
+    raise MarkerError(f"batch step without one {BATCH_BEGIN!r} … {BATCH_END!r} pair (with rows= a positive "
+                      "integer, or no rows=) in its DO block", _line(text, marker.start))

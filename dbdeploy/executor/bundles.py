@@ -9,13 +9,13 @@ re-generated.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from dbdeploy.bundle.markers import MarkerError, ParsedStep, checksum, parse_steps
-from dbdeploy.errors import IntegrityError
+from dbdeploy.bundle.manifest import MANIFEST_NAME, Manifest
+from dbdeploy.bundle.markers import MarkerError, ParsedStep, check_marker_lines, checksum, parse_steps
+from dbdeploy.errors import BundleFormatError, IntegrityError
 from dbdeploy.sql.psql import Statement
 
 
@@ -87,16 +87,23 @@ def parse_script(text: str) -> Script:
 
 @dataclass(frozen=True)
 class BundleOnDisk:
+    """A bundle folder in ``generated/`` and its manifest (:class:`~dbdeploy.bundle.manifest.Manifest`)."""
+
     folder: Path
-    manifest: dict
+    info: Manifest
+
+    @cached_property
+    def manifest(self) -> dict:
+        """The manifest as its JSON object (for code that reads entries by key, e.g. ``expects``)."""
+        return self.info.to_dict()
 
     @property
     def version(self) -> str:
-        return self.manifest["version"]
+        return self.info.version
 
     @property
     def name(self) -> str:
-        return self.manifest["name"]
+        return self.info.name
 
     @property
     def label(self) -> str:
@@ -104,22 +111,43 @@ class BundleOnDisk:
 
     @property
     def checksum(self) -> str:
-        return self.manifest["checksum"]
+        return self.info.checksum
 
     @property
     def destructive(self) -> bool:
-        return bool(self.manifest.get("destructive"))
+        return self.info.destructive
 
     def path(self, which: str) -> Path:
-        return self.folder / self.manifest["files"][which]["name"]
+        return self.folder / self.info.files[which].name
 
     def _script(self, which: str) -> Script:
-        path = self.path(which)
         try:
             return parse_script(self.text(which))
         except MarkerError as exc:
-            raise IntegrityError(f"{path} cannot be read as a dbdeploy bundle: {exc}; run `dbdeploy generate` "
-                                 "(never edit generated files by hand)") from None
+            raise _format_error(self.path(which), exc) from None
+
+    def check_markers(self) -> None:
+        """Raise :class:`BundleFormatError` (file, line, fix) for a malformed marker line in a file
+        that still has its manifest sha256 (an edited one is reported by :meth:`problems`). Reads the
+        lines first, without the lexer (status and verify then need no pglast); only when a line looks
+        wrong is the file split with the lexer (:func:`parse_steps`), which decides: a marker-like line
+        inside a string literal is not an error."""
+        for which in ("forward", "rollback"):
+            if which not in self.info.files or not self.path(which).is_file():
+                continue
+            data = self.generated_bytes(which)
+            if data is None:
+                continue
+            text = data.decode("utf-8", errors="replace")
+            try:
+                check_marker_lines(text)
+            except MarkerError:
+                # A line that reads as a marker may be inside a string literal of a RawSQL (generate
+                # accepts that): only the lexer can tell, and its error is the one to report.
+                try:
+                    parse_steps(text)
+                except MarkerError as exc:
+                    raise _format_error(self.path(which), exc) from None
 
     @cached_property
     def forward(self) -> Script:
@@ -137,7 +165,7 @@ class BundleOnDisk:
         sha256, those restored bytes are the generated file. Raises OSError if it cannot be read.
         """
         data = self.path(which).read_bytes()
-        expected = self.manifest["files"][which]["sha256"]
+        expected = self.info.files[which].sha256
         if hashlib.sha256(data).hexdigest() == expected:
             return data
         if b"\r\n" in data:
@@ -154,7 +182,7 @@ class BundleOnDisk:
     def problems(self) -> list[str]:
         """Edits made to the bundle after it was generated (line-ending conversions alone are not edits)."""
         found = []
-        for which in self.manifest["files"]:
+        for which in self.info.files:
             path = self.path(which)
             if not path.is_file():
                 found.append(f"{path} is missing")
@@ -178,7 +206,18 @@ class BundleOnDisk:
         return None
 
 
+def _format_error(path: Path, exc: MarkerError) -> BundleFormatError:
+    fix = "restore the file from version control or run `dbdeploy generate` (never edit generated files by hand)"
+    if exc.fix:
+        fix = f"{exc.fix}; or {fix}"
+    return BundleFormatError(f"cannot be read as a dbdeploy bundle: {exc.reason}", file=str(path), line=exc.line,
+                             fix=fix)
+
+
 def load_bundles(generated: Path) -> list[BundleOnDisk]:
+    """The bundles under ``generated`` by version, each with its manifest read and its files' marker
+    lines checked (:meth:`BundleOnDisk.check_markers`). Raises :class:`IntegrityError` when the folder
+    is missing, :class:`BundleFormatError` for a manifest or marker line that cannot be read."""
     generated = Path(generated)
     if not generated.is_dir():
         raise IntegrityError(f"no bundles: {generated} does not exist (run `dbdeploy generate`)")
@@ -186,11 +225,8 @@ def load_bundles(generated: Path) -> list[BundleOnDisk]:
     for folder in sorted(generated.iterdir()):
         if not (folder.is_dir() and folder.name.startswith("V") and "__" in folder.name):
             continue
-        manifest_path = folder / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            manifest["version"], manifest["files"]["forward"]["name"], manifest["checksum"]  # noqa: B018
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{manifest_path} is missing or malformed ({exc}); run `dbdeploy generate`") from None
-        bundles.append(BundleOnDisk(folder, manifest))
+        manifest = Manifest.read(folder / MANIFEST_NAME)
+        bundle = BundleOnDisk(folder, manifest)
+        bundle.check_markers()
+        bundles.append(bundle)
     return sorted(bundles, key=lambda b: int(b.version))

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbdeploy.bundle.schemas import HISTORY_SCHEMA
 from dbdeploy.errors import ConfigError
 
 _DURATION = re.compile(r"\d+(ms|s|min)?\Z")
@@ -85,7 +86,7 @@ class Config:
     root: Path
     specs: Path
     generated: Path
-    history_schema: str = "migrations"
+    history_schema: str = HISTORY_SCHEMA
     environments: dict[str, Environment] = field(default_factory=dict)
     source: Path | None = None
     # Roles trusted besides the deploying role and superusers to own dbdeploy's schemas and tables
@@ -140,7 +141,7 @@ def _parse(path: Path, data: dict, prefix: str = "") -> Config:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(prefix + k for k in sorted(unknown))} "
                           f"(known: {', '.join(sorted(_TOP_KEYS))})")
     root = path.parent
-    history = data.get("history_schema", "migrations")
+    history = data.get("history_schema", HISTORY_SCHEMA)
     if not isinstance(history, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", history):
         raise ConfigError(f"{path}: {prefix}history_schema must be a lowercase identifier")
     owners = _owners(path, prefix, data.get("owner", []))

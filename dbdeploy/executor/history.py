@@ -19,6 +19,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA
 from dbdeploy.sql import acl
 
 S = sql.SQL
@@ -27,7 +28,7 @@ S = sql.SQL
 _TABLES = ("migration_log", "migration_objects", "migration_events", "performance_log", "migration_scripts")
 
 
-def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = "dbdeploy_backup",
+def ensure_history(conn: psycopg.Connection, schema: str, backup_schema: str = BACKUP_SCHEMA,
                    owners: tuple[str, ...] = ()) -> None:
     """Create the history tables once; a database that has them costs one catalog query. ``owners``:
     the configured trusted owner roles (the bundles' preamble, run here, checks them)."""

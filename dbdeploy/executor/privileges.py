@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA
 from dbdeploy.errors import PrivilegeError
 
 # Step kinds that change a table's definition: PostgreSQL lets only its owner do that.
@@ -296,5 +297,4 @@ def temporary_tables(conn: psycopg.Connection) -> None:
 
 def backup_schemas(bundles: Iterable) -> list[str]:
     """The backup schemas the bundles were generated for (``dbdeploy_backup`` by default)."""
-    return list(dict.fromkeys(b.manifest.get("backup_schema", "dbdeploy_backup") for b in bundles)) or [
-        "dbdeploy_backup"]
+    return list(dict.fromkeys(b.info.backup_schema for b in bundles)) or [BACKUP_SCHEMA]

@@ -25,6 +25,7 @@ from dbdeploy.lint.rules import (
     unused_allow,
     volatile_default,
 )
+from dbdeploy.model.allow import MAX_REASON, check_allow
 
 RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     # RawSQL: locks and rewrites
@@ -57,24 +58,5 @@ BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
 UNUSED_ALLOW = BY_ID[unused_allow.ID]
 ALLOWABLE = tuple(rule.id for rule in RULES if rule.allowable)
 
-MAX_REASON = 300
-_FIX = " — fix: "    # the marker SpecError splits the fix off at
-
-
-def check_allow(value: dict[str, str]) -> dict[str, str]:
-    """Validate an operation's ``allow``: known, allowable rule ids, each with a one-line reason."""
-    for rule_id, reason in value.items():
-        rule = BY_ID.get(rule_id)
-        if rule is None:
-            raise ValueError(f"allow names unknown lint rule {rule_id!r}{_FIX}use one of: {', '.join(ALLOWABLE)}")
-        if not rule.allowable:
-            raise ValueError(f"allow cannot include {rule_id!r}: dbdeploy cannot work around it{_FIX}{rule.fix}")
-        if not reason.strip():
-            raise ValueError(f"allow[{rule_id!r}] has an empty reason{_FIX}say why the finding is safe here")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
-            raise ValueError(f"allow[{rule_id!r}]: the reason contains a line break or another control character"
-                             f"{_FIX}give the reason as one line of plain text")
-        if len(reason) > MAX_REASON:
-            raise ValueError(f"allow[{rule_id!r}]: the reason is {len(reason)} characters long"
-                             f"{_FIX}keep it under {MAX_REASON} characters (the checklist shows it)")
-    return value
+# the check of allow={…} lives below the operations (they validate it); the ids there are these rules'
+__all__ = ["ALLOWABLE", "BY_ID", "MAX_REASON", "RULES", "UNUSED_ALLOW", "check_allow"]

@@ -14,7 +14,9 @@ from typing import ClassVar
 from psycopg import sql
 from pydantic import field_validator
 
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.bundle.step import Step
+from dbdeploy.model.allow import check_allow
 from dbdeploy.model.base import SpecModel, record_source
 from dbdeploy.model.components import Column, Index
 from dbdeploy.sql.parse import not_null_test_column, parse_expression
@@ -198,8 +200,8 @@ class PlanContext:
     migration_name: str
     index: int                   # position of the operation in the migration (1-based)
     state: SchemaState           # schema before this operation
-    history_schema: str = "migrations"
-    backup_schema: str = "dbdeploy_backup"
+    history_schema: str = HISTORY_SCHEMA
+    backup_schema: str = BACKUP_SCHEMA
     # Tables this migration's rollback drops (the tables the migration creates). A rollback step on
     # such a table's rows (seed delete, backfill restore) is skipped: the drop copies every row out.
     rollback_drops: frozenset[str] = frozenset()
@@ -336,8 +338,6 @@ class Operation(SpecModel):
     def _allow(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:
             return value
-        from dbdeploy.lint.registry import check_allow  # the rules import the operations
-
         return check_allow(value)
 
     def model_post_init(self, context: object, /) -> None:

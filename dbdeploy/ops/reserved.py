@@ -22,9 +22,8 @@ from functools import lru_cache
 from pglast import ast
 from pglast.enums import ObjectType
 
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA
 from dbdeploy.errors import FIX_MARK
-
-BACKUP_SCHEMA = "dbdeploy_backup"
 
 
 def _temporary(schema: str) -> bool:

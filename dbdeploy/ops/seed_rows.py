@@ -156,7 +156,7 @@ class SeedRows(Operation):
         log = f"{ctx.backup_schema}.{self._log_name(ctx)}"
         if not self.uses_copy:
             return [expect.seed_rows(self.table, self.conflict_columns, self.rows, log)]
-        from dbdeploy.render.bundle import file_names  # the renderer imports the operations
+        from dbdeploy.bundle.manifest import file_names
 
         forward_file = file_names(f"V{ctx.version}__{ctx.migration_name}", ctx.version, ctx.migration_name)[0]
         data = [{"copy": render(_copy_statement(ctx, n, columns)), "columns": list(columns),

@@ -14,6 +14,7 @@ from pglast.enums import AlterTableType, ObjectType
 from psycopg import sql
 
 from dbdeploy.bundle import bookkeeping
+from dbdeploy.bundle.schemas import HISTORY_SCHEMA
 from dbdeploy.bundle.step import Step
 from dbdeploy.errors import SpecError
 from dbdeploy.ops import AddColumn, AddForeignKey, CreateTable, PlanContext, RawSQL, SchemaState, SeedRows
@@ -37,7 +38,7 @@ class MigrationPlan:
     forward_ops: list[int] = field(default_factory=list)   # per forward step: its operation's index (0-based)
 
 
-def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") -> list[MigrationPlan]:
+def plan_all(loaded: list[LoadedMigration], history_schema: str = HISTORY_SCHEMA) -> list[MigrationPlan]:
     state = SchemaState(complete=True)
     plans = []
     for item in loaded:
@@ -48,7 +49,7 @@ def plan_all(loaded: list[LoadedMigration], history_schema: str = "migrations") 
     return plans
 
 
-def plan_migration(migration: Migration, state: SchemaState, history_schema: str = "migrations") -> MigrationPlan:
+def plan_migration(migration: Migration, state: SchemaState, history_schema: str = HISTORY_SCHEMA) -> MigrationPlan:
     """Plan one migration, advancing ``state`` past it."""
     ops = migration.operations
     deferred: dict[int, list[tuple[list[Step], Step, int]]] = {}

@@ -7,23 +7,29 @@ can tell whether ``generated/`` is stale.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jinja2
 
 from dbdeploy.bundle import bookkeeping
-from dbdeploy.bundle.markers import POSTAMBLE, PREAMBLE, MarkerError, checksum, parse_steps, render_step
+from dbdeploy.bundle.manifest import MANIFEST_FORMAT, MANIFEST_NAME, FileEntry, Manifest, StepEntry, file_names
+from dbdeploy.bundle.markers import (
+    POSTAMBLE,
+    PREAMBLE,
+    MarkerError,
+    checksum,
+    parse_steps,
+    render_step,
+)
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.errors import SpecError
 from dbdeploy.plan.migration_plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
 from dbdeploy.render.testgen import render_test_file, test_file_name
 from dbdeploy.sql.psql import PsqlScriptError, split_script
 
-HISTORY_SCHEMA = "migrations"
-BACKUP_SCHEMA = "dbdeploy_backup"
-MANIFEST_FORMAT = 1
+__all__ = ["BACKUP_SCHEMA", "HISTORY_SCHEMA", "MANIFEST_FORMAT", "Bundle", "file_names", "render_bundle"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dbdeploy.render", "templates"),
@@ -40,10 +46,6 @@ class Bundle:
 
     def file_bytes(self) -> dict[str, bytes]:
         return {name: content.encode("utf-8") for name, content in self.files.items()}
-
-
-def file_names(folder: str, version: str, name: str) -> tuple[str, str]:
-    return f"{folder}.sql", f"V{version}__rollback_{name}.sql"
 
 
 def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = HISTORY_SCHEMA,
@@ -81,27 +83,19 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         checksum=digest, expects=plan.expects, history_schema=history_schema, backup_schema=BACKUP_SCHEMA)
     files[CHECKLIST_NAME] = render_checklist(plan, files=list(files), checksum=digest, source=source_name,
                                              history_schema=history_schema, backup_schema=BACKUP_SCHEMA)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "version": m.version,
-        "name": m.name,
-        "description": m.description,
-        "source": source_name,
-        "checksum": digest,
-        "destructive": m.destructive,
-        "history_schema": history_schema,
-        "backup_schema": BACKUP_SCHEMA,
-        "files": {
-            "forward": {"name": forward_name, "sha256": _sha(forward)},
-            "rollback": {"name": rollback_name, "sha256": _sha(rollback)},
-            "tests": {"name": tests_name, "sha256": _sha(files[tests_name])},
-            "checklist": {"name": CHECKLIST_NAME, "sha256": _sha(files[CHECKLIST_NAME])},
+    manifest = Manifest(
+        version=m.version, name=m.name, description=m.description, source=source_name, checksum=digest,
+        destructive=m.destructive, history_schema=history_schema, backup_schema=BACKUP_SCHEMA,
+        files={
+            "forward": FileEntry(forward_name, _sha(forward)),
+            "rollback": FileEntry(rollback_name, _sha(rollback)),
+            "tests": FileEntry(tests_name, _sha(files[tests_name])),
+            "checklist": FileEntry(CHECKLIST_NAME, _sha(files[CHECKLIST_NAME])),
         },
-        "steps": [_step_entry(i, s) for i, s in enumerate(plan.forward, 1)],
-        "rollback_steps": [_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)],
-        "expects": plan.expects,
-    }
-    files["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.forward, 1)),
+        rollback_steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)),
+        expects=tuple(plan.expects), format=MANIFEST_FORMAT)
+    files[MANIFEST_NAME] = manifest.to_json()
     return Bundle(m.folder, files)
 
 
@@ -130,6 +124,6 @@ def _sha(text: str) -> str:
     return digest.hexdigest()
 
 
-def _step_entry(number: int, step) -> dict:
-    return {"n": number, "kind": step.kind, "tx": "step" if step.transactional else "none",
-            "lock": step.lock, "target": step.target or "-", "summary": step.summary}
+def _step_entry(number: int, step) -> StepEntry:
+    return StepEntry(number, step.kind, "step" if step.transactional else "none", step.lock, step.target or "-",
+                     step.summary)

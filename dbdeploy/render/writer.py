@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbdeploy.bundle.schemas import HISTORY_SCHEMA
 from dbdeploy.plan.loader import load_specs
 from dbdeploy.plan.migration_plan import plan_all
 from dbdeploy.render.bundle import Bundle, render_bundle
@@ -24,7 +25,7 @@ GITATTRIBUTES = (
 )
 
 
-def build_bundles(specs_dir: Path, history_schema: str = "migrations", *, lint: bool = False,
+def build_bundles(specs_dir: Path, history_schema: str = HISTORY_SCHEMA, *, lint: bool = False,
                   owners: Sequence[str] = (), backup_readers: tuple[str, ...] = ()) -> list[Bundle]:
     """Every migration's bundle, in memory. With ``lint``, error-level lint findings that the specs
     do not allow raise :class:`dbdeploy.lint.LintError` (exit 2) before anything is planned.

@@ -25,10 +25,14 @@ import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
-from pglast.parser import ParseError
-from pglast.parser import normalize as _pglast_normalize
-from pglast.parser import scan as _pglast_scan
-from pglast.parser import split as _pglast_split
+
+def _pglast():
+    """pglast's parser module (PostgreSQL's lexer and parser in C), imported when first needed: reading
+    a bundle lexes it, but importing this module (the executor does) does not load pglast."""
+    import pglast.parser
+
+    return pglast.parser
+
 
 _WORD_KINDS = frozenset(("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD", "RESERVED_KEYWORD"))
 _COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)  # psql: a data line that is exactly \. ends COPY data
@@ -89,7 +93,7 @@ class Statement:
             return self.known_words
         try:
             tokens = scan(self.text)
-        except ParseError:
+        except _pglast().ParseError:
             return ()
         return tuple(self.text[t.start:t.end + 1].lower() for t in tokens if _is_word(self.text, t))
 
@@ -126,7 +130,7 @@ def scan(text: str) -> list:
     ``current·user``), and callers take the words' text from ``text`` itself. Raises pglast's
     ``ParseError`` (positions as in ``text``) for what the lexer refuses.
     """
-    return _pglast_scan(ascii_for_lexer(text))
+    return _pglast().scan(ascii_for_lexer(text))
 
 
 def ascii_for_lexer(text: str) -> str:
@@ -147,14 +151,14 @@ def _tokens(text: str, offset: int, stop: int):
     rest = text[offset:stop]
     try:
         return scan(rest), None
-    except ParseError as exc:
+    except _pglast().ParseError as exc:
         message, *more = exc.args
         location = more[0] if more and isinstance(more[0], int) else 0
         tokens = []
         if location > 0:
             try:
                 tokens = scan(rest[:location])
-            except ParseError:
+            except _pglast().ParseError:
                 tokens = []
         return tokens, (offset + location, message)
 
@@ -199,8 +203,8 @@ def _split_by_parser(text: str) -> list[Statement | LineComment] | None:
     """
     mapped = ascii_for_lexer(text)
     try:
-        pieces = _pglast_split(mapped, with_parser=True, only_slices=True)
-    except ParseError:
+        pieces = _pglast().split(mapped, with_parser=True, only_slices=True)
+    except _pglast().ParseError:
         return None
     items: list[Statement | LineComment] = []
     done = 0                                      # the text before this is split
@@ -233,8 +237,8 @@ def _plain(statement: str) -> bool:
     if not _special(statement):
         return True                  # not even inside a constant: no need to normalize
     try:
-        return not _special(_pglast_normalize(statement))
-    except ParseError:
+        return not _special(_pglast().normalize(statement))
+    except _pglast().ParseError:
         return False
 
 
@@ -361,7 +365,7 @@ def _copy_direction(statement: str) -> str | None:
 
     try:
         parsed = parse_sql(statement)
-    except ParseError:
+    except _pglast().ParseError:
         return None   # the server will refuse it, under psql too
     if len(parsed) != 1 or not isinstance(parsed[0].stmt, ast.CopyStmt):
         return None
@@ -424,12 +428,14 @@ def indent(text: str, by: str = "    ") -> str:
     """
     if "\n" not in text:
         return by + text if text.strip() else text
-    try:
-        tokens = scan(text)
-    except ParseError:
-        return text
-    # tokens that span a line break: a line starting inside one of them keeps its bytes
-    spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
+    spans = _plain_spans(text)
+    if spans is None:
+        try:
+            tokens = scan(text)
+        except _pglast().ParseError:
+            return text
+        # tokens that span a line break: a line starting inside one of them keeps its bytes
+        spans = [(t.start, t.end) for t in tokens if text.find("\n", t.start, t.end + 1) >= 0]
     pieces = []
     position = k = 0
     for line in text.split("\n"):
@@ -439,3 +445,28 @@ def indent(text: str, by: str = "    ") -> str:
         pieces.append(line if inside or not line.strip() else by + line)
         position += len(line) + 1
     return "\n".join(pieces)
+
+
+# Text whose multi-line tokens can only be plain 'strings', "identifiers" and -- comments (which
+# never span a line): no dollar quote or parameter, no /* comment, no backslash (E'' escapes), no ""
+# (refused when empty), no string continued on the next line ('a'<newline>'b' is one token).
+_NOT_PLAIN = re.compile(r"[$\\]|/\*|\"\"|'[ \t\r\f]*\n[ \t\n\r\f]*'")
+_PLAIN_TOKEN = re.compile(r"'[^']*(?:''[^']*)*'|\"[^\"]*\"|--[^\n]*|[^'\"-]+|-")
+
+
+def _plain_spans(text: str) -> list[tuple[int, int]] | None:
+    """The (first, last) character positions of the tokens of ``text`` that span a line break, as
+    :func:`scan` finds them, when ``text`` is simple enough to find them without PostgreSQL's lexer
+    (see ``_NOT_PLAIN``: dbdeploy's own bookkeeping and trust blocks, built at run time by the
+    executor, which then needs no pglast); None when only the lexer can tell."""
+    if _NOT_PLAIN.search(text):
+        return None
+    spans = []
+    position = 0
+    for match in _PLAIN_TOKEN.finditer(text):
+        if match.start() != position:       # an unterminated quote: let the lexer say so
+            return None
+        position = match.end()
+        if match.group()[0] in "'\"" and "\n" in match.group():
+            spans.append((match.start(), match.end() - 1))
+    return spans if position == len(text) else None
