@@ -415,3 +415,30 @@ def test_merging_contributions_keeps_each_entry_once_and_replaces_queries_in_pla
     given = ChecklistItems(created_tables=["public.z"])
     given.add(parts[0])
     assert given.created_tables == ["public.z", "public.a", "public.b"]
+
+
+def test_every_forward_step_says_how_its_duration_scales():
+    """Each operation states how its steps' durations grow on the Step itself (``Step.scales``), where it
+    builds them; the checklist reads it from there and never re-derives the forward steps."""
+    import ast
+    import inspect
+
+    from dbdeploy import ops as ops_package
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+    from tests.golden_cases import CASES
+
+    unscaled = []
+    for name, migrations in CASES.items():
+        state = SchemaState(complete=True)
+        plan = [plan_migration(m, state) for m in migrations][-1]
+        unscaled += [f"{name}: step {i} ({step.summary})" for i, step in enumerate(plan.forward, 1) if not step.scales]
+    assert not unscaled, "forward steps without Step.scales:\n" + "\n".join(unscaled)
+
+    for op_type in ops_package.OPERATION_TYPES:
+        tree = ast.parse(inspect.getsource(op_type))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name == "checklist":
+                calls = [c for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+                         and c.func.attr == "forward"]
+                assert not calls, f"{op_type.__name__}.checklist() re-derives the forward steps"

@@ -3,7 +3,8 @@ executor runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Lock = Literal[
@@ -36,3 +37,14 @@ class Step:
     transactional: bool
     sql: str
     summary: str
+    # How the step's duration grows (e.g. "constant (catalog only)", "proportional to rows, …"): the
+    # deployment checklist shows it beside the step. Not part of the step's identity or its SQL.
+    scales: str = field(default="", compare=False)
+
+
+def scaled(steps: Sequence[Step], *texts: str) -> list[Step]:
+    """``steps`` with how each one's duration scales: the i-th text for the i-th step, the last text for
+    every step after it (``scaled([a, b, c], "constant", "proportional")`` gives b and c "proportional")."""
+    if not texts:
+        raise ValueError("scaled() needs at least one text")
+    return [replace(step, scales=texts[min(i, len(texts) - 1)]) for i, step in enumerate(steps)]

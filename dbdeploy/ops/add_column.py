@@ -18,7 +18,7 @@ from typing import ClassVar
 from pydantic import model_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.components import Column
 from dbdeploy.model.names import derived_name, split_table
@@ -153,12 +153,13 @@ class AddColumn(Operation):
         if self.column.comment is not None:
             statements.append(S("COMMENT ON COLUMN {} IS {};").format(
                 ident(*split_table(self.table), self.column.name), literal(self.column.comment)))
-        steps = [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True,
-                      do_block(block(*statements), declare=existing.DECLARE),
-                      f"add column {self.column.name} to {self.table}")]
+        steps = scaled([Step(self.kind, self.table, "ACCESS EXCLUSIVE", True,
+                             do_block(block(*statements), declare=existing.DECLARE),
+                             f"add column {self.column.name} to {self.table}")], queries.CATALOG_ONLY)
         if self.needs_fill:
             plan = self._fill_plan(ctx)
-            steps += [plan.setup_step(), plan.run_step()]
+            steps += scaled([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
+                            f"proportional to rows, in batches of at most {plan.batch_size} (each about batch_time)")
         return steps
 
     def _check_existing(self, ctx: PlanContext):
@@ -178,7 +179,8 @@ class AddColumn(Operation):
                             keep_old=False, tag=f"op{ctx.index}_fill")
 
     def not_null_steps(self, ctx: PlanContext) -> list[Step]:
-        return not_null_steps(ctx, self.table, self.column.name)
+        return scaled(not_null_steps(ctx, self.table, self.column.name), queries.NOT_VALID, queries.VALIDATE,
+                      "constant (uses the validated CHECK; no scan)")
 
     def not_null_undo(self, ctx: PlanContext) -> Step:
         """Rollback counterpart of the NOT NULL steps: lets a backfill's restore put NULLs back."""
@@ -204,18 +206,11 @@ class AddColumn(Operation):
                          "1000 rows (each sized to take about batch_time); new rows get it from the column default.")
         health: list[CheckQuery] = [queries.column_state(table, column, not self.column.nullable)]
         watch: list[CheckQuery] = []
-        durations = queries.durations(self.forward(ctx)[:1], queries.CATALOG_ONLY)
         if self.needs_fill:
             plan = self._fill_plan(ctx)
             health.append(queries.backfill_finished(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}",
                                                    plan.key))
             watch.append(queries.backfill_progress(table, plan.progress, f"{ctx.backup_schema}.{plan.progress_name}"))
-            durations += queries.durations([plan.setup_step(), plan.run_step()], "constant (creates the cursor table)",
-                                          f"proportional to rows, in batches of at most {plan.batch_size}"
-                                          " (each about batch_time)")
-        if self.needs_not_null_steps:
-            durations += queries.durations(self.not_null_steps(ctx), queries.NOT_VALID, queries.VALIDATE,
-                                          "constant (uses the validated CHECK; no scan)")
         prefix = rollback_backup_prefix(ctx.version, f"{split_table(table)[1]}_{column}")
         return ChecklistItems(
             prerequisites=[queries.table_exists(table)] if existing else [],
@@ -225,7 +220,6 @@ class AddColumn(Operation):
                             "deploy), is copied with the row's primary key to "
                             f"{ctx.backup_schema}.{prefix}_<timestamp> first; a NOTICE names the table and the number "
                             "of rows copied. Nothing is written back into the table's other columns."],
-            durations=durations,
             changes=[queries.added_column_value(table, column, self.column.type, self.column.default)],
             not_null_pending=[self.column_key] if filled_later else [])
 

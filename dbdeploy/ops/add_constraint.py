@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import ClassVar
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.components import Check, ForeignKey, Index, Unique
 from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_types
@@ -44,7 +44,7 @@ class AddForeignKey(Operation):
         state.add_foreign_key(self.table, self.foreign_key)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return foreign_key_steps(ctx, self.table, self.foreign_key)
+        return scaled(foreign_key_steps(ctx, self.table, self.foreign_key), queries.NOT_VALID, queries.VALIDATE)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [foreign_key_expect(self.table, self.foreign_key)]
@@ -73,8 +73,7 @@ class AddForeignKey(Operation):
                          "its writes wait); validating it reads that table's key index.")
         return ChecklistItems(
             prerequisites=prerequisites, health_checks=[health], notes=notes,
-            rollback_notes=[f"Foreign key {name} is dropped only if {ctx.label} added it."],
-            durations=queries.durations(self.forward(ctx), queries.NOT_VALID, queries.VALIDATE))
+            rollback_notes=[f"Foreign key {name} is dropped only if {ctx.label} added it."])
 
 
 def foreign_key_expect(table: str, fk: ForeignKey) -> dict:
@@ -110,10 +109,10 @@ class AddCheck(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         name = self.check.resolved_name(self.table)
-        return [
+        return scaled([
             cs.add_not_valid(ctx, self.kind, self.table, name, check_body(self.check), "ACCESS EXCLUSIVE"),
             cs.validate(ctx, self.table, name, owned_key=f"{self.table}.{name}"),
-        ]
+        ], queries.NOT_VALID, queries.VALIDATE)
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_constraint(ctx, self.table, self.check.resolved_name(self.table))]
@@ -128,8 +127,7 @@ class AddCheck(Operation):
             ]
         return ChecklistItems(
             prerequisites=prerequisites, health_checks=[queries.constraint_validated(self.table, name, "CHECK")],
-            rollback_notes=[f"CHECK {name} is dropped only if {ctx.label} added it."],
-            durations=queries.durations(self.forward(ctx), queries.NOT_VALID, queries.VALIDATE))
+            rollback_notes=[f"CHECK {name} is dropped only if {ctx.label} added it."])
 
 
 class AddUnique(Operation):
@@ -157,10 +155,10 @@ class AddUnique(Operation):
         return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return [
+        return scaled([
             *cs.build_index_concurrently(ctx, "create_unique_index", self.table, self._index()),
             cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns),
-        ]
+        ], queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX, "constant (catalog only: the index is already built)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         name = self.unique.resolved_name(self.table)
@@ -191,6 +189,4 @@ class AddUnique(Operation):
             health_checks=[queries.constraint_validated(self.table, name, "Unique constraint"),
                            queries.index_valid(qualified_index)],
             watch=[queries.index_build_progress(self.table)],
-            rollback_notes=[f"Unique constraint {name} and its index are dropped only if {ctx.label} added them."],
-            durations=queries.durations(self.forward(ctx), queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX,
-                                       "constant (catalog only: the index is already built)"))
+            rollback_notes=[f"Unique constraint {name} and its index are dropped only if {ctx.label} added them."])

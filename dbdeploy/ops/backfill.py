@@ -9,7 +9,7 @@ from pglast.parser import ParseError
 from pydantic import Field, field_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import ColumnList, SqlExpression, TableName
 from dbdeploy.model.names import _IDENTIFIER, check_identifier
 from dbdeploy.ops import checklist_queries as queries
@@ -90,7 +90,9 @@ class Backfill(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         plan = self.plan(ctx)
-        return [plan.setup_step(), plan.run_step()]
+        return scaled([plan.setup_step(), plan.run_step()], "constant (creates the backup and cursor tables)",
+                      f"proportional to rows, in batches of at most {self.batch_size} "
+                      "(one transaction per batch, each about batch_time)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         keys = [f"{self.table}.{column}" for column in self.set]
@@ -170,9 +172,6 @@ class Backfill(Operation):
             health_checks=[queries.backfill_finished(self.table, plan.progress, progress, plan.key)],
             watch=[queries.backfill_progress(self.table, plan.progress, progress)],
             rollback_notes=[self._rollback_note(ctx, plan)],
-            durations=queries.durations(self.forward(ctx), "constant (creates the backup and cursor tables)",
-                                       f"proportional to rows, in batches of at most {self.batch_size} "
-                                       "(one transaction per batch, each about batch_time)"),
             changes=[change])
 
 

@@ -281,7 +281,6 @@ class ChecklistItems:
     watch: list[CheckQuery] = field(default_factory=list)          # progress queries for long steps
     notes: list[str] = field(default_factory=list)                 # pre-deployment notes
     rollback_notes: list[str] = field(default_factory=list)
-    durations: list[tuple[Step, str]] = field(default_factory=list)  # how each forward step scales
     created_schemas: list[str] = field(default_factory=list)
     created_tables: list[str] = field(default_factory=list)
     changes: list[DataChange] = field(default_factory=list)
@@ -319,7 +318,6 @@ class ChecklistItems:
                     target.append(value)
                 elif name in self._QUERIES:
                     target[where[key]] = value
-        self.durations += part.durations
         self.changes += part.changes
         self.seeds += part.seeds
 

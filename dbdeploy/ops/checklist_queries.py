@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from dbdeploy.bundle.step import Step
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext
 from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
 from dbdeploy.sql import Expression, TypeName, ident, literal, qualified, regclass_of, render
@@ -344,17 +343,12 @@ def backfill_finished(table: str, progress: sql.Identifier, progress_name: str, 
         key=f"backfill:{progress_name}")
 
 
-def durations(steps: Sequence[Step], *texts: str) -> list[tuple[Step, str]]:
-    """Pair each step with how its duration scales (the last text repeats)."""
-    return [(step, texts[min(i, len(texts) - 1)]) for i, step in enumerate(steps)]
-
-
 __all__ = [
     "CATALOG_ONLY", "CONCURRENT_INDEX", "CONCURRENT_NOTE", "DROP_INVALID_INDEX", "NOT_VALID", "VALIDATE",
     "added_column_value",
     "backfill_finished", "backfill_progress", "backfilled_values", "check_violations", "column_gone",
     "column_state", "columns_state", "constraint_validated", "constraints_validated", "dependants",
-    "duplicate_keys", "durations", "estimated_rows", "extension_available", "extension_installed",
+    "duplicate_keys", "estimated_rows", "extension_available", "extension_installed",
     "foreign_key_violations", "has_primary_key", "index_build_progress", "index_valid", "indexes_valid",
     "not_null_violations", "optional_constraint_validated", "optional_table_exists", "projected", "query",
     "referenced_rows", "rel_text", "relation_missing_check", "schema_exists", "schema_missing",

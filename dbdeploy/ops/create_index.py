@@ -7,7 +7,7 @@ from typing import ClassVar
 from psycopg import sql
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.components import Index
 from dbdeploy.model.static_checks import check_btree_columns
@@ -33,7 +33,8 @@ class CreateIndex(Operation):
         state.indexes[name] = (self.table, self.index)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return cs.build_index_concurrently(ctx, self.kind, self.table, self.index)
+        return scaled(cs.build_index_concurrently(ctx, self.kind, self.table, self.index),
+                      queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX)
 
     def expects(self, ctx: PlanContext) -> list[dict]:
         return [expect.index(self.index.qualified_name(self.table), self.table,
@@ -61,5 +62,4 @@ class CreateIndex(Operation):
             prerequisites=prerequisites, notes=[queries.CONCURRENT_NOTE] if existing else [],
             health_checks=[queries.index_valid(name)], watch=[queries.index_build_progress(self.table)],
             rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it, with DROP INDEX CONCURRENTLY "
-                            "(reads and writes continue)."],
-            durations=queries.durations(self.forward(ctx), queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX))
+                            "(reads and writes continue)."])

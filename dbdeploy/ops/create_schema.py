@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext, SchemaState
@@ -39,7 +39,8 @@ class CreateSchema(Operation):
                 record_owned(ctx, "schema", self.name),
             ],
         )
-        return [Step(self.kind, self.name, "NONE", True, do_block(body), f"create schema {self.name}")]
+        return scaled([Step(self.kind, self.name, "NONE", True, do_block(body), f"create schema {self.name}")],
+                      queries.CATALOG_ONLY)
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         has_objects = S(
@@ -66,5 +67,4 @@ class CreateSchema(Operation):
             health_checks=[queries.schema_exists(self.name)],
             rollback_notes=[f"Schema {self.name} is dropped only if {ctx.label} created it and it is empty "
                             "(otherwise it is left in place with a WARNING)."],
-            durations=queries.durations(self.forward(ctx), queries.CATALOG_ONLY),
             created_schemas=[self.name])

@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import field_validator, model_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import FreeText, Identifier, TableName
 from dbdeploy.model.components import Check, Column, ForeignKey, Index, Unique
 from dbdeploy.model.names import derived_name, split_table
@@ -196,7 +196,8 @@ class CreateTable(Operation):
         for fk in self.foreign_keys:
             if fk.optional:
                 steps += foreign_key_steps(ctx, self.table, fk)
-        return steps
+        return scaled(steps, "constant (new, empty table)", queries.NOT_VALID,
+                      f"proportional to the rows of {self.table} (none when it was just created)")
 
     def _check_existing(self, ctx: PlanContext):
         """PL/pgSQL: a table of this name that dbdeploy did not create must have exactly the spec's
@@ -278,8 +279,6 @@ class CreateTable(Operation):
             prerequisites=prerequisites, health_checks=health, notes=notes,
             rollback_notes=[f"Table {self.table} is dropped only if {ctx.label} created it; its rows are copied to "
                             f"{ctx.backup_schema}.{prefix}_<timestamp> first."],
-            durations=queries.durations(self.forward(ctx), "constant (new, empty table)", queries.NOT_VALID,
-                                       f"proportional to the rows of {self.table} (none when it was just created)"),
             created_tables=[self.table])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

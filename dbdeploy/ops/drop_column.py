@@ -83,7 +83,7 @@ from psycopg import sql
 from pydantic import Field
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, TableName
 from dbdeploy.model.components import Index
 from dbdeploy.model.names import derived_name, split_table
@@ -516,13 +516,15 @@ class DropColumn(Operation):
                     f"drop column {self.column} of {self.table} (definition and values kept for rollback)")
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return [
+        return scaled([
             self._prepare_step(ctx),
             self._batch_step("copy_column", self._fn(ctx, "copy"), "rows_copied", "ACCESS SHARE",
                              f"copy the values of {self.table}.{self.column} to the backup schema in batches of "
                              f"{self.batch_size} rows at most, each sized to take about batch_time"),
             self._drop_step(ctx),
-        ]
+        ], "constant (creates the keeper, backup table and trigger)",
+            f"proportional to rows, in batches of at most {self.batch_size} (one transaction per batch, each about "
+            "batch_time)", "constant (drops the trigger and the column)")
 
     # --- checklist ----------------------------------------------------------------------------
 
@@ -588,11 +590,7 @@ class DropColumn(Operation):
                             "It refuses, "
                             "changing nothing, when a column of that name was added again after the drop or when the "
                             "column is NOT NULL without a default and rows were inserted since. Nothing it runs is "
-                            f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."],
-            durations=queries.durations(self.forward(ctx), "constant (creates the keeper, backup table and trigger)",
-                                       f"proportional to rows, in batches of at most {self.batch_size}"
-                                       " (one transaction per batch, each about batch_time)",
-                                       "constant (drops the trigger and the column)"))
+                            f"SQL text read from a table ({ctx.backup_schema}.dropped_columns is read as data only)."])
 
     # --- rollback -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from psycopg import sql
 from pydantic import field_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.names import check_table_name
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
@@ -54,7 +54,8 @@ class DropIndex(Operation):
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         table, _index = ctx.state.indexes[self.name]
-        return [cs.drop_index_concurrently(ctx, self.kind, table, self.name.partition(".")[2])]
+        return scaled([cs.drop_index_concurrently(ctx, self.kind, table, self.name.partition(".")[2])],
+                      "constant (waits for transactions using the table; reads and writes continue)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         table, index = ctx.state.indexes[self.name]
@@ -80,6 +81,4 @@ class DropIndex(Operation):
             ],
             health_checks=[queries.relation_missing_check(self.name, f"Index {self.name} is gone")],
             rollback_notes=[f"The rollback rebuilds index {self.name} concurrently from its spec (proportional to "
-                            f"the rows of {table}; reads and writes continue)."],
-            durations=queries.durations(self.forward(ctx), "constant (waits for transactions using the table; "
-                                                          "reads and writes continue)"))
+                            f"the rows of {table}; reads and writes continue)."])

@@ -19,7 +19,7 @@ from typing import ClassVar
 from psycopg import sql
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.names import short_hash, split_table
 from dbdeploy.ops import checklist_queries as queries
@@ -127,8 +127,9 @@ class DropTable(Operation):
         )
         declare = ["v_dependants text", "v_rel record", "v_n integer := 0", "v_new text",
                    "v_renamed jsonb := '[]'"]
-        return [Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
-                     f"drop table {self.table} (set aside as {kept} with all its rows)")]
+        return scaled([Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
+                            f"drop table {self.table} (set aside as {kept} with all its rows)")],
+                      "constant (moved to another schema; no data copied)")
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         table = self.table
@@ -152,8 +153,7 @@ class DropTable(Operation):
             ],
             rollback_notes=[f"The rollback moves {kept} back to {table} (instant: rows, indexes, constraints and "
                             "identity come back with it) and gives its indexes, constraints and sequences their "
-                            "original names."],
-            durations=queries.durations(self.forward(ctx), "constant (moved to another schema; no data copied)"))
+                            "original names."])
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         schema, name = split_table(self.table)

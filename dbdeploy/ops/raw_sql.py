@@ -18,7 +18,7 @@ from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.names import check_identifier, split_table
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.sql import (
@@ -177,7 +177,8 @@ class RawSQL(Operation):
         return [entry]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
-        return [self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")]
+        return scaled([self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")],
+                      "unknown (raw SQL: read it)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [self._step(self.rollback_sql, "raw SQL (rollback, as written in the spec)")]
@@ -197,5 +198,4 @@ class RawSQL(Operation):
         return ChecklistItems(
             notes=notes,
             health_checks=health,
-            rollback_notes=[f"Raw SQL operation {ctx.index} is undone by the rollback SQL written in the spec."],
-            durations=[(step, "unknown (raw SQL: read it)") for step in self.forward(ctx)])
+            rollback_notes=[f"Raw SQL operation {ctx.index} is undone by the rollback SQL written in the spec."])

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.base import ChecklistItems, Operation, PlanContext
@@ -107,7 +107,7 @@ class RequireExtension(Operation):
                             "or set create=True in the spec.")]
         body = if_then(S("NOT {}").format(_installed(self.name)), *missing)
         summary = ("create" if self.create else "require") + f" extension {self.name}"
-        return [Step(self.kind, self.name, "NONE", True, do_block(body), summary)]
+        return scaled([Step(self.kind, self.name, "NONE", True, do_block(body), summary)], queries.CATALOG_ONLY)
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         if not self.create:
@@ -159,5 +159,4 @@ class RequireExtension(Operation):
                      "in this database before deploying."]
             rollback = []
         return ChecklistItems(prerequisites=prerequisites, notes=notes, rollback_notes=rollback,
-                              health_checks=[queries.extension_installed(self.name)],
-                              durations=queries.durations(self.forward(ctx), queries.CATALOG_ONLY))
+                              health_checks=[queries.extension_installed(self.name)])

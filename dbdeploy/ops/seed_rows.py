@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from pydantic import PrivateAttr, SkipValidation, field_validator, model_validator
 
 from dbdeploy.bundle import expectations as expect
-from dbdeploy.bundle.step import Step
+from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import ColumnList, TableName
 from dbdeploy.model.names import check_identifier, split_table
 from dbdeploy.ops import checklist_queries as queries
@@ -177,7 +177,8 @@ class SeedRows(Operation):
         cached = self._rendered.get("forward")
         if cached is not None and cached[0] is ctx:     # planning and the checklist ask with the same ctx
             return cached[1]
-        steps = self._forward(ctx)
+        summary = f"constant ({len(self.rows)} row(s){', COPY data' if self.uses_copy else ''})"
+        steps = scaled(self._forward(ctx), summary)
         self._rendered["forward"] = (ctx, steps)
         return steps
 
@@ -552,11 +553,9 @@ END;""").format(
                 f"CASCADE/SET NULL/SET DEFAULT point at {self.table}, or rows of other tables reference a seed row "
                 "it would delete.",
             ]
-        summary = f"constant ({len(self.rows)} row(s){', COPY data' if self.uses_copy else ''})"
         return ChecklistItems(
             prerequisites=prerequisites, backups=[self.table] if existing else [],
             notes=notes, health_checks=[present], rollback_notes=rollback_notes,
-            durations=queries.durations(self.forward(ctx), summary),
             seeds=[SeededRows(self.table, tuple(self.rows))])
 
 

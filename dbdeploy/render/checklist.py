@@ -95,16 +95,14 @@ class LockRow:
         return self.duration.startswith("proportional to rows")
 
 
-def lock_rows(steps: list[Step], items: ChecklistItems) -> list[LockRow]:
-    """One row per forward step, numbered like the manifest's ``steps``."""
-    durations: dict[Step, str] = {}
-    for step, text in items.durations:
-        durations.setdefault(step, text)
+def lock_rows(steps: list[Step]) -> list[LockRow]:
+    """One row per forward step, numbered like the manifest's ``steps``, with how the step's duration
+    scales as the operation that made it says (:attr:`Step.scales`)."""
     rows = []
     for number, step in enumerate(steps, 1):
         reads, writes = LOCK_BLOCKS[step.lock]
         rows.append(LockRow(number, step.summary, step.lock, step.target or "-", reads, writes,
-                            durations.get(step, "see the step's SQL")))
+                            step.scales or "see the step's SQL"))
     return rows
 
 
@@ -117,7 +115,7 @@ def render_checklist(plan: MigrationPlan, *, files: list[str], checksum: str, so
                      history_schema: str, backup_schema: str) -> str:
     m = plan.migration
     items = ChecklistItems.merged(plan.checklist)
-    rows = lock_rows(plan.forward, items)
+    rows = lock_rows(plan.forward)
     created = set(items.created_tables)
     existing_targets = sorted({r.target for r in rows if r.lock != "NONE" and r.target not in created})
     prerequisites = list(items.prerequisites)
