@@ -221,7 +221,18 @@ def _describe(entry):
 
 def _columns_used(entry):
     used = set(entry.get("columns") or ()) | set(entry.get("key") or ()) | set(entry.get("set") or ())
-    return used | set(entry.get("where_columns") or ()) | set(entry.get("key_columns") or ())
+    return used | set(entry.get("where_columns") or ()) | set(entry.get("key_columns") or ()) | _values_written(entry)
+
+
+def _values_written(entry):
+    """The columns whose values a seed (its rows or COPY groups) or a backfill wrote: a later
+    backfill of one of them rewrites them, so the values checked here are no longer expected."""
+    if entry["object"] == "rows":
+        columns = {c for row in entry.get("values") or () for c in row}
+        return columns | {c for group in entry.get("data") or () for c in group.get("columns", ())}
+    if entry["object"] == "backfill":
+        return set(entry.get("set") or ())
+    return set()
 
 
 def _same_object(a, b):
@@ -237,6 +248,10 @@ def supersedes(later, entry):
         if later == entry:
             return None
         return f"drops {_describe(later)}" if not later["present"] else f"redefines {_describe(later)}"
+    if later["object"] == "backfill" and entry["object"] in ("rows", "backfill") and entry["present"]:
+        rewritten = sorted(set(later.get("set") or ()) & _values_written(entry))
+        if later.get("table") == entry.get("table") and rewritten:
+            return f"backfills {later['table']} ({', '.join(rewritten)})"
     if later["present"]:
         return None
     kind, name = later["object"], later["name"]
