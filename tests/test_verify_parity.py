@@ -190,3 +190,12 @@ def test_an_unknown_kind_errors_in_verify_and_in_the_generated_test(fresh_db, tm
 def test_every_kind_has_one_check():
     assert set(catalog_checks.CHECKS) == set(expectations.KINDS)
     assert all(catalog_checks.CHECKS[kind].__name__ == f"check_{kind}" for kind in expectations.KINDS)
+
+
+def test_the_expectation_and_check_modules_load_no_parser_and_no_models():
+    """The executor imports them: neither may pull in pglast, pydantic or the operations."""
+    code = ("import sys, dbdeploy.bundle.expectations, dbdeploy.bundle.catalog_checks; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pglast', 'pydantic')"
+            " or m.startswith(('dbdeploy.ops', 'dbdeploy.model', 'dbdeploy.plan', 'dbdeploy.render'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout

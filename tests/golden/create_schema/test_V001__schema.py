@@ -329,6 +329,8 @@ def _probe_column(db, type_name, default):
 
 
 def check_schema(db, c):
+    """Kind ``schema``: schema ``name`` exists, or not (after a rollback, a schema this version did
+    not create may stay)."""
     found = db.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
@@ -348,6 +350,7 @@ def _created_by(db, history_schema, version, kind, name):
 
 
 def check_extension(db, c):
+    """Kind ``extension``: extension ``name`` is installed, or not."""
     found = db.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
@@ -355,6 +358,7 @@ def check_extension(db, c):
 
 
 def check_table(db, c):
+    """Kind ``table``: table ``name`` exists, or not."""
     found = _oid(db, c["name"]) is not None
     if found == c["present"]:
         return None
@@ -362,6 +366,8 @@ def check_table(db, c):
 
 
 def check_column(db, c):
+    """Kind ``column``: ``table.name`` exists, or not; with ``type``, also its type, default (a serial
+    type's as a sequence the column owns), identity and NOT NULL, as PostgreSQL spells them."""
     where = f"column {c['table']}.{c['name']}"
     oid = _oid(db, c["table"])
     row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
@@ -402,6 +408,9 @@ _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", 
 
 
 def check_constraint(db, c):
+    """Kind ``constraint``: ``name`` on ``table`` exists (an optional foreign key exactly while its
+    table does), is validated, of ``kind``, on ``key``; a foreign key references ``references``
+    (``ref_columns``) with ``on_delete``."""
     where = f"{_KINDS.get(c.get('kind'), 'constraint')} {c['name']} on {c['table']}"
     expected_present = c["present"]
     if expected_present and c.get("requires_table") and _oid(db, c["requires_table"]) is None:
@@ -441,6 +450,8 @@ def _index_body(definition):
 
 
 def check_index(db, c):
+    """Kind ``index``: ``name`` exists and is valid, or not; with ``definition``, it is defined as that
+    definition built on a probe copy of the table."""
     oid = _oid(db, c["name"])
     if not c["present"]:
         return None if oid is None else f"index {c['name']} is still present"
@@ -474,6 +485,8 @@ def check_index(db, c):
 
 
 def check_backfill(db, c):
+    """Kind ``backfill``: its progress table ``name`` shows the cursor at the end, and no row it wrote
+    is back to its value from before (see :func:`_reset_after_backfill`)."""
     progress = _oid(db, c["name"])
     if not c["present"]:
         return None if progress is None else f"backfill progress table {c['name']} is still present"
@@ -705,6 +718,7 @@ def _check_copied_rows(db, c):
 
 
 def check_backup(db, c):
+    """Kind ``backup`` (rolled-back state only): a table ``schema.name*`` holds ``what``."""
     schema = c["schema"]
     found = db.execute("SELECT pg_catalog.string_agg(relname, ', ') FROM pg_catalog.pg_class"
                        " WHERE relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)"
@@ -713,6 +727,8 @@ def check_backup(db, c):
 
 
 def check_sql(db, c):
+    """Kind ``sql``: a RawSQL ``verify`` query runs (in a rolled-back transaction, on its declared
+    search_path) and does not return false."""
     try:
         with db.transaction(force_rollback=True):
             if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
@@ -724,6 +740,7 @@ def check_sql(db, c):
     return "verify SQL ({}) returned false".format(c["name"]) if row is not None and row[0] is False else None
 
 
+# One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
