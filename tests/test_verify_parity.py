@@ -199,3 +199,34 @@ def test_the_expectation_and_check_modules_load_no_parser_and_no_models():
             " or m.startswith(('dbdeploy.ops', 'dbdeploy.model', 'dbdeploy.plan', 'dbdeploy.render'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+COPY_SEED = '''
+from dbdeploy import Column, CreateSchema, CreateTable, Migration, SeedRows
+
+migration = Migration(version="040", name="geo", operations=[
+    CreateSchema(name="geo"),
+    CreateTable(table="geo.postcodes", columns=[Column(name="code", type="text"), Column(name="town", type="text"),
+                                                Column(name="lat", type="numeric(8,5)")],
+                primary_key=["code"]),
+    SeedRows(table="geo.postcodes", conflict_columns=["code"],
+             rows=[{"code": f"P{n:05d}", "town": f"Town {n}", "lat": f"{40 + n / 1000:.5f}"} for n in range(1200)]),
+])
+'''
+
+
+def test_a_copy_seed_value_changed_fails_both(fresh_db, tmp_path):
+    """A seed large enough to travel as COPY data: its values are read back from the bundle."""
+    write_spec(tmp_path / "specs", "V040_geo.py", COPY_SEED)
+    project = make_project(tmp_path / "project", fresh_db.dsn, specs=tmp_path / "specs")
+    result = project.run("apply", "--env", "test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"data"' in next(project.generated.glob("V040__*/manifest.json")).read_text()   # the COPY form
+    assert project.run("verify", "--env", "test").returncode == 0
+    assert _generated_tests(project, fresh_db.dsn).returncode == 0
+    fresh_db.execute("UPDATE geo.postcodes SET lat = 1.5 WHERE code = 'P00007'")
+    message = "seed rows of geo.postcodes changed since they were inserted: (P00007): lat is '1.50000', expected"
+    verify = project.run("verify", "--env", "test")
+    assert verify.returncode == 1 and message in verify.stderr, verify.stderr
+    generated = _generated_tests(project, fresh_db.dsn)
+    assert generated.returncode == 1 and message in generated.stdout, generated.stdout[-6000:]
