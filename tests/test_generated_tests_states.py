@@ -328,7 +328,7 @@ def test_verify_reports_an_expectation_kind_it_does_not_know(fresh_db, tmp_path)
     manifest["expects"].append({"object": "trigger", "table": "shop.items", "name": "trg_audit", "present": True})
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     verify = project.run("verify", "--env", "test")
-    assert verify.returncode == 1
+    assert verify.returncode == 3, verify.stderr   # an integrity refusal: the bundle is not one this dbdeploy made
     assert "expectation kind 'trigger' is unknown to this check code" in verify.stderr, verify.stderr
 
 
@@ -416,6 +416,15 @@ def _col(table, name, present=True, **details):
      "drops column s.p.id"),
     ({"object": "schema", "name": "s", "present": False}, {"object": "table", "name": "s.t", "present": True},
      "drops schema s"),
+    # a later backfill of a column a seed or an earlier backfill wrote: those values are no longer expected
+    ({"object": "backfill", "table": "s.t", "name": "b.p2", "where": None, "set": ["label"], "where_columns": [],
+      "present": True},
+     {"object": "rows", "table": "s.t", "name": "b.log", "key_columns": ["id"], "keys": [{"id": 1}],
+      "values": [{"id": 1, "label": "x"}], "present": True}, "backfills s.t (label)"),
+    ({"object": "backfill", "table": "s.t", "name": "b.p2", "where": None, "set": ["c"], "where_columns": [],
+      "present": True},
+     {"object": "backfill", "table": "s.t", "name": "b.p1", "where": None, "set": ["c"], "where_columns": [],
+      "present": True}, "backfills s.t (c)"),
 ])
 def test_supersedes_names_what_the_later_version_did(later, entry, why):
     from dbdeploy.bundle.catalog_checks import superseded_by, supersedes

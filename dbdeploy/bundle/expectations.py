@@ -1,95 +1,290 @@
-"""Builders for the expectation entries operations put in the manifest (see Operation.expects).
+"""Typed expectations: what the database holds after an operation, one frozen dataclass per kind.
 
-They drive ``dbdeploy verify`` and the generated pytest file, so they carry what a reviewer
-would check by hand: types, nullability, defaults, constraint definitions, index keys, seed keys.
+Operations return them from ``Operation.expects`` (dbdeploy/ops); the planner serializes them
+with :func:`to_json` into the manifest's ``"expects"`` list and the generated pytest file. There
+they are plain JSON objects, ``{"object": <kind>, ..., "present": bool}``, read by
+:mod:`dbdeploy.bundle.catalog_checks` — which ``dbdeploy verify`` imports and every generated test
+file embeds — through one ``check_<kind>`` function per kind (:data:`KINDS` names them all; a
+kind the checks do not know raises there, never passes).
+
+They carry what a reviewer would check by hand: types, nullability, defaults, identity,
+constraint definitions, index keys, seed keys and values, what a backfill wrote.
+
+This module is imported by the executor, so it imports only the standard library: no pydantic,
+no pglast. Values that need parsing (a RawSQL verify query's relations, a default's safe form)
+are computed by the operation at plan time and passed in.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import math
 import uuid
-
-from pglast.visitors import Visitor
-
-from dbdeploy.sql import column_default, parse_statements
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 
-def schema(name: str, present: bool = True) -> dict:
-    return {"object": "schema", "name": name, "present": present}
+@dataclass(frozen=True)
+class Expectation:
+    """Base of every kind. ``kind`` is the JSON ``"object"`` value; ``present`` False means the
+    object must be absent (dropped)."""
+
+    kind: ClassVar[str] = ""
+
+    def to_json(self) -> dict:
+        """The manifest / generated-test entry: ``{"object": kind, <fields>, "present": bool}``."""
+        raise NotImplementedError
 
 
-def table(name: str, present: bool = True) -> dict:
-    return {"object": "table", "name": name, "present": present}
+@dataclass(frozen=True)
+class Schema(Expectation):
+    """Schema ``name`` exists (or not)."""
+
+    kind: ClassVar[str] = "schema"
+    name: str
+    present: bool = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "present": self.present}
 
 
-def column(table_name: str, name: str, present: bool = True, not_null: bool | None = None,
-           type_name: str | None = None, default: str | None = None, identity: bool = False) -> dict:
-    entry = {"object": "column", "table": table_name, "name": name, "present": present}
-    if present and type_name is not None:
-        # the generated test probes the default in a column definition: DEFAULT needs the safe form
-        entry.update(not_null=not_null, type=type_name, default=column_default(default) if default else None,
-                     identity=identity)
-    return entry
+@dataclass(frozen=True)
+class Extension(Expectation):
+    """Extension ``name`` is installed (or not)."""
+
+    kind: ClassVar[str] = "extension"
+    name: str
+    present: bool = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "present": self.present}
 
 
-def constraint(table_name: str, name: str, present: bool = True, requires_table: str | None = None,
-               columns=(), kind: str | None = None, **details) -> dict:
-    entry = {"object": "constraint", "table": table_name, "name": name, "present": present,
-             "columns": sorted(columns), "kind": kind}
-    if requires_table:
-        entry["requires_table"] = requires_table
-    entry.update(details)
-    return entry
+@dataclass(frozen=True)
+class Table(Expectation):
+    """Table ``name`` (schema-qualified) exists (or not)."""
+
+    kind: ClassVar[str] = "table"
+    name: str
+    present: bool = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "present": self.present}
 
 
-def index(qualified_name: str, table_name: str, present: bool = True, columns=(), definition=None) -> dict:
-    entry = {"object": "index", "name": qualified_name, "table": table_name, "present": present,
-             "columns": sorted(columns)}
-    if definition is not None:
-        entry["definition"] = {"unique": definition.unique, "method": definition.method,
-                               "keys": list(definition.columns), "include": list(definition.include),
-                               "where": definition.where}
-    return entry
+@dataclass(frozen=True)
+class Column(Expectation):
+    """Column ``table.name``. With ``type_name`` (a present column the spec defines) the check also
+    compares type, default (``default`` in its DEFAULT-safe form, see ``dbdeploy.sql.column_default``),
+    identity and NOT NULL, each as PostgreSQL spells it."""
+
+    kind: ClassVar[str] = "column"
+    table: str
+    name: str
+    present: bool = True
+    not_null: bool | None = None
+    type_name: str | None = None
+    default: str | None = None
+    identity: bool = False
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name,
+                                 "present": self.present}
+        if self.present and self.type_name is not None:
+            entry.update(not_null=self.not_null, type=self.type_name, default=self.default, identity=self.identity)
+        return entry
 
 
-def backfill(table_name: str, progress_table: str, where: str | None, set_columns=(),
-             where_columns=()) -> dict:
-    return {"object": "backfill", "table": table_name, "name": progress_table, "where": where,
-            "set": sorted(set_columns), "where_columns": sorted(where_columns), "present": True}
+@dataclass(frozen=True)
+class Constraint(Expectation):
+    """Constraint ``name`` on ``table``; ``constraint_kind`` is pg_constraint.contype (p, u, c, f).
+    ``key`` is the constrained columns in order; a foreign key adds ``references``, ``ref_columns``
+    and ``on_delete``; a CHECK its ``expression``; an optional foreign key ``requires_table`` (present
+    exactly when that table exists). ``columns`` (sorted) tells which column drops supersede it."""
+
+    kind: ClassVar[str] = "constraint"
+    table: str
+    name: str
+    present: bool = True
+    columns: tuple[str, ...] = ()
+    constraint_kind: str | None = None
+    requires_table: str | None = None
+    key: tuple[str, ...] | None = None
+    references: str | None = None
+    ref_columns: tuple[str, ...] | None = None
+    on_delete: str | None = None
+    expression: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name,
+                                 "present": self.present, "columns": sorted(self.columns),
+                                 "kind": self.constraint_kind}
+        if self.requires_table:
+            entry["requires_table"] = self.requires_table
+        for field in ("key", "references", "ref_columns", "on_delete", "expression"):
+            value = getattr(self, field)
+            if value is not None:
+                entry[field] = list(value) if isinstance(value, tuple) else value
+        return entry
 
 
-def seed_rows(table_name: str, key_columns, rows, log_table: str) -> dict:
-    keys = [{c: json_value(row[c]) for c in key_columns} for row in rows]
-    return {"object": "rows", "table": table_name, "name": log_table, "key_columns": list(key_columns),
-            "keys": keys, "present": True}
+@dataclass(frozen=True)
+class IndexDefinition:
+    """What the index check rebuilds on a probe copy of the table and compares with
+    ``pg_get_indexdef``: ``keys`` are column names or expressions."""
+
+    unique: bool
+    method: str
+    keys: tuple[str, ...]
+    include: tuple[str, ...] = ()
+    where: str | None = None
+
+    def to_json(self) -> dict:
+        return {"unique": self.unique, "method": self.method, "keys": list(self.keys),
+                "include": list(self.include), "where": self.where}
 
 
-def sql_check(text: str, name: str) -> dict:
-    """A RawSQL ``verify`` query. ``relations`` lists the schema-qualified tables it reads, so a check
-    is known to be superseded once a later applied version drops one of them."""
-    return {"object": "sql", "name": name, "sql": text, "present": True, "relations": _relations(text)}
+@dataclass(frozen=True)
+class Index(Expectation):
+    """Index ``name`` (schema-qualified) on ``table``, valid, and defined as ``definition`` if given."""
+
+    kind: ClassVar[str] = "index"
+    name: str
+    table: str
+    present: bool = True
+    columns: tuple[str, ...] = ()
+    definition: IndexDefinition | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "table": self.table,
+                                 "present": self.present, "columns": sorted(self.columns)}
+        if self.definition is not None:
+            entry["definition"] = self.definition.to_json()
+        return entry
 
 
-class _RelationCollector(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
+@dataclass(frozen=True)
+class Backfill(Expectation):
+    """A backfill of ``table`` finished: its progress table ``name`` holds the end cursor. ``backup``
+    is the table holding each row's value before and after (``written`` maps a set column to its
+    column there): a row whose value is back to the one before the backfill is reported."""
 
-    def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast visitor naming)
-        if node.schemaname:
-            self.names.add(f"{node.schemaname}.{node.relname}")
+    kind: ClassVar[str] = "backfill"
+    table: str
+    name: str
+    where: str | None
+    set_columns: tuple[str, ...] = ()
+    where_columns: tuple[str, ...] = ()
+    backup: str | None = None
+    written: tuple[tuple[str, str], ...] = ()
+    key: tuple[str, ...] = ()
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name, "where": self.where,
+                                 "set": sorted(self.set_columns), "where_columns": sorted(self.where_columns),
+                                 "present": True}
+        if self.backup:
+            entry.update(backup=self.backup, key=list(self.key), written=dict(self.written))
+        return entry
 
 
-def _relations(text: str) -> list[str]:
-    collector = _RelationCollector()
-    for statement in parse_statements(text):
-        collector(statement.stmt)
-    return sorted(collector.names)
+@dataclass(frozen=True)
+class SeedRows(Expectation):
+    """Seed rows of ``table``, keyed by ``key_columns``; ``name`` is the seed log (the keys this
+    version inserted). Small seeds list every row (``rows``: column → JSON value): each key must be
+    there, and a row this version inserted must still hold the seeded values. COPY seeds
+    (``copy_file`` / ``copy_data``) are read back from the bundle's forward file instead."""
+
+    kind: ClassVar[str] = "rows"
+    table: str
+    name: str
+    key_columns: tuple[str, ...]
+    rows: tuple[dict, ...] = ()
+    count: int | None = None
+    copy_file: str | None = None
+    copy_data: tuple[dict, ...] = ()
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name,
+                                 "key_columns": list(self.key_columns)}
+        if self.copy_file is not None:
+            entry.update(count=self.count, file=self.copy_file, data=[dict(d) for d in self.copy_data])
+        else:
+            entry["keys"] = [{c: json_value(row[c]) for c in self.key_columns} for row in self.rows]
+            entry["values"] = [{c: json_value(v) for c, v in row.items()} for row in self.rows]
+        entry["present"] = True
+        return entry
+
+
+@dataclass(frozen=True)
+class SqlCheck(Expectation):
+    """A RawSQL ``verify`` query: it must run and not return false. ``relations`` lists the
+    schema-qualified tables it reads (computed by the operation), so a check is known to be
+    superseded once a later applied version drops one of them."""
+
+    kind: ClassVar[str] = "sql"
+    name: str
+    sql: str
+    relations: tuple[str, ...] = ()
+    search_path: str | None = None
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "sql": self.sql, "present": True,
+                                 "relations": sorted(self.relations)}
+        if self.search_path:
+            entry["search_path"] = self.search_path
+        return entry
+
+
+@dataclass(frozen=True)
+class Backup(Expectation):
+    """After a rollback: a backup table ``schema.name*`` holds ``what`` (data the rollback removed)."""
+
+    kind: ClassVar[str] = "backup"
+    name: str
+    schema: str
+    what: str
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "present": True, "schema": self.schema, "what": self.what}
+
+
+KINDS: dict[str, type[Expectation]] = {
+    cls.kind: cls for cls in (Schema, Extension, Table, Column, Constraint, Index, Backfill, SeedRows, SqlCheck,
+                              Backup)
+}
+"""Every expectation kind, by its JSON ``"object"`` value; ``catalog_checks.CHECKS`` has one check each."""
+
+
+def to_json(expectations: list[Expectation]) -> list[dict]:
+    """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
+    out = []
+    for e in expectations:
+        if not isinstance(e, Expectation) or type(e).kind not in KINDS:
+            raise TypeError(f"an operation's expects() returned {e!r}, not one of the expectation kinds "
+                            f"({', '.join(KINDS)})")
+        out.append(e.to_json())
+    return out
 
 
 def json_value(value):
-    """Seed key values as JSON: dates, decimals and UUIDs as their text form (PostgreSQL casts it)."""
+    """A seed value as JSON: dates, times, decimals and UUIDs as their text form (PostgreSQL casts
+    it), a non-finite float as PostgreSQL spells it, jsonb dicts and lists as they are."""
     if isinstance(value, datetime.date | datetime.time | decimal.Decimal | uuid.UUID):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict | list):
+        return json.loads(json.dumps(value, default=str))
     return value
+

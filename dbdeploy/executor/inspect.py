@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 
 from dbdeploy.bundle import catalog_checks
+from dbdeploy.errors import IntegrityError
 from dbdeploy.executor import history, lock, privileges, trust
 from dbdeploy.executor.bundles import BundleOnDisk, load_bundles
 from dbdeploy.executor.config import Config, Environment
@@ -125,8 +126,9 @@ def _expected_state(bundles: list[BundleOnDisk], log: dict) -> list[tuple[str, d
 def verify(config: Config, env: Environment, dsn: str) -> list[str]:
     """Problems found (empty when healthy): missing, unexpected or differently defined objects (the
     checks of the generated tests, :mod:`dbdeploy.bundle.catalog_checks`), invalid indexes, NOT VALID
-    constraints left behind, unfinished backfills, missing seed rows, sequences behind their
-    column's values, and failed or interrupted versions."""
+    constraints left behind, unfinished or undone backfills, missing or changed seed rows, sequences
+    behind their column's values, and failed or interrupted versions. Raises IntegrityError (exit 3)
+    when a manifest holds an expectation kind the checks do not know."""
     bundles = load_bundles(config.generated)
     problems: list[str] = []
     with connect(dsn, env.name, network_timeout=env.network_seconds) as conn:
@@ -148,7 +150,7 @@ def verify(config: Config, env: Environment, dsn: str) -> list[str]:
                                 "it, so what it made cannot be checked; fix: check out the bundles that were applied")
         tables: set[str] = set()
         for label, entry in _expected_state(bundles, log):
-            problem = _check(conn, entry)
+            problem = _check(conn, entry, label)
             if problem:
                 problems.append(f"{label}: {problem}")
             if entry["present"] and entry.get("table") and entry["object"] != "backfill":
@@ -176,7 +178,7 @@ def expectation_problems(conn: psycopg.Connection, bundles: list[BundleOnDisk], 
     for label, entry in _expected_state(bundles, log):
         if for_baseline and entry["object"] in BASELINE_UNCHECKABLE:
             continue
-        found = _check(conn, entry)
+        found = _check(conn, entry, label)
         for problem in [found] if isinstance(found, str) else (found or []):
             problems.append(f"{label}: {problem}")
     return problems
@@ -188,10 +190,13 @@ def _regclass(conn: psycopg.Connection, name: str):
     return conn.execute("SELECT pg_catalog.to_regclass(%s)::oid", [ident]).fetchone()[0]
 
 
-def _check(conn: psycopg.Connection, entry: dict) -> str | None:
+def _check(conn: psycopg.Connection, entry: dict, label: str) -> str | None:
     """One expectation against the database: None when it holds, else what is wrong. An entry of a
-    kind these checks do not know is reported, never passed."""
-    return catalog_checks.run_check(conn, entry)
+    kind these checks do not know raises IntegrityError (exit 3) naming the kind, never passes."""
+    try:
+        return catalog_checks.run_check(conn, entry)
+    except catalog_checks.UnknownExpectationKind as exc:
+        raise IntegrityError(f"{label}: {exc}") from None
 
 
 def _health(conn: psycopg.Connection, tables: list[str]) -> list[str]:

@@ -49,7 +49,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.sql import ident, literal, qualified, regclass
+from dbdeploy.sql import column_default, ident, literal, qualified, regclass
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -123,10 +123,8 @@ class AddColumn(Operation):
         # Replace, never mutate: planning and lint keep shallow snapshots of the state.
         state.tables[self.table] = replace(table, columns={**table.columns, self.column.name: self.column})
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.column(self.table, self.column.name, not_null=not self.column.nullable,
-                              type_name=self.column.type, default=self.column.default,
-                              identity=self.column.identity)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [column_expect(self.table, self.column, not_null=not self.column.nullable)]
 
     def fill_key(self, ctx: PlanContext) -> list[str]:
         table = ctx.state.tables.get(self.table)
@@ -288,3 +286,11 @@ def drop_owned_column(ctx: PlanContext, table: str, column: str, state: SchemaSt
     return Step("drop_column", table, "ACCESS EXCLUSIVE", True,
                 do_block(body, declare=["v_dependants text", "v_backup text", "v_copied bigint", "v_fk record"]),
                 f"drop column {column} of {table} (values copied to the backup schema first)")
+
+
+def column_expect(table: str, column: Column, *, not_null: bool) -> expect.Column:
+    """The expectation of spec column ``column`` of ``table``: type, default (in its DEFAULT-safe
+    form), identity and NOT NULL as the check compares them."""
+    return expect.Column(table, column.name, not_null=not_null, type_name=column.type,
+                         default=column_default(column.default) if column.default else None,
+                         identity=column.identity)

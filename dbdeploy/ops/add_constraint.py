@@ -46,7 +46,7 @@ class AddForeignKey(Operation):
     def forward(self, ctx: PlanContext) -> list[Step]:
         return scaled(foreign_key_steps(ctx, self.table, self.foreign_key), queries.NOT_VALID, queries.VALIDATE)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         return [foreign_key_expect(self.table, self.foreign_key)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
@@ -76,10 +76,11 @@ class AddForeignKey(Operation):
             rollback_notes=[f"Foreign key {name} is dropped only if {ctx.label} added it."])
 
 
-def foreign_key_expect(table: str, fk: ForeignKey) -> dict:
-    return expect.constraint(table, fk.resolved_name(table), columns=fk.columns, kind="f",
-                             requires_table=fk.references if fk.optional else None, key=list(fk.columns),
-                             references=fk.references, ref_columns=list(fk.ref_columns),
+def foreign_key_expect(table: str, fk: ForeignKey) -> expect.Constraint:
+    """The expectation of foreign key ``fk`` on ``table`` (an optional one only while its table exists)."""
+    return expect.Constraint(table, fk.resolved_name(table), columns=tuple(fk.columns), constraint_kind="f",
+                             requires_table=fk.references if fk.optional else None, key=tuple(fk.columns),
+                             references=fk.references, ref_columns=tuple(fk.ref_columns),
                              on_delete=fk.on_delete or "NO ACTION")
 
 
@@ -103,9 +104,9 @@ class AddCheck(Operation):
         _register(state, self.table, self.check.resolved_name(self.table), "check")
         state.add_check(self.table, self.check)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.constraint(self.table, self.check.resolved_name(self.table), columns=self.check.columns,
-                                  kind="c", expression=self.check.expression)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Constraint(self.table, self.check.resolved_name(self.table), columns=tuple(self.check.columns),
+                                  constraint_kind="c", expression=self.check.expression)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         name = self.check.resolved_name(self.table)
@@ -147,9 +148,9 @@ class AddUnique(Operation):
         state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
                     self.table)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.constraint(self.table, self.unique.resolved_name(self.table), columns=self.unique.columns,
-                                  kind="u", key=list(self.unique.columns))]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Constraint(self.table, self.unique.resolved_name(self.table), columns=tuple(self.unique.columns),
+                                  constraint_kind="u", key=tuple(self.unique.columns))]
 
     def _index(self) -> Index:
         return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))

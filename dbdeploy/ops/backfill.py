@@ -82,11 +82,13 @@ class Backfill(Operation):
         return BackfillPlan(ctx, self.table, dict(self.set), self.where.sql() if self.where else None,
                             self.resolve_key(ctx.state), self.batch_size, keep_old=True, tag=f"op{ctx.index}")
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         plan = self.plan(ctx)
         where_columns = self.where.columns if self.where else ()
-        return [expect.backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where,
-                                set_columns=self.set, where_columns=where_columns)]
+        return [expect.Backfill(self.table, f"{ctx.backup_schema}.{plan.progress_name}", self.where,
+                                set_columns=tuple(self.set), where_columns=tuple(where_columns),
+                                backup=f"{ctx.backup_schema}.{plan.backup_name}" if plan.keep_old else None,
+                                written=tuple(plan.written.items()), key=tuple(plan.key))]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         plan = self.plan(ctx)

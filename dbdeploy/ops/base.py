@@ -14,6 +14,7 @@ from typing import ClassVar
 from psycopg import sql
 from pydantic import field_validator
 
+from dbdeploy.bundle.expectations import Expectation
 from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.bundle.step import Step
 from dbdeploy.model.allow import check_allow
@@ -364,11 +365,12 @@ class Operation(SpecModel):
         change, so a refused rollback changes nothing. Default: no condition."""
         return []
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[Expectation]:
         """What the database holds after this operation, for ``dbdeploy verify`` and generated tests.
 
-        Entries are plain data: ``{"object": "table"|"column"|"constraint"|"index"|"schema"|"backfill"|"sql",
-        ..., "present": bool}``; a later migration's entry for the same object replaces an earlier one.
+        Typed entries, one dataclass per kind (:mod:`dbdeploy.bundle.expectations`), each checked by
+        its ``check_<kind>`` in :mod:`dbdeploy.bundle.catalog_checks`; the planner serializes them
+        into the manifest. A later migration's entry for the same object replaces an earlier one.
         """
         return []
 

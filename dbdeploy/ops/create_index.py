@@ -36,9 +36,8 @@ class CreateIndex(Operation):
         return scaled(cs.build_index_concurrently(ctx, self.kind, self.table, self.index),
                       queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.index(self.index.qualified_name(self.table), self.table,
-                             columns=self.index.referenced_columns, definition=self.index)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [index_expect(self.table, self.index)]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
         return [cs.drop_owned_index(ctx, self.table, self.index.resolved_name(self.table))]
@@ -63,3 +62,11 @@ class CreateIndex(Operation):
             health_checks=[queries.index_valid(name)], watch=[queries.index_build_progress(self.table)],
             rollback_notes=[f"Index {name} is dropped only if {ctx.label} built it, with DROP INDEX CONCURRENTLY "
                             "(reads and writes continue)."])
+
+
+def index_expect(table: str, index: Index) -> expect.Index:
+    """The expectation of ``index`` on ``table``: present, valid, and defined as the spec says."""
+    return expect.Index(index.qualified_name(table), table, columns=tuple(index.referenced_columns),
+                        definition=expect.IndexDefinition(unique=index.unique, method=index.method,
+                                                          keys=tuple(index.columns), include=tuple(index.include),
+                                                          where=index.where))

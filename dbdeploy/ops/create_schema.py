@@ -27,8 +27,8 @@ class CreateSchema(Operation):
     def apply(self, state: SchemaState) -> None:
         pass
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.schema(self.name)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Schema(self.name)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         body = if_then(

@@ -21,6 +21,7 @@ from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops import existing
+from dbdeploy.ops.add_column import column_expect
 from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, TableState
 from dbdeploy.ops.common import (
@@ -40,6 +41,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
     table_dependants,
 )
+from dbdeploy.ops.create_index import index_expect
 from dbdeploy.ops.ddl import (
     check_body,
     column_def,
@@ -224,23 +226,23 @@ class CreateTable(Operation):
             notice(ctx, f"table {self.table} exists and matches the spec; not created again"),
         )
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        entries = [expect.table(self.table)]
-        entries += [expect.column(self.table, c.name, not_null=not c.nullable or c.name in self.primary_key,
-                                  type_name=c.type, default=c.default, identity=c.identity) for c in self.columns]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        entries: list[expect.Expectation] = [expect.Table(self.table)]
+        entries += [column_expect(self.table, c, not_null=not c.nullable or c.name in self.primary_key)
+                    for c in self.columns]
         if self.primary_key:
-            entries.append(expect.constraint(self.table, self.pk_name, columns=self.primary_key, kind="p",
-                                             key=list(self.primary_key)))
+            entries.append(expect.Constraint(self.table, self.pk_name, columns=tuple(self.primary_key),
+                                             constraint_kind="p", key=tuple(self.primary_key)))
         for unique in self.uniques:
-            entries.append(expect.constraint(self.table, unique.resolved_name(self.table), columns=unique.columns,
-                                             kind="u", key=list(unique.columns)))
+            entries.append(expect.Constraint(self.table, unique.resolved_name(self.table),
+                                             columns=tuple(unique.columns), constraint_kind="u",
+                                             key=tuple(unique.columns)))
         for check in self.checks:
-            entries.append(expect.constraint(self.table, check.resolved_name(self.table), columns=check.columns,
-                                             kind="c", expression=check.expression))
+            entries.append(expect.Constraint(self.table, check.resolved_name(self.table), columns=tuple(check.columns),
+                                             constraint_kind="c", expression=check.expression))
         for fk in self.foreign_keys:
             entries.append(foreign_key_expect(self.table, fk))
-        entries += [expect.index(i.qualified_name(self.table), self.table, columns=i.referenced_columns,
-                                 definition=i) for i in self.indexes]
+        entries += [index_expect(self.table, i) for i in self.indexes]
         return entries
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:

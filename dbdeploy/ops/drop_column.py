@@ -159,8 +159,8 @@ class DropColumn(Operation):
         state.tables[self.table] = replace(table, columns={k: v for k, v in table.columns.items() if k != self.column})
         state.forget_column(self.table, self.column)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.column(self.table, self.column, present=False)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Column(self.table, self.column, present=False)]
 
     # --- names (all from the bundle, never read from a table) -----------------------------
 

@@ -48,9 +48,9 @@ class DropIndex(Operation):
         del state.indexes[self.name]
         state.relations.pop(self.name, None)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         table, _index = ctx.state.indexes[self.name]
-        return [expect.index(self.name, table, present=False)]
+        return [expect.Index(self.name, table, present=False)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         table, _index = ctx.state.indexes[self.name]

@@ -65,8 +65,8 @@ class DropTable(Operation):
     def apply(self, state: SchemaState) -> None:
         state.forget_table(self.table)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [expect.table(self.table, present=False)]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Table(self.table, present=False)]
 
     def _base(self, ctx: PlanContext) -> str:
         return backup_base_name(ctx.version, ctx.index, self.table)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pglast import ast
+from pglast.visitors import Visitor
 from psycopg import sql
 from pydantic import ConfigDict, Field, field_validator
 
@@ -168,13 +169,12 @@ class RawSQL(Operation):
             summary = f"{summary}; search_path = {path}"
         return Step(self.kind, "-", "ACCESS EXCLUSIVE", not autocommit, body, summary)
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         if not self.verify:
             return []
-        entry = expect.sql_check(self.verify, f"V{ctx.version} operation {ctx.index}")
-        if self.search_path:
-            entry["search_path"] = search_path_text(self.search_path)
-        return [entry]
+        return [expect.SqlCheck(f"V{ctx.version} operation {ctx.index}", self.verify,
+                                relations=tuple(read_relations(self.verify)),
+                                search_path=search_path_text(self.search_path) if self.search_path else None)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return scaled([self._step(self.forward_sql, "raw SQL (forward, as written in the spec)")],
@@ -199,3 +199,23 @@ class RawSQL(Operation):
             notes=notes,
             health_checks=health,
             rollback_notes=[f"Raw SQL operation {ctx.index} is undone by the rollback SQL written in the spec."])
+
+
+class _RelationCollector(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast visitor naming)
+        if node.schemaname:
+            self.names.add(f"{node.schemaname}.{node.relname}")
+
+
+def read_relations(text: str) -> list[str]:
+    """The schema-qualified relations (``schema.name``, sorted) that SQL ``text`` names; unqualified
+    names are left out (their schema depends on the search_path). Raises pglast's ParseError for
+    text that does not parse (the spec validators have parsed it already)."""
+    collector = _RelationCollector()
+    for statement in parse_statements(text):
+        collector(statement.stmt)
+    return sorted(collector.names)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator
 
+from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier
 from dbdeploy.ops import checklist_queries as queries
@@ -93,8 +94,8 @@ class RequireExtension(Operation):
     def target(self) -> str:
         return self.name
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
-        return [{"object": "extension", "name": self.name, "present": True}]
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        return [expect.Extension(self.name)]
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         if self.create:

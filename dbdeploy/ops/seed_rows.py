@@ -152,18 +152,18 @@ class SeedRows(Operation):
     def apply(self, state: SchemaState) -> None:
         state.require_columns(self.table, self.columns, "rows")
 
-    def expects(self, ctx: PlanContext) -> list[dict]:
+    def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         log = f"{ctx.backup_schema}.{self._log_name(ctx)}"
         if not self.uses_copy:
-            return [expect.seed_rows(self.table, self.conflict_columns, self.rows, log)]
+            return [expect.SeedRows(self.table, log, tuple(self.conflict_columns), rows=tuple(self.rows))]
         from dbdeploy.bundle.manifest import file_names
 
         forward_file = file_names(f"V{ctx.version}__{ctx.migration_name}", ctx.version, ctx.migration_name)[0]
         data = [{"copy": render(_copy_statement(ctx, n, columns)), "columns": list(columns),
                  "rows": count, "sha256": digest}
                 for n, (columns, count, digest) in enumerate(self._copy_digests(), 1)]
-        return [{"object": "rows", "table": self.table, "name": log, "key_columns": list(self.conflict_columns),
-                 "count": len(self.rows), "file": forward_file, "data": data, "present": True}]
+        return [expect.SeedRows(self.table, log, tuple(self.conflict_columns), count=len(self.rows),
+                                copy_file=forward_file, copy_data=tuple(data))]
 
     def _log_table(self, ctx: PlanContext):
         return backup_table(ctx, self._log_name(ctx))

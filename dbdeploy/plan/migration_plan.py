@@ -13,7 +13,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 from psycopg import sql
 
-from dbdeploy.bundle import bookkeeping
+from dbdeploy.bundle import bookkeeping, expectations
 from dbdeploy.bundle.schemas import HISTORY_SCHEMA
 from dbdeploy.bundle.step import Step
 from dbdeploy.errors import SpecError
@@ -80,7 +80,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             checks = op.rollback_preflight(ctx)
             if checks:
                 preflight.append(_preflight_part(ctx, op, checks))
-            expects += op.expects(ctx)
+            expects += expectations.to_json(op.expects(ctx))
             part = op.checklist(ctx, earlier)
             checklist.append(part)
             earlier.add(part)

@@ -43,13 +43,16 @@ APPLIED = [{'default': None,
   'present': True,
   'table': 'shop.orders',
   'type': 'text'},
- {'name': 'dbdeploy_backup.v002_op2_orders_progress',
+ {'backup': 'dbdeploy_backup.v002_op2_orders',
+  'key': ['id'],
+  'name': 'dbdeploy_backup.v002_op2_orders_progress',
   'object': 'backfill',
   'present': True,
   'set': ['region'],
   'table': 'shop.orders',
   'where': 'region IS NULL',
-  'where_columns': ['region']}]
+  'where_columns': ['region'],
+  'written': {'region': 'dbdeploy_written_region'}}]
 
 # What it holds once V002 is rolled back.
 ROLLED_BACK = [{'name': 'region', 'object': 'column', 'present': False, 'table': 'shop.orders'},
@@ -231,6 +234,8 @@ def undone_by(entry, earlier):
 
 
 def _describe(entry):
+    if entry.get("name") is None:
+        return f"{entry.get('object')} entry"
     if entry["object"] in ("rows", "backfill") and entry.get("table"):
         return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"
     where = f"{entry['table']}." if entry.get("table") and entry["object"] in ("column", "constraint") else ""
@@ -239,7 +244,18 @@ def _describe(entry):
 
 def _columns_used(entry):
     used = set(entry.get("columns") or ()) | set(entry.get("key") or ()) | set(entry.get("set") or ())
-    return used | set(entry.get("where_columns") or ()) | set(entry.get("key_columns") or ())
+    return used | set(entry.get("where_columns") or ()) | set(entry.get("key_columns") or ()) | _values_written(entry)
+
+
+def _values_written(entry):
+    """The columns whose values a seed (its rows or COPY groups) or a backfill wrote: a later
+    backfill of one of them rewrites them, so the values checked here are no longer expected."""
+    if entry["object"] == "rows":
+        columns = {c for row in entry.get("values") or () for c in row}
+        return columns | {c for group in entry.get("data") or () for c in group.get("columns", ())}
+    if entry["object"] == "backfill":
+        return set(entry.get("set") or ())
+    return set()
 
 
 def _same_object(a, b):
@@ -255,6 +271,10 @@ def supersedes(later, entry):
         if later == entry:
             return None
         return f"drops {_describe(later)}" if not later["present"] else f"redefines {_describe(later)}"
+    if later["object"] == "backfill" and entry["object"] in ("rows", "backfill") and entry["present"]:
+        rewritten = sorted(set(later.get("set") or ()) & _values_written(entry))
+        if later.get("table") == entry.get("table") and rewritten:
+            return f"backfills {later['table']} ({', '.join(rewritten)})"
     if later["present"]:
         return None
     kind, name = later["object"], later["name"]
@@ -336,6 +356,8 @@ def _probe_column(db, type_name, default):
 
 
 def check_schema(db, c):
+    """Kind ``schema``: schema ``name`` exists, or not (after a rollback, a schema this version did
+    not create may stay)."""
     found = db.execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
@@ -355,6 +377,7 @@ def _created_by(db, history_schema, version, kind, name):
 
 
 def check_extension(db, c):
+    """Kind ``extension``: extension ``name`` is installed, or not."""
     found = db.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = %s", [c["name"]]).fetchone()
     if bool(found) == c["present"]:
         return None
@@ -362,6 +385,7 @@ def check_extension(db, c):
 
 
 def check_table(db, c):
+    """Kind ``table``: table ``name`` exists, or not."""
     found = _oid(db, c["name"]) is not None
     if found == c["present"]:
         return None
@@ -369,6 +393,8 @@ def check_table(db, c):
 
 
 def check_column(db, c):
+    """Kind ``column``: ``table.name`` exists, or not; with ``type``, also its type, default (a serial
+    type's as a sequence the column owns), identity and NOT NULL, as PostgreSQL spells them."""
     where = f"column {c['table']}.{c['name']}"
     oid = _oid(db, c["table"])
     row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
@@ -409,6 +435,9 @@ _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", 
 
 
 def check_constraint(db, c):
+    """Kind ``constraint``: ``name`` on ``table`` exists (an optional foreign key exactly while its
+    table does), is validated, of ``kind``, on ``key``; a foreign key references ``references``
+    (``ref_columns``) with ``on_delete``."""
     where = f"{_KINDS.get(c.get('kind'), 'constraint')} {c['name']} on {c['table']}"
     expected_present = c["present"]
     if expected_present and c.get("requires_table") and _oid(db, c["requires_table"]) is None:
@@ -448,6 +477,8 @@ def _index_body(definition):
 
 
 def check_index(db, c):
+    """Kind ``index``: ``name`` exists and is valid, or not; with ``definition``, it is defined as that
+    definition built on a probe copy of the table."""
     oid = _oid(db, c["name"])
     if not c["present"]:
         return None if oid is None else f"index {c['name']} is still present"
@@ -481,6 +512,8 @@ def check_index(db, c):
 
 
 def check_backfill(db, c):
+    """Kind ``backfill``: its progress table ``name`` shows the cursor at the end, and no row it wrote
+    is back to its value from before (see :func:`_reset_after_backfill`)."""
     progress = _oid(db, c["name"])
     if not c["present"]:
         return None if progress is None else f"backfill progress table {c['name']} is still present"
@@ -491,8 +524,30 @@ def check_backfill(db, c):
         return f"backfill of {c['table']} has not finished (it stopped before key {cursor[:-2]}); run apply again"
     # The finished cursor is the proof: rows matching the predicate now may have been written after
     # the backfill by the application or a later version (a NULL tier inserted later is legitimate),
-    # so counting them would fail a database that is right.
-    return None
+    # so counting them would fail a database that is right. A row the backfill wrote whose value is
+    # back to the one it had before (its backup keeps both) is undone work, and is reported.
+    return _reset_after_backfill(db, c)
+
+
+def _reset_after_backfill(db, c):
+    """The rows the backfill changed (its backup table ``c["backup"]``: key, value before, value
+    written) whose set column holds the value from before again; None without a backup table."""
+    if not c.get("backup") or _oid(db, c["backup"]) is None or not c.get("written"):
+        return None
+    on = sql.SQL(" AND ").join(sql.SQL("t.{k} = b.{k}").format(k=sql.Identifier(k)) for k in c["key"])
+    reset = sql.SQL(" OR ").join(
+        sql.SQL("(t.{c}::text IS NOT DISTINCT FROM b.{c}::text AND b.{c}::text IS DISTINCT FROM b.{w}::text)").format(
+            c=sql.Identifier(column), w=sql.Identifier(written)) for column, written in sorted(c["written"].items()))
+    keys = sql.SQL(", ").join(sql.SQL("b.{}::text").format(sql.Identifier(k)) for k in c["key"])
+    count, sample = db.execute(sql.SQL(
+        "SELECT count(*), (pg_catalog.array_agg(ARRAY[{keys}]))[1:3] FROM {b} AS b JOIN {t} AS t ON {on}"
+        " WHERE {reset}").format(keys=keys, b=_ident(c["backup"]), t=_ident(c["table"]), on=on,
+                                 reset=reset)).fetchone()
+    if not count:
+        return None
+    shown = ", ".join(f"({', '.join(k)})" for k in sample)
+    return (f"backfill of {c['table']} undone in {count} row(s): {', '.join(sorted(c['written']))} back to the value "
+            f"before the backfill (keys {shown}{', …' if count > len(sample) else ''})")
 
 
 def check_rows(db, c):
@@ -514,12 +569,78 @@ def check_rows(db, c):
         (present if found else missing).append(key)
     if c["present"] and missing:
         return f"seed rows missing from {c['table']}: {missing}"
+    if c["present"] and c.get("values"):
+        changed = _changed_small_seed(db, c)
+        if changed:
+            return f"seed rows of {c['table']} changed since they were inserted: {'; '.join(changed)}"
     if not c["present"] and present:
         left = _left_by_rollback(db, c)
         present = [k for k in present if tuple(str(k[col]) for col in c["key_columns"]) not in left]
         if present:
             return f"seed rows still in {c['table']} after rollback: {present}"
     return None
+
+
+_SEED_STAGE = sql.Identifier("pg_temp", "dbdeploy_check_seed")
+
+
+def _seed_text(value):
+    """A manifest seed value as the text PostgreSQL reads into the column's type (None stays NULL)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _changed_small_seed(db, c):
+    """The rows this version inserted (its seed log ``c["name"]`` lists their keys) whose seeded
+    values differ from the manifest's ``values``, one text each; ``[]`` when the log is gone (a
+    baselined database has none: which rows this version inserted is unknown)."""
+    if _oid(db, c["name"]) is None:
+        return []
+    groups = {}
+    for row in c["values"]:
+        groups.setdefault(tuple(row), []).append(row)
+    changed = []
+    for columns, rows in groups.items():
+        names = sql.SQL(", ").join(sql.Identifier(k) for k in columns)
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                _SEED_STAGE, names, _ident(c["table"])))
+            insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                _SEED_STAGE, names, sql.SQL(", ").join(sql.SQL("%s") for _ in columns))
+            with db.cursor() as cursor:
+                cursor.executemany(insert, [[_seed_text(row[k]) for k in columns] for row in rows])
+            changed += _changed_staged(db, c, list(columns))
+    return changed
+
+
+def _changed_staged(db, c, columns):
+    """Rows of the staged seed (``_SEED_STAGE``, columns ``columns``) whose key this version's seed log
+    holds and whose row in the table now has other values in those columns: ``"(key): col is 'x',
+    expected 'y'"`` (at most five)."""
+    if _oid(db, c["name"]) is None:
+        return []
+    on_table = sql.SQL(" AND ").join(sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in c["key_columns"])
+    on_log = sql.SQL(" AND ").join(sql.SQL("l.{k} = s.{k}").format(k=sql.Identifier(k)) for k in c["key_columns"])
+
+    def texts(alias, names):
+        return sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(n))
+                                  for n in names)
+    rows = db.execute(sql.SQL(
+        "SELECT ARRAY[{keys}], ARRAY[{actual}], ARRAY[{expected}] FROM {s} AS s JOIN {t} AS t ON {on_table}"
+        " WHERE EXISTS (SELECT FROM {log} AS l WHERE {on_log}) AND ROW({actual}) IS DISTINCT FROM ROW({expected})"
+        " ORDER BY 1 LIMIT 5").format(
+        keys=texts("s", c["key_columns"]), actual=texts("t", columns), expected=texts("s", columns), s=_SEED_STAGE,
+        t=_ident(c["table"]), on_table=on_table, log=_ident(c["name"]), on_log=on_log)).fetchall()
+    changed = []
+    for key, actual, expected in rows:
+        diffs = [f"{n} is {a!r}, expected {e!r}" for n, a, e in zip(columns, actual, expected, strict=True) if a != e]
+        changed.append(f"({', '.join(key)}): {', '.join(diffs)}")
+    return changed
 
 
 def _left_by_rollback(db, c):
@@ -588,10 +709,10 @@ def _check_copied_rows(db, c):
     except (OSError, ValueError) as exc:
         return str(exc)
     found = expected = 0
-    still = []
+    still, changed = [], []
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in c["key_columns"])
     for group, data in blocks:
-        stage = sql.Identifier("pg_temp", "dbdeploy_check_seed")
+        stage = _SEED_STAGE
         columns = sql.SQL(", ").join(sql.Identifier(k) for k in group["columns"])
         with db.transaction(force_rollback=True):
             db.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -602,6 +723,8 @@ def _check_copied_rows(db, c):
                 "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {k} FROM {t}))"
                 " FROM (SELECT DISTINCT {k} FROM {s} WHERE ({k}) IS NOT NULL) AS d").format(
                 k=keys, t=_ident(c["table"]), s=stage)).fetchone()
+            if c["present"]:
+                changed += _changed_staged(db, c, list(group["columns"]))
             if not c["present"] and row[1]:
                 text_keys = sql.SQL(", ").join(sql.SQL("d.{}::text").format(sql.Identifier(k))
                                                for k in c["key_columns"])
@@ -611,6 +734,8 @@ def _check_copied_rows(db, c):
         expected, found = expected + row[0], found + row[1]
     if c["present"] and found != expected:
         return f"{expected - found} of the {expected} seed keys missing from {c['table']}"
+    if changed:
+        return f"seed rows of {c['table']} changed since they were inserted: {'; '.join(changed[:5])}"
     if not c["present"] and still:
         left = _left_by_rollback(db, c)
         still = [k for k in still if tuple(k) not in left]
@@ -620,6 +745,7 @@ def _check_copied_rows(db, c):
 
 
 def check_backup(db, c):
+    """Kind ``backup`` (rolled-back state only): a table ``schema.name*`` holds ``what``."""
     schema = c["schema"]
     found = db.execute("SELECT pg_catalog.string_agg(relname, ', ') FROM pg_catalog.pg_class"
                        " WHERE relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)"
@@ -628,6 +754,8 @@ def check_backup(db, c):
 
 
 def check_sql(db, c):
+    """Kind ``sql``: a RawSQL ``verify`` query runs (in a rolled-back transaction, on its declared
+    search_path) and does not return false."""
     try:
         with db.transaction(force_rollback=True):
             if c.get("search_path"):   # a RawSQL's declared path, for its verify query only
@@ -639,6 +767,7 @@ def check_sql(db, c):
     return "verify SQL ({}) returned false".format(c["name"]) if row is not None and row[0] is False else None
 
 
+# One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
@@ -646,12 +775,24 @@ CHECKS = {
 }
 
 
+class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
+    """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,
+    or an edited manifest. Raised, never passed: what it expects cannot be known to hold."""
+
+    def __init__(self, entry):
+        self.kind = entry.get("object")
+        super().__init__(
+            f"{_describe(entry)}: expectation kind {self.kind!r} is unknown to this check code (it knows "
+            f"{', '.join(CHECKS)}), so it cannot be checked; fix: regenerate the bundles and run the dbdeploy "
+            "that generated them")
+
+
 def run_check(db, c):
-    """Run the check for ``c``'s kind; a kind this code does not know is a failure, never a pass."""
-    function = CHECKS.get(c["object"])
+    """Run the check for ``c``'s kind: None when the database matches, else one sentence. Raises
+    :class:`UnknownExpectationKind` for a kind without a check (never a pass)."""
+    function = CHECKS.get(c.get("object"))
     if function is None:
-        return (f"{_describe(c)}: expectation kind {c['object']!r} is unknown to this check code, so it cannot "
-                "be checked; fix: regenerate the bundles and run the dbdeploy that generated them")
+        raise UnknownExpectationKind(c)
     try:
         return function(db, c)
     except psycopg.Error as exc:
