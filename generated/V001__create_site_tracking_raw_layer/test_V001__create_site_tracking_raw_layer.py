@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "888ad6cdbc56be9f325c49a18294c26c63e6f423795c2c3fe3cd7200e4937b4a"
+CHECKSUM = "524a880556dc4a0f53aad5a0178031cb5a5de2c960b5a9534b3555132570a72e"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

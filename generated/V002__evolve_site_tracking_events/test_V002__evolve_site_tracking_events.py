@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "65d56e91fb2d465314f6d620c2011e661b34e6a970b885cac88f6c265516f2e3"
+CHECKSUM = "9e4629b41303f9915523ea4c72e820cc9e34923a8dbd8aed7a10308bb88a4488"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "aa24b915d33cd849847e00b99d3348deb3c23cedfeb889292245c215df67561f"
+CHECKSUM = "814cf9111b01c48b148b488cb2fc3813ece7bce88bea3a3f0e2e60deebb8ecbd"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "2867da9b658546480793b0dab7662062c00870a0f170429a90c8d0d68f170403"
+CHECKSUM = "f5407534cbcc19149f1d983da251941d196d958047504255ed9e3932fb41151d"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "35e497a11f40b3684eeb4c6557c8bbe515995ec876351364ebec34f36ec4e456"
+CHECKSUM = "67d486bfa2a571451747747ba68483e9a39cd7c976ed5ce556365e30827a95b9"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

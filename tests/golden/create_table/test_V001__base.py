@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "ebf435cc340d6f338ff4dfc2636921dd6530efa56b5307697c84772b8591ed0b"
+CHECKSUM = "7b27cb23e5f17ab04a8621d0d3328c73701a4d93319b15c4f1345f0335e40426"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "2cb3f8df912b1f9fd67e8bcea98e3467608f5a8d74b3a4ce980e12df64dc5867"
+CHECKSUM = "11ec3ea464913fd6366afb4d9941f76fba8ff6949f8b5afbd2fd15aaf009b169"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

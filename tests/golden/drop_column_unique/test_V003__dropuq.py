@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "2e8689d6af2f9b4aaabb304de5ea413350ff216f7d317fef7132e6b4dbd155ce"
+CHECKSUM = "5d429227dcc34a142e89e5d3ba9a5768f3a48c07ee1032cd2a368222a4de199c"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
