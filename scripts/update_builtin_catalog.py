@@ -6,7 +6,10 @@ sets, which are aggregates or window functions, and each built-in type's categor
 foreign key between types that have no equality operator). This script reads ``pg_proc`` and
 ``pg_type`` (schema ``pg_catalog``) of every server given and writes the union as Python data:
 
-    python scripts/update_builtin_catalog.py "host=127.0.0.1 user=postgres dbname=postgres" "<PG16 DSN>"
+    python scripts/update_builtin_catalog.py "host=127.0.0.1 user=postgres dbname=postgres" "<PG16 DSN>" "<PG18 DSN>"
+
+(the 16 and 18 servers: ``tests.pg.start_embedded("pgserver")`` and ``start_embedded()``, the
+``.[pg16]`` and ``.[test]`` extras; the last snapshot was made from 15.20, 16.2 and 18.6).
 
 For a function name with several overloads the module keeps every volatility, kind and whether each
 overload returns a set, so a rule can decide conservatively (e.g. refuse in an index only when no

@@ -43,6 +43,7 @@ CI_KEEP = (
     "test_lookalikes_generate_and_apply_with_the_executor",
     "test_lookalikes_apply_with_psql",
     "test_raw_sql_objects_are_what_the_statements_write",   # no database: all of them, always
+    "test_functions_new_in_18_are_judged_like_postgresql_18_judges_them",
 )
 
 DBDEPLOY = Path(sys.executable).parent / "dbdeploy"
@@ -711,3 +712,26 @@ def test_raw_sql_objects_are_what_the_statements_write(text, schemas):
     from dbdeploy.ops.reserved import raw_sql_objects
 
     assert {schema for schema, _ in raw_sql_objects(text)} == schemas
+
+
+# --- PostgreSQL 18's new built-ins are in the snapshot (scripts/update_builtin_catalog.py) ----------------
+
+def test_functions_new_in_18_are_judged_like_postgresql_18_judges_them(pg_servers) -> None:
+    """``uuidv7()`` (volatile) is refused in an index key and ``casefold``/``crc32`` (immutable) are
+    accepted, as the embedded PostgreSQL 18 does; before 18 these were unknown names, left to the server."""
+    from dbdeploy.sql.expression_rules import check_index_key
+    from tests.pg import temporary_database
+
+    with pytest.raises(ValueError, match=r"uuidv7\(\), which is VOLATILE"):
+        check_index_key("uuidv7()")
+    check_index_key("casefold(email)")
+    check_index_key("crc32(email::bytea)")
+    servers = [s for s in pg_servers if s.major >= 18]
+    if not servers:
+        pytest.skip("no PostgreSQL 18 or later in this session (uuidv7, casefold and crc32 are new in 18)")
+    for server in servers:
+        with temporary_database(server) as db:
+            db.execute("CREATE TABLE t (email text)")
+            with pytest.raises(psycopg.Error, match="IMMUTABLE"):
+                db.execute("CREATE INDEX ON t ((uuidv7()))")
+            db.execute("CREATE INDEX ON t ((casefold(email))); CREATE INDEX ON t ((crc32(email::bytea)))")

@@ -30,6 +30,8 @@ from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.backfill_steps import BackfillPlan
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.common import (
+    NOT_NULL_PROVEN,
+    UNVALIDATED_NOT_NULL,
     S,
     column_dependants,
     column_exists,
@@ -239,17 +241,29 @@ def drop_owned_column_preflight(ctx: PlanContext, table: str, column: str):
 
 
 def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
-    """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan."""
+    """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan: a helper ``CHECK (c IS NOT NULL)
+    NOT VALID``, its VALIDATE (a scan that lets reads and writes continue; fails on a NULL row),
+    then ``SET NOT NULL`` (no scan: the validated CHECK proves it) and the helper dropped.
+
+    The steps are skipped only when the column is proven free of NULLs (:data:`NOT_NULL_PROVEN`).
+    On PostgreSQL 18 a ``NOT NULL … NOT VALID`` made by hand sets ``attnotnull`` while NULL rows may
+    remain; it is replaced by a validated NOT NULL: the helper CHECK is validated as above, then in
+    the last step ``DROP NOT NULL`` and ``SET NOT NULL`` (catalog only, as ``SET NOT NULL`` alone
+    would validate the unvalidated constraint by a scan under ACCESS EXCLUSIVE); the constraint's
+    name becomes PostgreSQL's default one."""
     name = derived_name(split_table(table)[1], column, suffix="not_null")
-    nullable = S(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {rel}"
-        " AND attname = {col} AND NOT attnotnull)").format(rel=regclass(table), col=literal(column))
+    attribute = S("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname = {col}").format(
+        rel=regclass(table), col=literal(column))
+    nullable = S("EXISTS ({att} AND NOT ({proven}))").format(att=attribute, proven=NOT_NULL_PROVEN)
+    unvalidated = S("EXISTS ({att} AND {unvalidated})").format(att=attribute, unvalidated=UNVALIDATED_NOT_NULL)
     add = if_then(S("{} AND NOT {}").format(nullable, constraint_exists(table, name)),
                   S("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
                       t=qualified(table), n=ident(name), c=ident(column)))
     set_not_null = block(
-        if_then(nullable, S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(
-            t=qualified(table), c=ident(column))),
+        if_then(nullable,
+                if_then(unvalidated, S("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL;").format(
+                    t=qualified(table), c=ident(column))),
+                S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(t=qualified(table), c=ident(column))),
         S("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n};").format(t=qualified(table), n=ident(name)),
     )
     return [

@@ -44,6 +44,7 @@ from dbdeploy.ops.batches import (
     noop_batch_function,
 )
 from dbdeploy.ops.common import (
+    NOT_NULL_PROVEN,
     S,
     backup_table,
     copy_to_timestamped_backup,
@@ -56,15 +57,6 @@ from dbdeploy.ops.common import (
 )
 from dbdeploy.sql import Expression, acl, ident, literal, qualified, render
 from dbdeploy.sql.blocks import block, do_block, if_then, indented
-
-NOT_NULL_PROVEN = S(
-    "a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid"
-    " AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)")
-"""Condition on ``pg_attribute a``: the column holds no NULL. ``attnotnull`` alone does not prove it
-on PostgreSQL 18, where it is also true for a ``NOT NULL … NOT VALID`` constraint (contype ``'n'``,
-``convalidated`` false) on a column whose existing rows may still be NULL; before 18 there are no
-``'n'`` rows and the condition is ``attnotnull``. Source: PostgreSQL 18 docs, ``pg_attribute`` and
-``ALTER TABLE … ADD table_constraint … NOT VALID``."""
 
 
 def _proving_index(column_ok: sql.Composable) -> sql.Composable:

@@ -21,7 +21,13 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, ColumnValue, DataChange, PlanContext
-from dbdeploy.ops.common import column_dependant_rows, regclass, table_dependant_rows
+from dbdeploy.ops.common import (
+    NOT_NULL_PROVEN,
+    UNVALIDATED_NOT_NULL,
+    column_dependant_rows,
+    regclass,
+    table_dependant_rows,
+)
 from dbdeploy.sql import Expression, TypeName, ident, literal, qualified, regclass_of, render
 from dbdeploy.sql.blocks import indented
 
@@ -266,11 +272,14 @@ def backfill_progress(table: str, progress: sql.Identifier, progress_name: str) 
 # --- health checks ------------------------------------------------------------------------
 
 def column_state(table: str, column: str, not_null: bool | None) -> CheckQuery:
-    extra = {True: S(" AND attnotnull"), False: S(" AND NOT attnotnull"), None: S("")}[not_null]
+    """Health check: ``table.column`` exists and, for ``not_null`` True, holds no NULL (NOT NULL and,
+    on PostgreSQL 18, not an unvalidated ``NOT NULL … NOT VALID``: :data:`NOT_NULL_PROVEN`); for
+    False, has no NOT NULL at all (not even an unvalidated one, which rejects NULL writes)."""
+    extra = {True: S(" AND ") + NOT_NULL_PROVEN, False: S(" AND NOT a.attnotnull"), None: S("")}[not_null]
     what = {True: " and is NOT NULL", False: " and is nullable", None: ""}[not_null]
     return CheckQuery(f"Column {table}.{column} exists{what}", query(S(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute\n"
-        "    WHERE attrelid = {rel} AND attname = {col} AND attnum > 0 AND NOT attisdropped{extra})"
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a\n"
+        "    WHERE a.attrelid = {rel} AND a.attname = {col} AND a.attnum > 0 AND NOT a.attisdropped{extra})"
         " AS column_ok").format(
         rel=regclass(table), col=literal(column), extra=extra)), "true", key=f"column:{table}.{column}")
 
@@ -283,13 +292,18 @@ def column_gone(table: str, column: str) -> CheckQuery:
 
 
 def columns_state(table: str, columns: Sequence[tuple[str, bool]]) -> CheckQuery:
+    """Health check: the count of ``(column, not_null)`` pairs that ``table`` does not match. A column
+    matches when it exists, its ``attnotnull`` is ``not_null`` and its NOT NULL is not an unvalidated
+    ``NOT NULL … NOT VALID`` (PostgreSQL 18: may still hold NULLs; when the spec says nullable it
+    differs anyway, as it rejects NULL writes)."""
     return CheckQuery(
         f"All {len(columns)} columns of {table} exist, NOT NULL exactly where the spec says (mismatches)",
         query(S("SELECT count(*) AS mismatches\nFROM (VALUES {values}) AS e(column_name, not_null)\n"
                 "WHERE NOT EXISTS (\n    SELECT 1 FROM pg_catalog.pg_attribute AS a\n"
                 "    WHERE a.attrelid = {rel} AND a.attname = e.column_name AND a.attnum > 0\n"
-                "      AND NOT a.attisdropped AND a.attnotnull = e.not_null\n)").format(
-            values=_values_list(columns), rel=regclass(table))), "0", key=f"columns:{table}")
+                "      AND NOT a.attisdropped AND a.attnotnull = e.not_null AND NOT {unvalidated}\n)").format(
+            values=_values_list(columns), rel=regclass(table), unvalidated=UNVALIDATED_NOT_NULL)), "0",
+        key=f"columns:{table}")
 
 
 def constraint_validated(table: str, name: str, what: str = "Constraint") -> CheckQuery:

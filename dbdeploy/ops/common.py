@@ -18,6 +18,21 @@ from dbdeploy.sql.blocks import block, if_then
 S = sql.SQL
 
 
+UNVALIDATED_NOT_NULL = S(
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid"
+    " AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)")
+"""Condition on ``pg_attribute a``: the column's NOT NULL is a ``NOT NULL … NOT VALID`` constraint
+(PostgreSQL 18: contype ``'n'``, ``convalidated`` false). ``a.attnotnull`` is then true although
+rows written before the constraint may still be NULL: the column is declared NOT NULL (new writes
+are checked) but not proven free of NULLs. Always false before 18, which has no ``'n'`` rows; the
+SQL is valid on every version (``contype``/``convalidated``/``conkey`` exist everywhere). Source:
+PostgreSQL 18 docs, ``pg_constraint``, ``pg_attribute`` and ``ALTER TABLE … NOT VALID``."""
+
+NOT_NULL_PROVEN = S("a.attnotnull AND NOT ") + UNVALIDATED_NOT_NULL
+"""Condition on ``pg_attribute a``: the column holds no NULL — ``attnotnull`` and not an
+unvalidated NOT NULL (:data:`UNVALIDATED_NOT_NULL`). Before 18 it is ``attnotnull``."""
+
+
 def relation_exists(table: str) -> sql.Composable:
     return S("{} IS NOT NULL").format(regclass(table))
 
@@ -311,10 +326,10 @@ def qualified_name_text(table: str) -> str:
 
 
 __all__ = [
-    "S", "attnum", "backup_name", "backup_table", "column_dependant_rows", "column_dependants",
-    "column_exists", "constraint_exists", "constraint_not_validated", "copy_to_timestamped_backup",
-    "fail", "forget_owned", "ident", "is_owned", "literal", "notice", "qualified",
-    "preflight_dependants", "qualified_name_text", "record_owned", "refuse_if_dependants",
-    "release_foreign_keys", "released_foreign_key", "released_view", "regclass", "relation_exists",
-    "relation_missing", "render", "table_dependant_rows", "table_dependants", "warning",
+    "NOT_NULL_PROVEN", "S", "UNVALIDATED_NOT_NULL", "attnum", "backup_name", "backup_table",
+    "column_dependant_rows", "column_dependants", "column_exists", "constraint_exists", "constraint_not_validated",
+    "copy_to_timestamped_backup", "fail", "forget_owned", "ident", "is_owned", "literal", "notice", "qualified",
+    "preflight_dependants", "qualified_name_text", "record_owned", "refuse_if_dependants", "release_foreign_keys",
+    "released_foreign_key", "released_view", "regclass", "relation_exists", "relation_missing", "render",
+    "table_dependant_rows", "table_dependants", "warning",
 ]

@@ -53,7 +53,8 @@ numbers. The rollback steps:
    gone the column default.
 3. ``restore_column_constraints`` (short, ACCESS EXCLUSIVE / SHARE ROW EXCLUSIVE for foreign
    keys): ``CHECK (col IS NOT NULL) NOT VALID``, the CHECK constraints and foreign keys, all NOT
-   VALID.
+   VALID; a PostgreSQL 18 ``NOT NULL … NOT VALID`` on the column (kept unvalidated on the keeper,
+   as LIKE would copy it validated) comes back as it was, without the check: NULL rows may remain.
 4. ``validate_column_constraints`` (SHARE UPDATE EXCLUSIVE): VALIDATE those that were valid.
 5. ``restore_column_not_null`` (short, ACCESS EXCLUSIVE): SET NOT NULL (no scan: the validated
    check proves it, PostgreSQL 12+), drops the helper check, identity and sequence ownership.
@@ -99,6 +100,7 @@ from dbdeploy.ops.batches import (
     revoke_batch_function,
 )
 from dbdeploy.ops.common import (
+    NOT_NULL_PROVEN,
     S,
     attnum,
     backup_name,
@@ -357,6 +359,14 @@ class DropColumn(Operation):
             S("CREATE TABLE {k} (LIKE {t} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING COMMENTS);").format(
                 k=keeper, t=t),
             acl.restrict_table(keeper),
+            # PostgreSQL 18: LIKE copies a NOT NULL … NOT VALID as a valid NOT NULL; the keeper keeps it
+            # unvalidated, as on the table (NULL rows may exist), so the rollback restores it NOT VALID.
+            S("FOR v_con IN SELECT c.conname::text AS name FROM pg_catalog.pg_constraint c\n"
+              "    WHERE c.conrelid = {rel} AND c.contype = 'n' AND c.conkey[1] = {num} AND NOT c.convalidated LOOP\n"
+              "    EXECUTE 'ALTER TABLE ' || {kt} || ' ALTER COLUMN ' || {qc} || ' DROP NOT NULL';\n"
+              "    EXECUTE 'ALTER TABLE ' || {kt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name)"
+              " || ' NOT NULL ' || {qc} || ' NOT VALID';\n"
+              "END LOOP;").format(rel=rel, num=num, kt=keeper_text, qc=literal(render(ident(self.column)))),
             S("FOR v_name IN SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d\n"
               "    ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
               "    WHERE a.attrelid = {kr}::pg_catalog.regclass AND a.attname <> {col} LOOP\n"
@@ -453,12 +463,13 @@ class DropColumn(Operation):
                     fail(ctx, f"the copy of {self.table}.{self.column} is not finished",
                          "Re-run the forward bundle: the copy continues at its cursor.")),
             S("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE;").format(qualified(self.table)),
-            S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,\n"
+            # not_null: proven free of NULLs (not a NOT NULL … NOT VALID of PostgreSQL 18)
+            S("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), {proven}, a.attidentity,\n"
               "       CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END\n"
               "INTO v_type, v_not_null, v_identity, v_default\n"
               "FROM pg_catalog.pg_attribute a\n"
               "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum\n"
-              "WHERE a.attrelid = {rel} AND a.attname = {col};").format(rel=rel, col=col),
+              "WHERE a.attrelid = {rel} AND a.attname = {col};").format(rel=rel, col=col, proven=NOT_NULL_PROVEN),
             S("v_sequence := pg_catalog.pg_get_serial_sequence({qt}, {col});").format(qt=qt, col=col),
             if_then(S("v_sequence IS NOT NULL"),
                     S("v_sequence_value := pg_catalog.pg_sequence_last_value(v_sequence::pg_catalog.regclass);")),
@@ -639,8 +650,9 @@ class DropColumn(Operation):
         keeper = self._regclass(ctx, "def")
         col = literal(self.column)
         strict = S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = {k} AND a.attname = {c}"
-                   " AND a.attnotnull AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d"
-                   " WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)))").format(k=keeper, c=col)
+                   " AND {proven} AND (a.attidentity <> '' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d"
+                   " WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)))").format(
+            k=keeper, c=col, proven=NOT_NULL_PROVEN)
         key = S("(SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_index i"
                 " JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
                 " WHERE i.indrelid = {b} AND i.indisprimary)").format(b=self._regclass(ctx))
@@ -825,12 +837,24 @@ class DropColumn(Operation):
             "END LOOP;").format(rel=regclass(self.table), qt=qt)
         body = block(
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)), S("RETURN;")),
-            if_then(S("(SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = {k} AND a.attname = {c})"
+            if_then(S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = {k} AND a.attname = {c}"
+                      " AND {proven})"
                       " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint"
                       " WHERE conrelid = {rel} AND conname = {nn})"
-                      ).format(k=keeper, c=literal(self.column), rel=regclass(self.table), nn=nn),
+                      ).format(k=keeper, c=literal(self.column), rel=regclass(self.table), nn=nn,
+                               proven=NOT_NULL_PROVEN),
                     S("EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident({nn})"
                       " || ' CHECK (' || {qc} || ' IS NOT NULL) NOT VALID';").format(qt=qt, nn=nn, qc=qc)),
+            # PostgreSQL 18: the column's NOT NULL … NOT VALID comes back as it was (NULL rows may remain).
+            S("FOR v_con IN SELECT nn.oid, nn.conname::text AS name FROM pg_catalog.pg_attribute a\n"
+              "    JOIN pg_catalog.pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n'"
+              " AND nn.conkey[1] = a.attnum AND NOT nn.convalidated\n"
+              "    WHERE a.attrelid = {k} AND a.attname = {c} LOOP\n"
+              "    CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t WHERE t.attrelid = {rel}"
+              " AND t.attname = {c} AND t.attnotnull);\n"
+              "    EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name) || ' '"
+              " || pg_catalog.pg_get_constraintdef(v_con.oid);\n"
+              "END LOOP;").format(k=keeper, c=literal(self.column), rel=regclass(self.table), qt=qt),
             S("FOR v_con IN {q} LOOP\n"
               "    CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = {rel}"
               " AND c.conname = v_con.name);\n"

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from dbdeploy.model.components import ForeignKey
 from dbdeploy.ops.base import PlanContext
-from dbdeploy.ops.common import S, regclass
+from dbdeploy.ops.common import UNVALIDATED_NOT_NULL, S, regclass
 from dbdeploy.sql import ident, literal, qualified, regclass_of
 from dbdeploy.sql.blocks import block, if_then
 
@@ -51,6 +51,8 @@ _COLUMN_DEF = (
     " a.attname) IS NOT NULL THEN ' DEFAULT nextval(<its own sequence>)'"
     " ELSE ' DEFAULT ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) END"
     " || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END"
+    # PostgreSQL 18: a NOT NULL … NOT VALID sets attnotnull while old rows may be NULL (never on the probe)
+    " || CASE WHEN a.attnotnull AND {unvalidated} THEN ' NOT VALID' ELSE '' END"
 )
 
 
@@ -63,7 +65,8 @@ def _columns(rel: sql.Composable, only: Sequence[str] | None) -> sql.Composable:
         " JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
         " LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation"
         " LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-        " WHERE a.attrelid = {rel} AND a.attnum > 0 AND NOT a.attisdropped{where}").format(rel=rel, where=where)
+        " WHERE a.attrelid = {rel} AND a.attnum > 0 AND NOT a.attisdropped{where}").format(
+        rel=rel, where=where, unvalidated=UNVALIDATED_NOT_NULL)
 
 
 def compare_columns(table: str, *, only: Sequence[str] | None = None) -> sql.Composable:

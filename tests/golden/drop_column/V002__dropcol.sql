@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '2cb3f8df912b1f9fd67e8bcea98e3467608f5a8d74b3a4ce980e12df64dc5867';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '11ec3ea464913fd6366afb4d9941f76fba8ff6949f8b5afbd2fd15aaf009b169';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2cb3f8df912b1f9fd67e8bcea98e3467608f5a8d74b3a4ce980e12df64dc5867',
+VALUES ('002', 'V002__dropcol.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '11ec3ea464913fd6366afb4d9941f76fba8ff6949f8b5afbd2fd15aaf009b169',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -677,6 +677,11 @@ BEGIN
             END IF;
         END LOOP;
     END;
+    FOR v_con IN SELECT c.conname::text AS name FROM pg_catalog.pg_constraint c
+        WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.contype = 'n' AND c.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'note') AND NOT c.convalidated LOOP
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note_def"' || ' ALTER COLUMN ' || '"note"' || ' DROP NOT NULL';
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op1_orders_note_def"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_con.name) || ' NOT NULL ' || '"note"' || ' NOT VALID';
+    END LOOP;
     FOR v_name IN SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d
         ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = '"dbdeploy_backup"."v002_op1_orders_note_def"'::pg_catalog.regclass AND a.attname <> 'note' LOOP
@@ -921,7 +926,7 @@ BEGIN
         RAISE EXCEPTION '%', 'dbdeploy V002: the copy of shop.orders.note is not finished' USING HINT = 'Re-run the forward bundle: the copy continues at its cursor.';
     END IF;
     LOCK TABLE "shop"."orders" IN ACCESS EXCLUSIVE MODE;
-    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated), a.attidentity,
            CASE WHEN a.attidentity = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END
     INTO v_type, v_not_null, v_identity, v_default
     FROM pg_catalog.pg_attribute a

@@ -311,6 +311,12 @@ _COLUMN = ("SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
            "   WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
            "     AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dep.refobjid = a.attrelid"
            "     AND dep.refobjsubid = a.attnum AND dep.deptype = 'a' LIMIT 1)"
+           # PostgreSQL 18: a NOT NULL … NOT VALID constraint (contype 'n') sets attnotnull although rows
+           # written before it may hold NULL; its name, or NULL (always NULL before 18). The same
+           # condition as dbdeploy.ops.common.UNVALIDATED_NOT_NULL, spelled here because this code runs
+           # embedded in the generated tests, without dbdeploy.
+           ", (SELECT nn.conname FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid"
+           "    AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated LIMIT 1)"
            " FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d"
            " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
            " WHERE a.attrelid = %s AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped")
@@ -379,7 +385,7 @@ def check_column(db, c):
         return None if row is None else f"{where} is still present"
     if row is None:
         return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
-    actual_type, not_null, actual_default, identity, _attnum, owned_nextval = row
+    actual_type, not_null, actual_default, identity, _attnum, owned_nextval, unvalidated_not_null = row
     if "type" not in c:
         return None
     expected = _probe_column(db, c["type"], c.get("default") if not c.get("identity") else None)
@@ -404,6 +410,10 @@ def check_column(db, c):
     if bool(not_null) != expected_not_null:
         return (f"{where} is {'NOT NULL' if not_null else 'nullable'}, "
                 f"expected {'NOT NULL' if expected_not_null else 'nullable'}")
+    if expected_not_null and unvalidated_not_null:
+        return (f"{where} is NOT NULL only through the NOT VALID constraint {unvalidated_not_null} (rows written "
+                f"before it may hold NULL), expected a validated NOT NULL; fix: ALTER TABLE {c['table']} VALIDATE "
+                f"CONSTRAINT {unvalidated_not_null} (after setting the NULL rows)")
     return None
 
 
