@@ -185,7 +185,7 @@ def test_verify_and_the_generated_test_report_an_unvalidated_not_null(
             db.execute("UPDATE shop.t SET qty = NULL WHERE id <= 20")
             db.execute("ALTER TABLE shop.t ADD CONSTRAINT t_qty_nn NOT NULL qty NOT VALID")
 
-            def generated() -> subprocess.CompletedProcess:
+            def generated(project=project, db=db) -> subprocess.CompletedProcess:
                 env = dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn)
                 return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                        str(project.generated)], cwd=project.root, capture_output=True, text=True,
