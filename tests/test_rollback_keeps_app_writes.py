@@ -301,7 +301,7 @@ def _preflight(version: str, column: str) -> str:
     """DropColumn.rollback_preflight as the rollback's preflight step runs it (INTERFACE.md)."""
     from dbdeploy.ops import DropColumn
     from dbdeploy.ops.base import PlanContext, SchemaState
-    from dbdeploy.ops.common import block, do_block
+    from dbdeploy.sql.blocks import block, do_block
 
     ctx = PlanContext(version=version, migration_name="m", index=1, state=SchemaState())
     checks = DropColumn(table="public.items", column=column).rollback_preflight(ctx)

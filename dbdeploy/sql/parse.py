@@ -148,6 +148,7 @@ def check_limits(text: str, *, statements: bool = False) -> None:
     parsed later too. Raises :class:`SqlParseError` naming the limit and the fix; text that the
     lexer itself rejects is left to the parser's own error.
     """
+    text = str.__str__(text)     # the lexer (pglast.parser.scan) takes an exact str
     limit = MAX_SQL_CHARS if statements else MAX_EXPRESSION_CHARS
     if len(text) > limit:
         what = "RawSQL body" if statements else "SQL expression"
@@ -228,6 +229,7 @@ def _string_body(quoted: str) -> str:
 
 def _parse(text: str, prefix: str = "", suffix: str = "", fix: str = FIX_STATEMENTS):
     """Parse ``prefix + text + suffix``; error positions are reported relative to ``text``."""
+    text = str.__str__(text)     # pglast's C functions take an exact str, not a TrustedText
     if "\x00" in text:
         raise SqlParseError(f"contains a NUL byte{FIX_MARK}{_FIX_NUL}")
     check_limits(text, statements=fix == FIX_STATEMENTS)
