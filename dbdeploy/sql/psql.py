@@ -85,17 +85,47 @@ class Statement:
     copy_data: str | None = None
     copy_out: bool = False
     empty: bool = False   # only comments and ';': the server runs it as an empty query
+    # What a bundle's statement index recorded at generate (dbdeploy.bundle.statement_index): the
+    # first HEAD_WORDS words, whether there are more, and whether the words hold both "concurrently"
+    # and "index". None: not recorded (the words are lexed when asked).
+    head: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    more_words: bool = field(default=False, compare=False, repr=False)
+    concurrent_index: bool | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def words(self) -> tuple[str, ...]:
         """The statement's unquoted words (keywords and identifiers) in lower case."""
         if self.known_words is not None:
             return self.known_words
+        if self.head is not None and not self.more_words:
+            return self.head
         try:
             tokens = scan(self.text)
         except _pglast().ParseError:
             return ()
         return tuple(self.text[t.start:t.end + 1].lower() for t in tokens if _is_word(self.text, t))
+
+
+    def first_words(self, n: int) -> tuple[str, ...]:
+        """``words[:n]``; from the recorded head (no lexer) when ``n`` is at most HEAD_WORDS."""
+        if self.head is not None and n <= HEAD_WORDS:
+            return self.head[:n]
+        return self.words[:n]
+
+    @property
+    def builds_index_concurrently(self) -> bool:
+        """True if the words hold both ``concurrently`` and ``index`` (CREATE/REINDEX … CONCURRENTLY),
+        from the record when there is one (no lexer); a cheap substring test spares the lexer otherwise."""
+        if self.concurrent_index is not None:
+            return self.concurrent_index
+        lowered = self.text.lower()
+        if "concurrently" not in lowered or "index" not in lowered:
+            return False
+        words = self.words
+        return "concurrently" in words and "index" in words
+
+
+HEAD_WORDS = 2   # the words a statement index records (what the executor reads: BEGIN/COMMIT, DO, SET lock_timeout)
 
 
 def _is_word(text: str, token) -> bool:
