@@ -34,9 +34,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from dbdeploy.sql.psql import HEAD_WORDS, LineComment, Statement
+from dbdeploy.sql.psql import LineComment, Statement
 
-INDEX_FORMAT = 1
 _TOKEN = re.compile(
     r"(\d+)\.(\d+)(w(?:\d+(?:\.\d+)*)?\+?x?)?(?:u(\d+))?(e)?(o)?(?:c(\d+)\.(\d+)\.(\d+))?(?:b(\d+)\.(\d+)\.(\d*))?")
 _WORD_PART = re.compile(r"w((?:\d+(?:\.\d+)*)?)(\+?)(x?)")
@@ -54,16 +53,16 @@ def encode(text: str, items: Sequence[Statement | LineComment], batches: dict[in
     the batch statements of its backfill DO blocks (``batches``: statement start → :data:`Batch`), or
     None when :func:`decode` would not give them back exactly (then the executor lexes the file)."""
     table: dict[str, int] = {}
+    facts: dict[int, tuple[tuple[str, ...], bool, bool]] = {}
     tokens = []
     previous_end, previous_words = 0, "w"
     for item in items:
         if not isinstance(item, Statement):
             continue
         token = f"{item.start - previous_end}.{len(item.text)}"
-        words = item.words
-        indices = [str(table.setdefault(word, len(table))) for word in words[:HEAD_WORDS]]
-        part = ("w" + ".".join(indices) + ("+" if len(words) > HEAD_WORDS else "")
-                + ("x" if "concurrently" in words and "index" in words else ""))
+        head, more, concurrent = facts[item.start] = item.head_facts()
+        indices = [str(table.setdefault(word, len(table))) for word in head]
+        part = "w" + ".".join(indices) + ("+" if more else "") + ("x" if concurrent else "")
         if part != previous_words:
             token += part
             previous_words = part
@@ -93,11 +92,8 @@ def encode(text: str, items: Sequence[Statement | LineComment], batches: dict[in
             start: (text[start + offset:start + offset + length], rows)
             for start, (offset, length, rows) in batches.items()}:
         return None
-    for got, want in zip(decoded, expected, strict=True):
-        if isinstance(got, Statement) and (
-                got.first_words(HEAD_WORDS) != want.words[:HEAD_WORDS]
-                or got.more_words != (len(want.words) > HEAD_WORDS)
-                or got.builds_index_concurrently != ("concurrently" in want.words and "index" in want.words)):
+    for got in decoded:
+        if isinstance(got, Statement) and (got.head, got.more_words, got.concurrent_index) != facts[got.start]:
             return None
     return index
 
@@ -142,9 +138,9 @@ def decode(text: str, index: dict) -> tuple[list[Statement | LineComment], dict[
         if end > len(text) or start < previous_end:
             raise StatementIndexError(f"the statement index entry {token!r} lies outside the file")
         items.extend(_gap_comments(text, previous_end, start))
-        items.append(Statement(text[start:text_end], start, end, terminated=rest is None, copy_data=copy_data,
-                               copy_out=out is not None, empty=empty is not None, head=head, more_words=more,
-                               concurrent_index=concurrent))
+        items.append(Statement.recorded(text[start:text_end], start, end, terminated=rest is None,
+                                        copy_data=copy_data, copy_out=out is not None, empty=empty is not None,
+                                        head=head, more_words=more, concurrent_index=concurrent))
         if b_offset is not None:
             batch_start = start + int(b_offset)
             batches[start] = (text[batch_start:batch_start + int(b_length)], int(rows) if rows else None)

@@ -106,6 +106,35 @@ class Statement:
         return tuple(self.text[t.start:t.end + 1].lower() for t in tokens if _is_word(self.text, t))
 
 
+    @classmethod
+    def recorded(cls, text: str, start: int, end: int, *, terminated: bool, copy_data: str | None, copy_out: bool,
+                 empty: bool, head: tuple[str, ...], more_words: bool, concurrent_index: bool) -> Statement:
+        """A statement as a bundle's statement index records it (the same as constructing it; without
+        the dataclass's per-field checks, which a 10 MB RawSQL's 100,000 statements make slow)."""
+        made = object.__new__(cls)
+        made.__dict__.update(text=text, start=start, end=end, known_words=None, terminated=terminated,
+                             copy_data=copy_data, copy_out=copy_out, empty=empty, head=head,
+                             more_words=more_words, concurrent_index=concurrent_index)
+        return made
+
+    def head_facts(self) -> tuple[tuple[str, ...], bool, bool]:
+        """(first HEAD_WORDS words, whether there are more, whether the words hold ``concurrently`` and
+        ``index``): what a statement index records. Lexes a prefix of the text when that tells (a
+        RawSQL's plain statements are many and long), else the whole statement."""
+        if self.known_words is None and len(self.text) > _PREFIX:
+            try:
+                tokens = scan(self.text[:_PREFIX])
+            except _pglast().ParseError:
+                tokens = None
+            if tokens:
+                # tokens ending well before the cut are the whole text's tokens (the lexer reads left to right)
+                words = [self.text[t.start:t.end + 1].lower() for t in tokens
+                         if t.end + 1 < _PREFIX - 8 and _is_word(self.text, t)]
+                if len(words) > HEAD_WORDS:
+                    return tuple(words[:HEAD_WORDS]), True, self.builds_index_concurrently
+        words = self.words
+        return words[:HEAD_WORDS], len(words) > HEAD_WORDS, "concurrently" in words and "index" in words
+
     def first_words(self, n: int) -> tuple[str, ...]:
         """``words[:n]``; from the recorded head (no lexer) when ``n`` is at most HEAD_WORDS."""
         if self.head is not None and n <= HEAD_WORDS:
@@ -125,6 +154,7 @@ class Statement:
         return "concurrently" in words and "index" in words
 
 
+_PREFIX = 96      # characters lexed for head_facts
 HEAD_WORDS = 2   # the words a statement index records (what the executor reads: BEGIN/COMMIT, DO, SET lock_timeout)
 
 
