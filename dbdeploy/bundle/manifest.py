@@ -77,6 +77,13 @@ class Manifest:
     # last so the fields above stay on top for a reviewer; empty in a bundle of an older dbdeploy.
     statements: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def statement_index(self, which: str) -> dict[str, str] | None:
+        """The statement index of the file ``which`` when it describes the bytes ``files`` names (same
+        sha256), else None: the file is then split with the lexer."""
+        index = self.statements.get(which)
+        entry = self.files.get(which)
+        return index if index is not None and entry is not None and index["sha256"] == entry.sha256 else None
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in the order ``generate`` has always written them."""
         return {
@@ -178,9 +185,10 @@ class _Reader:
         return tuple(found)
 
     def statements(self) -> dict[str, dict[str, str]]:
-        """The ``statements`` object: file (``forward``/``rollback``) → {"words": str, "index": str}."""
+        """The ``statements`` object: file (``forward``/``rollback``) → {"sha256", "words", "index": str}."""
         found = {}
         for which, entry in self.get("statements", dict, {}).items():
             sub = _Reader(entry, self.path, f"statements.{which}")
-            found[which] = {"words": sub.get("words", str), "index": sub.get("index", str)}
+            found[which] = {"sha256": sub.get("sha256", str), "words": sub.get("words", str),
+                            "index": sub.get("index", str)}
         return found

@@ -7,8 +7,11 @@ the manifest first, so the offsets describe exactly those characters, and then s
 them: apply, rollback, verify and ``apply --dry-run`` never load pglast. A manifest without the index
 (a bundle of an older dbdeploy) is split with the lexer as before.
 
-One file's entry is ``{"words": "<w0> <w1> …", "index": "<token> <token> …"}``: one token per
-statement, in order, positions in characters of the file's text::
+One file's entry is ``{"sha256": "<of the file>", "words": "<w0> <w1> …", "index": "<token> …"}``:
+the sha256 of the bytes it describes (the executor uses the index only when the manifest's
+``files`` entry has that sha256: a manifest edited to match an edited file is split with the
+lexer, which names the line of a problem), and one token per statement, in order, positions in
+characters of the file's text::
 
     <gap>.<length>[w<i>[.<j>][+][x]][u<rest>][e][o][c<skip>.<data>.<tail>][b<offset>.<length>.<rows>]
 
@@ -31,6 +34,7 @@ the split it was given, or records nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -48,7 +52,8 @@ class StatementIndexError(ValueError):
     """A statement index that does not describe its file (never from a manifest ``generate`` wrote)."""
 
 
-def encode(text: str, items: Sequence[Statement | LineComment], batches: dict[int, Batch]) -> dict[str, str] | None:
+def encode(text: str, items: Sequence[Statement | LineComment],
+           batches: dict[int, Batch]) -> dict[str, str] | None:
     """The index of ``text`` from its split ``items`` (:func:`~dbdeploy.sql.psql.split_script`) and
     the batch statements of its backfill DO blocks (``batches``: statement start → :data:`Batch`), or
     None when :func:`decode` would not give them back exactly (then the executor lexes the file)."""
@@ -82,7 +87,8 @@ def encode(text: str, items: Sequence[Statement | LineComment], batches: dict[in
             token += f"b{offset}.{length}.{'' if rows is None else rows}"
         tokens.append(token)
         previous_end = item.end
-    index = {"words": " ".join(table), "index": " ".join(tokens)}
+    index = {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "words": " ".join(table),
+             "index": " ".join(tokens)}
     try:
         decoded, decoded_batches = decode(text, index)
     except StatementIndexError:

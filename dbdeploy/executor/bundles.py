@@ -145,7 +145,7 @@ class BundleOnDisk:
         data = self.generated_bytes(which)
         if data is None:
             return self.path(which).read_bytes().decode("utf-8", errors="replace"), None
-        return data.decode("utf-8", errors="replace"), self.info.statements.get(which)
+        return data.decode("utf-8", errors="replace"), self.info.statement_index(which)
 
     def check_markers(self) -> None:
         """Raise :class:`BundleFormatError` (file, line, fix) for a malformed marker line in a file
@@ -167,7 +167,7 @@ class BundleOnDisk:
                 # accepts that): only the split can tell (the statement index, else the lexer), and
                 # its error is the one to report.
                 try:
-                    parse_steps(text, self.info.statements.get(which))
+                    parse_steps(text, self.info.statement_index(which))
                 except MarkerError as exc:
                     raise _format_error(self.path(which), exc) from None
 
