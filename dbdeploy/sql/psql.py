@@ -121,6 +121,8 @@ class Statement:
         """(first HEAD_WORDS words, whether there are more, whether the words hold ``concurrently`` and
         ``index``): what a statement index records. Lexes a prefix of the text when that tells (a
         RawSQL's plain statements are many and long), else the whole statement."""
+        if self.known_words is None and (plain := _PLAIN_HEAD.match(self.text)):
+            return (plain[1].lower(), plain[2].lower()), True, self.builds_index_concurrently
         if self.known_words is None and len(self.text) > _PREFIX:
             try:
                 tokens = scan(self.text[:_PREFIX])
@@ -155,6 +157,11 @@ class Statement:
 
 
 _PREFIX = 96      # characters lexed for head_facts
+# Three ASCII words, each ended by whitespace (the third also by ( . , ;): the lexer's first three
+# tokens are these identifiers or keywords (scan.l's {identifier}; a quote after a word would make a
+# string such as E'…' or U&'…', so none may follow). Most statements of a large RawSQL start so.
+_WORD = r"[A-Za-z_][A-Za-z0-9_$]*"
+_PLAIN_HEAD = re.compile(rf"({_WORD})[ \t\n\r\f]+({_WORD})[ \t\n\r\f]+{_WORD}[ \t\n\r\f(.,;]")
 HEAD_WORDS = 2   # the words a statement index records (what the executor reads: BEGIN/COMMIT, DO, SET lock_timeout)
 
 
