@@ -10,15 +10,16 @@ pydantic: the CLI framework itself (Typer 0.29 requires pydantic and imports it 
 values) loads it when a command runs, so the commands' checks allow pydantic only when the installed
 Typer requires it; the import check allows nothing.
 
-pglast: importing these modules and ``status`` load none of it. Running a bundle's SQL (apply,
-rollback, verify's bundle check, the ``--dry-run`` plan) splits it as psql does with PostgreSQL's own
-lexer, which is pglast's C scanner (:func:`dbdeploy.sql.psql.scan`), so those commands load
-``pglast.parser`` — and only when a bundle is read — but never dbdeploy's parser module
-(:mod:`dbdeploy.sql.parse`).
+pglast: none of these commands loads it. Running a bundle's SQL (apply, rollback, verify's bundle
+check, the ``--dry-run`` plan) splits it as psql does by the statement index ``generate`` recorded in
+the manifest (:mod:`dbdeploy.bundle.statement_index`); only a bundle without it (an older dbdeploy) is
+split with PostgreSQL's own lexer, pglast's C scanner (:func:`dbdeploy.sql.psql.scan`), loaded then —
+and still never dbdeploy's parser module (:mod:`dbdeploy.sql.parse`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -105,12 +106,30 @@ def test_status_loads_none_of_the_spec_machinery(fresh_db, project: Path, tmp_pa
     assert not bad, f"`dbdeploy status` loaded forbidden modules: {', '.join(bad)}"
 
 
-def test_apply_verify_rollback_load_only_the_lexer(fresh_db, project: Path, tmp_path: Path) -> None:
-    """The deploy commands that read a bundle's SQL load pglast's scanner and nothing else forbidden."""
+def test_apply_verify_rollback_load_no_pglast(fresh_db, project: Path, tmp_path: Path) -> None:
+    """The deploy commands that read a bundle's SQL split it by the manifest's statement index: they load
+    neither pglast nor anything else forbidden."""
     dsn = fresh_db.dsn
     for args in (["apply", "--dry-run"], ["apply", "--to", "1"], ["verify"], ["rollback", "--to", "0"]):
         proc, modules = _modules_of([str(DBDEPLOY), *args, "--dsn", dsn], project, tmp_path)
         assert proc.returncode == 0, (args, proc.stdout + proc.stderr)
+        bad = _forbidden(modules, allow=TYPER_NEEDS)
+        assert not bad, f"`dbdeploy {' '.join(args)}` loaded forbidden modules: {', '.join(bad)}"
+
+
+def test_a_bundle_without_the_statement_index_is_split_with_the_lexer(fresh_db, project: Path,
+                                                                      tmp_path: Path) -> None:
+    """A manifest of an older dbdeploy (no ``statements``) still applies and rolls back: its files are
+    split with PostgreSQL's lexer, which loads pglast's scanner and nothing else forbidden."""
+    for manifest in (project / "generated").glob("*/manifest.json"):
+        data = json.loads(manifest.read_text())
+        del data["statements"]
+        manifest.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    dsn = fresh_db.dsn
+    for args in (["apply", "--to", "1"], ["rollback", "--to", "0"]):
+        proc, modules = _modules_of([str(DBDEPLOY), *args, "--dsn", dsn], project, tmp_path)
+        assert proc.returncode == 0, (args, proc.stdout + proc.stderr)
+        assert "pglast.parser" in modules, args
         bad = _forbidden(modules, allow=("pglast", *TYPER_NEEDS))
         assert not bad, f"`dbdeploy {' '.join(args)}` loaded forbidden modules: {', '.join(bad)}"
 

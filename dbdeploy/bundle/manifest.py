@@ -5,7 +5,8 @@ The JSON is the dataclass's fields in order (``json.dumps(indent=2, ensure_ascii
 break), so the bytes of committed manifests do not change. Reading it back raises
 :class:`~dbdeploy.errors.BundleFormatError` naming the file, the field and the fix when the JSON does
 not parse or a required field is missing or of the wrong type; fields a bundle of an older dbdeploy
-may lack (``destructive``, the schemas, the step lists, ``expects``) get their defaults.
+may lack (``destructive``, the schemas, the step lists, ``expects``, the ``statements`` index) get their
+defaults.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ class Manifest:
     rollback_steps: tuple[StepEntry, ...] = ()
     expects: tuple[dict, ...] = field(default=())
     format: int = MANIFEST_FORMAT
+    # ``forward``/``rollback`` → the file's statement index (dbdeploy.bundle.statement_index), written
+    # last so the fields above stay on top for a reviewer; empty in a bundle of an older dbdeploy.
+    statements: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def statement_index(self, which: str) -> dict[str, str] | None:
+        """The statement index of the file ``which`` when it describes the bytes ``files`` names (same
+        sha256), else None: the file is then split with the lexer."""
+        index = self.statements.get(which)
+        entry = self.files.get(which)
+        return index if index is not None and entry is not None and index["sha256"] == entry.sha256 else None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in the order ``generate`` has always written them."""
@@ -89,6 +100,7 @@ class Manifest:
             "steps": [_step_dict(s) for s in self.steps],
             "rollback_steps": [_step_dict(s) for s in self.rollback_steps],
             "expects": list(self.expects),
+            **({"statements": self.statements} if self.statements else {}),
         }
 
     def to_json(self) -> str:
@@ -129,7 +141,8 @@ class Manifest:
             history_schema=reader.get("history_schema", str, HISTORY_SCHEMA),
             backup_schema=reader.get("backup_schema", str, BACKUP_SCHEMA),
             steps=reader.steps("steps"), rollback_steps=reader.steps("rollback_steps"),
-            expects=tuple(reader.get("expects", list, [])), format=reader.get("format", int, MANIFEST_FORMAT))
+            expects=tuple(reader.get("expects", list, [])), format=reader.get("format", int, MANIFEST_FORMAT),
+            statements=reader.statements())
 
 
 def _step_dict(step: StepEntry) -> dict[str, Any]:
@@ -170,3 +183,12 @@ class _Reader:
             found.append(StepEntry(sub.get("n", int), sub.get("kind", str), sub.get("tx", str), sub.get("lock", str),
                                    sub.get("target", str), sub.get("summary", str)))
         return tuple(found)
+
+    def statements(self) -> dict[str, dict[str, str]]:
+        """The ``statements`` object: file (``forward``/``rollback``) → {"sha256", "words", "index": str}."""
+        found = {}
+        for which, entry in self.get("statements", dict, {}).items():
+            sub = _Reader(entry, self.path, f"statements.{which}")
+            found[which] = {"sha256": sub.get("sha256", str), "words": sub.get("words", str),
+                            "index": sub.get("index", str)}
+        return found

@@ -18,6 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import get_args
 
+from dbdeploy.bundle import statement_index
 from dbdeploy.bundle.step import Lock, Step
 from dbdeploy.sql.psql import LineComment, PsqlScriptError, Statement, scan, split_script
 
@@ -155,19 +156,29 @@ def _line(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
 
-def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tuple[Statement, ...]]:
+def parse_steps(text: str, index: dict | None = None
+                ) -> tuple[tuple[Statement, ...], list[ParsedStep], tuple[Statement, ...]]:
     """Split a bundle file into (preamble statements, steps, postamble statements).
 
-    The file is split with PostgreSQL's lexer exactly as psql splits it
-    (:func:`dbdeploy.sql.psql.split_script`); a marker counts only as a ``--`` comment line between
-    statements, never inside a string, dollar quote or comment. Raises :class:`MarkerError` for a
-    malformed or misplaced marker, a statement outside the marked sections, or SQL that psql
-    would run differently (meta-commands, variables, unterminated quotes).
+    The file is split exactly as psql splits it: by its statement ``index`` when the manifest has one
+    (:mod:`dbdeploy.bundle.statement_index`, recorded by ``generate`` for exactly these characters: no
+    lexer), else with PostgreSQL's lexer (:func:`dbdeploy.sql.psql.split_script`); a marker counts
+    only as a ``--`` comment line between statements, never inside a string, dollar quote or comment.
+    Raises :class:`MarkerError` for a malformed or misplaced marker, a statement outside the marked
+    sections, SQL that psql would run differently (meta-commands, variables, unterminated quotes), or
+    an index that does not fit the file.
     """
-    try:
-        items = split_script(text)
-    except PsqlScriptError as exc:
-        raise MarkerError(exc.reason, exc.line, exc.fix) from None
+    batches = None
+    if index is not None:
+        try:
+            items, batches = statement_index.decode(text, index)
+        except statement_index.StatementIndexError as exc:
+            raise MarkerError(f"{exc} (the manifest's 'statements' entry for this file)") from None
+    else:
+        try:
+            items = split_script(text)
+        except PsqlScriptError as exc:
+            raise MarkerError(exc.reason, exc.line, exc.fix) from None
     sections: list[tuple[str, re.Match | None, LineComment]] = []
     summaries: dict[int, str] = {}
     for index, item in enumerate(items):
@@ -212,12 +223,12 @@ def parse_steps(text: str) -> tuple[tuple[Statement, ...], list[ParsedStep], tup
         own = inside(i)
         transactional = match["tx"] == "step"
         if transactional:
-            if len(own) < 2 or own[0].words != ("begin",) or own[-1].words != ("commit",):
+            if len(own) < 2 or own[0].first_words(2) != ("begin",) or own[-1].first_words(2) != ("commit",):
                 raise MarkerError(f"step {match['n']} is tx=step but is not one BEGIN; … COMMIT; block",
                                   _line(text, comment.start))
             own = own[1:-1]
-        batch, batch_rows = (_batch(text, comment, own) if match["kind"] in BATCH_KINDS and not transactional
-                             else (None, None))
+        batch, batch_rows = (_batch(text, comment, own, batches) if match["kind"] in BATCH_KINDS
+                             and not transactional else (None, None))
         steps.append(ParsedStep(int(match["n"]), match["kind"], transactional, match["lock"], match["target"],
                                 block, summary, own, batch, batch_rows))
     return inside(0), steps, inside(len(sections) - 1)
@@ -236,26 +247,60 @@ def next_batch_rows(rows: int, took: float, target: float, max_rows: int) -> int
     return rows
 
 
-def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...]) -> tuple[str, int | None]:
+def _batch(text: str, marker: LineComment, statements: tuple[Statement, ...],
+           recorded: dict[int, tuple[str, int | None]] | None = None) -> tuple[str, int | None]:
     """The one-batch statement of a backfill step and its most rows per batch: the text between the
     batch markers, which are comment lines of the PL/pgSQL body of the step's DO block (found with the
-    lexer, in that body), and the begin marker's ``rows=`` (None when it has none: a bundle of an older
-    dbdeploy, whose statement has its row count built in)."""
+    lexer, in that body, or as the statement index ``recorded`` them: statement start → (batch, rows)),
+    and the begin marker's ``rows=`` (None when it has none: a bundle of an older dbdeploy, whose
+    statement has its row count built in)."""
     for statement in statements:
-        if statement.words[:1] != ("do",):
+        if recorded is not None:
+            if statement.start in recorded:
+                return recorded[statement.start]
             continue
-        for token in scan(statement.text):
-            quoted = statement.text[token.start:token.end + 1]
-            if token.name != "SCONST" or not quoted.startswith("$"):
-                continue
-            tag = quoted[:quoted.index("$", 1) + 1]
-            body = quoted[len(tag):-len(tag)]
-            comments = [t for t in scan(body) if t.name == "SQL_COMMENT"
-                        and body[body.rfind("\n", 0, t.start) + 1:t.start].strip() == ""]
-            begin = [(t, m) for t in comments if (m := _BATCH_BEGIN_ROWS.fullmatch(body[t.start:t.end + 1]))]
-            end = [t for t in comments if body[t.start:t.end + 1] == BATCH_END]
-            if len(begin) == 1 and len(end) == 1 and begin[0][0].end < end[0].start:
-                rows = begin[0][1]["rows"]
-                return body[begin[0][0].end + 1:end[0].start].strip(), int(rows) if rows else None
+        found = _batch_of(statement)
+        if found is not None:
+            offset, length, rows = found
+            return statement.text[offset:offset + length], rows
     raise MarkerError(f"batch step without one {BATCH_BEGIN!r} … {BATCH_END!r} pair (with rows= a positive "
                       "integer, or no rows=) in its DO block", _line(text, marker.start))
+
+
+def _batch_of(statement: Statement) -> tuple[int, int, int | None] | None:
+    """Where the one-batch statement is in a DO statement's text — (offset, length, rows= or None) —
+    or None when the statement is not a DO block with one batch-begin … batch-end pair (lexer)."""
+    if statement.first_words(1) != ("do",):
+        return None
+    for token in scan(statement.text):
+        quoted = statement.text[token.start:token.end + 1]
+        if token.name != "SCONST" or not quoted.startswith("$"):
+            continue
+        tag = quoted[:quoted.index("$", 1) + 1]
+        body = quoted[len(tag):-len(tag)]
+        comments = [t for t in scan(body) if t.name == "SQL_COMMENT"
+                    and body[body.rfind("\n", 0, t.start) + 1:t.start].strip() == ""]
+        begin = [(t, m) for t in comments if (m := _BATCH_BEGIN_ROWS.fullmatch(body[t.start:t.end + 1]))]
+        end = [t for t in comments if body[t.start:t.end + 1] == BATCH_END]
+        if len(begin) == 1 and len(end) == 1 and begin[0][0].end < end[0].start:
+            rows = begin[0][1]["rows"]
+            raw = body[begin[0][0].end + 1:end[0].start]
+            batch = raw.strip()
+            offset = token.start + len(tag) + begin[0][0].end + 1 + (len(raw) - len(raw.lstrip()))
+            return offset, len(batch), int(rows) if rows else None
+    return None
+
+
+def statement_index_of(text: str) -> dict[str, str] | None:
+    """The statement index ``generate`` records for a bundle file (:mod:`dbdeploy.bundle.statement_index`):
+    psql's split by the lexer, with the batch statement of every backfill DO block; None when the file
+    cannot be split (generate refuses it before) or the index would not read back exactly."""
+    try:
+        items = split_script(text)
+    except PsqlScriptError:
+        return None
+    batches = {}
+    for item in items:
+        if isinstance(item, Statement) and BATCH_BEGIN in item.text and (found := _batch_of(item)) is not None:
+            batches[item.start] = found
+    return statement_index.encode(text, items, batches)

@@ -1,9 +1,11 @@
 """Read bundles back from ``generated/``: manifest, files, and the steps the markers describe.
 
 The executor runs exactly the reviewed SQL: each step's statements are split out of the
-bundle file the way psql splits it, with PostgreSQL's own lexer (:mod:`dbdeploy.sql.psql`), and
-sent verbatim — comments inside a statement included, COPY data as psql sends it — never
-re-generated.
+bundle file the way psql splits it and sent verbatim — comments inside a statement included, COPY
+data as psql sends it — never re-generated. The split is the manifest's statement index
+(:mod:`dbdeploy.bundle.statement_index`, recorded by ``generate`` with PostgreSQL's lexer for exactly
+the bytes whose sha256 the manifest holds), so running a bundle loads no pglast; a bundle without
+the index (an older dbdeploy) or whose file was edited is split with the lexer (:mod:`dbdeploy.sql.psql`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class ScriptStatement(str):
     def words(self) -> tuple[str, ...]:
         """Lexed when first asked (a large RawSQL's statements are many; most are never asked)."""
         return self._source.words if self._source is not None else ()
+
+    def first_words(self, n: int) -> tuple[str, ...]:
+        """``words[:n]``, from the statement index when it recorded them (no lexer)."""
+        return self._source.first_words(n) if self._source is not None else ()
+
+    @property
+    def builds_index_concurrently(self) -> bool:
+        """True if its words hold ``concurrently`` and ``index`` (from the statement index when recorded)."""
+        return self._source.builds_index_concurrently if self._source is not None else False
 
     @classmethod
     def of(cls, statement: Statement) -> ScriptStatement:
@@ -75,12 +86,13 @@ def _exec_step(step: ParsedStep) -> ExecStep:
                     tuple(ScriptStatement.of(s) for s in step.statements), step.batch, step.batch_rows)
 
 
-def parse_script(text: str) -> Script:
-    """Read a bundle file: the statements psql would send, grouped by the step markers.
+def parse_script(text: str, index: dict | None = None) -> Script:
+    """Read a bundle file: the statements psql would send, grouped by the step markers; split by its
+    statement ``index`` (the manifest's, for exactly this text) when given, else with the lexer.
 
     Raises :class:`MarkerError` (a ValueError) when the markers or the SQL cannot be read back.
     """
-    preamble, steps, postamble = parse_steps(text)
+    preamble, steps, postamble = parse_steps(text, index)
     return Script(tuple(ScriptStatement.of(s) for s in preamble), tuple(_exec_step(s) for s in steps),
                   tuple(ScriptStatement.of(s) for s in postamble), checksum([s.block for s in steps]))
 
@@ -121,10 +133,19 @@ class BundleOnDisk:
         return self.folder / self.info.files[which].name
 
     def _script(self, which: str) -> Script:
+        text, index = self._text_and_index(which)
         try:
-            return parse_script(self.text(which))
+            return parse_script(text, index)
         except MarkerError as exc:
             raise _format_error(self.path(which), exc) from None
+
+    def _text_and_index(self, which: str) -> tuple[str, dict | None]:
+        """The file's text and its statement index: the manifest's when the file has the manifest's
+        sha256 (the index describes exactly those characters), else None (split with the lexer)."""
+        data = self.generated_bytes(which)
+        if data is None:
+            return self.path(which).read_bytes().decode("utf-8", errors="replace"), None
+        return data.decode("utf-8", errors="replace"), self.info.statement_index(which)
 
     def check_markers(self) -> None:
         """Raise :class:`BundleFormatError` (file, line, fix) for a malformed marker line in a file
@@ -143,9 +164,10 @@ class BundleOnDisk:
                 check_marker_lines(text)
             except MarkerError:
                 # A line that reads as a marker may be inside a string literal of a RawSQL (generate
-                # accepts that): only the lexer can tell, and its error is the one to report.
+                # accepts that): only the split can tell (the statement index, else the lexer), and
+                # its error is the one to report.
                 try:
-                    parse_steps(text)
+                    parse_steps(text, self.info.statement_index(which))
                 except MarkerError as exc:
                     raise _format_error(self.path(which), exc) from None
 

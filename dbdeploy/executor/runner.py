@@ -64,6 +64,21 @@ def _words(statement: str) -> tuple[str, ...]:
     return words
 
 
+def _first_words(statement: str, n: int) -> tuple[str, ...]:
+    """``_words(statement)[:n]``, from the bundle's statement index when it recorded them (no lexer)."""
+    first = getattr(statement, "first_words", None)
+    return first(n) if first is not None else _words(statement)[:n]
+
+
+def _builds_index_concurrently(statement: str) -> bool:
+    """True if the statement's words hold ``concurrently`` and ``index`` (CREATE INDEX CONCURRENTLY)."""
+    known = getattr(statement, "builds_index_concurrently", None)
+    if known is not None:
+        return known
+    words = _words(statement)
+    return "concurrently" in words and "index" in words
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     diag = getattr(error, "diag", None)
@@ -110,7 +125,7 @@ class ScriptRunner:
     def run_plain(self, statements: tuple[str, ...]) -> None:
         """Preamble/postamble statements: autocommit, retried on lock errors like steps."""
         for statement in statements:
-            if _words(statement)[:2] == ("set", "lock_timeout"):
+            if _first_words(statement, 2) == ("set", "lock_timeout"):
                 continue  # the environment's lock_timeout applies, not the bundle's default
             self._with_retries(None, lambda s=statement: self._execute(s))
 
@@ -184,8 +199,7 @@ class ScriptRunner:
         rows = 0
         for statement in step.statements:
             self._current = statement
-            words = _words(statement)
-            if "concurrently" in words and "index" in words:
+            if _builds_index_concurrently(statement):
                 rows += self._with_index_monitor(step, statement)
             else:
                 rows += self._execute(statement)

@@ -21,6 +21,7 @@ from dbdeploy.bundle.markers import (
     checksum,
     parse_steps,
     render_step,
+    statement_index_of,
 )
 from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.errors import SpecError
@@ -94,7 +95,10 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         },
         steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.forward, 1)),
         rollback_steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)),
-        expects=tuple(plan.expects), format=MANIFEST_FORMAT)
+        expects=tuple(plan.expects), format=MANIFEST_FORMAT,
+        statements={which: index for which, index in (("forward", statement_index_of(forward)),
+                                                      ("rollback", statement_index_of(rollback)))
+                    if index is not None})
     files[MANIFEST_NAME] = manifest.to_json()
     return Bundle(m.folder, files)
 

@@ -85,17 +85,84 @@ class Statement:
     copy_data: str | None = None
     copy_out: bool = False
     empty: bool = False   # only comments and ';': the server runs it as an empty query
+    # What a bundle's statement index recorded at generate (dbdeploy.bundle.statement_index): the
+    # first HEAD_WORDS words, whether there are more, and whether the words hold both "concurrently"
+    # and "index". None: not recorded (the words are lexed when asked).
+    head: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    more_words: bool = field(default=False, compare=False, repr=False)
+    concurrent_index: bool | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def words(self) -> tuple[str, ...]:
         """The statement's unquoted words (keywords and identifiers) in lower case."""
         if self.known_words is not None:
             return self.known_words
+        if self.head is not None and not self.more_words:
+            return self.head
         try:
             tokens = scan(self.text)
         except _pglast().ParseError:
             return ()
         return tuple(self.text[t.start:t.end + 1].lower() for t in tokens if _is_word(self.text, t))
+
+
+    @classmethod
+    def recorded(cls, text: str, start: int, end: int, *, terminated: bool, copy_data: str | None, copy_out: bool,
+                 empty: bool, head: tuple[str, ...], more_words: bool, concurrent_index: bool) -> Statement:
+        """A statement as a bundle's statement index records it (the same as constructing it; without
+        the dataclass's per-field checks, which a 10 MB RawSQL's 100,000 statements make slow)."""
+        made = object.__new__(cls)
+        made.__dict__.update(text=text, start=start, end=end, known_words=None, terminated=terminated,
+                             copy_data=copy_data, copy_out=copy_out, empty=empty, head=head,
+                             more_words=more_words, concurrent_index=concurrent_index)
+        return made
+
+    def head_facts(self) -> tuple[tuple[str, ...], bool, bool]:
+        """(first HEAD_WORDS words, whether there are more, whether the words hold ``concurrently`` and
+        ``index``): what a statement index records. Lexes a prefix of the text when that tells (a
+        RawSQL's plain statements are many and long), else the whole statement."""
+        if self.known_words is None and (plain := _PLAIN_HEAD.match(self.text)):
+            return (plain[1].lower(), plain[2].lower()), True, self.builds_index_concurrently
+        if self.known_words is None and len(self.text) > _PREFIX:
+            try:
+                tokens = scan(self.text[:_PREFIX])
+            except _pglast().ParseError:
+                tokens = None
+            if tokens:
+                # tokens ending well before the cut are the whole text's tokens (the lexer reads left to right)
+                words = [self.text[t.start:t.end + 1].lower() for t in tokens
+                         if t.end + 1 < _PREFIX - 8 and _is_word(self.text, t)]
+                if len(words) > HEAD_WORDS:
+                    return tuple(words[:HEAD_WORDS]), True, self.builds_index_concurrently
+        words = self.words
+        return words[:HEAD_WORDS], len(words) > HEAD_WORDS, "concurrently" in words and "index" in words
+
+    def first_words(self, n: int) -> tuple[str, ...]:
+        """``words[:n]``; from the recorded head (no lexer) when ``n`` is at most HEAD_WORDS."""
+        if self.head is not None and n <= HEAD_WORDS:
+            return self.head[:n]
+        return self.words[:n]
+
+    @property
+    def builds_index_concurrently(self) -> bool:
+        """True if the words hold both ``concurrently`` and ``index`` (CREATE/REINDEX … CONCURRENTLY),
+        from the record when there is one (no lexer); a cheap substring test spares the lexer otherwise."""
+        if self.concurrent_index is not None:
+            return self.concurrent_index
+        lowered = self.text.lower()
+        if "concurrently" not in lowered or "index" not in lowered:
+            return False
+        words = self.words
+        return "concurrently" in words and "index" in words
+
+
+_PREFIX = 96      # characters lexed for head_facts
+# Three ASCII words, each ended by whitespace (the third also by ( . , ;): the lexer's first three
+# tokens are these identifiers or keywords (scan.l's {identifier}; a quote after a word would make a
+# string such as E'…' or U&'…', so none may follow). Most statements of a large RawSQL start so.
+_WORD = r"[A-Za-z_][A-Za-z0-9_$]*"
+_PLAIN_HEAD = re.compile(rf"({_WORD})[ \t\n\r\f]+({_WORD})[ \t\n\r\f]+{_WORD}[ \t\n\r\f(.,;]")
+HEAD_WORDS = 2   # the words a statement index records (what the executor reads: BEGIN/COMMIT, DO, SET lock_timeout)
 
 
 def _is_word(text: str, token) -> bool:
