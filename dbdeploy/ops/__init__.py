@@ -1,8 +1,10 @@
 """Operations: one module per operation, all behind :class:`dbdeploy.ops.base.Operation`."""
 
 from dbdeploy.bundle.step import Step
+from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
-from dbdeploy.ops.add_constraint import AddCheck, AddForeignKey, AddUnique
+from dbdeploy.ops.add_foreign_key import AddForeignKey
+from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.create_index import CreateIndex

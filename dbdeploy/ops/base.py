@@ -180,6 +180,16 @@ class SchemaState:
         self.checks = {k: v for k, v in self.checks.items() if not (v.table == table and column in v.columns)}
         self.dropped = (*self.dropped, (table, column))
 
+    def register_constraint(self, table: str, name: str, what: str) -> None:
+        """Record constraint ``name`` on ``table`` (a table the specs created; others are not known),
+        refusing a name the table already has: ValueError naming ``what`` (the spec field) and the fix."""
+        tbl = self.tables.get(table)
+        if tbl is None:
+            return
+        if name in tbl.constraints:
+            raise ValueError(f"{what}: {table} already has a constraint named {name!r} — fix: pick another name")
+        self.tables[table] = replace(tbl, constraints=tbl.constraints | {name})   # copy-on-write, see copy()
+
     def require_columns(self, table: str, columns, what: str) -> None:
         """Raise ValueError when ``table`` is known and lacks one of ``columns`` (``what`` names the field)."""
         state = self.tables.get(table)

@@ -22,7 +22,7 @@ from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops import existing
 from dbdeploy.ops.add_column import column_expect
-from dbdeploy.ops.add_constraint import foreign_key_expect, foreign_key_steps
+from dbdeploy.ops.add_foreign_key import foreign_key_expect, foreign_key_steps
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, TableState
 from dbdeploy.ops.common import (
     S,
