@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from dbdeploy.bundle import catalog_checks
+from dbdeploy.bundle.expectations import to_json
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
 from dbdeploy.ops.base import ChecklistItems, Operation
 from dbdeploy.plan.migration_plan import plan_migration
@@ -49,7 +50,7 @@ def _golden_plans(op_type: type):
         last = plans[-1]
         for op, part in zip(last.migration.operations, last.checklist, strict=True):
             if type(op) is op_type:
-                found.append((op, part, last.expects))
+                found.append((op, part, to_json(last.expects)))
     return found
 
 
@@ -102,3 +103,19 @@ def test_the_check_notices_a_missing_part() -> None:
     for part in ("golden case", "round-trip case", "schema-state case", "apply()", "expects()", "checklist()",
                  "README.md"):
         assert any(part in m for m in missing), f"{part!r} not reported: {missing}"
+
+
+# Kinds whose rollback leaves nothing to check: an extension dbdeploy may not remove (others may use
+# it), a RawSQL verify query (its rollback is the spec's own SQL), a backup (only made by a rollback).
+_NOTHING_AFTER_ROLLBACK = {"extension", "sql", "backup"}
+
+
+def test_every_expectation_kind_says_what_its_rollback_leaves() -> None:
+    """The generated tests' ``-m rolled_back`` group comes from each kind's ``after_rollback`` (one
+    definition per kind, next to its forward form), not from a second, untyped walk over the JSON."""
+    from dbdeploy.bundle import expectations
+
+    silent = sorted(kind for kind, cls in expectations.KINDS.items()
+                    if cls.after_rollback is expectations.Expectation.after_rollback
+                    and kind not in _NOTHING_AFTER_ROLLBACK)
+    assert not silent, f"expectation kinds without after_rollback(): {silent}"

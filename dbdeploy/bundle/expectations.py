@@ -22,7 +22,8 @@ import decimal
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 
@@ -37,6 +38,37 @@ class Expectation:
         """The manifest / generated-test entry: ``{"object": kind, <fields>, "present": bool}``."""
         raise NotImplementedError
 
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        """What the version's rollback leaves of this expectation (the generated tests' ``-m rolled_back``
+        group). Default: nothing to check (e.g. an extension, a RawSQL verify query)."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What one version's rollback leaves, for :meth:`Expectation.after_rollback`: ``created_tables``
+    (the tables the version created: its rollback drops them whole, so what lies inside them is not
+    checked one by one), dbdeploy's schemas, and ``seed_backup_prefix`` (table → the fixed part of the
+    name of the backup the rollback copies removed seed rows to)."""
+
+    version: str
+    created_tables: frozenset[str]
+    backup_schema: str
+    history_schema: str
+    seed_backup_prefix: Callable[[str], str]
+
+    @classmethod
+    def of(cls, version: str, expects: list[Expectation], backup_schema: str, history_schema: str,
+           seed_backup_prefix: Callable[[str], str]) -> Rollback:
+        """The rollback of the version whose forward ``expects`` lists."""
+        created = frozenset(e.name for e in expects if isinstance(e, Table) and e.present)
+        return cls(version, created, backup_schema, history_schema, seed_backup_prefix)
+
+
+def after_rollback(expects: list[Expectation], rollback: Rollback) -> list[Expectation]:
+    """Every expectation's :meth:`Expectation.after_rollback`, in order."""
+    return [after for e in expects for after in e.after_rollback(rollback)]
+
 
 @dataclass(frozen=True)
 class Schema(Expectation):
@@ -45,9 +77,21 @@ class Schema(Expectation):
     kind: ClassVar[str] = "schema"
     name: str
     present: bool = True
+    # after a rollback: the version whose rollback removes it and dbdeploy's history schema, so a
+    # schema that existed before that version (not recorded as created by it) may rightly stay
+    version: str | None = None
+    history_schema: str | None = None
 
     def to_json(self) -> dict:
-        return {"object": self.kind, "name": self.name, "present": self.present}
+        entry = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present or self.name == "public":
+            return ()
+        return (Schema(self.name, False, version=rollback.version, history_schema=rollback.history_schema),)
 
 
 @dataclass(frozen=True)
@@ -73,6 +117,9 @@ class Table(Expectation):
     def to_json(self) -> dict:
         return {"object": self.kind, "name": self.name, "present": self.present}
 
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        return (replace(self, present=not self.present),)
+
 
 @dataclass(frozen=True)
 class Column(Expectation):
@@ -95,6 +142,11 @@ class Column(Expectation):
         if self.present and self.type_name is not None:
             entry.update(not_null=self.not_null, type=self.type_name, default=self.default, identity=self.identity)
         return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables:
+            return ()     # its table is dropped whole
+        return (Column(self.table, self.name, present=not self.present),)
 
 
 @dataclass(frozen=True)
@@ -128,6 +180,11 @@ class Constraint(Expectation):
             if value is not None:
                 entry[field] = list(value) if isinstance(value, tuple) else value
         return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables:
+            return ()     # its table is dropped whole
+        return (Presence(self.kind, self.name, self.table, not self.present),)
 
 
 @dataclass(frozen=True)
@@ -164,6 +221,11 @@ class Index(Expectation):
             entry["definition"] = self.definition.to_json()
         return entry
 
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables:
+            return ()     # its table is dropped whole
+        return (Presence(self.kind, self.name, self.table, not self.present),)
+
 
 @dataclass(frozen=True)
 class Backfill(Expectation):
@@ -190,6 +252,9 @@ class Backfill(Expectation):
         if self.backup:
             entry.update(backup=self.backup, key=list(self.key), written=dict(self.written))
         return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        return (Table(self.name, present=False),)     # the progress table goes with the rollback
 
 
 @dataclass(frozen=True)
@@ -220,6 +285,13 @@ class SeedRows(Expectation):
             entry["values"] = [{c: json_value(v) for c, v in row.items()} for row in self.rows]
         entry["present"] = True
         return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables:
+            return ()     # a table the version created is dropped whole, its rows copied out by the drop
+        prefix = rollback.seed_backup_prefix(self.table)
+        return (RemovedSeedRows(self, rollback.backup_schema, prefix),
+                Backup(prefix, rollback.backup_schema, f"the seed rows of {self.table} removed by the rollback"))
 
 
 @dataclass(frozen=True)
@@ -257,6 +329,35 @@ class Backup(Expectation):
 
     def to_json(self) -> dict:
         return {"object": self.kind, "name": self.name, "present": True, "schema": self.schema, "what": self.what}
+
+
+@dataclass(frozen=True)
+class Presence(Expectation):
+    """After a rollback: constraint or index ``name`` on ``table`` is back (``present``) or gone — the
+    check of its kind (``object``) with nothing but presence to compare."""
+
+    object: str
+    name: str
+    table: str
+    present: bool
+
+    def to_json(self) -> dict:
+        return {"object": self.object, "name": self.name, "table": self.table, "present": self.present}
+
+
+@dataclass(frozen=True)
+class RemovedSeedRows(Expectation):
+    """After a rollback: the seed rows ``seeded`` inserted are gone from its table and left in the
+    backup ``schema.prefix*`` the rollback copies them to."""
+
+    seeded: SeedRows
+    schema: str
+    prefix: str
+
+    kind: ClassVar[str] = "rows"
+
+    def to_json(self) -> dict:
+        return dict(self.seeded.to_json(), present=False, left_in={"schema": self.schema, "prefix": self.prefix})
 
 
 KINDS: dict[str, type[Expectation]] = {

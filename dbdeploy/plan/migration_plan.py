@@ -33,7 +33,7 @@ class MigrationPlan:
     forward: list[Step]
     rollback: list[Step]
     tables_created: tuple[str, ...]
-    expects: list[dict]
+    expects: list[expectations.Expectation]   # typed; the manifest and the generated tests hold their JSON
     checklist: list[ChecklistItems] = field(default_factory=list)   # per operation, in operation order
     forward_ops: list[int] = field(default_factory=list)   # per forward step: its operation's index (0-based)
 
@@ -58,7 +58,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
     undo: list[list[Step]] = []          # per forward group, in forward order
     undo_ops: list = []                  # the operation of each group (None: a deferred NOT NULL undo)
     created: list[str] = []
-    expects: list[dict] = []
+    expects: list[expectations.Expectation] = []
     checklist: list[ChecklistItems] = []
     earlier = ChecklistItems()           # the contributions of the operations before this one, merged
     preflight: list[sql.Composable] = []
@@ -80,7 +80,7 @@ def plan_migration(migration: Migration, state: SchemaState, history_schema: str
             checks = op.rollback_preflight(ctx)
             if checks:
                 preflight.append(_preflight_part(ctx, op, checks))
-            expects += expectations.to_json(op.expects(ctx))
+            expects += op.expects(ctx)
             part = op.checklist(ctx, earlier)
             checklist.append(part)
             earlier.add(part)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jinja2
 
 from dbdeploy.bundle import bookkeeping
+from dbdeploy.bundle.expectations import to_json
 from dbdeploy.bundle.manifest import MANIFEST_FORMAT, MANIFEST_NAME, FileEntry, Manifest, StepEntry, file_names
 from dbdeploy.bundle.markers import (
     POSTAMBLE,
@@ -95,7 +96,7 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         },
         steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.forward, 1)),
         rollback_steps=tuple(_step_entry(i, s) for i, s in enumerate(plan.rollback, 1)),
-        expects=tuple(plan.expects), format=MANIFEST_FORMAT,
+        expects=tuple(to_json(plan.expects)), format=MANIFEST_FORMAT,
         statements={which: index for which, index in (("forward", statement_index_of(forward)),
                                                       ("rollback", statement_index_of(rollback)))
                     if index is not None})

@@ -14,6 +14,8 @@ from pathlib import Path
 import jinja2
 
 from dbdeploy.bundle import catalog_checks
+from dbdeploy.bundle.expectations import Expectation, Rollback, after_rollback, to_json
+from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.model.names import split_table
 from dbdeploy.ops.common import rollback_backup_prefix
 
@@ -41,42 +43,22 @@ def embedded_checks() -> str:
     return text[text.index("\n", text.index(_EMBED_MARKER)) + 1:].strip() + "\n"
 
 
-def rolled_back_expectations(version: str, expects: list[dict], backup_schema: str = "dbdeploy_backup",
-                             history_schema: str = "migrations") -> list[dict]:
+def rolled_back_expectations(version: str, expects: list[Expectation], backup_schema: str = BACKUP_SCHEMA,
+                             history_schema: str = HISTORY_SCHEMA) -> list[dict]:
     """After rollback: what the migration created is gone, what it dropped is back, and data it
-    removed has a copy in ``backup_schema``."""
-    created_tables = {e["name"] for e in expects if e["object"] == "table" and e["present"]}
-    result: list[dict] = []
-    for e in expects:
-        kind, present = e["object"], e["present"]
-        inside_new_table = e.get("table") in created_tables
-        if kind == "table":
-            result.append({"object": "table", "name": e["name"], "present": not present})
-        elif kind == "schema" and present and e["name"] != "public":
-            result.append({"object": "schema", "name": e["name"], "present": False, "version": version,
-                           "history_schema": history_schema})
-        elif kind in ("column", "constraint", "index") and not inside_new_table:
-            entry = {k: e[k] for k in ("object", "name", "table") if k in e}
-            entry["present"] = not present
-            result.append(entry)
-        elif kind == "backfill":
-            result.append({"object": "table", "name": e["name"], "present": False})
-        elif kind == "rows" and not inside_new_table:
-            # (a table the migration created is dropped whole by its rollback, rows copied out by the drop)
-            prefix = rollback_backup_prefix(version, f"{split_table(e['table'])[1]}_seed")
-            result.append(dict(e, present=False, left_in={"schema": backup_schema, "prefix": prefix}))
-            result.append({"object": "backup", "name": prefix, "present": True, "schema": backup_schema,
-                           "what": f"the seed rows of {e['table']} removed by the rollback"})
-    return result
+    removed has a copy in ``backup_schema`` — each kind's :meth:`Expectation.after_rollback`, as JSON."""
+    rollback = Rollback.of(version, expects, backup_schema, history_schema,
+                           lambda table: rollback_backup_prefix(version, f"{split_table(table)[1]}_seed"))
+    return [e.to_json() for e in after_rollback(expects, rollback)]
 
 
 def render_test_file(*, folder: str, label: str, name: str, version: str, source: str, checksum: str,
-                     expects: list[dict], history_schema: str, backup_schema: str) -> str:
+                     expects: list[Expectation], history_schema: str, backup_schema: str) -> str:
     """The generated pytest file of one bundle (Python source). ``expects`` are the operations'
-    manifest expectation entries; the file checks them after apply (skipping those a later applied
-    version supersedes), the rolled-back state with ``-m rolled_back``, the migration_log row and the
-    sequences of the migration's tables."""
-    applied = [e for e in expects if e["object"] != "extension" or e["present"]]
+    expectations (written as the manifest's JSON entries); the file checks them after apply
+    (skipping those a later applied version supersedes), the rolled-back state with ``-m
+    rolled_back``, the migration_log row and the sequences of the migration's tables."""
+    applied = [e for e in to_json(expects) if e["object"] != "extension" or e["present"]]
     tables = catalog_checks.migration_tables(applied)
     return _ENV.get_template("test_bundle.py.j2").render(
         folder=folder, label=label, name=name, version=version, source=source, checksum=checksum,
