@@ -19,7 +19,7 @@ _FROM_PARSE = (
     "parse_type", "statement_needs_autocommit",
 )
 _FROM_QUOTE = ("SQL", "Composable", "dollar_quote", "dollar_quoted", "ident", "line_comment", "literal",
-               "qualified", "regclass", "regclass_literal", "regclass_of", "render")
+               "qualified", "regclass", "regclass_of", "render")
 _SOURCE = {**dict.fromkeys(_FROM_PARSE, "parse"), **dict.fromkeys(_FROM_QUOTE, "quote")}
 
 __all__ = [*_FROM_PARSE, *_FROM_QUOTE]
@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
         literal,
         qualified,
         regclass,
-        regclass_literal,
         regclass_of,
         render,
     )

@@ -30,21 +30,15 @@ def literal(value: Any) -> sql.Literal:
     return sql.Literal(value)
 
 
-def regclass_literal(table: str) -> sql.Literal:
-    """The text literal ``to_regclass`` needs: the quoted name as a string, so case and dots
-    in names cannot change which relation is looked up."""
-    return sql.Literal(render(qualified(table)))
-
-
 def regclass(relation: str | sql.Identifier) -> sql.Composed:
     """``pg_catalog.to_regclass('"schema"."name"')``: the relation's oid, or NULL when it is missing.
 
     ``relation`` is a validated ``schema.name`` string (split at the first dot, as
     :func:`qualified`) or an already quoted :class:`~psycopg.sql.Identifier`; the lookup gets the
-    quoted name as text (:func:`regclass_literal`), so case and dots in names cannot change which
-    relation is found. The one spelling of a static ``to_regclass`` in generated SQL."""
+    quoted name as a text literal, so case and dots in names cannot change which relation is found.
+    The one spelling of a static ``to_regclass`` in generated SQL."""
     name = qualified(relation) if isinstance(relation, str) else relation
-    return sql.SQL("pg_catalog.to_regclass({})").format(sql.Literal(render(name)))
+    return regclass_of(sql.Literal(render(name)))
 
 
 def regclass_of(name: sql.Composable) -> sql.Composed:
