@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +115,11 @@ class Case:
 def mig(version: str, name: str, *operations) -> Migration:
     return Migration(version=version, name=name, operations=list(operations))
 
+
+#: Rows in the populated tables of the cases that change existing objects (alter, rename, drop
+#: constraint, primary key): 100,000 with DBDEPLOY_FULL=1 (the full matrix, README "Testing"),
+#: 2,000 in the default suite so CI stays inside its budget.
+ALTER_ROWS = 100_000 if os.environ.get("DBDEPLOY_FULL") == "1" else 2_000
 
 ACCOUNTS = """
 CREATE TABLE public.teams (id integer PRIMARY KEY, name text NOT NULL);

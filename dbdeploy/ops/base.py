@@ -104,6 +104,9 @@ class SchemaState:
     types: dict[str, object] = field(default_factory=dict)
     functions: dict[str, object] = field(default_factory=dict)
     partitions: dict[str, object] = field(default_factory=dict)
+    # Expansions (``online=True`` operations, see ops/expansion.py) not contracted yet:
+    # version → the expanding operations of that version, in order.
+    expansions: dict[str, tuple] = field(default_factory=dict)
     # What DropTable/DropColumn removed, in order: (table, column or "" for the whole table). Lint uses it
     # to forget what RawSQL told it about the dropped table or column.
     dropped: tuple[tuple[str, str], ...] = ()
@@ -126,7 +129,8 @@ class SchemaState:
         return SchemaState(tables=dict(self.tables), indexes=dict(self.indexes), relations=dict(self.relations),
                            foreign_keys=dict(self.foreign_keys), checks=dict(self.checks),
                            sequences=dict(self.sequences), views=dict(self.views), types=dict(self.types),
-                           functions=dict(self.functions), partitions=dict(self.partitions), dropped=self.dropped,
+                           functions=dict(self.functions), partitions=dict(self.partitions),
+                           expansions=dict(self.expansions), dropped=self.dropped,
                            complete=self.complete, raw_changed=self.raw_changed, at=self.at)
 
     def claim(self, name: str, kind: str, table: str) -> None:
@@ -179,6 +183,11 @@ class SchemaState:
                              if not (v.table == table and column in v.columns)}
         self.checks = {k: v for k, v in self.checks.items() if not (v.table == table and column in v.columns)}
         self.dropped = (*self.dropped, (table, column))
+
+    def open_expansion(self, op) -> None:
+        """Record ``op`` (an :class:`~dbdeploy.ops.expansion.Expands` run with ``online=True``) as an
+        expansion of the version being applied (:attr:`at`), for a later ``Contract`` to close."""
+        self.expansions[self.at.version] = (*self.expansions.get(self.at.version, ()), op)
 
     def register_constraint(self, table: str, name: str, what: str) -> None:
         """Record constraint ``name`` on ``table`` (a table the specs created; others are not known),
