@@ -49,11 +49,14 @@ from dbdeploy import (
     CreateTable,
     DropColumn,
     DropIndex,
+    Contract,
     DropTable,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RenameColumn,
+    RenameTable,
     RequireExtension,
     SeedRows,
     Unique,
@@ -610,6 +613,60 @@ CASES = [
                rollback="DELETE FROM public.teams WHERE id = 99"))],
          setup=ACCOUNTS, data={"public.teams": "id", "public.accounts": "id"}, data_changes=True,
          after_forward=_raw_forward),
+]
+
+
+# -- rename_column / rename_table (plain and online) / contract ----------------------------------
+
+MEMBERS = mig("001", "create_members", CreateTable(
+    table="public.members",
+    columns=[Column(name="id", type="bigint", nullable=False), Column(name="email", type="text", nullable=False),
+             Column(name="handle", type="text", nullable=False, default="'anon'"), Column(name="score", type="integer")],
+    primary_key=["id"], indexes=[Index(columns=["handle"])], uniques=[Unique(columns=["email"])]))
+MEMBER_ROWS = ("INSERT INTO public.members SELECT g, 'm' || g || '@example.com', 'h' || g,"
+               f" CASE WHEN g % 7 = 0 THEN NULL ELSE g END FROM generate_series(1, {ALTER_ROWS}) g;")
+MEMBER_DATA = {"public.members": "id", "public.people": "id"}
+HANDLE_ONLINE = RenameColumn(table="public.members", column="handle", new_name="nick", online=True)
+SCORE_ONLINE = RenameColumn(table="public.members", column="score", new_name="points", online=True)
+PEOPLE_ONLINE = RenameTable(table="public.members", new_name="public.people", online=True)
+
+
+def _online_column_forward(conn, rows0) -> None:
+    _assert_all(conn, "SELECT count(*) FROM public.members WHERE nick IS DISTINCT FROM handle"
+                      " OR points IS DISTINCT FROM score", [(0,)])
+    conn.execute("INSERT INTO public.members (id, email, handle) VALUES (-1, 'old@example.com', 'old-code')")
+    conn.execute("INSERT INTO public.members (id, email, nick, points) VALUES (-2, 'new@example.com', 'new-code', 5)")
+    _assert_all(conn, "SELECT id, handle, nick, score, points FROM public.members WHERE id < 0 ORDER BY id",
+                [(-2, "new-code", "new-code", 5, 5), (-1, "old-code", "old-code", None, None)])
+    conn.execute("DELETE FROM public.members WHERE id < 0")
+
+
+def _online_table_forward(conn, rows0) -> None:
+    conn.execute("INSERT INTO public.members (id, email) VALUES (-1, 'view@example.com')")
+    _assert_all(conn, "SELECT handle FROM public.people WHERE id = -1", [("anon",)])
+    conn.execute("UPDATE public.members SET score = 42 WHERE id = -1")
+    _assert_all(conn, "SELECT score FROM public.people WHERE id = -1", [(42,)])
+    conn.execute("DELETE FROM public.members WHERE id = -1")
+    _assert_all(conn, "SELECT count(*) FROM public.people WHERE id = -1", [(0,)])
+
+
+CASES += [
+    Case("rename_column", [MEMBERS, mig("002", "rename_email", RenameColumn(
+        table="public.members", column="email", new_name="email_address"))],
+         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("rename_table", [MEMBERS, mig("002", "rename_members", RenameTable(
+        table="public.members", new_name="public.people"))],
+         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("rename_column_online", [MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE)],
+         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_column_forward),
+    Case("rename_table_online", [MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE)],
+         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_table_forward),
+    Case("contract_column", [MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE),
+                             mig("003", "contract_handle", Contract(version="002"))],
+         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("contract_table", [MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE),
+                            mig("003", "contract_members", Contract(version="002"))],
+         populate=MEMBER_ROWS, data={"public.people": "id"}, data_changes=False),
 ]
 
 

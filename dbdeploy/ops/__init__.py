@@ -6,6 +6,7 @@ from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.backfill import Backfill
+from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
@@ -14,21 +15,26 @@ from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
+from dbdeploy.ops.rename_column import RenameColumn
+from dbdeploy.ops.rename_table import RenameTable
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
+    RenameColumn, RenameTable, Contract,
 )
 
 AnyOperation = (
     CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
+    | RenameColumn | RenameTable | Contract
 )
 
 __all__ = [
     "OPERATION_TYPES", "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "AnyOperation", "Backfill",
     "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
+    "RenameColumn", "RenameTable", "Contract",
 ]
