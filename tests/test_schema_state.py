@@ -22,6 +22,7 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    Contract,
     CreateIndex,
     CreateSchema,
     CreateTable,
@@ -32,6 +33,8 @@ from dbdeploy import (
     Index,
     Migration,
     RawSQL,
+    RenameColumn,
+    RenameTable,
     RequireExtension,
     SeedRows,
     Unique,
@@ -118,7 +121,58 @@ CASES = {
                        rollback="ALTER TABLE public.t DROP COLUMN z;"),
                 # a text search: "p" occurs in the SQL too, and marking too many is the safe side
                 {("raw_changed",): frozenset({"public.t", "public.p"})}),
+    "rename_column": (RenameColumn(table="public.t", column="p", new_name="parent"),
+                      # the check's expression text keeps the old name; its column set follows the rename
+                      {("columns", "public.t"): ("id", "parent", "q", "a", "b"),
+                       ("indexes", "public.t_p_idx"): ("public.t", ("parent",)),
+                       ("foreign_keys", ("public.t", "t_p_fkey")): (("parent",), "public.p", ("id",), V, 1),
+                       ("checks", ("public.t", "t_p_nn")): ("p IS NOT NULL", frozenset({"parent"}), "parent")}),
+    "rename_table": (RenameTable(table="public.p", new_name="public.parents"),
+                     {("columns", "public.p"): GONE, ("primary_key", "public.p"): GONE, ("constraints", "public.p"): GONE,
+                      ("uniques", "public.p"): GONE, ("relations", "public.p"): GONE,
+                      ("columns", "public.parents"): ("id",), ("primary_key", "public.parents"): ("id",),
+                      ("constraints", "public.parents"): frozenset({"p_pkey"}), ("uniques", "public.parents"): (),
+                      ("relations", "public.parents"): ("table", "public.parents"),
+                      ("relations", "public.p_pkey"): ("the primary key", "public.parents"),
+                      ("foreign_keys", ("public.t", "t_p_fkey")): (("p",), "public.parents", ("id",), V, 1)}),
+    # after EARLIER["contract"] (V899 renamed t.a to a2 and p to p2 online): the old sides go
+    "contract": (Contract(version="899"),
+                 {("columns", "public.t"): ("id", "p", "q", "b", "a2"), ("dropped",): (("public.t", "a"),),
+                  ("views", "public.p"): GONE, ("relations", "public.p"): GONE}),
 }
+
+# Operations that close what an earlier version opened: these migrations (versions below V) run
+# first, and the case's operation is V's only operation.
+EARLIER = {
+    "contract": lambda: [
+        Migration(version="898", name="prefix", operations=_prefix()),
+        Migration(version="899", name="expand", operations=[
+            RenameColumn(table="public.t", column="a", new_name="a2", online=True),
+            RenameTable(table="public.p", new_name="public.p2", online=True)]),
+    ],
+}
+
+
+def _states_after_earlier(earlier: list, ops: list) -> dict[str, SchemaState]:
+    """As :func:`_states_after`, with the migrations ``earlier`` applied before V (``ops``, possibly none)."""
+    migrations = [*earlier, *([Migration(version=V, name="state", operations=ops)] if ops else [])]
+    walked = SchemaState(complete=True)
+    for migration in migrations:
+        for visit in walk(migration.operations, walked, version=migration.version):
+            assert visit.error is None, visit.error
+    planned = SchemaState(complete=True)
+    for migration in migrations:
+        plan_migration(migration, planned)
+    seen: dict[tuple[str, int], SchemaState] = {}
+
+    def capture(ctx):
+        seen[ctx.version, ctx.index] = ctx.after.schema
+        return ()
+
+    rule = Rule("capture-state", "warning", "-", "-", capture)
+    lint_migrations([LoadedMigration(m, Path(f"V{m.version}__state.py")) for m in migrations], rules=(rule,))
+    last = migrations[-1]
+    return {"walk": walked, "plan": planned, "lint": seen[last.version, len(last.operations) - 1]}
 
 
 def facts(state: SchemaState) -> dict:
@@ -177,8 +231,12 @@ def test_every_operation_type_has_a_state_case():
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_apply_records_its_effect_once_for_everyone(kind):
     op, expected = CASES[kind]
-    before = facts(_states_after(_prefix())["walk"])
-    states = _states_after([*_prefix(), op])
+    if kind in EARLIER:
+        before = facts(_states_after_earlier(EARLIER[kind](), [])["walk"])
+        states = _states_after_earlier(EARLIER[kind](), [op])
+    else:
+        before = facts(_states_after(_prefix())["walk"])
+        states = _states_after([*_prefix(), op])
     after = {who: facts(state) for who, state in states.items()}
     assert after["plan"] == after["walk"], "planning saw another state than the walk"
     assert after["lint"] == after["walk"], "lint rules saw another state than the walk"

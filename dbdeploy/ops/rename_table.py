@@ -102,6 +102,10 @@ class RenameTable(Expands, Operation):
         if state.complete and self.table not in state.tables and self.new_name in state.tables:
             raise ValueError(f"{self.table} was already renamed to {self.new_name} by an earlier spec — fix: remove "
                              "this rename")
+        for version, ops in state.expansions.items():
+            if any(getattr(op, "table", None) == self.table for op in ops):
+                raise ValueError(f"V{version} left an expansion on {self.table} open (its Contract works on that "
+                                 "name) — fix: rename the table in a migration after that Contract")
         self._version = state.at.version
         rename_table_in_state(state, self.table, self.new_name)
         if self.online:
