@@ -825,3 +825,76 @@ def test_models_are_frozen(model, kwargs):
 def test_missing_required_field_named():
     rejected(lambda: Column(name="a"), "Field required", loc="type")
     rejected(lambda: Migration(version="001", name="m"), "Field required", loc="operations")
+
+
+# --- RenameColumn / RenameTable / Contract (expand/contract) -------------------------------------
+
+def _renames_plan(*later_ops_by_version):
+    """Plan a spec-created public.m (id, a, b) and then each migration of ``later_ops_by_version``
+    (version 002, 003, …) with every earlier spec known, as `dbdeploy generate` does."""
+    from dbdeploy import Contract, RenameColumn, RenameTable  # noqa: F401  (the DSL names)
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
+
+    first = Migration(version="001", name="m", operations=[CreateTable(
+        table="public.m", columns=[Column(name="id", type="bigint", nullable=False), Column(name="a", type="text"),
+                                   Column(name="b", type="text")], primary_key=["id"])])
+    migrations = [first] + [Migration(version=f"{i + 2:03d}", name=f"m{i + 2}", operations=list(ops))
+                            for i, ops in enumerate(later_ops_by_version)]
+    return plan_all([LoadedMigration(m, Path(f"V{m.version}__{m.name}.py")) for m in migrations])
+
+
+def test_rename_column_refusals_name_the_fix():
+    from dbdeploy import RenameColumn
+    from dbdeploy.errors import SpecError
+
+    rejected(lambda: Migration(version="002", name="m", operations=[
+        RenameColumn(table="t", column="a", new_name="a")]), "new_name is the column's current name", "fix:")
+    rejected(lambda: Migration(version="002", name="m", operations=[
+        RenameColumn(table="t", column="a", new_name="b", key=["id"])]), "key is only used by the online form",
+             "fix: remove key")
+    for op, reason in [
+        (RenameColumn(table="public.m", column="zz", new_name="c"), "has no column 'zz' to rename"),
+        (RenameColumn(table="public.m", column="a", new_name="b"), "already has a column 'b'"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            _renames_plan([op])
+        text = str(info.value)
+        assert reason in text and "fix:" in text and "V002__m2.py" in text and "operations[0]" in text, text
+    # an online rename of a table whose primary key the specs do not know needs key=[...]
+    with pytest.raises(SpecError, match=r"primary key is not known from the specs — fix: set key=\[\.\.\.\]"):
+        _renames_plan([RenameColumn(table="public.other", column="a", new_name="c", online=True)])
+
+
+def test_rename_table_refusals_name_the_fix():
+    from dbdeploy import RenameColumn, RenameTable
+    from dbdeploy.errors import SpecError
+
+    rejected(lambda: RenameTable(table="public.t", new_name="archive.t"), "is not a rename",
+             "fix: keep the schema (public.t)")
+    rejected(lambda: RenameTable(table="public.t", new_name="public.t"), "current name", "fix:")
+    with pytest.raises(SpecError, match="rename the table in a migration after that Contract"):
+        _renames_plan([RenameColumn(table="public.m", column="a", new_name="c", online=True)],
+                      [RenameTable(table="public.m", new_name="public.n")])
+
+
+def test_contract_refusals_name_the_fix():
+    from dbdeploy import Contract, RenameColumn
+    from dbdeploy.errors import SpecError
+
+    rejected(lambda: Contract(version="v2"), "is not a version number", "fix:")
+    # no expansion in that version
+    with pytest.raises(SpecError) as info:
+        _renames_plan([RenameColumn(table="public.m", column="a", new_name="c")], [Contract(version="002")])
+    assert "V002 has no open expansion to contract" in str(info.value) and "fix:" in str(info.value)
+    # not applied before it in version order (a later or the same version)
+    rejected(lambda: Migration(version="002", name="m", operations=[Contract(version="003")]),
+             "contract in a migration after V003", loc="")
+    rejected(lambda: Migration(version="002", name="m", operations=[Contract(version="002")]),
+             "contract in a migration after V002", loc="")
+    # contracted twice
+    with pytest.raises(SpecError, match="contracted already"):
+        _renames_plan([RenameColumn(table="public.m", column="a", new_name="c", online=True)],
+                      [Contract(version="002")], [Contract(version="002")])
+    # the right order plans
+    _renames_plan([RenameColumn(table="public.m", column="a", new_name="c", online=True)], [Contract(version="002")])
