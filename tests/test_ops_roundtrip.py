@@ -44,12 +44,12 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    Contract,
     CreateIndex,
     CreateSchema,
     CreateTable,
     DropColumn,
     DropIndex,
-    Contract,
     DropTable,
     ForeignKey,
     Index,
@@ -621,7 +621,8 @@ CASES = [
 MEMBERS = mig("001", "create_members", CreateTable(
     table="public.members",
     columns=[Column(name="id", type="bigint", nullable=False), Column(name="email", type="text", nullable=False),
-             Column(name="handle", type="text", nullable=False, default="'anon'"), Column(name="score", type="integer")],
+             Column(name="handle", type="text", nullable=False, default="'anon'"),
+             Column(name="score", type="integer")],
     primary_key=["id"], indexes=[Index(columns=["handle"])], uniques=[Unique(columns=["email"])]))
 MEMBER_ROWS = ("INSERT INTO public.members SELECT g, 'm' || g || '@example.com', 'h' || g,"
                f" CASE WHEN g % 7 = 0 THEN NULL ELSE g END FROM generate_series(1, {ALTER_ROWS}) g;")

@@ -6,8 +6,8 @@ from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.backfill import Backfill
-from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
+from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable

@@ -21,7 +21,8 @@ from dbdeploy.bundle.step import Step
 class Expands:
     """Mixin for an operation whose ``online=True`` form is an expansion (old and new side both work)."""
 
-    online: bool      # a field of the operation (pydantic); annotation only, so the field does not shadow a default here
+    # A field of the operation (pydantic): annotation only here, so the field shadows no class attribute.
+    online: bool
 
     def contract_apply(self, state) -> None:
         """The schema effect of removing the old side (on :class:`~dbdeploy.ops.base.SchemaState`)."""

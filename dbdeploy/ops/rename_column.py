@@ -261,7 +261,8 @@ class RenameColumn(Expands, Operation):
         t, old, new = qualified(self.table), self.column, self.new_name
         body = block(
             if_then(relation_missing(self.table),
-                    fail(ctx, f"table {self.table} does not exist", "Check the table name, or create the table first.")),
+                    fail(ctx, f"table {self.table} does not exist",
+                         "Check the table name, or create the table first.")),
             if_then(S("{} AND {}").format(column_exists(self.table, old), column_exists(self.table, new)),
                     fail(ctx, f"{self.table} has both {old!r} and {new!r}",
                          f"Drop or rename one of them first; then re-run {ctx.label}.")),
@@ -336,7 +337,8 @@ class RenameColumn(Expands, Operation):
                 tg=ident(self._trigger()), t=qualified(self.table), fn=self._fn(ctx)))
 
     def _drop_trigger(self, ctx: PlanContext) -> sql.Composable:
-        return block(S("DROP TRIGGER IF EXISTS {tg} ON {t};").format(tg=ident(self._trigger()), t=qualified(self.table)),
+        return block(S("DROP TRIGGER IF EXISTS {tg} ON {t};").format(tg=ident(self._trigger()),
+                                                                     t=qualified(self.table)),
                      S("DROP FUNCTION IF EXISTS {fn}();").format(fn=self._fn(ctx)))
 
     def _add_like(self, target: str, source: str) -> sql.Composable:
@@ -368,7 +370,8 @@ class RenameColumn(Expands, Operation):
         check = self._not_null_check()
         body = block(
             if_then(relation_missing(self.table),
-                    fail(ctx, f"table {self.table} does not exist", "Check the table name, or create the table first.")),
+                    fail(ctx, f"table {self.table} does not exist",
+                         "Check the table name, or create the table first.")),
             if_then(S("NOT {}").format(column_exists(self.table, old)),
                     fail(ctx, f"{self.table} has no column {old!r} to expand",
                          "Check the column name in the spec (the online rename needs the old column).")),
@@ -459,11 +462,12 @@ class RenameColumn(Expands, Operation):
                        "deploy the application that reads the new name together with it, or use online=True and a "
                        "later Contract."] if existing else [],
                 health_checks=[queries.column_state(table, new, None), queries.column_gone(table, old)],
-                rollback_notes=[f"{table}.{new} is renamed back to {old} only if {ctx.label} renamed it (catalog only)."])
+                rollback_notes=[f"{table}.{new} is renamed back to {old} only if {ctx.label} renamed it "
+                                "(catalog only)."])
         plan = self._fill_plan(ctx, into=new, source=old, tag=f"op{ctx.index}_sync")
         mirrored = [name for name, _index in self._mirrored(ctx.state)]
-        notes = [f"Until the Contract of V{self._version}, {table}.{old} and {table}.{new} hold the same value in every "
-                 f"row (a trigger copies writes of either to the other; when both are written differently, {new} "
+        notes = [f"Until the Contract of V{self._version}, {table}.{old} and {table}.{new} hold the same value in "
+                 f"every row (a trigger copies writes of either to the other; when both are written differently, {new} "
                  "wins). The new column has no default until the contract: new code that omits it gets the old "
                  "column's default through the trigger.",
                  "Mirrored on the new column: " + (", ".join(mirrored) if mirrored else "no index") + ". Not mirrored: "

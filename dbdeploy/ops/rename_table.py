@@ -61,7 +61,8 @@ def rename_table_in_state(state: SchemaState, old: str, new: str) -> None:
                        for n, (kind, owner) in state.relations.items()}
     if old not in state.relations and new not in state.relations and known is not None:
         state.relations[new] = ("table", new)
-    state.indexes = {n: ((new, index) if owner == old else (owner, index)) for n, (owner, index) in state.indexes.items()}
+    state.indexes = {n: ((new, index) if owner == old else (owner, index))
+                     for n, (owner, index) in state.indexes.items()}
     state.foreign_keys = {
         ((new, name) if table == old else (table, name)): replace(
             fact, table=new if fact.table == old else fact.table,
@@ -87,8 +88,8 @@ class RenameTable(Expands, Operation):
         old_schema, old_name = split_table(self.table)
         new_schema, new_name = split_table(self.new_name)
         if old_schema != new_schema:
-            raise ValueError(f"new_name {self.new_name} is in schema {new_schema!r}, the table in {old_schema!r}: moving "
-                             "a table to another schema is not a rename — fix: keep the schema "
+            raise ValueError(f"new_name {self.new_name} is in schema {new_schema!r}, the table in {old_schema!r}: "
+                             "moving a table to another schema is not a rename — fix: keep the schema "
                              f"({old_schema}.{new_name}), or move it with RawSQL (ALTER TABLE … SET SCHEMA)")
         if old_name == new_name:
             raise ValueError(f"new_name is the table's current name {self.table} — fix: give another name, or remove "
@@ -137,7 +138,8 @@ class RenameTable(Expands, Operation):
         old, new = self.table, self.new_name
         return block(
             if_then(S("{} AND {}").format(relation_exists(old), relation_exists(new)),
-                    fail(ctx, f"both {old} and {new} exist", f"Drop or rename one of them first; then re-run {ctx.label}.")),
+                    fail(ctx, f"both {old} and {new} exist",
+                         f"Drop or rename one of them first; then re-run {ctx.label}.")),
             if_then(relation_exists(old),
                     if_then(S("NOT {}").format(self._is_table(old)),
                             fail(ctx, f"{old} is not a table", "Check the name in the spec.")),
@@ -162,7 +164,8 @@ class RenameTable(Expands, Operation):
               "      AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRIGGER', 'REFERENCES')\n"
               "LOOP\n"
               "    EXECUTE 'GRANT ' || v_grant.privilege_type || ' ON ' || {v} || ' TO '\n"
-              "        || CASE WHEN v_grant.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(v_grant.rolname) END;\n"
+              "        || CASE WHEN v_grant.grantee = 0 THEN 'PUBLIC'"
+              " ELSE pg_catalog.quote_ident(v_grant.rolname) END;\n"
               "END LOOP;").format(rel=regclass(self.new_name), v=literal(render(qualified(self.table)))),
             record_owned(owner, "view", self.table))
 
