@@ -76,6 +76,11 @@ class Manifest:
     # ``forward``/``rollback`` → the file's statement index (dbdeploy.bundle.statement_index), written
     # last so the fields above stay on top for a reviewer; empty in a bundle of an older dbdeploy.
     statements: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Expand/contract (ops/expansion.py): one line per expansion this version opens (``online=True``
+    # operations), and the versions whose expansions it closes (``Contract``). Written only when not
+    # empty, so every other manifest keeps its bytes; a manifest without them reads as empty.
+    expands: tuple[str, ...] = ()
+    contracts: tuple[str, ...] = ()
 
     def statement_index(self, which: str) -> dict[str, str] | None:
         """The statement index of the file ``which`` when it describes the bytes ``files`` names (same
@@ -101,6 +106,8 @@ class Manifest:
             "rollback_steps": [_step_dict(s) for s in self.rollback_steps],
             "expects": list(self.expects),
             **({"statements": self.statements} if self.statements else {}),
+            **({"expands": list(self.expands)} if self.expands else {}),
+            **({"contracts": list(self.contracts)} if self.contracts else {}),
         }
 
     def to_json(self) -> str:
@@ -142,7 +149,8 @@ class Manifest:
             backup_schema=reader.get("backup_schema", str, BACKUP_SCHEMA),
             steps=reader.steps("steps"), rollback_steps=reader.steps("rollback_steps"),
             expects=tuple(reader.get("expects", list, [])), format=reader.get("format", int, MANIFEST_FORMAT),
-            statements=reader.statements())
+            statements=reader.statements(), expands=reader.strings("expands"),
+            contracts=reader.strings("contracts"))
 
 
 def _step_dict(step: StepEntry) -> dict[str, Any]:
@@ -183,6 +191,15 @@ class _Reader:
             found.append(StepEntry(sub.get("n", int), sub.get("kind", str), sub.get("tx", str), sub.get("lock", str),
                                    sub.get("target", str), sub.get("summary", str)))
         return tuple(found)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """An optional list of strings (empty when missing)."""
+        values = self.get(key, list, [])
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise BundleFormatError(f"is {type(value).__name__}, not str", file=self.path,
+                                        field=f"{self._field(key)}[{i}]", fix=FIX)
+        return tuple(values)
 
     def statements(self) -> dict[str, dict[str, str]]:
         """The ``statements`` object: file (``forward``/``rollback``) → {"sha256", "words", "index": str}."""

@@ -131,8 +131,10 @@ def register(app: typer.Typer) -> None:
             table.add_row(r.version, r.name, r.state, r.applied_by or "", r.applied_at or "",
                           "" if r.duration_ms is None else str(r.duration_ms))
         Console(width=160).print(table)
-        from dbdeploy.executor.inspect import next_steps
+        from dbdeploy.executor.inspect import next_steps, open_expansion_lines
 
+        for line in open_expansion_lines(rows):
+            typer.echo(line)
         for line in next_steps(rows, deployment.env.name):
             typer.echo(line)
 

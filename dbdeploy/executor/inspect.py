@@ -42,6 +42,8 @@ class VersionStatus:
     applied_at: str | None
     duration_ms: int | None
     environment: str | None
+    # Applied versions only: the expansions (manifest ``expands``) no applied version's Contract closed.
+    open_expansions: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -58,6 +60,7 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
             conn, lock.lock_key(config.history_schema))
     rows = []
     seen = set()
+    still_open = open_expansions(bundles, log)
     for bundle in bundles:
         key = history.int_key(bundle.version)
         seen.add(key)
@@ -71,13 +74,30 @@ def status(config: Config, env: Environment, dsn: str) -> list[VersionStatus]:
             state = "edited"
         rows.append(VersionStatus(bundle.version, bundle.name, state, row.applied_by if row else None,
                                   row.applied_at.isoformat(timespec="seconds") if row and row.applied_at else None,
-                                  row.duration_ms if row else None, row.environment if row else None))
+                                  row.duration_ms if row else None, row.environment if row else None,
+                                  still_open.get(bundle.version, ())))
     for key, row in sorted(log.items(), key=lambda kv: int(kv[0])):
         if key not in seen:
             rows.append(VersionStatus(row.version, "?", "bundle missing", row.applied_by,
                                       row.applied_at.isoformat(timespec="seconds") if row.applied_at else None,
                                       row.duration_ms, row.environment))
     return rows
+
+
+def open_expansions(bundles: list[BundleOnDisk], log: dict) -> dict[str, tuple[str, ...]]:
+    """Version → its expansions (manifest ``expands``) for every applied version (completed or
+    baseline) whose expansions no applied version's ``Contract`` (manifest ``contracts``) closed."""
+    applied = [b for b in bundles
+               if (row := log.get(history.int_key(b.version))) and row.status in catalog_checks.APPLIED_STATUSES]
+    closed = {int(v) for b in applied for v in b.info.contracts}
+    return {b.version: b.info.expands for b in applied if b.info.expands and int(b.version) not in closed}
+
+
+def open_expansion_lines(rows: list[VersionStatus]) -> list[str]:
+    """``status``'s lines about open expansions: one per expansion, with what closes it."""
+    return [f"V{r.version} expansion still open: {line} — once no running application uses the old name, "
+            f"a later migration's Contract(version=\"{r.version}\") removes it"
+            for r in rows for line in r.open_expansions]
 
 
 def next_steps(rows: list[VersionStatus], env: str, all_rows: list[VersionStatus] | None = None) -> list[str]:

@@ -26,6 +26,8 @@ from dbdeploy.bundle.markers import (
 )
 from dbdeploy.bundle.schemas import BACKUP_SCHEMA, HISTORY_SCHEMA
 from dbdeploy.errors import SpecError
+from dbdeploy.ops.contract import Contract
+from dbdeploy.ops.expansion import Expands
 from dbdeploy.plan.migration_plan import PREFLIGHT_KIND, MigrationPlan
 from dbdeploy.render.checklist import CHECKLIST_NAME, render_checklist
 from dbdeploy.render.testgen import render_test_file, test_file_name
@@ -99,7 +101,9 @@ def render_bundle(plan: MigrationPlan, source_name: str, history_schema: str = H
         expects=tuple(to_json(plan.expects)), format=MANIFEST_FORMAT,
         statements={which: index for which, index in (("forward", statement_index_of(forward)),
                                                       ("rollback", statement_index_of(rollback)))
-                    if index is not None})
+                    if index is not None},
+        expands=tuple(op.describe_expansion() for op in m.operations if isinstance(op, Expands) and op.online),
+        contracts=tuple(op.version for op in m.operations if isinstance(op, Contract)))
     files[MANIFEST_NAME] = manifest.to_json()
     return Bundle(m.folder, files)
 
