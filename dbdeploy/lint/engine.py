@@ -16,12 +16,15 @@ from pglast import ast
 from dbdeploy.errors import SpecError
 from dbdeploy.lint.context import OpContext
 from dbdeploy.lint.model import Finding, LintError, LintReport, Rule
-from dbdeploy.lint.registry import RULES, UNUSED_ALLOW
+from dbdeploy.lint.registry import BY_ID, RULES, UNUSED_ALLOW
 from dbdeploy.lint.sqlwalk import body_statements, table_name
 from dbdeploy.lint.state import LintState
 from dbdeploy.ops import CreateTable, Operation, RawSQL
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration, load_specs
+
+
+EXPANSION_LEFT_OPEN = BY_ID["expansion-left-open"]
 
 
 def lint_specs(specs_dir: Path) -> LintReport:
@@ -41,9 +44,28 @@ def describe(op: Operation) -> str:
 def lint_migrations(loaded: list[LoadedMigration], rules: tuple[Rule, ...] = RULES) -> LintReport:
     state = LintState()
     findings: list[Finding] = []
+    files: dict[str, tuple[str, object]] = {}
     for item in loaded:
         findings += _lint_migration(item, state, rules)
+        files[item.migration.version] = (_display(item.source), item.migration)
+    if any(rule.id == EXPANSION_LEFT_OPEN.id for rule in rules):
+        findings += _open_expansions(state, files)
     return LintReport(tuple(findings), len(loaded))
+
+
+def _open_expansions(state: LintState, files: dict) -> list[Finding]:
+    """One ``expansion-left-open`` finding per expansion no spec contracted (known after the last spec)."""
+    rule, found = EXPANSION_LEFT_OPEN, []
+    for version, ops in state.schema.expansions.items():
+        if version not in files:
+            continue
+        file, migration = files[version]
+        for op in ops:
+            index = next((i for i, o in enumerate(migration.operations) if o is op), -1)
+            found.append(Finding(rule.id, rule.severity, file, version, migration.name, index, describe(op),
+                                 f"{op.describe_expansion()} is never contracted", rule.problem, rule.fix,
+                                 op.allow.get(rule.id)))
+    return found
 
 
 def _lint_migration(item: LoadedMigration, state: LintState, rules: tuple[Rule, ...]) -> list[Finding]:
@@ -72,7 +94,7 @@ def _lint_migration(item: LoadedMigration, state: LintState, rules: tuple[Rule, 
         found = [_finding(ctx, rule, subject) for rule in rules for subject in _unique(rule.check(ctx))]
         fired = {f.rule for f in found}
         found += [_finding(ctx, UNUSED_ALLOW, f"allow[{rule_id!r}] matches no finding of this operation")
-                  for rule_id in op.allow if rule_id not in fired]
+                  for rule_id in op.allow if rule_id not in fired and rule_id != EXPANSION_LEFT_OPEN.id]
         if i in failures and not any(f.blocking for f in found):
             raise SpecError(str(failures[i]), file=file,
                             field=f"Migration {migration.version}.operations[{i}] ({op.describe()})")

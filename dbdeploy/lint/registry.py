@@ -9,6 +9,7 @@ from dbdeploy.lint.rules import (
     ban_truncate,
     changing_column_type,
     constraint_missing_not_valid,
+    expansion_left_open,
     fk_without_index,
     irreversible_drop,
     missing_rollback,
@@ -50,6 +51,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     prefer_timestamptz,
     prefer_jsonb,
     prefer_text,
+    # expand/contract over every spec (reported by the engine after the last one)
+    expansion_left_open,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))

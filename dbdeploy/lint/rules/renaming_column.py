@@ -13,8 +13,9 @@ ID = "renaming-column"
 SEVERITY = "error"
 PROBLEM = ("Renaming a column breaks every query that still uses the old name the moment it commits; old and new "
            "application versions cannot run side by side during the deployment.")
-FIX = ("Add the new column (AddColumn), backfill it (Backfill), have the application write both and read the new "
-       "one, then drop the old column (DropColumn) in a later migration.")
+FIX = ("Use RenameColumn(table, column, new_name, online=True): both names work (a trigger keeps them equal, "
+       "existing rows are filled in batches); once no running application uses the old name, a later migration's "
+       "Contract(version=...) drops it.")
 
 
 def check(ctx: OpContext):

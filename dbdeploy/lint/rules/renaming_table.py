@@ -13,8 +13,8 @@ ID = "renaming-table"
 SEVERITY = "error"
 PROBLEM = ("Renaming a table breaks every query that still uses the old name the moment it commits; old and new "
            "application versions cannot run side by side during the deployment.")
-FIX = ("Create the new table (or a view with the new name over the old table), move readers and writers over, "
-       "then drop the old name in a later migration.")
+FIX = ("Use RenameTable(table, new_name, online=True): the table is renamed and an updatable view keeps the old "
+       "name working; once no running application uses it, a later migration's Contract(version=...) drops the view.")
 
 
 def check(ctx: OpContext):
