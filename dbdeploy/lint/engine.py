@@ -23,7 +23,6 @@ from dbdeploy.ops import CreateTable, Operation, RawSQL
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration, load_specs
 
-
 EXPANSION_LEFT_OPEN = BY_ID["expansion-left-open"]
 
 
