@@ -21,6 +21,7 @@ from benchmarks import (
     b5_generate,
     b6_seeds,
     b7_op_stalls,
+    b8_rename,
     machine,
     plots,
     report,
@@ -29,7 +30,7 @@ from benchmarks.common import Context, Settings
 from benchmarks.data import build_events_template
 from benchmarks.server import PREFIX, discover
 
-BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls")
+BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls", "rename")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"rounds {settings.rounds}{', quick' if settings.quick else ''}; databases "
                 f"{PREFIX}{os.getpid()}_* (pid {os.getpid()})")
         info = machine.describe(server)
-        if {"stall", "lock_queue", "backfill", "op_stalls"} & set(args.only):
+        if {"stall", "lock_queue", "backfill", "op_stalls", "rename"} & set(args.only):
             ctx.log("building the template database")
             template = timed(durations, "template", build_events_template, server, work, settings.rows, ctx.log)
             if "stall" in args.only:
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             if "op_stalls" in args.only:
                 ctx.log("benchmark 7: every operation under the writer")
                 results["op_stalls"] = timed(durations, "op_stalls", b7_op_stalls.run, ctx, template)
+            if "rename" in args.only:
+                ctx.log("benchmark 8: online rename under the writer")
+                results["rename"] = timed(durations, "rename", b8_rename.run, ctx, template)
             server.drop_db(template)
         if "apply" in args.only:
             ctx.log("benchmark 4: apply overhead")
