@@ -219,3 +219,44 @@ def test_manifest_reads_with_and_without_the_expansion_fields(manifest_extra, tm
     assert manifest.expands == tuple(manifest_extra.get("expands", ()))
     assert manifest.contracts == tuple(manifest_extra.get("contracts", ()))
     assert ("expands" in manifest.to_dict()) == bool(manifest_extra)
+
+
+TABLE_SPEC_001 = textwrap.dedent('''
+    from dbdeploy import Column, CreateTable, ForeignKey, Index, Migration, Unique
+    migration = Migration(version="001", name="members", operations=[
+        CreateTable(table="public.members", columns=[Column(name="id", type="bigint", nullable=False),
+                                                     Column(name="handle", type="text", nullable=False, default="'x'")],
+                    primary_key=["id"], indexes=[Index(columns=["handle"])], uniques=[Unique(columns=["handle", "id"])]),
+        CreateTable(table="public.posts", columns=[Column(name="id", type="bigint", nullable=False),
+                                                   Column(name="member_id", type="bigint")], primary_key=["id"],
+                    foreign_keys=[ForeignKey(columns=["member_id"], references="public.members", ref_columns=["id"])],
+                    indexes=[Index(columns=["member_id"])])])
+''')
+TABLE_SPEC_002 = textwrap.dedent('''
+    from dbdeploy import Migration, RenameTable
+    migration = Migration(version="002", name="expand", operations=[
+        RenameTable(table="public.members", new_name="public.people", online=True)])
+''')
+
+
+def test_verify_passes_while_a_table_expansion_is_open_and_after_its_contract(fresh_db: TestDatabase,
+                                                                             tmp_path: Path):
+    """The earlier version's expectations of the old name (typed columns, its primary key, a foreign key
+    onto it) are not checked against the view: the expansion redefines them as the view shows them."""
+    specs = tmp_path / "specs"
+    write_spec(specs, "V001__members.py", TABLE_SPEC_001)
+    write_spec(specs, "V002__expand.py", TABLE_SPEC_002)
+    project = make_project(tmp_path / "project", fresh_db.dsn, specs=specs)
+    assert project.run("apply", "--env", "test").returncode == 0
+    verify = project.run("verify", "--env", "test")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    write_spec(project.root / "specs", "V003__contract.py", SPEC_003)
+    assert project.run("generate").returncode == 0
+    assert project.run("apply", "--env", "test").returncode == 0
+    assert not relation_exists(fresh_db.connect(), "public.members")
+    verify = project.run("verify", "--env", "test")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert project.run("rollback", "--env", "test", "--to", "001").returncode == 0
+    verify = project.run("verify", "--env", "test")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

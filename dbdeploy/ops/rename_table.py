@@ -19,7 +19,7 @@ again. The rollback of the expansion drops the view and renames the table back.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from psycopg import sql
@@ -46,6 +46,35 @@ from dbdeploy.ops.common import (
 from dbdeploy.ops.expansion import Expands
 from dbdeploy.sql import ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, do_block, if_then
+
+
+@dataclass(frozen=True)
+class _ThroughView(expect.Column):
+    """A column of the old table name, read through the expansion's view: there after the forward
+    (presence only: a view column has no NOT NULL or default) and, on the table, after the rollback.
+    It redefines the typed entry of an earlier version, which the view would not match."""
+
+    def after_rollback(self, rollback: expect.Rollback) -> tuple[expect.Expectation, ...]:
+        return (expect.Column(self.table, self.name),)
+
+
+@dataclass(frozen=True)
+class _MovedIndex(expect.Index):
+    """An index of the renamed table (index names are per schema, so it keeps its name); after the
+    rollback it is there on the old name, which the generated test does not check again."""
+
+    def after_rollback(self, rollback: expect.Rollback) -> tuple[expect.Expectation, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class _MovedForeignKey(expect.Constraint):
+    """Another table's foreign key onto the renamed table (it references the table by oid, so the old
+    entry's referenced name would now be the view): checked for presence and key; there after the
+    rollback too."""
+
+    def after_rollback(self, rollback: expect.Rollback) -> tuple[expect.Expectation, ...]:
+        return (expect.Presence(self.kind, self.name, self.table, True),)
 
 
 def rename_table_in_state(state: SchemaState, old: str, new: str) -> None:
@@ -229,8 +258,30 @@ class RenameTable(Expands, Operation):
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         if self.online:
-            return [expect.Table(self.new_name)]
+            return [expect.Table(self.new_name), *self._old_name_expects(ctx)]
         return [expect.Table(self.new_name), expect.Table(self.table, present=False)]
+
+    def _old_name_expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        """What earlier versions expect of the old name, as it is while the view stands (so ``verify``
+        and the generated tests do not check the view as the table): its columns by presence, its
+        constraints gone from the old name, its indexes and the foreign keys onto it on the new name."""
+        from dbdeploy.ops.create_index import index_expect
+
+        known = ctx.state.tables.get(self.table)
+        out: list[expect.Expectation] = []
+        if known is not None:
+            out += [_ThroughView(self.table, column) for column in known.columns]
+            out += [expect.Constraint(self.table, name, present=False) for name in sorted(known.constraints)]
+        for _name, (owner, index) in sorted(ctx.state.indexes.items()):
+            if owner == self.table:
+                moved = index_expect(self.new_name, index.model_copy(update={"name": index.resolved_name(owner)}))
+                out.append(_MovedIndex(moved.name, moved.table, columns=moved.columns, definition=moved.definition))
+        for (table, name), fk in sorted(ctx.state.foreign_keys.items()):
+            if fk.references == self.table and table != self.table:
+                # presence, validation and key only: the fact does not keep ON DELETE, which the full
+                # foreign-key check compares
+                out.append(_MovedForeignKey(table, name, columns=tuple(sorted(fk.columns)), key=fk.columns))
+        return out
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
         old, new = self.table, self.new_name

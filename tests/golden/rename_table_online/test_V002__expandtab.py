@@ -35,14 +35,68 @@ BACKUP_SCHEMA = "dbdeploy_backup"
 GENERATED = Path(__file__).resolve().parent.parent
 
 # What the database holds once V002 is applied (from the spec).
-APPLIED = [{'name': 'shop.purchases', 'object': 'table', 'present': True}]
+APPLIED = [{'name': 'shop.purchases', 'object': 'table', 'present': True},
+ {'name': 'id', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'customer_id', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'status', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'total', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'note', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'columns': [],
+  'kind': None,
+  'name': 'orders_customer_id_fkey',
+  'object': 'constraint',
+  'present': False,
+  'table': 'shop.orders'},
+ {'columns': [],
+  'kind': None,
+  'name': 'orders_customer_id_id_key',
+  'object': 'constraint',
+  'present': False,
+  'table': 'shop.orders'},
+ {'columns': [],
+  'kind': None,
+  'name': 'orders_pkey',
+  'object': 'constraint',
+  'present': False,
+  'table': 'shop.orders'},
+ {'columns': [],
+  'kind': None,
+  'name': 'orders_total_681f4e1a_check',
+  'object': 'constraint',
+  'present': False,
+  'table': 'shop.orders'},
+ {'columns': ['note'],
+  'definition': {'include': [], 'keys': ['(lower(note))'], 'method': 'btree', 'unique': False, 'where': None},
+  'name': 'shop.orders_9bba1d8d_idx',
+  'object': 'index',
+  'present': True,
+  'table': 'shop.purchases'},
+ {'columns': ['status'],
+  'definition': {'include': [],
+                 'keys': ['status'],
+                 'method': 'btree',
+                 'unique': False,
+                 'where': "status <> 'done'"},
+  'name': 'shop.orders_status_idx',
+  'object': 'index',
+  'present': True,
+  'table': 'shop.purchases'}]
 
 # What it holds once V002 is rolled back.
-ROLLED_BACK = [{'name': 'shop.purchases', 'object': 'table', 'present': False}]
+ROLLED_BACK = [{'name': 'shop.purchases', 'object': 'table', 'present': False},
+ {'name': 'id', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'customer_id', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'status', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'total', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'note', 'object': 'column', 'present': True, 'table': 'shop.orders'},
+ {'name': 'orders_customer_id_fkey', 'object': 'constraint', 'present': True, 'table': 'shop.orders'},
+ {'name': 'orders_customer_id_id_key', 'object': 'constraint', 'present': True, 'table': 'shop.orders'},
+ {'name': 'orders_pkey', 'object': 'constraint', 'present': True, 'table': 'shop.orders'},
+ {'name': 'orders_total_681f4e1a_check', 'object': 'constraint', 'present': True, 'table': 'shop.orders'}]
 
 # The tables V002 creates or changes: every sequence owned by one of their columns must be
 # ahead of the column's values.
-TABLES = ['shop.purchases']
+TABLES = ['shop.orders', 'shop.purchases']
 
 
 @pytest.fixture(scope="module")
