@@ -226,7 +226,8 @@ TABLE_SPEC_001 = textwrap.dedent('''
     migration = Migration(version="001", name="members", operations=[
         CreateTable(table="public.members", columns=[Column(name="id", type="bigint", nullable=False),
                                                      Column(name="handle", type="text", nullable=False, default="'x'")],
-                    primary_key=["id"], indexes=[Index(columns=["handle"])], uniques=[Unique(columns=["handle", "id"])]),
+                    primary_key=["id"], indexes=[Index(columns=["handle"])],
+                    uniques=[Unique(columns=["handle", "id"])]),
         CreateTable(table="public.posts", columns=[Column(name="id", type="bigint", nullable=False),
                                                    Column(name="member_id", type="bigint")], primary_key=["id"],
                     foreign_keys=[ForeignKey(columns=["member_id"], references="public.members", ref_columns=["id"])],
