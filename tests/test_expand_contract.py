@@ -261,3 +261,29 @@ def test_verify_passes_while_a_table_expansion_is_open_and_after_its_contract(fr
     assert project.run("rollback", "--env", "test", "--to", "001").returncode == 0
     verify = project.run("verify", "--env", "test")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _generated_tests(db: TestDatabase, folder: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    (test_file,) = folder.glob("test_*.py")
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
+                           str(test_file), *args], capture_output=True, text=True, timeout=300, check=False,
+                          env=dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn))
+
+
+@pytest.mark.parametrize("expand", [EXPAND_COLUMNS, EXPAND_TABLE], ids=["column", "table"])
+def test_generated_tests_pass_after_expand_contract_and_their_rollbacks(fresh_db: TestDatabase, tmp_path: Path,
+                                                                       expand: Migration):
+    db = fresh_db
+    bundles = _apply(db, tmp_path, MEMBERS, expand, CONTRACT)
+    for version in ("002", "003"):
+        run_sql_file(db, bundles[version].forward)
+        result = _generated_tests(db, bundles[version].folder)
+        assert result.returncode == 0, result.stdout
+    for version in ("003", "002"):
+        run_sql_file(db, bundles[version].rollback)
+        result = _generated_tests(db, bundles[version].folder, "-m", "rolled_back")
+        assert result.returncode == 0, result.stdout
