@@ -99,6 +99,11 @@ def test_contract_and_its_rollback_keep_values_written_after_the_contract(fresh_
     assert db.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.members'::regclass"
                       " AND attname IN ('handle', 'score') AND NOT attisdropped") == [(0,)]
     assert db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.members'::regclass") == [(0,)]
+    # the new column is NOT NULL now (the check proved it, and is gone)
+    assert db.execute("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.members'::regclass"
+                      " AND attname = 'nick'") == [(True,)]
+    assert db.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.members'::regclass"
+                      " AND conname = 'dbdeploy_v002_nick_not_null'") == [(0,)]
     # the new column took the old one's default
     db.execute("INSERT INTO public.members (id, email) VALUES (-1, 'after@x')")
     db.execute("UPDATE public.members SET nick = 'after', points = 99 WHERE id = 5")
@@ -109,8 +114,10 @@ def test_contract_and_its_rollback_keep_values_written_after_the_contract(fresh_
         == [(-1, "anon", "anon", None, None), (5, "after", "after", 99, 99)]
     assert _column_pairs(db) == [(0, 0)]
     # the old column is NOT NULL again, with its index, and old code writes through it again
-    assert db.execute("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.members'::regclass"
-                      " AND attname = 'handle'") == [(True,)]
+    assert db.execute("SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = 'public.members'::regclass"
+                      " AND attname IN ('handle', 'nick') ORDER BY 1") == [("handle", True), ("nick", False)]
+    assert db.execute("SELECT convalidated FROM pg_constraint WHERE conrelid = 'public.members'::regclass"
+                      " AND conname = 'dbdeploy_v002_nick_not_null'") == [(True,)]
     assert relation_exists(db.connect(), "public.members_handle_idx")
     db.execute("INSERT INTO public.members (id, email, handle) VALUES (-2, 'old-again@x', 'old-again')")
     assert db.execute("SELECT nick FROM public.members WHERE id = -2") == [("old-again",)]

@@ -27,8 +27,10 @@ writes the old name while the new one reads and writes the new name.
    the specs do not know, foreign keys and checks are not mirrored (the checklist says so).
 
 ``Contract(version=…)`` then drops the trigger and the old column (its values copied to the backup
-schema first) and gives the new column the old one's default; its rollback re-adds the old column,
-fills it from the new one in batches and puts the trigger back. The rollback of the expansion drops
+schema first) and gives the new column the old one's default and, when the old one was NOT NULL, SET
+NOT NULL (proven by the validated check, no scan; the check is dropped); its rollback re-adds the old
+column, fills it from the new one in batches, puts the trigger back and both columns' NOT NULL as
+they were during the expansion. The rollback of the expansion drops
 the trigger and the new column: the trigger kept the old column equal to it, so every value written
 through either name is in the old column.
 """
@@ -522,13 +524,18 @@ class RenameColumn(Expands, Operation):
                     self._drop_trigger(ctx),
                     S("ALTER TABLE {t} DROP COLUMN {o};").format(t=t, o=ident(old)),
                     record_owned(ctx, "contracted_column", f"{self.table}.{old}")),
+            # The validated CHECK (new IS NOT NULL) proves SET NOT NULL without a scan (PostgreSQL 12+).
+            if_then(constraint_exists(self.table, self._not_null_check()),
+                    S("ALTER TABLE {t} ALTER COLUMN {n} SET NOT NULL;").format(t=t, n=ident(new)),
+                    S("ALTER TABLE {t} DROP CONSTRAINT {c};").format(t=t, c=ident(self._not_null_check())),
+                    record_owned(ctx, "contracted_not_null", f"{self.table}.{new}")),
         )
         return scaled([
             Step("contract_copy", self.table, "ACCESS SHARE", True, do_block(copy),
                  f"copy {self.table}.{old} with the key to {ctx.backup_schema}.{self._backup_name(ctx)}"),
             Step("contract_column", self.table, "ACCESS EXCLUSIVE", True,
                  do_block(drop, declare=["v_def text", "v_dependants text"]),
-                 f"drop the trigger and {self.table}.{old}; {new} takes its default"),
+                 f"drop the trigger and {self.table}.{old}; {new} takes its default (and NOT NULL)"),
         ], "proportional to rows (one read of the table; reads and writes continue)", queries.CATALOG_ONLY)
 
     def contract_rollback(self, ctx: PlanContext) -> list[Step]:
@@ -546,6 +553,11 @@ class RenameColumn(Expands, Operation):
                     S("EXECUTE 'ALTER TABLE ' || {rel}::pg_catalog.text || ' ALTER COLUMN ' || {o}"
                       " || ' SET DEFAULT ' || v_def;").format(rel=regclass(self.table), o=literal(render(ident(old)))),
                     S("ALTER TABLE {t} ALTER COLUMN {n} DROP DEFAULT;").format(t=t, n=ident(new))))
+        not_null_owned = is_owned(ctx, "contracted_not_null", f"{self.table}.{new}")
+        restore = block(restore, if_then(
+            S("{} AND NOT {}").format(not_null_owned, constraint_exists(self.table, self._not_null_check())),
+            S("ALTER TABLE {t} ADD CONSTRAINT {c} CHECK ({n} IS NOT NULL) NOT VALID;").format(
+                t=t, c=ident(self._not_null_check()), n=ident(new))))
         plan = self._fill_plan(ctx, into=old, source=new, tag=f"op{ctx.index}_{self.column}_resync")
         check = self._not_null_check()
         old_check = derived_name(f"dbdeploy_v{ctx.version}", old, suffix="not_null")
@@ -559,6 +571,9 @@ class RenameColumn(Expands, Operation):
                     S("ALTER TABLE {t} ALTER COLUMN {o} SET NOT NULL;").format(t=t, o=ident(old)),
                     S("ALTER TABLE {t} DROP CONSTRAINT {c};").format(t=t, c=ident(old_check))),
             if_then(owned, forget_owned(ctx, "contracted_column", f"{self.table}.{old}")),
+            if_then(S("{} AND {}").format(not_null_owned, column_exists(self.table, new)),
+                    S("ALTER TABLE {t} ALTER COLUMN {n} DROP NOT NULL;").format(t=t, n=ident(new))),
+            forget_owned(ctx, "contracted_not_null", f"{self.table}.{new}"),
             S("DROP TABLE IF EXISTS {};").format(backup_table(ctx, self._backup_name(ctx))))
         rebuild: list[Step] = []
         for index, constraint in self._sources(ctx.state):
@@ -572,8 +587,10 @@ class RenameColumn(Expands, Operation):
             Step("restore_not_null_check", self.table, "ACCESS EXCLUSIVE", True, do_block(add_check),
                  f"CHECK ({old} IS NOT NULL) NOT VALID when {new} is NOT NULL"),
             cs.validate(ctx, self.table, old_check),
+            cs.validate(ctx, self.table, check),
             Step("restore_not_null", self.table, "ACCESS EXCLUSIVE", True, do_block(set_not_null),
-                 f"SET NOT NULL on {old} (proven by the validated check) and forget the contract"),
+                 f"SET NOT NULL on {old} (proven by the validated check), {new} back to its CHECK, "
+                 "forget the contract"),
             *rebuild,
             *plan.restore_steps(),
         ]

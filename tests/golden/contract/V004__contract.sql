@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '004' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '8f43dd66001b241cff0433c18060f41a92687015541a2801762174942592a9b0';
+    FROM "migrations"."migration_log" WHERE version = '004' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f218a19fc383cea73a5133ad7bbbe7287473e34aef429cd08e881d1041060517';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V004: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V004 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V004 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('004', 'V004__contract.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '8f43dd66001b241cff0433c18060f41a92687015541a2801762174942592a9b0',
+VALUES ('004', 'V004__contract.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f218a19fc383cea73a5133ad7bbbe7287473e34aef429cd08e881d1041060517',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -579,7 +579,7 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 contract_column tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop the trigger and shop.orders.total; amount takes its default
+-- drop the trigger and shop.orders.total; amount takes its default (and NOT NULL)
 BEGIN;
 DO $dbdeploy$
 DECLARE
@@ -617,6 +617,11 @@ BEGIN
         DROP FUNCTION IF EXISTS "dbdeploy_backup"."v003_orders_amount_sync"();
         ALTER TABLE "shop"."orders" DROP COLUMN "total";
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('004', 'contracted_column', 'shop.orders.total') ON CONFLICT DO NOTHING;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v003_amount_not_null') THEN
+        ALTER TABLE "shop"."orders" ALTER COLUMN "amount" SET NOT NULL;
+        ALTER TABLE "shop"."orders" DROP CONSTRAINT "dbdeploy_v003_amount_not_null";
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('004', 'contracted_not_null', 'shop.orders.amount') ON CONFLICT DO NOTHING;
     END IF;
 END
 $dbdeploy$;

@@ -590,6 +590,9 @@ END';
             ALTER TABLE "shop"."orders" ALTER COLUMN "amount" DROP DEFAULT;
         END IF;
     END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '004' AND object_type = 'contracted_not_null' AND object_name = 'shop.orders.amount') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v003_amount_not_null') THEN
+        ALTER TABLE "shop"."orders" ADD CONSTRAINT "dbdeploy_v003_amount_not_null" CHECK ("amount" IS NOT NULL) NOT VALID;
+    END IF;
 END
 $dbdeploy$;
 COMMIT;
@@ -786,8 +789,46 @@ BEGIN
 END
 $dbdeploy$;
 
--- dbdeploy:step 7 restore_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- SET NOT NULL on total (proven by the validated check) and forget the contract
+-- dbdeploy:step 7 validate_constraint tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- validate dbdeploy_v003_amount_not_null on shop.orders (on a data error: drop the NOT VALID constraint, then fail)
+DO $dbdeploy$
+DECLARE
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_cleanup text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'dbdeploy_v003_amount_not_null' AND NOT convalidated) THEN
+        BEGIN
+            ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "dbdeploy_v003_amount_not_null";
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                v_detail = PG_EXCEPTION_DETAIL;
+        END;
+    END IF;
+    IF v_state IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_state IN ('55P03', '40P01') THEN
+        RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;
+    END IF;
+    BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s'), true);
+        ALTER TABLE "shop"."orders" DROP CONSTRAINT IF EXISTS "dbdeploy_v003_amount_not_null";
+        v_cleanup := 'the NOT VALID constraint dbdeploy_v003_amount_not_null on shop.orders was dropped so it no longer rejects writes';
+    EXCEPTION WHEN OTHERS THEN
+        v_cleanup := 'the NOT VALID constraint dbdeploy_v003_amount_not_null on shop.orders is still in place: roll V004 back to remove it (dropping it failed: ' || SQLERRM || ')';
+    END;
+    COMMIT;
+    RAISE EXCEPTION USING ERRCODE = v_state,
+        MESSAGE = 'dbdeploy V004: ' || v_message
+            || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,
+        HINT = 'V004 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V004>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
+END
+$dbdeploy$;
+
+-- dbdeploy:step 8 restore_not_null tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- SET NOT NULL on total (proven by the validated check), amount back to its CHECK, forget the contract
 BEGIN;
 DO $dbdeploy$
 BEGIN
@@ -798,12 +839,16 @@ BEGIN
     IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '004' AND object_type = 'contracted_column' AND object_name = 'shop.orders.total') THEN
         DELETE FROM "migrations"."migration_objects" WHERE version = '004' AND object_type = 'contracted_column' AND object_name = 'shop.orders.total';
     END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '004' AND object_type = 'contracted_not_null' AND object_name = 'shop.orders.amount') AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'amount' AND attnum > 0 AND NOT attisdropped) THEN
+        ALTER TABLE "shop"."orders" ALTER COLUMN "amount" DROP NOT NULL;
+    END IF;
+    DELETE FROM "migrations"."migration_objects" WHERE version = '004' AND object_type = 'contracted_not_null' AND object_name = 'shop.orders.amount';
     DROP TABLE IF EXISTS "dbdeploy_backup"."v004_op1_orders_total";
 END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 8 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 9 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- drop an INVALID leftover of index shop.orders_total_idx concurrently, if a failed build left one
 DO $dbdeploy$
 BEGIN
@@ -821,7 +866,7 @@ END
 $dbdeploy$;
 DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_total_idx_dbdeploy_invalid";
 
--- dbdeploy:step 9 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 10 create_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- build index orders_total_idx on shop.orders concurrently
 DO $dbdeploy$
 DECLARE
@@ -847,7 +892,7 @@ END
 $dbdeploy$;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS "orders_total_idx" ON "shop"."orders" USING btree ("total");
 
--- dbdeploy:step 10 drop_backfill_state tx=step lock=ROW EXCLUSIVE target=shop.orders
+-- dbdeploy:step 11 drop_backfill_state tx=step lock=ROW EXCLUSIVE target=shop.orders
 -- remove the backfill state of shop.orders
 BEGIN;
 DO $dbdeploy$

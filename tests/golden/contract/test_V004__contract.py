@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "004"
-CHECKSUM = "8f43dd66001b241cff0433c18060f41a92687015541a2801762174942592a9b0"
+CHECKSUM = "f218a19fc383cea73a5133ad7bbbe7287473e34aef429cd08e881d1041060517"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
