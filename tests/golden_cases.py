@@ -18,7 +18,9 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropDefault,
     DropIndex,
+    DropNotNull,
     DropTable,
     ForeignKey,
     Index,
@@ -26,6 +28,8 @@ from dbdeploy import (
     RawSQL,
     RequireExtension,
     SeedRows,
+    SetDefault,
+    SetNotNull,
     Unique,
 )
 
@@ -96,4 +100,10 @@ CASES: dict[str, list[Migration]] = {
     "raw_sql_concurrently": [_m("001", "rawc", RawSQL(
         forward="CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x_idx ON public.t (x)",
         rollback="DROP INDEX CONCURRENTLY IF EXISTS public.t_x_idx"))],
+    # Changing NOT NULL and defaults of existing columns (issue 12): a table the specs do not know
+    # (shop.customers exists before), and columns of one they created (the rollback is then checked too).
+    "set_not_null": [_m("001", "nn", SetNotNull(table="shop.customers", column="name"))],
+    "drop_not_null": [BASE, _m("002", "nullable", DropNotNull(table="shop.orders", column="customer_id"))],
+    "column_defaults": [BASE, _m("002", "defaults", SetDefault(table="shop.orders", column="note", default="'n/a'"),
+                                 DropDefault(table="shop.orders", column="status"))],
 }

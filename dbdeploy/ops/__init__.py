@@ -11,24 +11,31 @@ from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_default import DropDefault
 from dbdeploy.ops.drop_index import DropIndex
+from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
+from dbdeploy.ops.set_default import SetDefault
+from dbdeploy.ops.set_not_null import SetNotNull
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
+    SetNotNull, DropNotNull, SetDefault, DropDefault,
 )
 
 AnyOperation = (
     CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
+    | SetNotNull | DropNotNull | SetDefault | DropDefault
 )
 
 __all__ = [
     "OPERATION_TYPES", "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "AnyOperation", "Backfill",
     "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
+    "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
 ]
