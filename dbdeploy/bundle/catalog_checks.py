@@ -110,7 +110,8 @@ def _describe(entry):
         return f"{entry.get('object')} entry"
     if entry["object"] in ("rows", "backfill") and entry.get("table"):
         return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"
-    where = f"{entry['table']}." if entry.get("table") and entry["object"] in ("column", "constraint") else ""
+    named_in_table = ("column", "constraint", "column_not_null", "column_default")
+    where = f"{entry['table']}." if entry.get("table") and entry["object"] in named_in_table else ""
     return f"{entry['object']} {where}{entry['name']}"
 
 

@@ -300,8 +300,8 @@ def not_null_steps(ctx: PlanContext, table: str, column: str, *, when: sql.Compo
                 if_then(unvalidated, S("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL;").format(
                     t=qualified(table), c=ident(column))),
                 S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(t=qualified(table), c=ident(column)),
-                drop_helper, rename),
-        drop_helper,
+                drop_helper, rename,
+                otherwise=[drop_helper]),
         *finish,
     )
     explain = None
