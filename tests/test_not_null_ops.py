@@ -205,3 +205,53 @@ def test_a_later_change_supersedes_the_column_check_of_the_version_that_made_it(
     dropped = {"object": "column", "table": "public.t", "name": "a", "present": False}
     assert catalog_checks.supersedes(dropped, later) == "drops column public.t.a"
     assert catalog_checks.supersedes(dict(later, not_null=False), later) == "redefines column_not_null public.t.a"
+
+
+MEMBERS_ROWS = ("INSERT INTO public.members (id, handle, bio, country) SELECT g, 'm' || g,"
+                " CASE WHEN g % 3 = 0 THEN '' ELSE 'bio ' || g END, (ARRAY['NL', 'DE'])[g % 2 + 1]"
+                " FROM generate_series(1, 1500) g")
+
+
+def _generated_test(db: TestDatabase, folder: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+    (test_file,) = folder.glob("test_*.py")
+    env = dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
+                           str(test_file), *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def test_generated_tests_check_the_change_and_its_rollback(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    """On a table the specs created (so the state before is known): the generated test of the version
+    passes after the forward (and the V001 column checks it changes are superseded, not failed), its
+    ``rolled_back`` group passes after the rollback and fails before it."""
+    from dbdeploy import Column, CreateTable
+    base = Migration(version="001", name="members", operations=[CreateTable(
+        table="public.members", primary_key=["id"], columns=[
+            Column(name="id", type="bigint"), Column(name="handle", type="text"),
+            Column(name="bio", type="text", nullable=False, default="''"),
+            Column(name="country", type="text", default="'NL'"),
+            Column(name="joined", type="timestamptz", nullable=False, default="now()")])])
+    change = Migration(version="002", name="change", operations=[
+        SetNotNull(table="public.members", column="handle"), DropNotNull(table="public.members", column="bio"),
+        SetDefault(table="public.members", column="country", default="'DE'"),
+        DropDefault(table="public.members", column="joined")])
+    bundles = write_bundles([base, change], tmp_path)
+    db = fresh_db
+    run_sql_file(db, bundles["001"].forward)
+    db.execute(MEMBERS_ROWS)
+    run_sql_file(db, bundles["002"].forward)
+    for version in ("001", "002"):
+        result = _generated_test(db, bundles[version].folder)
+        assert result.returncode == 0, result.stdout
+    v001 = _generated_test(db, bundles["001"].folder, "-rs")
+    assert "superseded by V002, which changes the nullability of column public.members.handle" in v001.stdout
+    assert "superseded by V002, which changes the default of column public.members.joined" in v001.stdout
+    before = _generated_test(db, bundles["002"].folder, "-m", "rolled_back")
+    assert before.returncode == 1, before.stdout
+    run_sql_file(db, bundles["002"].rollback)
+    after = _generated_test(db, bundles["002"].folder, "-m", "rolled_back")
+    assert after.returncode == 0, after.stdout
+    assert "4 passed" in after.stdout or " passed" in after.stdout
+    assert _generated_test(db, bundles["001"].folder).returncode == 0
