@@ -255,3 +255,35 @@ def test_generated_tests_check_the_change_and_its_rollback(fresh_db: TestDatabas
     assert after.returncode == 0, after.stdout
     assert "4 passed" in after.stdout or " passed" in after.stdout
     assert _generated_test(db, bundles["001"].folder).returncode == 0
+
+
+DROP_BIO = '''
+from dbdeploy import DropNotNull, Migration
+
+migration = Migration(version="001", name="optional_bio", operations=[
+    DropNotNull(table="public.profiles", column="bio"),
+])
+'''
+
+
+def test_dbdeploy_rollback_refuses_on_nulls_and_records_it(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """The same refusal through the executor (``dbdeploy apply`` / ``rollback``): exit 1, the count in the
+    message, nothing changed, the version still applied; after the rows are fixed the rollback runs."""
+    from tests.executor_support import make_project, write_spec
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute(PROFILES)
+    write_spec(tmp_path / "specs", "V001_optional_bio.py", DROP_BIO)
+    project = make_project(tmp_path / "project", db.dsn, specs=tmp_path / "specs")
+    applied = project.run("apply", "--env", "test")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    db.execute("INSERT INTO public.profiles (id, bio, visits) VALUES (-1, NULL, 0), (-2, NULL, 0)")
+    s1 = catalog(conn)
+    refused = project.run("rollback", "--env", "test", "--to", "000")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "cannot make public.profiles.bio NOT NULL again: 2 row(s) hold NULL" in refused.stdout + refused.stderr
+    assert catalog(conn) == s1
+    assert log_status(conn, "001") == "completed"
+    db.execute("UPDATE public.profiles SET bio = '' WHERE bio IS NULL")
+    done = project.run("rollback", "--env", "test", "--to", "000")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _column(conn, "bio") == (True, "''::text")
