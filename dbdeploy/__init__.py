@@ -18,6 +18,7 @@ _DSL = {
          "CreateTable", "DropColumn", "DropIndex", "DropTable", "RawSQL", "RequireExtension", "SeedRows"),
         "dbdeploy.ops"),
     **dict.fromkeys(("RenameColumn", "RenameTable", "Contract"), "dbdeploy.ops"),
+    **dict.fromkeys(("SetNotNull", "DropNotNull", "SetDefault", "DropDefault"), "dbdeploy.ops"),
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
 }

@@ -19,7 +19,9 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropDefault,
     DropIndex,
+    DropNotNull,
     DropTable,
     ForeignKey,
     Index,
@@ -29,6 +31,8 @@ from dbdeploy import (
     RenameTable,
     RequireExtension,
     SeedRows,
+    SetDefault,
+    SetNotNull,
     Unique,
 )
 
@@ -114,4 +118,10 @@ CASES: dict[str, list[Migration]] = {
     "contract_table": [BASE, _m("002", "expandtab", RenameTable(table="shop.orders", new_name="shop.purchases",
                                                                 online=True)),
                        _m("003", "contract", Contract(version="002"))],
+    # Changing NOT NULL and defaults of existing columns (issue 12): a table the specs do not know
+    # (shop.customers exists before), and columns of one they created (the rollback is then checked too).
+    "set_not_null": [_m("001", "nn", SetNotNull(table="shop.customers", column="name"))],
+    "drop_not_null": [BASE, _m("002", "nullable", DropNotNull(table="shop.orders", column="customer_id"))],
+    "column_defaults": [BASE, _m("002", "defaults", SetDefault(table="shop.orders", column="note", default="'n/a'"),
+                                 DropDefault(table="shop.orders", column="status"))],
 }

@@ -49,7 +49,9 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropDefault,
     DropIndex,
+    DropNotNull,
     DropTable,
     ForeignKey,
     Index,
@@ -59,6 +61,8 @@ from dbdeploy import (
     RenameTable,
     RequireExtension,
     SeedRows,
+    SetDefault,
+    SetNotNull,
     Unique,
 )
 from tests.bundles import write_bundles
@@ -515,6 +519,78 @@ def _raw_forward(conn, rows0):
     _assert_all(conn, "SELECT id, name FROM public.teams WHERE id > 10", [(99, "raw team")])
 
 
+# -- set/drop NOT NULL, set/drop default (issue 12) -------------------------------------------------
+
+PROFILES = f"""
+CREATE TABLE public.profiles (
+    id integer PRIMARY KEY,
+    handle text,
+    bio text NOT NULL DEFAULT '',
+    country text DEFAULT 'NL',
+    score integer,
+    visits integer NOT NULL,
+    joined timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO public.profiles (id, handle, bio, country, score, visits, joined)
+SELECT g, 'user_' || g, CASE WHEN g % 7 = 0 THEN '' ELSE 'bio of ' || g END,
+       CASE WHEN g % 11 = 0 THEN NULL ELSE (ARRAY['NL', 'DE', 'FR'])[g % 3 + 1] END,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE g % 100 END, g % 1000,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute'
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
+def _column_facts(conn, column: str) -> tuple:
+    return conn.execute("SELECT a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+                        " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                        " WHERE a.attrelid = 'public.profiles'::regclass AND a.attname = %s", [column]).fetchone()
+
+
+def _no_helper_checks(conn) -> None:
+    _assert_all(conn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.profiles'::regclass"
+                      " AND contype = 'c'", [(0,)])
+
+
+def _set_not_null_forward(conn, rows0):
+    assert _column_facts(conn, "handle") == (True, None)
+    assert _column_facts(conn, "visits") == (True, None)
+    _no_helper_checks(conn)
+
+
+def _set_not_null_rollback(conn, rows0):
+    assert _column_facts(conn, "handle") == (False, None)
+    assert _column_facts(conn, "visits") == (True, None)    # NOT NULL before the version: left so
+
+
+def _drop_not_null_rollback(conn, rows0):
+    assert _column_facts(conn, "bio") == (True, "''::text")
+    _no_helper_checks(conn)
+
+
+def _set_default_forward(conn, rows0):
+    assert _column_facts(conn, "country") == (False, "'DE'::text")
+    assert _column_facts(conn, "score") == (False, "(floor((random() * (10)::double precision)))::integer")
+    assert backup_tables(conn, "v001_op%default") == ["v001_op1_profiles_country_default",
+                                                      "v001_op2_profiles_score_default"]
+
+
+def _set_default_rollback(conn, rows0):
+    assert _column_facts(conn, "country") == (False, "'NL'::text")
+    assert _column_facts(conn, "score") == (False, None)
+    assert backup_tables(conn, "v001_op%default") == []
+
+
+def _drop_default_forward(conn, rows0):
+    assert _column_facts(conn, "joined") == (True, None)
+    assert _column_facts(conn, "handle") == (False, None)
+
+
+def _drop_default_rollback(conn, rows0):
+    assert _column_facts(conn, "joined") == (True, "now()")
+    assert _column_facts(conn, "handle") == (False, None)
+    assert backup_tables(conn, "v001_op%default") == []
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],
@@ -613,6 +689,24 @@ CASES = [
                rollback="DELETE FROM public.teams WHERE id = 99"))],
          setup=ACCOUNTS, data={"public.teams": "id", "public.accounts": "id"}, data_changes=True,
          after_forward=_raw_forward),
+    Case("set_not_null", [mig("001", "require_handle", SetNotNull(table="public.profiles", column="handle"),
+                              SetNotNull(table="public.profiles", column="visits"))],
+         setup=PROFILES, data={"public.profiles": "id"}, after_forward=_set_not_null_forward,
+         after_rollback=_set_not_null_rollback),
+    Case("drop_not_null", [mig("001", "optional_bio", DropNotNull(table="public.profiles", column="bio"))],
+         setup=PROFILES, data={"public.profiles": "id"},
+         after_forward=lambda conn, _: _assert_all(conn, "SELECT count(*) FROM public.profiles WHERE bio IS NULL",
+                                                   [(0,)]),
+         after_rollback=_drop_not_null_rollback),
+    Case("set_default", [mig("001", "defaults", SetDefault(table="public.profiles", column="country", default="'DE'"),
+                             SetDefault(table="public.profiles", column="score",
+                                        default="floor(random() * 10)::integer"))],
+         setup=PROFILES, data={"public.profiles": "id"}, after_forward=_set_default_forward,
+         after_rollback=_set_default_rollback),
+    Case("drop_default", [mig("001", "no_defaults", DropDefault(table="public.profiles", column="joined"),
+                              DropDefault(table="public.profiles", column="handle"))],
+         setup=PROFILES, data={"public.profiles": "id"}, after_forward=_drop_default_forward,
+         after_rollback=_drop_default_rollback),
 ]
 
 

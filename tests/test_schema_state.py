@@ -27,7 +27,9 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropDefault,
     DropIndex,
+    DropNotNull,
     DropTable,
     ForeignKey,
     Index,
@@ -37,6 +39,8 @@ from dbdeploy import (
     RenameTable,
     RequireExtension,
     SeedRows,
+    SetDefault,
+    SetNotNull,
     Unique,
 )
 from dbdeploy.lint import lint_migrations
@@ -140,6 +144,14 @@ CASES = {
     "contract": (Contract(version="899"),
                  {("columns", "public.t"): ("id", "p", "q", "b", "a2"), ("dropped",): (("public.t", "a"),),
                   ("views", "public.p"): GONE, ("relations", "public.p"): GONE}),
+    # These change a column's nullability or default, which facts() does not list (it lists column
+    # names), and refuse a column their own migration creates (as _prefix() does): here on a table the
+    # specs do not know (nothing to record); COLUMN_CASES below checks what they record for a table an
+    # earlier migration created, on the walk, planning and lint states alike.
+    "set_not_null": (SetNotNull(table="public.old", column="a"), {}),
+    "drop_not_null": (DropNotNull(table="public.old", column="a"), {}),
+    "set_default": (SetDefault(table="public.old", column="a", default="'x'"), {}),
+    "drop_default": (DropDefault(table="public.old", column="b"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run
@@ -366,3 +378,48 @@ def test_not_null_with_a_constant_default_needs_no_backfill():
     assert migration.operations[0].not_null_after(()) is None
     plan = plan_all([LoadedMigration(migration, Path("V900__nn.py"))])[0]
     assert plan.checklist[0].not_null_pending == []
+
+
+# --- nullability and defaults (SetNotNull, DropNotNull, SetDefault, DropDefault) ----------------
+
+def _column_prefix() -> list:
+    return [CreateTable(table="public.c", columns=[Column(name="id", type="bigint"),
+                                                   Column(name="n", type="text", nullable=False, default="'n'"),
+                                                   Column(name="m", type="text")],
+                        primary_key=["id"])]
+
+
+# operation → (column, (nullable, default)) the state holds after it
+COLUMN_CASES = {
+    "set_not_null": (SetNotNull(table="public.c", column="m"), "m", (False, None)),
+    "drop_not_null": (DropNotNull(table="public.c", column="n"), "n", (True, "'n'")),
+    "set_default": (SetDefault(table="public.c", column="m", default="now()::text"), "m",
+                    (True, "CAST(now() AS text)")),
+    "drop_default": (DropDefault(table="public.c", column="n"), "n", (False, None)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COLUMN_CASES))
+def test_column_changes_are_recorded_once_for_everyone(kind):
+    op, column, expected = COLUMN_CASES[kind]
+    first = Migration(version="899", name="first", operations=_column_prefix())
+    second = Migration(version=V, name="state", operations=[op])
+    walked = SchemaState(complete=True)
+    for migration in (first, second):
+        for visit in walk(migration.operations, walked, version=migration.version):
+            assert visit.error is None, visit.error
+    planned = SchemaState(complete=True)
+    plan_migration(first, planned)
+    plan_migration(second, planned)
+    seen: dict[str, SchemaState] = {}
+
+    def capture(ctx):
+        seen[ctx.version] = ctx.after.schema
+        return ()
+
+    lint_migrations([LoadedMigration(first, Path("V899__first.py")), LoadedMigration(second, Path("V900__state.py"))],
+                    rules=(Rule("capture-state", "warning", "-", "-", capture),))
+    for who, state in {"walk": walked, "plan": planned, "lint": seen[V]}.items():
+        col = state.tables["public.c"].columns[column]
+        assert (col.nullable, col.default) == expected, who
+        assert facts(state) == facts(walked), who

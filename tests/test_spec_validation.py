@@ -898,3 +898,73 @@ def test_contract_refusals_name_the_fix():
                       [Contract(version="002")], [Contract(version="002")])
     # the right order plans
     _renames_plan([RenameColumn(table="public.m", column="a", new_name="c", online=True)], [Contract(version="002")])
+# --- SetNotNull, DropNotNull, SetDefault, DropDefault (issue 12) --------------------------------
+
+def _on_created_table(*ops) -> Migration:
+    """``ops`` in a migration after the one that creates public.t (id primary key, n NOT NULL, m, g identity)."""
+    from dbdeploy import DropDefault, DropNotNull, SetDefault, SetNotNull  # noqa: F401 (the DSL names exist)
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+    state = SchemaState(complete=True)
+    plan_migration(Migration(version="001", name="base", operations=[CreateTable(
+        table="t", columns=[col("id", "bigint"), col("n", nullable=False), col("m"),
+                            col("g", "bigint", identity=True)], primary_key=["id"])]), state)
+    migration = Migration(version="002", name="change", operations=list(ops))
+    return plan_migration(migration, state)
+
+
+@pytest.mark.parametrize("op, message", [
+    ("SetNotNull(table='t', column='n')", "column 'n' of public.t is already NOT NULL — fix: remove this SetNotNull"),
+    ("SetNotNull(table='t', column='id')", "already NOT NULL"),
+    ("SetNotNull(table='t', column='zz')", "refers to column(s) zz that public.t does not have"),
+    ("DropNotNull(table='t', column='id')", "part of public.t's primary key, which PostgreSQL keeps NOT NULL — fix:"),
+    ("DropNotNull(table='t', column='g')", "identity column, which PostgreSQL keeps NOT NULL — fix:"),
+    ("SetDefault(table='t', column='g', default='1')", "identity column, which has no default (PostgreSQL refuses "
+                                                       "one) — fix: remove this SetDefault"),
+    ("DropDefault(table='t', column='g')", "fix: remove this DropDefault"),
+    ("DropDefault(table='t', column='zz')", "zz"),
+])
+def test_column_changes_checked_against_the_specs(op, message):
+    import dbdeploy
+    built = eval(op, {name: getattr(dbdeploy, name) for name in ("SetNotNull", "DropNotNull", "SetDefault",
+                                                                  "DropDefault")})
+    with pytest.raises(Exception) as info:
+        _on_created_table(built)
+    text = str(info.value)
+    assert "operations[0]" in text and message in text, text
+
+
+@pytest.mark.parametrize("op", ["SetNotNull", "DropNotNull", "SetDefault", "DropDefault"])
+def test_column_changes_refuse_a_column_of_their_own_migration(op):
+    import dbdeploy
+    from dbdeploy.errors import SpecError
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+    kwargs = {"table": "t", "column": "m" if op != "DropNotNull" else "n"}
+    if op == "SetDefault":
+        kwargs["default"] = "'x'"
+    migration = Migration(version="001", name="m", operations=[
+        CreateTable(table="t", columns=[col("id", "bigint"), col("n", nullable=False), col("m")], primary_key=["id"]),
+        getattr(dbdeploy, op)(**kwargs)])
+    with pytest.raises(SpecError) as info:
+        plan_migration(migration, SchemaState(complete=True))
+    text = str(info.value)
+    assert f"operations[1] ({getattr(dbdeploy, op).kind} public.t)" in text, text
+    assert "which this same migration creates — fix:" in text, text
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("now()); DROP TABLE x; --", "invalid SQL expression"),
+    ("(SELECT 1)", "subquery"),
+    ("pg_sleep(1)", "pg_sleep"),
+    ("active", "column"),
+])
+def test_set_default_expression_rules(value, reason):
+    from dbdeploy import SetDefault
+    rejected(lambda: SetDefault(table="t", column="a", default=value), reason, loc="default")
+
+
+def test_column_change_fields_are_checked():
+    from dbdeploy import DropNotNull, SetNotNull
+    rejected(lambda: SetNotNull(table="t", column="Bad Name"), "not a lowercase snake_case ASCII name", loc="column")
+    rejected(lambda: DropNotNull(table="a.b.c", column="x"), loc="table")

@@ -367,6 +367,63 @@ KINDS: dict[str, type[Expectation]] = {
 """Every expectation kind, by its JSON ``"object"`` value; ``catalog_checks.CHECKS`` has one check each."""
 
 
+@dataclass(frozen=True)
+class ColumnNotNull(Expectation):
+    """Column ``table.name`` of a table that may predate the specs is NOT NULL and holds no NULL
+    (``not_null`` True: a validated NOT NULL, not PostgreSQL 18's ``NOT NULL … NOT VALID``) or has no
+    NOT NULL at all (False) — what SetNotNull / DropNotNull leave. ``before`` is the column's state
+    before the operation when the specs know it (their rollback restores it), None when they do not:
+    the rollback is then not checked (it restores what the catalog said at forward time)."""
+
+    kind: ClassVar[str] = "column_not_null"
+    table: str
+    name: str
+    not_null: bool
+    before: bool | None = None
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "table": self.table, "name": self.name, "not_null": self.not_null,
+                "columns": [self.name], "present": True}
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables or self.before is None:
+            return ()
+        return (ColumnNotNull(self.table, self.name, self.before),)
+
+
+_UNKNOWN = "<unknown>"
+
+
+@dataclass(frozen=True)
+class ColumnDefault(Expectation):
+    """Column ``table.name`` has ``default`` (its DEFAULT-safe text, compared as PostgreSQL spells it
+    for the column's own type) or no default (None) — what SetDefault / DropDefault leave. ``before``
+    is the default before the operation when the specs know it (their rollback restores it; None:
+    no default), ``_UNKNOWN`` when they do not."""
+
+    kind: ClassVar[str] = "column_default"
+    table: str
+    name: str
+    default: str | None
+    before: str | None = _UNKNOWN
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "table": self.table, "name": self.name, "default": self.default,
+                "columns": [self.name], "present": True}
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.table in rollback.created_tables or self.before == _UNKNOWN:
+            return ()
+        return (ColumnDefault(self.table, self.name, self.before),)
+
+
+KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetNotNull/DropNotNull, Set/DropDefault
+
+
 def to_json(expectations: list[Expectation]) -> list[dict]:
     """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
     out = []

@@ -12,24 +12,30 @@ from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_default import DropDefault
 from dbdeploy.ops.drop_index import DropIndex
+from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_table import RenameTable
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
+from dbdeploy.ops.set_default import SetDefault
+from dbdeploy.ops.set_not_null import SetNotNull
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
     RenameColumn, RenameTable, Contract,
+    SetNotNull, DropNotNull, SetDefault, DropDefault,
 )
 
 AnyOperation = (
     CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
     | RenameColumn | RenameTable | Contract
+    | SetNotNull | DropNotNull | SetDefault | DropDefault
 )
 
 __all__ = [
@@ -37,4 +43,5 @@ __all__ = [
     "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
     "RenameColumn", "RenameTable", "Contract",
+    "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
+from psycopg import sql
 from pydantic import model_validator
 
 from dbdeploy.bundle import expectations as expect
@@ -33,6 +34,7 @@ from dbdeploy.ops.common import (
     NOT_NULL_PROVEN,
     UNVALIDATED_NOT_NULL,
     S,
+    attnum,
     column_dependants,
     column_exists,
     constraint_exists,
@@ -51,7 +53,7 @@ from dbdeploy.ops.common import (
     rollback_backup_prefix,
 )
 from dbdeploy.ops.ddl import column_def
-from dbdeploy.sql import column_default, ident, literal, qualified, regclass
+from dbdeploy.sql import column_default, ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -240,7 +242,9 @@ def drop_owned_column_preflight(ctx: PlanContext, table: str, column: str):
                                           is_owned(ctx, "column", key)))
 
 
-def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
+def not_null_steps(ctx: PlanContext, table: str, column: str, *, when: sql.Composable | None = None,
+                   first: tuple[sql.Composable, ...] = (), on_set: tuple[sql.Composable, ...] = (),
+                   finish: tuple[sql.Composable, ...] = (), count_nulls: bool = False) -> list[Step]:
     """Make ``column`` NOT NULL without a long ACCESS EXCLUSIVE scan: a helper ``CHECK (c IS NOT NULL)
     NOT VALID``, its VALIDATE (a scan that lets reads and writes continue; fails on a NULL row),
     then ``SET NOT NULL`` (no scan: the validated CHECK proves it) and the helper dropped.
@@ -250,27 +254,68 @@ def not_null_steps(ctx: PlanContext, table: str, column: str) -> list[Step]:
     remain; it is replaced by a validated NOT NULL: the helper CHECK is validated as above, then in
     the last step ``DROP NOT NULL`` and ``SET NOT NULL`` (catalog only, as ``SET NOT NULL`` alone
     would validate the unvalidated constraint by a scan under ACCESS EXCLUSIVE); the constraint's
-    name becomes PostgreSQL's default one."""
+    name becomes PostgreSQL's default one.
+
+    The same steps serve SetNotNull and DropNotNull's rollback (one implementation): ``when`` (a
+    condition) limits the helper check and ``SET NOT NULL`` to the case it holds (DropNotNull's
+    rollback: this version dropped the NOT NULL); ``first`` runs at the start of the first step
+    (SetNotNull: refuse a missing column); ``on_set`` runs in the transaction of the ``SET NOT
+    NULL`` when the column had no NOT NULL at all (``attnotnull`` false: SetNotNull records that this
+    version set it); ``finish`` runs at the end of the last step whatever happened; ``count_nulls``
+    makes a failed VALIDATE name the number of NULL rows (:func:`constraint_steps.validate`)."""
     name = derived_name(split_table(table)[1], column, suffix="not_null")
     attribute = S("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname = {col}").format(
         rel=regclass(table), col=literal(column))
     nullable = S("EXISTS ({att} AND NOT ({proven}))").format(att=attribute, proven=NOT_NULL_PROVEN)
     unvalidated = S("EXISTS ({att} AND {unvalidated})").format(att=attribute, unvalidated=UNVALIDATED_NOT_NULL)
-    add = if_then(S("{} AND NOT {}").format(nullable, constraint_exists(table, name)),
+    needed = nullable if when is None else S("{} AND {}").format(when, nullable)
+    add = if_then(S("{} AND NOT {}").format(needed, constraint_exists(table, name)),
                   S("ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
                       t=qualified(table), n=ident(name), c=ident(column)))
+    if first:
+        add = block(*first, add)
+    set_first = []
+    if on_set:
+        absent = S("EXISTS ({att} AND NOT a.attnotnull)").format(att=attribute)
+        set_first = [if_then(absent, *on_set)]
+    # Only the helper CHECK: on PostgreSQL 18 the column's NOT NULL constraint may carry the same name.
+    drop_helper = if_then(
+        S("EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {rel} AND conname = {n}"
+          " AND contype = 'c')").format(rel=regclass(table), n=literal(name)),
+        S("ALTER TABLE {t} DROP CONSTRAINT {n};").format(t=qualified(table), n=ident(name)))
+    # PostgreSQL 18 names the NOT NULL constraint SET NOT NULL creates <table>_<column>_not_null, the
+    # helper's name, which is taken at that moment: it gets a "1" appended. Once the helper is gone the
+    # constraint gets the name (the name CREATE TABLE gives it, so a rollback restores the same catalog).
+    rename = if_then(
+        S("NOT {}").format(constraint_exists(table, name)),
+        S("FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = {rel}"
+          " AND nn.contype = 'n' AND nn.conkey[1] = {num} LOOP\n"
+          "    EXECUTE 'ALTER TABLE ' || {qt} || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name)"
+          " || ' TO ' || {qn};\n"
+          "END LOOP;").format(rel=regclass(table), num=attnum(table, column), qt=literal(render(qualified(table))),
+                              qn=literal(render(ident(name)))))
     set_not_null = block(
-        if_then(nullable,
+        if_then(needed,
+                *set_first,
                 if_then(unvalidated, S("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL;").format(
                     t=qualified(table), c=ident(column))),
-                S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(t=qualified(table), c=ident(column))),
-        S("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {n};").format(t=qualified(table), n=ident(name)),
+                S("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;").format(t=qualified(table), c=ident(column)),
+                drop_helper, rename,
+                otherwise=[drop_helper]),
+        *finish,
     )
+    explain = None
+    if count_nulls:
+        explain = if_then(S("v_state = '23514'"), S(
+            "v_message := (SELECT pg_catalog.count(*) FROM {t} WHERE {c} IS NULL) || {rows} || v_message;").format(
+            t=qualified(table), c=ident(column),
+            rows=literal(f" row(s) of {table} have {column} NULL, so it cannot be made NOT NULL (give them a value "
+                         "first); ")))
     return [
         Step("add_check", table, "ACCESS EXCLUSIVE", True, do_block(add),
              f"add {name} CHECK ({column} IS NOT NULL) NOT VALID"),
-        cs.validate(ctx, table, name),
-        Step("set_not_null", table, "ACCESS EXCLUSIVE", True, do_block(set_not_null),
+        cs.validate(ctx, table, name, explain=explain),
+        Step("set_not_null", table, "ACCESS EXCLUSIVE", True, do_block(set_not_null, declare=["v_name text"]),
              f"set {column} NOT NULL using the validated check, then drop the check"),
     ]
 

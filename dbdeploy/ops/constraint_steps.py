@@ -93,7 +93,8 @@ CLEANUP_LOCK_TIMEOUT = S(
     "COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.lock_timeout', true), ''), '5s')")
 
 
-def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None = None) -> Step:
+def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None = None,
+             explain: sql.Composable | None = None) -> Step:
     """VALIDATE, run outside a transaction block; a no-op when validated or absent (skipped optional FK).
 
     When VALIDATE fails on the data (any error but a lock timeout or deadlock, which the executor
@@ -108,6 +109,10 @@ def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None =
 
     VALIDATE takes SHARE UPDATE EXCLUSIVE on the table (ALTER TABLE docs: reads and writes continue);
     validating a foreign key also takes ROW SHARE on the referenced table, which is weaker.
+
+    ``explain`` (PL/pgSQL; may read ``v_state`` and change ``v_message``) runs after the clean-up is
+    committed, in a new transaction holding no lock on the table yet, before the error is raised: a
+    count of the offending rows for the message (SetNotNull).
     """
     t, n = qualified(table), ident(name)
     drop = [S("PERFORM pg_catalog.set_config('lock_timeout', {}, true);").format(CLEANUP_LOCK_TIMEOUT),
@@ -142,6 +147,7 @@ def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None =
                 S("RAISE EXCEPTION USING ERRCODE = v_state, MESSAGE = v_message;")),
         cleanup,
         S("COMMIT;"),
+        *([explain] if explain is not None else []),
         S("RAISE EXCEPTION USING ERRCODE = v_state,"),
         S("    MESSAGE = {label} || v_message").format(label=literal(f"dbdeploy {ctx.label}: ")),
         S("        || COALESCE(' (' || NULLIF(v_detail, '') || ')', '') || '; ' || v_cleanup,"),

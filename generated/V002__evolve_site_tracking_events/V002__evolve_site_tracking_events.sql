@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '9e4629b41303f9915523ea4c72e820cc9e34923a8dbd8aed7a10308bb88a4488';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f1bdeaa9e5891ebde41f29736ea8d7c201a58cf3d9100a2bbcb5173ca7c2aa49';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '9e4629b41303f9915523ea4c72e820cc9e34923a8dbd8aed7a10308bb88a4488',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', 'f1bdeaa9e5891ebde41f29736ea8d7c201a58cf3d9100a2bbcb5173ca7c2aa49',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -920,14 +920,27 @@ $dbdeploy$;
 -- set event_type NOT NULL using the validated check, then drop the check
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_name text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'event_type' AND NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated))) THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'event_type' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)) THEN
             ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "event_type" DROP NOT NULL;
         END IF;
         ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "event_type" SET NOT NULL;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_type_not_null' AND contype = 'c') THEN
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT "site_tracking_events_r_event_type_not_null";
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_type_not_null') THEN
+            FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND nn.contype = 'n' AND nn.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_type') LOOP
+                EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name) || ' TO ' || '"site_tracking_events_r_event_type_not_null"';
+            END LOOP;
+        END IF;
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_type_not_null' AND contype = 'c') THEN
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT "site_tracking_events_r_event_type_not_null";
+        END IF;
     END IF;
-    ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "site_tracking_events_r_event_type_not_null";
 END
 $dbdeploy$;
 COMMIT;
@@ -1165,14 +1178,27 @@ $dbdeploy$;
 -- set event_uuid NOT NULL using the validated check, then drop the check
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_name text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'event_uuid' AND NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated))) THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND a.attname = 'event_uuid' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)) THEN
             ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "event_uuid" DROP NOT NULL;
         END IF;
         ALTER TABLE "raw"."site_tracking_events_r" ALTER COLUMN "event_uuid" SET NOT NULL;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_uuid_not_null' AND contype = 'c') THEN
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT "site_tracking_events_r_event_uuid_not_null";
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_uuid_not_null') THEN
+            FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND nn.contype = 'n' AND nn.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND attname = 'event_uuid') LOOP
+                EXECUTE 'ALTER TABLE ' || '"raw"."site_tracking_events_r"' || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name) || ' TO ' || '"site_tracking_events_r_event_uuid_not_null"';
+            END LOOP;
+        END IF;
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"raw"."site_tracking_events_r"') AND conname = 'site_tracking_events_r_event_uuid_not_null' AND contype = 'c') THEN
+            ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT "site_tracking_events_r_event_uuid_not_null";
+        END IF;
     END IF;
-    ALTER TABLE "raw"."site_tracking_events_r" DROP CONSTRAINT IF EXISTS "site_tracking_events_r_event_uuid_not_null";
 END
 $dbdeploy$;
 COMMIT;

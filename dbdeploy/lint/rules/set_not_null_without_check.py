@@ -14,9 +14,10 @@ ID = "set-not-null-without-check"
 SEVERITY = "error"
 PROBLEM = ("SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock (reads and writes wait) unless a "
            "validated CHECK (column IS NOT NULL) already proves that no row is NULL.")
-FIX = ("Use AddColumn with nullable=False and a Backfill (dbdeploy adds CHECK (c IS NOT NULL) NOT VALID, "
-       "validates it, then sets NOT NULL without a scan), or do the same by hand: ADD CONSTRAINT … CHECK (c IS NOT "
-       "NULL) NOT VALID and VALIDATE CONSTRAINT in earlier RawSQL operations, then SET NOT NULL.")
+FIX = ("Use SetNotNull(table=…, column=…) (dbdeploy adds CHECK (c IS NOT NULL) NOT VALID, validates it, sets NOT "
+       "NULL without a scan and drops the check; its rollback drops the NOT NULL only if it set it); for a new "
+       "column, AddColumn with nullable=False and a Backfill. Or do the same by hand: ADD CONSTRAINT … CHECK (c IS "
+       "NOT NULL) NOT VALID and VALIDATE CONSTRAINT in earlier RawSQL operations, then SET NOT NULL.")
 
 
 def check(ctx: OpContext):

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'f5407534cbcc19149f1d983da251941d196d958047504255ed9e3932fb41151d';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'e98db76e4a9db00c4f39a77dedd64d9115a56d1d4207e0cb387caad99d7ae0c7';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__cols.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'f5407534cbcc19149f1d983da251941d196d958047504255ed9e3932fb41151d',
+VALUES ('002', 'V002__cols.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'e98db76e4a9db00c4f39a77dedd64d9115a56d1d4207e0cb387caad99d7ae0c7',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -830,14 +830,27 @@ $dbdeploy$;
 -- set public_id NOT NULL using the validated check, then drop the check
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_name text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'public_id' AND NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated))) THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'public_id' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)) THEN
             ALTER TABLE "shop"."orders" ALTER COLUMN "public_id" DROP NOT NULL;
         END IF;
         ALTER TABLE "shop"."orders" ALTER COLUMN "public_id" SET NOT NULL;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_public_id_not_null' AND contype = 'c') THEN
+            ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_public_id_not_null";
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_public_id_not_null') THEN
+            FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND nn.contype = 'n' AND nn.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'public_id') LOOP
+                EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name) || ' TO ' || '"orders_public_id_not_null"';
+            END LOOP;
+        END IF;
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_public_id_not_null' AND contype = 'c') THEN
+            ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_public_id_not_null";
+        END IF;
     END IF;
-    ALTER TABLE "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_public_id_not_null";
 END
 $dbdeploy$;
 COMMIT;

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '67d486bfa2a571451747747ba68483e9a39cd7c976ed5ce556365e30827a95b9';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '178017b64d3f11cfdd6e30725714640850d65ef4b85679255540c55037bde039';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '67d486bfa2a571451747747ba68483e9a39cd7c976ed5ce556365e30827a95b9',
+VALUES ('002', 'V002__region.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '178017b64d3f11cfdd6e30725714640850d65ef4b85679255540c55037bde039',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -805,14 +805,27 @@ $dbdeploy$;
 -- set region NOT NULL using the validated check, then drop the check
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_name text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'region' AND NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated))) THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"shop"."orders"') AND a.attname = 'region' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)) THEN
             ALTER TABLE "shop"."orders" ALTER COLUMN "region" DROP NOT NULL;
         END IF;
         ALTER TABLE "shop"."orders" ALTER COLUMN "region" SET NOT NULL;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_region_not_null' AND contype = 'c') THEN
+            ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_region_not_null";
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_region_not_null') THEN
+            FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND nn.contype = 'n' AND nn.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"shop"."orders"') AND attname = 'region') LOOP
+                EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name) || ' TO ' || '"orders_region_not_null"';
+            END LOOP;
+        END IF;
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_region_not_null' AND contype = 'c') THEN
+            ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_region_not_null";
+        END IF;
     END IF;
-    ALTER TABLE "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_region_not_null";
 END
 $dbdeploy$;
 COMMIT;
