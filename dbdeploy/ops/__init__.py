@@ -4,6 +4,7 @@ from dbdeploy.bundle.step import Step
 from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
+from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
@@ -11,24 +12,30 @@ from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
+from dbdeploy.ops.rename_constraint import RenameConstraint
+from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
+    RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
 )
 
 AnyOperation = (
     CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
+    | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
 )
 
 __all__ = [
     "OPERATION_TYPES", "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "AnyOperation", "Backfill",
     "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
+    "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
 ]
