@@ -10,6 +10,7 @@ from dbdeploy import (
     AddCheck,
     AddColumn,
     AddForeignKey,
+    AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
@@ -18,12 +19,15 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropConstraint,
     DropIndex,
     DropTable,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RenameConstraint,
+    RenameIndex,
     RequireExtension,
     SeedRows,
     Unique,
@@ -96,4 +100,16 @@ CASES: dict[str, list[Migration]] = {
     "raw_sql_concurrently": [_m("001", "rawc", RawSQL(
         forward="CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x_idx ON public.t (x)",
         rollback="DROP INDEX CONCURRENTLY IF EXISTS public.t_x_idx"))],
+    "rename_index": [BASE, _m("002", "renidx", RenameIndex(name="shop.orders_status_idx",
+                                                           new_name="orders_open_status_idx"))],
+    "rename_constraint": [BASE, _m("002", "rencon", RenameConstraint(
+        table="shop.orders", name="orders_customer_id_id_key", new_name="orders_customer_order_key"))],
+    # Known to the specs: the unique constraint comes back through CREATE UNIQUE INDEX CONCURRENTLY.
+    "drop_constraint": [BASE, _m(
+        "002", "dropcon", DropConstraint(table="shop.orders", name="orders_customer_id_id_key"),
+        DropConstraint(table="shop.orders", name=ORDERS.checks[0].resolved_name("shop.orders")))],
+    # Not known to the specs (a pre-existing table): the rollback re-adds the key from the keeper.
+    "drop_constraint_preexisting": [_m("001", "dropkey", DropConstraint(table="public.customers",
+                                                                        name="customers_pkey"))],
+    "add_primary_key": [_m("001", "addpk", AddPrimaryKey(table="public.t", columns=["x"]))],
 }
