@@ -1,0 +1,205 @@
+"""RenameIndex, RenameConstraint, DropConstraint and AddPrimaryKey: the refusals a round trip cannot show,
+on every server (PostgreSQL 15 and 18), with psql running the bundles exactly as they are generated.
+
+- DropConstraint of a primary key that other tables' foreign keys reference refuses before any change,
+  naming them (never CASCADE);
+- the rollback of a dropped unique constraint refuses, changing nothing, when rows written since hold
+  duplicated keys (their count in the error); likewise a CHECK's violating rows;
+- AddPrimaryKey refuses, changing nothing, on NULL keys or duplicated keys (counts in the error) and on
+  a table that already has a primary key; an INVALID index left by a failed build is dropped and rebuilt;
+- the renames roll back only what their version renamed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbdeploy import AddPrimaryKey, DropConstraint, Migration, RenameConstraint, RenameIndex
+from tests.bundles import write_bundles
+from tests.catalog import diff
+from tests.pg import TestDatabase
+from tests.roundtrip import catalog, constraint, data_snapshot, expect_failure, index_valid, log_status, run_sql_file
+from tests.test_ops_roundtrip import ALTER_ROWS, CLIENTS
+
+DATA = {"public.clients": "id", "public.client_orders": "id", "public.legacy_events": "event_id"}
+
+
+def _bundle(tmp_path: Path, *operations, version: str = "001"):
+    return write_bundles([Migration(version=version, name="focused", operations=list(operations))],
+                         tmp_path)[version]
+
+
+def _state(conn: psycopg.Connection) -> tuple[dict, dict]:
+    return catalog(conn), data_snapshot(conn, DATA)
+
+
+def _assert_unchanged(before: tuple[dict, dict], after: tuple[dict, dict]) -> None:
+    assert before[0] == after[0], f"the catalog changed:\n{diff(before[0], after[0])}"
+    assert before[1] == after[1], "rows changed"
+
+
+def test_drop_primary_key_with_referencing_foreign_keys_refuses(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    db.execute("CREATE TABLE public.client_notes (id integer PRIMARY KEY,"
+               " client_id integer CONSTRAINT client_notes_client_fk REFERENCES public.clients (id));"
+               "INSERT INTO public.client_notes SELECT g, g FROM generate_series(1, 50) g;")
+    before = _state(conn)
+    bundle = _bundle(tmp_path, DropConstraint(table="public.clients", name="clients_pkey"))
+    expect_failure(db, bundle.forward, "refusing to drop constraint clients_pkey of public.clients",
+                   "client_notes (foreign key client_notes_client_fk)",
+                   "client_orders (foreign key client_orders_client_fk)",
+                   "Drop those foreign keys first with DropConstraint")
+    _assert_unchanged(before, _state(conn))
+    assert constraint(conn, "public.clients", "clients_pkey") == ("PRIMARY KEY (id)", True)
+    # nothing saved either: the refusal comes before the bookkeeping table is created
+    assert db.execute("SELECT to_regclass('dbdeploy_backup.dropped_constraints') IS NULL") == [(True,)]
+
+
+def test_rollback_of_dropped_unique_refuses_on_duplicates(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    bundle = _bundle(tmp_path, DropConstraint(table="public.clients", name="clients_email_key"))
+    run_sql_file(db, bundle.forward)
+    assert constraint(conn, "public.clients", "clients_email_key") is None
+    # the application writes duplicated e-mails while the constraint is gone: 3 keys, 7 rows
+    db.execute(f"INSERT INTO public.clients SELECT {ALTER_ROWS} + g, 'client' || (g % 3 + 1) || '@example.com', 1"
+               " FROM generate_series(1, 7) g")
+    before = _state(conn)
+    expect_failure(db, bundle.rollback, "rollback refused before any change",
+                   "cannot re-add constraint clients_email_key of public.clients: keys written since the drop are "
+                   "duplicated; duplicated keys: 3")
+    _assert_unchanged(before, _state(conn))
+    assert log_status(conn, "001") == "completed"
+    # fixed by the operator, the rollback goes through
+    db.execute(f"DELETE FROM public.clients WHERE id > {ALTER_ROWS}")
+    run_sql_file(db, bundle.rollback)
+    assert constraint(conn, "public.clients", "clients_email_key") == ("UNIQUE (email)", True)
+    assert log_status(conn, "001") == "rolled_back"
+
+
+def test_rollback_of_dropped_check_refuses_on_violating_rows(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    bundle = _bundle(tmp_path, DropConstraint(table="public.clients", name="clients_score_check"),
+                     DropConstraint(table="public.client_orders", name="client_orders_client_fk"))
+    run_sql_file(db, bundle.forward)
+    db.execute("UPDATE public.clients SET score = -1 WHERE id <= 4")
+    db.execute("INSERT INTO public.client_orders VALUES (-1, 999999999, 1), (-2, 999999998, 1)")
+    before = _state(conn)
+    expect_failure(db, bundle.rollback, "rows written since the drop violate it; rows: 4",
+                   "rows written since the drop have no referenced row; rows: 2")
+    _assert_unchanged(before, _state(conn))
+
+
+def test_spec_known_unique_rollback_rebuilds_concurrently(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """The rollback of a unique constraint the specs created builds its index concurrently and attaches it."""
+    from tests.test_ops_roundtrip import CREATE_MEMBERS, MEMBER_ROWS
+
+    db = fresh_db_each
+    conn = db.connect()
+    bundles = write_bundles([Migration(version="001", name="members", operations=[CREATE_MEMBERS]),
+                             Migration(version="002", name="drop_handle_key", operations=[
+                                 DropConstraint(table="public.members", name="members_handle_key")])], tmp_path)
+    run_sql_file(db, bundles["001"].forward)
+    db.execute(MEMBER_ROWS)
+    rollback = bundles["002"].rollback.read_text()
+    assert ('CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "members_handle_key" ON "public"."members" ("handle");'
+            in rollback)
+    run_sql_file(db, bundles["002"].forward)
+    assert not index_valid(conn, "public.members_handle_key")
+    run_sql_file(db, bundles["002"].rollback)
+    assert constraint(conn, "public.members", "members_handle_key") == ("UNIQUE (handle)", True)
+
+
+@pytest.mark.parametrize("problem, fragments", [
+    ("UPDATE public.legacy_events SET event_id = NULL WHERE event_id <= 5",
+     ["rows with a NULL key column; nothing was changed; rows: 5 (event_id: 5)"]),
+    ("UPDATE public.legacy_events SET event_id = event_id - 1 WHERE event_id IN (2, 4, 6)",
+     ["cannot add primary key legacy_events_pkey on public.legacy_events (event_id); nothing was changed:",
+      "3 key(s) appear more than once"]),
+    ("ALTER TABLE public.legacy_events ADD CONSTRAINT legacy_events_old_pk PRIMARY KEY (source, payload)",
+     ["public.legacy_events already has a primary key; nothing was changed: legacy_events_old_pk"]),
+], ids=["nulls", "duplicates", "has-primary-key"])
+def test_add_primary_key_refuses_with_counts(problem: str, fragments: list[str], fresh_db_each: TestDatabase,
+                                             tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    db.execute(problem)
+    before = _state(conn)
+    bundle = _bundle(tmp_path, AddPrimaryKey(table="public.legacy_events", columns=["event_id"]))
+    expect_failure(db, bundle.forward, *fragments)
+    _assert_unchanged(before, _state(conn))
+    assert db.execute("SELECT count(*) FROM migrations.migration_objects") == [(0,)]
+
+
+def test_add_primary_key_rebuilds_an_invalid_leftover(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY legacy_events_pkey ON public.legacy_events"
+                   " ((1 / (event_id - event_id)))")
+    assert index_valid(conn, "public.legacy_events_pkey") is False
+    (invalid_oid,) = conn.execute("SELECT 'public.legacy_events_pkey'::regclass::oid").fetchone()
+    bundle = _bundle(tmp_path, AddPrimaryKey(table="public.legacy_events", columns=["event_id"]))
+    proc = run_sql_file(db, bundle.forward)
+    assert 'index "public"."legacy_events_pkey" is INVALID' in proc.stderr, proc.stderr
+    assert constraint(conn, "public.legacy_events", "legacy_events_pkey") == ("PRIMARY KEY (event_id)", True)
+    assert conn.execute("SELECT 'public.legacy_events_pkey'::regclass::oid").fetchone() != (invalid_oid,)
+    assert db.execute("SELECT count(*) FROM pg_class WHERE relname LIKE '%dbdeploy_invalid'") == [(0,)]
+    run_sql_file(db, bundle.rollback)
+    assert constraint(conn, "public.legacy_events", "legacy_events_pkey") is None
+    assert db.execute("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.legacy_events'::regclass"
+                      " AND attname = 'event_id'") == [(False,)]
+
+
+def test_add_primary_key_rollback_keeps_not_null_it_did_not_make(fresh_db_each: TestDatabase,
+                                                                 tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    db.execute("ALTER TABLE public.legacy_events ALTER COLUMN event_id SET NOT NULL")
+    bundle = _bundle(tmp_path, AddPrimaryKey(table="public.legacy_events", columns=["event_id", "source"],
+                                             name="legacy_events_key"))
+    run_sql_file(db, bundle.forward)
+    assert constraint(conn, "public.legacy_events", "legacy_events_key") == ("PRIMARY KEY (event_id, source)", True)
+    run_sql_file(db, bundle.rollback)
+    assert db.execute("SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = 'public.legacy_events'::regclass"
+                      " AND attname IN ('event_id', 'source') ORDER BY attname") == [("event_id", True),
+                                                                                     ("source", False)]
+
+
+def test_renames_roll_back_only_what_the_version_renamed(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    # already renamed by hand before the version: the forward notices it, the rollback leaves it
+    db.execute("ALTER INDEX public.client_orders_amount_idx RENAME TO client_orders_by_amount_idx;"
+               "ALTER TABLE public.clients RENAME CONSTRAINT clients_score_check TO score_not_negative;")
+    bundle = _bundle(tmp_path, RenameIndex(name="public.client_orders_amount_idx",
+                                           new_name="client_orders_by_amount_idx"),
+                     RenameConstraint(table="public.clients", name="clients_score_check",
+                                      new_name="score_not_negative"))
+    proc = run_sql_file(db, bundle.forward)
+    assert "is already renamed" in proc.stderr, proc.stderr
+    run_sql_file(db, bundle.rollback)
+    assert index_valid(conn, "public.client_orders_by_amount_idx") is True
+    assert constraint(conn, "public.clients", "score_not_negative") == ("CHECK ((score >= 0))", True)
+
+
+def test_rename_index_behind_a_constraint_is_refused(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    before = _state(conn)
+    bundle = _bundle(tmp_path, RenameIndex(name="public.clients_email_key", new_name="clients_mail_key"))
+    expect_failure(db, bundle.forward, "backs a constraint", "Use RenameConstraint")
+    _assert_unchanged(before, _state(conn))
