@@ -12,6 +12,9 @@ on every server (PostgreSQL 15 and 18), with psql running the bundles exactly as
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -203,3 +206,33 @@ def test_rename_index_behind_a_constraint_is_refused(fresh_db_each: TestDatabase
     bundle = _bundle(tmp_path, RenameIndex(name="public.clients_email_key", new_name="clients_mail_key"))
     expect_failure(db, bundle.forward, "backs a constraint", "Use RenameConstraint")
     _assert_unchanged(before, _state(conn))
+
+
+def _generated_test(db: TestDatabase, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    (test_file,) = folder.glob("test_*.py")
+    env = dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
+                           str(test_file), *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def test_generated_tests_pass_after_forward_and_after_rollback(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """The expectations of the four operations (both groups of the generated test file) hold on a real
+    database: after the forward, and with ``-m rolled_back`` after the rollback."""
+    db = fresh_db_each
+    db.execute(CLIENTS)
+    bundle = _bundle(
+        tmp_path,
+        RenameIndex(name="public.client_orders_amount_idx", new_name="client_orders_by_amount_idx"),
+        RenameConstraint(table="public.clients", name="clients_score_check", new_name="score_not_negative"),
+        DropConstraint(table="public.client_orders", name="client_orders_client_fk"),
+        DropConstraint(table="public.audit_log", name="audit_log_pkey"),
+        AddPrimaryKey(table="public.legacy_events", columns=["event_id"]))
+    before = _generated_test(db, bundle.folder)
+    assert before.returncode == 1, before.stdout
+    run_sql_file(db, bundle.forward)
+    after = _generated_test(db, bundle.folder)
+    assert after.returncode == 0, after.stdout
+    run_sql_file(db, bundle.rollback)
+    rolled_back = _generated_test(db, bundle.folder, "-m", "rolled_back")
+    assert rolled_back.returncode == 0, rolled_back.stdout
+    assert " passed" in rolled_back.stdout
