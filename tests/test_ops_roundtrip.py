@@ -547,6 +547,18 @@ CREATE TABLE public.legacy_events (event_id bigint, source text, payload text);
 INSERT INTO public.legacy_events SELECT g, 's' || g % 5, 'p' || g FROM generate_series(1, {ALTER_ROWS}) g;
 """
 
+BOOKINGS = f"""
+CREATE TABLE public.bookings (
+    id integer PRIMARY KEY,
+    during tstzrange NOT NULL,
+    cancelled boolean NOT NULL DEFAULT false,
+    CONSTRAINT bookings_no_overlap EXCLUDE USING gist (during WITH &&) WHERE (NOT cancelled)
+);
+INSERT INTO public.bookings SELECT g, tstzrange(timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour',
+    timestamptz '2024-01-01 00:00:00+00' + (g + 1) * interval '1 hour'), g % 10 = 0
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
 CLIENT_DATA = {"public.clients": "id", "public.client_orders": "id"}
 
 #: A table the specs create (unique constraint and primary key known to them), for the concurrent rebuild.
@@ -642,6 +654,12 @@ CONSTRAINT_CASES = [
         DropConstraint(table="public.client_orders", name="client_orders_client_fk"),
         DropConstraint(table="public.clients", name="clients_pkey"))],
          setup=CLIENTS, data=CLIENT_DATA),
+    Case("drop_constraint_exclusion", [mig("001", "drop_booking_overlap",
+                                           DropConstraint(table="public.bookings", name="bookings_no_overlap"))],
+         setup=BOOKINGS, data={"public.bookings": "id"},
+         after_forward=_dropped("public.bookings", "bookings_no_overlap"),
+         after_rollback=_restored("public.bookings", "bookings_no_overlap",
+                                  "EXCLUDE USING gist (during WITH &&) WHERE ((NOT cancelled))")),
     Case("add_primary_key", [mig("001", "key_legacy_events",
                                  AddPrimaryKey(table="public.legacy_events", columns=["event_id"]))],
          setup=CLIENTS, data={"public.legacy_events": "event_id"}, after_forward=_primary_key_forward,
