@@ -107,7 +107,8 @@ CASES: dict[str, list[Migration]] = {
     # Known to the specs: the unique constraint comes back through CREATE UNIQUE INDEX CONCURRENTLY.
     "drop_constraint": [BASE, _m(
         "002", "dropcon", DropConstraint(table="shop.orders", name="orders_customer_id_id_key"),
-        DropConstraint(table="shop.orders", name=ORDERS.checks[0].resolved_name("shop.orders")))],
+        DropConstraint(table="shop.orders", name=ORDERS.checks[0].resolved_name("shop.orders")),
+        DropConstraint(table="shop.orders", name=ORDERS.foreign_keys[0].resolved_name("shop.orders")))],
     # Not known to the specs (a pre-existing table): the rollback re-adds the key from the keeper.
     "drop_constraint_preexisting": [_m("001", "dropkey", DropConstraint(table="public.customers",
                                                                         name="customers_pkey"))],

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '780adaebcbffb9e75ff271e69e9532f12d6239c87b3f13777ae7faf7a7e440d2';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '780adaebcbffb9e75ff271e69e9532f12d6239c87b3f13777ae7faf7a7e440d2',
+VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -831,6 +831,161 @@ BEGIN
         v_fk, CASE WHEN v_type <> 'f' THEN '"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"' END;
     ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_total_681f4e1a_check";
     RAISE NOTICE '%', 'dbdeploy V002: dropped constraint orders_total_681f4e1a_check of shop.orders; its definition is kept in dbdeploy_backup.dropped_constraints for the rollback';
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- drop constraint orders_customer_id_fkey of shop.orders (definition kept for rollback)
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_oid oid;
+    v_type text;
+    v_index oid;
+    v_validated boolean;
+    v_dependants text;
+    v_fk jsonb;
+    v_saved boolean;
+BEGIN
+    IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: table shop.orders does not exist' USING HINT = 'Check the table name.';
+    END IF;
+    v_saved := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+        IF v_saved THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
+            RETURN;
+        END IF;
+        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
+    END IF;
+    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_customer_id_fkey';
+    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
+    END IF;
+    IF v_type IN ('u', 'p', 'x') THEN
+        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
+        IF v_dependants IS NOT NULL THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_customer_id_fkey of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
+        END IF;
+    END IF;
+    CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_constraints" (
+        version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,
+        constraint_type text NOT NULL, validated boolean NOT NULL, definition text NOT NULL,
+        index_definition text, index_tablespace text, foreign_key jsonb, keeper text,
+        dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+        PRIMARY KEY (version, table_name, constraint_name)
+    );
+    DECLARE
+        acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+        acl_rel record;
+        acl_grantee oid;
+    BEGIN
+        FOR acl_rel IN
+            SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') AND d.deptype IN ('a', 'i'))))
+        LOOP
+            FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+            END LOOP;
+            IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+            END IF;
+            FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+            LOOP
+                EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+            END LOOP;
+            IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+          AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+        UNION
+        SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+        WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                    USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+            END IF;
+        END LOOP;
+    END;
+    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of constraint orders_customer_id_fkey of shop.orders by V002 was never rolled back, and the constraint exists again' USING HINT = 'Delete its row from dbdeploy_backup.dropped_constraints (and drop dbdeploy_backup.v002_op3_con_orders_customer_id_fkey) once it is not needed, then re-run.';
+    END IF;
+    IF v_type = 'f' THEN
+        SELECT pg_catalog.jsonb_build_object(
+            'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),
+            'ref_schema', rn.nspname::text, 'ref_table', r.relname::text,
+            'ref_columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n),
+            'match', c.confmatchtype::text, 'on_update', c.confupdtype::text, 'on_delete', c.confdeltype::text,
+            'deferrable', c.condeferrable, 'deferred', c.condeferred) INTO v_fk
+        FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
+        JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace WHERE c.oid = v_oid;
+    ELSE
+        DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey";
+        CREATE TABLE "dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey" (LIKE "shop"."orders");
+        DECLARE
+            acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
+            acl_rel record;
+            acl_grantee oid;
+        BEGIN
+            FOR acl_rel IN
+                SELECT c.oid, c.relowner AS owner, CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
+                    || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target
+                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND (c.oid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') OR (c.relkind = 'S' AND c.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refobjid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND d.deptype IN ('a', 'i'))))
+            LOOP
+                FOR acl_grantee IN SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner LOOP
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END || ' CASCADE';
+                END LOOP;
+                IF (SELECT c.relacl IS NULL FROM pg_catalog.pg_class c WHERE c.oid = acl_rel.oid) THEN
+                    EXECUTE 'REVOKE ALL ON ' || acl_rel.target || ' FROM PUBLIC';
+                END IF;
+                FOR acl_grantee IN SELECT g FROM pg_catalog.unnest(acl_readers) AS g WHERE g <> acl_rel.owner
+                    AND NOT pg_catalog.has_table_privilege(g, acl_rel.oid, 'SELECT')
+                LOOP
+                    EXECUTE 'GRANT SELECT ON ' || acl_rel.target || ' TO ' || CASE WHEN acl_grantee = 0 THEN 'PUBLIC' ELSE (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_roles r WHERE r.oid = acl_grantee) END;
+                END LOOP;
+                IF EXISTS (SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+            WHERE c.oid = acl_rel.oid AND a.grantee <> acl_rel.owner
+              AND NOT (a.grantee = ANY (acl_readers) AND a.privilege_type = 'SELECT' AND NOT a.is_grantable)
+            UNION
+            SELECT a.grantee FROM pg_catalog.pg_attribute t, pg_catalog.aclexplode(t.attacl) a
+            WHERE t.attrelid = acl_rel.oid AND t.attacl IS NOT NULL AND a.grantee <> acl_rel.owner) THEN
+                    RAISE EXCEPTION 'dbdeploy: cannot restrict access to %: it still grants privileges to roles other than its owner and the configured backup readers', acl_rel.target
+                        USING HINT = 'Run dbdeploy as the owner of dbdeploy''s schemas and tables (or a superuser).';
+                END IF;
+            END LOOP;
+        END;
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
+    END IF;
+    INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition, index_definition, index_tablespace, foreign_key, keeper)
+    SELECT '002', 'shop.orders', 'orders_customer_id_fkey', v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),
+        CASE WHEN v_index <> 0 THEN pg_catalog.pg_get_indexdef(v_index) END,
+        (SELECT ts.spcname::text FROM pg_catalog.pg_class i JOIN pg_catalog.pg_tablespace ts ON ts.oid = i.reltablespace WHERE i.oid = v_index),
+        v_fk, CASE WHEN v_type <> 'f' THEN '"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"' END;
+    ALTER TABLE "shop"."orders" DROP CONSTRAINT "orders_customer_id_fkey";
+    RAISE NOTICE '%', 'dbdeploy V002: dropped constraint orders_customer_id_fkey of shop.orders; its definition is kept in dbdeploy_backup.dropped_constraints for the rollback';
 END
 $dbdeploy$;
 COMMIT;

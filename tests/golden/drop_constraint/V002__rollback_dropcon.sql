@@ -516,6 +516,66 @@ DECLARE
     v_refusals text[] := '{}';
     v_hints text[] := '{}';
 BEGIN
+    -- operation 3: drop_constraint shop.orders
+    BEGIN
+        DECLARE
+            v_saved boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
+        BEGIN
+            v_saved := false;
+            IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+            END IF;
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+                RAISE EXCEPTION '%', 'dbdeploy V002: no saved definition of constraint orders_customer_id_fkey of shop.orders in dbdeploy_backup.dropped_constraints; cannot re-add it' USING HINT = 'The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback.';
+            END IF;
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+                SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey';
+                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey') THEN
+                    RAISE EXCEPTION '%', 'dbdeploy V002: the saved definition of constraint orders_customer_id_fkey of shop.orders is missing (dbdeploy_backup.v002_op3_con_orders_customer_id_fkey); cannot re-add it' USING HINT = 'Restore the backup schema''s tables from a database backup, or re-add the constraint by hand.';
+                END IF;
+                IF v_type = 'c' AND v_validated THEN
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey') || ') IS FALSE' INTO v_count;
+                    IF v_count > 0 THEN
+                        RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_fkey of shop.orders: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
+                    END IF;
+                END IF;
+                IF v_type = 'f' AND v_validated THEN
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' AS t WHERE '
+                        || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(x) || ' IS NOT NULL', ' AND ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)
+                        || ' AND NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table') || ' AS r WHERE '
+                        || (SELECT pg_catalog.string_agg('r.' || pg_catalog.quote_ident(r.x) || ' = t.' || pg_catalog.quote_ident(c.x), ' AND ' ORDER BY c.o) FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') WITH ORDINALITY AS c(x, o) JOIN pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') WITH ORDINALITY AS r(x, o) ON r.o = c.o)
+                        || ')' INTO v_count;
+                    IF v_count > 0 THEN
+                        RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_fkey of shop.orders: rows written since the drop have no referenced row; rows:', v_count USING HINT = 'Fix or delete those rows, then re-run the rollback.';
+                    END IF;
+                END IF;
+                IF v_type IN ('u', 'p') THEN
+                    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY x.o), pg_catalog.string_agg(pg_catalog.quote_ident(a.attname) || ' IS NOT NULL', ' AND ' ORDER BY x.o)
+                        INTO v_keys, v_not_null
+                        FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid
+                        CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n
+                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey' AND x.o <= i.indnkeyatts;
+                    IF v_type = 'p' THEN
+                        EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE NOT (' || v_not_null || ')' INTO v_count;
+                        IF v_count > 0 THEN
+                            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_fkey of shop.orders: rows written since the drop have a NULL key; rows:', v_count USING HINT = 'Fill or delete those rows, then re-run the rollback.';
+                        END IF;
+                    END IF;
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM (SELECT 1 FROM ' || '"shop"."orders"' || ' WHERE ' || v_not_null || ' GROUP BY ' || v_keys || ' HAVING pg_catalog.count(*) > 1) AS d' INTO v_count;
+                    IF v_count > 0 THEN
+                        RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_fkey of shop.orders: keys written since the drop are duplicated; duplicated keys:', v_count USING HINT = 'Remove the duplicates, then re-run the rollback.';
+                    END IF;
+                END IF;
+            END IF;
+        END;
+    EXCEPTION WHEN raise_exception THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_hint = PG_EXCEPTION_HINT;
+        v_refusals := pg_catalog.array_append(v_refusals, pg_catalog.replace(v_message, 'dbdeploy V002: ', ''));
+        IF v_hint <> '' AND NOT v_hint = ANY (v_hints) THEN
+            v_hints := pg_catalog.array_append(v_hints, v_hint);
+        END IF;
+    END;
     -- operation 2: drop_constraint shop.orders
     BEGIN
         DECLARE
@@ -655,6 +715,78 @@ UPDATE "migrations"."migration_log" SET status = 'rolling_back' WHERE version = 
 COMMIT;
 
 -- dbdeploy:step 2 restore_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- re-add constraint orders_customer_id_fkey of shop.orders (CHECK and foreign key NOT VALID) if V002 dropped it
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_type text;
+    v_fk jsonb;
+    v_def text;
+    v_saved boolean;
+BEGIN
+    v_saved := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+    END IF;
+    IF NOT (pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey')) THEN
+        RETURN;
+    END IF;
+    SELECT m.constraint_type, m.foreign_key INTO v_type, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey';
+    IF v_type = 'f' THEN
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey')
+            || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)
+            || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table')
+            || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'
+            || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END
+            || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END
+            || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END
+            || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END
+            || ' NOT VALID';
+    END IF;
+    IF v_type = 'c' THEN
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey';
+        IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
+            v_def := v_def || ' NOT VALID';
+        END IF;
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || v_def;
+    END IF;
+    IF v_type IN ('x', 'u', 'p') THEN
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey';
+        RAISE NOTICE '%', 'dbdeploy V002: re-adding constraint orders_customer_id_fkey of shop.orders with its index built in this transaction (writes to the table wait until it is built)';
+        EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || v_def;
+    END IF;
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 3 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- validate the re-added orders_customer_id_fkey of shop.orders as it was, then forget its saved definition
+BEGIN;
+DO $dbdeploy$
+DECLARE
+    v_saved boolean;
+BEGIN
+    v_saved := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+    END IF;
+    IF NOT v_saved THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders was not re-added' USING HINT = 'Re-run the rollback.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.validated) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey' AND NOT convalidated) THEN
+        ALTER TABLE "shop"."orders" VALIDATE CONSTRAINT "orders_customer_id_fkey";
+    END IF;
+    DROP TABLE IF EXISTS "dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey";
+    DELETE FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey';
+END
+$dbdeploy$;
+COMMIT;
+
+-- dbdeploy:step 4 restore_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- re-add constraint orders_total_681f4e1a_check of shop.orders (CHECK and foreign key NOT VALID) if V002 dropped it
 BEGIN;
 DO $dbdeploy$
@@ -700,7 +832,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 3 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 5 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- validate the re-added orders_total_681f4e1a_check of shop.orders as it was, then forget its saved definition
 BEGIN;
 DO $dbdeploy$
@@ -726,7 +858,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 4 restore_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 6 restore_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- re-add constraint orders_customer_id_id_key of shop.orders (CHECK and foreign key NOT VALID) if V002 dropped it
 BEGIN;
 DO $dbdeploy$
@@ -772,7 +904,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 5 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 7 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- drop an INVALID leftover of index shop.orders_customer_id_id_key concurrently, if a failed build left one
 DO $dbdeploy$
 BEGIN
@@ -790,7 +922,7 @@ END
 $dbdeploy$;
 DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_customer_id_id_key_dbdeploy_invalid";
 
--- dbdeploy:step 6 create_unique_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 8 create_unique_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- rebuild the index of orders_customer_id_id_key on shop.orders concurrently (refused if the keys are duplicated)
 DO $dbdeploy$
 DECLARE
@@ -806,7 +938,7 @@ END
 $dbdeploy$;
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "orders_customer_id_id_key" ON "shop"."orders" ("customer_id", "id");
 
--- dbdeploy:step 7 add_unique tx=step lock=ACCESS EXCLUSIVE target=shop.orders
+-- dbdeploy:step 9 add_unique tx=step lock=ACCESS EXCLUSIVE target=shop.orders
 -- attach index orders_customer_id_id_key to shop.orders as its constraint again
 BEGIN;
 DO $dbdeploy$
@@ -829,7 +961,7 @@ END
 $dbdeploy$;
 COMMIT;
 
--- dbdeploy:step 8 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
+-- dbdeploy:step 10 validate_constraint tx=step lock=SHARE UPDATE EXCLUSIVE target=shop.orders
 -- validate the re-added orders_customer_id_id_key of shop.orders as it was, then forget its saved definition
 BEGIN;
 DO $dbdeploy$

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "780adaebcbffb9e75ff271e69e9532f12d6239c87b3f13777ae7faf7a7e440d2"
+CHECKSUM = "91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -46,11 +46,18 @@ APPLIED = [{'columns': ['customer_id', 'id'],
   'name': 'orders_total_681f4e1a_check',
   'object': 'constraint',
   'present': False,
+  'table': 'shop.orders'},
+ {'columns': ['customer_id'],
+  'kind': 'f',
+  'name': 'orders_customer_id_fkey',
+  'object': 'constraint',
+  'present': False,
   'table': 'shop.orders'}]
 
 # What it holds once V002 is rolled back.
 ROLLED_BACK = [{'name': 'orders_customer_id_id_key', 'object': 'constraint', 'present': True, 'table': 'shop.orders'},
- {'name': 'orders_total_681f4e1a_check', 'object': 'constraint', 'present': True, 'table': 'shop.orders'}]
+ {'name': 'orders_total_681f4e1a_check', 'object': 'constraint', 'present': True, 'table': 'shop.orders'},
+ {'name': 'orders_customer_id_fkey', 'object': 'constraint', 'present': True, 'table': 'shop.orders'}]
 
 # The tables V002 creates or changes: every sequence owned by one of their columns must be
 # ahead of the column's values.
