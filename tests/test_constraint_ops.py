@@ -236,3 +236,25 @@ def test_generated_tests_pass_after_forward_and_after_rollback(fresh_db_each: Te
     rolled_back = _generated_test(db, bundle.folder, "-m", "rolled_back")
     assert rolled_back.returncode == 0, rolled_back.stdout
     assert " passed" in rolled_back.stdout
+
+
+def test_same_named_constraints_of_two_tables_are_kept_apart(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """Constraint names are per table: two dropped ``…_key``s in one version keep separate definitions
+    (the keeper's copy is named after the keeper, not after the constraint)."""
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute("CREATE SCHEMA a; CREATE SCHEMA b;"
+               "CREATE TABLE a.items (id integer PRIMARY KEY, code text CONSTRAINT code_key UNIQUE);"
+               "CREATE TABLE b.items (id integer PRIMARY KEY, code text, n integer,"
+               " CONSTRAINT code_key UNIQUE (code, n));"
+               "INSERT INTO a.items SELECT g, 'c' || g FROM generate_series(1, 100) g;"
+               "INSERT INTO b.items SELECT g, 'c' || g, g FROM generate_series(1, 100) g;")
+    before = _state(conn)
+    bundle = _bundle(tmp_path, DropConstraint(table="a.items", name="code_key"),
+                     DropConstraint(table="b.items", name="code_key"))
+    run_sql_file(db, bundle.forward)
+    assert constraint(conn, "a.items", "code_key") is None and constraint(conn, "b.items", "code_key") is None
+    run_sql_file(db, bundle.rollback)
+    assert constraint(conn, "a.items", "code_key") == ("UNIQUE (code)", True)
+    assert constraint(conn, "b.items", "code_key") == ("UNIQUE (code, n)", True)
+    assert catalog(conn) == before[0]

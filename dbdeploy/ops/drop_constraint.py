@@ -54,7 +54,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import split_table
+from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
@@ -154,10 +154,15 @@ class DropConstraint(Operation):
     def _saved(self, ctx: PlanContext) -> sql.Composable:
         return S("v_saved")
 
+    def _keeper_con_name(self, ctx: PlanContext) -> str:
+        """The name of the keeper's copy of the constraint (and of its index): unique in the backup schema,
+        as the constraint's own name need not be (two tables, or two versions, may drop an ``x_key``)."""
+        return derived_name(self._keeper_name(ctx), suffix="c")
+
     def _keeper_constraint(self, ctx: PlanContext) -> sql.Composable:
         """The keeper's copy of the constraint: ``SELECT … FROM pg_constraint k`` (one row or none)."""
         return S("pg_catalog.pg_constraint k WHERE k.conrelid = {k} AND k.conname = {n}").format(
-            k=regclass(self._keeper(ctx)), n=literal(self.name))
+            k=regclass(self._keeper(ctx)), n=literal(self._keeper_con_name(ctx)))
 
     # --- forward ------------------------------------------------------------------------------
 
@@ -224,7 +229,8 @@ class DropConstraint(Operation):
                         S("CREATE TABLE {k} (LIKE {t});").format(k=keeper, t=t),
                         acl.restrict_table(keeper),
                         S("EXECUTE 'ALTER TABLE ' || {kt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident({n}) || ' '"
-                          " || pg_catalog.pg_get_constraintdef(v_oid);").format(kt=keeper_text, n=name)]),
+                          " || pg_catalog.pg_get_constraintdef(v_oid);").format(
+                            kt=keeper_text, n=literal(self._keeper_con_name(ctx)))]),
             S("INSERT INTO {meta} (version, table_name, constraint_name, constraint_type, validated, definition,"
               " index_definition, index_tablespace, foreign_key, keeper)\n"
               "SELECT {v}, {t}, {n}, v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),\n"
@@ -372,7 +378,7 @@ class DropConstraint(Operation):
             "    CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)\n"
             "    JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n\n"
             "    WHERE k.conrelid = {k} AND k.conname = {n} AND x.o <= i.indnkeyatts;").format(
-            k=regclass(self._keeper(ctx)), n=literal(self.name))
+            k=regclass(self._keeper(ctx)), n=literal(self._keeper_con_name(ctx)))
         fk_missing = S(
             "EXECUTE 'SELECT pg_catalog.count(*) FROM ' || {qt} || ' AS t WHERE '\n"
             "    || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(x) || ' IS NOT NULL', ' AND ')"

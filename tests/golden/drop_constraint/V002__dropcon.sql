@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8',
+VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -667,7 +667,7 @@ BEGIN
                 END IF;
             END LOOP;
         END;
-        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_id_key') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('v002_op1_con_orders_customer_id_id_key_c') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
     END IF;
     INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition, index_definition, index_tablespace, foreign_key, keeper)
     SELECT '002', 'shop.orders', 'orders_customer_id_id_key', v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),
@@ -822,7 +822,7 @@ BEGIN
                 END IF;
             END LOOP;
         END;
-        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_total_681f4e1a_check') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('v002_op2_con_orders_total_681f4e1a_check_c') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
     END IF;
     INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition, index_definition, index_tablespace, foreign_key, keeper)
     SELECT '002', 'shop.orders', 'orders_total_681f4e1a_check', v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),
@@ -977,7 +977,7 @@ BEGIN
                 END IF;
             END LOOP;
         END;
-        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('v002_op3_con_orders_customer_id_fkey_c') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
     END IF;
     INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition, index_definition, index_tablespace, foreign_key, keeper)
     SELECT '002', 'shop.orders', 'orders_customer_id_fkey', v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),

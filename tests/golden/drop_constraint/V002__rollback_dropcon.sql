@@ -530,11 +530,11 @@ BEGIN
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
                 SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey';
-                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey') THEN
+                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'v002_op3_con_orders_customer_id_fkey_c') THEN
                     RAISE EXCEPTION '%', 'dbdeploy V002: the saved definition of constraint orders_customer_id_fkey of shop.orders is missing (dbdeploy_backup.v002_op3_con_orders_customer_id_fkey); cannot re-add it' USING HINT = 'Restore the backup schema''s tables from a database backup, or re-add the constraint by hand.';
                 END IF;
                 IF v_type = 'c' AND v_validated THEN
-                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey') || ') IS FALSE' INTO v_count;
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'v002_op3_con_orders_customer_id_fkey_c') || ') IS FALSE' INTO v_count;
                     IF v_count > 0 THEN
                         RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_fkey of shop.orders: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
                     END IF;
@@ -555,7 +555,7 @@ BEGIN
                         FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid
                         CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n
-                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey' AND x.o <= i.indnkeyatts;
+                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'v002_op3_con_orders_customer_id_fkey_c' AND x.o <= i.indnkeyatts;
                     IF v_type = 'p' THEN
                         EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE NOT (' || v_not_null || ')' INTO v_count;
                         IF v_count > 0 THEN
@@ -590,11 +590,11 @@ BEGIN
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
                 SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check';
-                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'orders_total_681f4e1a_check') THEN
+                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'v002_op2_con_orders_total_681f4e1a_check_c') THEN
                     RAISE EXCEPTION '%', 'dbdeploy V002: the saved definition of constraint orders_total_681f4e1a_check of shop.orders is missing (dbdeploy_backup.v002_op2_con_orders_total_681f4e1a_check); cannot re-add it' USING HINT = 'Restore the backup schema''s tables from a database backup, or re-add the constraint by hand.';
                 END IF;
                 IF v_type = 'c' AND v_validated THEN
-                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'orders_total_681f4e1a_check') || ') IS FALSE' INTO v_count;
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'v002_op2_con_orders_total_681f4e1a_check_c') || ') IS FALSE' INTO v_count;
                     IF v_count > 0 THEN
                         RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_total_681f4e1a_check of shop.orders: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
                     END IF;
@@ -615,7 +615,7 @@ BEGIN
                         FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid
                         CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n
-                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'orders_total_681f4e1a_check' AND x.o <= i.indnkeyatts;
+                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'v002_op2_con_orders_total_681f4e1a_check_c' AND x.o <= i.indnkeyatts;
                     IF v_type = 'p' THEN
                         EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE NOT (' || v_not_null || ')' INTO v_count;
                         IF v_count > 0 THEN
@@ -650,11 +650,11 @@ BEGIN
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
                 SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key';
-                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key') THEN
+                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c') THEN
                     RAISE EXCEPTION '%', 'dbdeploy V002: the saved definition of constraint orders_customer_id_id_key of shop.orders is missing (dbdeploy_backup.v002_op1_con_orders_customer_id_id_key); cannot re-add it' USING HINT = 'Restore the backup schema''s tables from a database backup, or re-add the constraint by hand.';
                 END IF;
                 IF v_type = 'c' AND v_validated THEN
-                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key') || ') IS FALSE' INTO v_count;
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c') || ') IS FALSE' INTO v_count;
                     IF v_count > 0 THEN
                         RAISE EXCEPTION '% %', 'dbdeploy V002: cannot re-add constraint orders_customer_id_id_key of shop.orders: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
                     END IF;
@@ -675,7 +675,7 @@ BEGIN
                         FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid
                         CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n
-                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key' AND x.o <= i.indnkeyatts;
+                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c' AND x.o <= i.indnkeyatts;
                     IF v_type = 'p' THEN
                         EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"shop"."orders"' || ' WHERE NOT (' || v_not_null || ')' INTO v_count;
                         IF v_count > 0 THEN
@@ -745,14 +745,14 @@ BEGIN
             || ' NOT VALID';
     END IF;
     IF v_type = 'c' THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'v002_op3_con_orders_customer_id_fkey_c';
         IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
             v_def := v_def || ' NOT VALID';
         END IF;
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || v_def;
     END IF;
     IF v_type IN ('x', 'u', 'p') THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'orders_customer_id_fkey';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op3_con_orders_customer_id_fkey"') AND k.conname = 'v002_op3_con_orders_customer_id_fkey_c';
         RAISE NOTICE '%', 'dbdeploy V002: re-adding constraint orders_customer_id_fkey of shop.orders with its index built in this transaction (writes to the table wait until it is built)';
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_fkey') || ' ' || v_def;
     END IF;
@@ -817,14 +817,14 @@ BEGIN
             || ' NOT VALID';
     END IF;
     IF v_type = 'c' THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'orders_total_681f4e1a_check';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'v002_op2_con_orders_total_681f4e1a_check_c';
         IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
             v_def := v_def || ' NOT VALID';
         END IF;
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_total_681f4e1a_check') || ' ' || v_def;
     END IF;
     IF v_type IN ('x', 'u', 'p') THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'orders_total_681f4e1a_check';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op2_con_orders_total_681f4e1a_check"') AND k.conname = 'v002_op2_con_orders_total_681f4e1a_check_c';
         RAISE NOTICE '%', 'dbdeploy V002: re-adding constraint orders_total_681f4e1a_check of shop.orders with its index built in this transaction (writes to the table wait until it is built)';
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_total_681f4e1a_check') || ' ' || v_def;
     END IF;
@@ -889,14 +889,14 @@ BEGIN
             || ' NOT VALID';
     END IF;
     IF v_type = 'c' THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c';
         IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
             v_def := v_def || ' NOT VALID';
         END IF;
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_id_key') || ' ' || v_def;
     END IF;
     IF v_type = 'x' THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c';
         RAISE NOTICE '%', 'dbdeploy V002: re-adding constraint orders_customer_id_id_key of shop.orders with its index built in this transaction (writes to the table wait until it is built)';
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_id_key') || ' ' || v_def;
     END IF;
@@ -952,7 +952,7 @@ BEGIN
         v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
     END IF;
     IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') AND pg_catalog.to_regclass('"shop"."orders_customer_id_id_key"') IS NOT NULL THEN
-        SELECT k.condeferrable, k.condeferred INTO v_deferrable, v_deferred FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'orders_customer_id_id_key';
+        SELECT k.condeferrable, k.condeferred INTO v_deferrable, v_deferred FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c';
         EXECUTE 'ALTER TABLE ' || '"shop"."orders"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('orders_customer_id_id_key') || ' ' || 'UNIQUE' || ' USING INDEX ' || pg_catalog.quote_ident('orders_customer_id_id_key')
             || CASE WHEN v_deferrable THEN ' DEFERRABLE' ELSE '' END
             || CASE WHEN v_deferred THEN ' INITIALLY DEFERRED' ELSE '' END;

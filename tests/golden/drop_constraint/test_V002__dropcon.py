@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "91987ddffc476cc0e5e92f1a56ab069702f498c5c494fc78262826933a3317f8"
+CHECKSUM = "6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'b46cbfc02ebaf598d9edbbafc485d199bdefe818b30798076e5430e7d51e2ddd';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__dropkey.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'b46cbfc02ebaf598d9edbbafc485d199bdefe818b30798076e5430e7d51e2ddd',
+VALUES ('001', 'V001__dropkey.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -667,7 +667,7 @@ BEGIN
                 END IF;
             END LOOP;
         END;
-        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v001_op1_con_customers_pkey"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('customers_pkey') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
+        EXECUTE 'ALTER TABLE ' || '"dbdeploy_backup"."v001_op1_con_customers_pkey"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('v001_op1_con_customers_pkey_c') || ' ' || pg_catalog.pg_get_constraintdef(v_oid);
     END IF;
     INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition, index_definition, index_tablespace, foreign_key, keeper)
     SELECT '001', 'public.customers', 'customers_pkey', v_type, v_validated, pg_catalog.pg_get_constraintdef(v_oid),

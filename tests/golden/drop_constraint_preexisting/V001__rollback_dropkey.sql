@@ -530,11 +530,11 @@ BEGIN
             END IF;
             IF pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
                 SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey';
-                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'customers_pkey') THEN
+                IF v_type <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'v001_op1_con_customers_pkey_c') THEN
                     RAISE EXCEPTION '%', 'dbdeploy V001: the saved definition of constraint customers_pkey of public.customers is missing (dbdeploy_backup.v001_op1_con_customers_pkey); cannot re-add it' USING HINT = 'Restore the backup schema''s tables from a database backup, or re-add the constraint by hand.';
                 END IF;
                 IF v_type = 'c' AND v_validated THEN
-                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"public"."customers"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'customers_pkey') || ') IS FALSE' INTO v_count;
+                    EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"public"."customers"' || ' WHERE (' || (SELECT pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'v001_op1_con_customers_pkey_c') || ') IS FALSE' INTO v_count;
                     IF v_count > 0 THEN
                         RAISE EXCEPTION '% %', 'dbdeploy V001: cannot re-add constraint customers_pkey of public.customers: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
                     END IF;
@@ -555,7 +555,7 @@ BEGIN
                         FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid
                         CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS x(n, o)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n
-                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'customers_pkey' AND x.o <= i.indnkeyatts;
+                        WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'v001_op1_con_customers_pkey_c' AND x.o <= i.indnkeyatts;
                     IF v_type = 'p' THEN
                         EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"public"."customers"' || ' WHERE NOT (' || v_not_null || ')' INTO v_count;
                         IF v_count > 0 THEN
@@ -625,14 +625,14 @@ BEGIN
             || ' NOT VALID';
     END IF;
     IF v_type = 'c' THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'customers_pkey';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'v001_op1_con_customers_pkey_c';
         IF pg_catalog.right(v_def, 10) <> ' NOT VALID' THEN
             v_def := v_def || ' NOT VALID';
         END IF;
         EXECUTE 'ALTER TABLE ' || '"public"."customers"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('customers_pkey') || ' ' || v_def;
     END IF;
     IF v_type IN ('x', 'u', 'p') THEN
-        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'customers_pkey';
+        SELECT pg_catalog.pg_get_constraintdef(k.oid) INTO v_def FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v001_op1_con_customers_pkey"') AND k.conname = 'v001_op1_con_customers_pkey_c';
         RAISE NOTICE '%', 'dbdeploy V001: re-adding constraint customers_pkey of public.customers with its index built in this transaction (writes to the table wait until it is built)';
         EXECUTE 'ALTER TABLE ' || '"public"."customers"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident('customers_pkey') || ' ' || v_def;
     END IF;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "b46cbfc02ebaf598d9edbbafc485d199bdefe818b30798076e5430e7d51e2ddd"
+CHECKSUM = "4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
