@@ -90,7 +90,8 @@ class DropConstraint(Operation):
     ``NOT NULL`` constraint or constraint trigger."""
 
     kind: ClassVar[str] = "drop_constraint"
-    destructive: ClassVar[bool] = True
+    # No data is lost (like DropIndex): --allow-destructive guards drops of tables and columns.
+    destructive: ClassVar[bool] = False
     table: TableName
     name: Identifier
 
@@ -460,21 +461,29 @@ class DropConstraint(Operation):
                                " AND conname = {n})\n    AND EXISTS (SELECT 1 FROM {meta} AS m WHERE {w}) AS saved"
                            ).format(rel=rel, n=literal(self.name), meta=dropped_constraints_table(ctx),
                                     w=self._where(ctx))), "true")
-        concurrent = self._concurrent_unique(ctx) is not None
+        known = self._known(ctx)
+        kind = known[0] if known else None
+        saved_in = f"{ctx.backup_schema}.dropped_constraints"
+        if kind != "f":
+            saved_in += f" and the keeper {ctx.backup_schema}.{self._keeper_name(ctx)}"
+        how = {
+            "c": "NOT VALID, then VALIDATE in its own transaction (reads and writes continue)",
+            "f": "NOT VALID, then VALIDATE in its own transaction (reads and writes continue)",
+            "u": "with CREATE UNIQUE INDEX CONCURRENTLY (duplicates counted first), then ADD CONSTRAINT … UNIQUE USING "
+                 "INDEX (a short ACCESS EXCLUSIVE step)",
+            "p": "with CREATE UNIQUE INDEX CONCURRENTLY (duplicates counted first), then ADD CONSTRAINT … PRIMARY KEY "
+                 "USING INDEX (a short ACCESS EXCLUSIVE step)",
+        }.get(kind or "", "by its kind, known only when the rollback runs: a CHECK or foreign key NOT VALID, then "
+                          "VALIDATE in its own transaction; a unique, primary key or exclusion constraint with its "
+                          "index built inside a short ACCESS EXCLUSIVE transaction (writes wait while it builds: the "
+                          "specs do not know its columns, and CREATE INDEX CONCURRENTLY needs them in the bundle)")
         return ChecklistItems(
             prerequisites=[queries.table_exists(self.table), exists, users],
             health_checks=[saved],
             rollback_notes=[
-                f"The rollback re-adds {self.name} on {self.table} from the definition saved at the drop "
-                f"({ctx.backup_schema}.dropped_constraints and the keeper {ctx.backup_schema}."
-                f"{self._keeper_name(ctx)}): a CHECK or foreign key NOT VALID, then VALIDATE in its own transaction "
-                "(reads and writes continue); "
-                + ("a unique or primary key with CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX; "
-                   if concurrent else
-                   "a unique or primary key the specs do not know, or an exclusion constraint, with its index built "
-                   "inside a short ACCESS EXCLUSIVE transaction (writes wait while it builds); ")
-                + "it refuses before any change when the saved definition is missing or rows written since the drop "
-                  "violate it (with their count)."])
+                f"The rollback re-adds {self.name} on {self.table} from the definition saved at the drop ({saved_in}), "
+                f"{how}; it refuses before any change when the saved definition is missing or rows written since the "
+                "drop violate it (with their count)."])
 
 
 __all__ = ["DropConstraint", "dropped_constraints_table"]
