@@ -258,3 +258,31 @@ def test_same_named_constraints_of_two_tables_are_kept_apart(fresh_db_each: Test
     assert constraint(conn, "a.items", "code_key") == ("UNIQUE (code)", True)
     assert constraint(conn, "b.items", "code_key") == ("UNIQUE (code, n)", True)
     assert catalog(conn) == before[0]
+
+
+def test_dropping_a_skipped_optional_foreign_key_is_a_recorded_no_op(fresh_db_each: TestDatabase,
+                                                                     tmp_path: Path) -> None:
+    """An optional foreign key skipped while its table is missing: the drop has nothing to drop and says so
+    (a row of type '-'); the rollback has nothing to re-add and does not refuse."""
+    from dbdeploy import Column, CreateTable, ForeignKey
+
+    db = fresh_db_each
+    conn = db.connect()
+    bundles = write_bundles([
+        Migration(version="001", name="visits", operations=[CreateTable(
+            table="public.visits", columns=[Column(name="id", type="bigint"), Column(name="tenant_id", type="bigint")],
+            primary_key=["id"], foreign_keys=[ForeignKey(
+                columns=["tenant_id"], references="auth.tenants", ref_columns=["id"], optional=True,
+                name="visits_tenant_fk")])]),
+        Migration(version="002", name="drop_tenant_fk", operations=[
+            DropConstraint(table="public.visits", name="visits_tenant_fk")])], tmp_path)
+    run_sql_file(db, bundles["001"].forward)
+    db.execute("INSERT INTO public.visits SELECT g, g FROM generate_series(1, 20) g")
+    before = _state(conn)
+    proc = run_sql_file(db, bundles["002"].forward)
+    assert "an optional foreign key whose table is missing); nothing to drop" in proc.stderr, proc.stderr
+    run_sql_file(db, bundles["002"].forward)    # again: nothing more
+    run_sql_file(db, bundles["002"].rollback)
+    assert log_status(conn, "002") == "rolled_back"
+    assert catalog(conn) == before[0]
+    assert db.execute("SELECT count(*) FROM dbdeploy_backup.dropped_constraints") == [(0,)]

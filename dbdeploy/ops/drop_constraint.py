@@ -144,13 +144,19 @@ class DropConstraint(Operation):
             v=literal(ctx.version), t=literal(self.table), n=literal(self.name))
 
     def _load_saved(self, ctx: PlanContext) -> sql.Composable:
-        """PL/pgSQL (needs ``v_saved boolean``): whether this version's drop saved a row. The meta table
-        may not exist (no drop ran yet): the query is only planned once it does."""
+        """PL/pgSQL (needs ``v_saved boolean`` and ``v_absent boolean``): whether this version's drop saved
+        the definition (``v_saved``), or recorded that a spec-known optional foreign key was absent and nothing
+        was dropped (``v_absent``: a row of type ``-``). The meta table may not exist (no drop ran yet): the
+        queries are only planned once it does."""
+        meta = dropped_constraints_table(ctx)
         return block(
             S("v_saved := false;"),
-            if_then(S("{} IS NOT NULL").format(regclass(dropped_constraints_table(ctx))),
-                    S("v_saved := EXISTS (SELECT 1 FROM {meta} AS m WHERE {w});").format(
-                        meta=dropped_constraints_table(ctx), w=self._where(ctx))))
+            S("v_absent := false;"),
+            if_then(S("{} IS NOT NULL").format(regclass(meta)),
+                    S("v_saved := EXISTS (SELECT 1 FROM {meta} AS m WHERE {w} AND m.constraint_type <> '-');").format(
+                        meta=meta, w=self._where(ctx)),
+                    S("v_absent := EXISTS (SELECT 1 FROM {meta} AS m WHERE {w} AND m.constraint_type = '-');").format(
+                        meta=meta, w=self._where(ctx))))
 
     def _saved(self, ctx: PlanContext) -> sql.Composable:
         return S("v_saved")
@@ -185,17 +191,38 @@ class DropConstraint(Operation):
             "    'deferrable', c.condeferrable, 'deferred', c.condeferred) INTO v_fk\n"
             "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.confrelid\n"
             "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace WHERE c.oid = v_oid;")
+        known = self._known(ctx)
+        if known is not None and known[0] == "f":
+            # A foreign key the specs added may be an optional one, skipped while its table is missing: nothing to
+            # drop, and the rollback has nothing to re-add (a row of type '-' says so).
+            absent = block(
+                S("INSERT INTO {meta} (version, table_name, constraint_name, constraint_type, validated, definition)"
+                  " VALUES ({v}, {t}, {n}, '-', false, '');").format(
+                    meta=meta, v=literal(ctx.version), t=literal(self.table), n=name),
+                notice(ctx, f"foreign key {self.name} of {self.table} does not exist (an optional foreign key whose "
+                            "table is missing); nothing to drop"),
+                S("RETURN;"))
+        else:
+            absent = fail(ctx, f"constraint {self.name} of {self.table} does not exist; nothing to drop",
+                          "Check the table and constraint names.")
         body = block(
             if_then(relation_missing(self.table),
                     fail(ctx, f"table {self.table} does not exist", "Check the table name.")),
+            S("CREATE TABLE IF NOT EXISTS {meta} (\n"
+              "    version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,\n"
+              "    constraint_type text NOT NULL, validated boolean NOT NULL, definition text NOT NULL,\n"
+              "    index_definition text, index_tablespace text, foreign_key jsonb, keeper text,\n"
+              "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
+              "    PRIMARY KEY (version, table_name, constraint_name)\n"
+              ");").format(meta=meta),
+            acl.restrict_table(meta),
             self._load_saved(ctx),
             if_then(S("NOT {}").format(constraint_exists(self.table, self.name)),
-                    if_then(self._saved(ctx),
+                    if_then(S("v_saved OR v_absent"),
                             notice(ctx, f"constraint {self.name} of {self.table} is already dropped (its definition is "
                                         f"kept in {ctx.backup_schema}.dropped_constraints)"),
                             S("RETURN;")),
-                    fail(ctx, f"constraint {self.name} of {self.table} does not exist; nothing to drop",
-                         "Check the table and constraint names.")),
+                    absent),
             S("SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated\n"
               "FROM pg_catalog.pg_constraint c WHERE c.conrelid = {rel} AND c.conname = {n};").format(rel=rel, n=name),
             if_then(S("v_type NOT IN ('c', 'f', 'u', 'p', 'x')"),
@@ -211,19 +238,13 @@ class DropConstraint(Operation):
                                       "these foreign keys use it as their referenced key:",
                                  "Drop those foreign keys first with DropConstraint, earlier in the same migration "
                                  "(dbdeploy never uses CASCADE), then re-run.", detail=S("v_dependants")))),
-            S("CREATE TABLE IF NOT EXISTS {meta} (\n"
-              "    version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,\n"
-              "    constraint_type text NOT NULL, validated boolean NOT NULL, definition text NOT NULL,\n"
-              "    index_definition text, index_tablespace text, foreign_key jsonb, keeper text,\n"
-              "    dropped_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
-              "    PRIMARY KEY (version, table_name, constraint_name)\n"
-              ");").format(meta=meta),
-            acl.restrict_table(meta),
-            if_then(S("EXISTS (SELECT 1 FROM {meta} AS m WHERE {w})").format(meta=meta, w=self._where(ctx)),
+            if_then(S("v_saved"),
                     fail(ctx, f"an earlier drop of constraint {self.name} of {self.table} by {ctx.label} was never "
                               "rolled back, and the constraint exists again",
                          f"Delete its row from {ctx.backup_schema}.dropped_constraints (and drop "
                          f"{ctx.backup_schema}.{self._keeper_name(ctx)}) once it is not needed, then re-run.")),
+            # an optional foreign key recorded absent by an earlier run exists now: drop it for real
+            S("DELETE FROM {meta} AS m WHERE {w} AND m.constraint_type = '-';").format(meta=meta, w=self._where(ctx)),
             if_then(S("v_type = 'f'"), fk_json,
                     otherwise=[
                         S("DROP TABLE IF EXISTS {};").format(keeper),
@@ -245,7 +266,7 @@ class DropConstraint(Operation):
                         f"{ctx.backup_schema}.dropped_constraints for the rollback"),
         )
         declare = ["v_oid oid", "v_type text", "v_index oid", "v_validated boolean", "v_dependants text",
-                   "v_fk jsonb", "v_saved boolean"]
+                   "v_fk jsonb", "v_saved boolean", "v_absent boolean"]
         return scaled([Step(self.kind, self.table, "ACCESS EXCLUSIVE", True, do_block(body, declare=declare),
                             f"drop constraint {self.name} of {self.table} (definition kept for rollback)")],
                       "constant (catalog only; dropping a unique or primary key drops its index)")
@@ -306,7 +327,8 @@ class DropConstraint(Operation):
                       " || v_def;").format(qt=qt, n=literal(self.name))),
         )
         return Step("restore_constraint", self.table, "ACCESS EXCLUSIVE", True,
-                    do_block(body, declare=["v_type text", "v_fk jsonb", "v_def text", "v_saved boolean"]),
+                    do_block(body, declare=["v_type text", "v_fk jsonb", "v_def text", "v_saved boolean",
+                                            "v_absent boolean"]),
                     f"re-add constraint {self.name} of {self.table} (CHECK and foreign key NOT VALID) if {ctx.label} "
                     "dropped it")
 
@@ -343,7 +365,8 @@ class DropConstraint(Operation):
             cs.drop_invalid_index(ctx, self.table, index),
             build,
             Step("add_unique" if kind == "u" else "add_primary_key", self.table, "ACCESS EXCLUSIVE", True,
-                 do_block(attach, declare=["v_deferrable boolean", "v_deferred boolean", "v_saved boolean"]),
+                 do_block(attach, declare=["v_deferrable boolean", "v_deferred boolean", "v_saved boolean",
+                                                    "v_absent boolean"]),
                  f"attach index {self.name} to {self.table} as its constraint again"),
         ]
 
@@ -351,8 +374,9 @@ class DropConstraint(Operation):
         meta = dropped_constraints_table(ctx)
         body = block(
             self._load_saved(ctx),
-            if_then(S("NOT {}").format(self._saved(ctx)), S("RETURN;")),
-            if_then(S("{} AND NOT {}").format(relation_exists(self.table), constraint_exists(self.table, self.name)),
+            if_then(S("NOT v_saved AND NOT v_absent"), S("RETURN;")),
+            if_then(S("v_saved AND {} AND NOT {}").format(relation_exists(self.table),
+                                                          constraint_exists(self.table, self.name)),
                     fail(ctx, f"constraint {self.name} of {self.table} was not re-added", "Re-run the rollback.")),
             if_then(S("EXISTS (SELECT 1 FROM {meta} AS m WHERE {w} AND m.validated) AND EXISTS (SELECT 1 FROM"
                       " pg_catalog.pg_constraint WHERE conrelid = {rel} AND conname = {n} AND NOT convalidated)"
@@ -362,7 +386,7 @@ class DropConstraint(Operation):
             S("DELETE FROM {meta} AS m WHERE {w};").format(meta=meta, w=self._where(ctx)),
         )
         return Step("validate_constraint", self.table, "SHARE UPDATE EXCLUSIVE", True,
-                    do_block(body, declare=["v_saved boolean"]),
+                    do_block(body, declare=["v_saved boolean", "v_absent boolean"]),
                     f"validate the re-added {self.name} of {self.table} as it was, then forget its saved definition")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
@@ -430,12 +454,12 @@ class DropConstraint(Operation):
                                  "Remove the duplicates, then re-run the rollback.", detail=S("v_count")))),
         )
         missing = if_then(
-            S("{} AND NOT {} AND NOT {}").format(relation_exists(self.table), self._saved(ctx),
-                                                 constraint_exists(self.table, self.name)),
+            S("{} AND NOT {} AND NOT v_absent AND NOT {}").format(relation_exists(self.table), self._saved(ctx),
+                                                                  constraint_exists(self.table, self.name)),
             fail(ctx, f"no saved definition of {label} in {ctx.backup_schema}.dropped_constraints; cannot re-add it",
                  "The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback."))
-        nested = block(S("DECLARE"), S("    v_saved boolean; v_type text; v_validated boolean; v_fk jsonb;"
-                                        " v_keys text; v_not_null text;"),
+        nested = block(S("DECLARE"), S("    v_saved boolean; v_absent boolean; v_type text; v_validated boolean;"
+                                        " v_fk jsonb; v_keys text; v_not_null text;"),
                        S("BEGIN"), indented(block(self._load_saved(ctx), missing, if_then(self._restoring(ctx), body))),
                        S("END;"))
         return [nested]

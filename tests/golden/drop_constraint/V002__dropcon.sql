@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '2ee766bb0e7ea02613b132e6619a660ca8a5a0ce4d029d71c27fbea54eb47457';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92',
+VALUES ('002', 'V002__dropcon.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2ee766bb0e7ea02613b132e6619a660ca8a5a0ce4d029d71c27fbea54eb47457',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -537,31 +537,10 @@ DECLARE
     v_dependants text;
     v_fk jsonb;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: table shop.orders does not exist' USING HINT = 'Check the table name.';
-    END IF;
-    v_saved := false;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
-        IF v_saved THEN
-            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
-            RETURN;
-        END IF;
-        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
-    END IF;
-    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
-    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_customer_id_id_key';
-    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
-    END IF;
-    IF v_type IN ('u', 'p', 'x') THEN
-        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
-        IF v_dependants IS NOT NULL THEN
-            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_customer_id_id_key of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
-        END IF;
     END IF;
     CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_constraints" (
         version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,
@@ -611,9 +590,34 @@ BEGIN
             END IF;
         END LOOP;
     END;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key') THEN
+    v_saved := false;
+    v_absent := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
+        IF v_saved OR v_absent THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
+            RETURN;
+        END IF;
+        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
+    END IF;
+    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_customer_id_id_key';
+    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
+    END IF;
+    IF v_type IN ('u', 'p', 'x') THEN
+        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
+        IF v_dependants IS NOT NULL THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_customer_id_id_key of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
+        END IF;
+    END IF;
+    IF v_saved THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of constraint orders_customer_id_id_key of shop.orders by V002 was never rolled back, and the constraint exists again' USING HINT = 'Delete its row from dbdeploy_backup.dropped_constraints (and drop dbdeploy_backup.v002_op1_con_orders_customer_id_id_key) once it is not needed, then re-run.';
     END IF;
+    DELETE FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-';
     IF v_type = 'f' THEN
         SELECT pg_catalog.jsonb_build_object(
             'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),
@@ -692,31 +696,10 @@ DECLARE
     v_dependants text;
     v_fk jsonb;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: table shop.orders does not exist' USING HINT = 'Check the table name.';
-    END IF;
-    v_saved := false;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
-        IF v_saved THEN
-            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
-            RETURN;
-        END IF;
-        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
-    END IF;
-    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
-    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_total_681f4e1a_check';
-    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
-    END IF;
-    IF v_type IN ('u', 'p', 'x') THEN
-        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
-        IF v_dependants IS NOT NULL THEN
-            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_total_681f4e1a_check of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
-        END IF;
     END IF;
     CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_constraints" (
         version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,
@@ -766,9 +749,34 @@ BEGIN
             END IF;
         END LOOP;
     END;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check') THEN
+    v_saved := false;
+    v_absent := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type = '-');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
+        IF v_saved OR v_absent THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
+            RETURN;
+        END IF;
+        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
+    END IF;
+    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_total_681f4e1a_check';
+    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
+    END IF;
+    IF v_type IN ('u', 'p', 'x') THEN
+        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
+        IF v_dependants IS NOT NULL THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_total_681f4e1a_check of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
+        END IF;
+    END IF;
+    IF v_saved THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of constraint orders_total_681f4e1a_check of shop.orders by V002 was never rolled back, and the constraint exists again' USING HINT = 'Delete its row from dbdeploy_backup.dropped_constraints (and drop dbdeploy_backup.v002_op2_con_orders_total_681f4e1a_check) once it is not needed, then re-run.';
     END IF;
+    DELETE FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type = '-';
     IF v_type = 'f' THEN
         SELECT pg_catalog.jsonb_build_object(
             'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),
@@ -847,31 +855,10 @@ DECLARE
     v_dependants text;
     v_fk jsonb;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     IF pg_catalog.to_regclass('"shop"."orders"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: table shop.orders does not exist' USING HINT = 'Check the table name.';
-    END IF;
-    v_saved := false;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
-        IF v_saved THEN
-            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
-            RETURN;
-        END IF;
-        RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
-    END IF;
-    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
-    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_customer_id_fkey';
-    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
-    END IF;
-    IF v_type IN ('u', 'p', 'x') THEN
-        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
-        IF v_dependants IS NOT NULL THEN
-            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_customer_id_fkey of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
-        END IF;
     END IF;
     CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_constraints" (
         version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,
@@ -921,9 +908,36 @@ BEGIN
             END IF;
         END LOOP;
     END;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey') THEN
+    v_saved := false;
+    v_absent := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type = '-');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+        IF v_saved OR v_absent THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
+            RETURN;
+        END IF;
+        INSERT INTO "dbdeploy_backup"."dropped_constraints" (version, table_name, constraint_name, constraint_type, validated, definition) VALUES ('002', 'shop.orders', 'orders_customer_id_fkey', '-', false, '');
+        RAISE NOTICE '%', 'dbdeploy V002: foreign key orders_customer_id_fkey of shop.orders does not exist (an optional foreign key whose table is missing); nothing to drop';
+        RETURN;
+    END IF;
+    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname = 'orders_customer_id_fkey';
+    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
+    END IF;
+    IF v_type IN ('u', 'p', 'x') THEN
+        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
+        IF v_dependants IS NOT NULL THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop constraint orders_customer_id_fkey of shop.orders; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
+        END IF;
+    END IF;
+    IF v_saved THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: an earlier drop of constraint orders_customer_id_fkey of shop.orders by V002 was never rolled back, and the constraint exists again' USING HINT = 'Delete its row from dbdeploy_backup.dropped_constraints (and drop dbdeploy_backup.v002_op3_con_orders_customer_id_fkey) once it is not needed, then re-run.';
     END IF;
+    DELETE FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type = '-';
     IF v_type = 'f' THEN
         SELECT pg_catalog.jsonb_build_object(
             'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),

@@ -519,13 +519,15 @@ BEGIN
     -- operation 3: drop_constraint shop.orders
     BEGIN
         DECLARE
-            v_saved boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
+            v_saved boolean; v_absent boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
         BEGIN
             v_saved := false;
+            v_absent := false;
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type <> '-');
+                v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type = '-');
             END IF;
-            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT v_absent AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: no saved definition of constraint orders_customer_id_fkey of shop.orders in dbdeploy_backup.dropped_constraints; cannot re-add it' USING HINT = 'The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback.';
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
@@ -579,13 +581,15 @@ BEGIN
     -- operation 2: drop_constraint shop.orders
     BEGIN
         DECLARE
-            v_saved boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
+            v_saved boolean; v_absent boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
         BEGIN
             v_saved := false;
+            v_absent := false;
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check');
+                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type <> '-');
+                v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type = '-');
             END IF;
-            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT v_absent AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: no saved definition of constraint orders_total_681f4e1a_check of shop.orders in dbdeploy_backup.dropped_constraints; cannot re-add it' USING HINT = 'The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback.';
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
@@ -639,13 +643,15 @@ BEGIN
     -- operation 1: drop_constraint shop.orders
     BEGIN
         DECLARE
-            v_saved boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
+            v_saved boolean; v_absent boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
         BEGIN
             v_saved := false;
+            v_absent := false;
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
+                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type <> '-');
+                v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-');
             END IF;
-            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
+            IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT v_saved AND NOT v_absent AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: no saved definition of constraint orders_customer_id_id_key of shop.orders in dbdeploy_backup.dropped_constraints; cannot re-add it' USING HINT = 'The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback.';
             END IF;
             IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
@@ -723,10 +729,13 @@ DECLARE
     v_fk jsonb;
     v_def text;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type = '-');
     END IF;
     IF NOT (pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey')) THEN
         RETURN;
@@ -766,15 +775,18 @@ BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.constraint_type = '-');
     END IF;
-    IF NOT v_saved THEN
+    IF NOT v_saved AND NOT v_absent THEN
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
+    IF v_saved AND pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_fkey of shop.orders was not re-added' USING HINT = 'Re-run the rollback.';
     END IF;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_fkey' AND m.validated) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_fkey' AND NOT convalidated) THEN
@@ -795,10 +807,13 @@ DECLARE
     v_fk jsonb;
     v_def text;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type = '-');
     END IF;
     IF NOT (pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check')) THEN
         RETURN;
@@ -838,15 +853,18 @@ BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.constraint_type = '-');
     END IF;
-    IF NOT v_saved THEN
+    IF NOT v_saved AND NOT v_absent THEN
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
+    IF v_saved AND pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_total_681f4e1a_check of shop.orders was not re-added' USING HINT = 'Re-run the rollback.';
     END IF;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_total_681f4e1a_check' AND m.validated) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_total_681f4e1a_check' AND NOT convalidated) THEN
@@ -867,10 +885,13 @@ DECLARE
     v_fk jsonb;
     v_def text;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-');
     END IF;
     IF NOT (pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key')) THEN
         RETURN;
@@ -946,10 +967,13 @@ DECLARE
     v_deferrable boolean;
     v_deferred boolean;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-');
     END IF;
     IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') AND pg_catalog.to_regclass('"shop"."orders_customer_id_id_key"') IS NOT NULL THEN
         SELECT k.condeferrable, k.condeferred INTO v_deferrable, v_deferred FROM pg_catalog.pg_constraint k WHERE k.conrelid = pg_catalog.to_regclass('"dbdeploy_backup"."v002_op1_con_orders_customer_id_id_key"') AND k.conname = 'v002_op1_con_orders_customer_id_id_key_c';
@@ -967,15 +991,18 @@ BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.constraint_type = '-');
     END IF;
-    IF NOT v_saved THEN
+    IF NOT v_saved AND NOT v_absent THEN
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
+    IF v_saved AND pg_catalog.to_regclass('"shop"."orders"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key') THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_customer_id_id_key of shop.orders was not re-added' USING HINT = 'Re-run the rollback.';
     END IF;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '002' AND m.table_name = 'shop.orders' AND m.constraint_name = 'orders_customer_id_id_key' AND m.validated) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_customer_id_id_key' AND NOT convalidated) THEN

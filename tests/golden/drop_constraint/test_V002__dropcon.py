@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "6aa96f1fd6ef85c1015672f9f9569c5c6b1baafb8ad95b096340eb27d192cd92"
+CHECKSUM = "2ee766bb0e7ea02613b132e6619a660ca8a5a0ce4d029d71c27fbea54eb47457"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '974cc3702039f8569b7ae295af5152176966aa2d5769241188ee71c17f99c9e9';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__dropkey.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d',
+VALUES ('001', 'V001__dropkey.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '974cc3702039f8569b7ae295af5152176966aa2d5769241188ee71c17f99c9e9',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -537,31 +537,10 @@ DECLARE
     v_dependants text;
     v_fk jsonb;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     IF pg_catalog.to_regclass('"public"."customers"') IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: table public.customers does not exist' USING HINT = 'Check the table name.';
-    END IF;
-    v_saved := false;
-    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey');
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
-        IF v_saved THEN
-            RAISE NOTICE '%', 'dbdeploy V001: constraint customers_pkey of public.customers is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
-            RETURN;
-        END IF;
-        RAISE EXCEPTION '%', 'dbdeploy V001: constraint customers_pkey of public.customers does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
-    END IF;
-    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
-    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"public"."customers"') AND c.conname = 'customers_pkey';
-    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
-        RAISE EXCEPTION '% %', 'dbdeploy V001: constraint customers_pkey of public.customers is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
-    END IF;
-    IF v_type IN ('u', 'p', 'x') THEN
-        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
-        IF v_dependants IS NOT NULL THEN
-            RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop constraint customers_pkey of public.customers; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
-        END IF;
     END IF;
     CREATE TABLE IF NOT EXISTS "dbdeploy_backup"."dropped_constraints" (
         version text NOT NULL, table_name text NOT NULL, constraint_name text NOT NULL,
@@ -611,9 +590,34 @@ BEGIN
             END IF;
         END LOOP;
     END;
-    IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey') THEN
+    v_saved := false;
+    v_absent := false;
+    IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type = '-');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
+        IF v_saved OR v_absent THEN
+            RAISE NOTICE '%', 'dbdeploy V001: constraint customers_pkey of public.customers is already dropped (its definition is kept in dbdeploy_backup.dropped_constraints)';
+            RETURN;
+        END IF;
+        RAISE EXCEPTION '%', 'dbdeploy V001: constraint customers_pkey of public.customers does not exist; nothing to drop' USING HINT = 'Check the table and constraint names.';
+    END IF;
+    SELECT c.oid, c.contype::text, c.conindid, c.convalidated INTO v_oid, v_type, v_index, v_validated
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"public"."customers"') AND c.conname = 'customers_pkey';
+    IF v_type NOT IN ('c', 'f', 'u', 'p', 'x') THEN
+        RAISE EXCEPTION '% %', 'dbdeploy V001: constraint customers_pkey of public.customers is of a kind DropConstraint does not drop (NOT NULL or constraint trigger):', v_type USING HINT = 'Drop a NOT NULL with DropNotNull; a constraint trigger with RawSQL.';
+    END IF;
+    IF v_type IN ('u', 'p', 'x') THEN
+        SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) INTO v_dependants FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = v_index;
+        IF v_dependants IS NOT NULL THEN
+            RAISE EXCEPTION '% %', 'dbdeploy V001: refusing to drop constraint customers_pkey of public.customers; nothing was changed; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop those foreign keys first with DropConstraint, earlier in the same migration (dbdeploy never uses CASCADE), then re-run.';
+        END IF;
+    END IF;
+    IF v_saved THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: an earlier drop of constraint customers_pkey of public.customers by V001 was never rolled back, and the constraint exists again' USING HINT = 'Delete its row from dbdeploy_backup.dropped_constraints (and drop dbdeploy_backup.v001_op1_con_customers_pkey) once it is not needed, then re-run.';
     END IF;
+    DELETE FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type = '-';
     IF v_type = 'f' THEN
         SELECT pg_catalog.jsonb_build_object(
             'columns', (SELECT pg_catalog.jsonb_agg(a.attname::text ORDER BY k.o) FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, o) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),

@@ -519,13 +519,15 @@ BEGIN
     -- operation 1: drop_constraint public.customers
     BEGIN
         DECLARE
-            v_saved boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
+            v_saved boolean; v_absent boolean; v_type text; v_validated boolean; v_fk jsonb; v_keys text; v_not_null text;
         BEGIN
             v_saved := false;
+            v_absent := false;
             IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey');
+                v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type <> '-');
+                v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type = '-');
             END IF;
-            IF pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND NOT v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
+            IF pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND NOT v_saved AND NOT v_absent AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
                 RAISE EXCEPTION '%', 'dbdeploy V001: no saved definition of constraint customers_pkey of public.customers in dbdeploy_backup.dropped_constraints; cannot re-add it' USING HINT = 'The constraint was dropped outside this migration; re-add it by hand, then re-run the rollback.';
             END IF;
             IF pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
@@ -603,10 +605,13 @@ DECLARE
     v_fk jsonb;
     v_def text;
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type = '-');
     END IF;
     IF NOT (pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND v_saved AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey')) THEN
         RETURN;
@@ -646,15 +651,18 @@ BEGIN;
 DO $dbdeploy$
 DECLARE
     v_saved boolean;
+    v_absent boolean;
 BEGIN
     v_saved := false;
+    v_absent := false;
     IF pg_catalog.to_regclass('"dbdeploy_backup"."dropped_constraints"') IS NOT NULL THEN
-        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey');
+        v_saved := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type <> '-');
+        v_absent := EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.constraint_type = '-');
     END IF;
-    IF NOT v_saved THEN
+    IF NOT v_saved AND NOT v_absent THEN
         RETURN;
     END IF;
-    IF pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
+    IF v_saved AND pg_catalog.to_regclass('"public"."customers"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey') THEN
         RAISE EXCEPTION '%', 'dbdeploy V001: constraint customers_pkey of public.customers was not re-added' USING HINT = 'Re-run the rollback.';
     END IF;
     IF EXISTS (SELECT 1 FROM "dbdeploy_backup"."dropped_constraints" AS m WHERE m.version = '001' AND m.table_name = 'public.customers' AND m.constraint_name = 'customers_pkey' AND m.validated) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."customers"') AND conname = 'customers_pkey' AND NOT convalidated) THEN

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "4f655e3fd075d947f0264d008cf78ddf2dbbe2fe0964701435c877a5c2a4b16d"
+CHECKSUM = "974cc3702039f8569b7ae295af5152176966aa2d5769241188ee71c17f99c9e9"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
