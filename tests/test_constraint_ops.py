@@ -286,3 +286,17 @@ def test_dropping_a_skipped_optional_foreign_key_is_a_recorded_no_op(fresh_db_ea
     assert log_status(conn, "002") == "rolled_back"
     assert catalog(conn) == before[0]
     assert db.execute("SELECT count(*) FROM dbdeploy_backup.dropped_constraints") == [(0,)]
+
+
+def test_rollback_of_dropped_foreign_key_refuses_when_its_table_is_gone(fresh_db_each: TestDatabase,
+                                                                         tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    db.execute(CLIENTS)
+    bundle = _bundle(tmp_path, DropConstraint(table="public.client_orders", name="client_orders_client_fk"))
+    run_sql_file(db, bundle.forward)
+    db.execute("ALTER TABLE public.clients RENAME TO clients_old")
+    before = _state(conn)
+    expect_failure(db, bundle.rollback, "cannot re-add constraint client_orders_client_fk of public.client_orders: "
+                                        "the table it references is gone: public.clients")
+    _assert_unchanged(before, _state(conn))

@@ -416,6 +416,8 @@ class DropConstraint(Operation):
             " JOIN pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') WITH ORDINALITY AS r(x, o) ON r.o = c.o)\n"
             "    || ')' INTO v_count;").format(qt=t_text)
         label = f"constraint {self.name} of {self.table}"
+        referenced = S("pg_catalog.to_regclass(pg_catalog.quote_ident(v_fk->>'ref_schema') || '.'"
+                       " || pg_catalog.quote_ident(v_fk->>'ref_table'))")
         body = block(
             S("SELECT m.constraint_type, m.validated, m.foreign_key INTO v_type, v_validated, v_fk"
               " FROM {meta} AS m WHERE {w};").format(meta=meta, w=self._where(ctx)),
@@ -432,7 +434,11 @@ class DropConstraint(Operation):
                             fail(ctx, f"cannot re-add {label}: rows written since the drop violate it; rows:",
                                  "Fix or delete the violating rows, then re-run the rollback.",
                                  detail=S("v_count")))),
-            if_then(S("v_type = 'f' AND v_validated"), fk_missing,
+            if_then(S("v_type = 'f' AND {} IS NULL").format(referenced),
+                    fail(ctx, f"cannot re-add {label}: the table it references is gone:",
+                         "Restore the referenced table first (roll back the migration that dropped it), then re-run.",
+                         detail=S("(v_fk->>'ref_schema') || '.' || (v_fk->>'ref_table')"))),
+            if_then(S("v_type = 'f' AND v_validated AND {} IS NOT NULL").format(referenced), fk_missing,
                     if_then(S("v_count > 0"),
                             fail(ctx, f"cannot re-add {label}: rows written since the drop have no referenced row; "
                                       "rows:", "Fix or delete those rows, then re-run the rollback.",

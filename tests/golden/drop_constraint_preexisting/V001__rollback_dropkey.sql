@@ -541,7 +541,10 @@ BEGIN
                         RAISE EXCEPTION '% %', 'dbdeploy V001: cannot re-add constraint customers_pkey of public.customers: rows written since the drop violate it; rows:', v_count USING HINT = 'Fix or delete the violating rows, then re-run the rollback.';
                     END IF;
                 END IF;
-                IF v_type = 'f' AND v_validated THEN
+                IF v_type = 'f' AND pg_catalog.to_regclass(pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table')) IS NULL THEN
+                    RAISE EXCEPTION '% %', 'dbdeploy V001: cannot re-add constraint customers_pkey of public.customers: the table it references is gone:', (v_fk->>'ref_schema') || '.' || (v_fk->>'ref_table') USING HINT = 'Restore the referenced table first (roll back the migration that dropped it), then re-run.';
+                END IF;
+                IF v_type = 'f' AND v_validated AND pg_catalog.to_regclass(pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table')) IS NOT NULL THEN
                     EXECUTE 'SELECT pg_catalog.count(*) FROM ' || '"public"."customers"' || ' AS t WHERE '
                         || (SELECT pg_catalog.string_agg('t.' || pg_catalog.quote_ident(x) || ' IS NOT NULL', ' AND ') FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)
                         || ' AND NOT EXISTS (SELECT 1 FROM ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.' || pg_catalog.quote_ident(v_fk->>'ref_table') || ' AS r WHERE '
