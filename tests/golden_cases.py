@@ -10,6 +10,7 @@ from dbdeploy import (
     AddCheck,
     AddColumn,
     AddForeignKey,
+    AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
@@ -20,6 +21,7 @@ from dbdeploy import (
     CreateTable,
     DropColumn,
     DropDefault,
+    DropConstraint,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -29,6 +31,8 @@ from dbdeploy import (
     RawSQL,
     RenameColumn,
     RenameTable,
+    RenameConstraint,
+    RenameIndex,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -124,4 +128,17 @@ CASES: dict[str, list[Migration]] = {
     "drop_not_null": [BASE, _m("002", "nullable", DropNotNull(table="shop.orders", column="customer_id"))],
     "column_defaults": [BASE, _m("002", "defaults", SetDefault(table="shop.orders", column="note", default="'n/a'"),
                                  DropDefault(table="shop.orders", column="status"))],
+    "rename_index": [BASE, _m("002", "renidx", RenameIndex(name="shop.orders_status_idx",
+                                                           new_name="orders_open_status_idx"))],
+    "rename_constraint": [BASE, _m("002", "rencon", RenameConstraint(
+        table="shop.orders", name="orders_customer_id_id_key", new_name="orders_customer_order_key"))],
+    # Known to the specs: the unique constraint comes back through CREATE UNIQUE INDEX CONCURRENTLY.
+    "drop_constraint": [BASE, _m(
+        "002", "dropcon", DropConstraint(table="shop.orders", name="orders_customer_id_id_key"),
+        DropConstraint(table="shop.orders", name=ORDERS.checks[0].resolved_name("shop.orders")),
+        DropConstraint(table="shop.orders", name=ORDERS.foreign_keys[0].resolved_name("shop.orders")))],
+    # Not known to the specs (a pre-existing table): the rollback re-adds the key from the keeper.
+    "drop_constraint_preexisting": [_m("001", "dropkey", DropConstraint(table="public.customers",
+                                                                        name="customers_pkey"))],
+    "add_primary_key": [_m("001", "addpk", AddPrimaryKey(table="public.t", columns=["x"]))],
 }

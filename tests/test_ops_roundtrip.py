@@ -40,6 +40,7 @@ from dbdeploy import (
     AddCheck,
     AddColumn,
     AddForeignKey,
+    AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
@@ -50,6 +51,7 @@ from dbdeploy import (
     CreateTable,
     DropColumn,
     DropDefault,
+    DropConstraint,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -59,6 +61,8 @@ from dbdeploy import (
     RawSQL,
     RenameColumn,
     RenameTable,
+    RenameConstraint,
+    RenameIndex,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -589,6 +593,155 @@ def _drop_default_rollback(conn, rows0):
     assert _column_facts(conn, "joined") == (True, "now()")
     assert _column_facts(conn, "handle") == (False, None)
     assert backup_tables(conn, "v001_op%default") == []
+# -- constraints: renames, DropConstraint, AddPrimaryKey (issue 12) --------------------------------
+
+#: Pre-existing tables (not made by the specs) with ALTER_ROWS rows: every kind of constraint, an index,
+#: and a table without a primary key.
+CLIENTS = f"""
+CREATE TABLE public.clients (
+    id integer CONSTRAINT clients_pkey PRIMARY KEY,
+    email text NOT NULL CONSTRAINT clients_email_key UNIQUE,
+    score integer NOT NULL CONSTRAINT clients_score_check CHECK (score >= 0),
+    region text
+);
+INSERT INTO public.clients SELECT g, 'client' || g || '@example.com', g % 97, 'r' || g % 7
+FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.client_orders (
+    id integer PRIMARY KEY,
+    client_id integer CONSTRAINT client_orders_client_fk REFERENCES public.clients (id) ON DELETE CASCADE,
+    amount numeric(12,2) NOT NULL
+);
+INSERT INTO public.client_orders SELECT g, g % {ALTER_ROWS} + 1, g * 1.5 FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE INDEX client_orders_amount_idx ON public.client_orders (amount DESC) WITH (fillfactor = 80);
+CREATE TABLE public.audit_log (
+    entry_id bigint CONSTRAINT audit_log_pkey PRIMARY KEY,
+    happened_at timestamptz NOT NULL,
+    note text
+);
+INSERT INTO public.audit_log SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute', 'n' || g
+FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.legacy_events (event_id bigint, source text, payload text);
+INSERT INTO public.legacy_events SELECT g, 's' || g % 5, 'p' || g FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+BOOKINGS = f"""
+CREATE TABLE public.bookings (
+    id integer PRIMARY KEY,
+    during tstzrange NOT NULL,
+    cancelled boolean NOT NULL DEFAULT false,
+    CONSTRAINT bookings_no_overlap EXCLUDE USING gist (during WITH &&) WHERE (NOT cancelled)
+);
+INSERT INTO public.bookings SELECT g, tstzrange(timestamptz '2024-01-01 00:00:00+00' + g * interval '1 hour',
+    timestamptz '2024-01-01 00:00:00+00' + (g + 1) * interval '1 hour'), g % 10 = 0
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+CLIENT_DATA = {"public.clients": "id", "public.client_orders": "id"}
+
+#: A table the specs create (unique constraint and primary key known to them), for the concurrent rebuild.
+CREATE_MEMBERS = CreateTable(
+    table="public.members",
+    columns=[Column(name="id", type="bigint", nullable=False), Column(name="handle", type="text", nullable=False),
+             Column(name="team", type="text")],
+    primary_key=["id"], uniques=[Unique(columns=["handle"], name="members_handle_key")])
+MEMBER_ROWS = f"INSERT INTO public.members SELECT g, 'h' || g, 't' || g % 9 FROM generate_series(1, {ALTER_ROWS}) g;"
+
+
+def _constraints_of(conn, table: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass"
+                                       " ORDER BY conname", [table]).fetchall()]
+
+
+def _rename_index_forward(conn, rows0):
+    assert index_valid(conn, "public.client_orders_by_amount_idx") is True
+    assert not relation_exists(conn, "public.client_orders_amount_idx")
+
+
+def _rename_constraint_forward(conn, rows0):
+    names = _constraints_of(conn, "public.clients")
+    assert "clients_email_unique" in names and "score_not_negative" in names
+    assert "clients_email_key" not in names and "clients_score_check" not in names
+    assert index_valid(conn, "public.clients_email_unique") is True   # the index is renamed with it
+
+
+def _dropped(table: str, name: str) -> CaseCheck:
+    def check(conn, rows0):
+        assert name not in _constraints_of(conn, table)
+        _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.dropped_constraints WHERE version = '001'"
+                          " AND table_name = %s AND constraint_name = %s", [(1,)], [table, name])
+    return check
+
+
+def _restored(table: str, name: str, definition: str) -> CaseCheck:
+    def check(conn, rows0):
+        assert constraint(conn, table, name) == (definition, True)
+        _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.dropped_constraints", [(0,)])
+    return check
+
+
+def _primary_key_forward(conn, rows0):
+    assert constraint(conn, "public.legacy_events", "legacy_events_pkey") == ("PRIMARY KEY (event_id)", True)
+    _assert_all(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.legacy_events'::regclass"
+                      " AND attname = 'event_id'", [(True,)])
+
+
+def _primary_key_rollback(conn, rows0):
+    assert constraint(conn, "public.legacy_events", "legacy_events_pkey") is None
+    _assert_all(conn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.legacy_events'::regclass"
+                      " AND attname = 'event_id'", [(False,)])
+
+
+CONSTRAINT_CASES = [
+    Case("rename_index", [mig("001", "rename_amount_idx", RenameIndex(
+        name="public.client_orders_amount_idx", new_name="client_orders_by_amount_idx"))],
+         setup=CLIENTS, data=CLIENT_DATA, after_forward=_rename_index_forward),
+    Case("rename_constraint", [mig(
+        "001", "rename_client_constraints",
+        RenameConstraint(table="public.clients", name="clients_email_key", new_name="clients_email_unique"),
+        RenameConstraint(table="public.clients", name="clients_score_check", new_name="score_not_negative"))],
+         setup=CLIENTS, data=CLIENT_DATA, after_forward=_rename_constraint_forward),
+    Case("drop_constraint_check", [mig("001", "drop_score_check",
+                                       DropConstraint(table="public.clients", name="clients_score_check"))],
+         setup=CLIENTS, data=CLIENT_DATA, after_forward=_dropped("public.clients", "clients_score_check"),
+         after_rollback=_restored("public.clients", "clients_score_check", "CHECK ((score >= 0))")),
+    Case("drop_constraint_fk", [mig("001", "drop_client_fk",
+                                    DropConstraint(table="public.client_orders", name="client_orders_client_fk"))],
+         setup=CLIENTS, data=CLIENT_DATA, after_forward=_dropped("public.client_orders", "client_orders_client_fk"),
+         after_rollback=_restored("public.client_orders", "client_orders_client_fk",
+                                  "FOREIGN KEY (client_id) REFERENCES clients(id) ON DELETE CASCADE")),
+    Case("drop_constraint_unique", [mig("001", "drop_email_key",
+                                        DropConstraint(table="public.clients", name="clients_email_key"))],
+         setup=CLIENTS, data=CLIENT_DATA, after_forward=_dropped("public.clients", "clients_email_key"),
+         after_rollback=_restored("public.clients", "clients_email_key", "UNIQUE (email)")),
+    Case("drop_constraint_pk", [mig("001", "drop_audit_pkey",
+                                    DropConstraint(table="public.audit_log", name="audit_log_pkey"))],
+         setup=CLIENTS, data={"public.audit_log": "entry_id"},
+         after_forward=_dropped("public.audit_log", "audit_log_pkey"),
+         after_rollback=_restored("public.audit_log", "audit_log_pkey", "PRIMARY KEY (entry_id)")),
+    # Known to the specs: the rollback rebuilds the indexes with CREATE UNIQUE INDEX CONCURRENTLY.
+    Case("drop_constraint_spec_unique_and_pk",
+         [mig("001", "create_members", CREATE_MEMBERS),
+          mig("002", "drop_member_keys", DropConstraint(table="public.members", name="members_handle_key"),
+              DropConstraint(table="public.members", name="members_pkey"))],
+         populate=MEMBER_ROWS, data={"public.members": "id"}),
+    # A primary key with a referencing foreign key: the foreign key is dropped first; the rollback
+    # re-adds the key before the foreign key.
+    Case("drop_constraint_fk_then_pk", [mig(
+        "001", "drop_client_keys",
+        DropConstraint(table="public.client_orders", name="client_orders_client_fk"),
+        DropConstraint(table="public.clients", name="clients_pkey"))],
+         setup=CLIENTS, data=CLIENT_DATA),
+    Case("drop_constraint_exclusion", [mig("001", "drop_booking_overlap",
+                                           DropConstraint(table="public.bookings", name="bookings_no_overlap"))],
+         setup=BOOKINGS, data={"public.bookings": "id"},
+         after_forward=_dropped("public.bookings", "bookings_no_overlap"),
+         after_rollback=_restored("public.bookings", "bookings_no_overlap",
+                                  "EXCLUDE USING gist (during WITH &&) WHERE ((NOT cancelled))")),
+    Case("add_primary_key", [mig("001", "key_legacy_events",
+                                 AddPrimaryKey(table="public.legacy_events", columns=["event_id"]))],
+         setup=CLIENTS, data={"public.legacy_events": "event_id"}, after_forward=_primary_key_forward,
+         after_rollback=_primary_key_rollback),
+]
 
 
 CASES = [
@@ -762,6 +915,7 @@ CASES += [
     Case("contract_table", [MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE),
                             mig("003", "contract_members", Contract(version="002"))],
          populate=MEMBER_ROWS, data={"public.people": "id"}, data_changes=False),
+    *CONSTRAINT_CASES,
 ]
 
 

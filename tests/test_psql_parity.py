@@ -156,6 +156,9 @@ GOLDEN_SETUP = {
     "require_extension": "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
     "set_not_null": "CREATE SCHEMA shop; CREATE TABLE shop.customers (id bigint PRIMARY KEY, name text);"
                     " INSERT INTO shop.customers SELECT g, 'customer ' || g FROM generate_series(1, 1000) g;",
+    "drop_constraint_preexisting": "CREATE TABLE public.customers (id bigint PRIMARY KEY);"
+                                   " INSERT INTO public.customers SELECT generate_series(1, 50);",
+    "add_primary_key": "CREATE TABLE public.t (x int); INSERT INTO public.t SELECT generate_series(1, 1000);",
 }
 ORDERS_ROWS = ("INSERT INTO shop.orders (customer_id, status, total, note) SELECT g % 50 + 1,"
                " CASE WHEN g % 4 = 0 THEN 'done' ELSE 'new' END, g * 1.5,"

@@ -21,6 +21,7 @@ from dbdeploy import (
     AddCheck,
     AddColumn,
     AddForeignKey,
+    AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
@@ -29,12 +30,15 @@ from dbdeploy import (
     CreateSchema,
     CreateTable,
     DropColumn,
+    DropConstraint,
     DropIndex,
     DropTable,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RenameConstraint,
+    RenameIndex,
     RequireExtension,
     SeedRows,
     Unique,
@@ -756,6 +760,48 @@ def test_operations_checked_against_tables_created_earlier_in_the_migration(op, 
     ]), "operations[1]", message)
 
 
+# --- renames, DropConstraint, AddPrimaryKey (issue 12) ------------------------------------
+
+_KEYED = [
+    CreateTable(table="t", columns=[col("id", "bigint"), col("c"), col("r", "bigint")], primary_key=["id"],
+                uniques=[Unique(columns=["c"], name="t_c_key")], checks=[Check(expression="c <> ''", name="t_c_chk")],
+                indexes=[Index(columns=["c"], name="t_c_idx")]),
+    CreateTable(table="u", columns=[col("id", "bigint"), col("t_c")], primary_key=["id"],
+                foreign_keys=[ForeignKey(columns=["t_c"], references="t", ref_columns=["c"], name="u_t_fk")]),
+    CreateTable(table="nokey", columns=[col("a", "bigint"), col("j", "json")]),
+]
+
+
+@pytest.mark.parametrize("op, message", [
+    (RenameIndex(name="public.t_c_idx", new_name="t_c_idx"), "new_name is the index's current name"),
+    (RenameIndex(name="public.t_c_key", new_name="t_c_key2"), "fix: use RenameConstraint"),
+    (RenameIndex(name="public.t_c_idx", new_name="t_c_key"), "public.t_c_key is already used"),
+    (RenameConstraint(table="t", name="t_c_chk", new_name="t_c_chk"), "new_name is the constraint's current name"),
+    (RenameConstraint(table="t", name="nope", new_name="n2"), "t has no constraint 'nope'"),
+    (RenameConstraint(table="t", name="t_c_chk", new_name="t_c_key"), "already has a constraint named 't_c_key'"),
+    (DropConstraint(table="t", name="nope"), "has no constraint 'nope'"),
+    (DropConstraint(table="t", name="t_c_key"), "referenced by public.u (foreign key u_t_fk)"),
+    (AddPrimaryKey(table="t", columns=["c"]), "already has a primary key"),
+    (AddPrimaryKey(table="nokey", columns=["zz"]), "zz"),
+    (AddPrimaryKey(table="nokey", columns=["j"]), "json"),
+])
+def test_constraint_operations_checked_against_earlier_specs(op, message):
+    err = rejected(lambda: _migration(operations=[*_KEYED, op]), "operations[3]", message)
+    assert "fix:" in str(err)
+
+
+def test_dropping_the_referencing_foreign_key_first_allows_dropping_the_key():
+    m = _migration(operations=[*_KEYED, DropConstraint(table="u", name="u_t_fk"),
+                               DropConstraint(table="t", name="t_c_key"), DropConstraint(table="t", name="t_pkey"),
+                               AddPrimaryKey(table="t", columns=["c"], name="t_c_pkey")])
+    assert [op.kind for op in m.operations][-1] == "add_primary_key"
+
+
+def test_rename_index_requires_a_qualified_name():
+    rejected(lambda: RenameIndex(name="bad name", new_name="x"), loc="name")
+    rejected(lambda: AddPrimaryKey(table="t", columns=[]), loc="columns")
+
+
 # --- RawSQL ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field", ["forward", "rollback", "verify"])
@@ -802,6 +848,10 @@ MINIMAL = [
     (DropIndex, {"name": "s.i"}),
     (DropColumn, {"table": "t", "column": "a"}),
     (DropTable, {"table": "t"}),
+    (RenameIndex, {"name": "s.i", "new_name": "j"}),
+    (RenameConstraint, {"table": "t", "name": "c", "new_name": "d"}),
+    (DropConstraint, {"table": "t", "name": "c"}),
+    (AddPrimaryKey, {"table": "t", "columns": ["a"]}),
     (RawSQL, {"forward": "SELECT 1", "rollback": "SELECT 1"}),
     (Migration, {"version": "001", "name": "m", "operations": [CreateSchema(name="s")]}),
 ]

@@ -4,6 +4,7 @@ from dbdeploy.bundle.step import Step
 from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
+from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
@@ -13,12 +14,15 @@ from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_default import DropDefault
+from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_table import RenameTable
+from dbdeploy.ops.rename_constraint import RenameConstraint
+from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
@@ -29,6 +33,7 @@ OPERATION_TYPES = (
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
     RenameColumn, RenameTable, Contract,
     SetNotNull, DropNotNull, SetDefault, DropDefault,
+    RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
 )
 
 AnyOperation = (
@@ -36,6 +41,7 @@ AnyOperation = (
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
     | RenameColumn | RenameTable | Contract
     | SetNotNull | DropNotNull | SetDefault | DropDefault
+    | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
 )
 
 __all__ = [
@@ -44,4 +50,5 @@ __all__ = [
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
     "RenameColumn", "RenameTable", "Contract",
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
+    "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
 ]

@@ -1,4 +1,4 @@
-"""DROP TABLE / DROP COLUMN in a RawSQL forward whose rollback does not bring it back."""
+"""DROP TABLE / DROP COLUMN / DROP CONSTRAINT in a RawSQL forward whose rollback does not bring it back."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from dbdeploy.lint.sqlwalk import qualified_names, table_name
 
 ID = "irreversible-drop"
 SEVERITY = "error"
-PROBLEM = ("The forward SQL drops a table or column, and the RawSQL rollback does not recreate it: rolling back "
-           "leaves it missing, and its data is gone.")
-FIX = ("Use DropTable / DropColumn (the table is set aside, the column's values are copied, and the rollback "
-       "restores both), or make the rollback recreate what the forward drops (from a copy the forward keeps).")
+PROBLEM = ("The forward SQL drops a table, column or constraint, and the RawSQL rollback does not recreate it: "
+           "rolling back leaves it missing (a table's or column's data is gone; rows written meanwhile may break a "
+           "constraint nobody saved).")
+FIX = ("Use DropTable / DropColumn / DropConstraint (the table is set aside, the column's values are copied, the "
+       "constraint's definition is saved, and the rollback restores them — a constraint NOT VALID then VALIDATE, a "
+       "unique key concurrently), or make the rollback recreate what the forward drops.")
 
 
 def _restored_tables(ctx: OpContext) -> set[str]:
@@ -51,6 +53,12 @@ def _restored_columns(ctx: OpContext) -> set[tuple[str, str]]:
     return restored
 
 
+def _restored_constraints(ctx: OpContext) -> set[tuple[str, str]]:
+    return {(table, cmd.def_.conname) for stmt, _node, table, cmd in alter_table_commands(ctx.rollback)
+            if not stmt.in_function and cmd.subtype == AlterTableType.AT_AddConstraint
+            and isinstance(cmd.def_, ast.Constraint) and cmd.def_.conname}
+
+
 def check(ctx: OpContext):
     if not ctx.forward:
         return
@@ -65,6 +73,11 @@ def check(ctx: OpContext):
         if (cmd.subtype == AlterTableType.AT_DropColumn and cmd.name and not ctx.relation_is_new(node.relation, stmt)
                 and (table, cmd.name) not in columns):
             yield f"{stmt.label()} (drops column {table}.{cmd.name}; the rollback does not add it back)"
+    constraints = _restored_constraints(ctx)
+    for stmt, node, table, cmd in alter_table_commands(ctx.forward):
+        if (cmd.subtype == AlterTableType.AT_DropConstraint and cmd.name
+                and not ctx.relation_is_new(node.relation, stmt) and (table, cmd.name) not in constraints):
+            yield f"{stmt.label()} (drops constraint {cmd.name} of {table}; the rollback does not add it back)"
 
 
 RULE = Rule(ID, SEVERITY, PROBLEM, FIX, check)
