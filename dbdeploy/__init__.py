@@ -17,6 +17,7 @@ _DSL = {
         ("AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "Backfill", "CreateIndex", "CreateSchema",
          "CreateTable", "DropColumn", "DropIndex", "DropTable", "RawSQL", "RequireExtension", "SeedRows"),
         "dbdeploy.ops"),
+    "AlterColumnType": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
 }

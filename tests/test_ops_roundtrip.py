@@ -58,6 +58,7 @@ from dbdeploy import (
     SeedRows,
     Unique,
 )
+from dbdeploy import AlterColumnType
 from tests.bundles import write_bundles
 from tests.catalog import diff
 from tests.pg import TestDatabase
@@ -512,6 +513,38 @@ def _raw_forward(conn, rows0):
     _assert_all(conn, "SELECT id, name FROM public.teams WHERE id > 10", [(99, "raw team")])
 
 
+# -- alter_column_type ------------------------------------------------------------------------------
+
+CONTACTS = f"""
+CREATE TABLE public.contacts (
+    id integer PRIMARY KEY,
+    email varchar(40) NOT NULL,
+    amount numeric(8,2) NOT NULL DEFAULT 0 CHECK (amount >= 0),
+    note varchar(20)
+);
+CREATE INDEX contacts_email_idx ON public.contacts (email);
+INSERT INTO public.contacts SELECT g, 'c' || g || '@example.com', (g % 1000) + 0.25,
+    CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ' || g END
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
+def _contacts_types(conn):
+    return conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                        " WHERE attrelid = 'public.contacts'::regclass AND attnum > 0 AND NOT attisdropped"
+                        " ORDER BY attnum").fetchall()
+
+
+def _alter_in_place_forward(conn, rows0):
+    assert _contacts_types(conn) == [("id", "integer"), ("email", "character varying(120)"),
+                                     ("amount", "numeric(12,2)"), ("note", "text")]
+
+
+def _alter_in_place_rollback(conn, rows0):
+    assert _contacts_types(conn) == [("id", "integer"), ("email", "character varying(40)"),
+                                     ("amount", "numeric(8,2)"), ("note", "character varying(20)")]
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],
@@ -610,6 +643,12 @@ CASES = [
                rollback="DELETE FROM public.teams WHERE id = 99"))],
          setup=ACCOUNTS, data={"public.teams": "id", "public.accounts": "id"}, data_changes=True,
          after_forward=_raw_forward),
+    Case("alter_column_type_in_place", [mig(
+        "001", "widen_contacts", AlterColumnType(table="public.contacts", column="email", type="varchar(120)"),
+        AlterColumnType(table="public.contacts", column="amount", type="numeric(12,2)"),
+        AlterColumnType(table="public.contacts", column="note", type="text"))],
+         setup=CONTACTS, data={"public.contacts": "id"},
+         after_forward=_alter_in_place_forward, after_rollback=_alter_in_place_rollback),
 ]
 
 

@@ -5,6 +5,7 @@ from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_unique import AddUnique
+from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.create_index import CreateIndex
@@ -20,15 +21,18 @@ from dbdeploy.ops.seed_rows import SeedRows
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
     AddUnique, Backfill, SeedRows, DropIndex, DropColumn, DropTable, RawSQL,
+    AlterColumnType,
 )
 
 AnyOperation = (
     CreateSchema | RequireExtension | CreateTable | AddColumn | CreateIndex | AddForeignKey | AddCheck
     | AddUnique | Backfill | SeedRows | DropIndex | DropColumn | DropTable | RawSQL
+    | AlterColumnType
 )
 
 __all__ = [
     "OPERATION_TYPES", "AddCheck", "AddColumn", "AddForeignKey", "AddUnique", "AnyOperation", "Backfill",
     "CreateIndex", "CreateSchema", "CreateTable", "DropColumn", "DropIndex", "DropTable", "Operation",
     "PlanContext", "RawSQL", "RequireExtension", "SchemaState", "SeedRows", "Step",
+    "AlterColumnType",
 ]
