@@ -545,6 +545,60 @@ def _alter_in_place_rollback(conn, rows0):
                                      ("amount", "numeric(8,2)"), ("note", "character varying(20)")]
 
 
+def _ledger_migrations() -> list[Migration]:
+    """public.ledger_accounts (integer key, referenced by public.ledger_entries.account_id) and
+    public.ledger_entries (an index, a default, NOT NULL and a check on amount; code as text)."""
+    return [mig("001", "ledger", CreateTable(
+        table="public.ledger_accounts", columns=[Column(name="id", type="integer", nullable=False),
+                                                 Column(name="name", type="text", nullable=False)],
+        primary_key=["id"]), CreateTable(
+        table="public.ledger_entries",
+        columns=[Column(name="id", type="integer", nullable=False),
+                 Column(name="account_id", type="integer", nullable=False),
+                 Column(name="amount", type="integer", nullable=False, default="0"),
+                 Column(name="code", type="text")],
+        primary_key=["id"],
+        foreign_keys=[ForeignKey(columns=["account_id"], references="public.ledger_accounts", ref_columns=["id"])],
+        checks=[Check(expression="amount >= 0", name="ledger_entries_amount_check")],
+        indexes=[Index(columns=["account_id"]), Index(columns=["amount"], name="ledger_entries_amount_idx")]))]
+
+
+LEDGER_ROWS = f"""
+INSERT INTO public.ledger_accounts SELECT g, 'account ' || g FROM generate_series(1, {ALTER_ROWS} / 10) g;
+INSERT INTO public.ledger_entries SELECT g, g % ({ALTER_ROWS} / 10) + 1, g % 500, CASE WHEN g % 9 = 0 THEN NULL
+    ELSE (g % 1000)::text END FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
+def _ledger_types(conn):
+    return conn.execute("SELECT attrelid::regclass::text, attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                        " WHERE attrelid IN ('public.ledger_accounts'::regclass, 'public.ledger_entries'::regclass)"
+                        " AND attnum > 0 AND NOT attisdropped ORDER BY 1, 2").fetchall()
+
+
+def _bigint_key_forward(conn, rows0):
+    types = dict(((t, c), ty) for t, c, ty in _ledger_types(conn))
+    assert types[("ledger_accounts", "id")] == "bigint"
+    assert types[("ledger_entries", "account_id")] == "bigint"
+    conn.execute("INSERT INTO public.ledger_accounts (id, name) VALUES (3000000000, 'big')")
+    conn.execute("INSERT INTO public.ledger_entries (id, account_id) VALUES (-1, 3000000000)")
+    conn.execute("DELETE FROM public.ledger_entries WHERE id = -1")
+    conn.execute("DELETE FROM public.ledger_accounts WHERE id = 3000000000")
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated").fetchone() == (0,)
+
+
+def _amount_forward(conn, rows0):
+    assert ("ledger_entries", "amount", "bigint") in _ledger_types(conn)
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.ledger_entries'::regclass"
+                        " AND NOT convalidated").fetchone() == (0,)
+
+
+def _code_forward(conn, rows0):
+    assert ("ledger_entries", "code", "integer") in _ledger_types(conn)
+    assert conn.execute("SELECT sum(code) FROM public.ledger_entries").fetchone()[0] == sum(
+        int(r["code"]) for r in rows0["public.ledger_entries"] if r["code"] is not None)
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],
@@ -649,6 +703,21 @@ CASES = [
         AlterColumnType(table="public.contacts", column="note", type="text"))],
          setup=CONTACTS, data={"public.contacts": "id"},
          after_forward=_alter_in_place_forward, after_rollback=_alter_in_place_rollback),
+    Case("alter_column_type_bigint_key", [*_ledger_migrations(), mig(
+        "002", "bigint_accounts", AlterColumnType(table="public.ledger_accounts", column="id", type="bigint",
+                                                  batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_accounts": "id", "public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_bigint_key_forward),
+    Case("alter_column_type_constrained", [*_ledger_migrations(), mig(
+        "002", "bigint_amount", AlterColumnType(table="public.ledger_entries", column="amount", type="bigint",
+                                                batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_amount_forward),
+    Case("alter_column_type_using", [*_ledger_migrations(), mig(
+        "002", "code_to_int", AlterColumnType(table="public.ledger_entries", column="code", type="integer",
+                                              using="code::integer", batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_code_forward),
 ]
 
 

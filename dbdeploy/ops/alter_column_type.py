@@ -43,16 +43,20 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from psycopg import sql
+from pydantic import Field
 
 from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, SqlExpression, SqlType, TableName
+from dbdeploy.model.components import Index
+from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.add_column import column_expect
+from dbdeploy.ops.alter_column_online import MovedIndex, OnlinePlan, Target, shadow_name, swap_index
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.column_types import in_place, shape
 from dbdeploy.ops.common import S, attnum, column_exists, fail, notice, regclass, relation_exists, relation_missing
-from dbdeploy.sql import acl, ident, literal, qualified
+from dbdeploy.sql import acl, ident, literal, parse_type, qualified
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 # Type OIDs of pg_catalog (fixed: src/include/catalog/pg_type.dat) whose modifier rules the run-time
@@ -95,6 +99,7 @@ class AlterColumnType(Operation):
     type: SqlType
     using: SqlExpression | None = None
     online: bool = False
+    batch_size: int = Field(default=1000, ge=1, le=1_000_000)
 
     # --- the schema ------------------------------------------------------------------------------
 
@@ -123,33 +128,97 @@ class AlterColumnType(Operation):
         if self.online:
             raise ValueError("online=True (expand/contract) is not available for AlterColumnType yet — fix: drop "
                              "online=True for a change PostgreSQL makes in place, or use RawSQL")
-        if self.predicted_in_place(state) is False:
-            old = self._known_column(state).type if self._known_column(state) is not None else "?"
-            how = "with using" if self.using is not None else f"from {old} to {self.type}"
-            raise ValueError(f"changing {self.table}.{self.column} {how} rewrites the table and its indexes under "
-                             "an ACCESS EXCLUSIVE lock, and the online form (shadow column, sync trigger, batched "
-                             "backfill, swap) is not available yet — fix: change only to a type PostgreSQL "
-                             "converts in place (a longer varchar, text, more numeric precision with the same "
-                             "scale), or use RawSQL with allow={'changing-column-type': 'why'}")
-        if table is not None:
-            column = table.columns[self.column]
-            columns = {k: (v if k != self.column else column.model_copy(update={"type": self.type}))
-                       for k, v in table.columns.items()}
-            state.tables[self.table] = replace(table, columns=columns)   # copy-on-write (SchemaState.copy)
+        if table is None and self.using is not None and state.complete:
+            self.targets(state, version="0")    # raises: the online form needs a table the specs created
+        targets = self.targets(state, version="0") if table is not None and self.predicted_in_place(state) is False \
+            else []
+        for target in targets or [None]:
+            name, column = (self.table, self.column) if target is None else (target.table, target.column)
+            known = state.tables.get(name)
+            if known is None:
+                continue
+            changed = known.columns[column].model_copy(update={"type": self.type})
+            state.tables[name] = replace(known, columns={k: (v if k != column else changed)   # copy-on-write
+                                                         for k, v in known.columns.items()})
+
+    def targets(self, state: SchemaState, version: str) -> list[Target]:
+        """The columns the online form changes (this one first, then the referencing columns of the same old
+        type) with what their swap moves, from what the specs know; ValueError (reason — fix) for what the
+        online form cannot do."""
+        where = f"{self.table}.{self.column}"
+        if self.table not in state.tables:
+            raise ValueError(f"changing {where} with using needs the online form, which needs a table the specs "
+                             "created (its indexes and keys are rebuilt concurrently from the specs) — fix: declare "
+                             "the table in the specs, or use RawSQL")
+        old = self._known_column(state).type
+        old_shape = shape(old)
+        ctx = PlanContext(version=version, migration_name="", index=0, state=state)
+        targets = [self._target(ctx, state, self.table, self.column, old, self.using, old_shape)]
+        for fact in state.foreign_keys.values():
+            if fact.references != self.table or fact.ref_columns != (self.column,) or fact.table == self.table:
+                continue
+            known = state.tables.get(fact.table)
+            column = fact.columns[0]
+            if known is None or column not in known.columns or shape(known.columns[column].type) != old_shape:
+                continue
+            if any(t.table == fact.table and t.column == column for t in targets):
+                continue
+            targets.append(self._target(ctx, state, fact.table, column, known.columns[column].type, None, old_shape))
+        return targets
+
+    def _target(self, ctx: PlanContext, state: SchemaState, table: str, column: str, old: str, using,
+                old_shape) -> Target:
+        where = f"{table}.{column}"
+        known = state.tables[table]
+        if len(known.primary_key) != 1:
+            raise ValueError(f"changing {where} online needs a one-column primary key on {table} to backfill by — "
+                             "fix: add one, or change the column with RawSQL in a maintenance window")
+        if known.columns[column].identity:
+            raise ValueError(f"{where} is an identity column; the online form cannot move an identity — fix: "
+                             "change it with RawSQL in a maintenance window")
+        shadow = shadow_name(ctx, column)
+        moved: list[MovedIndex] = []
+        for owner, index in state.indexes.values():
+            if owner != table or column not in index.referenced_columns:
+                continue
+            if column not in index.columns and column not in index.include:
+                raise ValueError(f"index {index.resolved_name(table)} uses {where} in an expression or predicate; "
+                                 "the online form rebuilds only plain column keys — fix: drop the index first "
+                                 "(DropIndex) and re-create it after the change")
+            moved.append(MovedIndex(index, swap_index(ctx, table, index, column, shadow)))
+        if column in known.primary_key:
+            pkey = Index(columns=list(known.primary_key), unique=True,
+                         name=derived_name(split_table(table)[1], suffix="pkey"))
+            moved.append(MovedIndex(pkey, swap_index(ctx, table, pkey, column, shadow), "p"))
+        for name, columns in known.uniques.items():
+            if column in columns:
+                unique = Index(columns=list(columns), unique=True, name=name)
+                moved.append(MovedIndex(unique, swap_index(ctx, table, unique, column, shadow), "u"))
+        return Target(table, column, parse_type(old), self.type, using, known.primary_key[0], tuple(moved),
+                      old_shape.name if old_shape else "", shadow)
+
+    def _online(self, ctx: PlanContext) -> OnlinePlan | None:
+        if self.predicted_in_place(ctx.state) is not False:
+            return None
+        return OnlinePlan(ctx, self.kind, self.targets(ctx.state, ctx.version), self.batch_size)
 
     # --- expectations ----------------------------------------------------------------------------
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
-        known = self._known_column(ctx.state)
-        if known is None:
+        if self._known_column(ctx.state) is None:
             return [expect.Column(self.table, self.column)]
-
-        table = ctx.state.tables[self.table]
-        not_null = not known.nullable or self.column in table.primary_key
-        before = column_expect(self.table, known, not_null=not_null)
-        after = column_expect(self.table, known.model_copy(update={"type": self.type}), not_null=not_null)
-        return [ColumnTypeChange(after.table, after.name, not_null=after.not_null, type_name=after.type_name,
-                                 default=after.default, identity=after.identity, before=before)]
+        online = self._online(ctx)
+        columns = [(t.table, t.column) for t in online.targets] if online else [(self.table, self.column)]
+        out: list[expect.Expectation] = []
+        for name, column in columns:
+            table = ctx.state.tables[name]
+            known = table.columns[column]
+            not_null = not known.nullable or column in table.primary_key
+            before = column_expect(name, known, not_null=not_null)
+            after = column_expect(name, known.model_copy(update={"type": self.type}), not_null=not_null)
+            out.append(ColumnTypeChange(after.table, after.name, not_null=after.not_null, type_name=after.type_name,
+                                        default=after.default, identity=after.identity, before=before))
+        return out
 
     # --- forward ---------------------------------------------------------------------------------
 
@@ -274,6 +343,9 @@ class AlterColumnType(Operation):
                     f"change {where} to {self.type} in place (catalog only; refused if it would rewrite)")
 
     def forward(self, ctx: PlanContext) -> list[Step]:
+        online = self._online(ctx)
+        if online is not None:
+            return _scaled_online(online.forward())
         return scaled([self._in_place_step(ctx)], queries.CATALOG_ONLY)
 
     # --- rollback --------------------------------------------------------------------------------
@@ -308,6 +380,9 @@ class AlterColumnType(Operation):
         )
 
     def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
+        online = self._online(ctx)
+        if online is not None:
+            return online.rollback_preflight()
         where = f"{self.table}.{self.column}"
         current = S("(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a"
                     " WHERE a.attrelid = {rel} AND a.attname = {col})").format(
@@ -329,6 +404,9 @@ class AlterColumnType(Operation):
         )]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
+        online = self._online(ctx)
+        if online is not None:
+            return _scaled_online(online.rollback())
         where = f"{self.table}.{self.column}"
         saved = saved_types_table(ctx)
         body = block(
@@ -371,5 +449,21 @@ class AlterColumnType(Operation):
                             f"{ctx.backup_schema}.altered_column_types). Narrowing a type rewrites the table "
                             "under an ACCESS EXCLUSIVE lock: reads and writes wait for it; the rollback refuses "
                             "first, with a count, when values written since do not fit the old type."])
+
+_SCALES = {
+    "alter_type_prepare": queries.CATALOG_ONLY, "alter_type_rollback_prepare": queries.CATALOG_ONLY,
+    "alter_type_backfill": "proportional to rows (batches; reads and writes continue)",
+    "alter_type_restore": "proportional to rows changed since the deploy (batches; reads and writes continue)",
+    "alter_type_not_null": queries.NOT_VALID, "alter_type_validate_not_null": queries.VALIDATE,
+    "drop_invalid_index": queries.DROP_INVALID_INDEX, "create_index": queries.CONCURRENT_INDEX,
+    "alter_type_swap": "constant (catalog only: renames, constraints attached NOT VALID or USING INDEX)",
+    "alter_type_swap_back": "constant (catalog only: renames, constraints attached NOT VALID or USING INDEX)",
+    "alter_type_validate": queries.VALIDATE,
+}
+
+
+def _scaled_online(steps: list[Step]) -> list[Step]:
+    return [replace(step, scales=_SCALES.get(step.kind, queries.CATALOG_ONLY)) for step in steps]
+
 
 __all__ = ["AlterColumnType", "ColumnTypeChange", "saved_types_table"]
