@@ -97,3 +97,108 @@ def test_rollback_refuses_values_too_long_for_the_old_type(fresh_db_each: TestDa
     conn.execute("UPDATE public.people SET email = 'p' || id || '@example.com' WHERE id <= 3")
     run_sql_file(db, bundle.rollback)
     assert log_status(conn, "001") == "rolled_back"
+
+
+# --------------------------------------------------------------------------- the online form
+
+def _ledger(tmp_path: Path, db: TestDatabase):
+    """The round trip's ledger (accounts referenced by entries), populated, and the bundle of V002 that
+    widens public.ledger_accounts.id (and so public.ledger_entries.account_id) to bigint."""
+    from tests.test_ops_roundtrip import LEDGER_ROWS, _ledger_migrations, mig
+
+    migrations = [*_ledger_migrations(), mig("002", "bigint_accounts", AlterColumnType(
+        table="public.ledger_accounts", column="id", type="bigint", batch_size=500))]
+    bundles = write_bundles(migrations, tmp_path)
+    run_sql_file(db, bundles["001"].forward)
+    db.execute(LEDGER_ROWS)
+    return bundles["002"]
+
+
+def _run_step_by_step(db: TestDatabase, path: Path, between, batch_rows: int = 50) -> None:
+    """Run a bundle file step by step like the executor (batches one at a time), calling
+    ``between(step)`` after every batch and every step: the application's writes in between."""
+    from dbdeploy.executor.bundles import parse_script
+
+    script = parse_script(path.read_text())
+    conn = db.connect()
+    for statement in script.preamble:
+        conn.execute(statement)
+    for step in script.steps:
+        if step.batch is not None:
+            conn.execute("SELECT pg_catalog.set_config('dbdeploy.batch_rows', %s, false)", [str(batch_rows)])
+            while True:
+                with conn.transaction():
+                    seen = conn.execute(step.batch).fetchone()[0]
+                between(step)
+                if seen == 0:
+                    break
+        elif step.transactional:
+            with conn.transaction():
+                for statement in step.statements:
+                    conn.execute(statement)
+        else:
+            for statement in step.statements:
+                conn.execute(statement)
+        between(step)
+    for statement in script.postamble:
+        conn.execute(statement)
+    conn.close()
+
+
+def _accounts(conn, key: str = "id") -> list[tuple]:
+    return conn.execute(f"SELECT {key}, name FROM public.ledger_accounts ORDER BY {key}").fetchall()
+
+
+def _entries(conn, key: str = "account_id") -> list[tuple]:
+    return conn.execute(f"SELECT id, {key}, amount, code FROM public.ledger_entries ORDER BY id").fetchall()
+
+
+def test_writes_during_the_online_change_are_kept(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """Inserts, updates and deletes between every batch and step of the forward (before and after the swap)
+    all end up in the new column; the rollback keeps the writes made meanwhile, converted back."""
+    db = fresh_db_each
+    bundle = _ledger(tmp_path, db)
+    app = db.connect()
+    counter = {"n": 0, "swapped": False}
+
+    def write(step) -> None:
+        n = counter["n"] = counter["n"] + 1
+        if step.kind == "alter_type_swap":
+            counter["swapped"] = True
+        new_id = 1_000_000 + n if not counter["swapped"] else 3_000_000_000 + n
+        app.execute("INSERT INTO public.ledger_accounts (id, name) VALUES (%s, %s)", [new_id, f"written {n}"])
+        app.execute("INSERT INTO public.ledger_entries (id, account_id, amount, code) VALUES (%s, %s, %s, %s)",
+                    [1_000_000 + n, new_id, n, str(n)])
+        app.execute("UPDATE public.ledger_entries SET account_id = %s WHERE id = %s", [new_id, n])   # moved
+        app.execute("UPDATE public.ledger_accounts SET name = name || '!' WHERE id = %s", [n])
+        app.execute("DELETE FROM public.ledger_entries WHERE id = %s", [ALTER_ROWS - n])
+
+    _run_step_by_step(db, bundle.forward, write)
+    assert log_status(app, "002") == "completed"
+    assert counter["n"] > 10, "the test wrote too rarely to mean anything"
+    # every row that existed at the swap (written before or during the backfill) has its old value in the
+    # new column; rows written after the swap have only the new column
+    assert app.execute("SELECT id, name FROM public.ledger_accounts WHERE id_v002_swap IS NULL"
+                       " AND id < 3000000000").fetchall() == []
+    assert app.execute("SELECT count(*) FROM public.ledger_accounts WHERE id_v002_swap IS NOT NULL"
+                       " AND id <> id_v002_swap").fetchone() == (0,)
+    # (entries 1..n were moved to new accounts after the swap too: the kept column keeps their old value)
+    assert app.execute("SELECT count(*) FROM public.ledger_entries WHERE account_id_v002_swap IS NOT NULL"
+                       " AND account_id <> account_id_v002_swap AND id > %s", [counter["n"]]).fetchone() == (0,)
+    rows_after = _accounts(app)
+    entries_after = _entries(app)
+    # the rows the application wrote after the swap (ids above 2^31) cannot go back: refused, nothing changed
+    s1 = catalog(app)
+    expect_failure(db, bundle.rollback, "rollback refused before any change",
+                   "do not fit its old type integer; rows:")
+    assert catalog(app) == s1 and _accounts(app) == rows_after and _entries(app) == entries_after
+    assert log_status(app, "002") == "completed"
+    # once those rows are gone, the rollback converts every other value written meanwhile back
+    app.execute("DELETE FROM public.ledger_entries WHERE account_id >= 3000000000")
+    app.execute("DELETE FROM public.ledger_accounts WHERE id >= 3000000000")
+    expected_accounts, expected_entries = _accounts(app), _entries(app)
+    run_sql_file(db, bundle.rollback)
+    assert log_status(app, "002") == "rolled_back"
+    assert _accounts(app) == expected_accounts and _entries(app) == expected_entries
+    assert app.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+                       " 'public.ledger_accounts'::regclass AND attname = 'id'").fetchone() == ("integer",)
