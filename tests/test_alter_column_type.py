@@ -202,3 +202,19 @@ def test_writes_during_the_online_change_are_kept(fresh_db_each: TestDatabase, t
     assert _accounts(app) == expected_accounts and _entries(app) == expected_entries
     assert app.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
                        " 'public.ledger_accounts'::regclass AND attname = 'id'").fetchone() == ("integer",)
+
+
+# --------------------------------------------------------------------------- what the specs record
+
+def test_the_schema_state_records_the_new_types() -> None:
+    """The changed column, and the referencing columns the online form widens with it, have the new type
+    in the state the walk, planning and lint see (tests/test_schema_state.py lists no column types)."""
+    from tests.test_ops_roundtrip import _ledger_migrations
+    from tests.test_schema_state import _states_after
+
+    ops = [*_ledger_migrations()[0].operations,
+           AlterColumnType(table="public.ledger_accounts", column="id", type="bigint")]
+    for how, state in _states_after(ops).items():
+        assert state.tables["public.ledger_accounts"].columns["id"].type == "bigint", how
+        assert state.tables["public.ledger_entries"].columns["account_id"].type == "bigint", how
+        assert state.tables["public.ledger_entries"].columns["amount"].type == "integer", how

@@ -41,6 +41,7 @@ from dbdeploy import (
     AddColumn,
     AddForeignKey,
     AddUnique,
+    AlterColumnType,
     Backfill,
     Check,
     Column,
@@ -58,7 +59,6 @@ from dbdeploy import (
     SeedRows,
     Unique,
 )
-from dbdeploy import AlterColumnType
 from tests.bundles import write_bundles
 from tests.catalog import diff
 from tests.pg import TestDatabase
@@ -584,7 +584,8 @@ def _bigint_key_forward(conn, rows0):
     conn.execute("INSERT INTO public.ledger_entries (id, account_id) VALUES (-1, 3000000000)")
     conn.execute("DELETE FROM public.ledger_entries WHERE id = -1")
     conn.execute("DELETE FROM public.ledger_accounts WHERE id = 3000000000")
-    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"
+                        ).fetchone() == (0,)
 
 
 def _amount_forward(conn, rows0):

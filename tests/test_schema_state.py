@@ -19,6 +19,7 @@ from dbdeploy import (
     AddColumn,
     AddForeignKey,
     AddUnique,
+    AlterColumnType,
     Backfill,
     Check,
     Column,
@@ -118,6 +119,9 @@ CASES = {
                        rollback="ALTER TABLE public.t DROP COLUMN z;"),
                 # a text search: "p" occurs in the SQL too, and marking too many is the safe side
                 {("raw_changed",): frozenset({"public.t", "public.p"})}),
+    # The column's type is the only change, and facts() does not list column types (the Column model in
+    # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
+    "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
 }
 
 

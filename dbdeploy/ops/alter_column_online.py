@@ -230,7 +230,8 @@ class OnlinePlan:
         return block(
             S("CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql"
               " SET search_path = pg_catalog, pg_temp AS {body};").format(fn=fn, body=literal(render(body))),
-            if_then(S("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = {rel} AND tgname = {name})").format(
+            if_then(S("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = {rel} AND tgname ="
+                      " {name})").format(
                 rel=regclass(t.table), name=literal(self._trigger_name(t))),
                 S("CREATE TRIGGER {trg} BEFORE INSERT OR UPDATE ON {tbl} FOR EACH ROW EXECUTE FUNCTION {fn}();").format(
                     trg=self._trigger(t), tbl=qualified(t.table), fn=fn)),
@@ -247,7 +248,9 @@ class OnlinePlan:
     def _noop(self, t: Target, suffix: str) -> sql.Composable:
         return noop_batch_function(self._rel(t, suffix), "rows_copied")
 
-    def _index_steps(self) -> list[Step]:
+    def _index_steps(self, after_swap: bool = False) -> list[Step]:
+        """The concurrent builds of the swap's indexes; ``after_swap``: the same statements after the swap,
+        where they build, on the kept old column, the key indexes the swap consumed (for the rollback)."""
         steps = []
         for t in self.targets:
             for moved in t.indexes:
@@ -255,7 +258,9 @@ class OnlinePlan:
                 steps.append(Step("create_index", t.table, "SHARE UPDATE EXCLUSIVE", False,
                                   render(create_index(t.table, moved.swap, concurrently=True)) + ";",
                                   f"build {moved.swap.resolved_name(t.table)} on {t.table} concurrently "
-                                  f"(the swap's {moved.index.resolved_name(t.table)})"))
+                                  + (f"on the kept old column if the swap used it (the rollback's "
+                                     f"{moved.index.resolved_name(t.table)})" if after_swap else
+                                     f"(the swap's {moved.index.resolved_name(t.table)})")))
         return steps
 
     # --- forward -------------------------------------------------------------------------------------
@@ -279,7 +284,8 @@ class OnlinePlan:
                 ctx, f"cannot change the type of {where} online: it is an identity or generated column",
                 "Change it with RawSQL in a maintenance window.")),
             if_then(S("EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a"
-                      " ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = {rel} AND a.attgenerated <> ''"
+                      " ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = {rel} AND"
+                       " a.attgenerated <> ''"
                       " AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.objid = d.oid AND x.refobjid = {rel}"
                       " AND x.refobjsubid = {num}))").format(rel=rel, num=num), fail(
                 ctx, f"cannot change the type of {where} online: a generated column is computed from it",
@@ -305,7 +311,8 @@ class OnlinePlan:
     def prepare_step(self, t: Target) -> Step:
         ctx, where = self.ctx, f"{t.table}.{t.column}"
         rel = regclass(t.table)
-        nn = S("(SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname = {c})").format(
+        nn = S("(SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname ="
+               " {c})").format(
             rel=rel, c=literal(t.column))
         body = block(
             self._create_saved_table(),
@@ -344,7 +351,7 @@ class OnlinePlan:
     def not_null_steps(self, t: Target, column: str, when: str) -> list[Step]:
         """The NOT NULL proof on ``column`` (``t.shadow``) before a swap: ``when`` is ``forward`` (the
         column was NOT NULL and the swap has not run) or ``rollback`` (it was, and the swap has run)."""
-        ctx, name = self.ctx, self._nn_check(t)
+        name = self._nn_check(t)
         rel = regclass(t.table)
         cond = S("(SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attname = {c})"
                  " AND {row}").format(rel=rel, c=literal(t.column), row=self._row(t, "NOT swapped")) \
@@ -355,9 +362,11 @@ class OnlinePlan:
         add = block(if_then(S("{} IS NOT NULL AND {} AND NOT {}").format(rel, cond, exists), S(
             "ALTER TABLE {tbl} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;").format(
             tbl=qualified(t.table), n=ident(name), c=ident(column))))
-        validate = if_then(S("{rel} IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {rel}"
+        validate = if_then(S("{rel} IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE"
+                             " conrelid = {rel}"
                              " AND conname = {n} AND NOT convalidated)").format(rel=rel, n=literal(name)),
-                           S("ALTER TABLE {tbl} VALIDATE CONSTRAINT {n};").format(tbl=qualified(t.table), n=ident(name)))
+                           S("ALTER TABLE {tbl} VALIDATE CONSTRAINT {n};").format(
+                               tbl=qualified(t.table), n=ident(name)))
         return [Step("alter_type_not_null", t.table, "ACCESS EXCLUSIVE", True, do_block(add),
                      f"CHECK ({column} IS NOT NULL) NOT VALID on {t.table} (proves NOT NULL for the swap)"),
                 Step("alter_type_validate_not_null", t.table, "SHARE UPDATE EXCLUSIVE", True, do_block(validate),
@@ -391,7 +400,8 @@ class OnlinePlan:
                 "    AND {num} = ANY (co.conkey) AND co.conname <> {nn} ORDER BY co.conname LOOP\n"
                 "    v_names := pg_catalog.array_append(v_names, v_con.name);"
                 " v_defs := pg_catalog.array_append(v_defs, v_con.def);\n"
-                "    v_kept := pg_catalog.array_append(v_kept, pg_catalog.left(v_con.name, 40) || '_v' || {v} || '_swap');\n"
+                "    v_kept := pg_catalog.array_append(v_kept, pg_catalog.left(v_con.name, 40) || '_v' || {v}"
+                 " || '_swap');\n"
                 "    EXECUTE 'ALTER TABLE ' || {tt} || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_con.name)\n"
                 "        || ' TO ' || pg_catalog.quote_ident(v_kept[pg_catalog.cardinality(v_kept)]);\n"
                 "END LOOP;\n"
@@ -402,7 +412,8 @@ class OnlinePlan:
             parts.append(S(
                 "SELECT s.check_names, s.check_kept INTO v_names, v_kept FROM {saved} s WHERE {w};\n"
                 "FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_names), 0) LOOP\n"
-                "    EXECUTE 'ALTER TABLE ' || {tt} || ' DROP CONSTRAINT IF EXISTS ' || pg_catalog.quote_ident(v_names[v_i]);\n"
+                "    EXECUTE 'ALTER TABLE ' || {tt} || ' DROP CONSTRAINT IF EXISTS ' ||"
+                 " pg_catalog.quote_ident(v_names[v_i]);\n"
                 "    EXECUTE 'ALTER TABLE ' || {tt} || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_kept[v_i])\n"
                 "        || ' TO ' || pg_catalog.quote_ident(v_names[v_i]);\n"
                 "END LOOP;").format(saved=self._saved(), w=self._where(t), tt=tbl_text))
@@ -410,7 +421,8 @@ class OnlinePlan:
         parts.append(S(
             "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) INTO v_default FROM pg_catalog.pg_attrdef d\n"
             "    WHERE d.adrelid = {rel} AND d.adnum = {num};\n"
-            "SELECT a.attnotnull INTO v_nn FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attnum = {num};\n"
+            "SELECT a.attnotnull INTO v_nn FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel} AND a.attnum"
+             " = {num};\n"
             "SELECT pg_catalog.array_agg(d.objid::pg_catalog.regclass::pg_catalog.text) INTO v_seqs\n"
             "    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class q ON q.oid = d.objid AND q.relkind = 'S'\n"
             "    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = {rel}\n"
@@ -463,7 +475,7 @@ class OnlinePlan:
                 "END LOOP;").format(tt=tbl_text))
         parts.append(self._drop_helpers(t))
         parts.append(S("UPDATE {saved} SET swapped = {v} WHERE {w};").format(
-            saved=self._saved(), v=S("true" if forward else "false"), w=self._where(t)))
+            saved=self._saved(), v=literal(forward), w=self._where(t)))
         return block(*parts)
 
     def swap_step(self, forward: bool) -> Step:
@@ -485,7 +497,8 @@ class OnlinePlan:
               "END LOOP;").format(cond=self._fk_condition()),
             *(self._swap_target(t, forward) for t in self.targets),
             S("FOR v_i IN 1 .. pg_catalog.cardinality(v_fnames) LOOP\n"
-              "    EXECUTE 'ALTER TABLE ' || v_ftables[v_i] || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_fnames[v_i])\n"
+              "    EXECUTE 'ALTER TABLE ' || v_ftables[v_i] || ' ADD CONSTRAINT ' ||"
+               " pg_catalog.quote_ident(v_fnames[v_i])\n"
               "        || ' ' || v_fdefs[v_i] || ' NOT VALID';\n"
               "END LOOP;"),
             S("UPDATE {saved} SET pending_tables = v_ptables || v_ftables, pending_names = v_pnames || v_fnames"
@@ -509,9 +522,11 @@ class OnlinePlan:
             S("SELECT s.pending_tables, s.pending_names INTO v_tables, v_names FROM {saved} s WHERE {w};").format(
                 saved=self._saved(), w=self._where(main)),
             S("FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_names), 0) LOOP\n"
-              "    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass(v_tables[v_i])\n"
+              "    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid ="
+               " pg_catalog.to_regclass(v_tables[v_i])\n"
               "            AND c.conname = v_names[v_i] AND NOT c.convalidated) THEN\n"
-              "        EXECUTE 'ALTER TABLE ' || v_tables[v_i] || ' VALIDATE CONSTRAINT ' || pg_catalog.quote_ident(v_names[v_i]);\n"
+              "        EXECUTE 'ALTER TABLE ' || v_tables[v_i] || ' VALIDATE CONSTRAINT ' ||"
+               " pg_catalog.quote_ident(v_names[v_i]);\n"
               "    END IF;\n"
               "END LOOP;"),
             *([] if forward else [S("DELETE FROM {saved} WHERE {w};").format(saved=self._saved(), w=self._where(t))
@@ -528,7 +543,7 @@ class OnlinePlan:
             steps += self.not_null_steps(t, t.shadow, "forward")
         steps += self._index_steps()
         steps.append(self.swap_step(True))
-        steps += self._index_steps()
+        steps += self._index_steps(after_swap=True)
         steps.append(self.validate_step(True))
         return steps
 

@@ -32,9 +32,15 @@ EXCLUSIVE) alters the column back to the saved type. Narrowing a type is not fre
 ALTER rewrites the table while it holds the lock (the checklist says so). Without a saved row the
 forward found the type already set and changed nothing, so the rollback changes nothing either.
 
-**Not built yet** (refused at spec level with a fix): changes that need a rewrite (the online
-shadow-column path: trigger, batched backfill, swap with indexes, constraints and foreign keys
-moved) and ``online=True`` (expand/contract).
+**Online** (:mod:`dbdeploy.ops.alter_column_online`): when the change needs a rewrite (predicted from
+the specs' types, or ``using`` given) on a table the specs created — a shadow column kept in sync by a
+trigger, a batched backfill, the indexes and keys built concurrently, one short swap transaction;
+referencing foreign-key columns of the same old type are widened in the same swap (``integer`` →
+``bigint`` of a referenced primary key). A table the specs do not know takes the in-place step, which
+refuses at run time a change that would rewrite.
+
+**Not built yet**: ``online=True`` (expand/contract, :mod:`dbdeploy.ops.expansion`): refused at spec
+level with a fix.
 """
 
 from __future__ import annotations
@@ -181,7 +187,8 @@ class AlterColumnType(Operation):
         for owner, index in state.indexes.values():
             if owner != table or column not in index.referenced_columns:
                 continue
-            if column not in index.columns and column not in index.include:
+            if (column not in index.columns and column not in index.include) or (
+                    index.where is not None and column in index.where.columns):
                 raise ValueError(f"index {index.resolved_name(table)} uses {where} in an expression or predicate; "
                                  "the online form rebuilds only plain column keys — fix: drop the index first "
                                  "(DropIndex) and re-create it after the change")
@@ -271,7 +278,8 @@ class AlterColumnType(Operation):
             "    ((i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d\n"
             "        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid\n"
             "        AND d.refobjid = {rel} AND d.refobjsubid = {num}))\n"
-            "    OR EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)\n"
+            "    OR EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS"
+             " k(attnum, ord)\n"
             "        JOIN pg_catalog.pg_opclass o ON o.oid = i.indclass[k.ord - 1]\n"
             "        WHERE k.attnum = {num} AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_opclass d\n"
             "            WHERE d.opcmethod = o.opcmethod AND d.opcdefault AND d.opcfamily = o.opcfamily\n"
@@ -442,13 +450,31 @@ class AlterColumnType(Operation):
             f"{self.type} (as PostgreSQL spells it, e.g. character varying(40) for varchar(40))",
             key=f"column-type:{where}")
         prerequisites = [] if self.table in earlier.created_tables else [queries.table_exists(self.table)]
+        online = self._online(ctx) if self._known_column(ctx.state) is not None else None
+        if online is None:
+            return ChecklistItems(
+                prerequisites=prerequisites, health_checks=[queries.column_state(self.table, self.column, None),
+                                                            type_query],
+                rollback_notes=[f"{where} goes back to its type before {ctx.label} (saved in "
+                                f"{ctx.backup_schema}.altered_column_types). Narrowing a type rewrites the table "
+                                "under an ACCESS EXCLUSIVE lock: reads and writes wait for it; the rollback refuses "
+                                "first, with a count, when values written since do not fit the old type."])
+        tables = list(dict.fromkeys(t.table for t in online.targets))
+        columns = ", ".join(f"{t.table}.{t.column}" for t in online.targets)
         return ChecklistItems(
-            prerequisites=prerequisites, health_checks=[queries.column_state(self.table, self.column, None),
-                                                        type_query],
-            rollback_notes=[f"{where} goes back to its type before {ctx.label} (saved in "
-                            f"{ctx.backup_schema}.altered_column_types). Narrowing a type rewrites the table "
-                            "under an ACCESS EXCLUSIVE lock: reads and writes wait for it; the rollback refuses "
-                            "first, with a count, when values written since do not fit the old type."])
+            backups=tables, prerequisites=prerequisites,
+            health_checks=[queries.column_state(self.table, self.column, None), type_query],
+            watch=[queries.index_build_progress(t) for t in tables],
+            notes=[f"{columns} change type online: each gets a shadow column (<column>_v{ctx.version}_swap) filled "
+                   "in batches and kept in sync by a trigger; one short transaction then swaps the names. The old "
+                   "column stays under the shadow's name (nullable, no longer written) until a later migration "
+                   "drops it: `SELECT *` shows it, and an `INSERT … VALUES` without a column list sees the new "
+                   "column order. Views on the column are refused."],
+            rollback_notes=[f"{columns} go back to their old type: a trigger converts new writes back into the "
+                            "kept old column, a batched pass converts the rows changed since the swap, and the "
+                            "same short swap puts the old column back (the new one is dropped). The rollback "
+                            "refuses first, with a count, when values written since do not fit the old type "
+                            "(e.g. a bigint above 2147483647)."])
 
 _SCALES = {
     "alter_type_prepare": queries.CATALOG_ONLY, "alter_type_rollback_prepare": queries.CATALOG_ONLY,
