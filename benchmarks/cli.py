@@ -21,6 +21,7 @@ from benchmarks import (
     b5_generate,
     b6_seeds,
     b7_op_stalls,
+    b9_alter_type,
     machine,
     plots,
     report,
@@ -29,7 +30,7 @@ from benchmarks.common import Context, Settings
 from benchmarks.data import build_events_template
 from benchmarks.server import PREFIX, discover
 
-BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls")
+BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls", "alter_type")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -145,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         if "seeds" in args.only:
             ctx.log("benchmark 6: seed data")
             results["seeds"] = timed(durations, "seeds", b6_seeds.run, ctx)
+        if "alter_type" in args.only:
+            ctx.log("benchmark 9: AlterColumnType integer -> bigint of a referenced key")
+            results["alter_type"] = timed(durations, "alter_type", b9_alter_type.run, ctx)
     finally:
         left = server.drop_all()
         if left:
