@@ -218,3 +218,17 @@ def test_the_schema_state_records_the_new_types() -> None:
         assert state.tables["public.ledger_accounts"].columns["id"].type == "bigint", how
         assert state.tables["public.ledger_entries"].columns["account_id"].type == "bigint", how
         assert state.tables["public.ledger_entries"].columns["amount"].type == "integer", how
+        # the kept old columns are known too (a later DropColumn may drop them)
+        assert state.tables["public.ledger_accounts"].columns["id_v900_swap"].type == "integer", how
+        assert state.tables["public.ledger_entries"].columns["account_id_v900_swap"].nullable, how
+
+
+def test_the_kept_old_column_can_be_dropped_by_a_later_migration(tmp_path: Path) -> None:
+    from dbdeploy import DropColumn
+    from tests.test_ops_roundtrip import _ledger_migrations, mig
+
+    migrations = [*_ledger_migrations(), mig("002", "bigint", AlterColumnType(
+        table="public.ledger_accounts", column="id", type="bigint")),
+        mig("003", "drop_kept", DropColumn(table="public.ledger_accounts", column="id_v002_swap"))]
+    bundles = write_bundles(migrations, tmp_path)   # plans without a refusal
+    assert "id_v002_swap" in bundles["003"].forward.read_text()

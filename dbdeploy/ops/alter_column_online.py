@@ -596,9 +596,14 @@ class OnlinePlan:
         ctx, checks = self.ctx, []
         for t in self.targets:
             where = f"{t.table}.{t.column}"
+            swapped = S("{row} AND {exists}").format(row=self._row(t, "swapped"),
+                                                     exists=S("{} IS NOT NULL").format(regclass(t.table)))
             checks.append(if_then(
-                S("{row} AND {exists} AND {col}").format(row=self._row(t, "swapped"), exists=S("{} IS NOT NULL").format(
-                    regclass(t.table)), col=column_exists(t.table, t.shadow)),
+                S("{swapped} AND NOT {col}").format(swapped=swapped, col=column_exists(t.table, t.shadow)),
+                fail(ctx, f"the old column of {where} (kept as {t.shadow} for this rollback) is gone; cannot go back",
+                     "Restore the kept column from a backup, or keep this version.")))
+            checks.append(if_then(
+                S("{swapped} AND {col}").format(swapped=swapped, col=column_exists(t.table, t.shadow)),
                 self.misfits(t),
                 if_then(S("v_count > 0"), fail(
                     ctx, f"values written to {where} since the deploy do not fit its old type {t.old_type}; rows:",

@@ -135,17 +135,21 @@ class AlterColumnType(Operation):
             raise ValueError("online=True (expand/contract) is not available for AlterColumnType yet — fix: drop "
                              "online=True for a change PostgreSQL makes in place, or use RawSQL")
         if table is None and self.using is not None and state.complete:
-            self.targets(state, version="0")    # raises: the online form needs a table the specs created
-        targets = self.targets(state, version="0") if table is not None and self.predicted_in_place(state) is False \
-            else []
+            self.targets(state, version=state.at.version)    # raises: the online form needs a table the specs created
+        online = table is not None and self.predicted_in_place(state) is False
+        targets = self.targets(state, version=state.at.version) if online else []
         for target in targets or [None]:
             name, column = (self.table, self.column) if target is None else (target.table, target.column)
             known = state.tables.get(name)
             if known is None:
                 continue
             changed = known.columns[column].model_copy(update={"type": self.type})
-            state.tables[name] = replace(known, columns={k: (v if k != column else changed)   # copy-on-write
-                                                         for k, v in known.columns.items()})
+            columns = {k: (v if k != column else changed) for k, v in known.columns.items()}
+            if target is not None:
+                # the old column stays under the shadow's name (nullable, no default): a later DropColumn drops it
+                columns[target.shadow] = known.columns[column].model_copy(update={
+                    "name": target.shadow, "nullable": True, "default": None, "identity": False})
+            state.tables[name] = replace(known, columns=columns)   # copy-on-write (SchemaState.copy)
 
     def targets(self, state: SchemaState, version: str) -> list[Target]:
         """The columns the online form changes (this one first, then the referencing columns of the same old

@@ -518,11 +518,17 @@ DECLARE
 BEGIN
     -- operation 1: alter_column_type public.ledger_accounts
     BEGIN
+        IF (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_accounts' AND column_name = 'id' AND swapped)) AND pg_catalog.to_regclass('"public"."ledger_accounts"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"public"."ledger_accounts"') AND attname = 'id_v002_swap' AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: the old column of public.ledger_accounts.id (kept as id_v002_swap for this rollback) is gone; cannot go back' USING HINT = 'Restore the kept column from a backup, or keep this version.';
+        END IF;
         IF (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_accounts' AND column_name = 'id' AND swapped)) AND pg_catalog.to_regclass('"public"."ledger_accounts"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"public"."ledger_accounts"') AND attname = 'id_v002_swap' AND attnum > 0 AND NOT attisdropped) THEN
             SELECT pg_catalog.count(*) INTO v_count FROM "public"."ledger_accounts" AS t WHERE t."id" NOT BETWEEN  -2147483648 AND 2147483647 AND CAST(t."id_v002_swap" AS bigint) IS DISTINCT FROM t."id";
             IF v_count > 0 THEN
                 RAISE EXCEPTION '% %', 'dbdeploy V002: values written to public.ledger_accounts.id since the deploy do not fit its old type integer; rows:', v_count USING HINT = 'Change or delete those rows (or keep this version), then run the rollback again.';
             END IF;
+        END IF;
+        IF (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_entries' AND column_name = 'account_id' AND swapped)) AND pg_catalog.to_regclass('"public"."ledger_entries"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"public"."ledger_entries"') AND attname = 'account_id_v002_swap' AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: the old column of public.ledger_entries.account_id (kept as account_id_v002_swap for this rollback) is gone; cannot go back' USING HINT = 'Restore the kept column from a backup, or keep this version.';
         END IF;
         IF (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_entries' AND column_name = 'account_id' AND swapped)) AND pg_catalog.to_regclass('"public"."ledger_entries"') IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"public"."ledger_entries"') AND attname = 'account_id_v002_swap' AND attnum > 0 AND NOT attisdropped) THEN
             SELECT pg_catalog.count(*) INTO v_count FROM "public"."ledger_entries" AS t WHERE t."account_id" NOT BETWEEN  -2147483648 AND 2147483647 AND CAST(t."account_id_v002_swap" AS bigint) IS DISTINCT FROM t."account_id";
