@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'a28ed54c09e03f793af29d0ae544cedd7654359bfe435788e71afe74bc499a45';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__bigint_accounts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'a28ed54c09e03f793af29d0ae544cedd7654359bfe435788e71afe74bc499a45',
+VALUES ('002', 'V002__bigint_accounts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -687,8 +687,9 @@ END';
     SELECT t."id" AS dbdeploy_key FROM "public"."ledger_accounts" AS t WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_accounts_id_fill_progress" AS p)
     ORDER BY t."id" OFFSET $1 LIMIT 1
 ), changed AS (
-    UPDATE "public"."ledger_accounts" AS t SET "id_v002_swap" = CAST(t."id" AS bigint) FROM batch AS b
-    WHERE t."id" = b.dbdeploy_key AND t."id_v002_swap" IS DISTINCT FROM CAST(t."id" AS bigint) RETURNING 1
+    UPDATE "public"."ledger_accounts" AS t SET "id_v002_swap" = CAST(t."id" AS bigint)
+    WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_accounts_id_fill_progress" AS p) AND t."id" <= (SELECT pg_catalog.max(b.dbdeploy_key) FROM batch AS b)
+        AND t."id_v002_swap" IS DISTINCT FROM CAST(t."id" AS bigint) RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op1_ledger_accounts_id_fill_progress" SET "id" = (SELECT dbdeploy_key FROM next_key),
         dbdeploy_rows_done = dbdeploy_rows_done + (SELECT pg_catalog.count(*) FROM changed),
@@ -863,8 +864,9 @@ END';
     SELECT t."id" AS dbdeploy_key FROM "public"."ledger_entries" AS t WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_entries_account_id_fill_progress" AS p)
     ORDER BY t."id" OFFSET $1 LIMIT 1
 ), changed AS (
-    UPDATE "public"."ledger_entries" AS t SET "account_id_v002_swap" = CAST(t."account_id" AS bigint) FROM batch AS b
-    WHERE t."id" = b.dbdeploy_key AND t."account_id_v002_swap" IS DISTINCT FROM CAST(t."account_id" AS bigint) RETURNING 1
+    UPDATE "public"."ledger_entries" AS t SET "account_id_v002_swap" = CAST(t."account_id" AS bigint)
+    WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_entries_account_id_fill_progress" AS p) AND t."id" <= (SELECT pg_catalog.max(b.dbdeploy_key) FROM batch AS b)
+        AND t."account_id_v002_swap" IS DISTINCT FROM CAST(t."account_id" AS bigint) RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op1_ledger_entries_account_id_fill_progress" SET "id" = (SELECT dbdeploy_key FROM next_key),
         dbdeploy_rows_done = dbdeploy_rows_done + (SELECT pg_catalog.count(*) FROM changed),

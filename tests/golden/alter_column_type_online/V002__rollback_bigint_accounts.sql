@@ -663,8 +663,9 @@ END';
     SELECT t."id" AS dbdeploy_key FROM "public"."ledger_accounts" AS t WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_accounts_id_back_progress" AS p)
     ORDER BY t."id" OFFSET $1 LIMIT 1
 ), changed AS (
-    UPDATE "public"."ledger_accounts" AS t SET "id_v002_swap" = CAST(t."id" AS integer) FROM batch AS b
-    WHERE t."id" = b.dbdeploy_key AND CAST(t."id_v002_swap" AS bigint) IS DISTINCT FROM t."id" RETURNING 1
+    UPDATE "public"."ledger_accounts" AS t SET "id_v002_swap" = CAST(t."id" AS integer)
+    WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_accounts_id_back_progress" AS p) AND t."id" <= (SELECT pg_catalog.max(b.dbdeploy_key) FROM batch AS b)
+        AND CAST(t."id_v002_swap" AS bigint) IS DISTINCT FROM t."id" RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op1_ledger_accounts_id_back_progress" SET "id" = (SELECT dbdeploy_key FROM next_key),
         dbdeploy_rows_done = dbdeploy_rows_done + (SELECT pg_catalog.count(*) FROM changed),
@@ -779,8 +780,9 @@ END';
     SELECT t."id" AS dbdeploy_key FROM "public"."ledger_entries" AS t WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_entries_account_id_back_progress" AS p)
     ORDER BY t."id" OFFSET $1 LIMIT 1
 ), changed AS (
-    UPDATE "public"."ledger_entries" AS t SET "account_id_v002_swap" = CAST(t."account_id" AS integer) FROM batch AS b
-    WHERE t."id" = b.dbdeploy_key AND CAST(t."account_id_v002_swap" AS bigint) IS DISTINCT FROM t."account_id" RETURNING 1
+    UPDATE "public"."ledger_entries" AS t SET "account_id_v002_swap" = CAST(t."account_id" AS integer)
+    WHERE t."id" >= (SELECT p."id" FROM "dbdeploy_backup"."v002_op1_ledger_entries_account_id_back_progress" AS p) AND t."id" <= (SELECT pg_catalog.max(b.dbdeploy_key) FROM batch AS b)
+        AND CAST(t."account_id_v002_swap" AS bigint) IS DISTINCT FROM t."account_id" RETURNING 1
 ), moved AS (
     UPDATE "dbdeploy_backup"."v002_op1_ledger_entries_account_id_back_progress" SET "id" = (SELECT dbdeploy_key FROM next_key),
         dbdeploy_rows_done = dbdeploy_rows_done + (SELECT pg_catalog.count(*) FROM changed),

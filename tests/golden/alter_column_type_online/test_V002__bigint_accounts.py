@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "a28ed54c09e03f793af29d0ae544cedd7654359bfe435788e71afe74bc499a45"
+CHECKSUM = "3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
