@@ -114,9 +114,11 @@ def _ledger(tmp_path: Path, db: TestDatabase):
     return bundles["002"]
 
 
-def _run_step_by_step(db: TestDatabase, path: Path, between, batch_rows: int = 50) -> None:
+def _run_step_by_step(db: TestDatabase, path: Path, between, batch_rows: int = 50, *, stop_before: str | None = None,
+                      stop_after: str | None = None) -> None:
     """Run a bundle file step by step like the executor (batches one at a time), calling
-    ``between(step)`` after every batch and every step: the application's writes in between."""
+    ``between(step)`` after every batch and every step: the application's writes in between.
+    ``stop_before``/``stop_after``: end at the first step of that kind, as a killed run would."""
     from dbdeploy.executor.bundles import parse_script
 
     script = parse_script(path.read_text())
@@ -124,6 +126,9 @@ def _run_step_by_step(db: TestDatabase, path: Path, between, batch_rows: int = 5
     for statement in script.preamble:
         conn.execute(statement)
     for step in script.steps:
+        if step.kind == stop_before:
+            conn.close()
+            return
         if step.batch is not None:
             conn.execute("SELECT pg_catalog.set_config('dbdeploy.batch_rows', %s, false)", [str(batch_rows)])
             while True:
@@ -140,6 +145,9 @@ def _run_step_by_step(db: TestDatabase, path: Path, between, batch_rows: int = 5
             for statement in step.statements:
                 conn.execute(statement)
         between(step)
+        if step.kind == stop_after:
+            conn.close()
+            return
     for statement in script.postamble:
         conn.execute(statement)
     conn.close()
@@ -232,3 +240,39 @@ def test_the_kept_old_column_can_be_dropped_by_a_later_migration(tmp_path: Path)
         mig("003", "drop_kept", DropColumn(table="public.ledger_accounts", column="id_v002_swap"))]
     bundles = write_bundles(migrations, tmp_path)   # plans without a refusal
     assert "id_v002_swap" in bundles["003"].forward.read_text()
+
+
+def _run_until(db: TestDatabase, path: Path, stop_kind: str, *, including: bool) -> None:
+    """Run a bundle step by step and stop at the first step of kind ``stop_kind`` (``including``: after
+    running it), as a forward killed there would have left the database."""
+    _run_step_by_step(db, path, lambda step: None, stop_before=None if including else stop_kind,
+                      stop_after=stop_kind if including else None)
+
+
+def test_a_forward_stopped_before_the_swap_rolls_back_cleanly(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    bundle = _ledger(tmp_path, db)
+    s0_before_bundle = catalog(conn)
+    rows = _accounts(conn), _entries(conn)
+    _run_until(db, bundle.forward, "alter_type_swap", including=False)
+    assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.ledger_accounts'::regclass"
+                        " AND attname = 'id_v002_swap' AND NOT attisdropped").fetchone() == (1,)
+    run_sql_file(db, bundle.rollback)
+    assert catalog(conn) == s0_before_bundle
+    assert (_accounts(conn), _entries(conn)) == rows
+
+
+def test_a_forward_stopped_after_the_swap_finishes_when_run_again(fresh_db_each: TestDatabase,
+                                                                   tmp_path: Path) -> None:
+    db = fresh_db_each
+    conn = db.connect()
+    bundle = _ledger(tmp_path, db)
+    s0, rows = catalog(conn), (_accounts(conn), _entries(conn))
+    _run_until(db, bundle.forward, "alter_type_swap", including=True)
+    run_sql_file(db, bundle.forward)
+    assert log_status(conn, "002") == "completed"
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE NOT convalidated").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
+    run_sql_file(db, bundle.rollback)
+    assert catalog(conn) == s0 and (_accounts(conn), _entries(conn)) == rows
