@@ -276,3 +276,33 @@ def test_a_forward_stopped_after_the_swap_finishes_when_run_again(fresh_db_each:
     assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
     run_sql_file(db, bundle.rollback)
     assert catalog(conn) == s0 and (_accounts(conn), _entries(conn)) == rows
+
+
+def test_serial_key_keeps_its_sequence(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """A serial primary key widened online: the default and the sequence's ownership move to the new column
+    (inserts keep numbering; dropping the kept old column later does not drop the sequence)."""
+    from dbdeploy import Column, CreateTable, ForeignKey
+    from tests.test_ops_roundtrip import mig
+
+    db = fresh_db_each
+    conn = db.connect()
+    migrations = [mig("001", "serial", CreateTable(table="public.users", columns=[
+        Column(name="id", type="serial"), Column(name="name", type="text", nullable=False)], primary_key=["id"]),
+        CreateTable(table="public.logins", columns=[Column(name="id", type="bigint", nullable=False),
+                                                    Column(name="user_id", type="integer", nullable=False)],
+                    primary_key=["id"], foreign_keys=[ForeignKey(columns=["user_id"], references="public.users",
+                                                                 ref_columns=["id"])])),
+        mig("002", "bigint_users", AlterColumnType(table="public.users", column="id", type="bigint"))]
+    bundles = write_bundles(migrations, tmp_path)
+    run_sql_file(db, bundles["001"].forward)
+    db.execute(f"INSERT INTO public.users (name) SELECT 'u' || g FROM generate_series(1, {ALTER_ROWS}) g;"
+               "INSERT INTO public.logins SELECT g, 1 + g % 100 FROM generate_series(1, 500) g;")
+    s0 = catalog(conn)
+    run_sql_file(db, bundles["002"].forward)
+    assert conn.execute("INSERT INTO public.users (name) VALUES ('after') RETURNING id").fetchone() == (ALTER_ROWS + 1,)
+    assert conn.execute("SELECT pg_get_serial_sequence('public.users', 'id')").fetchone() == ("public.users_id_seq",)
+    assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+                        " 'public.logins'::regclass AND attname = 'user_id'").fetchone() == ("bigint",)
+    conn.execute("DELETE FROM public.users WHERE name = 'after'")
+    run_sql_file(db, bundles["002"].rollback)
+    assert catalog(conn) == s0

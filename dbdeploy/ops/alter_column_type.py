@@ -60,7 +60,7 @@ from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.add_column import column_expect
 from dbdeploy.ops.alter_column_online import MovedIndex, OnlinePlan, Target, shadow_name, swap_index
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
-from dbdeploy.ops.column_types import in_place, shape
+from dbdeploy.ops.column_types import SERIAL_BASE, in_place, shape
 from dbdeploy.ops.common import S, attnum, column_exists, fail, notice, regclass, relation_exists, relation_missing
 from dbdeploy.sql import acl, ident, literal, parse_type, qualified
 from dbdeploy.sql.blocks import block, do_block, if_then
@@ -205,7 +205,9 @@ class AlterColumnType(Operation):
             if column in columns:
                 unique = Index(columns=list(columns), unique=True, name=name)
                 moved.append(MovedIndex(unique, swap_index(ctx, table, unique, column, shadow), "u"))
-        return Target(table, column, parse_type(old), self.type, using, known.primary_key[0], tuple(moved),
+        spelled = old.strip().lower()
+        cast_type = parse_type(SERIAL_BASE.get(spelled, old))   # a serial column casts as its integer type
+        return Target(table, column, cast_type, self.type, using, known.primary_key[0], tuple(moved),
                       old_shape.name if old_shape else "", shadow)
 
     def _online(self, ctx: PlanContext) -> OnlinePlan | None:
@@ -226,7 +228,11 @@ class AlterColumnType(Operation):
             known = table.columns[column]
             not_null = not known.nullable or column in table.primary_key
             before = column_expect(name, known, not_null=not_null)
-            after = column_expect(name, known.model_copy(update={"type": self.type}), not_null=not_null)
+            new_type = self.type
+            if known.type.strip().lower() in SERIAL_BASE:   # the sequence default stays: a serial of the new width
+                new_type = {"int2": "smallserial", "int4": "serial", "int8": "bigserial"}.get(
+                    getattr(shape(self.type), "name", ""), self.type)
+            after = column_expect(name, known.model_copy(update={"type": new_type}), not_null=not_null)
             out.append(ColumnTypeChange(after.table, after.name, not_null=after.not_null, type_name=after.type_name,
                                         default=after.default, identity=after.identity, before=before))
         return out

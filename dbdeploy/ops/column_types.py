@@ -26,6 +26,9 @@ from pglast import ast, parse_sql
 TEXT_LIKE = frozenset({"text", "varchar"})
 _ALIASES = {"character varying": "varchar", "decimal": "numeric", "int": "int4", "integer": "int4",
             "bigint": "int8", "smallint": "int2"}
+# A serial column is its integer type with a sequence default: the same type for a change and a cast.
+SERIAL_BASE = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8", "smallserial": "int2",
+               "serial2": "int2"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def shape(text: str) -> TypeShape | None:
     else:
         name = names[-1].lower() if names else ""
     name = _ALIASES.get(name, name)
+    name = SERIAL_BASE.get(name, name)
     typmods = tuple(m.val.ival if isinstance(m, ast.A_Const) and isinstance(getattr(m, "val", None), ast.Integer)
                     else None for m in node.typmods or ())
     return TypeShape(name, typmods, bool(node.arrayBounds))
@@ -83,4 +87,4 @@ def in_place(old: TypeShape | None, new: TypeShape | None) -> bool | None:
     return False
 
 
-__all__ = ["TypeShape", "in_place", "shape"]
+__all__ = ["SERIAL_BASE", "TypeShape", "in_place", "shape"]
