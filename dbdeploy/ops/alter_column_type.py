@@ -93,10 +93,14 @@ class ColumnTypeChange(expect.Column):
 class AlterColumnType(Operation):
     """Change ``table.column`` to ``type`` (see the module docstring for what runs).
 
-    ``using`` (an expression over the column, e.g. ``"amount::integer"``) and ``online=True`` are part
-    of the contract of issue 12; they need the online path, which is refused at spec level until built.
-    Errors: ValueError (reason — fix) for an unknown column, a type change that needs a rewrite, a
-    ``using`` that reads other columns.
+    ``using`` is an expression over the column alone (e.g. ``"code::integer"``); with it, or when the specs'
+    types say the change rewrites, the online form runs (:mod:`dbdeploy.ops.alter_column_online`; the table
+    must be one the specs created, with a one-column primary key). ``batch_size`` bounds its backfill batches.
+    ``online=True`` (expand/contract) is refused until built. Errors: ValueError (reason — fix) for an unknown
+    column, a ``using`` that reads other columns, ``online=True``, and what the online form cannot do (no
+    one-column key, an identity column, an index using the column in an expression or predicate, a table
+    the specs do not know). Run-time refusals (before any change): views or rules on the column, generated
+    columns, partitioned tables, indexes the specs do not know, and — in place — a change that would rewrite.
     """
 
     kind: ClassVar[str] = "alter_column_type"
