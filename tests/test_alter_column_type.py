@@ -301,8 +301,12 @@ def test_serial_key_keeps_its_sequence(fresh_db_each: TestDatabase, tmp_path: Pa
     run_sql_file(db, bundles["002"].forward)
     assert conn.execute("INSERT INTO public.users (name) VALUES ('after') RETURNING id").fetchone() == (ALTER_ROWS + 1,)
     assert conn.execute("SELECT pg_get_serial_sequence('public.users', 'id')").fetchone() == ("public.users_id_seq",)
+    assert conn.execute("SELECT format_type(seqtypid, NULL), seqmax FROM pg_sequence"
+                        " WHERE seqrelid = 'public.users_id_seq'::regclass").fetchone() == ("bigint", 2**63 - 1)
     assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
                         " 'public.logins'::regclass AND attname = 'user_id'").fetchone() == ("bigint",)
     conn.execute("DELETE FROM public.users WHERE name = 'after'")
     run_sql_file(db, bundles["002"].rollback)
     assert catalog(conn) == s0
+    assert conn.execute("SELECT format_type(seqtypid, NULL), seqmax FROM pg_sequence"
+                        " WHERE seqrelid = 'public.users_id_seq'::regclass").fetchone() == ("integer", 2**31 - 1)

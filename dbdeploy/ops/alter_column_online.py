@@ -460,7 +460,17 @@ class OnlinePlan:
         parts.append(S(
             "FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_seqs), 0) LOOP\n"
             "    EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' OWNED BY ' || {tt} || '.' || {qc};\n"
-            "END LOOP;").format(tt=tbl_text, qc=literal(render(c))))
+            # a serial's sequence takes the integer type of the column it now serves (AS bigint / back AS
+            # integer; PostgreSQL moves its default limits with it: ALTER SEQUENCE, "AS data_type")
+            "    SELECT a.atttypid INTO v_typid FROM pg_catalog.pg_attribute a WHERE a.attrelid = {rel}"
+            " AND a.attname = {cn};\n"
+            "    IF v_typid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,"
+            " 'pg_catalog.int8'::pg_catalog.regtype)\n"
+            "            AND (SELECT q.seqtypid FROM pg_catalog.pg_sequence q"
+            " WHERE q.seqrelid = v_seqs[v_i]::pg_catalog.regclass) <> v_typid THEN\n"
+            "        EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' AS ' || pg_catalog.format_type(v_typid, NULL);\n"
+            "    END IF;\n"
+            "END LOOP;").format(tt=tbl_text, qc=literal(render(c)), rel=rel, cn=literal(t.column)))
         for moved in t.indexes:
             if moved.constraint:
                 kind = S("PRIMARY KEY") if moved.constraint == "p" else S("UNIQUE")
@@ -511,7 +521,7 @@ class OnlinePlan:
         )
         declare = ["v_con record", "v_i integer", "v_names text[]", "v_kept text[]", "v_defs text[]",
                    "v_default text", "v_nn boolean", "v_seqs text[]", "v_ptables text[]", "v_pnames text[]",
-                   "v_ftables text[]", "v_fnames text[]", "v_fdefs text[]"]
+                   "v_ftables text[]", "v_fnames text[]", "v_fdefs text[]", "v_typid oid"]
         return Step("alter_type_swap" if forward else "alter_type_swap_back", main.table, "ACCESS EXCLUSIVE", True,
                     do_block(body, declare=declare),
                     f"swap {where} and its shadow column" + ("" if forward else " back, drop the shadow column")

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '5818bd21bcc9f8cd067aa69be442a632d59bc1534e9852c00dc96e3d5d22c167';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__bigint_accounts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427',
+VALUES ('002', 'V002__bigint_accounts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '5818bd21bcc9f8cd067aa69be442a632d59bc1534e9852c00dc96e3d5d22c167',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -1053,6 +1053,7 @@ DECLARE
     v_ftables text[];
     v_fnames text[];
     v_fdefs text[];
+    v_typid oid;
 BEGIN
     IF NOT (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_accounts' AND column_name = 'id' AND NOT swapped)) THEN
         RAISE NOTICE '%', 'dbdeploy V002: public.ledger_accounts.id: nothing to swap (already swapped)';
@@ -1098,6 +1099,11 @@ BEGIN
     ALTER TABLE "public"."ledger_accounts" DROP CONSTRAINT IF EXISTS "dbdeploy_v002_id_swap_nn";
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_seqs), 0) LOOP
         EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' OWNED BY ' || '"public"."ledger_accounts"' || '.' || '"id"';
+        SELECT a.atttypid INTO v_typid FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."ledger_accounts"') AND a.attname = 'id';
+        IF v_typid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)
+                AND (SELECT q.seqtypid FROM pg_catalog.pg_sequence q WHERE q.seqrelid = v_seqs[v_i]::pg_catalog.regclass) <> v_typid THEN
+            EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' AS ' || pg_catalog.format_type(v_typid, NULL);
+        END IF;
     END LOOP;
     ALTER TABLE "public"."ledger_accounts" ADD CONSTRAINT "ledger_accounts_pkey" PRIMARY KEY USING INDEX "ledger_accounts_pkey_v002_swap";
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_names), 0) LOOP
@@ -1150,6 +1156,11 @@ BEGIN
     ALTER TABLE "public"."ledger_entries" DROP CONSTRAINT IF EXISTS "dbdeploy_v002_account_id_swap_nn";
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_seqs), 0) LOOP
         EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' OWNED BY ' || '"public"."ledger_entries"' || '.' || '"account_id"';
+        SELECT a.atttypid INTO v_typid FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."ledger_entries"') AND a.attname = 'account_id';
+        IF v_typid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)
+                AND (SELECT q.seqtypid FROM pg_catalog.pg_sequence q WHERE q.seqrelid = v_seqs[v_i]::pg_catalog.regclass) <> v_typid THEN
+            EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' AS ' || pg_catalog.format_type(v_typid, NULL);
+        END IF;
     END LOOP;
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_names), 0) LOOP
         EXECUTE 'ALTER TABLE ' || '"public"."ledger_entries"' || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_names[v_i])

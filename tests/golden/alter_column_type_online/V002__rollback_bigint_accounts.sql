@@ -925,6 +925,7 @@ DECLARE
     v_ftables text[];
     v_fnames text[];
     v_fdefs text[];
+    v_typid oid;
 BEGIN
     IF NOT (pg_catalog.to_regclass('"dbdeploy_backup"."altered_column_types"') IS NOT NULL AND EXISTS (SELECT 1 FROM "dbdeploy_backup"."altered_column_types" WHERE version = '002' AND table_name = 'public.ledger_accounts' AND column_name = 'id' AND swapped)) THEN
         RAISE NOTICE '%', 'dbdeploy V002: public.ledger_accounts.id: nothing to swap back';
@@ -966,6 +967,11 @@ BEGIN
     ALTER TABLE "public"."ledger_accounts" DROP CONSTRAINT IF EXISTS "dbdeploy_v002_id_swap_nn";
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_seqs), 0) LOOP
         EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' OWNED BY ' || '"public"."ledger_accounts"' || '.' || '"id"';
+        SELECT a.atttypid INTO v_typid FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."ledger_accounts"') AND a.attname = 'id';
+        IF v_typid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)
+                AND (SELECT q.seqtypid FROM pg_catalog.pg_sequence q WHERE q.seqrelid = v_seqs[v_i]::pg_catalog.regclass) <> v_typid THEN
+            EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' AS ' || pg_catalog.format_type(v_typid, NULL);
+        END IF;
     END LOOP;
     ALTER TABLE "public"."ledger_accounts" ADD CONSTRAINT "ledger_accounts_pkey" PRIMARY KEY USING INDEX "ledger_accounts_pkey_v002_swap";
     DROP TRIGGER IF EXISTS "dbdeploy_v002_alter_id" ON "public"."ledger_accounts";
@@ -1009,6 +1015,11 @@ BEGIN
     ALTER TABLE "public"."ledger_entries" DROP CONSTRAINT IF EXISTS "dbdeploy_v002_account_id_swap_nn";
     FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_seqs), 0) LOOP
         EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' OWNED BY ' || '"public"."ledger_entries"' || '.' || '"account_id"';
+        SELECT a.atttypid INTO v_typid FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."ledger_entries"') AND a.attname = 'account_id';
+        IF v_typid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)
+                AND (SELECT q.seqtypid FROM pg_catalog.pg_sequence q WHERE q.seqrelid = v_seqs[v_i]::pg_catalog.regclass) <> v_typid THEN
+            EXECUTE 'ALTER SEQUENCE ' || v_seqs[v_i] || ' AS ' || pg_catalog.format_type(v_typid, NULL);
+        END IF;
     END LOOP;
     DROP TRIGGER IF EXISTS "dbdeploy_v002_alter_account_id" ON "public"."ledger_entries";
     DROP FUNCTION IF EXISTS "dbdeploy_backup"."v002_op1_ledger_entries_account_id_sync"();

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "3b0a87625164f89af110e9541e263b33aa2bab4364146c88403293e43fdcd427"
+CHECKSUM = "5818bd21bcc9f8cd067aa69be442a632d59bc1534e9852c00dc96e3d5d22c167"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
