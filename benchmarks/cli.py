@@ -22,6 +22,7 @@ from benchmarks import (
     b6_seeds,
     b7_op_stalls,
     b8_rename,
+    b9_alter_type,
     machine,
     plots,
     report,
@@ -30,7 +31,8 @@ from benchmarks.common import Context, Settings
 from benchmarks.data import build_events_template
 from benchmarks.server import PREFIX, discover
 
-BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls", "rename")
+BENCHMARKS = ("stall", "lock_queue", "backfill", "apply", "generation", "seeds", "op_stalls", "rename",
+              "alter_type")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -149,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if "seeds" in args.only:
             ctx.log("benchmark 6: seed data")
             results["seeds"] = timed(durations, "seeds", b6_seeds.run, ctx)
+        if "alter_type" in args.only:
+            ctx.log("benchmark 9: AlterColumnType integer -> bigint of a referenced key")
+            results["alter_type"] = timed(durations, "alter_type", b9_alter_type.run, ctx)
     finally:
         left = server.drop_all()
         if left:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply, b7_op_stalls, b8_rename
+from benchmarks import b1_stall, b2_lock_queue, b3_backfill, b4_apply, b7_op_stalls, b8_rename, b9_alter_type
 from benchmarks.common import STALL_MS, Settings, Target, fmt_ms, fmt_s
 from benchmarks.project import default_settings
 
@@ -248,6 +248,7 @@ def render(results: dict, targets: list[Target], settings: Settings, machine: di
     out += _seeds_section(results.get("seeds"))
     out += b7_op_stalls.section(results.get("op_stalls"), settings.rows, plots.get("op_stalls"))
     out += b8_rename.section(results.get("rename"), settings.rows, settings.rounds)
+    out += b9_alter_type.section(results.get("alter_type"))
     out += ["## Reproduce", "",
             "```bash",
             "python3 -m venv .venv && .venv/bin/pip install -e '.[embedded,bench]'",

@@ -20,6 +20,7 @@ _DSL = {
     **dict.fromkeys(("RenameColumn", "RenameTable", "Contract"), "dbdeploy.ops"),
     **dict.fromkeys(("SetNotNull", "DropNotNull", "SetDefault", "DropDefault"), "dbdeploy.ops"),
     **dict.fromkeys(("AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex"), "dbdeploy.ops"),
+    "AlterColumnType": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
 }

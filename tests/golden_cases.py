@@ -12,6 +12,7 @@ from dbdeploy import (
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    AlterColumnType,
     Backfill,
     Check,
     Column,
@@ -64,6 +65,18 @@ def _m(version: str, name: str, *ops) -> Migration:
 
 
 BASE = _m("001", "base", CreateSchema(name="shop"), ORDERS)
+
+# An integer key referenced by a foreign key (AlterColumnType's online form widens both columns).
+LEDGER = _m("001", "ledger", CreateTable(
+    table="public.ledger_accounts", columns=[Column(name="id", type="integer", nullable=False),
+                                             Column(name="name", type="text", nullable=False)],
+    primary_key=["id"]), CreateTable(
+    table="public.ledger_entries",
+    columns=[Column(name="id", type="integer", nullable=False), Column(name="account_id", type="integer"),
+             Column(name="amount", type="integer", nullable=False, default="0")],
+    primary_key=["id"],
+    foreign_keys=[ForeignKey(columns=["account_id"], references="public.ledger_accounts", ref_columns=["id"])],
+    checks=[Check(expression="amount >= 0")], indexes=[Index(columns=["account_id"])]))
 
 CASES: dict[str, list[Migration]] = {
     "create_schema": [_m("001", "schema", CreateSchema(name="shop"))],
@@ -141,4 +154,8 @@ CASES: dict[str, list[Migration]] = {
     "drop_constraint_preexisting": [_m("001", "dropkey", DropConstraint(table="public.customers",
                                                                         name="customers_pkey"))],
     "add_primary_key": [_m("001", "addpk", AddPrimaryKey(table="public.t", columns=["x"]))],
+    "alter_column_type": [BASE, _m("002", "wider_total", AlterColumnType(
+        table="shop.orders", column="total", type="numeric(14,2)"))],
+    "alter_column_type_online": [LEDGER, _m("002", "bigint_accounts", AlterColumnType(
+        table="public.ledger_accounts", column="id", type="bigint"))],
 }

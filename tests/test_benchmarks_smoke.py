@@ -15,7 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ["## Machine", "## Targets (issue 6)", "## 1. Online stall", "## 2. Lock queue", "## 3. Backfill",
             "## 4. Apply overhead", "## 5. Generation", "## 6. Seed data",
-            "## 7. Every operation under the writer", "## 8. Online rename under the writer"]
+            "## 7. Every operation under the writer", "## 8. Online rename under the writer",
+            "## 9. AlterColumnType"]
 PLOTS = ["stall.png", "lock_queue.png", "backfill.png", "overhead.png", "op_stalls.png"]
 
 

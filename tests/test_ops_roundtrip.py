@@ -42,6 +42,7 @@ from dbdeploy import (
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    AlterColumnType,
     Backfill,
     Check,
     Column,
@@ -544,6 +545,22 @@ FROM generate_series(1, {ALTER_ROWS}) g;
 """
 
 
+# -- alter_column_type ------------------------------------------------------------------------------
+
+CONTACTS = f"""
+CREATE TABLE public.contacts (
+    id integer PRIMARY KEY,
+    email varchar(40) NOT NULL,
+    amount numeric(8,2) NOT NULL DEFAULT 0 CHECK (amount >= 0),
+    note varchar(20)
+);
+CREATE INDEX contacts_email_idx ON public.contacts (email);
+INSERT INTO public.contacts SELECT g, 'c' || g || '@example.com', (g % 1000) + 0.25,
+    CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ' || g END
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
 def _column_facts(conn, column: str) -> tuple:
     return conn.execute("SELECT a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
                         " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
@@ -742,6 +759,75 @@ CONSTRAINT_CASES = [
          setup=CLIENTS, data={"public.legacy_events": "event_id"}, after_forward=_primary_key_forward,
          after_rollback=_primary_key_rollback),
 ]
+def _contacts_types(conn):
+    return conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                        " WHERE attrelid = 'public.contacts'::regclass AND attnum > 0 AND NOT attisdropped"
+                        " ORDER BY attnum").fetchall()
+
+
+def _alter_in_place_forward(conn, rows0):
+    assert _contacts_types(conn) == [("id", "integer"), ("email", "character varying(120)"),
+                                     ("amount", "numeric(12,2)"), ("note", "text")]
+
+
+def _alter_in_place_rollback(conn, rows0):
+    assert _contacts_types(conn) == [("id", "integer"), ("email", "character varying(40)"),
+                                     ("amount", "numeric(8,2)"), ("note", "character varying(20)")]
+
+
+def _ledger_migrations() -> list[Migration]:
+    """public.ledger_accounts (integer key, referenced by public.ledger_entries.account_id) and
+    public.ledger_entries (an index, a default, NOT NULL and a check on amount; code as text)."""
+    return [mig("001", "ledger", CreateTable(
+        table="public.ledger_accounts", columns=[Column(name="id", type="integer", nullable=False),
+                                                 Column(name="name", type="text", nullable=False)],
+        primary_key=["id"]), CreateTable(
+        table="public.ledger_entries",
+        columns=[Column(name="id", type="integer", nullable=False),
+                 Column(name="account_id", type="integer", nullable=False),
+                 Column(name="amount", type="integer", nullable=False, default="0"),
+                 Column(name="code", type="text")],
+        primary_key=["id"],
+        foreign_keys=[ForeignKey(columns=["account_id"], references="public.ledger_accounts", ref_columns=["id"])],
+        checks=[Check(expression="amount >= 0", name="ledger_entries_amount_check")],
+        indexes=[Index(columns=["account_id"]), Index(columns=["amount"], name="ledger_entries_amount_idx")]))]
+
+
+LEDGER_ROWS = f"""
+INSERT INTO public.ledger_accounts SELECT g, 'account ' || g FROM generate_series(1, {ALTER_ROWS} / 10) g;
+INSERT INTO public.ledger_entries SELECT g, g % ({ALTER_ROWS} / 10) + 1, g % 500, CASE WHEN g % 9 = 0 THEN NULL
+    ELSE (g % 1000)::text END FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
+def _ledger_types(conn):
+    return conn.execute("SELECT attrelid::regclass::text, attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                        " WHERE attrelid IN ('public.ledger_accounts'::regclass, 'public.ledger_entries'::regclass)"
+                        " AND attnum > 0 AND NOT attisdropped ORDER BY 1, 2").fetchall()
+
+
+def _bigint_key_forward(conn, rows0):
+    types = dict(((t, c), ty) for t, c, ty in _ledger_types(conn))
+    assert types[("ledger_accounts", "id")] == "bigint"
+    assert types[("ledger_entries", "account_id")] == "bigint"
+    conn.execute("INSERT INTO public.ledger_accounts (id, name) VALUES (3000000000, 'big')")
+    conn.execute("INSERT INTO public.ledger_entries (id, account_id) VALUES (-1, 3000000000)")
+    conn.execute("DELETE FROM public.ledger_entries WHERE id = -1")
+    conn.execute("DELETE FROM public.ledger_accounts WHERE id = 3000000000")
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated"
+                        ).fetchone() == (0,)
+
+
+def _amount_forward(conn, rows0):
+    assert ("ledger_entries", "amount", "bigint") in _ledger_types(conn)
+    assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.ledger_entries'::regclass"
+                        " AND NOT convalidated").fetchone() == (0,)
+
+
+def _code_forward(conn, rows0):
+    assert ("ledger_entries", "code", "integer") in _ledger_types(conn)
+    assert conn.execute("SELECT sum(code) FROM public.ledger_entries").fetchone()[0] == sum(
+        int(r["code"]) for r in rows0["public.ledger_entries"] if r["code"] is not None)
 
 
 CASES = [
@@ -916,6 +1002,27 @@ CASES += [
                             mig("003", "contract_members", Contract(version="002"))],
          populate=MEMBER_ROWS, data={"public.people": "id"}, data_changes=False),
     *CONSTRAINT_CASES,
+    Case("alter_column_type_in_place", [mig(
+        "001", "widen_contacts", AlterColumnType(table="public.contacts", column="email", type="varchar(120)"),
+        AlterColumnType(table="public.contacts", column="amount", type="numeric(12,2)"),
+        AlterColumnType(table="public.contacts", column="note", type="text"))],
+         setup=CONTACTS, data={"public.contacts": "id"},
+         after_forward=_alter_in_place_forward, after_rollback=_alter_in_place_rollback),
+    Case("alter_column_type_bigint_key", [*_ledger_migrations(), mig(
+        "002", "bigint_accounts", AlterColumnType(table="public.ledger_accounts", column="id", type="bigint",
+                                                  batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_accounts": "id", "public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_bigint_key_forward),
+    Case("alter_column_type_constrained", [*_ledger_migrations(), mig(
+        "002", "bigint_amount", AlterColumnType(table="public.ledger_entries", column="amount", type="bigint",
+                                                batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_amount_forward),
+    Case("alter_column_type_using", [*_ledger_migrations(), mig(
+        "002", "code_to_int", AlterColumnType(table="public.ledger_entries", column="code", type="integer",
+                                              using="code::integer", batch_size=500))],
+         populate=LEDGER_ROWS, data={"public.ledger_entries": "id"}, data_changes=True,
+         after_forward=_code_forward),
 ]
 
 

@@ -20,6 +20,7 @@ from dbdeploy import (
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    AlterColumnType,
     Backfill,
     Check,
     Column,
@@ -170,6 +171,9 @@ CASES = {
     # a table the specs did not create: only the primary key's relation name is known
     "add_primary_key": (AddPrimaryKey(table="public.legacy", columns=["id"]),
                         {("relations", "public.legacy_pkey"): ("the primary key", "public.legacy")}),
+    # The column's type is the only change, and facts() does not list column types (the Column model in
+    # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
+    "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

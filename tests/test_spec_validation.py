@@ -1018,3 +1018,41 @@ def test_column_change_fields_are_checked():
     from dbdeploy import DropNotNull, SetNotNull
     rejected(lambda: SetNotNull(table="t", column="Bad Name"), "not a lowercase snake_case ASCII name", loc="column")
     rejected(lambda: DropNotNull(table="a.b.c", column="x"), loc="table")
+# --- AlterColumnType -----------------------------------------------------------------------
+
+def _alter_after(table_ops: list, **alter) -> Migration:
+    from dbdeploy import AlterColumnType
+
+    return Migration(version="001", name="m", operations=[*table_ops, AlterColumnType(**alter)])
+
+
+_ALTER_TABLE = [CreateTable(table="t", columns=[Column(name="id", type="integer", nullable=False),
+                                                Column(name="a", type="text"), Column(name="b", type="text")],
+                            primary_key=["id"], indexes=[Index(columns=["lower(a)"])])]
+
+
+@pytest.mark.parametrize("alter, fragments", [
+    ({"table": "t", "column": "nope", "type": "text"}, ("has no column 'nope'", "fix: check the column name")),
+    ({"table": "t", "column": "b", "type": "integer", "using": "a::integer"},
+     ("using reads a, not only 'b'", "fix: write the conversion over b alone")),
+    ({"table": "t", "column": "b", "type": "text", "online": True}, ("online=True", "fix:")),
+    ({"table": "t", "column": "a", "type": "integer", "using": "a::integer"},
+     ("uses public.t.a in an expression or predicate", "fix: drop the index first")),
+])
+def test_alter_column_type_refusals(alter, fragments):
+    rejected(lambda: _alter_after(_ALTER_TABLE, **alter), *fragments)
+
+
+def test_alter_column_type_online_needs_a_one_column_key():
+    table = [CreateTable(table="t", columns=[Column(name="k1", type="integer", nullable=False),
+                                             Column(name="k2", type="integer", nullable=False),
+                                             Column(name="n", type="integer")], primary_key=["k1", "k2"])]
+    rejected(lambda: _alter_after(table, table="t", column="n", type="bigint"),
+             "needs a one-column primary key", "fix: add one")
+
+
+def test_alter_column_type_bad_type_and_batch_size_rejected():
+    from dbdeploy import AlterColumnType
+
+    rejected(lambda: AlterColumnType(table="t", column="a", type="no such type"), loc="type")
+    rejected(lambda: AlterColumnType(table="t", column="a", type="text", batch_size=0), loc="batch_size")

@@ -6,6 +6,7 @@ from dbdeploy.ops.add_column import AddColumn
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
+from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
@@ -34,6 +35,7 @@ OPERATION_TYPES = (
     RenameColumn, RenameTable, Contract,
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
+    AlterColumnType,
 )
 
 AnyOperation = (
@@ -42,6 +44,7 @@ AnyOperation = (
     | RenameColumn | RenameTable | Contract
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
+    | AlterColumnType
 )
 
 __all__ = [
@@ -51,4 +54,5 @@ __all__ = [
     "RenameColumn", "RenameTable", "Contract",
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
+    "AlterColumnType",
 ]
