@@ -19,6 +19,7 @@ _DSL = {
         "dbdeploy.ops"),
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
+    "Exclusion": "dbdeploy.model.components",
 }
 
 __all__ = [*sorted(_DSL), "__version__"]

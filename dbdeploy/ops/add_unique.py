@@ -36,15 +36,18 @@ class AddUnique(Operation):
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         return [expect.Constraint(self.table, self.unique.resolved_name(self.table), columns=tuple(self.unique.columns),
-                                  constraint_kind="u", key=tuple(self.unique.columns))]
+                                  constraint_kind="u", key=tuple(self.unique.columns),
+                                  nulls_not_distinct=self.unique.nulls_not_distinct)]
 
     def _index(self) -> Index:
-        return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))
+        return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table),
+                     nulls_not_distinct=self.unique.nulls_not_distinct)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return scaled([
             *cs.build_index_concurrently(ctx, "create_unique_index", self.table, self._index()),
-            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns),
+            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns,
+                             nulls_not_distinct=self.unique.nulls_not_distinct),
         ], queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX, "constant (catalog only: the index is already built)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:

@@ -313,6 +313,14 @@ def constraint_validated(table: str, name: str, what: str = "Constraint") -> Che
         rel=regclass(table), name=literal(name))), "true", key=f"constraint:{table}.{name}")
 
 
+def constraint_present_not_validated(table: str, name: str, what: str = "Constraint") -> CheckQuery:
+    """The health check of a constraint left NOT VALID on purpose (``validate=False``): it exists."""
+    return CheckQuery(f"{what} {name} on {table} exists (left NOT VALID on purpose: existing rows are not checked)",
+                      query(S("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint\n"
+                              "    WHERE conrelid = {rel} AND conname = {name}) AS present").format(
+                          rel=regclass(table), name=literal(name))), "true", key=f"constraint:{table}.{name}")
+
+
 def optional_constraint_validated(table: str, name: str, requires: str) -> CheckQuery:
     return CheckQuery(
         f"Optional foreign key {name} on {table} exists and is validated, or {requires} does not exist yet",

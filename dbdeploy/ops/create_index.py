@@ -69,4 +69,5 @@ def index_expect(table: str, index: Index) -> expect.Index:
     return expect.Index(index.qualified_name(table), table, columns=tuple(index.referenced_columns),
                         definition=expect.IndexDefinition(unique=index.unique, method=index.method,
                                                           keys=tuple(index.columns), include=tuple(index.include),
-                                                          where=index.where))
+                                                          where=index.where,
+                                                          nulls_not_distinct=index.nulls_not_distinct))
