@@ -50,6 +50,7 @@ from dbdeploy import (
     DropColumn,
     DropIndex,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -512,6 +513,126 @@ def _raw_forward(conn, rows0):
     _assert_all(conn, "SELECT id, name FROM public.teams WHERE id > 10", [(99, "raw team")])
 
 
+# -- constraint and column options (issue 12) ---------------------------------------------------
+
+ROOMS = """
+CREATE TABLE public.rooms (id integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.rooms SELECT g, 'room ' || g FROM generate_series(1, 50) g;
+"""
+
+CREATE_BOOKINGS = CreateTable(
+    table="public.bookings",
+    columns=[
+        Column(name="id", type="bigint", identity="always"),
+        Column(name="room_id", type="integer", nullable=False),
+        Column(name="during", type="int4range", nullable=False),
+        Column(name="code", type="text", collation="C"),
+        Column(name="guest_email", type="text"),
+        Column(name="nights", type="integer", generated="upper(during) - lower(during)"),
+        Column(name="cancelled", type="boolean", nullable=False, default="false"),
+    ],
+    primary_key=["id"], primary_key_name="bookings_pk",
+    foreign_keys=[ForeignKey(columns=["room_id"], references="public.rooms", ref_columns=["id"], on_update="cascade",
+                             on_delete="restrict", match="full", deferrable=True, initially_deferred=True)],
+    uniques=[Unique(columns=["code"], nulls_not_distinct=True)],
+    exclusions=[Exclusion(elements=[("during", "&&")], where="NOT cancelled", name="bookings_no_overlap")],
+    indexes=[Index(columns=["guest_email"], unique=True, nulls_not_distinct=True)],
+)
+
+
+def _bookings_forward(conn, rows0):
+    assert constraint(conn, "public.bookings", "bookings_room_id_fkey") == (
+        "FOREIGN KEY (room_id) REFERENCES rooms(id) MATCH FULL ON UPDATE CASCADE ON DELETE RESTRICT DEFERRABLE "
+        "INITIALLY DEFERRED", True)
+    assert constraint(conn, "public.bookings", "bookings_pk") == ("PRIMARY KEY (id)", True)
+    assert constraint(conn, "public.bookings", "bookings_code_key") == ("UNIQUE NULLS NOT DISTINCT (code)", True)
+    assert constraint(conn, "public.bookings", "bookings_no_overlap") == (
+        "EXCLUDE USING gist (during WITH &&) WHERE ((NOT cancelled))", True)
+    _assert_all(conn, "SELECT attname::text, attidentity, attgenerated, (SELECT collname FROM pg_collation"
+                      " WHERE oid = attcollation) FROM pg_attribute WHERE attrelid = 'public.bookings'::regclass"
+                      " AND attname IN ('id', 'nights', 'code') ORDER BY attnum",
+                [("id", "a", "", None), ("code", "", "", "C"), ("nights", "", "s", None)])
+    conn.execute("BEGIN")
+    try:
+        # the FK is checked at commit (INITIALLY DEFERRED): a row for a missing room is accepted until then
+        conn.execute("INSERT INTO public.bookings (room_id, during, code) VALUES (999, '[1,3)', NULL)")
+        conn.execute("UPDATE public.bookings SET room_id = 1")
+        conn.execute("INSERT INTO public.bookings (room_id, during, code, cancelled, guest_email)"
+                     " VALUES (2, '[2,9)', 'b', true, 'g@example.com')")
+        _assert_all(conn, "SELECT nights FROM public.bookings ORDER BY id", [(2,), (7,)])
+        for statement, error in [
+                ("INSERT INTO public.bookings (room_id, during, code, guest_email) VALUES (3, '[2,4)', 'e', 'e')",
+                 psycopg.errors.ExclusionViolation),
+                ("INSERT INTO public.bookings (room_id, during, code, guest_email) VALUES (3, '[7,8)', NULL, 'x')",
+                 psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.bookings (room_id, during, code) VALUES (3, '[7,8)', 'c')",
+                 psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.bookings (id, room_id, during, code, guest_email) VALUES (5, 3, '[8,9)', 'i', 'i')",
+                 psycopg.errors.GeneratedAlways)]:
+            conn.execute("SAVEPOINT s")
+            with pytest.raises(error):
+                conn.execute(statement)
+            conn.execute("ROLLBACK TO SAVEPOINT s")
+        conn.execute("UPDATE public.rooms SET id = 1001 WHERE id = 1")      # ON UPDATE CASCADE
+        _assert_all(conn, "SELECT count(*) FROM public.bookings WHERE room_id = 1001", [(1,)])
+    finally:
+        conn.execute("ROLLBACK")
+
+
+MEMBERS = f"""
+CREATE TABLE public.clubs (id integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.clubs SELECT g, 'club ' || g FROM generate_series(1, 20) g;
+CREATE TABLE public.members (id integer PRIMARY KEY, club_id integer, legacy_club_id integer, nick text,
+                             email text);
+INSERT INTO public.members
+SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE 1 + g % 20 END,
+       CASE WHEN g % 7 = 0 THEN 5000 + g ELSE 1 + g % 20 END,      -- orphans: left NOT VALID on purpose
+       CASE WHEN g = 1 THEN NULL ELSE 'nick' || g END, CASE WHEN g = 2 THEN NULL ELSE 'm' || g || '@example.com' END
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
+def _members_forward(conn, rows0):
+    assert constraint(conn, "public.members", "members_club_fk") == (
+        "FOREIGN KEY (club_id) REFERENCES clubs(id) MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE",
+        True)
+    assert constraint(conn, "public.members", "members_legacy_club_fk") == (
+        "FOREIGN KEY (legacy_club_id) REFERENCES clubs(id) NOT VALID", False)
+    assert constraint(conn, "public.members", "members_nick_key") == ("UNIQUE NULLS NOT DISTINCT (nick)", True)
+    _assert_all(conn, "SELECT pg_get_indexdef('public.members_email_idx'::regclass)",
+                [("CREATE UNIQUE INDEX members_email_idx ON public.members USING btree (email) NULLS NOT DISTINCT",)])
+    conn.execute("BEGIN")
+    try:
+        for statement, error in [
+                ("INSERT INTO public.members (id, nick, email) VALUES (-1, NULL, 'x')", psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.members (id, nick, email) VALUES (-1, 'x', NULL)", psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.members (id, legacy_club_id, nick, email) VALUES (-1, 777, 'x', 'x')",
+                 psycopg.errors.ForeignKeyViolation)]:
+            conn.execute("SAVEPOINT s")
+            with pytest.raises(error):
+                conn.execute(statement)
+            conn.execute("ROLLBACK TO SAVEPOINT s")
+    finally:
+        conn.execute("ROLLBACK")
+
+
+OPTION_CASES = [
+    Case("create_table_options", [mig("001", "create_bookings", CREATE_BOOKINGS)], setup=ROOMS,
+         data={"public.rooms": "id"}, after_forward=_bookings_forward),
+    Case("constraint_options_on_existing_table", [mig(
+        "001", "member_options",
+        AddForeignKey(table="public.members", foreign_key=ForeignKey(
+            columns=["club_id"], references="public.clubs", ref_columns=["id"], on_update="CASCADE",
+            on_delete="set null", match="FULL", deferrable=True, name="members_club_fk")),
+        AddForeignKey(table="public.members", foreign_key=ForeignKey(
+            columns=["legacy_club_id"], references="public.clubs", ref_columns=["id"], validate=False,
+            name="members_legacy_club_fk")),
+        AddUnique(table="public.members", unique=Unique(columns=["nick"], nulls_not_distinct=True)),
+        CreateIndex(table="public.members", index=Index(columns=["email"], unique=True, nulls_not_distinct=True)))],
+         setup=MEMBERS, data={"public.members": "id", "public.clubs": "id"}, after_forward=_members_forward),
+]
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],
@@ -610,6 +731,7 @@ CASES = [
                rollback="DELETE FROM public.teams WHERE id = 99"))],
          setup=ACCOUNTS, data={"public.teams": "id", "public.accounts": "id"}, data_changes=True,
          after_forward=_raw_forward),
+    *OPTION_CASES,
 ]
 
 
