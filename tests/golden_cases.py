@@ -20,6 +20,7 @@ from dbdeploy import (
     DropColumn,
     DropIndex,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -96,4 +97,24 @@ CASES: dict[str, list[Migration]] = {
     "raw_sql_concurrently": [_m("001", "rawc", RawSQL(
         forward="CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x_idx ON public.t (x)",
         rollback="DROP INDEX CONCURRENTLY IF EXISTS public.t_x_idx"))],
+    # issue 12: constraint and column options
+    "create_table_options": [_m("001", "bookings", CreateTable(
+        table="public.bookings",
+        columns=[Column(name="id", type="bigint", identity="always"), Column(name="room_id", type="integer"),
+                 Column(name="during", type="int4range", nullable=False),
+                 Column(name="code", type="text", collation="C"),
+                 Column(name="nights", type="integer", generated="upper(during) - lower(during)")],
+        primary_key=["id"], primary_key_name="bookings_pk",
+        foreign_keys=[ForeignKey(columns=["room_id"], references="public.rooms", ref_columns=["id"],
+                                 on_update="cascade", match="full", deferrable=True, initially_deferred=True)],
+        uniques=[Unique(columns=["code"], nulls_not_distinct=True)],
+        exclusions=[Exclusion(elements=[("during", "&&")], where="code IS NOT NULL")]))],
+    "constraint_options": [BASE, _m(
+        "002", "opts",
+        AddForeignKey(table="shop.orders", foreign_key=ForeignKey(
+            columns=["customer_id"], references="public.customers", ref_columns=["id"], on_update="cascade",
+            deferrable=True, validate=False, name="orders_cust_fk")),
+        AddUnique(table="shop.orders", unique=Unique(columns=["note"], nulls_not_distinct=True)),
+        CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
+                                                     where="status = 'open'", name="orders_open_status_key")))],
 }

@@ -123,9 +123,9 @@ def test_an_existing_table_with_the_same_options_is_accepted(fresh_db_each: Test
     (("UNIQUE NULLS NOT DISTINCT (code)", "UNIQUE (code)"),
      ["constraint bookings_code_key is UNIQUE (code), expected UNIQUE NULLS NOT DISTINCT (code)"]),
     (("DEFERRABLE INITIALLY DEFERRED", ""),
-     ["constraint bookings_room_id_fkey is FOREIGN KEY (room_id) REFERENCES public.rooms(id) MATCH FULL ON UPDATE CASCADE"
-      " ON DELETE RESTRICT, expected FOREIGN KEY (room_id) REFERENCES public.rooms(id) MATCH FULL ON UPDATE CASCADE ON DELETE"
-      " RESTRICT DEFERRABLE INITIALLY DEFERRED"]),
+     ["constraint bookings_room_id_fkey is FOREIGN KEY (room_id) REFERENCES public.rooms(id) MATCH FULL ON UPDATE"
+      " CASCADE ON DELETE RESTRICT, expected FOREIGN KEY (room_id) REFERENCES public.rooms(id) MATCH FULL ON UPDATE"
+      " CASCADE ON DELETE RESTRICT DEFERRABLE INITIALLY DEFERRED"]),
     (("WITH &&) WHERE (NOT cancelled)", "WITH &&)"),
      ["constraint bookings_no_overlap is EXCLUDE USING gist (during WITH &&), expected EXCLUDE USING gist (during"
       " WITH &&) WHERE ((NOT cancelled))"]),
@@ -164,9 +164,9 @@ def test_an_existing_foreign_key_without_the_spec_options_stops_the_forward(fres
     result = db.psql_file(bundle.forward, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert ("constraint members_club_fk is FOREIGN KEY (club_id) REFERENCES public.clubs(id) ON DELETE SET NULL, expected "
-            "FOREIGN KEY (club_id) REFERENCES public.clubs(id) MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE"
-            in output), output
+    assert ("constraint members_club_fk is FOREIGN KEY (club_id) REFERENCES public.clubs(id) ON DELETE SET NULL, "
+            "expected FOREIGN KEY (club_id) REFERENCES public.clubs(id) MATCH FULL ON UPDATE CASCADE ON DELETE SET "
+            "NULL DEFERRABLE" in output), output
 
 
 def test_nulls_not_distinct_is_guarded_by_the_server_version(tmp_path: Path) -> None:

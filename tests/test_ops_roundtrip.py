@@ -567,7 +567,8 @@ def _bookings_forward(conn, rows0):
                  psycopg.errors.UniqueViolation),
                 ("INSERT INTO public.bookings (room_id, during, code) VALUES (3, '[7,8)', 'c')",
                  psycopg.errors.UniqueViolation),
-                ("INSERT INTO public.bookings (id, room_id, during, code, guest_email) VALUES (5, 3, '[8,9)', 'i', 'i')",
+                ("INSERT INTO public.bookings (id, room_id, during, code, guest_email)"
+                 " VALUES (5, 3, '[8,9)', 'i', 'i')",
                  psycopg.errors.GeneratedAlways)]:
             conn.execute("SAVEPOINT s")
             with pytest.raises(error):

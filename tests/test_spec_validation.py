@@ -31,6 +31,7 @@ from dbdeploy import (
     DropColumn,
     DropIndex,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -803,6 +804,7 @@ MINIMAL = [
     (DropColumn, {"table": "t", "column": "a"}),
     (DropTable, {"table": "t"}),
     (RawSQL, {"forward": "SELECT 1", "rollback": "SELECT 1"}),
+    (Exclusion, {"elements": [("during", "&&")]}),
     (Migration, {"version": "001", "name": "m", "operations": [CreateSchema(name="s")]}),
 ]
 
@@ -825,3 +827,72 @@ def test_models_are_frozen(model, kwargs):
 def test_missing_required_field_named():
     rejected(lambda: Column(name="a"), "Field required", loc="type")
     rejected(lambda: Migration(version="001", name="m"), "Field required", loc="operations")
+
+
+# --- constraint and column options (issue 12) ------------------------------------------------------
+
+def _fk(**kw) -> ForeignKey:
+    return ForeignKey(columns=["a"], references="u", ref_columns=["id"], **kw)
+
+
+OPTION_REFUSALS = [
+    pytest.param(lambda: _fk(on_update="explode"), "on_update 'explode' must be one of", "on_update",
+                 id="on_update"),
+    pytest.param(lambda: _fk(match="partial"), "does not implement MATCH PARTIAL", "match", id="match-partial"),
+    pytest.param(lambda: _fk(initially_deferred=True), "needs deferrable=True", "", id="initially-deferred"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "bigint"), col("id", "bigint")],
+                                     foreign_keys=[ForeignKey(columns=["a"], references="t", ref_columns=["id"],
+                                                              validate=False)], uniques=[Unique(columns=["id"])]),
+                 "validate=False has no effect on a new table", "", id="validate-false-new-table"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col()], primary_key_name="t_pk"),
+                 "primary_key_name names a primary key this table does not have", "", id="pk-name-without-pk"),
+    pytest.param(lambda: Index(columns=["a"], nulls_not_distinct=True), "applies to unique indexes only", "",
+                 id="nulls-not-distinct-not-unique"),
+    pytest.param(lambda: col("g", "integer", generated="a + 1", default="0"), "cannot also have a default", "",
+                 id="generated-and-default"),
+    pytest.param(lambda: col("g", "bigint", generated="a + 1", identity=True), "cannot also have identity", "",
+                 id="generated-and-identity"),
+    pytest.param(lambda: col("g", "integer", generated="g + 1"), "reads the column itself", "",
+                 id="generated-self"),
+    pytest.param(lambda: col("g", "integer", generated="random()"), "", "generated", id="generated-volatile"),
+    pytest.param(lambda: col("g", "integer", generated="(SELECT 1)"), "subquery", "generated",
+                 id="generated-subquery"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "integer", generated="b + 1"),
+                                                         col("b", "integer", generated="c + 1"), col("c", "integer")]),
+                 "reads the generated column(s) b", "", id="generated-reads-generated"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "integer", generated="nope + 1")]),
+                 "unknown column(s) nope", "", id="generated-unknown-column"),
+    pytest.param(lambda: AddColumn(table="t", column=col("g", "integer", generated="a + 1")),
+                 "rewrites it under ACCESS EXCLUSIVE", "", id="add-generated-column"),
+    pytest.param(lambda: col("i", "bigint", identity="sometimes"), "must be True", "identity", id="identity-value"),
+    pytest.param(lambda: col("i", "bigint", identity="true"), "must be True", "identity", id="identity-string"),
+    pytest.param(lambda: col(collation='C"; DROP TABLE x; --'), "is not a collation name", "collation",
+                 id="collation-quote"),
+    pytest.param(lambda: col(collation="caf\u00e9"), "is not a collation name", "collation", id="collation-unicode"),
+    pytest.param(lambda: col(collation="c" * 64), "is not a collation name", "collation", id="collation-long"),
+    pytest.param(lambda: Exclusion(elements=[("during", "; DROP")]), "is not one dbdeploy knows", "elements",
+                 id="exclusion-operator"),
+    pytest.param(lambda: Exclusion(elements=[]), "at least one (element, operator) pair", "elements",
+                 id="exclusion-empty"),
+    pytest.param(lambda: Exclusion(elements=[("during", "&&")], using="brin"), "must be gist", "using",
+                 id="exclusion-using"),
+    pytest.param(lambda: Exclusion(elements=[("random() + a", "=")]), "", "elements", id="exclusion-volatile"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col()], exclusions=[Exclusion(elements=[("b", "=")])]),
+                 "unknown column(s) b", "", id="exclusion-unknown-column"),
+]
+
+
+@pytest.mark.parametrize("build, fragment, loc", OPTION_REFUSALS)
+def test_option_refusals(build, fragment, loc):
+    err = rejected(build, fragment, "fix:" if fragment else "")
+    if loc:
+        locs = [".".join(str(p) for p in e["loc"]) for e in err.errors()]
+        assert any(x.startswith(loc) or x.endswith(loc) for x in locs), locs
+
+
+def test_option_spellings_are_normalized():
+    fk = _fk(on_update="set  null", match="Full", validate=False)
+    assert (fk.on_update, fk.match, fk.validate) == ("SET NULL", "FULL", False)
+    assert _fk(match="simple").match is None
+    assert col("i", "bigint", identity="always").identity == "always"
+    assert col("i", "bigint", identity=True).identity is True

@@ -24,6 +24,7 @@ from dbdeploy.sql import IndexElement
 from dbdeploy.sql.expression_rules import (
     check_constraint_expression,
     check_default,
+    check_generation_expression,
     check_index_key,
     check_index_predicate,
     index_key_is_ordered,
@@ -90,10 +91,10 @@ class Column(SpecModel):
     @field_validator("generated")
     @classmethod
     def _generated_rules(cls, value: str | None) -> str | None:
-        """A generation expression: the rules of a CHECK (no subquery, no volatile or side-effect call;
-        PostgreSQL also requires IMMUTABLE functions and refuses other generated columns)."""
+        """A generation expression: no subquery, only IMMUTABLE built-ins, no side effects
+        (dbdeploy.sql.expression_rules); other generated columns are refused by CreateTable."""
         if value is not None:
-            check_constraint_expression(value)
+            check_generation_expression(value)
         return value
 
     @property
