@@ -100,12 +100,12 @@ CASES: dict[str, list[Migration]] = {
     # issue 12: constraint and column options
     "create_table_options": [_m("001", "bookings", CreateTable(
         table="public.bookings",
-        columns=[Column(name="id", type="bigint", identity="always"), Column(name="room_id", type="integer"),
+        columns=[Column(name="id", type="bigint", identity="always"), Column(name="customer_id", type="bigint"),
                  Column(name="during", type="int4range", nullable=False),
                  Column(name="code", type="text", collation="C"),
                  Column(name="nights", type="integer", generated="upper(during) - lower(during)")],
         primary_key=["id"], primary_key_name="bookings_pk",
-        foreign_keys=[ForeignKey(columns=["room_id"], references="public.rooms", ref_columns=["id"],
+        foreign_keys=[ForeignKey(columns=["customer_id"], references="public.customers", ref_columns=["id"],
                                  on_update="cascade", match="full", deferrable=True, initially_deferred=True)],
         uniques=[Unique(columns=["code"], nulls_not_distinct=True)],
         exclusions=[Exclusion(elements=[("during", "&&")], where="code IS NOT NULL")]))],
@@ -114,7 +114,7 @@ CASES: dict[str, list[Migration]] = {
         AddForeignKey(table="shop.orders", foreign_key=ForeignKey(
             columns=["customer_id"], references="public.customers", ref_columns=["id"], on_update="cascade",
             deferrable=True, validate=False, name="orders_cust_fk")),
-        AddUnique(table="shop.orders", unique=Unique(columns=["note"], nulls_not_distinct=True)),
+        AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
 }

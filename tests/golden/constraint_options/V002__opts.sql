@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'c8b91c05f57d56247235293a61b3bd348a3637f030bbe44ebb553b5b05ddbbc0';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '3726f494652d43c8cea3e9d427ef1981f8d8c6bdb52a770af61c30e25db3d3d4';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__opts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'c8b91c05f57d56247235293a61b3bd348a3637f030bbe44ebb553b5b05ddbbc0',
+VALUES ('002', 'V002__opts.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '3726f494652d43c8cea3e9d427ef1981f8d8c6bdb52a770af61c30e25db3d3d4',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -553,86 +553,86 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 2 drop_invalid_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- drop an INVALID leftover of index shop.orders_note_key concurrently, if a failed build left one
+-- drop an INVALID leftover of index shop.orders_id_note_key concurrently, if a failed build left one
 DO $dbdeploy$
 BEGIN
-    IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_invalid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_invalid"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_note_key_dbdeploy_invalid exists and is not an INVALID index of shop.orders; dbdeploy uses that name to drop an INVALID index concurrently' USING HINT = 'Rename or drop shop.orders_note_key_dbdeploy_invalid (it is not dbdeploy''s), then run the migration again.';
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_invalid"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_invalid"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_id_note_key_dbdeploy_invalid exists and is not an INVALID index of shop.orders; dbdeploy uses that name to drop an INVALID index concurrently' USING HINT = 'Rename or drop shop.orders_id_note_key_dbdeploy_invalid (it is not dbdeploy''s), then run the migration again.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
-        IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_invalid"') IS NOT NULL THEN
-            RAISE EXCEPTION '%', 'dbdeploy V002: an INVALID index shop.orders_note_key_dbdeploy_invalid of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_note_key_dbdeploy_invalid; then run the migration again.';
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"') AND NOT indisvalid) THEN
+        IF pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_invalid"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: an INVALID index shop.orders_id_note_key_dbdeploy_invalid of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_id_note_key_dbdeploy_invalid; then run the migration again.';
         END IF;
-        RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_note_key" is INVALID (an earlier build failed); renamed to orders_note_key_dbdeploy_invalid to drop it concurrently and build it again';
-        ALTER INDEX "shop"."orders_note_key" RENAME TO "orders_note_key_dbdeploy_invalid";
+        RAISE NOTICE '%', 'dbdeploy V002: index "shop"."orders_id_note_key" is INVALID (an earlier build failed); renamed to orders_id_note_key_dbdeploy_invalid to drop it concurrently and build it again';
+        ALTER INDEX "shop"."orders_id_note_key" RENAME TO "orders_id_note_key_dbdeploy_invalid";
     END IF;
 END
 $dbdeploy$;
-DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_note_key_dbdeploy_invalid";
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_id_note_key_dbdeploy_invalid";
 
 -- dbdeploy:step 3 create_unique_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- build index orders_note_key on shop.orders concurrently
+-- build index orders_id_note_key on shop.orders concurrently
 DO $dbdeploy$
 DECLARE
     v_diff text[] := '{}';
     v_duplicated bigint;
 BEGIN
     IF pg_catalog.current_setting('server_version_num')::int < 150000 THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: NULLS NOT DISTINCT (index orders_note_key) needs PostgreSQL 15 or later; this server is older' USING HINT = 'Nothing was changed by this step. Run this migration on PostgreSQL 15 or later, or remove nulls_not_distinct from the spec.';
+        RAISE EXCEPTION '%', 'dbdeploy V002: NULLS NOT DISTINCT (index orders_id_note_key) needs PostgreSQL 15 or later; this server is older' USING HINT = 'Nothing was changed by this step. Run this migration on PostgreSQL 15 or later, or remove nulls_not_distinct from the spec.';
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
-        v_duplicated := (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM "shop"."orders" WHERE true GROUP BY "note" HAVING pg_catalog.count(*) > 1) AS d);
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NULL THEN
+        v_duplicated := (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM "shop"."orders" WHERE true GROUP BY "id", "note" HAVING pg_catalog.count(*) > 1) AS d);
         IF v_duplicated > 0 THEN
-            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot build unique index "shop"."orders_note_key" on shop.orders (note):', v_duplicated || ' key(s) appear more than once' USING ERRCODE = 'unique_violation', HINT = 'Nothing was built. V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
+            RAISE EXCEPTION '% %', 'dbdeploy V002: cannot build unique index "shop"."orders_id_note_key" on shop.orders (id, note):', v_duplicated || ' key(s) appear more than once' USING ERRCODE = 'unique_violation', HINT = 'Nothing was built. V002 is failed. The way on: roll it back with the bundle that ran (`dbdeploy rollback --to <the version before V002>`; with psql, that bundle''s rollback file), fix the spec (or the data), `dbdeploy generate`, `dbdeploy apply`.';
         END IF;
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
-        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_note_key') ON CONFLICT DO NOTHING;
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NULL THEN
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'index', 'shop.orders_id_note_key') ON CONFLICT DO NOTHING;
     ELSE
         IF pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL THEN
             DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
         END IF;
         CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (LIKE "shop"."orders") ON COMMIT DROP;
-        CREATE UNIQUE INDEX "dbdeploy_probe_idx" ON "pg_temp"."dbdeploy_probe" USING btree ("note") NULLS NOT DISTINCT;
-        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_note_key' || ' is a ' || CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END || ', not an index' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND c.relkind NOT IN ('i', 'I'));
-        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_note_key' || ' belongs to table ' || x.indrelid::pg_catalog.regclass::text || ', expected ' || 'shop.orders' FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND x.indrelid IS DISTINCT FROM pg_catalog.to_regclass('"shop"."orders"'));
-        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_note_key' || ' is ' || COALESCE((SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"')), '?') || ', expected ' || (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND x.indrelid = pg_catalog.to_regclass('"shop"."orders"')) AND (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key"')) IS DISTINCT FROM (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass));
+        CREATE UNIQUE INDEX "dbdeploy_probe_idx" ON "pg_temp"."dbdeploy_probe" USING btree ("id", "note") NULLS NOT DISTINCT;
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_id_note_key' || ' is a ' || CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END || ', not an index' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('"shop"."orders_id_note_key"') AND c.relkind NOT IN ('i', 'I'));
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_id_note_key' || ' belongs to table ' || x.indrelid::pg_catalog.regclass::text || ', expected ' || 'shop.orders' FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key"') AND x.indrelid IS DISTINCT FROM pg_catalog.to_regclass('"shop"."orders"'));
+        v_diff := v_diff || ARRAY(SELECT 'index shop.orders_id_note_key' || ' is ' || COALESCE((SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key"')), '?') || ', expected ' || (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key"') AND x.indrelid = pg_catalog.to_regclass('"shop"."orders"')) AND (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key"')) IS DISTINCT FROM (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx'::pg_catalog.regclass));
         DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
         IF pg_catalog.cardinality(v_diff) > 0 THEN
-            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_note_key already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_id_note_key already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
         END IF;
     END IF;
 END
 $dbdeploy$;
-CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "orders_note_key" ON "shop"."orders" USING btree ("note") NULLS NOT DISTINCT;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "orders_id_note_key" ON "shop"."orders" USING btree ("id", "note") NULLS NOT DISTINCT;
 
 -- dbdeploy:step 4 add_unique tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- attach unique index orders_note_key to shop.orders as a constraint
+-- attach unique index orders_id_note_key to shop.orders as a constraint
 BEGIN;
 DO $dbdeploy$
 DECLARE
     v_diff text[] := '{}';
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_note_key') THEN
-        ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_note_key" UNIQUE USING INDEX "orders_note_key";
-        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_note_key') ON CONFLICT DO NOTHING;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_id_note_key') THEN
+        ALTER TABLE "shop"."orders" ADD CONSTRAINT "orders_id_note_key" UNIQUE USING INDEX "orders_id_note_key";
+        INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('002', 'constraint', 'shop.orders.orders_id_note_key') ON CONFLICT DO NOTHING;
     ELSE
         IF pg_catalog.to_regclass('pg_temp.dbdeploy_probe') IS NOT NULL THEN
             DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
         END IF;
         CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (LIKE "shop"."orders") ON COMMIT DROP;
-        ALTER TABLE "pg_temp"."dbdeploy_probe" ADD CONSTRAINT "orders_note_key" UNIQUE NULLS NOT DISTINCT ("note");
+        ALTER TABLE "pg_temp"."dbdeploy_probe" ADD CONSTRAINT "orders_id_note_key" UNIQUE NULLS NOT DISTINCT ("id", "note");
         v_diff := v_diff || ARRAY(
             SELECT CASE WHEN a.name IS NULL THEN 'constraint ' || e.name || ' is missing (expected ' || e.def || ')'
                         WHEN e.name IS NULL THEN 'constraint ' || a.name || ' (' || a.def || ') is not in the spec'
                         ELSE 'constraint ' || e.name || ' is ' || a.def || ', expected ' || e.def END
-            FROM (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = 'pg_temp.dbdeploy_probe'::pg_catalog.regclass AND c.conname IN ('orders_note_key')) e
-            LEFT JOIN (SELECT c.conname::text AS name, pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname IN ('orders_note_key')) a ON a.name = e.name
+            FROM (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = 'pg_temp.dbdeploy_probe'::pg_catalog.regclass AND c.conname IN ('orders_id_note_key')) e
+            LEFT JOIN (SELECT c.conname::text AS name, pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(c.oid), ' NOT VALID$', '') AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"shop"."orders"') AND c.conname IN ('orders_id_note_key')) a ON a.name = e.name
             WHERE e.def IS DISTINCT FROM a.def
             ORDER BY COALESCE(e.name, a.name));
         DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
         IF pg_catalog.cardinality(v_diff) > 0 THEN
-            RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_note_key on shop.orders already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
+            RAISE EXCEPTION '%', 'dbdeploy V002: constraint orders_id_note_key on shop.orders already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
         END IF;
     END IF;
 END

@@ -533,10 +533,10 @@ BEGIN
     END;
     -- operation 2: add_unique shop.orders
     BEGIN
-        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key') OR EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key')) THEN
-            v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass('"shop"."orders_note_key"') AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname))));
+        IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NOT NULL AND (EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_id_note_key') OR EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_id_note_key')) THEN
+            v_dependants := (SELECT pg_catalog.string_agg(c.conrelid::pg_catalog.regclass::text || ' (foreign key ' || c.conname || ')', ', ' ORDER BY 1) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.conindid = pg_catalog.to_regclass('"shop"."orders_id_note_key"') AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" o, pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = "c".conrelid AND o.version = '002' AND ((o.object_type = 'constraint' AND o.object_name = n.nspname || '.' || r.relname || '.' || "c".conname))));
             IF v_dependants IS NOT NULL THEN
-                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop index orders_note_key of shop.orders; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
+                RAISE EXCEPTION '% %', 'dbdeploy V002: refusing to drop index orders_id_note_key of shop.orders; these foreign keys use it as their referenced key:', v_dependants USING HINT = 'Drop or change the dependants first (dbdeploy never uses CASCADE), then re-run.';
             END IF;
         END IF;
     EXCEPTION WHEN raise_exception THEN
@@ -595,16 +595,16 @@ END
 $dbdeploy$;
 
 -- dbdeploy:step 3 drop_constraint tx=step lock=ACCESS EXCLUSIVE target=shop.orders
--- drop orders_note_key on shop.orders
+-- drop orders_id_note_key on shop.orders
 BEGIN;
 DO $dbdeploy$
 BEGIN
-    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key') THEN
-        ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_note_key";
-        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_note_key';
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_id_note_key') THEN
+        ALTER TABLE IF EXISTS "shop"."orders" DROP CONSTRAINT IF EXISTS "orders_id_note_key";
+        DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'constraint' AND object_name = 'shop.orders.orders_id_note_key';
     ELSE
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_note_key') THEN
-            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_note_key on shop.orders was not added by V002; left in place';
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"shop"."orders"') AND conname = 'orders_id_note_key') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: constraint orders_id_note_key on shop.orders was not added by V002; left in place';
         END IF;
     END IF;
 END
@@ -612,30 +612,30 @@ $dbdeploy$;
 COMMIT;
 
 -- dbdeploy:step 4 drop_index tx=none lock=SHARE UPDATE EXCLUSIVE target=shop.orders
--- drop index shop.orders_note_key concurrently if V002 built it
+-- drop index shop.orders_id_note_key concurrently if V002 built it
 DO $dbdeploy$
 BEGIN
-    IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"')) THEN
-        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_note_key_dbdeploy_drop exists and is not an index of shop.orders; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop shop.orders_note_key_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_drop"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_drop"') AND indrelid = pg_catalog.to_regclass('"shop"."orders"')) THEN
+        RAISE EXCEPTION '%', 'dbdeploy V002: relation shop.orders_id_note_key_dbdeploy_drop exists and is not an index of shop.orders; dbdeploy uses that name to drop an index concurrently' USING HINT = 'Rename or drop shop.orders_id_note_key_dbdeploy_drop (it is not dbdeploy''s), then run the rollback again.';
     END IF;
-    IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
-        IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NOT NULL THEN
-            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_note_key_dbdeploy_drop of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_note_key_dbdeploy_drop; then run the rollback again.';
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NOT NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_id_note_key') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_drop"') IS NOT NULL THEN
+            RAISE EXCEPTION '%', 'dbdeploy V002: index shop.orders_id_note_key_dbdeploy_drop of shop.orders is still waiting to be dropped' USING HINT = 'Drop it with DROP INDEX CONCURRENTLY shop.orders_id_note_key_dbdeploy_drop; then run the rollback again.';
         END IF;
-        ALTER INDEX "shop"."orders_note_key" RENAME TO "orders_note_key_dbdeploy_drop";
+        ALTER INDEX "shop"."orders_id_note_key" RENAME TO "orders_id_note_key_dbdeploy_drop";
     ELSE
-        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
-            RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_note_key was not built by V002; left in place';
+        IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_id_note_key') THEN
+            RAISE NOTICE '%', 'dbdeploy V002: index shop.orders_id_note_key was not built by V002; left in place';
         END IF;
     END IF;
 END
 $dbdeploy$;
-DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_note_key_dbdeploy_drop";
+DROP INDEX CONCURRENTLY IF EXISTS "shop"."orders_id_note_key_dbdeploy_drop";
 DO $dbdeploy$
 BEGIN
-    IF pg_catalog.to_regclass('"shop"."orders_note_key_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key') THEN
-        IF pg_catalog.to_regclass('"shop"."orders_note_key"') IS NULL THEN
-            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_note_key';
+    IF pg_catalog.to_regclass('"shop"."orders_id_note_key_dbdeploy_drop"') IS NULL AND EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_id_note_key') THEN
+        IF pg_catalog.to_regclass('"shop"."orders_id_note_key"') IS NULL THEN
+            DELETE FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'index' AND object_name = 'shop.orders_id_note_key';
         END IF;
     END IF;
 END

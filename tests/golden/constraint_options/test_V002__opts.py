@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "c8b91c05f57d56247235293a61b3bd348a3637f030bbe44ebb553b5b05ddbbc0"
+CHECKSUM = "3726f494652d43c8cea3e9d427ef1981f8d8c6bdb52a770af61c30e25db3d3d4"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -48,10 +48,10 @@ APPLIED = [{'columns': ['customer_id'],
   'references': 'public.customers',
   'table': 'shop.orders',
   'validated': False},
- {'columns': ['note'],
-  'key': ['note'],
+ {'columns': ['id', 'note'],
+  'key': ['id', 'note'],
   'kind': 'u',
-  'name': 'orders_note_key',
+  'name': 'orders_id_note_key',
   'nulls_not_distinct': True,
   'object': 'constraint',
   'present': True,
@@ -70,7 +70,7 @@ APPLIED = [{'columns': ['customer_id'],
 
 # What it holds once V002 is rolled back.
 ROLLED_BACK = [{'name': 'orders_cust_fk', 'object': 'constraint', 'present': False, 'table': 'shop.orders'},
- {'name': 'orders_note_key', 'object': 'constraint', 'present': False, 'table': 'shop.orders'},
+ {'name': 'orders_id_note_key', 'object': 'constraint', 'present': False, 'table': 'shop.orders'},
  {'name': 'shop.orders_open_status_key', 'object': 'index', 'present': False, 'table': 'shop.orders'}]
 
 # The tables V002 creates or changes: every sequence owned by one of their columns must be

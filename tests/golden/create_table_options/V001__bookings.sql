@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '05a9b19f81bda820ced538a9abe7566f7f3943be4f29fce3e8347ab7fece6d85';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '6e7ccf02c3e6f7e98a3a13a5898f8ecaefdf8b8736bc11a4a9d20984c23089d7';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__bookings.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '05a9b19f81bda820ced538a9abe7566f7f3943be4f29fce3e8347ab7fece6d85',
+VALUES ('001', 'V001__bookings.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6e7ccf02c3e6f7e98a3a13a5898f8ecaefdf8b8736bc11a4a9d20984c23089d7',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -542,7 +542,7 @@ BEGIN
             END IF;
             CREATE TEMPORARY TABLE "pg_temp"."dbdeploy_probe" (
                 "id" bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-                "room_id" integer,
+                "customer_id" bigint,
                 "during" int4range NOT NULL,
                 "code" text COLLATE "C",
                 "nights" integer GENERATED ALWAYS AS (upper(during) - lower(during)) STORED,
@@ -562,7 +562,7 @@ BEGIN
                 SELECT CASE WHEN a.name IS NULL THEN 'constraint ' || e.name || ' is missing (expected ' || e.def || ')'
                             WHEN e.name IS NULL THEN 'constraint ' || a.name || ' (' || a.def || ') is not in the spec'
                             ELSE 'constraint ' || e.name || ' is ' || a.def || ', expected ' || e.def END
-                FROM (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = 'pg_temp.dbdeploy_probe'::pg_catalog.regclass AND c.conname IN ('bookings_pk', 'bookings_code_key', 'bookings_during_excl') UNION ALL SELECT 'bookings_room_id_fkey'::text AS name, 'FOREIGN KEY (' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('room_id')) || ') REFERENCES ' || COALESCE(pg_catalog.to_regclass('"public"."rooms"')::pg_catalog.regclass::text, 'public.rooms (missing)') || '(' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('id')) || ')' || ' MATCH FULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED' AS def) e
+                FROM (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = 'pg_temp.dbdeploy_probe'::pg_catalog.regclass AND c.conname IN ('bookings_pk', 'bookings_code_key', 'bookings_during_excl') UNION ALL SELECT 'bookings_customer_id_fkey'::text AS name, 'FOREIGN KEY (' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('customer_id')) || ') REFERENCES ' || COALESCE(pg_catalog.to_regclass('"public"."customers"')::pg_catalog.regclass::text, 'public.customers (missing)') || '(' || pg_catalog.concat_ws(', ', pg_catalog.quote_ident('id')) || ')' || ' MATCH FULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED' AS def) e
                 FULL JOIN (SELECT c.conname::text AS name, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass('"public"."bookings"') AND c.contype IN ('p', 'u', 'c', 'f', 'x')) a ON a.name = e.name
                 WHERE e.def IS DISTINCT FROM a.def
                 ORDER BY COALESCE(e.name, a.name));
@@ -579,14 +579,14 @@ BEGIN
         END IF;
         CREATE TABLE "public"."bookings" (
             "id" bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-            "room_id" integer,
+            "customer_id" bigint,
             "during" int4range NOT NULL,
             "code" text COLLATE "C",
             "nights" integer GENERATED ALWAYS AS (upper(during) - lower(during)) STORED,
             CONSTRAINT "bookings_pk" PRIMARY KEY ("id"),
             CONSTRAINT "bookings_code_key" UNIQUE NULLS NOT DISTINCT ("code"),
             CONSTRAINT "bookings_during_excl" EXCLUDE USING gist ("during" WITH &&) WHERE (code IS NOT NULL),
-            CONSTRAINT "bookings_room_id_fkey" FOREIGN KEY ("room_id") REFERENCES "public"."rooms" ("id") MATCH FULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED
+            CONSTRAINT "bookings_customer_id_fkey" FOREIGN KEY ("customer_id") REFERENCES "public"."customers" ("id") MATCH FULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED
         );
         INSERT INTO "migrations"."migration_objects" (version, object_type, object_name) VALUES ('001', 'table', 'public.bookings') ON CONFLICT DO NOTHING;
     END IF;

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "001"
-CHECKSUM = "05a9b19f81bda820ced538a9abe7566f7f3943be4f29fce3e8347ab7fece6d85"
+CHECKSUM = "6e7ccf02c3e6f7e98a3a13a5898f8ecaefdf8b8736bc11a4a9d20984c23089d7"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
@@ -47,12 +47,12 @@ APPLIED = [{'name': 'public.bookings', 'object': 'table', 'present': True},
   'type': 'bigint'},
  {'default': None,
   'identity': False,
-  'name': 'room_id',
+  'name': 'customer_id',
   'not_null': False,
   'object': 'column',
   'present': True,
   'table': 'public.bookings',
-  'type': 'integer'},
+  'type': 'bigint'},
  {'default': None,
   'identity': False,
   'name': 'during',
@@ -100,19 +100,19 @@ APPLIED = [{'name': 'public.bookings', 'object': 'table', 'present': True},
   'object': 'constraint',
   'present': True,
   'table': 'public.bookings'},
- {'columns': ['room_id'],
+ {'columns': ['customer_id'],
   'deferrable': True,
   'initially_deferred': True,
-  'key': ['room_id'],
+  'key': ['customer_id'],
   'kind': 'f',
   'match': 'FULL',
-  'name': 'bookings_room_id_fkey',
+  'name': 'bookings_customer_id_fkey',
   'object': 'constraint',
   'on_delete': 'NO ACTION',
   'on_update': 'CASCADE',
   'present': True,
   'ref_columns': ['id'],
-  'references': 'public.rooms',
+  'references': 'public.customers',
   'table': 'public.bookings'}]
 
 # What it holds once V001 is rolled back.
