@@ -634,6 +634,63 @@ OPTION_CASES = [
 ]
 
 
+# -- quoted mixed-case names (issue 12): existing ORM-made objects addressed by every operation ----
+
+ASPNET = f"""
+CREATE TABLE public."AspNetRoles" ("Id" integer PRIMARY KEY, "Name" text NOT NULL);
+INSERT INTO public."AspNetRoles" SELECT g, 'role ' || g FROM generate_series(1, 10) g;
+CREATE TABLE public."AspNetUsers" ("Id" integer PRIMARY KEY, "UserName" text NOT NULL, "Email" text,
+                                  "RoleId" integer, "LegacyCode" text, "Score" integer NOT NULL DEFAULT 0);
+INSERT INTO public."AspNetUsers"
+SELECT g, 'user' || g, 'u' || g || '@example.com', 1 + g % 10, 'L' || g % 97, g % 50 FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public."AspNetUserTokens" ("UserId" integer REFERENCES public."AspNetUsers" ("Id"), "Value" text);
+INSERT INTO public."AspNetUserTokens" SELECT g, 'token ' || g FROM generate_series(1, {ALTER_ROWS} / 2) g;
+"""
+USERS = 'public."AspNetUsers"'
+
+
+def _aspnet_forward(conn, rows0):
+    _assert_all(conn, "SELECT count(*) FILTER (WHERE \"DisplayName\" = upper(\"UserName\")), count(*)"
+                      " FROM public.\"AspNetUsers\"", [(ALTER_ROWS, ALTER_ROWS)])
+    assert constraint(conn, 'public."AspNetUsers"', "AspNetUsers_RoleId_fkey") == (
+        'FOREIGN KEY ("RoleId") REFERENCES "AspNetRoles"("Id")', True)
+    assert constraint(conn, 'public."AspNetUsers"', "AspNetUsers_UserName_key") == ('UNIQUE ("UserName")', True)
+    assert constraint(conn, 'public."AspNetUsers"', "ScoreNonNegative")[1] is True
+    assert index_valid(conn, 'public."AspNetUsers_Email_idx"') is True
+    _assert_all(conn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.\"AspNetUsers\"'::regclass"
+                      " AND attname = 'LegacyCode' AND NOT attisdropped", [(0,)])
+    _assert_all(conn, "SELECT to_regclass('public.\"AspNetUserTokens\"') IS NULL", [(True,)])
+    _assert_all(conn, "SELECT \"Name\" FROM public.\"AspNetRoles\" WHERE \"Id\" IN (1, 11) ORDER BY 1",
+                [("Guests",), ("role 1",)])     # SeedRows inserts the missing row, keeps existing ones
+
+
+QUOTED_NAME_CASES = [
+    Case("quoted_mixed_case_names", [mig(
+        "001", "aspnet_users",
+        AddColumn(table=USERS, column=Column(name='"DisplayName"', type="text", collation="C")),
+        Backfill(table=USERS, set={'"DisplayName"': 'upper("UserName")'}, key=['"Id"'], batch_size=700),
+        CreateIndex(table=USERS, index=Index(columns=['"Email"'])),
+        AddForeignKey(table=USERS, foreign_key=ForeignKey(columns=['"RoleId"'], references='public."AspNetRoles"',
+                                                          ref_columns=['"Id"'])),
+        AddUnique(table=USERS, unique=Unique(columns=['"UserName"'])),
+        AddCheck(table=USERS, check=Check(expression='"Score" >= 0', name='"ScoreNonNegative"')),
+        DropColumn(table=USERS, column='"LegacyCode"'),
+        DropTable(table='"AspNetUserTokens"'),
+        SeedRows(table='public."AspNetRoles"', conflict_columns=['"Id"'],
+                 rows=[{'"Id"': 1, '"Name"': "Administrators"}, {'"Id"': 11, '"Name"': "Guests"}]))],
+         setup=ASPNET, data={"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserTokens": "UserId"},
+         data_changes=True,
+         after_forward=_aspnet_forward),
+    Case("quoted_mixed_case_drop_index", [
+        mig("001", "aspnet_index", CreateIndex(table=USERS, index=Index(columns=['"Email"', '"UserName" DESC'],
+                                                                          name='"IX_AspNetUsers_Email"'))),
+        mig("002", "aspnet_drop_index", DropIndex(name='public."IX_AspNetUsers_Email"'))],
+         setup=ASPNET, data={"public.AspNetUsers": "Id"},
+         after_forward=lambda conn, _: _assert_all(
+             conn, "SELECT to_regclass('public.\"IX_AspNetUsers_Email\"') IS NULL", [(True,)])),
+]
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],
@@ -733,6 +790,7 @@ CASES = [
          setup=ACCOUNTS, data={"public.teams": "id", "public.accounts": "id"}, data_changes=True,
          after_forward=_raw_forward),
     *OPTION_CASES,
+    *QUOTED_NAME_CASES,
 ]
 
 

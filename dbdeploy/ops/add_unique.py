@@ -10,6 +10,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.components import Index, Unique
+from dbdeploy.model.names import spelled
 from dbdeploy.model.static_checks import check_btree_columns
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
@@ -40,7 +41,8 @@ class AddUnique(Operation):
                                   nulls_not_distinct=self.unique.nulls_not_distinct)]
 
     def _index(self) -> Index:
-        return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table),
+        return Index(columns=[spelled(c) for c in self.unique.columns], unique=True,
+                     name=spelled(self.unique.resolved_name(self.table)),
                      nulls_not_distinct=self.unique.nulls_not_distinct)
 
     def forward(self, ctx: PlanContext) -> list[Step]:

@@ -34,7 +34,7 @@ from dbdeploy.ops.common import (
     require_server_version,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import IndexElement, ident, literal, qualified, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -235,7 +235,7 @@ def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_ind
     (SQLSTATE 23505) carries the number of duplicated keys; ``hint`` is the way on after
     "Nothing was built." (default: the failed-version way on of a forward, :func:`failed_hint`).
     """
-    keys = [ident(k) if k.isidentifier() else S("({})").format(k.sql()) for k in index.columns]
+    keys = [S("({})").format(k.sql()) if isinstance(k, IndexElement) else ident(k) for k in index.columns]
     # NULLS NOT DISTINCT: NULL keys are equal, as in GROUP BY, so rows with NULLs count too
     condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys if not index.nulls_not_distinct]
                                 + ([S("({})").format(index.where.sql())] if index.where else []) or [S("true")])

@@ -87,7 +87,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.names import derived_name, spelled, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.batches import (
@@ -206,7 +206,7 @@ class DropColumn(Operation):
         known = ctx.state.tables.get(self.table)
         for name, columns in (known.uniques.items() if known is not None else ()):
             if self.column in columns:
-                found.append((Index(columns=list(columns), unique=True, name=name), name))
+                found.append((Index(columns=[spelled(c) for c in columns], unique=True, name=spelled(name)), name))
         return found
 
     def _unique_build_step(self, ctx: PlanContext, index: Index) -> Step:
