@@ -174,3 +174,38 @@ def test_nulls_not_distinct_is_guarded_by_the_server_version(tmp_path: Path) -> 
     forward = bundle.forward.read_text()
     assert "pg_catalog.current_setting('server_version_num')::int < 150000" in forward
     assert "needs PostgreSQL 15 or later" in forward
+
+
+# --- quoted mixed-case names: checklist queries and verify on "AspNetUsers" -------------------------
+
+def _result(db: TestDatabase, query: str) -> str:
+    rows = db.execute(query)
+    if not rows:
+        return "no rows"
+    value = rows[0][0]
+    return {True: "true", False: "false", None: "null"}.get(value, str(value)) if isinstance(value, bool | None) \
+        else str(value)
+
+
+def test_checklist_queries_and_verify_find_the_mixed_case_objects(fresh_db_each: TestDatabase,
+                                                                  tmp_path: Path) -> None:
+    """Every prerequisite gives its expected result before the forward, every health check after it,
+    and verify passes: a name that lost its case (``'public.AspNetUsers'::regclass`` folds to
+    ``aspnetusers``) would make them fail or error."""
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
+    from tests.test_ops_roundtrip import ASPNET, QUOTED_NAME_CASES
+
+    db = fresh_db_each
+    db.execute(ASPNET)
+    migration = QUOTED_NAME_CASES[0].migrations[0]
+    plan = plan_all([LoadedMigration(migration, Path("V001_aspnet.py"))])[0]
+    wrong = [(q.title, _result(db, q.sql)) for part in plan.checklist for q in part.prerequisites
+             if not q.otherwise and _result(db, q.sql) != q.expected]
+    assert wrong == []
+    bundle = _apply(db, tmp_path, migration)
+    checks = [q for part in plan.checklist for q in part.health_checks]
+    assert checks
+    wrong = [(q.title, _result(db, q.sql), q.expected) for q in checks if _result(db, q.sql) != q.expected]
+    assert wrong == []
+    assert _verify(db, bundle.manifest) == []

@@ -22,6 +22,7 @@ from dbdeploy.lint.rules import (
     require_concurrent_index_creation,
     require_concurrent_index_deletion,
     set_not_null_without_check,
+    snake_case_names,
     unused_allow,
     volatile_default,
 )
@@ -50,6 +51,7 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     prefer_timestamptz,
     prefer_jsonb,
     prefer_text,
+    snake_case_names,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))
