@@ -642,7 +642,8 @@ INSERT INTO public."AspNetRoles" SELECT g, 'role ' || g FROM generate_series(1, 
 CREATE TABLE public."AspNetUsers" ("Id" integer PRIMARY KEY, "UserName" text NOT NULL, "Email" text,
                                   "RoleId" integer, "LegacyCode" text, "Score" integer NOT NULL DEFAULT 0);
 INSERT INTO public."AspNetUsers"
-SELECT g, 'user' || g, 'u' || g || '@example.com', 1 + g % 10, 'L' || g % 97, g % 50 FROM generate_series(1, {ALTER_ROWS}) g;
+SELECT g, 'user' || g, 'u' || g || '@example.com', 1 + g % 10, 'L' || g % 97, g % 50
+FROM generate_series(1, {ALTER_ROWS}) g;
 CREATE TABLE public."AspNetUserTokens" ("UserId" integer REFERENCES public."AspNetUsers" ("Id"), "Value" text);
 INSERT INTO public."AspNetUserTokens" SELECT g, 'token ' || g FROM generate_series(1, {ALTER_ROWS} / 2) g;
 """
@@ -678,7 +679,8 @@ QUOTED_NAME_CASES = [
         DropTable(table='"AspNetUserTokens"'),
         SeedRows(table='public."AspNetRoles"', conflict_columns=['"Id"'],
                  rows=[{'"Id"': 1, '"Name"': "Administrators"}, {'"Id"': 11, '"Name"': "Guests"}]))],
-         setup=ASPNET, data={"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserTokens": "UserId"},
+         setup=ASPNET,
+         data={"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserTokens": "UserId"},
          data_changes=True,
          after_forward=_aspnet_forward),
     Case("quoted_mixed_case_drop_index", [
