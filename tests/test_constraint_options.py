@@ -209,3 +209,28 @@ def test_checklist_queries_and_verify_find_the_mixed_case_objects(fresh_db_each:
     wrong = [(q.title, _result(db, q.sql), q.expected) for q in checks if _result(db, q.sql) != q.expected]
     assert wrong == []
     assert _verify(db, bundle.manifest) == []
+
+
+def test_an_existing_mixed_case_table_is_compared_by_its_exact_name(fresh_db_each: TestDatabase,
+                                                                    tmp_path: Path) -> None:
+    """CreateTable of an ORM table that exists: the same definition is accepted (its columns, primary
+    key and index found under their exact names); one column of another type stops the forward."""
+    from dbdeploy import Column, CreateTable, Index
+
+    db = fresh_db_each
+    ddl = ('CREATE TABLE public."AspNetRoles" ("Id" integer, "Name" text NOT NULL, CONSTRAINT "PK_AspNetRoles"'
+           ' PRIMARY KEY ("Id")); CREATE INDEX "IX_Name" ON public."AspNetRoles" ("Name");'
+           ' INSERT INTO public."AspNetRoles" SELECT g, \'r\' || g FROM generate_series(1, 400) g;')
+    spec = CreateTable(table='"AspNetRoles"', columns=[Column(name='"Id"', type="integer"),
+                                                       Column(name='"Name"', type="text", nullable=False)],
+                       primary_key=['"Id"'], primary_key_name='"PK_AspNetRoles"',
+                       indexes=[Index(columns=['"Name"'], name='"IX_Name"')])
+    db.execute(ddl)
+    bundle = write_bundles([Migration(version="001", name="roles", operations=[spec])], tmp_path / "a")["001"]
+    result = db.psql_file(bundle.forward)
+    assert "exists and matches the spec" in result.stdout + result.stderr
+    db.execute('DROP TABLE public."AspNetRoles"; ' + ddl.replace('"Name" text NOT NULL', '"Name" varchar(9) NOT NULL'))
+    bundle = write_bundles([Migration(version="001", name="roles", operations=[spec])], tmp_path / "b")["001"]
+    result = db.psql_file(bundle.forward, check=False)
+    assert result.returncode != 0
+    assert "column Name is character varying(9) NOT NULL, expected text NOT NULL" in result.stdout + result.stderr

@@ -896,3 +896,42 @@ def test_option_spellings_are_normalized():
     assert _fk(match="simple").match is None
     assert col("i", "bigint", identity="always").identity == "always"
     assert col("i", "bigint", identity=True).identity is True
+
+
+# --- quoted mixed-case names of existing objects (issue 12) -----------------------------------------
+
+@pytest.mark.parametrize("build, loc", [p for p in IDENTIFIER_FIELDS if p.id != "CreateTable.primary_key"])
+def test_quoted_mixed_case_name_is_accepted_as_its_exact_name(build, loc):
+    build('"AspNetUsers"')     # every identifier field takes the quoted form
+
+
+@pytest.mark.parametrize(("value", "exact"), [
+    ('"AspNetUsers"', "public.AspNetUsers"), ('public."AspNetUsers"', "public.AspNetUsers"),
+    ('"Identity"."AspNetUsers"', "Identity.AspNetUsers"), ('"my table"', "public.my table"),
+    ('"orders"', "public.orders"),
+])
+def test_quoted_table_names_keep_the_exact_name(value, exact):
+    assert DropTable(table=value).table == exact
+
+
+def test_quoted_columns_keep_the_exact_name_everywhere():
+    assert Column(name='"UserName"', type="text").name == "UserName"
+    assert Index(columns=['"Email"', '"UserName" DESC']).referenced_columns == {"Email", "UserName"}
+    assert list(Backfill(table="t", set={'"DisplayName"': '"UserName"'}).set) == ["DisplayName"]
+    assert SeedRows(table="t", rows=[{'"Id"': 1}], conflict_columns=['"Id"']).rows == [{"Id": 1}]
+    assert DropColumn(table='"AspNetUsers"', column='"LegacyCode"').column == "LegacyCode"
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("AspNetUsers", "write '\"AspNetUsers\"' (in double quotes) for the exact-case name"),
+    ('"Asp"Net"', "contains a double quote inside the quoted name"),
+    ('"Asp\x00Net"', "NUL byte"),
+    ('"Asp.Net"', "contains a dot inside the quoted name"),
+    ('"Asp\u0430Net"', "U+0430"),
+    ('"Asp\nNet"', "control character"),
+    ('""', "empty quoted name"),
+    ('"' + "A" * 64 + '"', "64 bytes between the quotes"),
+])
+def test_bad_quoted_or_mixed_case_names_are_refused(value, reason):
+    rejected(lambda: Column(name=value, type="text"), reason, "fix:", loc="name")
+    rejected(lambda: DropTable(table=f"public.{value}"), reason, loc="table")
