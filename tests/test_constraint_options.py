@@ -234,3 +234,20 @@ def test_an_existing_mixed_case_table_is_compared_by_its_exact_name(fresh_db_eac
     result = db.psql_file(bundle.forward, check=False)
     assert result.returncode != 0
     assert "column Name is character varying(9) NOT NULL, expected text NOT NULL" in result.stdout + result.stderr
+
+
+def test_the_duplicate_key_prerequisite_counts_nulls_under_nulls_not_distinct(fresh_db_each: TestDatabase) -> None:
+    """The checklist's duplicate check of a NULLS NOT DISTINCT key counts rows with NULL keys as
+    duplicates (the concurrent build, whose precheck does the same, would fail on them)."""
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
+
+    db = fresh_db_each
+    db.execute(MEMBERS)
+    plan = plan_all([LoadedMigration(OPTION_CASES[1].migrations[0], Path("V001_members.py"))])[0]
+    duplicates = [q for part in plan.checklist for q in part.prerequisites if q.title.startswith("No duplicate")]
+    assert [q.title.split(" in ")[0] for q in duplicates] == ["No duplicate (nick)", "No duplicate (email)"]
+    assert [db.execute(q.sql)[0][0] for q in duplicates] == [0, 0]
+    db.execute("UPDATE public.members SET nick = NULL WHERE id = 3")
+    db.execute("UPDATE public.members SET email = NULL WHERE id IN (5, 6)")
+    assert [db.execute(q.sql)[0][0] for q in duplicates] == [1, 1]

@@ -72,7 +72,8 @@ class AddUnique(Operation):
         if existing:
             prerequisites = [
                 queries.table_exists(self.table),
-                queries.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes),
+                queries.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes,
+                                       nulls_not_distinct=self.unique.nulls_not_distinct),
             ]
         qualified_index = f"{self.table.partition('.')[0]}.{name}"
         return ChecklistItems(

@@ -187,10 +187,12 @@ def check_violations(table: str, name: str, expression: Expression, columns: Ite
 
 
 def duplicate_keys(table: str, name: str, columns: Sequence[str], where: Expression | None, reads: Iterable[str],
-                   changes: Sequence[DataChange]) -> CheckQuery:
+                   changes: Sequence[DataChange], *, nulls_not_distinct: bool = False) -> CheckQuery:
+    """Keys that appear more than once; with ``nulls_not_distinct`` rows with NULL keys count too
+    (GROUP BY treats NULLs as equal, as UNIQUE NULLS NOT DISTINCT does)."""
     cols = S(", ").join(ident(c) for c in columns)
-    condition = S(" AND ").join([S("{} IS NOT NULL").format(ident(c)) for c in columns]
-                                + ([S("({})").format(where.sql())] if where else []))
+    condition = S(" AND ").join([S("{} IS NOT NULL").format(ident(c)) for c in columns if not nulls_not_distinct]
+                                + ([S("({})").format(where.sql())] if where else []) or [S("true")])
     source = projected(table, set(columns) | set(reads), changes)
     text = S("SELECT count(*) AS duplicated_keys\nFROM (\n    SELECT {cols}\n    FROM {src} AS t\n"
              "    WHERE {cond}\n    GROUP BY {cols}\n    HAVING count(*) > 1\n) AS d").format(
