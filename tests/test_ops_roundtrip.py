@@ -617,7 +617,30 @@ def _members_forward(conn, rows0):
         conn.execute("ROLLBACK")
 
 
+GENERATED_BILLS = f"""
+CREATE TABLE public.bills (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount numeric(12,2) NOT NULL,
+    tax numeric(12,2) GENERATED ALWAYS AS (amount * 0.2) STORED, note text, code text COLLATE "C");
+INSERT INTO public.bills (amount, note, code) SELECT g, 'n' || g, 'c' || g FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.bills_keep (id bigint PRIMARY KEY, total numeric GENERATED ALWAYS AS (id * 2) STORED);
+INSERT INTO public.bills_keep (id) SELECT g FROM generate_series(1, 100) g;
+"""
+"""Existing tables with a generated column, an identity ALWAYS column and a collation: the operations that
+copy or restore rows must leave the generated column out and override the identity."""
+
 OPTION_CASES = [
+    Case("options_seed_rows_generated", [mig("001", "s", SeedRows(
+        table="public.bills", conflict_columns=["id"],
+        rows=[{"id": 1, "amount": 5, "note": "x"}, {"id": 999999, "amount": 7, "note": "y"}]))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, catalog_changes=False, data_changes=True),
+    Case("options_backfill_generated", [mig("001", "b", Backfill(
+        table="public.bills", set={"note": "upper(note)", "amount": "amount + 1"}, key=["id"], batch_size=300))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, catalog_changes=False, data_changes=True),
+    Case("options_drop_column_generated", [mig("001", "d", DropColumn(table="public.bills", column="note"),
+                                               DropColumn(table="public.bills", column="code"))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, data_changes=True),
+    Case("options_drop_table_generated", [mig("001", "t", DropTable(table="public.bills"),
+                                              DropTable(table="public.bills_keep"))],
+         setup=GENERATED_BILLS, data={"public.bills": "id", "public.bills_keep": "id"}, data_changes=True),
     Case("create_table_options", [mig("001", "create_bookings", CREATE_BOOKINGS)], setup=ROOMS,
          data={"public.rooms": "id"}, after_forward=_bookings_forward),
     Case("constraint_options_on_existing_table", [mig(
