@@ -638,6 +638,18 @@ OPTION_CASES = [
     Case("options_drop_column_generated", [mig("001", "d", DropColumn(table="public.bills", column="note"),
                                                DropColumn(table="public.bills", column="code"))],
          setup=GENERATED_BILLS, data={"public.bills": "id"}, data_changes=True),
+    # a NULLS NOT DISTINCT unique constraint on the dropped column comes back as it was
+    Case("options_drop_column_nulls_not_distinct", [
+        mig("001", "tokens", CreateTable(table="public.tokens", columns=[
+            Column(name="id", type="bigint"), Column(name="code", type="text")], primary_key=["id"],
+            uniques=[Unique(columns=["code"], nulls_not_distinct=True)])),
+        mig("002", "drop_code", DropColumn(table="public.tokens", column="code"))],
+         populate=f"INSERT INTO public.tokens SELECT g, CASE WHEN g = 7 THEN NULL ELSE 't' || g END"
+                  f" FROM generate_series(1, {ALTER_ROWS}) g;",
+         data={"public.tokens": "id"}, data_changes=True,
+         after_rollback=lambda conn, _: _assert_all(
+             conn, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'tokens_code_key'",
+             [("UNIQUE NULLS NOT DISTINCT (code)",)])),
     Case("options_drop_table_generated", [mig("001", "t", DropTable(table="public.bills"),
                                               DropTable(table="public.bills_keep"))],
          setup=GENERATED_BILLS, data={"public.bills": "id", "public.bills_keep": "id"}, data_changes=True),

@@ -31,7 +31,10 @@ class AddUnique(Operation):
         known = state.tables.get(self.table)
         if known is not None:   # copy-on-write, see SchemaState.copy
             state.tables[self.table] = replace(known, uniques={**known.uniques, self.unique.resolved_name(self.table):
-                                                               tuple(self.unique.columns)})
+                                                               tuple(self.unique.columns)},
+                                               nulls_not_distinct=known.nulls_not_distinct | (
+                                                   {self.unique.resolved_name(self.table)}
+                                                   if self.unique.nulls_not_distinct else set()))
         state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
                     self.table)
 

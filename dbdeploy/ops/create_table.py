@@ -166,7 +166,8 @@ class CreateTable(Operation):
             constraints.add(self.pk_name)
         state.tables[self.table] = TableState(
             columns={c.name: c for c in self.columns}, primary_key=list(self.primary_key),
-            constraints=constraints, uniques={u.resolved_name(self.table): tuple(u.columns) for u in self.uniques})
+            constraints=constraints, uniques={u.resolved_name(self.table): tuple(u.columns) for u in self.uniques},
+            nulls_not_distinct=frozenset(u.resolved_name(self.table) for u in self.uniques if u.nulls_not_distinct))
         for i, fk in enumerate(self.foreign_keys):
             if fk.references != self.table:
                 state.require_columns(fk.references, fk.ref_columns, "foreign_keys.ref_columns")
