@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dbdeploy.model.base import (
     ColumnList,
@@ -162,8 +162,6 @@ class ForeignKey(SpecModel):
     validate_: bool = Field(True, alias="validate")
     name: Identifier | None = None
     optional: bool = False
-
-    model_config = ConfigDict(populate_by_name=True)
 
     @field_validator("on_delete")
     @classmethod
