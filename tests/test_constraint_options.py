@@ -27,6 +27,11 @@ from tests.pg import TestDatabase
 from tests.test_ops_roundtrip import CREATE_BOOKINGS, MEMBERS, OPTION_CASES, ROOMS
 
 
+def _case(case_id: str) -> Migration:
+    """The migration of the round-trip case ``case_id`` (tests/test_ops_roundtrip.py OPTION_CASES)."""
+    return next(c for c in OPTION_CASES if c.id == case_id).migrations[0]
+
+
 def _verify(db: TestDatabase, manifest: Path) -> list[str]:
     """Every expectation of the bundle checked as ``dbdeploy verify`` checks it."""
     expects = json.loads(manifest.read_text())["expects"]
@@ -44,7 +49,7 @@ def _apply(db: TestDatabase, tmp_path: Path, migration: Migration):
 def test_verify_passes_then_names_each_option_changed_by_hand(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
     db = fresh_db_each
     db.execute(ROOMS)
-    bundle = _apply(db, tmp_path, OPTION_CASES[0].migrations[0])
+    bundle = _apply(db, tmp_path, _case("create_table_options"))
     db.execute("INSERT INTO public.bookings (room_id, during, code, guest_email)"
                " SELECT 1 + g % 50, int4range(g * 10, g * 10 + 5), 'c' || g, 'g' || g FROM generate_series(1, 500) g")
     assert _verify(db, bundle.manifest) == []
@@ -67,7 +72,7 @@ def test_verify_accepts_the_not_valid_foreign_key_and_checks_its_actions(fresh_d
                                                                         tmp_path: Path) -> None:
     db = fresh_db_each
     db.execute(MEMBERS)
-    bundle = _apply(db, tmp_path, OPTION_CASES[1].migrations[0])
+    bundle = _apply(db, tmp_path, _case("constraint_options_on_existing_table"))
     assert db.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'members_legacy_club_fk'") == [(False,)]
     assert _verify(db, bundle.manifest) == []
     db.execute("ALTER TABLE public.members DROP CONSTRAINT members_club_fk;"
@@ -244,7 +249,7 @@ def test_the_duplicate_key_prerequisite_counts_nulls_under_nulls_not_distinct(fr
 
     db = fresh_db_each
     db.execute(MEMBERS)
-    plan = plan_all([LoadedMigration(OPTION_CASES[1].migrations[0], Path("V001_members.py"))])[0]
+    plan = plan_all([LoadedMigration(_case("constraint_options_on_existing_table"), Path("V001_members.py"))])[0]
     duplicates = [q for part in plan.checklist for q in part.prerequisites if q.title.startswith("No duplicate")]
     assert [q.title.split(" in ")[0] for q in duplicates] == ["No duplicate (nick)", "No duplicate (email)"]
     assert [db.execute(q.sql)[0][0] for q in duplicates] == [0, 0]
