@@ -23,6 +23,7 @@ _DSL = {
     "AlterColumnType": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
+    "Exclusion": "dbdeploy.model.components",
 }
 
 __all__ = [*sorted(_DSL), "__version__"]

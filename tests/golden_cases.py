@@ -26,6 +26,7 @@ from dbdeploy import (
     DropIndex,
     DropNotNull,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -158,4 +159,24 @@ CASES: dict[str, list[Migration]] = {
         table="shop.orders", column="total", type="numeric(14,2)"))],
     "alter_column_type_online": [LEDGER, _m("002", "bigint_accounts", AlterColumnType(
         table="public.ledger_accounts", column="id", type="bigint"))],
+    # issue 12: constraint and column options
+    "create_table_options": [_m("001", "bookings", CreateTable(
+        table="public.bookings",
+        columns=[Column(name="id", type="bigint", identity="always"), Column(name="customer_id", type="bigint"),
+                 Column(name="during", type="int4range", nullable=False),
+                 Column(name="code", type="text", collation="C"),
+                 Column(name="nights", type="integer", generated="upper(during) - lower(during)")],
+        primary_key=["id"], primary_key_name="bookings_pk",
+        foreign_keys=[ForeignKey(columns=["customer_id"], references="public.customers", ref_columns=["id"],
+                                 on_update="cascade", match="full", deferrable=True, initially_deferred=True)],
+        uniques=[Unique(columns=["code"], nulls_not_distinct=True)],
+        exclusions=[Exclusion(elements=[("during", "&&")], where="code IS NOT NULL")]))],
+    "constraint_options": [BASE, _m(
+        "002", "opts",
+        AddForeignKey(table="shop.orders", foreign_key=ForeignKey(
+            columns=["customer_id"], references="public.customers", ref_columns=["id"], on_update="cascade",
+            deferrable=True, validate=False, name="orders_cust_fk")),
+        AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
+        CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
+                                                     where="status = 'open'", name="orders_open_status_key")))],
 }

@@ -56,6 +56,7 @@ from dbdeploy import (
     DropIndex,
     DropNotNull,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -561,6 +562,86 @@ FROM generate_series(1, {ALTER_ROWS}) g;
 """
 
 
+# -- constraint and column options (issue 12) ---------------------------------------------------
+
+ROOMS = """
+CREATE TABLE public.rooms (id integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.rooms SELECT g, 'room ' || g FROM generate_series(1, 50) g;
+"""
+
+CREATE_BOOKINGS = CreateTable(
+    table="public.bookings",
+    columns=[
+        Column(name="id", type="bigint", identity="always"),
+        Column(name="room_id", type="integer", nullable=False),
+        Column(name="during", type="int4range", nullable=False),
+        Column(name="code", type="text", collation="C"),
+        Column(name="guest_email", type="text"),
+        Column(name="nights", type="integer", generated="upper(during) - lower(during)"),
+        Column(name="cancelled", type="boolean", nullable=False, default="false"),
+    ],
+    primary_key=["id"], primary_key_name="bookings_pk",
+    foreign_keys=[ForeignKey(columns=["room_id"], references="public.rooms", ref_columns=["id"], on_update="cascade",
+                             on_delete="restrict", match="full", deferrable=True, initially_deferred=True)],
+    uniques=[Unique(columns=["code"], nulls_not_distinct=True)],
+    exclusions=[Exclusion(elements=[("during", "&&")], where="NOT cancelled", name="bookings_no_overlap")],
+    indexes=[Index(columns=["guest_email"], unique=True, nulls_not_distinct=True)],
+)
+
+
+def _bookings_forward(conn, rows0):
+    assert constraint(conn, "public.bookings", "bookings_room_id_fkey") == (
+        "FOREIGN KEY (room_id) REFERENCES rooms(id) MATCH FULL ON UPDATE CASCADE ON DELETE RESTRICT DEFERRABLE "
+        "INITIALLY DEFERRED", True)
+    assert constraint(conn, "public.bookings", "bookings_pk") == ("PRIMARY KEY (id)", True)
+    assert constraint(conn, "public.bookings", "bookings_code_key") == ("UNIQUE NULLS NOT DISTINCT (code)", True)
+    assert constraint(conn, "public.bookings", "bookings_no_overlap") == (
+        "EXCLUDE USING gist (during WITH &&) WHERE ((NOT cancelled))", True)
+    _assert_all(conn, "SELECT attname::text, attidentity, attgenerated, (SELECT collname FROM pg_collation"
+                      " WHERE oid = attcollation) FROM pg_attribute WHERE attrelid = 'public.bookings'::regclass"
+                      " AND attname IN ('id', 'nights', 'code') ORDER BY attnum",
+                [("id", "a", "", None), ("code", "", "", "C"), ("nights", "", "s", None)])
+    conn.execute("BEGIN")
+    try:
+        # the FK is checked at commit (INITIALLY DEFERRED): a row for a missing room is accepted until then
+        conn.execute("INSERT INTO public.bookings (room_id, during, code) VALUES (999, '[1,3)', NULL)")
+        conn.execute("UPDATE public.bookings SET room_id = 1")
+        conn.execute("INSERT INTO public.bookings (room_id, during, code, cancelled, guest_email)"
+                     " VALUES (2, '[2,9)', 'b', true, 'g@example.com')")
+        _assert_all(conn, "SELECT nights FROM public.bookings ORDER BY id", [(2,), (7,)])
+        for statement, error in [
+                ("INSERT INTO public.bookings (room_id, during, code, guest_email) VALUES (3, '[2,4)', 'e', 'e')",
+                 psycopg.errors.ExclusionViolation),
+                ("INSERT INTO public.bookings (room_id, during, code, guest_email) VALUES (3, '[7,8)', NULL, 'x')",
+                 psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.bookings (room_id, during, code) VALUES (3, '[7,8)', 'c')",
+                 psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.bookings (id, room_id, during, code, guest_email)"
+                 " VALUES (5, 3, '[8,9)', 'i', 'i')",
+                 psycopg.errors.GeneratedAlways)]:
+            conn.execute("SAVEPOINT s")
+            with pytest.raises(error):
+                conn.execute(statement)
+            conn.execute("ROLLBACK TO SAVEPOINT s")
+        conn.execute("UPDATE public.rooms SET id = 1001 WHERE id = 1")      # ON UPDATE CASCADE
+        _assert_all(conn, "SELECT count(*) FROM public.bookings WHERE room_id = 1001", [(1,)])
+    finally:
+        conn.execute("ROLLBACK")
+
+
+MEMBERS = f"""
+CREATE TABLE public.clubs (id integer PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.clubs SELECT g, 'club ' || g FROM generate_series(1, 20) g;
+CREATE TABLE public.members (id integer PRIMARY KEY, club_id integer, legacy_club_id integer, nick text,
+                             email text);
+INSERT INTO public.members
+SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE 1 + g % 20 END,
+       CASE WHEN g % 7 = 0 THEN 5000 + g ELSE 1 + g % 20 END,      -- orphans: left NOT VALID on purpose
+       CASE WHEN g = 1 THEN NULL ELSE 'nick' || g END, CASE WHEN g = 2 THEN NULL ELSE 'm' || g || '@example.com' END
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+
 def _column_facts(conn, column: str) -> tuple:
     return conn.execute("SELECT a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
                         " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
@@ -828,6 +909,139 @@ def _code_forward(conn, rows0):
     assert ("ledger_entries", "code", "integer") in _ledger_types(conn)
     assert conn.execute("SELECT sum(code) FROM public.ledger_entries").fetchone()[0] == sum(
         int(r["code"]) for r in rows0["public.ledger_entries"] if r["code"] is not None)
+def _members_forward(conn, rows0):
+    assert constraint(conn, "public.members", "members_club_fk") == (
+        "FOREIGN KEY (club_id) REFERENCES clubs(id) MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE",
+        True)
+    assert constraint(conn, "public.members", "members_legacy_club_fk") == (
+        "FOREIGN KEY (legacy_club_id) REFERENCES clubs(id) NOT VALID", False)
+    assert constraint(conn, "public.members", "members_nick_key") == ("UNIQUE NULLS NOT DISTINCT (nick)", True)
+    _assert_all(conn, "SELECT pg_get_indexdef('public.members_email_idx'::regclass)",
+                [("CREATE UNIQUE INDEX members_email_idx ON public.members USING btree (email) NULLS NOT DISTINCT",)])
+    conn.execute("BEGIN")
+    try:
+        for statement, error in [
+                ("INSERT INTO public.members (id, nick, email) VALUES (-1, NULL, 'x')", psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.members (id, nick, email) VALUES (-1, 'x', NULL)", psycopg.errors.UniqueViolation),
+                ("INSERT INTO public.members (id, legacy_club_id, nick, email) VALUES (-1, 777, 'x', 'x')",
+                 psycopg.errors.ForeignKeyViolation)]:
+            conn.execute("SAVEPOINT s")
+            with pytest.raises(error):
+                conn.execute(statement)
+            conn.execute("ROLLBACK TO SAVEPOINT s")
+    finally:
+        conn.execute("ROLLBACK")
+
+
+GENERATED_BILLS = f"""
+CREATE TABLE public.bills (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount numeric(12,2) NOT NULL,
+    tax numeric(12,2) GENERATED ALWAYS AS (amount * 0.2) STORED, note text, code text COLLATE "C");
+INSERT INTO public.bills (amount, note, code) SELECT g, 'n' || g, 'c' || g FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.bills_keep (id bigint PRIMARY KEY, total numeric GENERATED ALWAYS AS (id * 2) STORED);
+INSERT INTO public.bills_keep (id) SELECT g FROM generate_series(1, 100) g;
+"""
+"""Existing tables with a generated column, an identity ALWAYS column and a collation: the operations that
+copy or restore rows must leave the generated column out and override the identity."""
+
+OPTION_CASES = [
+    Case("options_seed_rows_generated", [mig("001", "s", SeedRows(
+        table="public.bills", conflict_columns=["id"],
+        rows=[{"id": 1, "amount": 5, "note": "x"}, {"id": 999999, "amount": 7, "note": "y"}]))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, catalog_changes=False, data_changes=True),
+    Case("options_backfill_generated", [mig("001", "b", Backfill(
+        table="public.bills", set={"note": "upper(note)", "amount": "amount + 1"}, key=["id"], batch_size=300))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, catalog_changes=False, data_changes=True),
+    Case("options_drop_column_generated", [mig("001", "d", DropColumn(table="public.bills", column="note"),
+                                               DropColumn(table="public.bills", column="code"))],
+         setup=GENERATED_BILLS, data={"public.bills": "id"}, data_changes=True),
+    # a NULLS NOT DISTINCT unique constraint on the dropped column comes back as it was
+    Case("options_drop_column_nulls_not_distinct", [
+        mig("001", "tokens", CreateTable(table="public.tokens", columns=[
+            Column(name="id", type="bigint"), Column(name="code", type="text")], primary_key=["id"],
+            uniques=[Unique(columns=["code"], nulls_not_distinct=True)])),
+        mig("002", "drop_code", DropColumn(table="public.tokens", column="code"))],
+         populate=f"INSERT INTO public.tokens SELECT g, CASE WHEN g = 7 THEN NULL ELSE 't' || g END"
+                  f" FROM generate_series(1, {ALTER_ROWS}) g;",
+         data={"public.tokens": "id"}, data_changes=True,
+         after_rollback=lambda conn, _: _assert_all(
+             conn, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'tokens_code_key'",
+             [("UNIQUE NULLS NOT DISTINCT (code)",)])),
+    Case("options_drop_table_generated", [mig("001", "t", DropTable(table="public.bills"),
+                                              DropTable(table="public.bills_keep"))],
+         setup=GENERATED_BILLS, data={"public.bills": "id", "public.bills_keep": "id"}, data_changes=True),
+    Case("create_table_options", [mig("001", "create_bookings", CREATE_BOOKINGS)], setup=ROOMS,
+         data={"public.rooms": "id"}, after_forward=_bookings_forward),
+    Case("constraint_options_on_existing_table", [mig(
+        "001", "member_options",
+        AddForeignKey(table="public.members", foreign_key=ForeignKey(
+            columns=["club_id"], references="public.clubs", ref_columns=["id"], on_update="CASCADE",
+            on_delete="set null", match="FULL", deferrable=True, name="members_club_fk")),
+        AddForeignKey(table="public.members", foreign_key=ForeignKey(
+            columns=["legacy_club_id"], references="public.clubs", ref_columns=["id"], validate=False,
+            name="members_legacy_club_fk")),
+        AddUnique(table="public.members", unique=Unique(columns=["nick"], nulls_not_distinct=True)),
+        CreateIndex(table="public.members", index=Index(columns=["email"], unique=True, nulls_not_distinct=True)))],
+         setup=MEMBERS, data={"public.members": "id", "public.clubs": "id"}, after_forward=_members_forward),
+]
+
+
+# -- quoted mixed-case names (issue 12): existing ORM-made objects addressed by every operation ----
+
+ASPNET = f"""
+CREATE TABLE public."AspNetRoles" ("Id" integer PRIMARY KEY, "Name" text NOT NULL);
+INSERT INTO public."AspNetRoles" SELECT g, 'role ' || g FROM generate_series(1, 10) g;
+CREATE TABLE public."AspNetUsers" ("Id" integer PRIMARY KEY, "UserName" text NOT NULL, "Email" text,
+                                  "RoleId" integer, "LegacyCode" text, "Score" integer NOT NULL DEFAULT 0);
+INSERT INTO public."AspNetUsers"
+SELECT g, 'user' || g, 'u' || g || '@example.com', 1 + g % 10, 'L' || g % 97, g % 50
+FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public."AspNetUserTokens" ("UserId" integer REFERENCES public."AspNetUsers" ("Id"), "Value" text);
+INSERT INTO public."AspNetUserTokens" SELECT g, 'token ' || g FROM generate_series(1, {ALTER_ROWS} / 2) g;
+"""
+USERS = 'public."AspNetUsers"'
+
+
+def _aspnet_forward(conn, rows0):
+    _assert_all(conn, "SELECT count(*) FILTER (WHERE \"DisplayName\" = upper(\"UserName\")), count(*)"
+                      " FROM public.\"AspNetUsers\"", [(ALTER_ROWS, ALTER_ROWS)])
+    assert constraint(conn, 'public."AspNetUsers"', "AspNetUsers_RoleId_fkey") == (
+        'FOREIGN KEY ("RoleId") REFERENCES "AspNetRoles"("Id")', True)
+    assert constraint(conn, 'public."AspNetUsers"', "AspNetUsers_UserName_key") == ('UNIQUE ("UserName")', True)
+    assert constraint(conn, 'public."AspNetUsers"', "ScoreNonNegative")[1] is True
+    assert index_valid(conn, 'public."AspNetUsers_Email_idx"') is True
+    _assert_all(conn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.\"AspNetUsers\"'::regclass"
+                      " AND attname = 'LegacyCode' AND NOT attisdropped", [(0,)])
+    _assert_all(conn, "SELECT to_regclass('public.\"AspNetUserTokens\"') IS NULL", [(True,)])
+    _assert_all(conn, "SELECT \"Name\" FROM public.\"AspNetRoles\" WHERE \"Id\" IN (1, 11) ORDER BY 1",
+                [("Guests",), ("role 1",)])     # SeedRows inserts the missing row, keeps existing ones
+
+
+QUOTED_NAME_CASES = [
+    Case("quoted_mixed_case_names", [mig(
+        "001", "aspnet_users",
+        AddColumn(table=USERS, column=Column(name='"DisplayName"', type="text", collation="C")),
+        Backfill(table=USERS, set={'"DisplayName"': 'upper("UserName")'}, key=['"Id"'], batch_size=700),
+        CreateIndex(table=USERS, index=Index(columns=['"Email"'])),
+        AddForeignKey(table=USERS, foreign_key=ForeignKey(columns=['"RoleId"'], references='public."AspNetRoles"',
+                                                          ref_columns=['"Id"'])),
+        AddUnique(table=USERS, unique=Unique(columns=['"UserName"'])),
+        AddCheck(table=USERS, check=Check(expression='"Score" >= 0', name='"ScoreNonNegative"')),
+        DropColumn(table=USERS, column='"LegacyCode"'),
+        DropTable(table='"AspNetUserTokens"'),
+        SeedRows(table='public."AspNetRoles"', conflict_columns=['"Id"'],
+                 rows=[{'"Id"': 1, '"Name"': "Administrators"}, {'"Id"': 11, '"Name"': "Guests"}]))],
+         setup=ASPNET,
+         data={"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserTokens": "UserId"},
+         data_changes=True,
+         after_forward=_aspnet_forward),
+    Case("quoted_mixed_case_drop_index", [
+        mig("001", "aspnet_index", CreateIndex(table=USERS, index=Index(columns=['"Email"', '"UserName" DESC'],
+                                                                          name='"IX_AspNetUsers_Email"'))),
+        mig("002", "aspnet_drop_index", DropIndex(name='public."IX_AspNetUsers_Email"'))],
+         setup=ASPNET, data={"public.AspNetUsers": "Id"},
+         after_forward=lambda conn, _: _assert_all(
+             conn, "SELECT to_regclass('public.\"IX_AspNetUsers_Email\"') IS NULL", [(True,)])),
+]
 
 
 CASES = [
@@ -1023,6 +1237,8 @@ CASES += [
                                               using="code::integer", batch_size=500))],
          populate=LEDGER_ROWS, data={"public.ledger_entries": "id"}, data_changes=True,
          after_forward=_code_forward),
+    *OPTION_CASES,
+    *QUOTED_NAME_CASES,
 ]
 
 

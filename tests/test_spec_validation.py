@@ -33,6 +33,7 @@ from dbdeploy import (
     DropConstraint,
     DropIndex,
     DropTable,
+    Exclusion,
     ForeignKey,
     Index,
     Migration,
@@ -853,6 +854,7 @@ MINIMAL = [
     (DropConstraint, {"table": "t", "name": "c"}),
     (AddPrimaryKey, {"table": "t", "columns": ["a"]}),
     (RawSQL, {"forward": "SELECT 1", "rollback": "SELECT 1"}),
+    (Exclusion, {"elements": [("during", "&&")]}),
     (Migration, {"version": "001", "name": "m", "operations": [CreateSchema(name="s")]}),
 ]
 
@@ -1056,3 +1058,109 @@ def test_alter_column_type_bad_type_and_batch_size_rejected():
 
     rejected(lambda: AlterColumnType(table="t", column="a", type="no such type"), loc="type")
     rejected(lambda: AlterColumnType(table="t", column="a", type="text", batch_size=0), loc="batch_size")
+# --- constraint and column options (issue 12) ------------------------------------------------------
+
+def _fk(**kw) -> ForeignKey:
+    return ForeignKey(columns=["a"], references="u", ref_columns=["id"], **kw)
+
+
+OPTION_REFUSALS = [
+    pytest.param(lambda: _fk(on_update="explode"), "on_update 'explode' must be one of", "on_update",
+                 id="on_update"),
+    pytest.param(lambda: _fk(match="partial"), "does not implement MATCH PARTIAL", "match", id="match-partial"),
+    pytest.param(lambda: _fk(initially_deferred=True), "needs deferrable=True", "", id="initially-deferred"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "bigint"), col("id", "bigint")],
+                                     foreign_keys=[ForeignKey(columns=["a"], references="t", ref_columns=["id"],
+                                                              validate=False)], uniques=[Unique(columns=["id"])]),
+                 "validate=False has no effect on a new table", "", id="validate-false-new-table"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col()], primary_key_name="t_pk"),
+                 "primary_key_name names a primary key this table does not have", "", id="pk-name-without-pk"),
+    pytest.param(lambda: Index(columns=["a"], nulls_not_distinct=True), "applies to unique indexes only", "",
+                 id="nulls-not-distinct-not-unique"),
+    pytest.param(lambda: col("g", "integer", generated="a + 1", default="0"), "cannot also have a default", "",
+                 id="generated-and-default"),
+    pytest.param(lambda: col("g", "bigint", generated="a + 1", identity=True), "cannot also have identity", "",
+                 id="generated-and-identity"),
+    pytest.param(lambda: col("g", "integer", generated="g + 1"), "reads the column itself", "",
+                 id="generated-self"),
+    pytest.param(lambda: col("g", "integer", generated="random()"), "", "generated", id="generated-volatile"),
+    pytest.param(lambda: col("g", "integer", generated="(SELECT 1)"), "subquery", "generated",
+                 id="generated-subquery"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "integer", generated="b + 1"),
+                                                         col("b", "integer", generated="c + 1"), col("c", "integer")]),
+                 "reads the generated column(s) b", "", id="generated-reads-generated"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col("a", "integer", generated="nope + 1")]),
+                 "unknown column(s) nope", "", id="generated-unknown-column"),
+    pytest.param(lambda: AddColumn(table="t", column=col("g", "integer", generated="a + 1")),
+                 "rewrites it under ACCESS EXCLUSIVE", "", id="add-generated-column"),
+    pytest.param(lambda: col("i", "bigint", identity="sometimes"), "must be True", "identity", id="identity-value"),
+    pytest.param(lambda: col("i", "bigint", identity="true"), "must be True", "identity", id="identity-string"),
+    pytest.param(lambda: col(collation='C"; DROP TABLE x; --'), "is not a collation name", "collation",
+                 id="collation-quote"),
+    pytest.param(lambda: col(collation="caf\u00e9"), "is not a collation name", "collation", id="collation-unicode"),
+    pytest.param(lambda: col(collation="c" * 64), "is not a collation name", "collation", id="collation-long"),
+    pytest.param(lambda: Exclusion(elements=[("during", "; DROP")]), "is not one dbdeploy knows", "elements",
+                 id="exclusion-operator"),
+    pytest.param(lambda: Exclusion(elements=[]), "at least one (element, operator) pair", "elements",
+                 id="exclusion-empty"),
+    pytest.param(lambda: Exclusion(elements=[("during", "&&")], using="brin"), "must be gist", "using",
+                 id="exclusion-using"),
+    pytest.param(lambda: Exclusion(elements=[("random() + a", "=")]), "", "elements", id="exclusion-volatile"),
+    pytest.param(lambda: CreateTable(table="t", columns=[col()], exclusions=[Exclusion(elements=[("b", "=")])]),
+                 "unknown column(s) b", "", id="exclusion-unknown-column"),
+]
+
+
+@pytest.mark.parametrize("build, fragment, loc", OPTION_REFUSALS)
+def test_option_refusals(build, fragment, loc):
+    err = rejected(build, fragment, "fix:" if fragment else "")
+    if loc:
+        locs = [".".join(str(p) for p in e["loc"]) for e in err.errors()]
+        assert any(x.startswith(loc) or x.endswith(loc) for x in locs), locs
+
+
+def test_option_spellings_are_normalized():
+    fk = _fk(on_update="set  null", match="Full", validate=False)
+    assert (fk.on_update, fk.match, fk.validate) == ("SET NULL", "FULL", False)
+    assert _fk(match="simple").match is None
+    assert col("i", "bigint", identity="always").identity == "always"
+    assert col("i", "bigint", identity=True).identity is True
+
+
+# --- quoted mixed-case names of existing objects (issue 12) -----------------------------------------
+
+@pytest.mark.parametrize("build, loc", [p for p in IDENTIFIER_FIELDS if p.id != "CreateTable.primary_key"])
+def test_quoted_mixed_case_name_is_accepted_as_its_exact_name(build, loc):
+    build('"AspNetUsers"')     # every identifier field takes the quoted form
+
+
+@pytest.mark.parametrize(("value", "exact"), [
+    ('"AspNetUsers"', "public.AspNetUsers"), ('public."AspNetUsers"', "public.AspNetUsers"),
+    ('"Identity"."AspNetUsers"', "Identity.AspNetUsers"), ('"my table"', "public.my table"),
+    ('"orders"', "public.orders"),
+])
+def test_quoted_table_names_keep_the_exact_name(value, exact):
+    assert DropTable(table=value).table == exact
+
+
+def test_quoted_columns_keep_the_exact_name_everywhere():
+    assert Column(name='"UserName"', type="text").name == "UserName"
+    assert Index(columns=['"Email"', '"UserName" DESC']).referenced_columns == {"Email", "UserName"}
+    assert list(Backfill(table="t", set={'"DisplayName"': '"UserName"'}).set) == ["DisplayName"]
+    assert SeedRows(table="t", rows=[{'"Id"': 1}], conflict_columns=['"Id"']).rows == [{"Id": 1}]
+    assert DropColumn(table='"AspNetUsers"', column='"LegacyCode"').column == "LegacyCode"
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("AspNetUsers", "write '\"AspNetUsers\"' (in double quotes) for the exact-case name"),
+    ('"Asp"Net"', "contains a double quote inside the quoted name"),
+    ('"Asp\x00Net"', "NUL byte"),
+    ('"Asp.Net"', "contains a dot inside the quoted name"),
+    ('"Asp\u0430Net"', "U+0430"),
+    ('"Asp\nNet"', "control character"),
+    ('""', "empty quoted name"),
+    ('"' + "A" * 64 + '"', "64 bytes between the quotes"),
+])
+def test_bad_quoted_or_mixed_case_names_are_refused(value, reason):
+    rejected(lambda: Column(name=value, type="text"), reason, "fix:", loc="name")
+    rejected(lambda: DropTable(table=f"public.{value}"), reason, loc="table")

@@ -46,6 +46,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     # rendering of parsed spec SQL, or a constant), trusted as the bundle's SQL is.
     ("bundle/catalog_checks.py", "_probe_column"): "type and default text from the bundle's expectations",
     ("bundle/catalog_checks.py", "check_index"): "index keys, method and predicate from the bundle's expectations",
+    ("bundle/catalog_checks.py", "_generated_problem"): "column type and generation expression from the bundle's "
+                                                        "expectations",
     ("bundle/catalog_checks.py", "sequence_problems"): "\"max\" or \"min\", chosen by a comparison",
 }
 

@@ -135,12 +135,23 @@ class Column(Expectation):
     type_name: str | None = None
     default: str | None = None
     identity: bool = False
+    # issue 12 options, in the JSON only when set: GENERATED ALWAYS AS IDENTITY, a stored generated
+    # column's expression, the column's collation.
+    identity_always: bool = False
+    generated: str | None = None
+    collation: str | None = None
 
     def to_json(self) -> dict:
         entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name,
                                  "present": self.present}
         if self.present and self.type_name is not None:
             entry.update(not_null=self.not_null, type=self.type_name, default=self.default, identity=self.identity)
+            if self.identity_always:
+                entry["identity_always"] = True
+            if self.generated is not None:
+                entry["generated"] = self.generated
+            if self.collation is not None:
+                entry["collation"] = self.collation
         return entry
 
     def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
@@ -168,6 +179,15 @@ class Constraint(Expectation):
     ref_columns: tuple[str, ...] | None = None
     on_delete: str | None = None
     expression: str | None = None
+    # issue 12 options, written to the JSON only when set (so other bundles keep their bytes): a foreign
+    # key's ON UPDATE action, MATCH FULL, DEFERRABLE / INITIALLY DEFERRED; validated=False accepts a
+    # constraint left NOT VALID on purpose; a unique constraint's NULLS NOT DISTINCT.
+    on_update: str | None = None
+    match: str | None = None
+    deferrable: bool = False
+    initially_deferred: bool = False
+    validated: bool = True
+    nulls_not_distinct: bool = False
 
     def to_json(self) -> dict:
         entry: dict[str, Any] = {"object": self.kind, "table": self.table, "name": self.name,
@@ -175,10 +195,15 @@ class Constraint(Expectation):
                                  "kind": self.constraint_kind}
         if self.requires_table:
             entry["requires_table"] = self.requires_table
-        for field in ("key", "references", "ref_columns", "on_delete", "expression"):
+        for field in ("key", "references", "ref_columns", "on_delete", "expression", "on_update", "match"):
             value = getattr(self, field)
             if value is not None:
                 entry[field] = list(value) if isinstance(value, tuple) else value
+        for flag in ("deferrable", "initially_deferred", "nulls_not_distinct"):
+            if getattr(self, flag):
+                entry[flag] = True
+        if not self.validated:
+            entry["validated"] = False
         return entry
 
     def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
@@ -197,10 +222,14 @@ class IndexDefinition:
     keys: tuple[str, ...]
     include: tuple[str, ...] = ()
     where: str | None = None
+    nulls_not_distinct: bool = False
 
     def to_json(self) -> dict:
-        return {"unique": self.unique, "method": self.method, "keys": list(self.keys),
-                "include": list(self.include), "where": self.where}
+        entry = {"unique": self.unique, "method": self.method, "keys": list(self.keys),
+                 "include": list(self.include), "where": self.where}
+        if self.nulls_not_distinct:     # in the JSON only when set (other bundles keep their bytes)
+            entry["nulls_not_distinct"] = True
+        return entry
 
 
 @dataclass(frozen=True)

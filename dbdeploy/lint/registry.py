@@ -24,6 +24,7 @@ from dbdeploy.lint.rules import (
     require_concurrent_index_creation,
     require_concurrent_index_deletion,
     set_not_null_without_check,
+    snake_case_names,
     unused_allow,
     volatile_default,
 )
@@ -55,6 +56,7 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     prefer_text,
     # expand/contract over every spec (reported by the engine after the last one)
     expansion_left_open,
+    snake_case_names,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))

@@ -81,8 +81,9 @@ def _type(value: str) -> TypeName:
 
 
 def _index_key(value: str) -> str | IndexElement:
-    if isinstance(value, str) and value.strip() and names._IDENTIFIER.match(value):
-        return names.check_identifier(value, "index column")
+    if isinstance(value, str) and value.strip() and (names._IDENTIFIER.match(value) or (
+            len(value) > 2 and value[0] == value[-1] == '"' and '"' not in value[1:-1])):
+        return names.check_identifier(value, "index column")     # a column, maybe quoted: its exact name
     try:
         return parse_index_element(value)
     except SqlParseError as exc:

@@ -68,6 +68,12 @@ class AddColumn(Operation):
             raise ValueError(
                 "adding an identity column to an existing table rewrites it under ACCESS EXCLUSIVE — fix: "
                 "add a bigint column with a sequence default instead (it is filled in batches)")
+        if self.column.generated is not None:
+            raise ValueError(
+                "adding a generated column to an existing table rewrites it under ACCESS EXCLUSIVE (PostgreSQL "
+                "computes the value for every row while reads and writes wait) — fix: define it in the table's "
+                "CreateTable, or add a plain column and fill it with a Backfill (and a trigger or the application "
+                "for new rows)")
         return self
 
     @property
@@ -352,4 +358,5 @@ def column_expect(table: str, column: Column, *, not_null: bool) -> expect.Colum
     form), identity and NOT NULL as the check compares them."""
     return expect.Column(table, column.name, not_null=not_null, type_name=column.type,
                          default=column_default(column.default) if column.default else None,
-                         identity=column.identity)
+                         identity=bool(column.identity), identity_always=column.identity == "always",
+                         generated=column.generated, collation=column.collation)

@@ -51,12 +51,19 @@ class AddForeignKey(Operation):
             prerequisites.append(queries.optional_table_exists(name, fk.references))
         elif not ref_new and fk.references != table:
             prerequisites.append(queries.table_exists(fk.references, f"referenced by foreign key {name}"))
-        if existing and (not fk.optional or ref_new):
+        if existing and (not fk.optional or ref_new) and fk.validate:
             prerequisites.append(queries.foreign_key_violations(table, name, fk.columns, fk.references, fk.ref_columns,
                                                                ctx, earlier))
-        health = (queries.optional_constraint_validated(table, name, fk.references) if fk.optional
-                  else queries.constraint_validated(table, name, "Foreign key"))
+        if not fk.validate:
+            health = queries.constraint_present_not_validated(table, name, "Foreign key")
+        else:
+            health = (queries.optional_constraint_validated(table, name, fk.references) if fk.optional
+                      else queries.constraint_validated(table, name, "Foreign key"))
         notes = []
+        if not fk.validate:
+            notes.append(f"Foreign key {name} is left NOT VALID on purpose (validate=False): rows already in {table} "
+                         "are not checked (nor is the violations query a blocker), new writes are. Validate it later "
+                         "by hand or with a later migration.")
         if fk.references != table and not ref_new:
             notes.append(f"Adding foreign key {name} also locks {fk.references} for a moment (SHARE ROW EXCLUSIVE: "
                          "its writes wait); validating it reads that table's key index.")
@@ -70,14 +77,20 @@ def foreign_key_expect(table: str, fk: ForeignKey) -> expect.Constraint:
     return expect.Constraint(table, fk.resolved_name(table), columns=tuple(fk.columns), constraint_kind="f",
                              requires_table=fk.references if fk.optional else None, key=tuple(fk.columns),
                              references=fk.references, ref_columns=tuple(fk.ref_columns),
-                             on_delete=fk.on_delete or "NO ACTION")
+                             on_delete=fk.on_delete or "NO ACTION",
+                             on_update=None if (fk.on_update or "NO ACTION") == "NO ACTION" else fk.on_update,
+                             match=fk.match, deferrable=fk.deferrable, initially_deferred=fk.initially_deferred,
+                             validated=fk.validate)
 
 
 def foreign_key_steps(ctx: PlanContext, table: str, fk: ForeignKey) -> list[Step]:
+    """ADD … NOT VALID, then VALIDATE — no VALIDATE step for ``validate=False`` (left NOT VALID on purpose)."""
     name = fk.resolved_name(table)
-    return [
+    steps = [
         cs.add_not_valid(ctx, "add_foreign_key", table, name, foreign_key_body(fk), "SHARE ROW EXCLUSIVE",
                          requires_table=fk.references if fk.optional else None,
                          expected_text=existing.foreign_key_text(fk)),
-        cs.validate(ctx, table, name, owned_key=f"{table}.{name}"),
     ]
+    if fk.validate:
+        steps.append(cs.validate(ctx, table, name, owned_key=f"{table}.{name}"))
+    return steps

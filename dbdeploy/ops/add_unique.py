@@ -10,6 +10,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import TableName
 from dbdeploy.model.components import Index, Unique
+from dbdeploy.model.names import spelled
 from dbdeploy.model.static_checks import check_btree_columns
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
@@ -30,21 +31,28 @@ class AddUnique(Operation):
         known = state.tables.get(self.table)
         if known is not None:   # copy-on-write, see SchemaState.copy
             state.tables[self.table] = replace(known, uniques={**known.uniques, self.unique.resolved_name(self.table):
-                                                               tuple(self.unique.columns)})
+                                                               tuple(self.unique.columns)},
+                                               nulls_not_distinct=known.nulls_not_distinct | (
+                                                   {self.unique.resolved_name(self.table)}
+                                                   if self.unique.nulls_not_distinct else set()))
         state.claim(f"{self.table.partition('.')[0]}.{self.unique.resolved_name(self.table)}", "a unique constraint",
                     self.table)
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         return [expect.Constraint(self.table, self.unique.resolved_name(self.table), columns=tuple(self.unique.columns),
-                                  constraint_kind="u", key=tuple(self.unique.columns))]
+                                  constraint_kind="u", key=tuple(self.unique.columns),
+                                  nulls_not_distinct=self.unique.nulls_not_distinct)]
 
     def _index(self) -> Index:
-        return Index(columns=self.unique.columns, unique=True, name=self.unique.resolved_name(self.table))
+        return Index(columns=[spelled(c) for c in self.unique.columns], unique=True,
+                     name=spelled(self.unique.resolved_name(self.table)),
+                     nulls_not_distinct=self.unique.nulls_not_distinct)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
         return scaled([
             *cs.build_index_concurrently(ctx, "create_unique_index", self.table, self._index()),
-            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns),
+            cs.attach_unique(ctx, self.table, self.unique.resolved_name(self.table), self.unique.columns,
+                             nulls_not_distinct=self.unique.nulls_not_distinct),
         ], queries.DROP_INVALID_INDEX, queries.CONCURRENT_INDEX, "constant (catalog only: the index is already built)")
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
@@ -67,7 +75,8 @@ class AddUnique(Operation):
         if existing:
             prerequisites = [
                 queries.table_exists(self.table),
-                queries.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes),
+                queries.duplicate_keys(self.table, name, self.unique.columns, None, (), earlier.changes,
+                                       nulls_not_distinct=self.unique.nulls_not_distinct),
             ]
         qualified_index = f"{self.table.partition('.')[0]}.{name}"
         return ChecklistItems(

@@ -35,9 +35,8 @@ class Backfill(Operation):
         if not value:
             raise ValueError("set needs at least one column → SQL expression — fix: add one, e.g. "
                              "set={\"status\": \"'active'\"}")
-        for column in value:
-            check_identifier(column, "set column")
-        return value
+        # a quoted column ('"UserName"') stands for its exact name
+        return {check_identifier(column, "set column"): expression for column, expression in value.items()}
 
     def apply(self, state: SchemaState) -> None:
         referenced = set(self.set)

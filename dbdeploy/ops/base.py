@@ -35,6 +35,7 @@ class TableState:
     primary_key: list[str] = field(default_factory=list)
     constraints: set[str] = field(default_factory=set)   # every constraint name the specs gave the table
     uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)   # unique constraint name → its columns
+    nulls_not_distinct: frozenset[str] = frozenset()   # the names in ``uniques`` that are UNIQUE NULLS NOT DISTINCT
 
 
 @dataclass(frozen=True)

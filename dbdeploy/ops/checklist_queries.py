@@ -187,10 +187,12 @@ def check_violations(table: str, name: str, expression: Expression, columns: Ite
 
 
 def duplicate_keys(table: str, name: str, columns: Sequence[str], where: Expression | None, reads: Iterable[str],
-                   changes: Sequence[DataChange]) -> CheckQuery:
+                   changes: Sequence[DataChange], *, nulls_not_distinct: bool = False) -> CheckQuery:
+    """Keys that appear more than once; with ``nulls_not_distinct`` rows with NULL keys count too
+    (GROUP BY treats NULLs as equal, as UNIQUE NULLS NOT DISTINCT does)."""
     cols = S(", ").join(ident(c) for c in columns)
-    condition = S(" AND ").join([S("{} IS NOT NULL").format(ident(c)) for c in columns]
-                                + ([S("({})").format(where.sql())] if where else []))
+    condition = S(" AND ").join([S("{} IS NOT NULL").format(ident(c)) for c in columns if not nulls_not_distinct]
+                                + ([S("({})").format(where.sql())] if where else []) or [S("true")])
     source = projected(table, set(columns) | set(reads), changes)
     text = S("SELECT count(*) AS duplicated_keys\nFROM (\n    SELECT {cols}\n    FROM {src} AS t\n"
              "    WHERE {cond}\n    GROUP BY {cols}\n    HAVING count(*) > 1\n) AS d").format(
@@ -311,6 +313,14 @@ def constraint_validated(table: str, name: str, what: str = "Constraint") -> Che
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint\n"
         "    WHERE conrelid = {rel} AND conname = {name} AND convalidated) AS validated").format(
         rel=regclass(table), name=literal(name))), "true", key=f"constraint:{table}.{name}")
+
+
+def constraint_present_not_validated(table: str, name: str, what: str = "Constraint") -> CheckQuery:
+    """The health check of a constraint left NOT VALID on purpose (``validate=False``): it exists."""
+    return CheckQuery(f"{what} {name} on {table} exists (left NOT VALID on purpose: existing rows are not checked)",
+                      query(S("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint\n"
+                              "    WHERE conrelid = {rel} AND conname = {name}) AS present").format(
+                          rel=regclass(table), name=literal(name))), "true", key=f"constraint:{table}.{name}")
 
 
 def optional_constraint_validated(table: str, name: str, requires: str) -> CheckQuery:

@@ -78,6 +78,15 @@ def fail(ctx: PlanContext, message: str, hint: str, detail: sql.Composable | Non
         msg=literal(f"dbdeploy {ctx.label}: {message}"), detail=detail, hint=literal(hint))
 
 
+def require_server_version(ctx: PlanContext, minimum: int, feature: str, fix: str) -> sql.Composable:
+    """PL/pgSQL: stop before any change when the server is older than ``minimum``
+    (``server_version_num``, e.g. 150000) because ``feature`` needs it; ``fix`` is the way on."""
+    return if_then(
+        S("pg_catalog.current_setting('server_version_num')::int < {}").format(literal(minimum)),
+        fail(ctx, f"{feature} needs PostgreSQL {minimum // 10000} or later; this server is older",
+             f"Nothing was changed by this step. {fix}"))
+
+
 # --- ownership: rollback drops only what this migration created -------------------------
 
 def _objects_table(ctx: PlanContext) -> sql.Composable:

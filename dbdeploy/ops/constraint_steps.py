@@ -31,9 +31,10 @@ from dbdeploy.ops.common import (
     relation_exists,
     relation_missing,
     released_foreign_key,
+    require_server_version,
 )
 from dbdeploy.ops.ddl import create_index, index_identifier
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import IndexElement, ident, literal, qualified, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -240,9 +241,10 @@ def duplicate_precheck(ctx: PlanContext, table: str, index: Index, qualified_ind
     (SQLSTATE 23505) carries the number of duplicated keys; ``hint`` is the way on after
     "Nothing was built." (default: the failed-version way on of a forward, :func:`failed_hint`).
     """
-    keys = [ident(k) if k.isidentifier() else S("({})").format(k.sql()) for k in index.columns]
-    condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys]
-                                + ([S("({})").format(index.where.sql())] if index.where else []))
+    keys = [S("({})").format(k.sql()) if isinstance(k, IndexElement) else ident(k) for k in index.columns]
+    # NULLS NOT DISTINCT: NULL keys are equal, as in GROUP BY, so rows with NULLs count too
+    condition = S(" AND ").join([S("{} IS NOT NULL").format(k) for k in keys if not index.nulls_not_distinct]
+                                + ([S("({})").format(index.where.sql())] if index.where else []) or [S("true")])
     duplicated = S("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {t} WHERE {cond} GROUP BY {keys}"
                    " HAVING pg_catalog.count(*) > 1) AS d").format(
         t=qualified(table), cond=condition, keys=S(", ").join(keys))
@@ -286,6 +288,9 @@ def build_index_concurrently(ctx: PlanContext, kind: str, table: str, index: Ind
     when an index of that name exists with another definition (IF NOT EXISTS would accept it)."""
     qualified_index = render(index_identifier(table, index))
     body = block(
+        require_server_version(ctx, 150000, f"NULLS NOT DISTINCT (index {index.resolved_name(table)})",
+                               "Run this migration on PostgreSQL 15 or later, or remove nulls_not_distinct from the "
+                               "spec.") if index.nulls_not_distinct else None,
         # A unique index over duplicate keys would fail half-way and leave an INVALID index that may
         # enforce uniqueness: count first, refuse before building anything.
         duplicate_precheck(ctx, table, index, qualified_index) if index.unique else None,
@@ -349,14 +354,16 @@ def drop_index_concurrently(ctx: PlanContext, kind: str, table: str, index_name:
                 f"drop index {schema}.{index_name} concurrently")
 
 
-def attach_unique(ctx: PlanContext, table: str, name: str, columns=(), *, owned: bool = True) -> Step:
+def attach_unique(ctx: PlanContext, table: str, name: str, columns=(), *, owned: bool = True,
+                  nulls_not_distinct: bool = False) -> Step:
     """``ADD CONSTRAINT … UNIQUE USING INDEX`` (ACCESS EXCLUSIVE, catalog only); an existing
     constraint of that name must be ``UNIQUE (columns)``, or the step stops.
 
     ``owned=False`` (a rollback putting back a constraint that existed before the version, e.g.
     DropColumn's): the constraint is not recorded as this migration's, and the step does nothing
     while the index ``name`` is missing."""
-    probe = S("UNIQUE ({})").format(S(", ").join(ident(c) for c in columns))
+    probe = S("{} ({})").format(S("UNIQUE NULLS NOT DISTINCT") if nulls_not_distinct else S("UNIQUE"),
+                                S(", ").join(ident(c) for c in columns))
     attach = S("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n};").format(t=qualified(table), n=ident(name))
     if not owned:
         attach = if_then(relation_exists(f"{table.partition('.')[0]}.{name}"), attach)

@@ -56,7 +56,8 @@ class CreateIndex(Operation):
         if existing and self.index.unique and all(k.isidentifier() for k in self.index.columns):
             reads = self.index.where.columns if self.index.where else frozenset()
             prerequisites.append(queries.duplicate_keys(self.table, name, self.index.columns, self.index.where, reads,
-                                                       earlier.changes))
+                                                       earlier.changes,
+                                                       nulls_not_distinct=self.index.nulls_not_distinct))
         return ChecklistItems(
             prerequisites=prerequisites, notes=[queries.CONCURRENT_NOTE] if existing else [],
             health_checks=[queries.index_valid(name)], watch=[queries.index_build_progress(self.table)],
@@ -69,4 +70,5 @@ def index_expect(table: str, index: Index) -> expect.Index:
     return expect.Index(index.qualified_name(table), table, columns=tuple(index.referenced_columns),
                         definition=expect.IndexDefinition(unique=index.unique, method=index.method,
                                                           keys=tuple(index.columns), include=tuple(index.include),
-                                                          where=index.where))
+                                                          where=index.where,
+                                                          nulls_not_distinct=index.nulls_not_distinct))

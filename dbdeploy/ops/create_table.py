@@ -15,7 +15,7 @@ from pydantic import field_validator, model_validator
 from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import FreeText, Identifier, TableName
-from dbdeploy.model.components import Check, Column, ForeignKey, Index, Unique
+from dbdeploy.model.components import Check, Column, Exclusion, ForeignKey, Index, Unique
 from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
 from dbdeploy.ops import checklist_queries as queries
@@ -38,6 +38,7 @@ from dbdeploy.ops.common import (
     release_foreign_keys,
     released_foreign_key,
     released_view,
+    require_server_version,
     rollback_backup_prefix,
     table_dependants,
 )
@@ -47,6 +48,7 @@ from dbdeploy.ops.ddl import (
     column_def,
     columns_list,
     create_index,
+    exclusion_body,
     foreign_key_body,
     named_constraint,
     unique_body,
@@ -60,9 +62,11 @@ class CreateTable(Operation):
     table: TableName
     columns: list[Column]
     primary_key: list[Identifier] = []
+    primary_key_name: Identifier | None = None
     foreign_keys: list[ForeignKey] = []
     uniques: list[Unique] = []
     checks: list[Check] = []
+    exclusions: list[Exclusion] = []
     indexes: list[Index] = []
     comment: FreeText | None = None
 
@@ -93,6 +97,18 @@ class CreateTable(Operation):
         if crowded:
             raise ValueError(f"columns: {crowded}")
         need(self.primary_key, "primary_key")
+        if self.primary_key_name is not None and not self.primary_key:
+            raise ValueError("primary_key_name names a primary key this table does not have — fix: list "
+                             "primary_key=[...], or remove primary_key_name")
+        generated = {c.name for c in self.columns if c.generated is not None}
+        for column in self.columns:
+            if column.generated is not None:
+                need(column.generated.columns, f"columns[{column.name}].generated")
+                reads = sorted(column.generated.columns & generated)
+                if reads:
+                    raise ValueError(f"columns[{column.name}].generated reads the generated column(s) "
+                                     f"{', '.join(reads)} (PostgreSQL refuses it) — fix: compute it from the base "
+                                     "columns")
         own = {c.name: c for c in self.columns}
         check_btree_columns("primary_key", self.primary_key, own)
         for i, unique in enumerate(self.uniques):
@@ -111,12 +127,20 @@ class CreateTable(Operation):
             need(unique.columns, f"uniques[{i}].columns")
         for i, check in enumerate(self.checks):
             need(check.columns, f"checks[{i}].expression")
+        for i, exclusion in enumerate(self.exclusions):
+            need(exclusion.referenced_columns, f"exclusions[{i}]")
+        for i, fk in enumerate(self.foreign_keys):
+            if not fk.validate and not fk.optional:
+                raise ValueError(f"foreign_keys[{i}]: validate=False has no effect on a new table (it is empty, so "
+                                 "PostgreSQL marks the foreign key valid at once) — fix: leave validate out, or add "
+                                 "the foreign key to an existing table with AddForeignKey(validate=False)")
         for i, index in enumerate(self.indexes):
             need(index.referenced_columns, f"indexes[{i}]")
-        constraint_names = ([f"{split_table(self.table)[1]}_pkey"] if self.primary_key else []) + [
-            c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks)]
+        constraint_names = ([self.pk_name] if self.primary_key else []) + [
+            c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks,
+                                                  *self.exclusions)]
         relation_names = ([self.pk_name] if self.primary_key else []) + [
-            u.resolved_name(self.table) for u in self.uniques] + [
+            u.resolved_name(self.table) for u in (*self.uniques, *self.exclusions)] + [
             i.resolved_name(self.table) for i in self.indexes]
         for group in (constraint_names, relation_names):
             dupes = sorted({n for n in group if group.count(n) > 1})
@@ -134,12 +158,16 @@ class CreateTable(Operation):
             state.claim(f"{schema}.{self.pk_name}", "the primary key", self.table)
         for unique in self.uniques:
             state.claim(f"{schema}.{unique.resolved_name(self.table)}", "a unique constraint", self.table)
-        constraints = {c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks)}
+        for exclusion in self.exclusions:
+            state.claim(f"{schema}.{exclusion.resolved_name(self.table)}", "an exclusion constraint", self.table)
+        constraints = {c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks,
+                                                             *self.exclusions)}
         if self.primary_key:
             constraints.add(self.pk_name)
         state.tables[self.table] = TableState(
             columns={c.name: c for c in self.columns}, primary_key=list(self.primary_key),
-            constraints=constraints, uniques={u.resolved_name(self.table): tuple(u.columns) for u in self.uniques})
+            constraints=constraints, uniques={u.resolved_name(self.table): tuple(u.columns) for u in self.uniques},
+            nulls_not_distinct=frozenset(u.resolved_name(self.table) for u in self.uniques if u.nulls_not_distinct))
         for i, fk in enumerate(self.foreign_keys):
             if fk.references != self.table:
                 state.require_columns(fk.references, fk.ref_columns, "foreign_keys.ref_columns")
@@ -157,7 +185,9 @@ class CreateTable(Operation):
 
     @property
     def pk_name(self) -> str:
-        return derived_name(split_table(self.table)[1], suffix="pkey")
+        """``primary_key_name``, else PostgreSQL's default ``<table>_pkey`` (shortened as dbdeploy's
+        derived names are when over 63 bytes)."""
+        return self.primary_key_name or derived_name(split_table(self.table)[1], suffix="pkey")
 
     def _elements(self, *, foreign_keys: bool = True) -> list:
         elements = [column_def(c) for c in self.columns]
@@ -168,6 +198,8 @@ class CreateTable(Operation):
             elements.append(named_constraint(unique.resolved_name(self.table), unique_body(unique)))
         for check in self.checks:
             elements.append(named_constraint(check.resolved_name(self.table), check_body(check)))
+        for exclusion in self.exclusions:
+            elements.append(named_constraint(exclusion.resolved_name(self.table), exclusion_body(exclusion)))
         for fk in self.foreign_keys:
             if foreign_keys and not fk.optional:
                 elements.append(named_constraint(fk.resolved_name(self.table), foreign_key_body(fk)))
@@ -188,6 +220,10 @@ class CreateTable(Operation):
                 statements.append(S("COMMENT ON COLUMN {} IS {};").format(
                     ident(*split_table(self.table), column.name), literal(column.comment)))
         statements.append(record_owned(ctx, "table", self.table))
+        if any(u.nulls_not_distinct for u in self.uniques) or any(i.nulls_not_distinct for i in self.indexes):
+            statements.insert(0, require_server_version(
+                ctx, 150000, f"UNIQUE NULLS NOT DISTINCT (table {self.table})",
+                "Run this migration on PostgreSQL 15 or later, or remove nulls_not_distinct from the spec."))
         body = if_then(relation_exists(self.table),
                        if_then(is_owned(ctx, "table", self.table),
                                notice(ctx, f"table {self.table} was created by {ctx.label} already; not created again"),
@@ -207,7 +243,7 @@ class CreateTable(Operation):
         or the step stops with every difference."""
         probe_indexes = {i.resolved_name(self.table): f"dbdeploy_probe_idx_{n}" for n, i in enumerate(self.indexes, 1)}
         probed = ([self.pk_name] if self.primary_key else []) + [
-            c.resolved_name(self.table) for c in (*self.uniques, *self.checks)]
+            c.resolved_name(self.table) for c in (*self.uniques, *self.checks, *self.exclusions)]
         texts = {fk.resolved_name(self.table): existing.foreign_key_text(fk) for fk in self.foreign_keys
                  if not fk.optional}
         return block(
@@ -236,10 +272,13 @@ class CreateTable(Operation):
         for unique in self.uniques:
             entries.append(expect.Constraint(self.table, unique.resolved_name(self.table),
                                              columns=tuple(unique.columns), constraint_kind="u",
-                                             key=tuple(unique.columns)))
+                                             key=tuple(unique.columns), nulls_not_distinct=unique.nulls_not_distinct))
         for check in self.checks:
             entries.append(expect.Constraint(self.table, check.resolved_name(self.table), columns=tuple(check.columns),
                                              constraint_kind="c", expression=check.expression))
+        for exclusion in self.exclusions:
+            entries.append(expect.Constraint(self.table, exclusion.resolved_name(self.table),
+                                             columns=tuple(sorted(exclusion.referenced_columns)), constraint_kind="x"))
         for fk in self.foreign_keys:
             entries.append(foreign_key_expect(self.table, fk))
         entries += [index_expect(self.table, i) for i in self.indexes]
@@ -268,12 +307,15 @@ class CreateTable(Operation):
                   queries.columns_state(self.table, [(c.name, not c.nullable or c.name in self.primary_key)
                                                     for c in self.columns])]
         constraints = ([self.pk_name] if self.primary_key else []) + [
-            c.resolved_name(self.table) for c in (*self.uniques, *self.checks)] + [
+            c.resolved_name(self.table) for c in (*self.uniques, *self.checks, *self.exclusions)] + [
             fk.resolved_name(self.table) for fk in self.foreign_keys if not fk.optional]
         if constraints:
             health.append(queries.constraints_validated(self.table, constraints))
         health += [queries.optional_constraint_validated(self.table, fk.resolved_name(self.table), fk.references)
-                   for fk in self.foreign_keys if fk.optional]
+                   for fk in self.foreign_keys if fk.optional and fk.validate]
+        notes += [f"Foreign key {fk.resolved_name(self.table)} is left NOT VALID on purpose (validate=False): rows "
+                  "already in the table are not checked, new writes are. Validate it later by hand or with a later "
+                  "migration." for fk in self.foreign_keys if not fk.validate]
         if self.indexes:
             health.append(queries.indexes_valid(self.table, [i.qualified_name(self.table) for i in self.indexes]))
         prefix = rollback_backup_prefix(ctx.version, name)

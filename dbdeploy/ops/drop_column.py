@@ -87,7 +87,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.names import derived_name, spelled, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.batches import (
@@ -206,7 +206,8 @@ class DropColumn(Operation):
         known = ctx.state.tables.get(self.table)
         for name, columns in (known.uniques.items() if known is not None else ()):
             if self.column in columns:
-                found.append((Index(columns=list(columns), unique=True, name=name), name))
+                found.append((Index(columns=[spelled(c) for c in columns], unique=True, name=spelled(name),
+                                    nulls_not_distinct=name in known.nulls_not_distinct), name))
         return found
 
     def _unique_build_step(self, ctx: PlanContext, index: Index) -> Step:
@@ -1029,7 +1030,8 @@ class DropColumn(Operation):
             steps.append(drop_invalid_index(ctx, self.table, index))
             steps.append(self._unique_build_step(ctx, index))
             if constraint is not None:
-                steps.append(attach_unique(ctx, self.table, constraint, index.columns, owned=False))
+                steps.append(attach_unique(ctx, self.table, constraint, index.columns, owned=False,
+                                           nulls_not_distinct=index.nulls_not_distinct))
         steps.append(self._finish_step(ctx))
         return steps
 

@@ -117,6 +117,8 @@ class SeedRows(Operation):
             elif kinds <= _PLAIN | {str, dict, list} and all(map(_json_fast_ok, cells)):
                 continue
             _check_rows_slowly(value)
+        if any(column.startswith('"') for column in columns):    # quoted columns stand for their exact names
+            value = [{check_identifier(column): cell for column, cell in row.items()} for row in value]
         return value
 
     @model_validator(mode="after")

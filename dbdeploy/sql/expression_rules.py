@@ -60,6 +60,9 @@ INDEX = _Place("index expression", "index expressions",
 PREDICATE = _Place("partial-index predicate (where)", "index predicates",
                    "on every insert and update of the table, and for every row while the index is built",
                    "use only the table's own columns and IMMUTABLE functions of them")
+GENERATED = _Place("generation expression (generated)", "generation expressions",
+                   "on every insert and update of the row", "compute the value from the row's own columns with "
+                   "IMMUTABLE functions; to fill it from other rows or tables use a plain column and a Backfill")
 
 # Functions whose call has an effect beyond computing a value. Matched on the function's own name,
 # whatever its schema (dblink and adminpack are extensions), before any other rule.
@@ -166,7 +169,7 @@ class _Walker(Visitor):
                      f"{FIX_MARK}remove it")
 
     def visit_SQLValueFunction(self, ancestors, node):  # noqa: N802
-        if self.place in (INDEX, PREDICATE):
+        if self.place in (INDEX, PREDICATE, GENERATED):
             op = getattr(node.op, "name", str(node.op))
             shown = _SQL_VALUE_FUNCTIONS.get(op, op)
             self._refuse(f"uses {shown}, which is not IMMUTABLE (its value depends on the time or session); "
@@ -196,7 +199,7 @@ class _Walker(Visitor):
             self._refuse(f"calls {call}, which returns a set of rows; PostgreSQL does not allow set-returning "
                          f"functions in {self.place.pg_name}{FIX_MARK}use one value; for several values use an "
                          "array, e.g. ARRAY[1, 2, 3]")
-        elif self.place in (INDEX, PREDICATE) and facts and "i" not in volatilities:
+        elif self.place in (INDEX, PREDICATE, GENERATED) and facts and "i" not in volatilities:
             kind = "VOLATILE" if "v" in volatilities else "STABLE"
             self._refuse(f"calls {call}, which is {kind}, not IMMUTABLE; PostgreSQL allows only IMMUTABLE functions "
                          f"in {self.place.pg_name}{FIX_MARK}store the value in a column (AddColumn, Backfill) and "
@@ -230,6 +233,14 @@ def check_constraint_expression(text: str) -> None:
     node = _expression_node(text)
     if node is not None:
         _check(node, CHECK, text)
+
+
+def check_generation_expression(text: str) -> None:
+    """Raise ValueError (reason — fix) when ``text`` cannot be a stored generated column's expression
+    (PostgreSQL: only IMMUTABLE functions, no subquery, no aggregate or window function)."""
+    node = _expression_node(text)
+    if node is not None:
+        _check(node, GENERATED, text)
 
 
 def check_index_predicate(text: str) -> None:
