@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '74884f727ea3a8ce16873dd87b24d9bdda378d00b2f6943aec339632b9c79158';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> 'e4e053e94c7fcda27fd191ac89b44586156f80a163910337947942b99cd87fad';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__addpk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '74884f727ea3a8ce16873dd87b24d9bdda378d00b2f6943aec339632b9c79158',
+VALUES ('001', 'V001__addpk.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', 'e4e053e94c7fcda27fd191ac89b44586156f80a163910337947942b99cd87fad',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -665,14 +665,27 @@ $dbdeploy$;
 -- set x NOT NULL using the validated check, then drop the check
 BEGIN;
 DO $dbdeploy$
+DECLARE
+    v_name text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."t"') AND a.attname = 'x' AND NOT (a.attnotnull AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated))) THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('"public"."t"') AND a.attname = 'x' AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND NOT nn.convalidated)) THEN
             ALTER TABLE "public"."t" ALTER COLUMN "x" DROP NOT NULL;
         END IF;
         ALTER TABLE "public"."t" ALTER COLUMN "x" SET NOT NULL;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."t"') AND conname = 't_x_not_null' AND contype = 'c') THEN
+            ALTER TABLE "public"."t" DROP CONSTRAINT "t_x_not_null";
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."t"') AND conname = 't_x_not_null') THEN
+            FOR v_name IN SELECT nn.conname::text FROM pg_catalog.pg_constraint nn WHERE nn.conrelid = pg_catalog.to_regclass('"public"."t"') AND nn.contype = 'n' AND nn.conkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('"public"."t"') AND attname = 'x') LOOP
+                EXECUTE 'ALTER TABLE ' || '"public"."t"' || ' RENAME CONSTRAINT ' || pg_catalog.quote_ident(v_name) || ' TO ' || '"t_x_not_null"';
+            END LOOP;
+        END IF;
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = pg_catalog.to_regclass('"public"."t"') AND conname = 't_x_not_null' AND contype = 'c') THEN
+            ALTER TABLE "public"."t" DROP CONSTRAINT "t_x_not_null";
+        END IF;
     END IF;
-    ALTER TABLE "public"."t" DROP CONSTRAINT IF EXISTS "t_x_not_null";
 END
 $dbdeploy$;
 COMMIT;

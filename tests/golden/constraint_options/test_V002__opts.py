@@ -253,7 +253,8 @@ def _describe(entry):
         return f"{entry.get('object')} entry"
     if entry["object"] in ("rows", "backfill") and entry.get("table"):
         return f"{'seed rows' if entry['object'] == 'rows' else 'backfill'} of {entry['table']}"
-    where = f"{entry['table']}." if entry.get("table") and entry["object"] in ("column", "constraint") else ""
+    named_in_table = ("column", "constraint", "column_not_null", "column_default")
+    where = f"{entry['table']}." if entry.get("table") and entry["object"] in named_in_table else ""
     return f"{entry['object']} {where}{entry['name']}"
 
 
@@ -282,6 +283,9 @@ def _same_object(a, b):
 
 def supersedes(later, entry):
     """Why the later expectation ``later`` makes ``entry`` (of an earlier version) obsolete, or None."""
+    changed = _changes_column(later, entry)
+    if changed:
+        return changed
     if _same_object(later, entry):
         if later == entry:
             return None
@@ -841,12 +845,64 @@ def check_sql(db, c):
     return "verify SQL ({}) returned false".format(c["name"]) if row is not None and row[0] is False else None
 
 
+def _changes_column(later, entry):
+    """A later SetNotNull/DropNotNull (``column_not_null``) or SetDefault/DropDefault (``column_default``)
+    changes what an earlier ``column`` check of the same column compares (nullability, default): that
+    check is superseded. None otherwise."""
+    if later["object"] not in ("column_not_null", "column_default") or entry["object"] != "column":
+        return None
+    if (entry.get("table"), entry["name"]) != (later["table"], later["name"]) or "type" not in entry:
+        return None
+    what = "nullability" if later["object"] == "column_not_null" else "default"
+    return f"changes the {what} of column {later['table']}.{later['name']}"
+
+
+def check_column_not_null(db, c):
+    """Kind ``column_not_null``: ``table.name`` is NOT NULL and holds no NULL (``not_null`` true: no
+    PostgreSQL 18 ``NOT NULL … NOT VALID``), or has no NOT NULL at all (false)."""
+    where = f"column {c['table']}.{c['name']}"
+    oid = _oid(db, c["table"])
+    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
+    if row is None:
+        return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
+    not_null, unvalidated_not_null = row[1], row[6]
+    if c["not_null"] and not not_null:
+        return f"{where} is nullable, expected NOT NULL"
+    if c["not_null"] and unvalidated_not_null:
+        return (f"{where} is NOT NULL only through the NOT VALID constraint {unvalidated_not_null} (rows written "
+                f"before it may hold NULL), expected a validated NOT NULL; fix: ALTER TABLE {c['table']} VALIDATE "
+                f"CONSTRAINT {unvalidated_not_null} (after setting the NULL rows)")
+    if not c["not_null"] and not_null:
+        return f"{where} is NOT NULL, expected nullable"
+    return None
+
+
+def check_column_default(db, c):
+    """Kind ``column_default``: ``table.name`` has the default ``default`` (as PostgreSQL spells it for
+    the column's own type, read back from a rolled-back temporary table), or none (null)."""
+    where = f"column {c['table']}.{c['name']}"
+    oid = _oid(db, c["table"])
+    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
+    if row is None:
+        return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
+    actual_type, actual_default = row[0], row[2]
+    if c["default"] is None:
+        return None if actual_default is None else f"{where} has default {actual_default!r}, expected none"
+    expected = _probe_column(db, actual_type, c["default"])
+    if isinstance(expected, str):
+        return f"{where}: the expected default {c['default']!r} could not be evaluated here ({expected})"
+    if actual_default != expected[1]:
+        return f"{where} has default {actual_default!r}, expected {expected[1]!r}"
+    return None
+
+
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
     "backup": check_backup, "sql": check_sql,
 }
+CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
 
 
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
