@@ -20,6 +20,10 @@ from tests.pg import TestDatabase
 from tests.roundtrip import catalog, expect_failure, log_status, run_sql_file
 from tests.test_ops_roundtrip import ALTER_ROWS
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 TABLE = f"""
 CREATE TABLE public.people (
     id integer PRIMARY KEY,

@@ -27,6 +27,10 @@ from tests.pg import TestDatabase
 from tests.roundtrip import catalog, constraint, data_snapshot, expect_failure, index_valid, log_status, run_sql_file
 from tests.test_ops_roundtrip import ALTER_ROWS, CLIENTS
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 DATA = {"public.clients": "id", "public.client_orders": "id", "public.legacy_events": "event_id"}
 
 

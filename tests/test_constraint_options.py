@@ -26,6 +26,10 @@ from tests.bundles import write_bundles
 from tests.pg import TestDatabase
 from tests.test_ops_roundtrip import CREATE_BOOKINGS, MEMBERS, OPTION_CASES, ROOMS
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 
 def _case(case_id: str) -> Migration:
     """The migration of the round-trip case ``case_id`` (tests/test_ops_roundtrip.py OPTION_CASES)."""

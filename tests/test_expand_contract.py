@@ -21,6 +21,10 @@ from tests.executor_support import make_project, write_spec
 from tests.pg import TestDatabase
 from tests.roundtrip import expect_failure, relation_exists, run_sql_file
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 ROWS = 500
 
 MEMBERS = Migration(version="001", name="members", operations=[CreateTable(

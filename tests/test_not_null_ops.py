@@ -260,6 +260,10 @@ def test_generated_tests_check_the_change_and_its_rollback(fresh_db: TestDatabas
 DROP_BIO = '''
 from dbdeploy import DropNotNull, Migration
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 migration = Migration(version="001", name="optional_bio", operations=[
     DropNotNull(table="public.profiles", column="bio"),
 ])
