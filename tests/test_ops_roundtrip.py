@@ -1066,9 +1066,11 @@ CREATE TABLE public."AspNetUserClaims" (
     "Id" integer PRIMARY KEY, "UserId" integer NOT NULL
         CONSTRAINT "FK_AspNetUserClaims_AspNetUsers_UserId" REFERENCES public."AspNetUsers" ("Id") ON DELETE CASCADE,
     "ClaimType" text);
-INSERT INTO public."AspNetUserClaims" SELECT g, 1 + g % {ALTER_ROWS}, 'claim ' || g FROM generate_series(1, {ALTER_ROWS}) g;
+INSERT INTO public."AspNetUserClaims"
+SELECT g, 1 + g % {ALTER_ROWS}, 'claim ' || g FROM generate_series(1, {ALTER_ROWS}) g;
 CREATE TABLE public."AspNetUserLogins" ("LoginProvider" text, "ProviderKey" text, "UserId" integer NOT NULL);
-INSERT INTO public."AspNetUserLogins" SELECT 'provider' || g % 3, 'key' || g, g FROM generate_series(1, {ALTER_ROWS}) g;
+INSERT INTO public."AspNetUserLogins"
+SELECT 'provider' || g % 3, 'key' || g, g FROM generate_series(1, {ALTER_ROWS}) g;
 """
 IDENTITY_DATA = {"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserClaims": "Id",
                  "public.AspNetUserLogins": ("LoginProvider", "ProviderKey")}
@@ -1077,7 +1079,8 @@ USERS_ONLINE = RenameTable(table=USERS, new_name='public."Users"', online=True)
 PHONE_ONLINE = RenameColumn(table=USERS, column='"PhoneNumber"', new_name='"Phone"', online=True, key=['"Id"'])
 # The online type change rebuilds keys and indexes from the specs, so this "AspNetUsers" is made by a spec.
 ASPNET_SPEC = mig("001", "aspnet_identity", CreateTable(
-    table=USERS, columns=[Column(name='"Id"', type="integer", nullable=False), Column(name='"UserName"', type="varchar(64)"),
+    table=USERS, columns=[Column(name='"Id"', type="integer", nullable=False),
+                          Column(name='"UserName"', type="varchar(64)"),
                           Column(name='"AccessFailedCount"', type="integer", nullable=False, default="0"),
                           Column(name='"Level"', type="text")],
     primary_key=['"Id"'], primary_key_name='"PK_AspNetUsers"', indexes=[Index(columns=['"AccessFailedCount"', '"Id"'])],
@@ -1085,8 +1088,11 @@ ASPNET_SPEC = mig("001", "aspnet_identity", CreateTable(
     checks=[Check(expression='"AccessFailedCount" >= 0', name='"CK_AspNetUsers_AccessFailedCount"')]), CreateTable(
     table='public."AspNetUserClaims"', columns=[Column(name='"Id"', type="integer", nullable=False),
                                                Column(name='"UserId"', type="integer", nullable=False)],
-    primary_key=['"Id"'], foreign_keys=[ForeignKey(columns=['"UserId"'], references=USERS, ref_columns=['"Id"'],
-                                                   on_delete="CASCADE", name='"FK_AspNetUserClaims_AspNetUsers_UserId"')]))
+    primary_key=['"Id"'], foreign_keys=[ForeignKey(
+        columns=['"UserId"'], references=USERS, ref_columns=['"Id"'], on_delete="CASCADE",
+        name='"FK_AspNetUserClaims_AspNetUsers_UserId"')]))
+SPEC_DATA = {"public.AspNetUsers": "Id", "public.AspNetUserClaims": "Id"}
+LOGIN_ONLINE = RenameColumn(table=USERS, column='"UserName"', new_name='"Login"', online=True)
 ASPNET_SPEC_ROWS = (f'''INSERT INTO public."AspNetUsers" SELECT g, 'user' || g, g % 5, (g % 9)::text
                        FROM generate_series(1, {ALTER_ROWS}) g;
                        INSERT INTO public."AspNetUserClaims" SELECT g, 1 + g % {ALTER_ROWS}
@@ -1131,7 +1137,8 @@ def _quoted_renames_forward(conn, rows0) -> None:
 
 def _quoted_dropped_forward(conn, rows0) -> None:
     _assert_all(conn, "SELECT count(*) FROM pg_constraint WHERE conrelid IN ('public.\"AspNetUsers\"'::regclass,"
-                      " 'public.\"AspNetUserClaims\"'::regclass) AND contype <> 'n' AND conname <> 'AspNetUserClaims_pkey'",
+                      " 'public.\"AspNetUserClaims\"'::regclass) AND contype <> 'n'"
+                      " AND conname <> 'AspNetUserClaims_pkey'",
                 [(0,)])
 
 
@@ -1187,7 +1194,8 @@ QUOTED_NAME_CASES += [
     Case("quoted_aspnet_rename_index_and_constraints", [mig(
         "001", "aspnet_renames",
         RenameIndex(name='public."IX_AspNetUsers_NormalizedEmail"', new_name='"IX_Users_NormalizedEmail"'),
-        RenameConstraint(table=USERS, name='"CK_AspNetUsers_AccessFailedCount"', new_name='"CK_Users_AccessFailedCount"'),
+        RenameConstraint(table=USERS, name='"CK_AspNetUsers_AccessFailedCount"',
+                         new_name='"CK_Users_AccessFailedCount"'),
         RenameConstraint(table=USERS, name='"AK_AspNetUsers_Email"', new_name='"AK_Users_Email"'))],
          setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_renames_forward),
     Case("quoted_aspnet_drop_constraints", [mig(
@@ -1199,8 +1207,22 @@ QUOTED_NAME_CASES += [
         DropConstraint(table=USERS, name='"PK_AspNetUsers"'))],
          setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_dropped_forward,
          after_rollback=_quoted_dropped_rollback),
+    # Spec-known keys and uniques: the rollback rebuilds their indexes concurrently from models built from
+    # resolved (exact) names; the online rename mirrors the unique index onto the new column.
+    Case("quoted_aspnet_spec_drop_keys", [ASPNET_SPEC, mig(
+        "002", "aspnet_drop_keys",
+        DropConstraint(table='public."AspNetUserClaims"', name='"FK_AspNetUserClaims_AspNetUsers_UserId"'),
+        DropConstraint(table=USERS, name='"AspNetUsers_UserName_key"'),
+        DropConstraint(table=USERS, name='"PK_AspNetUsers"'))],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA),
+    Case("quoted_aspnet_spec_rename_online", [ASPNET_SPEC, mig("002", "aspnet_expand_login", LOGIN_ONLINE)],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA, data_changes=True),
+    Case("quoted_aspnet_spec_contract_column", [ASPNET_SPEC, mig("002", "aspnet_expand_login", LOGIN_ONLINE),
+                                                mig("003", "aspnet_contract_login", Contract(version="002"))],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA, data_changes=True),
     Case("quoted_aspnet_add_primary_key", [mig("001", "aspnet_key_logins", AddPrimaryKey(
-        table='public."AspNetUserLogins"', columns=['"LoginProvider"', '"ProviderKey"'], name='"PK_AspNetUserLogins"'))],
+        table='public."AspNetUserLogins"', columns=['"LoginProvider"', '"ProviderKey"'],
+        name='"PK_AspNetUserLogins"'))],
          setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_primary_key_forward),
 ]
 
