@@ -483,7 +483,8 @@ class DropConstraint(Operation):
                                "SELECT f.conrelid::pg_catalog.regclass AS referencing_table, f.conname AS foreign_key\n"
                                "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_constraint f\n"
                                "    ON f.contype = 'f' AND f.conindid = c.conindid AND c.conindid <> 0\n"
-                               "WHERE c.conrelid = {rel} AND c.conname = {n}").format(rel=rel, n=literal(self.name))),
+                               "WHERE c.conrelid = {rel} AND c.conname = {n}"
+                               " AND c.contype IN ('u', 'p', 'x')").format(rel=rel, n=literal(self.name))),
                            "no rows")
         saved = CheckQuery(f"Constraint {self.name} of {self.table} is gone and its definition is saved for the "
                            "rollback", queries.query(S(
