@@ -1,12 +1,16 @@
 """Quoted mixed-case names (issue 12) beyond the round trip: for every ``quoted_aspnet_*`` case of
 tests/test_ops_roundtrip.py, the checklist's prerequisites give their expected results before the
-forward, its health checks after it, and every expectation of the manifest passes ``verify``. A
+forward, its health checks after it, every expectation of the manifest passes ``verify``, and the
+bundle's generated test file passes after the forward and (``-m rolled_back``) after the rollback. A
 name that lost its case on the way (``'public.AspNetUsers'::regclass`` folds to ``aspnetusers``)
 makes a query error or answer wrongly here. Real SQL on both servers (tests/pg.py fixtures)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -46,6 +50,13 @@ def _dropped_earlier(case, title: str) -> bool:
         type(op).__name__ == "DropConstraint" for op in case.migrations[-1].operations[:-1])
 
 
+def _generated(db: TestDatabase, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                           "--rootdir", str(folder), str(folder / f"test_{folder.name}.py"), *args],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
 def _verify(db: TestDatabase, manifest: Path) -> list[str]:
     expects = json.loads(manifest.read_text())["expects"]
     with psycopg.connect(db.dsn, autocommit=True) as conn:
@@ -77,3 +88,8 @@ def test_quoted_checklist_and_verify(case, fresh_db_each: TestDatabase, tmp_path
              if _exact(q.expected) and _result(db, q.sql) != q.expected]
     assert wrong == []
     assert _verify(db, bundle.manifest) == []
+    applied = _generated(db, bundle.folder)
+    assert applied.returncode == 0, applied.stdout[-3000:]
+    db.psql_file(bundle.rollback)
+    rolled_back = _generated(db, bundle.folder, "-m", "rolled_back")
+    assert rolled_back.returncode == 0, rolled_back.stdout[-3000:]
