@@ -1044,6 +1044,189 @@ QUOTED_NAME_CASES = [
 ]
 
 
+# The issue-12 operations on an existing ORM-made schema: every table, column, constraint and index name
+# needs quoting, so a name that reaches SQL or a catalog lookup unquoted (or case-folded) fails here.
+ASPNET_IDENTITY = f"""
+CREATE TABLE public."AspNetRoles" ("Id" integer PRIMARY KEY, "Name" text NOT NULL);
+INSERT INTO public."AspNetRoles" SELECT g, 'role ' || g FROM generate_series(1, 10) g;
+CREATE TABLE public."AspNetUsers" (
+    "Id" integer CONSTRAINT "PK_AspNetUsers" PRIMARY KEY, "UserName" varchar(64), "Email" varchar(100),
+    "NormalizedEmail" text, "LockoutEnd" timestamptz, "AccessFailedCount" integer NOT NULL DEFAULT 0,
+    "PhoneNumber" text DEFAULT 'none', "SecurityStamp" text NOT NULL, "Level" text,
+    "RoleId" integer CONSTRAINT "FK_AspNetUsers_AspNetRoles_RoleId" REFERENCES public."AspNetRoles" ("Id"),
+    CONSTRAINT "CK_AspNetUsers_AccessFailedCount" CHECK ("AccessFailedCount" >= 0),
+    CONSTRAINT "AK_AspNetUsers_Email" UNIQUE ("Email"));
+CREATE INDEX "IX_AspNetUsers_NormalizedEmail" ON public."AspNetUsers" ("NormalizedEmail");
+INSERT INTO public."AspNetUsers"
+SELECT g, 'user' || g, 'u' || g || '@example.com', 'U' || g || '@EXAMPLE.COM',
+       CASE WHEN g % 3 = 0 THEN NULL ELSE timestamptz '2024-01-01' + g * interval '1 minute' END,
+       g % 5, CASE WHEN g % 4 = 0 THEN NULL ELSE '+49 ' || g END, md5(g::text), (g % 9)::text, 1 + g % 10
+FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public."AspNetUserClaims" (
+    "Id" integer PRIMARY KEY, "UserId" integer NOT NULL
+        CONSTRAINT "FK_AspNetUserClaims_AspNetUsers_UserId" REFERENCES public."AspNetUsers" ("Id") ON DELETE CASCADE,
+    "ClaimType" text);
+INSERT INTO public."AspNetUserClaims"
+SELECT g, 1 + g % {ALTER_ROWS}, 'claim ' || g FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public."AspNetUserLogins" ("LoginProvider" text, "ProviderKey" text, "UserId" integer NOT NULL);
+INSERT INTO public."AspNetUserLogins"
+SELECT 'provider' || g % 3, 'key' || g, g FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+IDENTITY_DATA = {"public.AspNetUsers": "Id", "public.AspNetRoles": "Id", "public.AspNetUserClaims": "Id",
+                 "public.AspNetUserLogins": ("LoginProvider", "ProviderKey")}
+RENAMED_DATA = {**IDENTITY_DATA, "public.Users": "Id"}
+USERS_ONLINE = RenameTable(table=USERS, new_name='public."Users"', online=True)
+PHONE_ONLINE = RenameColumn(table=USERS, column='"PhoneNumber"', new_name='"Phone"', online=True, key=['"Id"'])
+# The online type change rebuilds keys and indexes from the specs, so this "AspNetUsers" is made by a spec.
+ASPNET_SPEC = mig("001", "aspnet_identity", CreateTable(
+    table=USERS, columns=[Column(name='"Id"', type="integer", nullable=False),
+                          Column(name='"UserName"', type="varchar(64)"),
+                          Column(name='"AccessFailedCount"', type="integer", nullable=False, default="0"),
+                          Column(name='"Level"', type="text")],
+    primary_key=['"Id"'], primary_key_name='"PK_AspNetUsers"', indexes=[Index(columns=['"AccessFailedCount"', '"Id"'])],
+    uniques=[Unique(columns=['"UserName"'])],
+    checks=[Check(expression='"AccessFailedCount" >= 0', name='"CK_AspNetUsers_AccessFailedCount"')]), CreateTable(
+    table='public."AspNetUserClaims"', columns=[Column(name='"Id"', type="integer", nullable=False),
+                                               Column(name='"UserId"', type="integer", nullable=False)],
+    primary_key=['"Id"'], foreign_keys=[ForeignKey(
+        columns=['"UserId"'], references=USERS, ref_columns=['"Id"'], on_delete="CASCADE",
+        name='"FK_AspNetUserClaims_AspNetUsers_UserId"')]))
+SPEC_DATA = {"public.AspNetUsers": "Id", "public.AspNetUserClaims": "Id"}
+LOGIN_ONLINE = RenameColumn(table=USERS, column='"UserName"', new_name='"Login"', online=True)
+ASPNET_SPEC_ROWS = (f'''INSERT INTO public."AspNetUsers" SELECT g, 'user' || g, g % 5, (g % 9)::text
+                       FROM generate_series(1, {ALTER_ROWS}) g;
+                       INSERT INTO public."AspNetUserClaims" SELECT g, 1 + g % {ALTER_ROWS}
+                       FROM generate_series(1, {ALTER_ROWS}) g;''')
+
+
+def _users_columns(conn) -> list[tuple]:
+    return conn.execute("SELECT attname, format_type(atttypid, atttypmod), attnotnull,"
+                        " pg_get_expr(adbin, adrelid) FROM pg_attribute LEFT JOIN pg_attrdef"
+                        " ON adrelid = attrelid AND adnum = attnum WHERE attrelid = 'public.\"AspNetUsers\"'::regclass"
+                        " AND attnum > 0 AND NOT attisdropped ORDER BY attname").fetchall()
+
+
+def _quoted_metadata_forward(conn, rows0) -> None:
+    columns = {c[0]: c[1:] for c in _users_columns(conn)}
+    assert columns["UserName"][1] is True and columns["SecurityStamp"][1] is False
+    assert columns["LockoutEnd"][2] == "'infinity'::timestamp with time zone"
+    assert columns["PhoneNumber"][2] is None
+
+
+def _quoted_in_place_forward(conn, rows0) -> None:
+    columns = {c[0]: c[1:] for c in _users_columns(conn)}
+    assert columns["UserName"][0] == "character varying(256)" and columns["Email"][0] == "text"
+
+
+def _quoted_online_forward(conn, rows0) -> None:
+    columns = {c[0]: c[1:] for c in _users_columns(conn)}
+    assert columns["Id"][0] == "bigint" and columns["AccessFailedCount"] == ("bigint", True, "0")
+    assert columns["Level"][0] == "integer"
+    assert constraint(conn, USERS, "CK_AspNetUsers_AccessFailedCount")[1] is True
+    _assert_all(conn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+                      " 'public.\"AspNetUserClaims\"'::regclass AND attname = 'UserId'", [("bigint",)])
+    assert constraint(conn, 'public."AspNetUserClaims"', "FK_AspNetUserClaims_AspNetUsers_UserId")[1] is True
+
+
+def _quoted_renames_forward(conn, rows0) -> None:
+    _assert_all(conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'public.\"AspNetUsers\"'::regclass"
+                      " AND contype IN ('c', 'u') ORDER BY 1", [("AK_Users_Email",), ("CK_Users_AccessFailedCount",)])
+    _assert_all(conn, "SELECT to_regclass('public.\"IX_Users_NormalizedEmail\"') IS NOT NULL,"
+                      " to_regclass('public.\"IX_AspNetUsers_NormalizedEmail\"') IS NULL", [(True, True)])
+
+
+def _quoted_dropped_forward(conn, rows0) -> None:
+    _assert_all(conn, "SELECT count(*) FROM pg_constraint WHERE conrelid IN ('public.\"AspNetUsers\"'::regclass,"
+                      " 'public.\"AspNetUserClaims\"'::regclass) AND contype <> 'n'"
+                      " AND conname <> 'AspNetUserClaims_pkey'",
+                [(0,)])
+
+
+def _quoted_dropped_rollback(conn, rows0) -> None:
+    _assert_all(conn, "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+                      " WHERE conrelid = 'public.\"AspNetUsers\"'::regclass AND contype <> 'n' ORDER BY 1", [
+        ("AK_AspNetUsers_Email", 'UNIQUE ("Email")', True),
+        ("CK_AspNetUsers_AccessFailedCount", 'CHECK (("AccessFailedCount" >= 0))', True),
+        ("FK_AspNetUsers_AspNetRoles_RoleId", 'FOREIGN KEY ("RoleId") REFERENCES "AspNetRoles"("Id")', True),
+        ("PK_AspNetUsers", 'PRIMARY KEY ("Id")', True)])
+
+
+def _quoted_primary_key_forward(conn, rows0) -> None:
+    _assert_all(conn, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid ="
+                      " 'public.\"AspNetUserLogins\"'::regclass AND contype = 'p'",
+                [("PK_AspNetUserLogins", 'PRIMARY KEY ("LoginProvider", "ProviderKey")')])
+
+
+QUOTED_NAME_CASES += [
+    Case("quoted_aspnet_not_null_and_defaults", [mig(
+        "001", "aspnet_nullability",
+        SetNotNull(table=USERS, column='"UserName"'), DropNotNull(table=USERS, column='"SecurityStamp"'),
+        SetDefault(table=USERS, column='"LockoutEnd"', default="'infinity'"),
+        DropDefault(table=USERS, column='"PhoneNumber"'))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_metadata_forward),
+    Case("quoted_aspnet_alter_type_in_place", [mig(
+        "001", "aspnet_widen", AlterColumnType(table=USERS, column='"UserName"', type="varchar(256)"),
+        AlterColumnType(table=USERS, column='"Email"', type="text"))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_in_place_forward),
+    Case("quoted_aspnet_alter_type_online", [ASPNET_SPEC, mig(
+        "002", "aspnet_bigint",
+        AlterColumnType(table=USERS, column='"Id"', type="bigint", batch_size=700),
+        AlterColumnType(table=USERS, column='"AccessFailedCount"', type="bigint", batch_size=700),
+        AlterColumnType(table=USERS, column='"Level"', type="integer", using='"Level"::integer', batch_size=700))],
+         populate=ASPNET_SPEC_ROWS, data={"public.AspNetUsers": "Id", "public.AspNetUserClaims": "Id"},
+         data_changes=True, after_forward=_quoted_online_forward),
+    Case("quoted_aspnet_rename_column", [mig("001", "aspnet_rename_email", RenameColumn(
+        table=USERS, column='"Email"', new_name='"EmailAddress"'))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, data_changes=True),
+    Case("quoted_aspnet_rename_column_online", [mig("001", "aspnet_expand_phone", PHONE_ONLINE)],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, data_changes=True),
+    Case("quoted_aspnet_contract_column", [mig("001", "aspnet_expand_phone", PHONE_ONLINE),
+                                           mig("002", "aspnet_contract_phone", Contract(version="001"))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, data_changes=True),
+    Case("quoted_aspnet_rename_table", [mig("001", "aspnet_rename_users", RenameTable(
+        table=USERS, new_name='public."Users"'))],
+         setup=ASPNET_IDENTITY, data=RENAMED_DATA, data_changes=True),
+    Case("quoted_aspnet_rename_table_online", [mig("001", "aspnet_expand_users", USERS_ONLINE)],
+         setup=ASPNET_IDENTITY, data=RENAMED_DATA, data_changes=True),
+    Case("quoted_aspnet_contract_table", [mig("001", "aspnet_expand_users", USERS_ONLINE),
+                                          mig("002", "aspnet_contract_users", Contract(version="001"))],
+         setup=ASPNET_IDENTITY, data={"public.Users": "Id"}, data_changes=False),
+    Case("quoted_aspnet_rename_index_and_constraints", [mig(
+        "001", "aspnet_renames",
+        RenameIndex(name='public."IX_AspNetUsers_NormalizedEmail"', new_name='"IX_Users_NormalizedEmail"'),
+        RenameConstraint(table=USERS, name='"CK_AspNetUsers_AccessFailedCount"',
+                         new_name='"CK_Users_AccessFailedCount"'),
+        RenameConstraint(table=USERS, name='"AK_AspNetUsers_Email"', new_name='"AK_Users_Email"'))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_renames_forward),
+    Case("quoted_aspnet_drop_constraints", [mig(
+        "001", "aspnet_drop_constraints",
+        DropConstraint(table=USERS, name='"CK_AspNetUsers_AccessFailedCount"'),
+        DropConstraint(table=USERS, name='"AK_AspNetUsers_Email"'),
+        DropConstraint(table=USERS, name='"FK_AspNetUsers_AspNetRoles_RoleId"'),
+        DropConstraint(table='public."AspNetUserClaims"', name='"FK_AspNetUserClaims_AspNetUsers_UserId"'),
+        DropConstraint(table=USERS, name='"PK_AspNetUsers"'))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_dropped_forward,
+         after_rollback=_quoted_dropped_rollback),
+    # Spec-known keys and uniques: the rollback rebuilds their indexes concurrently from models built from
+    # resolved (exact) names; the online rename mirrors the unique index onto the new column.
+    Case("quoted_aspnet_spec_drop_keys", [ASPNET_SPEC, mig(
+        "002", "aspnet_drop_keys",
+        DropConstraint(table='public."AspNetUserClaims"', name='"FK_AspNetUserClaims_AspNetUsers_UserId"'),
+        DropConstraint(table=USERS, name='"AspNetUsers_UserName_key"'),
+        DropConstraint(table=USERS, name='"PK_AspNetUsers"'))],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA),
+    Case("quoted_aspnet_spec_rename_online", [ASPNET_SPEC, mig("002", "aspnet_expand_login", LOGIN_ONLINE)],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA, data_changes=True),
+    Case("quoted_aspnet_spec_contract_column", [ASPNET_SPEC, mig("002", "aspnet_expand_login", LOGIN_ONLINE),
+                                                mig("003", "aspnet_contract_login", Contract(version="002"))],
+         populate=ASPNET_SPEC_ROWS, data=SPEC_DATA, data_changes=True),
+    Case("quoted_aspnet_add_primary_key", [mig("001", "aspnet_key_logins", AddPrimaryKey(
+        table='public."AspNetUserLogins"', columns=['"LoginProvider"', '"ProviderKey"'],
+        name='"PK_AspNetUserLogins"'))],
+         setup=ASPNET_IDENTITY, data=IDENTITY_DATA, after_forward=_quoted_primary_key_forward),
+]
+
+
 CASES = [
     Case("create_schema", [mig("001", "create_inventory", CreateSchema(name="inventory"), CreateTable(
         table="inventory.bins", columns=[Column(name="id", type="integer")], primary_key=["id"]))],

@@ -1164,3 +1164,39 @@ def test_quoted_columns_keep_the_exact_name_everywhere():
 def test_bad_quoted_or_mixed_case_names_are_refused(value, reason):
     rejected(lambda: Column(name=value, type="text"), reason, "fix:", loc="name")
     rejected(lambda: DropTable(table=f"public.{value}"), reason, loc="table")
+
+
+# -- quoted names in models built from resolved names (issue 12, names.spelled) ------------------
+
+@pytest.mark.parametrize("exact", ["AspNetUsers", "PK_AspNetUsers", "my table", "orders", "AspNetUsers_Id_v002_swap"])
+def test_spelled_gives_back_the_exact_name(exact):
+    """``spelled`` is the inverse of ``check_identifier`` for every exact name dbdeploy resolves, so
+    an operation may rebuild a model (Index, Unique) from resolved names without refusal."""
+    from dbdeploy.model.names import spelled
+    assert check_identifier(spelled(exact)) == exact
+
+
+def test_operations_that_rebuild_models_from_resolved_quoted_names_plan():
+    """AddPrimaryKey (its unique index), AlterColumnType online (the moved named primary key and
+    unique), DropConstraint of spec-known keys (the rollback's concurrent index) and the online
+    RenameColumn (the mirrored unique index) build Index models from exact mixed-case names: they
+    plan, and the bundle addresses the objects under their quoted names."""
+    from dbdeploy import AddPrimaryKey, AlterColumnType, Check, DropConstraint, RenameColumn, Unique
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
+
+    users = 'public."AspNetUsers"'
+    create = Migration(version="001", name="identity", operations=[CreateTable(
+        table=users, columns=[Column(name='"Id"', type="integer", nullable=False),
+                              Column(name='"UserName"', type="varchar(64)"), Column(name='"Level"', type="text")],
+        primary_key=['"Id"'], primary_key_name='"PK_AspNetUsers"', uniques=[Unique(columns=['"UserName"'])],
+        checks=[Check(expression='"Level" <> \'\'', name='"CK_Level"')])])
+    for version, op in [
+            ("002", AddPrimaryKey(table='"AspNetUserLogins"', columns=['"LoginProvider"'], name='"PK_Logins"')),
+            ("002", AlterColumnType(table=users, column='"Id"', type="bigint")),
+            ("002", DropConstraint(table=users, name='"PK_AspNetUsers"')),
+            ("002", DropConstraint(table=users, name='"AspNetUsers_UserName_key"')),
+            ("002", RenameColumn(table=users, column='"UserName"', new_name='"Login"', online=True))]:
+        later = Migration(version=version, name="change", operations=[op])
+        plans = plan_all([LoadedMigration(create, Path("V001_identity.py")), LoadedMigration(later, Path("V002.py"))])
+        assert len(plans) == 2, op

@@ -34,7 +34,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import ColumnList, Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import split_table
+from dbdeploy.model.names import spelled, split_table
 from dbdeploy.model.static_checks import check_btree_columns
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
@@ -97,7 +97,7 @@ class AddPrimaryKey(Operation):
                                   constraint_kind="p", key=tuple(self.columns))]
 
     def _index(self) -> Index:
-        return Index(columns=self.columns, unique=True, name=self.resolved_name())
+        return Index(columns=[spelled(c) for c in self.columns], unique=True, name=spelled(self.resolved_name()))
 
     def _null_counts(self) -> sql.Composable:
         return S(", ").join(

@@ -54,7 +54,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.names import derived_name, spelled, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
@@ -338,7 +338,7 @@ class DropConstraint(Operation):
         if known is None:
             return []
         kind, columns = known
-        index = Index(columns=list(columns), unique=True, name=self.name)
+        index = Index(columns=[spelled(c) for c in columns], unique=True, name=spelled(self.name))
         qualified_index = render(index_identifier(self.table, index))
         hint = (f"Rows written since {ctx.label} dropped {self.name} break it. Change or delete the rows with "
                 "duplicated keys, then run the rollback again: it continues at this step.")
@@ -483,7 +483,8 @@ class DropConstraint(Operation):
                                "SELECT f.conrelid::pg_catalog.regclass AS referencing_table, f.conname AS foreign_key\n"
                                "FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_constraint f\n"
                                "    ON f.contype = 'f' AND f.conindid = c.conindid AND c.conindid <> 0\n"
-                               "WHERE c.conrelid = {rel} AND c.conname = {n}").format(rel=rel, n=literal(self.name))),
+                               "WHERE c.conrelid = {rel} AND c.conname = {n}"
+                               " AND c.contype IN ('u', 'p', 'x')").format(rel=rel, n=literal(self.name))),
                            "no rows")
         saved = CheckQuery(f"Constraint {self.name} of {self.table} is gone and its definition is saved for the "
                            "rollback", queries.query(S(

@@ -47,7 +47,7 @@ from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
 from dbdeploy.model.base import ColumnList, Identifier, TableName
 from dbdeploy.model.components import Index
-from dbdeploy.model.names import derived_name, split_table
+from dbdeploy.model.names import derived_name, spelled, split_table
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops.add_column import drop_owned_column_preflight
@@ -211,7 +211,7 @@ class RenameColumn(Expands, Operation):
         known = state.tables.get(self.table)
         for name, columns in (known.uniques.items() if known is not None else ()):
             if tuple(columns) == (self.column,):
-                sources.append((Index(columns=[self.column], unique=True, name=name), name))
+                sources.append((Index(columns=[spelled(self.column)], unique=True, name=spelled(name)), name))
         return sources
 
     def _mirrored(self, state: SchemaState) -> list[tuple[str, Index]]:
@@ -221,7 +221,8 @@ class RenameColumn(Expands, Operation):
         found = []
         for index, _constraint in self._sources(state):
             name = derived_name(index.resolved_name(self.table), suffix=self.new_name)
-            found.append((f"{schema}.{name}", Index(columns=[self.new_name], unique=index.unique, name=name)))
+            found.append((f"{schema}.{name}", Index(columns=[spelled(self.new_name)], unique=index.unique,
+                                                        name=spelled(name))))
         return found
 
     def target(self) -> str:
