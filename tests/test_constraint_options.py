@@ -24,10 +24,7 @@ from dbdeploy import AddForeignKey, ForeignKey, Migration
 from dbdeploy.bundle import catalog_checks
 from tests.bundles import write_bundles
 from tests.pg import TestDatabase
-from tests.test_ops_roundtrip import CREATE_BOOKINGS, OPTION_CASES, ROOMS
-
-# tests.test_ops_roundtrip rebinds MEMBERS to a Migration further down; take the SQL its option case uses.
-MEMBERS = next(c.setup for c in OPTION_CASES if c.id == "constraint_options_on_existing_table")
+from tests.test_ops_roundtrip import CREATE_BOOKINGS, MEMBERS, OPTION_CASES, ROOMS
 
 # The suite runs these focused tests on the primary server (the round trips of the same operations in
 # tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.

@@ -1348,13 +1348,13 @@ CASES = [
 
 # -- rename_column / rename_table (plain and online) / contract ----------------------------------
 
-MEMBERS = mig("001", "create_members", CreateTable(
+SPEC_MEMBERS = mig("001", "create_members", CreateTable(
     table="public.members",
     columns=[Column(name="id", type="bigint", nullable=False), Column(name="email", type="text", nullable=False),
              Column(name="handle", type="text", nullable=False, default="'anon'"),
              Column(name="score", type="integer")],
     primary_key=["id"], indexes=[Index(columns=["handle"])], uniques=[Unique(columns=["email"])]))
-MEMBER_ROWS = ("INSERT INTO public.members SELECT g, 'm' || g || '@example.com', 'h' || g,"
+SPEC_MEMBER_ROWS = ("INSERT INTO public.members SELECT g, 'm' || g || '@example.com', 'h' || g,"
                f" CASE WHEN g % 7 = 0 THEN NULL ELSE g END FROM generate_series(1, {ALTER_ROWS}) g;")
 MEMBER_DATA = {"public.members": "id", "public.people": "id"}
 HANDLE_ONLINE = RenameColumn(table="public.members", column="handle", new_name="nick", online=True)
@@ -1382,22 +1382,22 @@ def _online_table_forward(conn, rows0) -> None:
 
 
 CASES += [
-    Case("rename_column", [MEMBERS, mig("002", "rename_email", RenameColumn(
+    Case("rename_column", [SPEC_MEMBERS, mig("002", "rename_email", RenameColumn(
         table="public.members", column="email", new_name="email_address"))],
-         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
-    Case("rename_table", [MEMBERS, mig("002", "rename_members", RenameTable(
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("rename_table", [SPEC_MEMBERS, mig("002", "rename_members", RenameTable(
         table="public.members", new_name="public.people"))],
-         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
-    Case("rename_column_online", [MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE)],
-         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_column_forward),
-    Case("rename_table_online", [MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE)],
-         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_table_forward),
-    Case("contract_column", [MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE),
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("rename_column_online", [SPEC_MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE)],
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_column_forward),
+    Case("rename_table_online", [SPEC_MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE)],
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_table_forward),
+    Case("contract_column", [SPEC_MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE),
                              mig("003", "contract_handle", Contract(version="002"))],
-         populate=MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
-    Case("contract_table", [MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE),
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("contract_table", [SPEC_MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE),
                             mig("003", "contract_members", Contract(version="002"))],
-         populate=MEMBER_ROWS, data={"public.people": "id"}, data_changes=False),
+         populate=SPEC_MEMBER_ROWS, data={"public.people": "id"}, data_changes=False),
     *CONSTRAINT_CASES,
     Case("alter_column_type_in_place", [mig(
         "001", "widen_contacts", AlterColumnType(table="public.contacts", column="email", type="varchar(120)"),

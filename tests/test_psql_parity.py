@@ -146,6 +146,11 @@ def _assert_echo_is_split(echoes: dict[Path, str]) -> None:
 
 # What the golden cases expect to exist, with rows; shop.orders (golden_cases.BASE) gets rows after V001.
 GOLDEN_SETUP = {
+    # the option cases reference public.customers, which exists before them
+    "create_table_options": "CREATE TABLE public.customers (id bigint PRIMARY KEY);"
+                            " INSERT INTO public.customers SELECT generate_series(1, 50);",
+    "constraint_options": "CREATE SCHEMA IF NOT EXISTS shop; CREATE TABLE public.customers (id bigint PRIMARY KEY);"
+                          " INSERT INTO public.customers SELECT generate_series(1, 50);",
     "add_foreign_key": "CREATE TABLE public.customers (id bigint PRIMARY KEY);"
                        " INSERT INTO public.customers SELECT generate_series(1, 50);",
     "backfill_composite_key": "CREATE TABLE public.events (tenant_id int, event_id int, kind text,"
