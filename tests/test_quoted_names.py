@@ -25,6 +25,10 @@ from tests.test_ops_roundtrip import QUOTED_NAME_CASES
 
 CASES = [c for c in QUOTED_NAME_CASES if c.id.startswith("quoted_aspnet_")]
 
+# The suite runs these on the primary server (their round trips in tests/test_ops_roundtrip.py run on
+# every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 
 def _result(db: TestDatabase, query: str) -> str:
     rows = db.execute(query)
