@@ -58,24 +58,26 @@ from dbdeploy.model.components import Index
 from dbdeploy.model.names import spelled as spelled_name
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.add_column import column_expect
-from dbdeploy.ops.alter_column_online import MovedIndex, OnlinePlan, Target, shadow_name, swap_index
+from dbdeploy.ops.alter_column_online import (
+    MovedIndex,
+    OnlinePlan,
+    Target,
+    create_saved_types_table,
+    saved_types_table,
+    shadow_name,
+    swap_index,
+)
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.column_types import SERIAL_BASE, in_place, shape
 from dbdeploy.ops.common import S, attnum, column_exists, fail, notice, regclass, relation_exists, relation_missing
 from dbdeploy.ops.rename_constraint import default_primary_key_name, primary_key_name
-from dbdeploy.sql import acl, ident, literal, parse_type, qualified
+from dbdeploy.sql import ident, literal, parse_type, qualified
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 # Type OIDs of pg_catalog (fixed: src/include/catalog/pg_type.dat) whose modifier rules the run-time
 # check knows: the support functions of their length-coercion functions make these no-ops.
 _VARCHAR, _VARBIT, _NUMERIC = 1043, 1562, 1700
 _TIME_TYPES = (1083, 1114, 1184, 1266)          # time, timestamp, timestamptz, timetz
-
-
-def saved_types_table(ctx: PlanContext) -> sql.Identifier:
-    """``<backup schema>.altered_column_types``: one row per column whose type a version changed in place,
-    with the old type as PostgreSQL spells it (``format_type``), for the rollback."""
-    return ident(ctx.backup_schema, "altered_column_types")
 
 
 @dataclass(frozen=True)
@@ -346,13 +348,7 @@ class AlterColumnType(Operation):
                               "lock:",
                          "Drop and re-create them concurrently around the change, or use RawSQL.",
                          detail=S("v_dependants"))),
-            S("CREATE TABLE IF NOT EXISTS {saved} (\n"
-              "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
-              "    old_type text NOT NULL, old_typid oid NOT NULL, old_typmod integer NOT NULL,\n"
-              "    new_type text NOT NULL, changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
-              "    PRIMARY KEY (version, table_name, column_name)\n"
-              ");").format(saved=saved),
-            acl.restrict_table(saved),
+            create_saved_types_table(saved),
             S("INSERT INTO {saved} (version, table_name, column_name, old_type, old_typid, old_typmod, new_type)\n"
               "VALUES ({v}, {t}, {c}, v_old.type_text, v_old.atttypid, v_old.atttypmod,"
               " pg_catalog.format_type(v_new.atttypid, v_new.atttypmod))\n"
