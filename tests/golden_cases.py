@@ -159,6 +159,12 @@ CASES: dict[str, list[Migration]] = {
         table="shop.orders", column="total", type="numeric(14,2)"))],
     "alter_column_type_online": [LEDGER, _m("002", "bigint_accounts", AlterColumnType(
         table="public.ledger_accounts", column="id", type="bigint"))],
+    "alter_column_type_expand": [BASE, _m("002", "expand_status", AlterColumnType(
+        table="shop.orders", column="status", type="varchar(20)", online=True, new_name="state",
+        using="upper(status)", back="lower(state)"))],
+    "alter_column_type_contract": [BASE, _m("002", "expand_status", AlterColumnType(
+        table="shop.orders", column="status", type="varchar(20)", online=True, new_name="state",
+        using="upper(status)", back="lower(state)")), _m("003", "contract", Contract(version="002"))],
     # issue 12: constraint and column options
     "create_table_options": [_m("001", "bookings", CreateTable(
         table="public.bookings",

@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from dbdeploy import Column, Contract, CreateTable, Index, Migration, RenameColumn, RenameTable, Unique
+from dbdeploy import (
+    AlterColumnType,
+    Column,
+    Contract,
+    CreateTable,
+    Index,
+    Migration,
+    RenameColumn,
+    RenameTable,
+    Unique,
+)
 from tests.bundles import write_bundles
 from tests.executor_support import make_project, write_spec
 from tests.pg import TestDatabase
@@ -41,6 +51,11 @@ EXPAND_COLUMNS = Migration(version="002", name="expand", operations=[
 EXPAND_TABLE = Migration(version="002", name="expand", operations=[
     RenameTable(table="public.members", new_name="public.people", online=True)])
 CONTRACT = Migration(version="003", name="contract", operations=[Contract(version="002")])
+# AlterColumnType(online=True): integer → bigint by cast both ways; text → varchar(64) with conversions.
+EXPAND_TYPES = Migration(version="002", name="expand", operations=[
+    AlterColumnType(table="public.members", column="score", type="bigint", online=True, new_name="score_big"),
+    AlterColumnType(table="public.members", column="handle", type="varchar(64)", online=True, new_name="handle_v",
+                    using="upper(handle)", back="lower(handle_v)")])
 
 
 def _apply(db: TestDatabase, tmp_path: Path, *migrations: Migration):
@@ -129,6 +144,60 @@ def test_contract_and_its_rollback_keep_values_written_after_the_contract(fresh_
     run_sql_file(db, bundles["003"].forward)
     assert db.execute("SELECT id, nick, points FROM public.members WHERE id IN (-2, -1, 5) ORDER BY id") == [
         (-2, "old-again", None), (-1, "anon", None), (5, "after", 99)]
+
+
+def test_type_expansion_converts_writes_both_ways_and_its_rollbacks_keep_them(fresh_db_each: TestDatabase,
+                                                                           tmp_path: Path):
+    """AlterColumnType(online=True): old code writes the old type, new code the new one, each converted
+    into the other; the expansion's rollback keeps what new code wrote (converted back); after the
+    contract the new column has the old default (cast) and NOT NULL; the contract's rollback re-adds the
+    old column with its own type and default, filled (converted back) with what was written since."""
+    db = fresh_db_each
+    bundles = _apply(db, tmp_path, MEMBERS, EXPAND_TYPES, CONTRACT)
+    run_sql_file(db, bundles["002"].forward)
+    assert db.execute("SELECT count(*) FROM public.members WHERE handle_v IS DISTINCT FROM upper(handle)"
+                      " OR score_big IS DISTINCT FROM score") == [(0,)]
+    db.execute("INSERT INTO public.members (id, email, handle, score) VALUES (-1, 'old@x', 'old', 1)")
+    db.execute("INSERT INTO public.members (id, email, handle_v, score_big) VALUES (-2, 'new@x', 'NEW', 2)")
+    db.execute("INSERT INTO public.members (id, email) VALUES (-3, 'defaults@x')")
+    db.execute("UPDATE public.members SET handle_v = 'UPD', score_big = 20 WHERE id = 2")
+    assert db.execute("SELECT id, handle, handle_v, score, score_big FROM public.members WHERE id IN (-3, -2, -1, 2)"
+                      " ORDER BY id") == [(-3, "anon", "ANON", None, None), (-2, "new", "NEW", 2, 2),
+                                          (-1, "old", "OLD", 1, 1), (2, "upd", "UPD", 20, 20)]
+    # a value the old type cannot hold fails the write: the old code could not read it
+    with pytest.raises(Exception, match="out of range"):
+        db.execute("UPDATE public.members SET score_big = 3000000000 WHERE id = 3")
+    assert db.execute("SELECT score, score_big FROM public.members WHERE id = 3") == [(3, 3)]
+
+    run_sql_file(db, bundles["002"].rollback)
+    assert db.execute("SELECT id, handle, score FROM public.members WHERE id IN (-2, 2) ORDER BY id") == [
+        (-2, "new", 2), (2, "upd", 20)]
+    assert db.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.members'::regclass"
+                      " AND attname IN ('handle_v', 'score_big') AND NOT attisdropped") == [(0,)]
+
+    run_sql_file(db, bundles["002"].forward)
+    run_sql_file(db, bundles["003"].forward)
+    assert db.execute("SELECT attname, format_type(atttypid, atttypmod), attnotnull,"
+                      " pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d"
+                      " ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE attrelid = 'public.members'::regclass"
+                      " AND attname IN ('handle', 'handle_v', 'score', 'score_big') AND NOT attisdropped"
+                      " ORDER BY 1") == [("handle_v", "character varying(64)", True,
+                                          "('anon'::text)::character varying(64)"),
+                                         ("score_big", "bigint", False, None)]
+    db.execute("INSERT INTO public.members (id, email) VALUES (-4, 'after@x')")
+    db.execute("UPDATE public.members SET handle_v = 'AFTER', score_big = 99 WHERE id = 5")
+
+    run_sql_file(db, bundles["003"].rollback)
+    assert db.execute("SELECT attname, format_type(atttypid, atttypmod), attnotnull,"
+                      " pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d"
+                      " ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE attrelid = 'public.members'::regclass"
+                      " AND attname IN ('handle', 'score') AND NOT attisdropped ORDER BY 1") == [
+        ("handle", "text", True, "'anon'::text"), ("score", "integer", False, None)]
+    assert db.execute("SELECT id, handle, handle_v, score, score_big FROM public.members WHERE id IN (-4, 5)"
+                      " ORDER BY id") == [(-4, "anon", "ANON", None, None), (5, "after", "AFTER", 99, 99)]
+    assert db.execute("SELECT count(*) FROM public.members WHERE handle_v IS DISTINCT FROM upper(handle)"
+                      " OR score_big IS DISTINCT FROM score") == [(0,)]
+    assert relation_exists(db.connect(), "public.members_handle_idx")
 
 
 def test_old_table_name_is_an_updatable_view_until_the_contract(fresh_db_each: TestDatabase, tmp_path: Path):
@@ -285,7 +354,7 @@ def _generated_tests(db: TestDatabase, folder: Path, *args: str):
                           env=dict(os.environ, DBDEPLOY_TEST_DSN=db.dsn))
 
 
-@pytest.mark.parametrize("expand", [EXPAND_COLUMNS, EXPAND_TABLE], ids=["column", "table"])
+@pytest.mark.parametrize("expand", [EXPAND_COLUMNS, EXPAND_TABLE, EXPAND_TYPES], ids=["column", "table", "types"])
 def test_generated_tests_pass_after_expand_contract_and_their_rollbacks(fresh_db: TestDatabase, tmp_path: Path,
                                                                        expand: Migration):
     db = fresh_db

@@ -1381,6 +1381,30 @@ def _online_table_forward(conn, rows0) -> None:
     _assert_all(conn, "SELECT count(*) FROM public.people WHERE id = -1", [(0,)])
 
 
+SCORE_BIGINT = AlterColumnType(table="public.members", column="score", type="bigint", online=True,
+                               new_name="score_big")
+HANDLE_VARCHAR = AlterColumnType(table="public.members", column="handle", type="varchar(64)", online=True,
+                                 new_name="handle_v", using="upper(handle)", back="lower(handle_v)", batch_size=700)
+
+
+def _type_expand_forward(conn, rows0) -> None:
+    """Both types work: every row converted; old code's writes reach the new column and new code's the
+    old one, converted; a value the old type cannot hold fails the write."""
+    _assert_all(conn, "SELECT count(*) FROM public.members WHERE score_big IS DISTINCT FROM score::bigint"
+                      " OR handle_v IS DISTINCT FROM upper(handle)", [(0,)])
+    conn.execute("INSERT INTO public.members (id, email, handle, score) VALUES (-1, 'old@example.com', 'old', 7)")
+    conn.execute("INSERT INTO public.members (id, email, handle_v, score_big) VALUES (-2, 'new@example.com', 'NEW', 8)")
+    conn.execute("UPDATE public.members SET score_big = 9, handle_v = 'UPD' WHERE id = -1")
+    _assert_all(conn, "SELECT id, handle, handle_v, score, score_big FROM public.members WHERE id < 0 ORDER BY id",
+                [(-2, "new", "NEW", 8, 8), (-1, "upd", "UPD", 9, 9)])
+    _assert_all(conn, "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute"
+                      " WHERE attrelid = 'public.members'::regclass AND attname IN ('handle_v', 'score_big')"
+                      " ORDER BY attname", [("character varying(64)",), ("bigint",)])
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange), conn.transaction():
+        conn.execute("UPDATE public.members SET score_big = 3000000000 WHERE id = -2")
+    conn.execute("DELETE FROM public.members WHERE id < 0")
+
+
 CASES += [
     Case("rename_column", [SPEC_MEMBERS, mig("002", "rename_email", RenameColumn(
         table="public.members", column="email", new_name="email_address"))],
@@ -1394,6 +1418,11 @@ CASES += [
          populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_online_table_forward),
     Case("contract_column", [SPEC_MEMBERS, mig("002", "expand_handle", HANDLE_ONLINE, SCORE_ONLINE),
                              mig("003", "contract_handle", Contract(version="002"))],
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
+    Case("alter_column_type_expand", [SPEC_MEMBERS, mig("002", "expand_types", SCORE_BIGINT, HANDLE_VARCHAR)],
+         populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True, after_forward=_type_expand_forward),
+    Case("alter_column_type_contract", [SPEC_MEMBERS, mig("002", "expand_types", SCORE_BIGINT, HANDLE_VARCHAR),
+                                        mig("003", "contract_types", Contract(version="002"))],
          populate=SPEC_MEMBER_ROWS, data=MEMBER_DATA, data_changes=True),
     Case("contract_table", [SPEC_MEMBERS, mig("002", "expand_members", PEOPLE_ONLINE),
                             mig("003", "contract_members", Contract(version="002"))],

@@ -1037,7 +1037,20 @@ _ALTER_TABLE = [CreateTable(table="t", columns=[Column(name="id", type="integer"
     ({"table": "t", "column": "nope", "type": "text"}, ("has no column 'nope'", "fix: check the column name")),
     ({"table": "t", "column": "b", "type": "integer", "using": "a::integer"},
      ("using reads a, not only 'b'", "fix: write the conversion over b alone")),
-    ({"table": "t", "column": "b", "type": "text", "online": True}, ("online=True", "fix:")),
+    ({"table": "t", "column": "b", "type": "varchar(9)", "online": True},
+     ("online=True keeps the old column", "fix: give new_name=")),
+    ({"table": "t", "column": "b", "type": "integer", "online": True, "new_name": "b2", "back": "a::text"},
+     ("back reads a, not only 'b2'", "fix: write the conversion new → old over b2 alone")),
+    ({"table": "t", "column": "id", "type": "bigint", "online": True, "new_name": "id2"},
+     ("part of the primary key", "fix: drop online=True")),
+    ({"table": "t", "column": "b", "type": "varchar(9)", "online": True, "new_name": "a"},
+     ("already has a column 'a'", "fix: pick another new_name")),
+    ({"table": "t", "column": "b", "type": "varchar(9)", "new_name": "b2"},
+     ("new_name is only used by the expand/contract form", "fix: remove new_name")),
+    ({"table": "t", "column": "b", "type": "varchar(9)", "back": "b"},
+     ("back is only used by the expand/contract form", "fix: remove back")),
+    ({"table": "t", "column": "b", "type": "varchar(9)", "key": ["id"]},
+     ("key is only used by the expand/contract form", "fix: remove key")),
     ({"table": "t", "column": "a", "type": "integer", "using": "a::integer"},
      ("uses public.t.a in an expression or predicate", "fix: drop the index first")),
 ])
@@ -1051,6 +1064,27 @@ def test_alter_column_type_online_needs_a_one_column_key():
                                              Column(name="n", type="integer")], primary_key=["k1", "k2"])]
     rejected(lambda: _alter_after(table, table="t", column="n", type="bigint"),
              "needs a one-column primary key", "fix: add one")
+
+
+def test_alter_column_type_expand_needs_back_for_a_type_the_specs_do_not_know():
+    """An existing table (not made by the specs): the old type is unknown, so the conversion new → old
+    must be given; with ``back`` the plan holds."""
+    from dbdeploy import AlterColumnType
+    from dbdeploy.errors import SpecError
+    from dbdeploy.plan.loader import LoadedMigration
+    from dbdeploy.plan.migration_plan import plan_all
+
+    def plan(**extra):
+        op = AlterColumnType(table="public.legacy", column="code", type="integer", using="code::integer",
+                             online=True, new_name="code_int", key=["id"], **extra)
+        return plan_all([LoadedMigration(Migration(version="001", name="m", operations=[op]), Path("V001.py"))])
+
+    with pytest.raises(SpecError) as refused:
+        plan()
+    assert "the specs do not know the type of public.legacy.code" in str(refused.value)
+    assert "fix: give back=" in str(refused.value)
+    assert plan(back="code_int::text")[-1].migration.operations[0].describe_expansion().startswith(
+        "public.legacy.code → code_int (integer")
 
 
 def test_alter_column_type_bad_type_and_batch_size_rejected():

@@ -80,6 +80,31 @@ from dbdeploy.sql.blocks import block, do_block, if_then
 _INT_RANGES = {"int2": (-32768, 32767), "int4": (-2147483648, 2147483647)}
 
 
+def saved_types_table(ctx: PlanContext) -> sql.Identifier:
+    """``<backup schema>.altered_column_types``: one row per column whose type a version changed (in place
+    or online), with the old type as PostgreSQL spells it (``format_type``), for the rollback."""
+    return ident(ctx.backup_schema, "altered_column_types")
+
+
+def create_saved_types_table(saved: sql.Identifier) -> sql.Composable:
+    """Create :func:`saved_types_table` (idempotent; columns of later releases added with IF NOT EXISTS)
+    and close it to every role but the deployer's."""
+    return block(
+        S("CREATE TABLE IF NOT EXISTS {saved} (\n"
+          "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
+          "    old_type text NOT NULL, old_typid oid NOT NULL, old_typmod integer NOT NULL,\n"
+          "    new_type text NOT NULL, changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
+          "    PRIMARY KEY (version, table_name, column_name)\n"
+          ");").format(saved=saved),
+        S("ALTER TABLE {saved} ADD COLUMN IF NOT EXISTS method text NOT NULL DEFAULT 'in_place',"
+          " ADD COLUMN IF NOT EXISTS old_not_null boolean, ADD COLUMN IF NOT EXISTS swapped boolean,"
+          " ADD COLUMN IF NOT EXISTS check_names text[], ADD COLUMN IF NOT EXISTS check_kept text[],"
+          " ADD COLUMN IF NOT EXISTS pending_tables text[], ADD COLUMN IF NOT EXISTS pending_names text[];"
+          ).format(saved=saved),
+        acl.restrict_table(saved),
+    )
+
+
 @dataclass(frozen=True)
 class MovedIndex:
     """An index on the column that the swap moves: ``index`` is its definition on the old column (its
@@ -147,7 +172,7 @@ class OnlinePlan:
         return derived_name(f"dbdeploy_v{self.ctx.version}", t.column, suffix="swap_nn")
 
     def _saved(self) -> sql.Identifier:
-        return ident(self.ctx.backup_schema, "altered_column_types")
+        return saved_types_table(self.ctx)
 
     def _where(self, t: Target) -> sql.Composable:
         return S("version = {v} AND table_name = {t} AND column_name = {c}").format(
@@ -171,23 +196,6 @@ class OnlinePlan:
         return S("CAST({} AS {})").format(over, t.old_type.sql())
 
     # --- shared pieces -----------------------------------------------------------------------------
-
-    def _create_saved_table(self) -> sql.Composable:
-        saved = self._saved()
-        return block(
-            S("CREATE TABLE IF NOT EXISTS {saved} (\n"
-              "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
-              "    old_type text NOT NULL, old_typid oid NOT NULL, old_typmod integer NOT NULL,\n"
-              "    new_type text NOT NULL, changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
-              "    PRIMARY KEY (version, table_name, column_name)\n"
-              ");").format(saved=saved),
-            S("ALTER TABLE {saved} ADD COLUMN IF NOT EXISTS method text NOT NULL DEFAULT 'in_place',"
-              " ADD COLUMN IF NOT EXISTS old_not_null boolean, ADD COLUMN IF NOT EXISTS swapped boolean,"
-              " ADD COLUMN IF NOT EXISTS check_names text[], ADD COLUMN IF NOT EXISTS check_kept text[],"
-              " ADD COLUMN IF NOT EXISTS pending_tables text[], ADD COLUMN IF NOT EXISTS pending_names text[];"
-              ).format(saved=saved),
-            acl.restrict_table(saved),
-        )
 
     def _batch_function(self, t: Target, suffix: str, target_col: str, value: sql.Composable,
                         stale: sql.Composable) -> sql.Composable:
@@ -317,7 +325,7 @@ class OnlinePlan:
                " {c})").format(
             rel=rel, c=literal(t.column))
         body = block(
-            self._create_saved_table(),
+            create_saved_types_table(self._saved()),
             if_then(self._row(t, "swapped"),
                     notice(ctx, f"{where} was already swapped to its new type"),
                     self._noop(t, "fill"), S("RETURN;")),
@@ -635,4 +643,5 @@ class OnlinePlan:
         return steps
 
 
-__all__ = ["MovedIndex", "OnlinePlan", "Target", "shadow_name", "swap_index"]
+__all__ = ["MovedIndex", "OnlinePlan", "Target", "create_saved_types_table", "saved_types_table", "shadow_name",
+           "swap_index"]

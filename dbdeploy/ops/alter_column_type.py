@@ -39,8 +39,12 @@ referencing foreign-key columns of the same old type are widened in the same swa
 ``bigint`` of a referenced primary key). A table the specs do not know takes the in-place step, which
 refuses at run time a change that would rewrite.
 
-**Not built yet**: ``online=True`` (expand/contract, :mod:`dbdeploy.ops.expansion`): refused at spec
-level with a fix.
+**Expand/contract** (``online=True, new_name=…``; :mod:`dbdeploy.ops.alter_column_expand`): the old
+column keeps its name and type for the application version still running, a new column ``new_name``
+with the new type serves the new one, a trigger converts writes of either into the other (``using``
+old → new, ``back`` new → old, casts by default), and a later ``Contract(version=…)`` drops the old
+column. Use it when the running code cannot read or write the new type; the default online form keeps
+the column's name and swaps in one short transaction.
 """
 
 from __future__ import annotations
@@ -49,33 +53,37 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from psycopg import sql
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
-from dbdeploy.model.base import Identifier, SqlExpression, SqlType, TableName
+from dbdeploy.model.base import ColumnList, Identifier, SqlExpression, SqlType, TableName
 from dbdeploy.model.components import Index
 from dbdeploy.model.names import spelled as spelled_name
 from dbdeploy.ops import checklist_queries as queries
 from dbdeploy.ops.add_column import column_expect
-from dbdeploy.ops.alter_column_online import MovedIndex, OnlinePlan, Target, shadow_name, swap_index
+from dbdeploy.ops.alter_column_expand import TypeExpansion
+from dbdeploy.ops.alter_column_online import (
+    MovedIndex,
+    OnlinePlan,
+    Target,
+    create_saved_types_table,
+    saved_types_table,
+    shadow_name,
+    swap_index,
+)
 from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState
 from dbdeploy.ops.column_types import SERIAL_BASE, in_place, shape
 from dbdeploy.ops.common import S, attnum, column_exists, fail, notice, regclass, relation_exists, relation_missing
+from dbdeploy.ops.expansion import Expands
 from dbdeploy.ops.rename_constraint import default_primary_key_name, primary_key_name
-from dbdeploy.sql import acl, ident, literal, parse_type, qualified
+from dbdeploy.sql import ident, literal, parse_type, qualified
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 # Type OIDs of pg_catalog (fixed: src/include/catalog/pg_type.dat) whose modifier rules the run-time
 # check knows: the support functions of their length-coercion functions make these no-ops.
 _VARCHAR, _VARBIT, _NUMERIC = 1043, 1562, 1700
 _TIME_TYPES = (1083, 1114, 1184, 1266)          # time, timestamp, timestamptz, timetz
-
-
-def saved_types_table(ctx: PlanContext) -> sql.Identifier:
-    """``<backup schema>.altered_column_types``: one row per column whose type a version changed in place,
-    with the old type as PostgreSQL spells it (``format_type``), for the rollback."""
-    return ident(ctx.backup_schema, "altered_column_types")
 
 
 @dataclass(frozen=True)
@@ -91,17 +99,21 @@ class ColumnTypeChange(expect.Column):
         return (self.before or expect.Column(self.table, self.name),)
 
 
-class AlterColumnType(Operation):
+class AlterColumnType(Expands, Operation):
     """Change ``table.column`` to ``type`` (see the module docstring for what runs).
 
     ``using`` is an expression over the column alone (e.g. ``"code::integer"``); with it, or when the specs'
     types say the change rewrites, the online form runs (:mod:`dbdeploy.ops.alter_column_online`; the table
     must be one the specs created, with a one-column primary key). ``batch_size`` bounds its backfill batches.
-    ``online=True`` (expand/contract) is refused until built. Errors: ValueError (reason — fix) for an unknown
-    column, a ``using`` that reads other columns, ``online=True``, and what the online form cannot do (no
-    one-column key, an identity column, an index using the column in an expression or predicate, a table
-    the specs do not know). Run-time refusals (before any change): views or rules on the column, generated
-    columns, partitioned tables, indexes the specs do not know, and — in place — a change that would rewrite.
+    ``online=True`` with ``new_name`` expands instead (:mod:`dbdeploy.ops.alter_column_expand`): ``back`` is
+    the conversion new → old over ``new_name`` alone (default: a cast to the old type the specs know),
+    ``key`` the unique, indexed column(s) its fill batches by (default: the primary key the specs know).
+    Errors: ValueError (reason — fix) for an unknown column, a ``using``/``back`` that reads other columns,
+    ``new_name``/``back``/``key`` without ``online=True``, ``online=True`` without ``new_name`` or on a key or
+    identity column, and what the online form cannot do (no one-column key, an identity column, an index using
+    the column in an expression or predicate, a table the specs do not know). Run-time refusals (before any
+    change): views or rules on the column, generated columns, partitioned tables, indexes the specs do not
+    know, and — in place — a change that would rewrite.
     """
 
     kind: ClassVar[str] = "alter_column_type"
@@ -110,7 +122,12 @@ class AlterColumnType(Operation):
     type: SqlType
     using: SqlExpression | None = None
     online: bool = False
+    new_name: Identifier | None = None
+    back: SqlExpression | None = None
+    key: ColumnList | None = None
     batch_size: int = Field(default=1000, ge=1, le=1_000_000)
+    # online=True: the expansion (RenameColumn's online form with conversions), built by apply.
+    _expansion: TypeExpansion | None = PrivateAttr(default=None)
 
     # --- the schema ------------------------------------------------------------------------------
 
@@ -137,8 +154,12 @@ class AlterColumnType(Operation):
             raise ValueError(f"using reads {others}, not only {self.column!r} — fix: write the conversion over "
                              f"{self.column} alone (e.g. \"{self.column}::integer\"); fill other columns with Backfill")
         if self.online:
-            raise ValueError("online=True (expand/contract) is not available for AlterColumnType yet — fix: drop "
-                             "online=True for a change PostgreSQL makes in place, or use RawSQL")
+            self._expand(state, table)
+            return
+        for field in ("new_name", "back", "key"):
+            if getattr(self, field) is not None:
+                raise ValueError(f"{field} is only used by the expand/contract form — fix: remove {field}, or set "
+                                 "online=True (the new code then uses new_name until a later Contract)")
         if table is None and self.using is not None and state.complete:
             self.targets(state, version=state.at.version)    # raises: the online form needs a table the specs created
         online = table is not None and self.predicted_in_place(state) is False
@@ -155,6 +176,35 @@ class AlterColumnType(Operation):
                 columns[target.shadow] = known.columns[column].model_copy(update={
                     "name": target.shadow, "nullable": True, "default": None, "identity": False})
             state.tables[name] = replace(known, columns=columns)   # copy-on-write (SchemaState.copy)
+
+    def _expand(self, state: SchemaState, table) -> None:
+        """``online=True``: validate, then let the :class:`TypeExpansion` record itself in ``state``."""
+        where = f"{self.table}.{self.column}"
+        if self.new_name is None:
+            raise ValueError("online=True keeps the old column for the running application and adds the new type "
+                             "under another name — fix: give new_name=\"…\" (the name the new code uses until a "
+                             "later Contract), or drop online=True to change the column under its own name")
+        if self.back is not None and set(self.back.columns) - {self.new_name}:
+            others = ", ".join(sorted(set(self.back.columns) - {self.new_name}))
+            raise ValueError(f"back reads {others}, not only {self.new_name!r} — fix: write the conversion new → old "
+                             f"over {self.new_name} alone (e.g. \"{self.new_name}::text\")")
+        known = None if table is None else table.columns.get(self.column)
+        if known is not None and (known.identity or self.column in table.primary_key):
+            raise ValueError(f"{where} is {'an identity column' if known.identity else 'part of the primary key'}, "
+                             "which the expand/contract form cannot mirror — fix: drop online=True (the default "
+                             "online form changes it under its own name, with one short swap)")
+        if known is None and self.back is None and (table is not None or state.complete):
+            raise ValueError(f"the specs do not know the type of {where}, so the trigger cannot convert new values "
+                             f"back — fix: give back=\"…\" (the conversion over {self.new_name}, e.g. "
+                             f"\"{self.new_name}::text\"), or declare the table in the specs")
+        self._expansion = TypeExpansion(
+            table=self.table, column=self.column, new_name=self.new_name, online=True, key=self.key,
+            batch_size=self.batch_size, type=self.type, using=self.using, back=self.back,
+            old_type=None if known is None else known.type)
+        self._expansion.apply(state)
+
+    def describe_expansion(self) -> str:
+        return self._expansion.describe_expansion() if self._expansion else f"{self.table}.{self.column}"
 
     def targets(self, state: SchemaState, version: str) -> list[Target]:
         """The columns the online form changes (this one first, then the referencing columns of the same old
@@ -223,6 +273,8 @@ class AlterColumnType(Operation):
     # --- expectations ----------------------------------------------------------------------------
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        if self._expansion is not None:
+            return self._expansion.expects(ctx)
         if self._known_column(ctx.state) is None:
             # Unknown to the specs (an existing table): present after the rollback too, type unchecked.
             return [ColumnTypeChange(self.table, self.column)]
@@ -346,13 +398,7 @@ class AlterColumnType(Operation):
                               "lock:",
                          "Drop and re-create them concurrently around the change, or use RawSQL.",
                          detail=S("v_dependants"))),
-            S("CREATE TABLE IF NOT EXISTS {saved} (\n"
-              "    version text NOT NULL, table_name text NOT NULL, column_name text NOT NULL,\n"
-              "    old_type text NOT NULL, old_typid oid NOT NULL, old_typmod integer NOT NULL,\n"
-              "    new_type text NOT NULL, changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
-              "    PRIMARY KEY (version, table_name, column_name)\n"
-              ");").format(saved=saved),
-            acl.restrict_table(saved),
+            create_saved_types_table(saved),
             S("INSERT INTO {saved} (version, table_name, column_name, old_type, old_typid, old_typmod, new_type)\n"
               "VALUES ({v}, {t}, {c}, v_old.type_text, v_old.atttypid, v_old.atttypmod,"
               " pg_catalog.format_type(v_new.atttypid, v_new.atttypmod))\n"
@@ -367,6 +413,8 @@ class AlterColumnType(Operation):
                     f"change {where} to {self.type} in place (catalog only; refused if it would rewrite)")
 
     def forward(self, ctx: PlanContext) -> list[Step]:
+        if self._expansion is not None:
+            return self._expansion.forward(ctx)
         online = self._online(ctx)
         if online is not None:
             return _scaled_online(online.forward())
@@ -404,6 +452,8 @@ class AlterColumnType(Operation):
         )
 
     def rollback_preflight(self, ctx: PlanContext) -> list[sql.Composable]:
+        if self._expansion is not None:
+            return self._expansion.rollback_preflight(ctx)
         online = self._online(ctx)
         if online is not None:
             return online.rollback_preflight()
@@ -428,6 +478,8 @@ class AlterColumnType(Operation):
         )]
 
     def rollback(self, ctx: PlanContext) -> list[Step]:
+        if self._expansion is not None:
+            return self._expansion.rollback(ctx)
         online = self._online(ctx)
         if online is not None:
             return _scaled_online(online.rollback())
@@ -457,6 +509,8 @@ class AlterColumnType(Operation):
     # --- checklist -------------------------------------------------------------------------------
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:
+        if self._expansion is not None:
+            return self._expansion.checklist(ctx, earlier)
         where = f"{self.table}.{self.column}"
         type_query = CheckQuery(
             f"Column {where} has its new type",

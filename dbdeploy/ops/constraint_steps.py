@@ -159,6 +159,32 @@ def validate(ctx: PlanContext, table: str, name: str, *, owned_key: str | None =
                 f"validate {name} on {table} (on a data error: drop the NOT VALID constraint, then fail)")
 
 
+def add_foreign_key_from_json(table_text: sql.Composable, name: sql.Composable) -> sql.Composable:
+    """PL/pgSQL ``EXECUTE 'ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY … NOT VALID'`` re-creating a foreign key
+    from the jsonb variable ``v_fk`` (keys ``columns``, ``ref_schema``, ``ref_table``, ``ref_columns`` and
+    pg_constraint's ``match``/``on_update``/``on_delete`` codes, ``deferrable``, ``deferred``), as saved by
+    DropColumn and DropConstraint. ``table_text`` is the quoted table as a text expression, ``name`` the
+    constraint name as a text expression (quoted here). Every name goes through ``quote_ident``: the saved
+    values are data, never SQL. The caller validates it afterwards (pg_constraint codes: PostgreSQL
+    documentation, "pg_constraint")."""
+    return S(
+        "EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident({n})\n"
+        "    || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
+        " FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)\n"
+        "    || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.'"
+        " || pg_catalog.quote_ident(v_fk->>'ref_table')\n"
+        "    || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
+        " FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'\n"
+        "    || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END\n"
+        "    || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
+        " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
+        "    || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
+        " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
+        "    || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END\n"
+        "    || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END\n"
+        "    || ' NOT VALID';").format(qt=table_text, n=name)
+
+
 def drop_constraint(ctx: PlanContext, table: str, name: str) -> Step:
     """Drop a constraint only if this migration added it (a pre-existing one is left alone).
 
@@ -420,6 +446,7 @@ def unique_index_rebuild_preflight(ctx: PlanContext, table: str, index: Index) -
 
 
 __all__ = [
+    "add_foreign_key_from_json",
     "add_not_valid", "attach_unique", "block", "build_index_concurrently", "drop_constraint",
     "drop_index_concurrently", "drop_owned_index", "drop_invalid_index", "index_dependants_preflight",
     "unique_index_rebuild_preflight", "validate",

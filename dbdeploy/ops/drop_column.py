@@ -114,10 +114,15 @@ from dbdeploy.ops.common import (
     relation_exists,
     relation_missing,
 )
-from dbdeploy.ops.constraint_steps import attach_unique, drop_invalid_index, duplicate_precheck
+from dbdeploy.ops.constraint_steps import (
+    add_foreign_key_from_json,
+    attach_unique,
+    drop_invalid_index,
+    duplicate_precheck,
+)
 from dbdeploy.ops.ddl import create_index, index_identifier
 from dbdeploy.sql import acl, ident, literal, qualified, regclass_of, render
-from dbdeploy.sql.blocks import block, do_block, if_then
+from dbdeploy.sql.blocks import block, do_block, if_then, indented
 
 BATCH_SIZE = 1000
 
@@ -820,22 +825,9 @@ class DropColumn(Operation):
             "FOR v_fk IN SELECT f FROM pg_catalog.jsonb_array_elements(COALESCE(v_fks, '[]'::jsonb)) AS e(f) LOOP\n"
             "    CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = {rel}"
             " AND c.conname = v_fk->>'name');\n"
-            "    EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident(v_fk->>'name')\n"
-            "        || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
-            " FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)\n"
-            "        || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.'"
-            " || pg_catalog.quote_ident(v_fk->>'ref_table')\n"
-            "        || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
-            " FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'\n"
-            "        || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END\n"
-            "        || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
-            " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
-            "        || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
-            " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
-            "        || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END\n"
-            "        || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END\n"
-            "        || ' NOT VALID';\n"
-            "END LOOP;").format(rel=regclass(self.table), qt=qt)
+            "{add}\n"
+            "END LOOP;").format(rel=regclass(self.table),
+                                add=indented(add_foreign_key_from_json(qt, S("v_fk->>'name'"))))
         body = block(
             if_then(S("{} IS NULL OR NOT {}").format(keeper, self._restoring(ctx)), S("RETURN;")),
             if_then(S("EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = {k} AND a.attname = {c}"

@@ -280,22 +280,7 @@ class DropConstraint(Operation):
 
     def _fk_statement(self, ctx: PlanContext) -> sql.Composable:
         """``ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY … NOT VALID`` from the saved JSON ``v_fk``, as data."""
-        return S(
-            "EXECUTE 'ALTER TABLE ' || {qt} || ' ADD CONSTRAINT ' || pg_catalog.quote_ident({n})\n"
-            "    || ' FOREIGN KEY (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
-            " FROM pg_catalog.jsonb_array_elements_text(v_fk->'columns') AS x)\n"
-            "    || ') REFERENCES ' || pg_catalog.quote_ident(v_fk->>'ref_schema') || '.'"
-            " || pg_catalog.quote_ident(v_fk->>'ref_table')\n"
-            "    || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ')"
-            " FROM pg_catalog.jsonb_array_elements_text(v_fk->'ref_columns') AS x) || ')'\n"
-            "    || CASE v_fk->>'match' WHEN 'f' THEN ' MATCH FULL' ELSE '' END\n"
-            "    || ' ON UPDATE ' || CASE v_fk->>'on_update' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
-            " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
-            "    || ' ON DELETE ' || CASE v_fk->>'on_delete' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'"
-            " WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END\n"
-            "    || CASE WHEN (v_fk->>'deferrable')::boolean THEN ' DEFERRABLE' ELSE '' END\n"
-            "    || CASE WHEN (v_fk->>'deferred')::boolean THEN ' INITIALLY DEFERRED' ELSE '' END\n"
-            "    || ' NOT VALID';").format(qt=literal(render(qualified(self.table))), n=literal(self.name))
+        return cs.add_foreign_key_from_json(literal(render(qualified(self.table))), literal(self.name))
 
     def _concurrent_unique(self, ctx: PlanContext) -> tuple[str, tuple[str, ...]] | None:
         known = self._known(ctx)

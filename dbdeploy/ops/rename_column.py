@@ -75,16 +75,18 @@ from dbdeploy.sql.blocks import block, do_block, if_then
 BATCH_SIZE = 1000
 
 
-class _ColumnRef:
-    """A column as the value of a backfill assignment (``BackfillPlan`` calls ``.sql()``)."""
+class _ColumnValue:
+    """A column's value, converted, as the value of a backfill assignment (``BackfillPlan`` calls
+    ``.sql()``): ``convert`` maps the column reference to the expression (identity for a rename)."""
 
-    def __init__(self, column: str) -> None:
+    def __init__(self, column: str, convert) -> None:
         self.column = column
         self.columns = frozenset({column})
         self.volatile = False
+        self._convert = convert
 
     def sql(self) -> sql.Composable:
-        return ident(self.column)
+        return self._convert(ident(self.column))
 
 
 # --- the schema state ------------------------------------------------------------------------------
@@ -253,9 +255,35 @@ class RenameColumn(Expands, Operation):
     def _not_null_check(self) -> str:
         return derived_name(f"dbdeploy_v{self._version}", self.new_name, suffix="not_null")
 
+    # --- what the online form converts (a rename: nothing; AlterColumnType(online=True): the type) -------
+
+    def _to_new(self, old_value: sql.Composable) -> sql.Composable:
+        """The new column's value for the old column's value ``old_value`` (an expression)."""
+        return old_value
+
+    def _to_old(self, new_value: sql.Composable) -> sql.Composable:
+        """The old column's value for the new column's value ``new_value`` (an expression)."""
+        return new_value
+
+    def _column_definition(self, ctx: PlanContext, target: str, source: str) -> sql.Composable:
+        """PL/pgSQL adding ``target`` (the new column at the expansion, the old one when a contract is
+        rolled back) for ``source``: here the same type and collation (:meth:`_add_like`)."""
+        return self._add_like(target, source)
+
+    def _default_from(self, target: str, default: sql.Composable) -> sql.Composable | None:
+        """The text of ``SET DEFAULT`` for ``target`` from the other column's default text ``default``
+        (None: ``target`` keeps the default :meth:`_column_definition` gave it)."""
+        return default
+
+    def _keep_in_backup(self, ctx: PlanContext, backup: sql.Identifier) -> sql.Composable | None:
+        """PL/pgSQL run once the contract has copied the old column to ``backup``: what else the contract's
+        rollback needs from it (here nothing: the old column comes back like the new one)."""
+        return None
+
     def _fill_plan(self, ctx: PlanContext, *, into: str, source: str, tag: str) -> BackfillPlan:
-        return BackfillPlan(ctx, self.table, {into: _ColumnRef(source)},
-                            S("{} IS DISTINCT FROM {}").format(ident(into), ident(source)),
+        convert = self._to_new if into == self.new_name else self._to_old
+        return BackfillPlan(ctx, self.table, {into: _ColumnValue(source, convert)},
+                            S("{} IS DISTINCT FROM {}").format(ident(into), convert(ident(source))),
                             self._resolve_key(ctx.state), self.batch_size, keep_old=False, tag=tag)
 
     # --- plain form ------------------------------------------------------------------------------------
@@ -312,20 +340,21 @@ class RenameColumn(Expands, Operation):
             "BEGIN\n"
             "    IF TG_OP = 'UPDATE' THEN\n"
             "        IF NEW.{n} IS DISTINCT FROM OLD.{n} THEN\n"
-            "            NEW.{o} := NEW.{n};\n"
+            "            NEW.{o} := {to_old};\n"
             "            RETURN NEW;\n"
             "        ELSIF NEW.{o} IS DISTINCT FROM OLD.{o} THEN\n"
-            "            NEW.{n} := NEW.{o};\n"
+            "            NEW.{n} := {to_new};\n"
             "            RETURN NEW;\n"
             "        END IF;\n"
             "    END IF;\n"
             "    IF NEW.{n} IS NULL THEN\n"
-            "        NEW.{n} := NEW.{o};\n"
+            "        NEW.{n} := {to_new};\n"
             "    ELSE\n"
-            "        NEW.{o} := NEW.{n};\n"
+            "        NEW.{o} := {to_old};\n"
             "    END IF;\n"
             "    RETURN NEW;\n"
-            "END").format(o=o, n=n)
+            "END").format(o=o, n=n, to_new=self._to_new(S("NEW.{}").format(o)),
+                          to_old=self._to_old(S("NEW.{}").format(n)))
         fn = self._fn(ctx)
         return block(
             S("CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql"
@@ -344,10 +373,10 @@ class RenameColumn(Expands, Operation):
                                                                      t=qualified(self.table)),
                      S("DROP FUNCTION IF EXISTS {fn}();").format(fn=self._fn(ctx)))
 
-    def _add_like(self, target: str, source: str) -> sql.Composable:
-        """PL/pgSQL: add column ``target`` with ``source``'s type and collation (PostgreSQL's
-        ``format_type`` and the collation's quoted name: catalog deparse, never text from a table),
-        nullable and without a default (catalog only, no rewrite)."""
+    def _add_like(self, target: str, source: str, relation: sql.Composable | None = None) -> sql.Composable:
+        """PL/pgSQL: add column ``target`` with the type and collation of column ``source`` of ``relation``
+        (default: the table itself; PostgreSQL's ``format_type`` and the collation's quoted name: catalog
+        deparse, never text from a table), nullable and without a default (catalog only, no rewrite)."""
         return S(
             "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)\n"
             "    || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation\n"
@@ -357,9 +386,10 @@ class RenameColumn(Expands, Operation):
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid\n"
             "LEFT JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation\n"
             "LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = c.collnamespace\n"
-            "WHERE a.attrelid = {rel} AND a.attname = {src} AND a.attnum > 0 AND NOT a.attisdropped;\n"
+            "WHERE a.attrelid = {src_rel} AND a.attname = {src} AND a.attnum > 0 AND NOT a.attisdropped;\n"
             "EXECUTE 'ALTER TABLE ' || {rel}::pg_catalog.text || ' ADD COLUMN ' || {tgt} || ' ' || v_def;").format(
-            rel=regclass(self.table), src=literal(source), tgt=literal(render(ident(target))))
+            rel=regclass(self.table), src_rel=regclass(self.table) if relation is None else regclass(relation),
+            src=literal(source), tgt=literal(render(ident(target))))
 
     def _attr(self, column: str, what: str) -> sql.Composable:
         """``pg_attribute.<what>`` of ``table.column`` (``what``: attnotnull, attidentity, attgenerated)."""
@@ -383,7 +413,7 @@ class RenameColumn(Expands, Operation):
                                                             self._attr(old, "attgenerated")),
                             fail(ctx, f"{self.table}.{old} is an identity or generated column, which the online "
                                       "rename cannot mirror", "Rename it with online=False.")),
-                    self._add_like(new, old),
+                    self._column_definition(ctx, new, old),
                     record_owned(ctx, "column", self._new_key()),
                     if_then(self._attr(old, "attnotnull"),
                             S("ALTER TABLE {t} ADD CONSTRAINT {c} CHECK ({n} IS NOT NULL) NOT VALID;").format(
@@ -506,7 +536,8 @@ class RenameColumn(Expands, Operation):
                                                  regclass(backup)),
             S("CREATE TABLE {b} AS SELECT {cols} FROM {t};").format(
                 b=backup, t=t, cols=S(", ").join(ident(c) for c in [*key, old])),
-            acl.restrict_table(backup))
+            acl.restrict_table(backup),
+            self._keep_in_backup(ctx, backup))
         drop = block(
             if_then(relation_missing(self.table),
                     fail(ctx, f"table {self.table} does not exist", "Check the table name.")),
@@ -520,8 +551,9 @@ class RenameColumn(Expands, Operation):
                       " WHERE attrelid = {rel} AND attname = {o});").format(rel=regclass(self.table), o=literal(old)),
                     if_then(S("v_def IS NOT NULL"),
                             S("EXECUTE 'ALTER TABLE ' || {rel}::pg_catalog.text || ' ALTER COLUMN ' || {n}"
-                              " || ' SET DEFAULT ' || v_def;").format(rel=regclass(self.table),
-                                                                      n=literal(render(ident(new))))),
+                              " || ' SET DEFAULT ' || {d};").format(rel=regclass(self.table),
+                                                                    n=literal(render(ident(new))),
+                                                                    d=self._default_from(new, S("v_def")))),
                     self._drop_trigger(ctx),
                     S("ALTER TABLE {t} DROP COLUMN {o};").format(t=t, o=ident(old)),
                     record_owned(ctx, "contracted_column", f"{self.table}.{old}")),
@@ -542,17 +574,20 @@ class RenameColumn(Expands, Operation):
     def contract_rollback(self, ctx: PlanContext) -> list[Step]:
         t, old, new = qualified(self.table), self.column, self.new_name
         owned = is_owned(ctx, "contracted_column", f"{self.table}.{old}")
+        old_default = self._default_from(old, S("v_def"))
         restore = if_then(
             S("{} AND NOT {}").format(owned, column_exists(self.table, old)),
-            self._add_like(old, new),
+            self._column_definition(ctx, old, new),
             self._sync_function(ctx),
             self._create_trigger(ctx),
             S("SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) INTO v_def FROM pg_catalog.pg_attrdef d"
               " WHERE d.adrelid = {rel} AND d.adnum = (SELECT attnum FROM pg_catalog.pg_attribute"
               " WHERE attrelid = {rel} AND attname = {n});").format(rel=regclass(self.table), n=literal(new)),
             if_then(S("v_def IS NOT NULL"),
-                    S("EXECUTE 'ALTER TABLE ' || {rel}::pg_catalog.text || ' ALTER COLUMN ' || {o}"
-                      " || ' SET DEFAULT ' || v_def;").format(rel=regclass(self.table), o=literal(render(ident(old)))),
+                    None if old_default is None else S(
+                        "EXECUTE 'ALTER TABLE ' || {rel}::pg_catalog.text || ' ALTER COLUMN ' || {o}"
+                        " || ' SET DEFAULT ' || {d};").format(rel=regclass(self.table), o=literal(render(ident(old))),
+                                                              d=old_default),
                     S("ALTER TABLE {t} ALTER COLUMN {n} DROP DEFAULT;").format(t=t, n=ident(new))))
         not_null_owned = is_owned(ctx, "contracted_not_null", f"{self.table}.{new}")
         restore = block(restore, if_then(

@@ -18,7 +18,9 @@ PROBLEM = ("ALTER COLUMN … TYPE rewrites the table and rebuilds all its indexe
            "longer varchar, numeric(p, s) → a larger precision with the same scale).")
 FIX = ("Use AlterColumnType(table=…, column=…, type=…, using=…): it changes the type in place when PostgreSQL "
        "needs no rewrite and otherwise online (a shadow column kept in sync by a trigger, a batched backfill, "
-       "indexes built concurrently, one short swap), with a rollback that keeps the writes made meanwhile.")
+       "indexes built concurrently, one short swap), with a rollback that keeps the writes made meanwhile; "
+       "when the running code cannot use the new type, AlterColumnType(…, online=True, new_name=…) keeps both "
+       "columns, converted both ways by a trigger, until a later Contract(version=…).")
 
 
 def _free(old: str | None, new: types.TypeInfo) -> bool:

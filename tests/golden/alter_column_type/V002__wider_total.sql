@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '9b92ee1b0c0fdbcb03e41d4876b24d0f898c5b66d5532e1fc3b73514a63da846';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '0da9cfdcc050ad1a0bbaf17b620c5578195d7edea3baefb5d4373de73da7e6ba';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__wider_total.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '9b92ee1b0c0fdbcb03e41d4876b24d0f898c5b66d5532e1fc3b73514a63da846',
+VALUES ('002', 'V002__wider_total.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '0da9cfdcc050ad1a0bbaf17b620c5578195d7edea3baefb5d4373de73da7e6ba',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -594,6 +594,7 @@ BEGIN
         new_type text NOT NULL, changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
         PRIMARY KEY (version, table_name, column_name)
     );
+    ALTER TABLE "dbdeploy_backup"."altered_column_types" ADD COLUMN IF NOT EXISTS method text NOT NULL DEFAULT 'in_place', ADD COLUMN IF NOT EXISTS old_not_null boolean, ADD COLUMN IF NOT EXISTS swapped boolean, ADD COLUMN IF NOT EXISTS check_names text[], ADD COLUMN IF NOT EXISTS check_kept text[], ADD COLUMN IF NOT EXISTS pending_tables text[], ADD COLUMN IF NOT EXISTS pending_names text[];
     DECLARE
         acl_readers oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (COALESCE(NULLIF(pg_catalog.current_setting('dbdeploy.backup_readers', true), ''), '{}')::text[]));
         acl_rel record;

@@ -397,6 +397,15 @@ def check_table(db, c):
     return f"table {c['name']} is {'missing' if c['present'] else 'still present'}"
 
 
+def _column_row(db, c) -> tuple[str, tuple | None, str]:
+    """``(where, row, missing)`` for the column ``c["table"].c["name"]``: how messages name it, its
+    ``_COLUMN`` row (None when the column or its table is missing) and the message for a missing one."""
+    where = f"column {c['table']}.{c['name']}"
+    oid = _oid(db, c["table"])
+    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
+    return where, row, f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
+
+
 def check_column(db, c):
     """Kind ``column``: ``table.name`` exists, or not; with ``type``, also its type, default (a serial
     type's as a sequence the column owns), identity and NOT NULL, as PostgreSQL spells them."""
@@ -818,11 +827,9 @@ def _changes_column(later, entry):
 def check_column_not_null(db, c):
     """Kind ``column_not_null``: ``table.name`` is NOT NULL and holds no NULL (``not_null`` true: no
     PostgreSQL 18 ``NOT NULL … NOT VALID``), or has no NOT NULL at all (false)."""
-    where = f"column {c['table']}.{c['name']}"
-    oid = _oid(db, c["table"])
-    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
+    where, row, missing = _column_row(db, c)
     if row is None:
-        return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
+        return missing
     not_null, unvalidated_not_null = row[1], row[6]
     if c["not_null"] and not not_null:
         return f"{where} is nullable, expected NOT NULL"
@@ -838,11 +845,9 @@ def check_column_not_null(db, c):
 def check_column_default(db, c):
     """Kind ``column_default``: ``table.name`` has the default ``default`` (as PostgreSQL spells it for
     the column's own type, read back from a rolled-back temporary table), or none (null)."""
-    where = f"column {c['table']}.{c['name']}"
-    oid = _oid(db, c["table"])
-    row = None if oid is None else db.execute(_COLUMN, [oid, c["name"]]).fetchone()
+    where, row, missing = _column_row(db, c)
     if row is None:
-        return f"{where} is missing" + ("" if oid else f" (table {c['table']} does not exist)")
+        return missing
     actual_type, actual_default = row[0], row[2]
     if c["default"] is None:
         return None if actual_default is None else f"{where} has default {actual_default!r}, expected none"
