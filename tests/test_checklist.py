@@ -17,6 +17,7 @@ run on a real PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -115,11 +116,14 @@ def _render(migrations: list[Migration]) -> dict[str, str]:
     return render_bundle(plan_all(loaded)[-1], loaded[-1].source.name).files
 
 
+@functools.cache
 def _examples() -> dict[str, dict[str, str]]:
     return {b.folder: b.files for b in build_bundles(ROOT / "specs")}
 
 
+@functools.cache
 def _all_bundles() -> dict[str, dict[str, str]]:
+    """Every bundle the checklist tests read, rendered once per process (the tests only read them)."""
     bundles = {f"example {folder}": files for folder, files in _examples().items()}
     for name, migrations in {**CASES, **OWN_CASES}.items():
         bundles[name] = _render(migrations)
