@@ -5,7 +5,7 @@ from __future__ import annotations
 from dbdeploy.lint.model import Rule
 from dbdeploy.lint.rules import (
     add_column_rewrite,
-    adding_primary_key_without_index,
+    adding_constraint_without_index,
     backfill_without_key,
     ban_truncate,
     changing_column_type,
@@ -38,7 +38,7 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     set_not_null_without_check,
     changing_column_type,
     add_column_rewrite,
-    adding_primary_key_without_index,
+    adding_constraint_without_index,
     # RawSQL: compatibility and reversibility
     renaming_table,
     renaming_column,

@@ -9,7 +9,7 @@ from __future__ import annotations
 # the rules a spec may allow, in the registry's order (the order `use one of:` lists them)
 ALLOWABLE: tuple[str, ...] = (
     "require-concurrent-index-creation", "require-concurrent-index-deletion", "constraint-missing-not-valid",
-    "set-not-null-without-check", "changing-column-type", "add-column-rewrite", "adding-primary-key-without-index",
+    "set-not-null-without-check", "changing-column-type", "add-column-rewrite", "adding-constraint-without-index",
     "renaming-table",
     "renaming-column", "irreversible-drop", "ban-truncate", "missing-rollback", "volatile-default",
     "fk-without-index", "prefer-bigint", "prefer-identity", "prefer-timestamptz", "prefer-jsonb", "prefer-text",
