@@ -13,17 +13,20 @@ from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
+from dbdeploy.ops.create_view import CreateView
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
+from dbdeploy.ops.drop_view import DropView
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
+from dbdeploy.ops.replace_view import ReplaceView
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
@@ -36,6 +39,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CreateView, ReplaceView, DropView,
 )
 
 AnyOperation = (
@@ -45,6 +49,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CreateView | ReplaceView | DropView
 )
 
 __all__ = [
@@ -55,4 +60,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CreateView", "ReplaceView", "DropView",
 ]
