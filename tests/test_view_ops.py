@@ -1,0 +1,171 @@
+"""CreateView, ReplaceView and DropView on a real server: what the round trips cannot see.
+
+Dependants outside the migration are refused and named (never CASCADE); an existing view is accepted
+only when defined exactly as the spec says; the rollback of a replace or a drop restores the exact
+previous view — definition, column names, options, comment and grants — even when the specs never
+made it; a replacement PostgreSQL refuses stops the step and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dbdeploy import CreateView, DropView, Migration, ReplaceView
+from tests.bundles import write_bundles
+from tests.catalog import snapshot
+from tests.pg import TestDatabase
+from tests.roundtrip import expect_failure, log_status, relation_exists, run_sql_file
+
+SALES = """
+CREATE SCHEMA sales;
+CREATE TABLE sales.orders (id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL,
+                           total numeric(12,2) NOT NULL, note text);
+INSERT INTO sales.orders SELECT g, 1 + g % 300, CASE WHEN g % 4 = 0 THEN 'done' ELSE 'open' END, (g % 250) + 0.5,
+                                CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END
+FROM generate_series(1, 3000) g;
+"""
+OPEN_QUERY = "SELECT o.id, o.customer_id, o.total FROM sales.orders AS o WHERE o.status = 'open'"
+
+
+def _bundle(tmp_path: Path, *operations, version: str = "001"):
+    return write_bundles([Migration(version=version, name="views", operations=list(operations))], tmp_path)[version]
+
+
+def _views(conn) -> dict:
+    return snapshot(conn)["views"]
+
+
+def test_create_view_rollback_refuses_while_another_view_depends_on_it(fresh_db: TestDatabase, tmp_path: Path):
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(SALES)
+    bundle = _bundle(tmp_path, CreateView(name="sales.open_orders", query=OPEN_QUERY))
+    run_sql_file(db, bundle.forward)
+    db.execute("CREATE VIEW sales.open_report AS SELECT count(*) AS n FROM sales.open_orders")
+    before = _views(conn)
+
+    expect_failure(db, bundle.rollback, "refusing to drop view sales.open_orders", "sales.open_report (view)",
+                   "never uses CASCADE")
+    assert _views(conn) == before and log_status(conn, "001") == "completed"
+
+    db.execute("DROP VIEW sales.open_report")
+    run_sql_file(db, bundle.rollback)
+    assert not relation_exists(conn, "sales.open_orders")
+    assert db.execute("SELECT count(*) FROM sales.orders") == [(3000,)]
+
+
+def test_existing_view_is_accepted_only_when_defined_exactly_so(fresh_db: TestDatabase, tmp_path: Path):
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(SALES)
+    # spelled differently, the same definition as PostgreSQL prints it
+    db.execute("CREATE VIEW sales.open_orders AS select id, customer_id, total from sales.orders o"
+               " where status = 'open'")
+    bundle = _bundle(tmp_path, CreateView(name="sales.open_orders", query=OPEN_QUERY))
+    proc = run_sql_file(db, bundle.forward)
+    assert "exists with this definition; kept as it is" in proc.stderr, proc.stderr
+    run_sql_file(db, bundle.rollback)
+    assert relation_exists(conn, "sales.open_orders"), "the rollback dropped a view this version did not create"
+
+    other = _bundle(tmp_path / "other", CreateView(name="sales.open_orders", query=OPEN_QUERY.replace(
+        "'open'", "'done'")), version="002")
+    before = _views(conn)
+    expect_failure(db, other.forward, "sales.open_orders exists and is not defined as this CreateView says",
+                   "the spec gives:", "'done'")
+    assert _views(conn) == before
+
+    db.execute("DROP VIEW sales.open_orders; CREATE TABLE sales.open_orders (id bigint)")
+    third = _bundle(tmp_path / "third", CreateView(name="sales.open_orders", query=OPEN_QUERY), version="003")
+    expect_failure(db, third.forward, "sales.open_orders exists and is not a view")
+
+
+HAND_MADE = """
+CREATE VIEW sales.open_orders WITH (security_barrier = true, check_option = local) AS
+    SELECT o.id, o.customer_id, o.total FROM sales.orders o WHERE o.status = 'open';
+ALTER VIEW sales.open_orders RENAME COLUMN customer_id TO buyer;
+COMMENT ON VIEW sales.open_orders IS 'Open orders, for the support team.';
+GRANT SELECT ON sales.open_orders TO PUBLIC;
+"""
+
+
+@pytest.mark.parametrize("query", [
+    # a column added at the end: CREATE OR REPLACE cannot take it away again, so the rollback drops and creates
+    "SELECT o.id, o.customer_id AS buyer, o.total, o.note FROM sales.orders AS o WHERE o.status = 'open'",
+    # the same columns, another filter: the rollback's CREATE OR REPLACE restores it in place
+    "SELECT o.id, o.customer_id AS buyer, o.total FROM sales.orders AS o WHERE o.status <> 'done' AND o.total > 10",
+], ids=["column_added", "same_columns"])
+def test_replace_view_rollback_restores_a_view_the_specs_did_not_make(query: str, fresh_db_each: TestDatabase,
+                                                                      tmp_path: Path):
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute(SALES)
+    db.execute(HAND_MADE)
+    before = _views(conn)
+    rows_before = db.execute("SELECT * FROM sales.open_orders ORDER BY id")
+    bundle = _bundle(tmp_path, ReplaceView(name="sales.open_orders", query=query))
+
+    run_sql_file(db, bundle.forward)
+    after = _views(conn)["sales.open_orders"]
+    assert after["definition"] != before["sales.open_orders"]["definition"]
+    # CREATE OR REPLACE resets the options: the forward sets them again; comment and grants stay
+    assert after["options"] == before["sales.open_orders"]["options"]
+    assert after["comment"] == before["sales.open_orders"]["comment"]
+    assert after["acl"] == before["sales.open_orders"]["acl"]
+    run_sql_file(db, bundle.forward)
+    assert _views(conn)["sales.open_orders"] == after
+
+    run_sql_file(db, bundle.rollback)
+    assert _views(conn) == before
+    assert db.execute("SELECT * FROM sales.open_orders ORDER BY id") == rows_before
+    assert db.execute("SELECT count(*) FROM dbdeploy_backup.saved_views") == [(0,)]
+    run_sql_file(db, bundle.rollback)
+    assert _views(conn) == before
+
+
+def test_replace_view_refused_by_postgresql_changes_nothing(fresh_db: TestDatabase, tmp_path: Path):
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(SALES)
+    db.execute(HAND_MADE)
+    before = _views(conn)
+    bundle = _bundle(tmp_path, ReplaceView(name="sales.open_orders",
+                                           query="SELECT o.id, o.total FROM sales.orders AS o"))
+    expect_failure(db, bundle.forward, "PostgreSQL refuses to replace view sales.open_orders; nothing was changed",
+                   "cannot", "use DropView then CreateView")
+    assert _views(conn) == before
+    assert not relation_exists(conn, "dbdeploy_backup.saved_views"), "the refused step kept what it saved"
+
+
+def test_replace_view_rollback_refuses_when_a_dependant_blocks_the_drop(fresh_db: TestDatabase, tmp_path: Path):
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(SALES)
+    db.execute(HAND_MADE)
+    bundle = _bundle(tmp_path, ReplaceView(name="sales.open_orders", query=(
+        "SELECT o.id, o.customer_id AS buyer, o.total, o.note FROM sales.orders AS o WHERE o.status = 'open'")))
+    run_sql_file(db, bundle.forward)
+    db.execute("CREATE VIEW sales.noted AS SELECT n.id, n.note FROM sales.open_orders n WHERE n.note IS NOT NULL")
+    after = _views(conn)
+    expect_failure(db, bundle.rollback, "rollback refused before any change", "must drop and re-create it",
+                   "sales.noted (view)")
+    assert _views(conn) == after and log_status(conn, "001") == "completed"
+
+
+def test_drop_view_refuses_dependants_and_its_rollback_restores_the_view_exactly(fresh_db_each: TestDatabase,
+                                                                                 tmp_path: Path):
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute(SALES)
+    db.execute(HAND_MADE)
+    db.execute("CREATE VIEW sales.big AS SELECT b.id FROM sales.open_orders b WHERE b.total > 200")
+    bundle = _bundle(tmp_path, DropView(name="sales.open_orders"))
+    before = _views(conn)
+    expect_failure(db, bundle.forward, "refusing to drop view sales.open_orders; nothing was changed",
+                   "sales.big (view)")
+    assert _views(conn) == before
+
+    db.execute("DROP VIEW sales.big")
+    before = _views(conn)
+    run_sql_file(db, bundle.forward)
+    assert not relation_exists(conn, "sales.open_orders")
+    run_sql_file(db, bundle.forward)
+    run_sql_file(db, bundle.rollback)
+    assert _views(conn) == before
+    run_sql_file(db, bundle.rollback)
+    assert _views(conn) == before
