@@ -18,6 +18,7 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
     CreateView,
@@ -33,6 +34,7 @@ from dbdeploy import (
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
@@ -206,4 +208,15 @@ CASES: dict[str, list[Migration]] = {
         CreateView(name="shop.big_open_orders",
                    query="SELECT b.id, b.total FROM shop.open_orders AS b WHERE b.total > 50")),
         _m("003", "drop", DropView(name="shop.big_open_orders"))],
+    "create_materialized_view": [BASE, _m("002", "totals", CreateMaterializedView(
+        name="shop.customer_totals",
+        query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM shop.orders AS o "
+              "GROUP BY o.customer_id",
+        indexes=[Index(columns=["customer_id"], unique=True), Index(columns=["total"])]))],
+    "refresh_materialized_view": [BASE, _m("002", "totals", CreateMaterializedView(
+        name="shop.customer_totals",
+        query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM shop.orders AS o "
+              "GROUP BY o.customer_id",
+        indexes=[Index(columns=["customer_id"], unique=True)])),
+        _m("003", "refresh", RefreshMaterializedView(name="shop.customer_totals"))],
 }

@@ -48,6 +48,7 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
     CreateView,
@@ -63,6 +64,7 @@ from dbdeploy import (
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
@@ -1501,6 +1503,33 @@ CASES += [
                                    mig("002", "note_on_open_orders", DropView(name="sales.big_open_orders"),
                                        OPEN_ORDERS_WITH_NOTE)],
          setup=SALES, data=VIEW_DATA, data_changes=True, after_forward=_replaced_forward),
+]
+
+CUSTOMER_TOTALS = CreateMaterializedView(
+    name="sales.customer_totals",
+    query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM sales.orders AS o "
+          "GROUP BY o.customer_id",
+    indexes=[Index(columns=["customer_id"], unique=True), Index(columns=["total"])])
+FRESH_TOTALS = ("SELECT count(*) FROM (SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total"
+                " FROM sales.orders AS o GROUP BY o.customer_id EXCEPT SELECT * FROM sales.customer_totals) AS stale")
+
+
+def _totals_fresh(conn, rows0) -> None:
+    _assert_all(conn, FRESH_TOTALS, [(0,)])
+    _assert_all(conn, "SELECT count(*) FROM sales.customer_totals", [(500,)])
+
+
+CASES += [
+    Case("create_materialized_view", [mig("001", "customer_totals", CUSTOMER_TOTALS)], setup=SALES,
+         data={"sales.orders": "id", "sales.customer_totals": "customer_id"}, data_changes=True,
+         after_forward=_totals_fresh),
+    # orders written after the view was filled: the refresh (concurrently) brings them in; the rollback keeps them
+    Case("refresh_materialized_view", [mig("001", "customer_totals", CUSTOMER_TOTALS),
+                                       mig("002", "refresh_totals", RefreshMaterializedView(
+                                           name="sales.customer_totals"))],
+         setup=SALES, populate="INSERT INTO sales.orders SELECT 100000 + g, 1 + g % 500, 'open', 7 FROM"
+                               " generate_series(1, 1000) g;",
+         data={"sales.orders": "id"}, catalog_changes=False, after_forward=_totals_fresh),
 ]
 
 

@@ -26,6 +26,7 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
     CreateView,
@@ -40,6 +41,7 @@ from dbdeploy import (
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
@@ -186,6 +188,16 @@ CASES = {
                      {("views", "public.old_v"): ViewFact("SELECT t.id FROM public.t AS t", frozenset({"public.t"})),
                       ("relations", "public.old_v"): ("a view", "public.old_v")}),
     "drop_view": (DropView(name="public.old_v"), {("dropped",): (("public.old_v", ""),)}),
+    "create_materialized_view": (
+        CreateMaterializedView(name="public.tm", query="SELECT t.p, count(*) AS n FROM public.t AS t GROUP BY t.p",
+                               indexes=[Index(columns=["p"], unique=True, name="tm_p_key")]),
+        {("views", "public.tm"): ViewFact("SELECT t.p, count(*) AS n FROM public.t AS t GROUP BY t.p",
+                                          frozenset({"public.t"}), True, (("p",),)),
+         ("relations", "public.tm"): ("a materialized view", "public.tm"),
+         ("relations", "public.tm_p_key"): ("an index", "public.tm"),
+         ("indexes", "public.tm_p_key"): ("public.tm", ("p",))}),
+    # a refresh changes no definition: nothing the specs track
+    "refresh_materialized_view": (RefreshMaterializedView(name="public.old_m"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

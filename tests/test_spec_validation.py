@@ -1287,3 +1287,34 @@ def test_view_operations_refuse_what_the_specs_know_is_wrong(ops, fragments):
         Migration(version="1", name="m", operations=[*_views_base(), *ops(V)])
     for fragment in fragments:
         assert fragment in str(info.value), str(info.value)
+
+
+def test_materialized_view_refusals_name_the_fix():
+    from dbdeploy import CreateMaterializedView, CreateView, DropView, RefreshMaterializedView
+
+    totals = "SELECT t.a, count(*) AS n FROM public.t AS t GROUP BY t.a"
+    rejected(lambda: CreateMaterializedView(name="public.m", query="SELECT 1; SELECT 2"), "fix:", loc="query")
+    rejected(lambda: CreateMaterializedView(name="public.m", query=totals, indexes=[
+        Index(columns=["a"], name="m_a"), Index(columns=["n"], name="m_a")]), "same name", "fix:", loc="indexes")
+    cases = [
+        ([CreateMaterializedView(name="public.m", query=totals), RefreshMaterializedView(name="public.m")],
+         "needs a unique index on plain columns"),
+        ([CreateMaterializedView(name="public.m", query=totals, indexes=[Index(columns=["a"], unique=True,
+                                                                                  where="a IS NOT NULL")]),
+          RefreshMaterializedView(name="public.m")], "set concurrently=False"),
+        ([CreateView(name="public.v", query=totals), RefreshMaterializedView(name="public.v")],
+         "is a plain view"),
+        ([RefreshMaterializedView(name="public.t")], "is a table, not a materialized view"),
+        ([CreateMaterializedView(name="public.m", query=totals), DropView(name="public.m")],
+         "is a materialized view — fix:"),
+    ]
+    for ops, fragment in cases:
+        with pytest.raises(ValueError) as info:
+            Migration(version="1", name="m", operations=[*_views_base(), *ops])
+        assert fragment in str(info.value) and "fix:" in str(info.value), str(info.value)
+    # with a usable unique index, or not concurrently, it plans
+    Migration(version="1", name="m", operations=[*_views_base(), CreateMaterializedView(
+        name="public.m", query=totals, indexes=[Index(columns=["a"], unique=True)]), RefreshMaterializedView(
+        name="public.m")])
+    Migration(version="1", name="m", operations=[*_views_base(), CreateMaterializedView(name="public.m", query=totals),
+                                                  RefreshMaterializedView(name="public.m", concurrently=False)])

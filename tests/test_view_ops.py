@@ -169,3 +169,49 @@ def test_drop_view_refuses_dependants_and_its_rollback_restores_the_view_exactly
     assert _views(conn) == before
     run_sql_file(db, bundle.rollback)
     assert _views(conn) == before
+
+
+TOTALS = """
+CREATE MATERIALIZED VIEW sales.customer_totals AS
+    SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM sales.orders o GROUP BY o.customer_id;
+"""
+
+
+def test_refresh_concurrently_under_psql_does_not_wait_for_readers(fresh_db_each: TestDatabase, tmp_path: Path):
+    """A reader holds the materialized view (ACCESS SHARE, in an open transaction) while psql runs the
+    refresh: REFRESH … CONCURRENTLY takes EXCLUSIVE, which does not conflict with readers, so the bundle
+    finishes with the reader's transaction still open, and the view holds rows written since it was filled."""
+    from dbdeploy import RefreshMaterializedView
+
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute(SALES)
+    db.execute(TOTALS + "CREATE UNIQUE INDEX customer_totals_key ON sales.customer_totals (customer_id);")
+    db.execute("INSERT INTO sales.orders SELECT 10000 + g, 1 + g % 300, 'open', 3 FROM generate_series(1, 900) g")
+    stale = db.execute("SELECT sum(orders) FROM sales.customer_totals")[0][0]
+    assert stale == 3000
+    bundle = _bundle(tmp_path, RefreshMaterializedView(name="sales.customer_totals"))
+    reader = db.connect(autocommit=False)
+    try:
+        assert reader.execute("SELECT sum(orders) FROM sales.customer_totals").fetchone()[0] == stale
+        run_sql_file(db, bundle.forward)     # would wait for the reader (lock_timeout: fail) if it blocked
+        assert log_status(conn, "001") == "completed"
+        assert reader.info.transaction_status.name == "INTRANS"
+    finally:
+        reader.rollback()
+        reader.close()
+    assert db.execute("SELECT sum(orders) FROM sales.customer_totals") == [(3900,)]
+    run_sql_file(db, bundle.rollback)
+    assert db.execute("SELECT sum(orders) FROM sales.customer_totals") == [(3900,)], "a refresh has nothing to undo"
+    assert log_status(conn, "001") == "rolled_back"
+
+
+def test_refresh_concurrently_stops_without_a_usable_unique_index(fresh_db: TestDatabase, tmp_path: Path):
+    from dbdeploy import RefreshMaterializedView
+
+    db = fresh_db
+    db.execute(SALES)
+    db.execute(TOTALS + "CREATE UNIQUE INDEX customer_totals_key ON sales.customer_totals (customer_id)"
+                        " WHERE total > 0;")
+    bundle = _bundle(tmp_path, RefreshMaterializedView(name="sales.customer_totals"))
+    expect_failure(db, bundle.forward, "has no valid unique index on plain columns without WHERE",
+                   "nothing was refreshed", "concurrently=False")

@@ -11,6 +11,7 @@ from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
+from dbdeploy.ops.create_materialized_view import CreateMaterializedView
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.create_view import CreateView
@@ -22,6 +23,7 @@ from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.drop_view import DropView
 from dbdeploy.ops.raw_sql import RawSQL
+from dbdeploy.ops.refresh_materialized_view import RefreshMaterializedView
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
 from dbdeploy.ops.rename_index import RenameIndex
@@ -40,6 +42,7 @@ OPERATION_TYPES = (
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
     CreateView, ReplaceView, DropView,
+    CreateMaterializedView, RefreshMaterializedView,
 )
 
 AnyOperation = (
@@ -50,6 +53,7 @@ AnyOperation = (
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
     | CreateView | ReplaceView | DropView
+    | CreateMaterializedView | RefreshMaterializedView
 )
 
 __all__ = [
@@ -61,4 +65,5 @@ __all__ = [
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
     "CreateView", "ReplaceView", "DropView",
+    "CreateMaterializedView", "RefreshMaterializedView",
 ]
