@@ -491,18 +491,25 @@ class View(Expectation):
     present: bool = True
     materialized: bool = False
     before: str | None = _UNKNOWN
+    # after a rollback (as Schema): the version whose rollback removes it and dbdeploy's history schema,
+    # so a view that existed before that version (accepted, not recorded as created by it) may rightly stay
+    version: str | None = None
+    history_schema: str | None = None
 
     def to_json(self) -> dict:
         entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
         if self.present:
             entry.update(query=self.query, materialized=self.materialized)
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema, materialized=self.materialized)
         return entry
 
     def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
         if self.before == _UNKNOWN:
             return ()
         if self.before is None:
-            return (View(self.name, present=False, materialized=self.materialized),)
+            return (View(self.name, present=False, materialized=self.materialized, version=rollback.version,
+                         history_schema=rollback.history_schema),)
         return (View(self.name, self.before, materialized=self.materialized),)
 
 
