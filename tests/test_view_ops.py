@@ -221,3 +221,28 @@ def test_refresh_concurrently_stops_without_a_usable_unique_index(fresh_db: Test
     bundle = _bundle(tmp_path, RefreshMaterializedView(name="sales.customer_totals"))
     expect_failure(db, bundle.forward, "has no valid unique index on plain columns without WHERE",
                    "nothing was refreshed", "concurrently=False")
+
+
+def test_quoted_mixed_case_views_round_trip(fresh_db: TestDatabase, tmp_path: Path):
+    """Views named like an ORM names them ('sales."OpenOrders"'), on a quoted table, one on the other: the
+    rollback's preflight skips the dependant this version created (its own rollback drops it first)."""
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute('CREATE SCHEMA sales; CREATE TABLE sales."Orders" ("Id" bigint PRIMARY KEY, "Total" numeric);'
+               ' INSERT INTO sales."Orders" SELECT g, g % 97 FROM generate_series(1, 2000) g;')
+    bundle = _bundle(tmp_path,
+                     CreateView(name='sales."OpenOrders"', query='SELECT o."Id", o."Total" FROM sales."Orders" o'),
+                     CreateView(name='sales."BigOrders"',
+                                query='SELECT b."Id" FROM sales."OpenOrders" AS b WHERE b."Total" > 50'))
+    before = _views(conn)
+    run_sql_file(db, bundle.forward)
+    after = _views(conn)
+    assert set(after) == {'sales."OpenOrders"', 'sales."BigOrders"'}
+    assert db.execute('SELECT count(*) FROM sales."BigOrders"') == [(db.execute(
+        'SELECT count(*) FROM sales."Orders" WHERE "Total" > 50')[0][0],)]
+    run_sql_file(db, bundle.forward)
+    assert _views(conn) == after
+    run_sql_file(db, bundle.rollback)
+    assert _views(conn) == before
+    run_sql_file(db, bundle.rollback)
+    run_sql_file(db, bundle.forward)
+    assert _views(conn) == after
