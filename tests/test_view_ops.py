@@ -246,3 +246,25 @@ def test_quoted_mixed_case_views_round_trip(fresh_db: TestDatabase, tmp_path: Pa
     run_sql_file(db, bundle.rollback)
     run_sql_file(db, bundle.forward)
     assert _views(conn) == after
+
+
+def test_replace_before_a_drop_of_its_dependant_is_refused_by_the_preflight(fresh_db: TestDatabase, tmp_path: Path):
+    """ReplaceView adding a column, then DropView of the view that reads it: the rollback re-creates the
+    dependant first, so restoring the replaced view (a drop and create) could not work — the preflight says
+    so before any change, with the order that works."""
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(SALES)
+    big = CreateView(name="sales.big_open", query="SELECT b.id FROM sales.open_orders AS b WHERE b.total > 200")
+    bundles = write_bundles([
+        Migration(version="001", name="views",
+                  operations=[CreateView(name="sales.open_orders", query=OPEN_QUERY), big]),
+        Migration(version="002", name="change", operations=[
+            ReplaceView(name="sales.open_orders", query=OPEN_QUERY.replace("o.total", "o.total, o.note")),
+            DropView(name="sales.big_open")])], tmp_path)
+    run_sql_file(db, bundles["001"].forward)
+    run_sql_file(db, bundles["002"].forward)
+    after = _views(conn)
+    expect_failure(db, bundles["002"].rollback, "rollback refused before any change",
+                   "the rollback of a later DropView re-creates sales.big_open",
+                   "Order the migration so that the DropView comes before this ReplaceView")
+    assert _views(conn) == after and log_status(conn, "002") == "completed"
