@@ -150,8 +150,7 @@ class CreateMaterializedView(Operation):
         view = self.name
         return ChecklistItems(
             prerequisites=[
-                *[queries.table_exists(r, f"read by materialized view {view}") for r in sorted(self.query.relations)
-                  if r not in earlier.created_tables],
+                *vc.read_relations_exist(view, self.query, earlier.created_tables, "materialized view"),
                 queries.relation_missing_check(
                     view, f"No relation {view} exists yet",
                     otherwise="an existing materialized view defined exactly as the spec says, with its indexes, is "
@@ -163,6 +162,7 @@ class CreateMaterializedView(Operation):
             health_checks=[CheckQuery(f"Materialized view {view} exists and is populated", queries.query(S(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = {rel} AND relkind = 'm'"
                 " AND relispopulated) AS populated").format(rel=regclass(view))), "true")],
+            created_tables=[view],   # so a later view of this migration reading it does not list it as a prerequisite
             rollback_notes=[f"Materialized view {view} (with its indexes) is dropped only if {ctx.label} created it; "
                             "the rollback refuses before any change while other views or objects depend on it "
                             "(named), never with CASCADE."])

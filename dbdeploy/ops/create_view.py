@@ -115,8 +115,7 @@ class CreateView(Operation):
         view = self.name
         return ChecklistItems(
             prerequisites=[
-                *[queries.table_exists(r, f"read by view {view}") for r in sorted(self.query.relations)
-                  if r not in earlier.created_tables],
+                *vc.read_relations_exist(view, self.query, earlier.created_tables, "view"),
                 queries.relation_missing_check(
                     view, f"No relation {view} exists yet",
                     otherwise="an existing view defined exactly as the spec says is accepted (and kept by the "
@@ -125,6 +124,7 @@ class CreateView(Operation):
             health_checks=[CheckQuery(f"View {view} exists", queries.query(S(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = {rel} AND relkind = 'v')"
                 " AS view_exists").format(rel=regclass(view))), "true")],
+            created_tables=[view],   # so a later view of this migration reading it does not list it as a prerequisite
             rollback_notes=[f"View {view} is dropped only if {ctx.label} created it; the rollback refuses before any "
                             "change while other views or objects depend on it (named), never with CASCADE."])
 

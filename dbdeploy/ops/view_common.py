@@ -242,3 +242,15 @@ def check_reads(state: SchemaState, query, what: str = "query") -> None:
 
 def view_schema(view: str) -> str:
     return split_table(view)[0]
+
+
+def read_relations_exist(view: str, query, earlier_created, what: str = "view") -> list:
+    """Checklist prerequisites: each relation ``query`` reads exists, except those the migration's earlier
+    operations create (``earlier_created``: tables, and views that CreateView/CreateMaterializedView add there)."""
+    from dbdeploy.ops.base import CheckQuery
+    from dbdeploy.ops.checklist_queries import query as checklist_query
+
+    return [CheckQuery(f"Relation {r} exists (read by {what} {view})",
+                       checklist_query(S("SELECT {} IS NOT NULL AS relation_exists").format(regclass(r))), "true",
+                       key=f"relation-exists:{r}")
+            for r in sorted(query.relations) if r not in earlier_created]
