@@ -21,6 +21,8 @@ _DSL = {
     **dict.fromkeys(("SetNotNull", "DropNotNull", "SetDefault", "DropDefault"), "dbdeploy.ops"),
     **dict.fromkeys(("AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex"), "dbdeploy.ops"),
     "AlterColumnType": "dbdeploy.ops",
+    **dict.fromkeys(("CreateView", "ReplaceView", "DropView"), "dbdeploy.ops"),
+    **dict.fromkeys(("CreateMaterializedView", "RefreshMaterializedView"), "dbdeploy.ops"),
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

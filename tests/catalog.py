@@ -211,12 +211,16 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
     }
 
     views = {
-        qname: {"kind": _RELKIND_VIEW[relkind], "definition": definition, "comment": comment}
-        for qname, relkind, definition, comment in _fetch(
+        qname: {"kind": _RELKIND_VIEW[relkind], "definition": definition, "comment": comment,
+                "options": options, "columns": columns, "acl": acl, "populated": populated}
+        for qname, relkind, definition, comment, options, columns, acl, populated in _fetch(
             conn,
             _q("""
             SELECT c.oid::regclass::text, c.relkind, pg_get_viewdef(c.oid, true),
-                   obj_description(c.oid, 'pg_class')
+                   obj_description(c.oid, 'pg_class'), c.reloptions::text[],
+                   ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
+                   c.relacl::text[], c.relispopulated
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('v', 'm') AND {user_ns} AND {not_ext}
             ORDER BY 1

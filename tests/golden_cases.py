@@ -18,23 +18,28 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
+    CreateView,
     DropColumn,
     DropConstraint,
     DropDefault,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropView,
     Exclusion,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceView,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -185,4 +190,33 @@ CASES: dict[str, list[Migration]] = {
         AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
+    # issue 13: views on views (the second reads the first), a compatible replace, a drop
+    "create_view": [BASE, _m("002", "views", CreateView(
+        name="shop.open_orders",
+        query="SELECT o.id, o.customer_id, o.total FROM shop.orders AS o WHERE o.status <> 'done'"),
+        CreateView(name="shop.big_open_orders",
+                   query="SELECT b.id, b.total FROM shop.open_orders AS b WHERE b.total > 50"))],
+    "replace_view": [BASE, _m("002", "views", CreateView(
+        name="shop.open_orders",
+        query="SELECT o.id, o.customer_id, o.total FROM shop.orders AS o WHERE o.status <> 'done'")),
+        _m("003", "note", ReplaceView(
+            name="shop.open_orders",
+            query="SELECT o.id, o.customer_id, o.total, o.note FROM shop.orders AS o WHERE o.status <> 'done'"))],
+    "drop_view": [BASE, _m("002", "views", CreateView(
+        name="shop.open_orders",
+        query="SELECT o.id, o.customer_id, o.total FROM shop.orders AS o WHERE o.status <> 'done'"),
+        CreateView(name="shop.big_open_orders",
+                   query="SELECT b.id, b.total FROM shop.open_orders AS b WHERE b.total > 50")),
+        _m("003", "drop", DropView(name="shop.big_open_orders"))],
+    "create_materialized_view": [BASE, _m("002", "totals", CreateMaterializedView(
+        name="shop.customer_totals",
+        query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM shop.orders AS o "
+              "GROUP BY o.customer_id",
+        indexes=[Index(columns=["customer_id"], unique=True), Index(columns=["total"])]))],
+    "refresh_materialized_view": [BASE, _m("002", "totals", CreateMaterializedView(
+        name="shop.customer_totals",
+        query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM shop.orders AS o "
+              "GROUP BY o.customer_id",
+        indexes=[Index(columns=["customer_id"], unique=True)])),
+        _m("003", "refresh", RefreshMaterializedView(name="shop.customer_totals"))],
 }

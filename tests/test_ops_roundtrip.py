@@ -48,23 +48,28 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
+    CreateView,
     DropColumn,
     DropConstraint,
     DropDefault,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropView,
     Exclusion,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceView,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -1451,6 +1456,80 @@ CASES += [
          after_forward=_code_forward),
     *OPTION_CASES,
     *QUOTED_NAME_CASES,
+]
+
+
+# -- views (issue 13): views on views over populated tables -------------------------------------
+
+SALES = f"""
+CREATE SCHEMA sales;
+CREATE TABLE sales.customers (id integer PRIMARY KEY, name text NOT NULL, region text NOT NULL);
+INSERT INTO sales.customers SELECT g, 'customer ' || g, (ARRAY['eu', 'us', 'apac'])[1 + g % 3]
+FROM generate_series(1, 500) g;
+CREATE TABLE sales.orders (id bigint PRIMARY KEY, customer_id integer NOT NULL REFERENCES sales.customers,
+                           status text NOT NULL, total numeric(12,2) NOT NULL, note text);
+INSERT INTO sales.orders SELECT g, 1 + g % 500, CASE WHEN g % 4 = 0 THEN 'done' ELSE 'open' END, (g % 250) + 0.5,
+                                CASE WHEN g % 3 = 0 THEN NULL ELSE 'note ' || g END
+FROM generate_series(1, {ALTER_ROWS * 2}) g;
+"""
+OPEN_ORDERS = CreateView(name="sales.open_orders", query=(
+    "SELECT o.id, o.customer_id, o.total FROM sales.orders AS o WHERE o.status = 'open'"))
+BIG_OPEN_ORDERS = CreateView(name="sales.big_open_orders", query=(
+    "SELECT b.id, c.name, b.total FROM sales.open_orders AS b JOIN sales.customers AS c ON c.id = b.customer_id "
+    "WHERE b.total > 200"))
+OPEN_ORDERS_WITH_NOTE = ReplaceView(name="sales.open_orders", query=(
+    "SELECT o.id, o.customer_id, o.total, o.note FROM sales.orders AS o WHERE o.status = 'open'"))
+VIEW_DATA = {"sales.orders": "id", "sales.open_orders": "id", "sales.big_open_orders": "id"}
+
+
+def _views_forward(conn, rows0) -> None:
+    open_count = conn.execute("SELECT count(*) FROM sales.orders WHERE status = 'open'").fetchone()[0]
+    _assert_all(conn, "SELECT count(*) FROM sales.open_orders", [(open_count,)])
+    _assert_all(conn, "SELECT count(*) = (SELECT count(*) FROM sales.orders WHERE status = 'open' AND total > 200)"
+                      " FROM sales.big_open_orders", [(True,)])
+
+
+def _replaced_forward(conn, rows0) -> None:
+    _assert_all(conn, "SELECT count(*) FROM sales.open_orders WHERE note IS NOT NULL", conn.execute(
+        "SELECT count(*) FROM sales.orders WHERE status = 'open' AND note IS NOT NULL").fetchall())
+    assert relation_exists(conn, "sales.big_open_orders") is False
+
+
+CASES += [
+    Case("create_view_on_view", [mig("001", "open_order_views", OPEN_ORDERS, BIG_OPEN_ORDERS)], setup=SALES,
+         data=VIEW_DATA, data_changes=True, after_forward=_views_forward),
+    # the second view dropped first (it reads the first), then the first replaced compatibly (a column added)
+    Case("replace_and_drop_view", [mig("001", "open_order_views", OPEN_ORDERS, BIG_OPEN_ORDERS),
+                                   mig("002", "note_on_open_orders", DropView(name="sales.big_open_orders"),
+                                       OPEN_ORDERS_WITH_NOTE)],
+         setup=SALES, data=VIEW_DATA, data_changes=True, after_forward=_replaced_forward),
+]
+
+CUSTOMER_TOTALS = CreateMaterializedView(
+    name="sales.customer_totals",
+    query="SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total FROM sales.orders AS o "
+          "GROUP BY o.customer_id",
+    indexes=[Index(columns=["customer_id"], unique=True), Index(columns=["total"])])
+FRESH_TOTALS = ("SELECT count(*) FROM (SELECT o.customer_id, count(*) AS orders, sum(o.total) AS total"
+                " FROM sales.orders AS o GROUP BY o.customer_id EXCEPT SELECT * FROM sales.customer_totals) AS stale")
+
+
+def _totals_fresh(conn, rows0) -> None:
+    _assert_all(conn, FRESH_TOTALS, [(0,)])
+    _assert_all(conn, "SELECT count(*) FROM sales.customer_totals", [(500,)])
+
+
+CASES += [
+    Case("create_materialized_view", [mig("001", "customer_totals", CUSTOMER_TOTALS)], setup=SALES,
+         data={"sales.orders": "id", "sales.customer_totals": "customer_id"}, data_changes=True,
+         after_forward=_totals_fresh),
+    # orders written after the view was filled: the refresh (concurrently) brings them in; the rollback keeps them
+    Case("refresh_materialized_view", [mig("001", "customer_totals", CUSTOMER_TOTALS),
+                                       mig("002", "refresh_totals", RefreshMaterializedView(
+                                           name="sales.customer_totals"))],
+         setup=SALES, populate="INSERT INTO sales.orders SELECT 100000 + g, 1 + g % 500, 'open', 7 FROM"
+                               " generate_series(1, 1000) g;",
+         data={"sales.orders": "id"}, catalog_changes=False, after_forward=_totals_fresh),
 ]
 
 

@@ -26,22 +26,27 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreateMaterializedView,
     CreateSchema,
     CreateTable,
+    CreateView,
     DropColumn,
     DropConstraint,
     DropDefault,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropView,
     ForeignKey,
     Index,
     Migration,
     RawSQL,
+    RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceView,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -51,6 +56,7 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.view_common import ViewFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -174,6 +180,24 @@ CASES = {
     # The column's type is the only change, and facts() does not list column types (the Column model in
     # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
     "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
+    # issue 13: views. A view the specs create or replace is recorded with its canonical query and what it reads.
+    "create_view": (CreateView(name="public.tv", query="select t.id, t.a from public.t t"),
+                    {("views", "public.tv"): ViewFact("SELECT t.id, t.a FROM public.t AS t", frozenset({"public.t"})),
+                     ("relations", "public.tv"): ("a view", "public.tv")}),
+    "replace_view": (ReplaceView(name="public.old_v", query="SELECT t.id FROM public.t AS t"),
+                     {("views", "public.old_v"): ViewFact("SELECT t.id FROM public.t AS t", frozenset({"public.t"})),
+                      ("relations", "public.old_v"): ("a view", "public.old_v")}),
+    "drop_view": (DropView(name="public.old_v"), {("dropped",): (("public.old_v", ""),)}),
+    "create_materialized_view": (
+        CreateMaterializedView(name="public.tm", query="SELECT t.p, count(*) AS n FROM public.t AS t GROUP BY t.p",
+                               indexes=[Index(columns=["p"], unique=True, name="tm_p_key")]),
+        {("views", "public.tm"): ViewFact("SELECT t.p, count(*) AS n FROM public.t AS t GROUP BY t.p",
+                                          frozenset({"public.t"}), True, (("p",),)),
+         ("relations", "public.tm"): ("a materialized view", "public.tm"),
+         ("relations", "public.tm_p_key"): ("an index", "public.tm"),
+         ("indexes", "public.tm_p_key"): ("public.tm", ("p",))}),
+    # a refresh changes no definition: nothing the specs track
+    "refresh_materialized_view": (RefreshMaterializedView(name="public.old_m"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

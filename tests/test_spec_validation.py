@@ -1234,3 +1234,87 @@ def test_operations_that_rebuild_models_from_resolved_quoted_names_plan():
         later = Migration(version=version, name="change", operations=[op])
         plans = plan_all([LoadedMigration(create, Path("V001_identity.py")), LoadedMigration(later, Path("V002.py"))])
         assert len(plans) == 2, op
+
+
+# -- views (issue 13) ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query, fragments", [
+    ("", ("is empty", "fix:")),
+    ("SELECT 1; SELECT 2", ("contains 2 statements", "fix: give exactly one SELECT")),
+    ("DELETE FROM public.t", ("is not a query", "Delete", "fix:")),
+    ("SELECT * INTO public.copy FROM public.t", ("SELECT … INTO", "fix: remove the INTO clause")),
+    ("SELECT id FROM orders", ("reads 'orders' without its schema", "fix: write it as schema.orders")),
+    ("WITH d AS (DELETE FROM public.t RETURNING *) SELECT * FROM d", ("data-modifying statement in WITH", "fix:")),
+    ("SELECT (1", ("invalid view query", "fix:")),
+])
+def test_view_query_refusals_name_the_fix(query, fragments):
+    from dbdeploy import CreateView, ReplaceView
+
+    rejected(lambda: CreateView(name="public.v", query=query), *fragments, loc="query")
+    rejected(lambda: ReplaceView(name="public.v", query=query), *fragments, loc="query")
+
+
+def test_view_query_is_kept_in_canonical_form():
+    from dbdeploy import CreateView
+
+    view = CreateView(name="public.v", query="select t.id from public.t t where t.a <> 'x' -- hidden")
+    assert view.query == "SELECT t.id FROM public.t AS t WHERE t.a <> 'x'"
+    assert view.query.relations == frozenset({"public.t"})
+
+
+def _views_base():
+    return [CreateTable(table="public.t", columns=[col("id", "bigint", nullable=False), col("a")], primary_key=["id"])]
+
+
+@pytest.mark.parametrize("ops, fragments", [
+    (lambda V: [V.CreateView(name="public.v", query="SELECT t.nope FROM public.t AS t")],
+     ("reads column 'nope' of public.t", "fix: use one of its columns")),
+    (lambda V: [DropTable(table="public.t"), V.CreateView(name="public.v", query="SELECT t.id FROM public.t AS t")],
+     ("reads public.t, which an earlier operation drops", "fix:")),
+    (lambda V: [V.CreateView(name="public.t", query="SELECT 1 AS one")], ("already used by", "fix: pick another name")),
+    (lambda V: [V.CreateView(name="public.v", query="SELECT 1 AS one"),
+                V.CreateView(name="public.v", query="SELECT 2 AS two")], ("already created", "fix: pick another name")),
+    (lambda V: [V.ReplaceView(name="public.t", query="SELECT 1 AS one")], ("is a table, not a view", "fix:")),
+    (lambda V: [V.DropView(name="public.t")], ("is a table, not a view", "fix: drop it with DropTable")),
+    (lambda V: [V.CreateView(name="public.v", query="SELECT t.id FROM public.t AS t"),
+                V.CreateView(name="public.w", query="SELECT v.id FROM public.v AS v"), V.DropView(name="public.v")],
+     ("read by view(s) public.w", "never drops with CASCADE", "fix: drop those first")),
+])
+def test_view_operations_refuse_what_the_specs_know_is_wrong(ops, fragments):
+    import dbdeploy as V
+
+    with pytest.raises(ValueError) as info:
+        Migration(version="1", name="m", operations=[*_views_base(), *ops(V)])
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def test_materialized_view_refusals_name_the_fix():
+    from dbdeploy import CreateMaterializedView, CreateView, DropView, RefreshMaterializedView
+
+    totals = "SELECT t.a, count(*) AS n FROM public.t AS t GROUP BY t.a"
+    rejected(lambda: CreateMaterializedView(name="public.m", query="SELECT 1; SELECT 2"), "fix:", loc="query")
+    rejected(lambda: CreateMaterializedView(name="public.m", query=totals, indexes=[
+        Index(columns=["a"], name="m_a"), Index(columns=["n"], name="m_a")]), "same name", "fix:", loc="indexes")
+    cases = [
+        ([CreateMaterializedView(name="public.m", query=totals), RefreshMaterializedView(name="public.m")],
+         "needs a unique index on plain columns"),
+        ([CreateMaterializedView(name="public.m", query=totals, indexes=[Index(columns=["a"], unique=True,
+                                                                                  where="a IS NOT NULL")]),
+          RefreshMaterializedView(name="public.m")], "set concurrently=False"),
+        ([CreateView(name="public.v", query=totals), RefreshMaterializedView(name="public.v")],
+         "is a plain view"),
+        ([RefreshMaterializedView(name="public.t")], "is a table, not a materialized view"),
+        ([CreateMaterializedView(name="public.m", query=totals), DropView(name="public.m")],
+         "is a materialized view — fix:"),
+    ]
+    for ops, fragment in cases:
+        with pytest.raises(ValueError) as info:
+            Migration(version="1", name="m", operations=[*_views_base(), *ops])
+        assert fragment in str(info.value) and "fix:" in str(info.value), str(info.value)
+    # with a usable unique index, or not concurrently, it plans
+    Migration(version="1", name="m", operations=[*_views_base(), CreateMaterializedView(
+        name="public.m", query=totals, indexes=[Index(columns=["a"], unique=True)]), RefreshMaterializedView(
+        name="public.m")])
+    Migration(version="1", name="m", operations=[*_views_base(), CreateMaterializedView(name="public.m", query=totals),
+                                                  RefreshMaterializedView(name="public.m", concurrently=False)])

@@ -59,6 +59,7 @@ migration = Migration(version="030", name="crm", operations=[
 
 V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
+from dbdeploy import CreateView
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -67,6 +68,7 @@ migration = Migration(version="031", name="crm_scores", operations=[
                                                    where="status = 'active'")),
     SetNotNull(table="crm.notes", column="body"),
     SetDefault(table="crm.notes", column="kind", default="'note'"),
+    CreateView(name="crm.discounted_tiers", query="SELECT t.id, t.label FROM crm.tiers AS t WHERE t.discount > 0"),
 ])
 '''
 
@@ -118,6 +120,9 @@ DRIFTS = {
                                "backfill"),
     "table dropped": ("DROP TABLE crm.customers", "table crm.customers is missing"),
     "verify query false": ("COMMENT ON TABLE crm.customers IS 'someone else'", "returned false"),
+    "view redefined": ("CREATE OR REPLACE VIEW crm.discounted_tiers AS SELECT t.id, t.label FROM crm.tiers AS t",
+                       "view crm.discounted_tiers is defined as"),
+    "view dropped": ("DROP VIEW crm.discounted_tiers", "view crm.discounted_tiers is missing"),
 }
 
 

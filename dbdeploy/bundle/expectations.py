@@ -475,3 +475,42 @@ def json_value(value):
         return json.loads(json.dumps(value, default=str))
     return value
 
+
+
+@dataclass(frozen=True)
+class View(Expectation):
+    """View ``name`` (``materialized``: a materialized view) exists defined by ``query`` (compared as
+    PostgreSQL prints it: ``pg_get_viewdef`` of the view against that of a temporary view made from
+    ``query`` and rolled back), or exists at all (``query`` None), or is absent (``present`` False).
+    ``before`` is the query before the operation when the specs know it (None: no view; its rollback
+    restores that), ``_UNKNOWN`` when they do not (the rollback restores what the catalog had)."""
+
+    kind: ClassVar[str] = "view"
+    name: str
+    query: str | None = None
+    present: bool = True
+    materialized: bool = False
+    before: str | None = _UNKNOWN
+    # after a rollback (as Schema): the version whose rollback removes it and dbdeploy's history schema,
+    # so a view that existed before that version (accepted, not recorded as created by it) may rightly stay
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry.update(query=self.query, materialized=self.materialized)
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema, materialized=self.materialized)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.before == _UNKNOWN:
+            return ()
+        if self.before is None:
+            return (View(self.name, present=False, materialized=self.materialized, version=rollback.version,
+                         history_schema=rollback.history_schema),)
+        return (View(self.name, self.before, materialized=self.materialized),)
+
+
+KINDS.update({cls.kind: cls for cls in (View,)})   # CreateView/ReplaceView/DropView (issue 13)

@@ -19,6 +19,7 @@ from dbdeploy.lint.rules import (
     prefer_jsonb,
     prefer_text,
     prefer_timestamptz,
+    refresh_materialized_view_without_concurrently,
     renaming_column,
     renaming_table,
     require_concurrent_index_creation,
@@ -57,6 +58,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     # expand/contract over every spec (reported by the engine after the last one)
     expansion_left_open,
     snake_case_names,
+    # issue 13: RawSQL on materialized views
+    refresh_materialized_view_without_concurrently,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))

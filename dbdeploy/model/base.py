@@ -126,3 +126,17 @@ IndexKey = Annotated[str, AfterValidator(_index_key)]
 :class:`~dbdeploy.sql.IndexElement` (an expression, or a column with ordering/opclass)."""
 ColumnList = Annotated[list[Identifier], AfterValidator(_non_empty), AfterValidator(_unique_list)]
 FreeText = Annotated[str, AfterValidator(_free_text)]
+
+
+def _view_query(value: str):
+    from dbdeploy.sql.parse import parse_view_query
+
+    try:
+        return parse_view_query(value)
+    except SqlParseError as exc:
+        raise ValueError(f"invalid view query {_shown(value)}: {exc}") from None
+
+
+SqlQuery = Annotated[str, AfterValidator(_view_query)]
+"""A view's query from a spec (one SELECT, VALUES or WITH … SELECT), kept as a
+:class:`~dbdeploy.sql.parse.ViewQuery` (pglast's canonical text, entering SQL only through ``.sql()``)."""

@@ -11,19 +11,24 @@ from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
+from dbdeploy.ops.create_materialized_view import CreateMaterializedView
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
+from dbdeploy.ops.create_view import CreateView
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
+from dbdeploy.ops.drop_view import DropView
 from dbdeploy.ops.raw_sql import RawSQL
+from dbdeploy.ops.refresh_materialized_view import RefreshMaterializedView
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
+from dbdeploy.ops.replace_view import ReplaceView
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
@@ -36,6 +41,8 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CreateView, ReplaceView, DropView,
+    CreateMaterializedView, RefreshMaterializedView,
 )
 
 AnyOperation = (
@@ -45,6 +52,8 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CreateView | ReplaceView | DropView
+    | CreateMaterializedView | RefreshMaterializedView
 )
 
 __all__ = [
@@ -55,4 +64,6 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CreateView", "ReplaceView", "DropView",
+    "CreateMaterializedView", "RefreshMaterializedView",
 ]

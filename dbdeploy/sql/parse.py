@@ -578,3 +578,84 @@ def not_null_test_column(text: str) -> str | None:
         return not_null_column(parse_sql(f"SELECT {text}")[0].stmt.targetList[0].val)
     except (ParseError, AttributeError, IndexError, TypeError):
         return None
+
+
+# --- view queries (issue 13: CreateView, ReplaceView, CreateMaterializedView) ---------------------
+
+FIX_VIEW_QUERY = ("give exactly one SELECT statement (or VALUES, or WITH … SELECT), with no ';' inside, "
+                  "no INTO and no data-modifying WITH; schema-qualify every table (bundles run with "
+                  "search_path = pg_catalog)")
+
+
+class ViewQuery(TrustedText):
+    """A parsed view query (:func:`parse_view_query`): pglast's canonical text of one SELECT-like
+    statement. ``relations`` are the schema-qualified relations it reads (``schema.name``, the exact
+    catalog names), ``references`` the ``(relation, column)`` pairs it names as ``alias.column`` where
+    the alias (or the relation's own name) stands for one of those relations."""
+
+    _fields = ("relations", "references")
+    relations: frozenset[str]
+    references: frozenset[tuple[str, str]]
+
+
+class _RelationCollector(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranges: list = []
+        self.ctes: set[str] = set()
+        self.modifying = False
+        self.columns: list[tuple[str, str]] = []
+
+    def visit_RangeVar(self, ancestors, node):  # noqa: N802 (pglast visitor naming)
+        self.ranges.append(node)
+
+    def visit_CommonTableExpr(self, ancestors, node):  # noqa: N802
+        self.ctes.add(node.ctename)
+        if not isinstance(node.ctequery, ast.SelectStmt):
+            self.modifying = True
+
+    def visit_ColumnRef(self, ancestors, node):  # noqa: N802
+        fields = node.fields or ()
+        if len(fields) == 2 and all(isinstance(f, ast.String) for f in fields):
+            self.columns.append((fields[0].sval, fields[1].sval))
+
+
+def parse_view_query(text: str) -> ViewQuery:
+    """Parse ``text`` as exactly one SELECT-like statement (SELECT, VALUES, WITH … SELECT, set
+    operations) that CREATE VIEW can take. Raises :class:`SqlParseError` (reason and fix) for
+    anything else: several statements, another kind of statement, ``SELECT … INTO``, a
+    data-modifying ``WITH`` (PostgreSQL docs, CREATE VIEW: "views must not contain data-modifying
+    statements in WITH"), or a table named without its schema (bundles run with ``search_path =
+    pg_catalog``, where it would not be found)."""
+    if not isinstance(text, str) or not text.strip():
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_VIEW_QUERY}")
+    statements = _parse(text, fix=FIX_VIEW_QUERY)
+    if len(statements) != 1:
+        raise SqlParseError(f"contains {len(statements)} statements{FIX_MARK}{FIX_VIEW_QUERY}")
+    stmt = statements[0].stmt
+    if not isinstance(stmt, ast.SelectStmt):
+        raise SqlParseError(f"is not a query (it is a {type(stmt).__name__.removesuffix('Stmt')} statement)"
+                            f"{FIX_MARK}{FIX_VIEW_QUERY}")
+    if stmt.intoClause is not None:
+        raise SqlParseError(f"is SELECT … INTO, which creates a table{FIX_MARK}remove the INTO clause")
+    collector = _RelationCollector()
+    collector(stmt)
+    if collector.modifying:
+        raise SqlParseError(f"has a data-modifying statement in WITH, which a view cannot hold{FIX_MARK}"
+                            f"{FIX_VIEW_QUERY}")
+    relations: set[str] = set()
+    aliases: dict[str, str] = {}
+    for node in collector.ranges:
+        if node.schemaname is None:
+            if node.relname in collector.ctes:
+                continue
+            raise SqlParseError(f"reads {node.relname!r} without its schema{FIX_MARK}write it as "
+                                f"schema.{node.relname} (bundles run with search_path = pg_catalog)")
+        if node.catalogname is not None:
+            raise SqlParseError(f"names a relation with a database name{FIX_MARK}write it as schema.name")
+        name = f"{node.schemaname}.{node.relname}"
+        relations.add(name)
+        alias = node.alias.aliasname if node.alias is not None else node.relname
+        aliases[alias] = name if aliases.get(alias, name) == name else ""
+    references = frozenset((aliases[a], c) for a, c in collector.columns if aliases.get(a))
+    return ViewQuery(RawStream()(stmt), frozenset(relations), references)

@@ -958,6 +958,43 @@ def check_column_default(db, c):
     return None
 
 
+
+_VIEW_DEF = ("SELECT c.relkind::text, pg_catalog.pg_get_viewdef(c.oid, true), c.reloptions::text,"
+             " ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+             " AND NOT a.attisdropped ORDER BY a.attnum) FROM pg_catalog.pg_class c WHERE c.oid = %s")
+
+
+def check_view(db, c):
+    """Kind ``view``: view ``name`` (a materialized view with ``materialized``) is absent, or present and,
+    with ``query``, defined as that query: its ``pg_get_viewdef``, options and column names equal those of
+    a temporary view made from the query (rolled back), both printed with ``search_path = pg_catalog``
+    (its options — security_barrier, check_option — are not compared: ReplaceView keeps them)."""
+    what = "materialized view" if c.get("materialized") else "view"
+    oid = _oid(db, c["name"])
+    if not c["present"]:
+        if oid is None or (c.get("history_schema") and not _created_by(
+                db, c["history_schema"], c.get("version"), "materialized_view" if c.get("materialized") else "view",
+                c["name"])):
+            return None   # gone, or it existed before this version (accepted as it was): the rollback leaves it
+        return f"{what} {c['name']} is still present"
+    if oid is None:
+        return f"{what} {c['name']} is missing"
+    with db.transaction(force_rollback=True):
+        db.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
+        kind, definition, _options, columns = db.execute(_VIEW_DEF, [oid]).fetchone()
+        if kind != ("m" if c.get("materialized") else "v"):
+            return f"{c['name']} is not a {what} (relkind {kind!r})"
+        if c.get("query") is None:
+            return None
+        db.execute(sql.SQL("CREATE TEMPORARY VIEW dbdeploy_view_probe AS {}").format(sql.SQL(c["query"])))
+        probe = db.execute("SELECT 'pg_temp.dbdeploy_view_probe'::pg_catalog.regclass::oid").fetchone()[0]
+        _kind, expected, _options, expected_columns = db.execute(_VIEW_DEF, [probe]).fetchone()
+    if definition != expected:
+        return f"{what} {c['name']} is defined as {definition.strip()!r}, expected {expected.strip()!r}"
+    if columns != expected_columns:
+        return f"{what} {c['name']} has columns {columns}, expected {expected_columns}"
+    return None
+
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
@@ -965,6 +1002,7 @@ CHECKS = {
     "backup": check_backup, "sql": check_sql,
 }
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
+CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropView
 
 
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)

@@ -1,0 +1,31 @@
+"""REFRESH … CONCURRENTLY keeps the view readable; WITH NO DATA empties it on purpose (not a refresh)."""
+
+from dbdeploy import Column, CreateSchema, CreateTable, Migration, RawSQL
+
+base = Migration(
+    version="001",
+    name="base",
+    operations=[
+        CreateSchema(name="shop"),
+        CreateTable(
+            table="shop.orders",
+            columns=[
+                Column(name="id", type="bigint", identity=True),
+                Column(name="customer_id", type="bigint", nullable=False),
+                Column(name="total", type="numeric(12,2)", nullable=False, default="0"),
+            ],
+            primary_key=["id"],
+        ),
+    ],
+)
+
+change = Migration(
+    version="002",
+    name="change",
+    operations=[
+        RawSQL(
+            forward="REFRESH MATERIALIZED VIEW CONCURRENTLY shop.customer_totals",
+            rollback="SELECT pg_catalog.pg_notify('totals', 'refreshed')",
+        ),
+    ],
+)
