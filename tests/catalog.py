@@ -260,6 +260,25 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
 
     extensions = [row[0] for row in _fetch(conn, "SELECT extname FROM pg_extension ORDER BY 1", params)]
 
+    # enum types (issue 13): labels in their order, comment and owner-independent facts only
+    enum_types = {
+        qname: {"labels": list(labels), "comment": comment}
+        for qname, labels, comment in _fetch(
+            conn,
+            _q("""
+            SELECT t.oid::regtype::text,
+                   ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+                   obj_description(t.oid, 'pg_type')
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE t.typtype = 'e' AND {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                              AND d.objid = t.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
+    }
+
     return {
         "schemas": schemas,
         "tables": tables,
@@ -267,6 +286,7 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "views": views,
         "sequences": sequences,
         "extensions": extensions,
+        "enum_types": enum_types,
     }
 
 

@@ -3,6 +3,7 @@
 from dbdeploy.bundle.step import Step
 from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
+from dbdeploy.ops.add_enum_value import AddEnumValue
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
@@ -10,6 +11,7 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
+from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
@@ -22,6 +24,7 @@ from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
+from dbdeploy.ops.rename_enum_value import RenameEnumValue
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
 from dbdeploy.ops.require_extension import RequireExtension
@@ -36,6 +39,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CreateEnum, AddEnumValue, RenameEnumValue,
 )
 
 AnyOperation = (
@@ -45,6 +49,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CreateEnum | AddEnumValue | RenameEnumValue
 )
 
 __all__ = [
@@ -55,4 +60,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CreateEnum", "AddEnumValue", "RenameEnumValue",
 ]
