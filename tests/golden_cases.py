@@ -9,6 +9,7 @@ from __future__ import annotations
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
@@ -17,12 +18,14 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -33,6 +36,7 @@ from dbdeploy import (
     RawSQL,
     RenameColumn,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RenameTable,
     RequireExtension,
@@ -78,6 +82,9 @@ LEDGER = _m("001", "ledger", CreateTable(
     primary_key=["id"],
     foreign_keys=[ForeignKey(columns=["account_id"], references="public.ledger_accounts", ref_columns=["id"])],
     checks=[Check(expression="amount >= 0")], indexes=[Index(columns=["account_id"])]))
+
+ORDER_STATE = _m("002", "order_state", CreateEnum(name="shop.order_state", values=["new", "paid", "shipped", "done"]),
+                 AddColumn(table="shop.orders", column=Column(name="state", type="shop.order_state", default="'new'")))
 
 CASES: dict[str, list[Migration]] = {
     "create_schema": [_m("001", "schema", CreateSchema(name="shop"))],
@@ -185,4 +192,11 @@ CASES: dict[str, list[Migration]] = {
         AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
+    # issue 13: enum types. A type with a column of it on shop.orders (whose rows the step-lock test fills).
+    "create_enum": [BASE, ORDER_STATE],
+    "add_enum_value": [BASE, ORDER_STATE, _m("003", "refunded", AddEnumValue(
+        type="shop.order_state", value="refunded", after="paid"))],
+    "rename_enum_value": [BASE, ORDER_STATE, _m("003", "sent", RenameEnumValue(
+        type="shop.order_state", value="shipped", new_value="sent"))],
+    "drop_enum": [_m("001", "dropenum", DropEnum(name="public.legacy_state"))],
 }

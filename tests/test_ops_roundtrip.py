@@ -55,6 +55,7 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -1514,6 +1515,11 @@ def _resolved_forward(conn, rows0) -> None:
     _assert_all(conn, "SELECT count(*) FROM public.diary WHERE mood = 'fine'", [(was_ok,)])
 
 
+def _legacy_state_back(conn, rows0) -> None:
+    assert _labels(conn, "public.legacy_state") == ["new", "wip", "done", "won't fix"]
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.dropped_enum_types", [(0,)])
+
+
 CASES += [
     Case("create_enum", [mig("001", "ticket_priority",
                              CreateEnum(name="public.ticket_priority", values=["low", "normal", "high", "urgent"]),
@@ -1524,6 +1530,10 @@ CASES += [
         type="public.ticket_status", value="escalated", after="open"))],
          populate=TICKET_ROWS, data={"public.tickets": "id"}, after_forward=_escalated_forward,
          after_rollback=_escalated_rollback),
+    Case("drop_enum", [mig("001", "drop_legacy_state", DropEnum(name="public.legacy_state"))],
+         setup=TICKETS_TEXT + "CREATE TYPE public.legacy_state AS ENUM ('new', 'wip', 'done', 'won''t fix');"
+                              " COMMENT ON TYPE public.legacy_state IS 'states before 2024';",
+         data={"public.tickets": "id"}, after_rollback=_legacy_state_back),
     Case("rename_enum_value", [MOOD_SPEC, mig("002", "fine_mood", RenameEnumValue(
         type='public."Mood"', value="ok", new_value="fine"))],
          populate=MOOD_ROWS, data={"public.diary": "id"}, data_changes=True, after_forward=_resolved_forward),

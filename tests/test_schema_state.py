@@ -17,6 +17,7 @@ import pytest
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
@@ -25,12 +26,14 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -40,6 +43,7 @@ from dbdeploy import (
     RawSQL,
     RenameColumn,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RenameTable,
     RequireExtension,
@@ -51,6 +55,7 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -174,11 +179,25 @@ CASES = {
     # The column's type is the only change, and facts() does not list column types (the Column model in
     # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
     "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
+    # issue 13: enum types (the later ones change the type an earlier migration created, see EARLIER)
+    "create_enum": (CreateEnum(name="public.mood", values=["sad", "happy"]),
+                    {("types", "public.mood"): EnumFact(("sad", "happy"), V)}),
+    "add_enum_value": (AddEnumValue(type="public.mood", value="ok", before="happy"),
+                       {("types", "public.mood"): EnumFact(("sad", "ok", "happy"), "898")}),
+    "rename_enum_value": (RenameEnumValue(type="public.mood", value="sad", new_value="blue"),
+                          {("types", "public.mood"): EnumFact(("blue", "happy"), "898")}),
+    "drop_enum": (DropEnum(name="public.mood"), {("types", "public.mood"): GONE}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run
 # first, and the case's operation is V's only operation.
+def _mood() -> list:
+    return [Migration(version="898", name="prefix", operations=[*_prefix(), CreateEnum(
+        name="public.mood", values=["sad", "happy"])])]
+
+
 EARLIER = {
+    "add_enum_value": _mood, "rename_enum_value": _mood, "drop_enum": _mood,
     "contract": lambda: [
         Migration(version="898", name="prefix", operations=_prefix()),
         Migration(version="899", name="expand", operations=[

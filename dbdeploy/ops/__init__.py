@@ -18,6 +18,7 @@ from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
+from dbdeploy.ops.drop_enum import DropEnum
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
@@ -39,7 +40,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
-    CreateEnum, AddEnumValue, RenameEnumValue,
+    CreateEnum, AddEnumValue, RenameEnumValue, DropEnum,
 )
 
 AnyOperation = (
@@ -49,7 +50,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
-    | CreateEnum | AddEnumValue | RenameEnumValue
+    | CreateEnum | AddEnumValue | RenameEnumValue | DropEnum
 )
 
 __all__ = [
@@ -60,5 +61,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
-    "CreateEnum", "AddEnumValue", "RenameEnumValue",
+    "CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum",
 ]

@@ -170,7 +170,8 @@ class AddEnumValue(Operation):
             "SELECT pg_catalog.string_agg(DISTINCT x.dep, ', ') FROM ({rows}) x\n"
             "    LEFT JOIN pg_catalog.pg_class c ON c.oid = {rel}\n"
             "    WHERE (c.oid IS NULL OR c.relkind <> 'r' OR c.relispartition\n"
-            "       OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid))\n"
+            "       OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i\n"
+            "                  WHERE i.inhrelid = c.oid OR i.inhparent = c.oid))\n"
             "      AND NOT {backup}").format(rows=dependant_rows(self.type), rel=rel_of, backup=in_backup_schema(ctx))
         grants = S("(SELECT t.typacl IS NOT NULL FROM pg_catalog.pg_type t WHERE t.oid = v_oid)")
         tmp_schema, _ = type_parts(self.type)
@@ -195,7 +196,8 @@ class AddEnumValue(Operation):
               " a.atttypid = v_oid AS scalar\n"
               "    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid\n"
               "    WHERE a.atttypid IN (v_oid, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = v_oid))\n"
-              "      AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r' AND c.relnamespace IS DISTINCT FROM {b}\n"
+              "      AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r'\n"
+              "      AND c.relnamespace IS DISTINCT FROM {b}\n"
               "LOOP\n"
               "    IF v_col.scalar THEN\n"
               "        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I::text = %L',"
@@ -256,7 +258,8 @@ class AddEnumValue(Operation):
               "      AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r';"),
             S("FOR v_i IN 1 .. COALESCE(pg_catalog.cardinality(v_tables), 0) LOOP\n"
               "    IF v_defaults[v_i] IS NOT NULL THEN\n"
-              "        EXECUTE 'ALTER TABLE ' || v_tables[v_i] || ' ALTER COLUMN ' || v_columns[v_i] || ' DROP DEFAULT';\n"
+              "        EXECUTE 'ALTER TABLE ' || v_tables[v_i] || ' ALTER COLUMN ' || v_columns[v_i]"
+              " || ' DROP DEFAULT';\n"
               "    END IF;\n"
               "    EXECUTE 'ALTER TABLE ' || v_tables[v_i] || ' ALTER COLUMN ' || v_columns[v_i] || ' TYPE ' || {tmp}\n"
               "        || CASE WHEN v_scalar[v_i] THEN '' ELSE '[]' END || ' USING ' || v_columns[v_i] || '::text'\n"
@@ -294,7 +297,8 @@ class AddEnumValue(Operation):
             owned=is_owned(ctx, "enum_value", self.key), created=is_owned(ctx, "enum_type", self.type),
             oid=type_oid(self.type), label=has_label(self.type, self.value))
         body = block(S("v_oid := {};").format(type_oid(self.type)), if_then(removes, *self._checks(ctx)))
-        return [block(S("DECLARE"), S("    " + "; ".join(self._DECLARE) + ";"), S("BEGIN"), indented(body),
+        declare = S("    v_oid oid; v_count bigint; v_total bigint; v_col record; v_unsupported text;")
+        return [block(S("DECLARE"), declare, S("BEGIN"), indented(body),
                       S("END;"))]
 
     def checklist(self, ctx: PlanContext, earlier: ChecklistItems) -> ChecklistItems:

@@ -20,12 +20,12 @@ from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext
 from dbdeploy.ops.common import S, fail, forget_owned, is_owned, literal, notice, record_owned
 from dbdeploy.ops.enum_common import (
     EnumFact,
-    backup_columns_to_text,
-    in_backup_schema,
     Labels,
     TypeName,
+    backup_columns_to_text,
     dependants,
     enum_labels,
+    in_backup_schema,
     labels_array,
     later_touches,
     released_dependant,

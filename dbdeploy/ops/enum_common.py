@@ -208,6 +208,9 @@ def enum_key(type_name: str, label: str) -> str:
     return f"{type_name}.{label}"
 
 
-__all__ = ["EnumFact", "backup_columns_to_text", "in_backup_schema", "Label", "Labels", "TypeName", "check_label", "check_labels", "check_type_name",
-           "dependant_rows", "dependants", "enum_key", "enum_labels", "has_label", "known_enum", "labels_array", "later_touches",
-           "released_dependant", "type_ident", "type_kind", "type_oid", "type_parts"]
+__all__ = [
+    "EnumFact", "Label", "Labels", "TypeName", "backup_columns_to_text", "check_label", "check_labels",
+    "check_type_name", "dependant_rows", "dependants", "enum_key", "enum_labels", "has_label", "in_backup_schema",
+    "known_enum", "labels_array", "later_touches", "released_dependant", "type_ident", "type_kind", "type_oid",
+    "type_parts",
+]

@@ -886,6 +886,38 @@ CHECKS = {
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
 
 
+
+def check_enum_type(db, c):
+    """Kind ``enum_type``: enum ``name`` exists with exactly ``labels`` in their order (``pg_enum`` by
+    ``enumsortorder``; null: any, but each of ``includes``), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    row = db.execute(
+        "SELECT t.typtype, ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid"
+        " ORDER BY e.enumsortorder) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "enum_type",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"type {c['name']} is still present"
+    if row is None:
+        return f"type {c['name']} is missing"
+    if row[0] != "e":
+        return f"type {c['name']} is not an enum type (typtype {row[0]!r})"
+    labels = list(row[1])
+    if c.get("labels") is not None and labels != list(c["labels"]):
+        return f"enum {c['name']} has labels {labels!r}, expected {list(c['labels'])!r}"
+    missing = [v for v in c.get("includes") or () if v not in labels]
+    if missing:
+        return f"enum {c['name']} lacks label(s) {missing!r} (it has {labels!r})"
+    return None
+
+
+CHECKS["enum_type"] = check_enum_type   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
+
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
     """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,
     or an edited manifest. Raised, never passed: what it expects cannot be known to hold."""
