@@ -20,17 +20,20 @@ from pydantic import ValidationError
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
     Column,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
     DropColumn,
     DropConstraint,
+    DropEnum,
     DropIndex,
     DropTable,
     Exclusion,
@@ -39,6 +42,7 @@ from dbdeploy import (
     Migration,
     RawSQL,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RequireExtension,
     SeedRows,
@@ -1234,3 +1238,71 @@ def test_operations_that_rebuild_models_from_resolved_quoted_names_plan():
         later = Migration(version=version, name="change", operations=[op])
         plans = plan_all([LoadedMigration(create, Path("V001_identity.py")), LoadedMigration(later, Path("V002.py"))])
         assert len(plans) == 2, op
+
+
+# -- enum types (issue 13) -------------------------------------------------------------------------
+
+MOOD = CreateEnum(name="public.mood", values=["sad", "ok", "happy"])
+
+
+def _enum_migration(*ops) -> Migration:
+    return Migration(version="001", name="moods", operations=[MOOD, *ops])
+
+
+ENUM_REFUSALS = [
+    pytest.param(lambda: CreateEnum(name="public.mood", values=[]), "values must not be empty", "values",
+                 id="no-labels"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a", "b", "a"]), "'a' is listed twice", "values",
+                 id="repeated-label"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a", ""]), "values[1] is empty", "values",
+                 id="empty-label"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["x" * 64]), "64 bytes", "values",
+                 id="label-over-63-bytes"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a\x00"]), "NUL byte", "values", id="nul-label"),
+    pytest.param(lambda: CreateEnum(name="Mood", values=["a"]), "not a lowercase snake_case", "name",
+                 id="unquoted-mixed-case-name"),
+    pytest.param(lambda: CreateEnum(name="a.b.c", values=["a"]), "one dot at most", "name", id="three-part-name"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value="meh", before="ok", after="sad"),
+                 "give before or after, not both", "", id="before-and-after"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value=""), "value is empty", "value", id="empty-value"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value="ok", after="ok"), "next to itself", "",
+                 id="next-to-itself"),
+    pytest.param(lambda: RenameEnumValue(type="public.mood", value="ok", new_value="ok"), "the same label", "",
+                 id="rename-to-itself"),
+    pytest.param(lambda: RenameEnumValue(type="public.mood", value="ok", new_value="y" * 64), "64 bytes",
+                 "new_value", id="rename-over-63-bytes"),
+    pytest.param(lambda: DropEnum(name="public.Mood"), "not a lowercase snake_case", "name", id="drop-bad-name"),
+    # against what the specs built (Migration validation: the operation's index and the fix)
+    pytest.param(lambda: _enum_migration(CreateEnum(name="public.mood", values=["a"])),
+                 "type public.mood is already created by an earlier operation", None, id="created-twice"),
+    pytest.param(lambda: _enum_migration(AddEnumValue(type="public.mood", value="ok")),
+                 "enum public.mood already has label 'ok'", None, id="add-existing-label"),
+    pytest.param(lambda: _enum_migration(AddEnumValue(type="public.mood", value="meh", after="bored")),
+                 "has no label 'bored' to put 'meh' after", None, id="add-after-missing-label"),
+    pytest.param(lambda: _enum_migration(RenameEnumValue(type="public.mood", value="bored", new_value="meh")),
+                 "enum public.mood has no label 'bored'", None, id="rename-missing-label"),
+    pytest.param(lambda: _enum_migration(RenameEnumValue(type="public.mood", value="ok", new_value="happy")),
+                 "already has label 'happy'", None, id="rename-onto-existing-label"),
+    pytest.param(lambda: _enum_migration(CreateTable(table="public.diary", columns=[
+        Column(name="mood", type="public.mood[]")]), DropEnum(name="public.mood")),
+                 "column mood of public.diary uses type public.mood", None, id="drop-used-type"),
+    pytest.param(lambda: Migration(version="001", name="t", operations=[
+        CreateTable(table="public.mood", columns=[Column(name="id", type="integer")]),
+        CreateEnum(name="public.mood", values=["a"])]), "a table's row type has its name", None,
+                 id="enum-named-like-a-table"),
+]
+
+
+@pytest.mark.parametrize("build, fragment, loc", ENUM_REFUSALS)
+def test_enum_refusals(build, fragment, loc):
+    fragments = (fragment, "fix:") if loc is None or loc else (fragment,)
+    rejected(build, *fragments, loc=loc)
+
+
+def test_enum_names_and_labels_are_kept_exactly():
+    op = CreateEnum(name='public."Mood"', values=["Sad", "it's ok", "très bien"])
+    assert op.name == "public.Mood"
+    assert op.values == ["Sad", "it's ok", "très bien"]
+    assert CreateEnum(name="mood", values=["a"]).name == "public.mood"
+    assert AddEnumValue(type='"Mood"', value="Meh", before="Sad").type == "public.Mood"
+
