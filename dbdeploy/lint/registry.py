@@ -10,6 +10,7 @@ from dbdeploy.lint.rules import (
     ban_truncate,
     changing_column_type,
     constraint_missing_not_valid,
+    enum_value_used_in_transaction,
     expansion_left_open,
     fk_without_index,
     irreversible_drop,
@@ -57,6 +58,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     # expand/contract over every spec (reported by the engine after the last one)
     expansion_left_open,
     snake_case_names,
+    # RawSQL: enum labels (issue 13)
+    enum_value_used_in_transaction,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))
