@@ -170,3 +170,25 @@ def test_drop_enum_refuses_while_used_and_restores_the_labels_in_order(fresh_db_
     assert db.execute("SELECT to_regtype('public.size')") == [(None,)]
     run_sql_file(db, bundle.rollback)
     assert _labels(db, "public.size") == ["xxs", "xs", "s", "m", "l", "xl"]
+
+
+def test_rollback_of_a_table_and_its_enum_keeps_the_copied_rows_as_text(fresh_db_each: TestDatabase,
+                                                                       tmp_path: Path) -> None:
+    """CreateTable's rollback copies the rows to the backup schema before the drop; CreateEnum's rollback then
+    turns the copy's enum columns into text (the labels kept), so the type can go without CASCADE."""
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    s0 = catalog(conn)
+    bundle = write_bundles([TICKETS_SPEC], tmp_path)["001"]
+    run_sql_file(db, bundle.forward)
+    db.execute(TICKET_ROWS)
+    rows = _tickets(db)
+    proc = run_sql_file(db, bundle.rollback)
+    assert "copied the rows of public.tickets" in proc.stderr, proc.stderr
+    assert catalog(conn) == s0
+    assert db.execute("SELECT to_regtype('public.ticket_status')") == [(None,)]
+    (copy,) = [r[0] for r in db.execute("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = relnamespace"
+                                        " WHERE nspname = 'dbdeploy_backup' AND relname LIKE 'r001_tickets%'")]
+    assert db.execute(f"SELECT id, title, status, history FROM dbdeploy_backup.{copy} ORDER BY id") == rows
+    assert db.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass"
+                      " AND attname IN ('status', 'history') ORDER BY attname",
+                      (f"dbdeploy_backup.{copy}",)) == [("text[]",), ("text",)]
