@@ -22,6 +22,7 @@ _DSL = {
     **dict.fromkeys(("AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex"), "dbdeploy.ops"),
     "AlterColumnType": "dbdeploy.ops",
     **dict.fromkeys(("CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum"), "dbdeploy.ops"),
+    "CreateDomain": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

@@ -287,6 +287,30 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "sequences": sequences,
         "extensions": extensions,
         "enum_types": enum_types,
+        "domains": _domains(conn, params),
+    }
+
+
+def _domains(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Domains (issue 13): base type, NOT NULL, default and CHECKs as PostgreSQL spells them."""
+    return {
+        qname: {"type": base, "not_null": not_null, "default": default, "checks": list(checks), "comment": comment}
+        for qname, base, not_null, default, checks, comment in _fetch(
+            conn,
+            _q("""
+            SELECT t.oid::regtype::text, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
+                   pg_get_expr(t.typdefaultbin, 0),
+                   ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+                         WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY 1),
+                   obj_description(t.oid, 'pg_type')
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE t.typtype = 'd' AND {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                              AND d.objid = t.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
     }
 
 

@@ -18,6 +18,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateDomain,
     CreateEnum,
     CreateIndex,
     CreateSchema,
@@ -199,4 +200,7 @@ CASES: dict[str, list[Migration]] = {
     "rename_enum_value": [BASE, ORDER_STATE, _m("003", "sent", RenameEnumValue(
         type="shop.order_state", value="shipped", new_value="sent"))],
     "drop_enum": [_m("001", "dropenum", DropEnum(name="public.legacy_state"))],
+    "create_domain": [BASE, _m("002", "amount_domain", CreateDomain(
+        name="shop.amount", type="numeric(12,2)", checks=["VALUE >= 0", "VALUE < 1000000"], default="0",
+        not_null=True))],
 }

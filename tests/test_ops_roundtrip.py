@@ -48,6 +48,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateDomain,
     CreateEnum,
     CreateIndex,
     CreateSchema,
@@ -1537,6 +1538,23 @@ CASES += [
     Case("rename_enum_value", [MOOD_SPEC, mig("002", "fine_mood", RenameEnumValue(
         type='public."Mood"', value="ok", new_value="fine"))],
          populate=MOOD_ROWS, data={"public.diary": "id"}, data_changes=True, after_forward=_resolved_forward),
+]
+
+
+def _email_domain_forward(conn, rows0) -> None:
+    conn.execute("UPDATE public.accounts SET backup_email = 'b' || id || '@example.org' WHERE id <= 10")
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("UPDATE public.accounts SET backup_email = 'not an address' WHERE id = 11")
+    _assert_all(conn, "SELECT count(backup_email) FROM public.accounts", [(10,)])
+    conn.execute("UPDATE public.accounts SET backup_email = NULL")
+
+
+CASES += [
+    Case("create_domain", [mig("001", "email_domain", CreateDomain(
+        name="public.email_address", type="text", checks=["VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$'",
+                                                          "char_length(VALUE) <= 254"]),
+        AddColumn(table="public.accounts", column=Column(name="backup_email", type="public.email_address")))],
+         setup=ACCOUNTS, data={"public.accounts": "id"}, data_changes=True, after_forward=_email_domain_forward),
 ]
 
 

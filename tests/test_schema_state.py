@@ -26,6 +26,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateDomain,
     CreateEnum,
     CreateIndex,
     CreateSchema,
@@ -55,6 +56,7 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.create_domain import DomainFact
 from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
@@ -187,6 +189,8 @@ CASES = {
     "rename_enum_value": (RenameEnumValue(type="public.mood", value="sad", new_value="blue"),
                           {("types", "public.mood"): EnumFact(("blue", "happy"), "898")}),
     "drop_enum": (DropEnum(name="public.mood"), {("types", "public.mood"): GONE}),
+    "create_domain": (CreateDomain(name="public.qty", type="integer", checks=["VALUE > 0"]),
+                      {("types", "public.qty"): DomainFact("integer", V)}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

@@ -27,6 +27,7 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    CreateDomain,
     CreateEnum,
     CreateIndex,
     CreateSchema,
@@ -1305,4 +1306,30 @@ def test_enum_names_and_labels_are_kept_exactly():
     assert op.values == ["Sad", "it's ok", "très bien"]
     assert CreateEnum(name="mood", values=["a"]).name == "public.mood"
     assert AddEnumValue(type='"Mood"', value="Meh", before="Sad").type == "public.Mood"
+
+
+@pytest.mark.parametrize("build, fragment, loc", [
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", checks=["qty > 0"]),
+                 "checks[0] reads qty; a domain CHECK sees only VALUE", "checks", id="check-reads-a-column"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", checks=["VALUE > (SELECT 1)"]),
+                 "contains a subquery", "checks", id="check-subquery"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", default="VALUE + 1"),
+                 "PostgreSQL does not allow column references in DEFAULT", "default", id="default-reads-value"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer(", checks=[]), "invalid PostgreSQL type",
+                 "type", id="bad-type"),
+    pytest.param(lambda: CreateDomain(name="Qty", type="integer"), "not a lowercase snake_case", "name",
+                 id="bad-name"),
+    pytest.param(lambda: Migration(version="001", name="d", operations=[
+        CreateDomain(name="public.qty", type="integer"), CreateEnum(name="public.qty", values=["a"])]),
+                 "type public.qty is already created by an earlier operation", None, id="type-created-twice"),
+])
+def test_create_domain_refusals(build, fragment, loc):
+    rejected(build, fragment, loc=loc)
+
+
+def test_create_domain_keeps_the_parsed_expressions():
+    op = CreateDomain(name='public."Email"', type="varchar(254)", checks=["VALUE  LIKE  '%@%'"], default="''",
+                      not_null=True)
+    assert op.name == "public.Email"
+    assert op.checks == ["value ~~ '%@%'"] or op.checks == ["value LIKE '%@%'"]
 

@@ -493,6 +493,41 @@ class EnumType(Expectation):
 KINDS[EnumType.kind] = EnumType   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
 
 
+
+@dataclass(frozen=True)
+class DomainType(Expectation):
+    """Domain ``name`` (``schema.domain``) over ``type_name`` with ``not_null``, ``default`` (SQL or None) and
+    ``checks`` (SQL over VALUE), compared with a probe domain built from them (PostgreSQL's spellings on
+    both sides) — what CreateDomain leaves; or absent (``present`` False: after its rollback, unless it
+    existed before that version: ``version``/``history_schema``)."""
+
+    kind: ClassVar[str] = "domain_type"
+    name: str
+    type_name: str | None = None
+    not_null: bool = False
+    default: str | None = None
+    checks: tuple[str, ...] = ()
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry.update(type=self.type_name, not_null=self.not_null, default=self.default, checks=list(self.checks))
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present:
+            return ()
+        return (DomainType(self.name, present=False, version=rollback.version, history_schema=rollback.history_schema),)
+
+
+KINDS[DomainType.kind] = DomainType   # CreateDomain
+
+
 def to_json(expectations: list[Expectation]) -> list[dict]:
     """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
     out = []

@@ -11,6 +11,7 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
+from dbdeploy.ops.create_domain import CreateDomain
 from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
@@ -41,6 +42,7 @@ OPERATION_TYPES = (
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
     CreateEnum, AddEnumValue, RenameEnumValue, DropEnum,
+    CreateDomain,
 )
 
 AnyOperation = (
@@ -51,6 +53,7 @@ AnyOperation = (
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
     | CreateEnum | AddEnumValue | RenameEnumValue | DropEnum
+    | CreateDomain
 )
 
 __all__ = [
@@ -62,4 +65,5 @@ __all__ = [
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
     "CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum",
+    "CreateDomain",
 ]

@@ -170,11 +170,14 @@ def in_backup_schema(ctx: PlanContext) -> sql.Composable:
              ).format(b=literal(ctx.backup_schema))
 
 
-def backup_columns_to_text(ctx: PlanContext, name: str) -> sql.Composable:
+def backup_columns_to_text(ctx: PlanContext, name: str, *, to_base: bool = False) -> sql.Composable:
     """PL/pgSQL (needs ``v_bk record``): every column of type ``name`` (or an array of it) in a table of
-    dbdeploy's backup schema becomes ``text`` (``text[]``) holding the labels, so the copies a rollback
-    made of such columns keep their values without keeping the type alive."""
+    dbdeploy's backup schema becomes ``text`` (``text[]``) holding the labels — with ``to_base``, the
+    domain's base type (``format_type`` of ``typbasetype``) — so the copies a rollback made of such
+    columns keep their values without keeping the type alive."""
     oid = type_oid(name)
+    target = (S("(SELECT pg_catalog.format_type(t.typbasetype, t.typtypmod) FROM pg_catalog.pg_type t"
+                " WHERE t.oid = {})").format(oid) if to_base else S("'text'"))
     return S(
         "FOR v_bk IN SELECT a.attrelid::pg_catalog.regclass::text AS tbl, pg_catalog.quote_ident(a.attname) AS col,"
         " a.atttypid = {oid} AS scalar\n"
@@ -183,10 +186,10 @@ def backup_columns_to_text(ctx: PlanContext, name: str) -> sql.Composable:
         "    WHERE n.nspname = {b} AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped\n"
         "      AND a.atttypid IN ({oid}, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = {oid}))\n"
         "LOOP\n"
-        "    EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE text'\n"
-        "        || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::text'\n"
+        "    EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE ' || {target}\n"
+        "        || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::' || {target}\n"
         "        || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END;\n"
-        "END LOOP;").format(oid=oid, b=literal(ctx.backup_schema))
+        "END LOOP;").format(oid=oid, b=literal(ctx.backup_schema), target=target)
 
 
 def dependants(name: str, skip: sql.Composable | None = None) -> sql.Composable:

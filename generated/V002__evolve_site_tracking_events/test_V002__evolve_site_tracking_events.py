@@ -1019,6 +1019,53 @@ def check_enum_type(db, c):
 
 CHECKS["enum_type"] = check_enum_type   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
 
+
+_DOMAIN = ("SELECT pg_catalog.format_type(t.typbasetype, t.typtypmod), t.typnotnull,"
+           " pg_catalog.pg_get_expr(t.typdefaultbin, 0), ARRAY(SELECT pg_catalog.pg_get_constraintdef(c.oid)"
+           " FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY 1), t.typtype"
+           " FROM pg_catalog.pg_type t WHERE t.oid = %s")
+
+
+def check_domain_type(db, c):
+    """Kind ``domain_type``: domain ``name`` is what a probe domain built from the entry is (base type, NOT
+    NULL, default, CHECKs, as PostgreSQL spells them), or does not exist (after a rollback, a domain this
+    version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+                       " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "domain",
+                                                       c["name"]):
+            return None
+        return f"domain {c['name']} is still present"
+    if found is None:
+        return f"domain {c['name']} is missing"
+    actual = db.execute(_DOMAIN, [found[0]]).fetchone()
+    if actual[4] != "d":
+        return f"type {c['name']} is not a domain (typtype {actual[4]!r})"
+    parts = [sql.SQL("CREATE DOMAIN pg_temp.dbdeploy_probe_domain AS {}").format(sql.SQL(c["type"]))]
+    if c.get("default") is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(c["default"])))
+    if c.get("not_null"):
+        parts.append(sql.SQL("NOT NULL"))
+    parts += [sql.SQL("CHECK ({})").format(sql.SQL(check)) for check in c.get("checks") or ()]
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL(" ").join(parts))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_domain'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_DOMAIN, [probe]).fetchone()
+    except psycopg.Error as exc:
+        return f"domain {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    names = ("base type", "NOT NULL", "default", "checks")
+    diffs = [f"{what} {a!r}, expected {e!r}" for what, a, e in zip(names, actual[:4], expected[:4], strict=True)
+             if a != e]
+    return f"domain {c['name']} differs: {'; '.join(diffs)}" if diffs else None
+
+
+CHECKS["domain_type"] = check_domain_type   # CreateDomain
+
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
     """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,
     or an edited manifest. Raised, never passed: what it expects cannot be known to hold."""

@@ -661,8 +661,8 @@ BEGIN
         WHERE n.nspname = 'dbdeploy_backup' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
           AND a.atttypid IN ((SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'shop' AND t.typname = 'order_state'), (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = (SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'shop' AND t.typname = 'order_state')))
     LOOP
-        EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE text'
-            || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::text'
+        EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE ' || 'text'
+            || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::' || 'text'
             || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END;
     END LOOP;
     SELECT t.typowner, pg_catalog.obj_description(t.oid, 'pg_type') INTO v_owner, v_comment FROM pg_catalog.pg_type t WHERE t.oid = v_oid;

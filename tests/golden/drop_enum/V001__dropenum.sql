@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '907020dc6a9866e665d328657f55b28b0fe23333b54d3f6564394db830e317ac';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '6f7381e7a017c90b03cd50121b72399562292ccb61e9cfd0b1ba1c3c3d512339';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__dropenum.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '907020dc6a9866e665d328657f55b28b0fe23333b54d3f6564394db830e317ac',
+VALUES ('001', 'V001__dropenum.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6f7381e7a017c90b03cd50121b72399562292ccb61e9cfd0b1ba1c3c3d512339',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -546,8 +546,8 @@ BEGIN
         WHERE n.nspname = 'dbdeploy_backup' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
           AND a.atttypid IN ((SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typname = 'legacy_state'), (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = (SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'public' AND t.typname = 'legacy_state')))
     LOOP
-        EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE text'
-            || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::text'
+        EXECUTE 'ALTER TABLE ' || v_bk.tbl || ' ALTER COLUMN ' || v_bk.col || ' TYPE ' || 'text'
+            || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END || ' USING ' || v_bk.col || '::' || 'text'
             || CASE WHEN v_bk.scalar THEN '' ELSE '[]' END;
     END LOOP;
     v_dependants := (SELECT pg_catalog.string_agg(DISTINCT x.dep, ', ') FROM (SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS dep, d.classid, d.objid, d.objsubid
