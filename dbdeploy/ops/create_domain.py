@@ -133,8 +133,10 @@ class CreateDomain(Operation):
                 literal("pg_temp.dbdeploy_probe_domain")))),
             S("DROP DOMAIN {};").format(PROBE),
             if_then(S("v_actual IS DISTINCT FROM v_expected"),
-                    S("RAISE EXCEPTION '%', {msg} || v_actual || ', expected ' || v_expected USING HINT = {hint};").format(
-                        msg=literal(f"dbdeploy {ctx.label}: domain {self.name} exists but differs from the spec: it is "),
+                    S("RAISE EXCEPTION '%', {msg} || v_actual || ', expected ' || v_expected"
+                      " USING HINT = {hint};").format(
+                        msg=literal(f"dbdeploy {ctx.label}: domain {self.name} exists but differs from the spec: "
+                                    "it is "),
                         hint=literal(hint))),
             if_then(S("NOT {}").format(is_owned(ctx, "domain", self.name)),
                     notice(ctx, f"domain {self.name} exists and matches the spec; left as it is")),
@@ -163,7 +165,8 @@ class CreateDomain(Operation):
             S("DROP DOMAIN {};").format(type_ident(self.name)),
             forget_owned(ctx, "domain", self.name),
         )
-        return [Step("drop_domain", self.name, "NONE", True, do_block(body, declare=["v_dependants text", "v_bk record"]),
+        return [Step("drop_domain", self.name, "NONE", True,
+                     do_block(body, declare=["v_dependants text", "v_bk record"]),
                      f"drop domain {self.name} if {ctx.label} created it and nothing depends on it")]
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
