@@ -23,6 +23,7 @@ _DSL = {
     "AlterColumnType": "dbdeploy.ops",
     **dict.fromkeys(("CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum"), "dbdeploy.ops"),
     "CreateDomain": "dbdeploy.ops",
+    "CreateCompositeType": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

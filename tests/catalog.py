@@ -288,7 +288,29 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "extensions": extensions,
         "enum_types": enum_types,
         "domains": _domains(conn, params),
+        "composite_types": _composite_types(conn, params),
     }
+
+
+def _composite_types(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Free-standing composite types (issue 13): attributes with types and collations, in order."""
+    found: dict[str, Any] = {}
+    for qname, attname, typ, collation in _fetch(
+        conn,
+        _q("""
+        SELECT t.oid::regtype::text, a.attname, format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attcollation <> y.typcollation THEN a.attcollation::regcollation::text END
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        JOIN pg_type y ON y.oid = a.atttypid
+        WHERE {user_ns} AND {not_ext}
+        ORDER BY 1, a.attnum
+        """),
+        params,
+    ):
+        found.setdefault(qname, []).append({"name": attname, "type": typ, "collation": collation})
+    return found
 
 
 def _domains(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:

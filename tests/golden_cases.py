@@ -18,6 +18,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
     CreateDomain,
     CreateEnum,
     CreateIndex,
@@ -203,4 +204,7 @@ CASES: dict[str, list[Migration]] = {
     "create_domain": [BASE, _m("002", "amount_domain", CreateDomain(
         name="shop.amount", type="numeric(12,2)", checks=["VALUE >= 0", "VALUE < 1000000"], default="0",
         not_null=True))],
+    "create_composite_type": [BASE, _m("002", "address_type", CreateCompositeType(
+        name="shop.address", attributes=[Column(name="street", type="text"), Column(name="zip", type="varchar(10)"),
+                                         Column(name="city", type="text", collation="C")]))],
 }

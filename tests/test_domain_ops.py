@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dbdeploy import AddColumn, Column, CreateDomain, CreateTable
+from dbdeploy import AddColumn, Column, CreateCompositeType, CreateDomain, CreateTable
 from tests.bundles import write_bundles
 from tests.pg import TestDatabase
 from tests.roundtrip import catalog, expect_failure, run_sql_file
@@ -62,3 +62,31 @@ def test_rollback_refuses_while_used_and_keeps_copies_in_the_base_type(fresh_db_
                        " ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
                        " WHERE n.nspname = 'dbdeploy_backup' AND a.attname IN ('total', 'amount') ORDER BY 1")
     assert types == [("numeric(12,2)",), ("numeric(12,2)",)], types
+
+
+def test_composite_type_existing_and_dependants(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """CreateCompositeType: an identical existing type is accepted and kept by the rollback, a different one
+    stops the forward; a type this version created is not dropped while a column outside it uses it."""
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    op = CreateCompositeType(name="public.money_amount", attributes=[
+        Column(name="amount", type="numeric(12,2)"), Column(name="currency", type="char(3)", collation="C")])
+    bundle = write_bundles([mig("001", "money", op)], tmp_path)["001"]
+    db.execute('CREATE TYPE public.money_amount AS (amount NUMERIC(12, 2), currency CHARACTER(3) COLLATE "C")')
+    s0 = catalog(conn)
+    proc = run_sql_file(db, bundle.forward)
+    assert "composite type public.money_amount exists and matches the spec; left as it is" in proc.stderr
+    run_sql_file(db, bundle.rollback)
+    assert catalog(conn) == s0
+    db.execute("DROP TYPE public.money_amount; CREATE TYPE public.money_amount AS (amount numeric, currency text)")
+    expect_failure(db, bundle.forward, "composite type public.money_amount exists but differs from the spec",
+                   "it is (amount numeric, currency text)")
+    db.execute("DROP TYPE public.money_amount")
+    run_sql_file(db, bundle.forward)
+    db.execute("CREATE TABLE public.prices (id int, price public.money_amount);"
+               " INSERT INTO public.prices SELECT g, ROW(g::numeric(12,2), 'EUR'::char(3))::public.money_amount"
+               " FROM generate_series(1, 100) g")
+    expect_failure(db, bundle.rollback, "refusing to drop type public.money_amount", "table public.prices")
+    assert db.execute("SELECT count(*) FROM public.prices WHERE (price).currency = 'EUR'") == [(100,)]
+    db.execute("DROP TABLE public.prices")
+    run_sql_file(db, bundle.rollback)
+    assert db.execute("SELECT to_regtype('public.money_amount')") == [(None,)]

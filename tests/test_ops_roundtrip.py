@@ -48,6 +48,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
     CreateDomain,
     CreateEnum,
     CreateIndex,
@@ -1549,12 +1550,24 @@ def _email_domain_forward(conn, rows0) -> None:
     conn.execute("UPDATE public.accounts SET backup_email = NULL")
 
 
+def _address_forward(conn, rows0) -> None:
+    conn.execute("UPDATE public.accounts SET address = ROW('Main St 1', '12345', 'Berlin') WHERE id <= 5")
+    _assert_all(conn, "SELECT count(*) FROM public.accounts WHERE (address).zip = '12345'", [(5,)])
+    conn.execute("UPDATE public.accounts SET address = NULL")
+
+
 CASES += [
     Case("create_domain", [mig("001", "email_domain", CreateDomain(
         name="public.email_address", type="text", checks=["VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$'",
                                                           "char_length(VALUE) <= 254"]),
         AddColumn(table="public.accounts", column=Column(name="backup_email", type="public.email_address")))],
          setup=ACCOUNTS, data={"public.accounts": "id"}, data_changes=True, after_forward=_email_domain_forward),
+    Case("create_composite_type", [mig("001", "address_type", CreateCompositeType(
+        name="public.postal_address", attributes=[Column(name="street", type="text"),
+                                                  Column(name="zip", type="varchar(10)"),
+                                                  Column(name="city", type="text", collation="C")]),
+        AddColumn(table="public.accounts", column=Column(name="address", type="public.postal_address")))],
+         setup=ACCOUNTS, data={"public.accounts": "id"}, data_changes=True, after_forward=_address_forward),
 ]
 
 

@@ -26,6 +26,7 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
     CreateDomain,
     CreateEnum,
     CreateIndex,
@@ -56,6 +57,7 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.create_composite_type import CompositeFact
 from dbdeploy.ops.create_domain import DomainFact
 from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.walk import walk
@@ -191,6 +193,10 @@ CASES = {
     "drop_enum": (DropEnum(name="public.mood"), {("types", "public.mood"): GONE}),
     "create_domain": (CreateDomain(name="public.qty", type="integer", checks=["VALUE > 0"]),
                       {("types", "public.qty"): DomainFact("integer", V)}),
+    "create_composite_type": (CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer"), Column(name="b", type="text")]),
+                              {("types", "public.pair"): CompositeFact(("a", "b"), V),
+                               ("relations", "public.pair"): ("a composite type", "public.pair")}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

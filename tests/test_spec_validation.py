@@ -27,6 +27,7 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    CreateCompositeType,
     CreateDomain,
     CreateEnum,
     CreateIndex,
@@ -1332,4 +1333,23 @@ def test_create_domain_keeps_the_parsed_expressions():
                       not_null=True)
     assert op.name == "public.Email"
     assert op.checks == ["value ~~ '%@%'"] or op.checks == ["value LIKE '%@%'"]
+
+
+@pytest.mark.parametrize("build, fragment", [
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[]), "attributes must not be empty",
+                 id="no-attributes"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer", nullable=False)]), "sets nullable=False", id="not-null-attribute"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer", default="1")]), "sets default", id="default-attribute"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer"), Column(name="a", type="text")]), "attribute 'a' is listed twice",
+                 id="repeated-attribute"),
+    pytest.param(lambda: Migration(version="001", name="p", operations=[
+        CreateTable(table="public.pair", columns=[Column(name="id", type="integer")]),
+        CreateCompositeType(name="public.pair", attributes=[Column(name="a", type="integer")])]),
+                 "public.pair is a table or index of the specs", id="named-like-a-table"),
+])
+def test_create_composite_type_refusals(build, fragment):
+    rejected(build, fragment, "fix:")
 

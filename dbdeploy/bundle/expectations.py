@@ -528,6 +528,38 @@ class DomainType(Expectation):
 KINDS[DomainType.kind] = DomainType   # CreateDomain
 
 
+
+@dataclass(frozen=True)
+class CompositeType(Expectation):
+    """Composite type ``name`` with ``attributes`` (name, type, collation or None) in order, compared with a
+    probe type built from them (PostgreSQL's spellings on both sides) — what CreateCompositeType leaves; or
+    absent (``present`` False: after its rollback, unless it existed before that version)."""
+
+    kind: ClassVar[str] = "composite_type"
+    name: str
+    attributes: tuple[tuple[str, str, str | None], ...] = ()
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry["attributes"] = [{"name": n, "type": t, "collation": c} for n, t, c in self.attributes]
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present:
+            return ()
+        return (CompositeType(self.name, present=False, version=rollback.version,
+                              history_schema=rollback.history_schema),)
+
+
+KINDS[CompositeType.kind] = CompositeType   # CreateCompositeType
+
+
 def to_json(expectations: list[Expectation]) -> list[dict]:
     """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
     out = []

@@ -11,6 +11,7 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
+from dbdeploy.ops.create_composite_type import CreateCompositeType
 from dbdeploy.ops.create_domain import CreateDomain
 from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
@@ -42,7 +43,7 @@ OPERATION_TYPES = (
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
     CreateEnum, AddEnumValue, RenameEnumValue, DropEnum,
-    CreateDomain,
+    CreateDomain, CreateCompositeType,
 )
 
 AnyOperation = (
@@ -53,7 +54,7 @@ AnyOperation = (
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
     | CreateEnum | AddEnumValue | RenameEnumValue | DropEnum
-    | CreateDomain
+    | CreateDomain | CreateCompositeType
 )
 
 __all__ = [
@@ -65,5 +66,5 @@ __all__ = [
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
     "CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum",
-    "CreateDomain",
+    "CreateDomain", "CreateCompositeType",
 ]

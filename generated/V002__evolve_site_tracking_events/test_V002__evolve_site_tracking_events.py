@@ -1066,6 +1066,56 @@ def check_domain_type(db, c):
 
 CHECKS["domain_type"] = check_domain_type   # CreateDomain
 
+
+_COMPOSITE = ("SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),"
+              " CASE WHEN a.attcollation <> 0 AND a.attcollation <> y.typcollation"
+              " THEN a.attcollation::pg_catalog.regcollation::text END"
+              " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid"
+              " JOIN pg_catalog.pg_type y ON y.oid = a.atttypid"
+              " WHERE t.oid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+
+
+def check_composite_type(db, c):
+    """Kind ``composite_type``: composite type ``name`` has the attributes of a probe type built from the entry
+    (names, types, collations, in order, as PostgreSQL spells them), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid, t.typtype, (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = t.typrelid)"
+                       " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+                       " WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "composite_type",
+                                                       c["name"]):
+            return None
+        return f"composite type {c['name']} is still present"
+    if found is None:
+        return f"composite type {c['name']} is missing"
+    if found[1] != "c" or found[2] != "c":
+        return f"type {c['name']} is not a composite type of its own"
+    actual = db.execute(_COMPOSITE, [found[0]]).fetchall()
+    attrs = []
+    for attr in c["attributes"]:
+        part = sql.SQL("{} {}").format(sql.Identifier(attr["name"]), sql.SQL(attr["type"]))
+        if attr.get("collation"):
+            part = sql.SQL("{} COLLATE {}").format(part, sql.Identifier(*attr["collation"].split(".", 1)))
+        attrs.append(part)
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TYPE pg_temp.dbdeploy_probe_composite AS ({})").format(
+                sql.SQL(", ").join(attrs)))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_composite'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_COMPOSITE, [probe]).fetchall()
+    except psycopg.Error as exc:
+        return f"composite type {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    if actual != expected:
+        return f"composite type {c['name']} has attributes {actual!r}, expected {expected!r}"
+    return None
+
+
+CHECKS["composite_type"] = check_composite_type   # CreateCompositeType
+
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
     """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,
     or an edited manifest. Raised, never passed: what it expects cannot be known to hold."""
