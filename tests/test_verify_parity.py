@@ -59,6 +59,7 @@ migration = Migration(version="030", name="crm", operations=[
 
 V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
+from dbdeploy import CreateCompositeType, CreateDomain, CreateEnum
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -67,6 +68,10 @@ migration = Migration(version="031", name="crm_scores", operations=[
                                                    where="status = 'active'")),
     SetNotNull(table="crm.notes", column="body"),
     SetDefault(table="crm.notes", column="kind", default="'note'"),
+    CreateEnum(name="crm.tier_level", values=["bronze", "silver", "gold"]),
+    CreateDomain(name="crm.percent", type="numeric(5,2)", checks=["VALUE BETWEEN 0 AND 100"], default="0"),
+    CreateCompositeType(name="crm.contact_point", attributes=[Column(name="kind", type="text"),
+                                                              Column(name="address", type="text")]),
 ])
 '''
 
@@ -118,6 +123,12 @@ DRIFTS = {
                                "backfill"),
     "table dropped": ("DROP TABLE crm.customers", "table crm.customers is missing"),
     "verify query false": ("COMMENT ON TABLE crm.customers IS 'someone else'", "returned false"),
+    "enum label added": ("ALTER TYPE crm.tier_level ADD VALUE 'platinum'",
+                         "enum crm.tier_level has labels ['bronze', 'silver', 'gold', 'platinum'], expected"),
+    "domain check dropped": ("ALTER DOMAIN crm.percent DROP CONSTRAINT percent_check",
+                             "domain crm.percent differs: checks []"),
+    "composite attribute added": ("ALTER TYPE crm.contact_point ADD ATTRIBUTE note text",
+                                  "composite type crm.contact_point has attributes"),
 }
 
 
