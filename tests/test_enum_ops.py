@@ -192,3 +192,26 @@ def test_rollback_of_a_table_and_its_enum_keeps_the_copied_rows_as_text(fresh_db
     assert db.execute("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass"
                       " AND attname IN ('status', 'history') ORDER BY attname",
                       (f"dbdeploy_backup.{copy}",)) == [("text[]",), ("text",)]
+
+
+def test_rollback_ignores_rows_in_a_table_the_same_rollback_drops(fresh_db_each: TestDatabase,
+                                                                   tmp_path: Path) -> None:
+    """AddEnumValue then a CreateTable whose rows use the new label: the rollback drops the table first (its rows
+    copied out), so the label's preflight does not count them."""
+    from dbdeploy import Column, CreateTable
+
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    first = write_bundles([TICKETS_SPEC], tmp_path / "a")["001"]
+    run_sql_file(db, first.forward)
+    db.execute(TICKET_ROWS)
+    s0 = catalog(conn)
+    second = write_bundles([TICKETS_SPEC, mig("002", "escalations", AddEnumValue(
+        type="public.ticket_status", value="escalated"), CreateTable(table="public.escalations", columns=[
+            Column(name="id", type="integer", nullable=False),
+            Column(name="status", type="public.ticket_status", nullable=False, default="'escalated'")],
+            primary_key=["id"]))], tmp_path / "b")["002"]
+    run_sql_file(db, second.forward)
+    db.execute("INSERT INTO public.escalations (id) SELECT g FROM generate_series(1, 25) g")
+    run_sql_file(db, second.rollback)
+    assert catalog(conn) == s0
+    assert _labels(db, "public.ticket_status") == ["open", "pending", "closed"]

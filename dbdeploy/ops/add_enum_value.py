@@ -198,6 +198,12 @@ class AddEnumValue(Operation):
               "    WHERE a.atttypid IN (v_oid, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = v_oid))\n"
               "      AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r'\n"
               "      AND c.relnamespace IS DISTINCT FROM {b}\n"
+              # the same rollback drops the tables this version created and the columns it added first
+              "      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n JOIN {objects} o ON o.version = {ver}\n"
+              "          AND ((o.object_type = 'table' AND o.object_name = n.nspname || '.' || c.relname)\n"
+              "            OR (o.object_type = 'column' AND o.object_name = n.nspname || '.' || c.relname || '.'"
+              " || a.attname))\n"
+              "          WHERE n.oid = c.relnamespace)\n"
               "LOOP\n"
               "    IF v_col.scalar THEN\n"
               "        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I::text = %L',"
@@ -207,7 +213,8 @@ class AddEnumValue(Operation):
               " v_col.tbl, {v}, v_col.col) INTO v_count;\n"
               "    END IF;\n"
               "    v_total := v_total + v_count;\n"
-              "END LOOP;").format(v=literal(self.value), b=backup_nsp),
+              "END LOOP;").format(v=literal(self.value), b=backup_nsp, ver=literal(ctx.version),
+                                  objects=ident(ctx.history_schema, "migration_objects")),
             if_then(S("v_total > 0"),
                     fail(ctx, f"cannot remove {label} (PostgreSQL cannot drop an enum label, and the rebuild "
                               "would lose it): rows using it:",

@@ -78,12 +78,13 @@ class CreateEnum(Operation):
                     S("RETURN;")),
             if_then(S("v_kind <> 'e'"),
                     fail(ctx, f"type {self.name} exists and is not an enum type", hint)),
+            # created by an earlier run of this version (later versions may have changed its labels since)
+            if_then(is_owned(ctx, "enum_type", self.name), S("RETURN;")),
             S("v_labels := {};").format(enum_labels(self.name)),
             if_then(S("v_labels IS DISTINCT FROM {}").format(labels_array(self.values)),
                     fail(ctx, f"enum {self.name} exists with other labels than the spec's; it has:", hint,
                          detail=S("pg_catalog.array_to_string(v_labels, ', ')"))),
-            if_then(S("NOT {}").format(is_owned(ctx, "enum_type", self.name)),
-                    notice(ctx, f"enum {self.name} exists with these labels; left as it is")),
+            notice(ctx, f"enum {self.name} exists with these labels; left as it is"),
         )
         return scaled([Step(self.kind, self.name, "NONE", True,
                             do_block(body, declare=["v_kind \"char\"", "v_labels text[]"]),

@@ -547,6 +547,10 @@ BEGIN
                     WHERE a.atttypid IN (v_oid, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = v_oid))
                       AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r'
                       AND c.relnamespace IS DISTINCT FROM (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'dbdeploy_backup')
+                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n JOIN "migrations"."migration_objects" o ON o.version = '003'
+                          AND ((o.object_type = 'table' AND o.object_name = n.nspname || '.' || c.relname)
+                            OR (o.object_type = 'column' AND o.object_name = n.nspname || '.' || c.relname || '.' || a.attname))
+                          WHERE n.oid = c.relnamespace)
                 LOOP
                     IF v_col.scalar THEN
                         EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I::text = %L', v_col.tbl, v_col.col, 'refunded') INTO v_count;
@@ -644,6 +648,10 @@ BEGIN
         WHERE a.atttypid IN (v_oid, (SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = v_oid))
           AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r'
           AND c.relnamespace IS DISTINCT FROM (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'dbdeploy_backup')
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n JOIN "migrations"."migration_objects" o ON o.version = '003'
+              AND ((o.object_type = 'table' AND o.object_name = n.nspname || '.' || c.relname)
+                OR (o.object_type = 'column' AND o.object_name = n.nspname || '.' || c.relname || '.' || a.attname))
+              WHERE n.oid = c.relnamespace)
     LOOP
         IF v_col.scalar THEN
             EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I::text = %L', v_col.tbl, v_col.col, 'refunded') INTO v_count;

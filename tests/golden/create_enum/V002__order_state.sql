@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '972727b8762f1b78ba7a1a6b3e7b2b7631d04b605c0c917233a3d10cf05ad920';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '5cc0c522e8b2b1b9cb5982508e7c3a5da6b9d0a32a1f7de713b0f753c3e58ef9';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__order_state.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '972727b8762f1b78ba7a1a6b3e7b2b7631d04b605c0c917233a3d10cf05ad920',
+VALUES ('002', 'V002__order_state.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '5cc0c522e8b2b1b9cb5982508e7c3a5da6b9d0a32a1f7de713b0f753c3e58ef9',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -542,13 +542,14 @@ BEGIN
     IF v_kind <> 'e' THEN
         RAISE EXCEPTION '%', 'dbdeploy V002: type shop.order_state exists and is not an enum type' USING HINT = 'Nothing was changed by this step. Rename or change the existing type, or change the spec to match it.';
     END IF;
+    IF EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'enum_type' AND object_name = 'shop.order_state') THEN
+        RETURN;
+    END IF;
     v_labels := (SELECT pg_catalog.array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = (SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'shop' AND t.typname = 'order_state'));
     IF v_labels IS DISTINCT FROM ARRAY['new', 'paid', 'shipped', 'done']::text[] THEN
         RAISE EXCEPTION '% %', 'dbdeploy V002: enum shop.order_state exists with other labels than the spec''s; it has:', pg_catalog.array_to_string(v_labels, ', ') USING HINT = 'Nothing was changed by this step. Rename or change the existing type, or change the spec to match it.';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM "migrations"."migration_objects" WHERE version = '002' AND object_type = 'enum_type' AND object_name = 'shop.order_state') THEN
-        RAISE NOTICE '%', 'dbdeploy V002: enum shop.order_state exists with these labels; left as it is';
-    END IF;
+    RAISE NOTICE '%', 'dbdeploy V002: enum shop.order_state exists with these labels; left as it is';
 END
 $dbdeploy$;
 COMMIT;

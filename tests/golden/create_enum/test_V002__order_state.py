@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "002"
-CHECKSUM = "972727b8762f1b78ba7a1a6b3e7b2b7631d04b605c0c917233a3d10cf05ad920"
+CHECKSUM = "5cc0c522e8b2b1b9cb5982508e7c3a5da6b9d0a32a1f7de713b0f753c3e58ef9"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
