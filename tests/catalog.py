@@ -264,6 +264,25 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
 
     extensions = [row[0] for row in _fetch(conn, "SELECT extname FROM pg_extension ORDER BY 1", params)]
 
+    # enum types (issue 13): labels in their order, comment and owner-independent facts only
+    enum_types = {
+        qname: {"labels": list(labels), "comment": comment}
+        for qname, labels, comment in _fetch(
+            conn,
+            _q("""
+            SELECT t.oid::regtype::text,
+                   ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+                   obj_description(t.oid, 'pg_type')
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE t.typtype = 'e' AND {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                              AND d.objid = t.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
+    }
+
     return {
         "schemas": schemas,
         "tables": tables,
@@ -271,6 +290,53 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "views": views,
         "sequences": sequences,
         "extensions": extensions,
+        "enum_types": enum_types,
+        "domains": _domains(conn, params),
+        "composite_types": _composite_types(conn, params),
+    }
+
+
+def _composite_types(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Free-standing composite types (issue 13): attributes with types and collations, in order."""
+    found: dict[str, Any] = {}
+    for qname, attname, typ, collation in _fetch(
+        conn,
+        _q("""
+        SELECT t.oid::regtype::text, a.attname, format_type(a.atttypid, a.atttypmod),
+               CASE WHEN a.attcollation <> y.typcollation THEN a.attcollation::regcollation::text END
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        JOIN pg_type y ON y.oid = a.atttypid
+        WHERE {user_ns} AND {not_ext}
+        ORDER BY 1, a.attnum
+        """),
+        params,
+    ):
+        found.setdefault(qname, []).append({"name": attname, "type": typ, "collation": collation})
+    return found
+
+
+def _domains(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Domains (issue 13): base type, NOT NULL, default and CHECKs as PostgreSQL spells them."""
+    return {
+        qname: {"type": base, "not_null": not_null, "default": default, "checks": list(checks), "comment": comment}
+        for qname, base, not_null, default, checks, comment in _fetch(
+            conn,
+            _q("""
+            SELECT t.oid::regtype::text, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
+                   pg_get_expr(t.typdefaultbin, 0),
+                   ARRAY(SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+                         WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY 1),
+                   obj_description(t.oid, 'pg_type')
+            FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE t.typtype = 'd' AND {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                              AND d.objid = t.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
     }
 
 

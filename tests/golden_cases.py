@@ -9,6 +9,7 @@ from __future__ import annotations
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
@@ -17,6 +18,9 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
+    CreateDomain,
+    CreateEnum,
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
@@ -25,6 +29,7 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -37,6 +42,7 @@ from dbdeploy import (
     RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RenameTable,
     ReplaceView,
@@ -83,6 +89,9 @@ LEDGER = _m("001", "ledger", CreateTable(
     primary_key=["id"],
     foreign_keys=[ForeignKey(columns=["account_id"], references="public.ledger_accounts", ref_columns=["id"])],
     checks=[Check(expression="amount >= 0")], indexes=[Index(columns=["account_id"])]))
+
+ORDER_STATE = _m("002", "order_state", CreateEnum(name="shop.order_state", values=["new", "paid", "shipped", "done"]),
+                 AddColumn(table="shop.orders", column=Column(name="state", type="shop.order_state", default="'new'")))
 
 CASES: dict[str, list[Migration]] = {
     "create_schema": [_m("001", "schema", CreateSchema(name="shop"))],
@@ -219,4 +228,17 @@ CASES: dict[str, list[Migration]] = {
               "GROUP BY o.customer_id",
         indexes=[Index(columns=["customer_id"], unique=True)])),
         _m("003", "refresh", RefreshMaterializedView(name="shop.customer_totals"))],
+    # issue 13: enum types. A type with a column of it on shop.orders (whose rows the step-lock test fills).
+    "create_enum": [BASE, ORDER_STATE],
+    "add_enum_value": [BASE, ORDER_STATE, _m("003", "refunded", AddEnumValue(
+        type="shop.order_state", value="refunded", after="paid"))],
+    "rename_enum_value": [BASE, ORDER_STATE, _m("003", "sent", RenameEnumValue(
+        type="shop.order_state", value="shipped", new_value="sent"))],
+    "drop_enum": [_m("001", "dropenum", DropEnum(name="public.legacy_state"))],
+    "create_domain": [BASE, _m("002", "amount_domain", CreateDomain(
+        name="shop.amount", type="numeric(12,2)", checks=["VALUE >= 0", "VALUE < 1000000"], default="0",
+        not_null=True))],
+    "create_composite_type": [BASE, _m("002", "address_type", CreateCompositeType(
+        name="shop.address", attributes=[Column(name="street", type="text"), Column(name="zip", type="varchar(10)"),
+                                         Column(name="city", type="text", collation="C")]))],
 }

@@ -39,6 +39,7 @@ import pytest
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
@@ -47,6 +48,9 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
+    CreateDomain,
+    CreateEnum,
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
@@ -55,6 +59,7 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -67,6 +72,7 @@ from dbdeploy import (
     RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RenameTable,
     ReplaceView,
@@ -1530,6 +1536,117 @@ CASES += [
          setup=SALES, populate="INSERT INTO sales.orders SELECT 100000 + g, 1 + g % 500, 'open', 7 FROM"
                                " generate_series(1, 1000) g;",
          data={"sales.orders": "id"}, catalog_changes=False, after_forward=_totals_fresh),
+]
+
+
+# -- enum types (issue 13): CreateEnum, AddEnumValue, RenameEnumValue on a populated tickets table -------
+
+TICKETS_TEXT = f"""
+CREATE TABLE public.tickets (id integer PRIMARY KEY, title text NOT NULL, status text NOT NULL);
+INSERT INTO public.tickets SELECT g, 'ticket ' || g, (ARRAY['open', 'pending', 'closed'])[g % 3 + 1]
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+STATUS_ENUM = CreateEnum(name="public.ticket_status", values=["open", "pending", "closed"])
+TICKETS_SPEC = mig("001", "create_tickets", STATUS_ENUM, CreateTable(
+    table="public.tickets",
+    columns=[Column(name="id", type="integer", nullable=False), Column(name="title", type="text", nullable=False),
+             Column(name="status", type="public.ticket_status", nullable=False, default="'open'"),
+             Column(name="history", type="public.ticket_status[]", nullable=False, default="'{}'")],
+    primary_key=["id"], indexes=[Index(columns=["status"])]))
+TICKET_ROWS = ("INSERT INTO public.tickets SELECT g, 'ticket ' || g,"
+               " ((ARRAY['open', 'pending', 'closed'])[g % 3 + 1])::public.ticket_status,"
+               " (CASE WHEN g % 4 = 0 THEN '{open,pending}' ELSE '{}' END)::public.ticket_status[]"
+               f" FROM generate_series(1, {ALTER_ROWS}) g;")
+MOOD_SPEC = mig("001", "create_moods", CreateEnum(name='public."Mood"', values=["sad", "ok", "happy"]), CreateTable(
+    table="public.diary", columns=[Column(name="id", type="integer", nullable=False),
+                                   Column(name="mood", type='public."Mood"')], primary_key=["id"]))
+MOOD_ROWS = ("INSERT INTO public.diary SELECT g, ((ARRAY['sad', 'ok', 'happy'])[g % 3 + 1])::public.\"Mood\""
+             f" FROM generate_series(1, {ALTER_ROWS}) g;")
+
+
+def _labels(conn: psycopg.Connection, type_name: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT enumlabel::text FROM pg_enum WHERE enumtypid = %s::regtype"
+                                       " ORDER BY enumsortorder", (type_name,)).fetchall()]
+
+
+def _priority_forward(conn, rows0) -> None:
+    assert _labels(conn, "public.ticket_priority") == ["low", "normal", "high", "urgent"]
+    _assert_all(conn, "SELECT priority::text, count(*) FROM public.tickets GROUP BY 1", [("normal", ALTER_ROWS)])
+
+
+def _escalated_forward(conn, rows0) -> None:
+    assert _labels(conn, "public.ticket_status") == ["open", "escalated", "pending", "closed"]
+    _assert_all(conn, "SELECT object_type, object_name FROM migrations.migration_objects WHERE version = '002'",
+                [("enum_value", "public.ticket_status.escalated")])
+    # the new label is usable at once (its step committed), and sorts where it was placed
+    conn.execute("INSERT INTO public.tickets VALUES (-1, 'probe', 'escalated')")
+    _assert_all(conn, "SELECT count(*) FROM public.tickets WHERE status < 'pending' AND status > 'open'", [(1,)])
+    conn.execute("DELETE FROM public.tickets WHERE id = -1")
+
+
+def _escalated_rollback(conn, rows0) -> None:
+    assert _labels(conn, "public.ticket_status") == ["open", "pending", "closed"]
+    _assert_all(conn, "SELECT count(*) FROM migrations.migration_objects WHERE version = '002'", [(0,)])
+
+
+def _resolved_forward(conn, rows0) -> None:
+    assert _labels(conn, 'public."Mood"') == ["sad", "fine", "happy"]
+    was_ok = sum(1 for row in rows0["public.diary"] if row["mood"] == "ok")
+    assert was_ok > 0
+    _assert_all(conn, "SELECT count(*) FROM public.diary WHERE mood = 'fine'", [(was_ok,)])
+
+
+def _legacy_state_back(conn, rows0) -> None:
+    assert _labels(conn, "public.legacy_state") == ["new", "wip", "done", "won't fix"]
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.dropped_enum_types", [(0,)])
+
+
+CASES += [
+    Case("create_enum", [mig("001", "ticket_priority",
+                             CreateEnum(name="public.ticket_priority", values=["low", "normal", "high", "urgent"]),
+                             AddColumn(table="public.tickets", column=Column(
+                                 name="priority", type="public.ticket_priority", default="'normal'")))],
+         setup=TICKETS_TEXT, data={"public.tickets": "id"}, data_changes=True, after_forward=_priority_forward),
+    Case("add_enum_value", [TICKETS_SPEC, mig("002", "escalated", AddEnumValue(
+        type="public.ticket_status", value="escalated", after="open"))],
+         populate=TICKET_ROWS, data={"public.tickets": "id"}, after_forward=_escalated_forward,
+         after_rollback=_escalated_rollback),
+    Case("drop_enum", [mig("001", "drop_legacy_state", DropEnum(name="public.legacy_state"))],
+         setup=TICKETS_TEXT + "CREATE TYPE public.legacy_state AS ENUM ('new', 'wip', 'done', 'won''t fix');"
+                              " COMMENT ON TYPE public.legacy_state IS 'states before 2024';",
+         data={"public.tickets": "id"}, after_rollback=_legacy_state_back),
+    Case("rename_enum_value", [MOOD_SPEC, mig("002", "fine_mood", RenameEnumValue(
+        type='public."Mood"', value="ok", new_value="fine"))],
+         populate=MOOD_ROWS, data={"public.diary": "id"}, data_changes=True, after_forward=_resolved_forward),
+]
+
+
+def _email_domain_forward(conn, rows0) -> None:
+    conn.execute("UPDATE public.accounts SET backup_email = 'b' || id || '@example.org' WHERE id <= 10")
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("UPDATE public.accounts SET backup_email = 'not an address' WHERE id = 11")
+    _assert_all(conn, "SELECT count(backup_email) FROM public.accounts", [(10,)])
+    conn.execute("UPDATE public.accounts SET backup_email = NULL")
+
+
+def _address_forward(conn, rows0) -> None:
+    conn.execute("UPDATE public.accounts SET address = ROW('Main St 1', '12345', 'Berlin') WHERE id <= 5")
+    _assert_all(conn, "SELECT count(*) FROM public.accounts WHERE (address).zip = '12345'", [(5,)])
+    conn.execute("UPDATE public.accounts SET address = NULL")
+
+
+CASES += [
+    Case("create_domain", [mig("001", "email_domain", CreateDomain(
+        name="public.email_address", type="text", checks=["VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$'",
+                                                          "char_length(VALUE) <= 254"]),
+        AddColumn(table="public.accounts", column=Column(name="backup_email", type="public.email_address")))],
+         setup=ACCOUNTS, data={"public.accounts": "id"}, data_changes=True, after_forward=_email_domain_forward),
+    Case("create_composite_type", [mig("001", "address_type", CreateCompositeType(
+        name="public.postal_address", attributes=[Column(name="street", type="text"),
+                                                  Column(name="zip", type="varchar(10)"),
+                                                  Column(name="city", type="text", collation="C")]),
+        AddColumn(table="public.accounts", column=Column(name="address", type="public.postal_address")))],
+         setup=ACCOUNTS, data={"public.accounts": "id"}, data_changes=True, after_forward=_address_forward),
 ]
 
 

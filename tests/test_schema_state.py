@@ -17,6 +17,7 @@ import pytest
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
@@ -25,6 +26,9 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateCompositeType,
+    CreateDomain,
+    CreateEnum,
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
@@ -33,6 +37,7 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
@@ -44,6 +49,7 @@ from dbdeploy import (
     RefreshMaterializedView,
     RenameColumn,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RenameTable,
     ReplaceView,
@@ -57,6 +63,9 @@ from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
 from dbdeploy.ops.view_common import ViewFact
+from dbdeploy.ops.create_composite_type import CompositeFact
+from dbdeploy.ops.create_domain import DomainFact
+from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -198,11 +207,31 @@ CASES = {
          ("indexes", "public.tm_p_key"): ("public.tm", ("p",))}),
     # a refresh changes no definition: nothing the specs track
     "refresh_materialized_view": (RefreshMaterializedView(name="public.old_m"), {}),
+    # issue 13: enum types (the later ones change the type an earlier migration created, see EARLIER)
+    "create_enum": (CreateEnum(name="public.mood", values=["sad", "happy"]),
+                    {("types", "public.mood"): EnumFact(("sad", "happy"), V)}),
+    "add_enum_value": (AddEnumValue(type="public.mood", value="ok", before="happy"),
+                       {("types", "public.mood"): EnumFact(("sad", "ok", "happy"), "898")}),
+    "rename_enum_value": (RenameEnumValue(type="public.mood", value="sad", new_value="blue"),
+                          {("types", "public.mood"): EnumFact(("blue", "happy"), "898")}),
+    "drop_enum": (DropEnum(name="public.mood"), {("types", "public.mood"): GONE}),
+    "create_domain": (CreateDomain(name="public.qty", type="integer", checks=["VALUE > 0"]),
+                      {("types", "public.qty"): DomainFact("integer", V)}),
+    "create_composite_type": (CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer"), Column(name="b", type="text")]),
+                              {("types", "public.pair"): CompositeFact(("a", "b"), V),
+                               ("relations", "public.pair"): ("a composite type", "public.pair")}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run
 # first, and the case's operation is V's only operation.
+def _mood() -> list:
+    return [Migration(version="898", name="prefix", operations=[*_prefix(), CreateEnum(
+        name="public.mood", values=["sad", "happy"])])]
+
+
 EARLIER = {
+    "add_enum_value": _mood, "rename_enum_value": _mood, "drop_enum": _mood,
     "contract": lambda: [
         Migration(version="898", name="prefix", operations=_prefix()),
         Migration(version="899", name="expand", operations=[

@@ -20,17 +20,22 @@ from pydantic import ValidationError
 from dbdeploy import (
     AddCheck,
     AddColumn,
+    AddEnumValue,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
     Backfill,
     Check,
     Column,
+    CreateCompositeType,
+    CreateDomain,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
     DropColumn,
     DropConstraint,
+    DropEnum,
     DropIndex,
     DropTable,
     Exclusion,
@@ -39,6 +44,7 @@ from dbdeploy import (
     Migration,
     RawSQL,
     RenameConstraint,
+    RenameEnumValue,
     RenameIndex,
     RequireExtension,
     SeedRows,
@@ -1318,3 +1324,114 @@ def test_materialized_view_refusals_name_the_fix():
         name="public.m")])
     Migration(version="1", name="m", operations=[*_views_base(), CreateMaterializedView(name="public.m", query=totals),
                                                   RefreshMaterializedView(name="public.m", concurrently=False)])
+# -- enum types (issue 13) -------------------------------------------------------------------------
+
+MOOD = CreateEnum(name="public.mood", values=["sad", "ok", "happy"])
+
+
+def _enum_migration(*ops) -> Migration:
+    return Migration(version="001", name="moods", operations=[MOOD, *ops])
+
+
+ENUM_REFUSALS = [
+    pytest.param(lambda: CreateEnum(name="public.mood", values=[]), "values must not be empty", "values",
+                 id="no-labels"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a", "b", "a"]), "'a' is listed twice", "values",
+                 id="repeated-label"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a", ""]), "values[1] is empty", "values",
+                 id="empty-label"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["x" * 64]), "64 bytes", "values",
+                 id="label-over-63-bytes"),
+    pytest.param(lambda: CreateEnum(name="public.mood", values=["a\x00"]), "NUL byte", "values", id="nul-label"),
+    pytest.param(lambda: CreateEnum(name="Mood", values=["a"]), "not a lowercase snake_case", "name",
+                 id="unquoted-mixed-case-name"),
+    pytest.param(lambda: CreateEnum(name="a.b.c", values=["a"]), "one dot at most", "name", id="three-part-name"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value="meh", before="ok", after="sad"),
+                 "give before or after, not both", "", id="before-and-after"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value=""), "value is empty", "value", id="empty-value"),
+    pytest.param(lambda: AddEnumValue(type="public.mood", value="ok", after="ok"), "next to itself", "",
+                 id="next-to-itself"),
+    pytest.param(lambda: RenameEnumValue(type="public.mood", value="ok", new_value="ok"), "the same label", "",
+                 id="rename-to-itself"),
+    pytest.param(lambda: RenameEnumValue(type="public.mood", value="ok", new_value="y" * 64), "64 bytes",
+                 "new_value", id="rename-over-63-bytes"),
+    pytest.param(lambda: DropEnum(name="public.Mood"), "not a lowercase snake_case", "name", id="drop-bad-name"),
+    # against what the specs built (Migration validation: the operation's index and the fix)
+    pytest.param(lambda: _enum_migration(CreateEnum(name="public.mood", values=["a"])),
+                 "type public.mood is already created by an earlier operation", None, id="created-twice"),
+    pytest.param(lambda: _enum_migration(AddEnumValue(type="public.mood", value="ok")),
+                 "enum public.mood already has label 'ok'", None, id="add-existing-label"),
+    pytest.param(lambda: _enum_migration(AddEnumValue(type="public.mood", value="meh", after="bored")),
+                 "has no label 'bored' to put 'meh' after", None, id="add-after-missing-label"),
+    pytest.param(lambda: _enum_migration(RenameEnumValue(type="public.mood", value="bored", new_value="meh")),
+                 "enum public.mood has no label 'bored'", None, id="rename-missing-label"),
+    pytest.param(lambda: _enum_migration(RenameEnumValue(type="public.mood", value="ok", new_value="happy")),
+                 "already has label 'happy'", None, id="rename-onto-existing-label"),
+    pytest.param(lambda: _enum_migration(CreateTable(table="public.diary", columns=[
+        Column(name="mood", type="public.mood[]")]), DropEnum(name="public.mood")),
+                 "column mood of public.diary uses type public.mood", None, id="drop-used-type"),
+    pytest.param(lambda: Migration(version="001", name="t", operations=[
+        CreateTable(table="public.mood", columns=[Column(name="id", type="integer")]),
+        CreateEnum(name="public.mood", values=["a"])]), "a table's row type has its name", None,
+                 id="enum-named-like-a-table"),
+]
+
+
+@pytest.mark.parametrize("build, fragment, loc", ENUM_REFUSALS)
+def test_enum_refusals(build, fragment, loc):
+    fragments = (fragment, "fix:") if loc is None or loc else (fragment,)
+    rejected(build, *fragments, loc=loc)
+
+
+def test_enum_names_and_labels_are_kept_exactly():
+    op = CreateEnum(name='public."Mood"', values=["Sad", "it's ok", "très bien"])
+    assert op.name == "public.Mood"
+    assert op.values == ["Sad", "it's ok", "très bien"]
+    assert CreateEnum(name="mood", values=["a"]).name == "public.mood"
+    assert AddEnumValue(type='"Mood"', value="Meh", before="Sad").type == "public.Mood"
+
+
+@pytest.mark.parametrize("build, fragment, loc", [
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", checks=["qty > 0"]),
+                 "checks[0] reads qty; a domain CHECK sees only VALUE", "checks", id="check-reads-a-column"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", checks=["VALUE > (SELECT 1)"]),
+                 "contains a subquery", "checks", id="check-subquery"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer", default="VALUE + 1"),
+                 "PostgreSQL does not allow column references in DEFAULT", "default", id="default-reads-value"),
+    pytest.param(lambda: CreateDomain(name="public.qty", type="integer(", checks=[]), "invalid PostgreSQL type",
+                 "type", id="bad-type"),
+    pytest.param(lambda: CreateDomain(name="Qty", type="integer"), "not a lowercase snake_case", "name",
+                 id="bad-name"),
+    pytest.param(lambda: Migration(version="001", name="d", operations=[
+        CreateDomain(name="public.qty", type="integer"), CreateEnum(name="public.qty", values=["a"])]),
+                 "type public.qty is already created by an earlier operation", None, id="type-created-twice"),
+])
+def test_create_domain_refusals(build, fragment, loc):
+    rejected(build, fragment, loc=loc)
+
+
+def test_create_domain_keeps_the_parsed_expressions():
+    op = CreateDomain(name='public."Email"', type="varchar(254)", checks=["VALUE  LIKE  '%@%'"], default="''",
+                      not_null=True)
+    assert op.name == "public.Email"
+    assert op.checks == ["value ~~ '%@%'"] or op.checks == ["value LIKE '%@%'"]
+
+
+@pytest.mark.parametrize("build, fragment", [
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[]), "attributes must not be empty",
+                 id="no-attributes"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer", nullable=False)]), "sets nullable=False", id="not-null-attribute"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer", default="1")]), "sets default", id="default-attribute"),
+    pytest.param(lambda: CreateCompositeType(name="public.pair", attributes=[
+        Column(name="a", type="integer"), Column(name="a", type="text")]), "attribute 'a' is listed twice",
+                 id="repeated-attribute"),
+    pytest.param(lambda: Migration(version="001", name="p", operations=[
+        CreateTable(table="public.pair", columns=[Column(name="id", type="integer")]),
+        CreateCompositeType(name="public.pair", attributes=[Column(name="a", type="integer")])]),
+                 "public.pair is a table or index of the specs", id="named-like-a-table"),
+])
+def test_create_composite_type_refusals(build, fragment):
+    rejected(build, fragment, "fix:")
+

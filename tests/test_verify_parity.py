@@ -60,6 +60,7 @@ migration = Migration(version="030", name="crm", operations=[
 V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
 from dbdeploy import CreateView
+from dbdeploy import CreateCompositeType, CreateDomain, CreateEnum
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -69,6 +70,10 @@ migration = Migration(version="031", name="crm_scores", operations=[
     SetNotNull(table="crm.notes", column="body"),
     SetDefault(table="crm.notes", column="kind", default="'note'"),
     CreateView(name="crm.discounted_tiers", query="SELECT t.id, t.label FROM crm.tiers AS t WHERE t.discount > 0"),
+    CreateEnum(name="crm.tier_level", values=["bronze", "silver", "gold"]),
+    CreateDomain(name="crm.percent", type="numeric(5,2)", checks=["VALUE BETWEEN 0 AND 100"], default="0"),
+    CreateCompositeType(name="crm.contact_point", attributes=[Column(name="kind", type="text"),
+                                                              Column(name="address", type="text")]),
 ])
 '''
 
@@ -123,6 +128,12 @@ DRIFTS = {
     "view redefined": ("CREATE OR REPLACE VIEW crm.discounted_tiers AS SELECT t.id, t.label FROM crm.tiers AS t",
                        "view crm.discounted_tiers is defined as"),
     "view dropped": ("DROP VIEW crm.discounted_tiers", "view crm.discounted_tiers is missing"),
+    "enum label added": ("ALTER TYPE crm.tier_level ADD VALUE 'platinum'",
+                         "enum crm.tier_level has labels ['bronze', 'silver', 'gold', 'platinum'], expected"),
+    "domain check dropped": ("ALTER DOMAIN crm.percent DROP CONSTRAINT percent_check",
+                             "domain crm.percent differs: checks []"),
+    "composite attribute added": ("ALTER TYPE crm.contact_point ADD ATTRIBUTE note text",
+                                  "composite type crm.contact_point has attributes"),
 }
 
 

@@ -453,6 +453,113 @@ class ColumnDefault(Expectation):
 KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetNotNull/DropNotNull, Set/DropDefault
 
 
+
+@dataclass(frozen=True)
+class EnumType(Expectation):
+    """Enum type ``name`` (``schema.type``) exists with exactly ``labels`` in this order (None: any labels,
+    but every one of ``includes``), or does not exist (``present`` False) — what CreateEnum, AddEnumValue,
+    RenameEnumValue and DropEnum leave. ``before`` is what the version's rollback leaves: the labels before
+    (None: the type was absent), or ``_UNKNOWN`` when the specs do not know them (not checked).
+    ``version``/``history_schema``: after a rollback, a type this version did not create may stay."""
+
+    kind: ClassVar[str] = "enum_type"
+    name: str
+    labels: tuple[str, ...] | None = None
+    present: bool = True
+    includes: tuple[str, ...] = ()
+    before: tuple[str, ...] | None | str = _UNKNOWN
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry["labels"] = list(self.labels) if self.labels is not None else None
+            if self.includes:
+                entry["includes"] = list(self.includes)
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.before == _UNKNOWN:
+            return ()
+        if self.before is None:
+            return (EnumType(self.name, present=False, version=rollback.version,
+                             history_schema=rollback.history_schema),)
+        return (EnumType(self.name, labels=tuple(self.before)),)
+
+
+KINDS[EnumType.kind] = EnumType   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
+
+
+
+@dataclass(frozen=True)
+class DomainType(Expectation):
+    """Domain ``name`` (``schema.domain``) over ``type_name`` with ``not_null``, ``default`` (SQL or None) and
+    ``checks`` (SQL over VALUE), compared with a probe domain built from them (PostgreSQL's spellings on
+    both sides) — what CreateDomain leaves; or absent (``present`` False: after its rollback, unless it
+    existed before that version: ``version``/``history_schema``)."""
+
+    kind: ClassVar[str] = "domain_type"
+    name: str
+    type_name: str | None = None
+    not_null: bool = False
+    default: str | None = None
+    checks: tuple[str, ...] = ()
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry.update(type=self.type_name, not_null=self.not_null, default=self.default, checks=list(self.checks))
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present:
+            return ()
+        return (DomainType(self.name, present=False, version=rollback.version, history_schema=rollback.history_schema),)
+
+
+KINDS[DomainType.kind] = DomainType   # CreateDomain
+
+
+
+@dataclass(frozen=True)
+class CompositeType(Expectation):
+    """Composite type ``name`` with ``attributes`` (name, type, collation or None) in order, compared with a
+    probe type built from them (PostgreSQL's spellings on both sides) — what CreateCompositeType leaves; or
+    absent (``present`` False: after its rollback, unless it existed before that version)."""
+
+    kind: ClassVar[str] = "composite_type"
+    name: str
+    attributes: tuple[tuple[str, str, str | None], ...] = ()
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry["attributes"] = [{"name": n, "type": t, "collation": c} for n, t, c in self.attributes]
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present:
+            return ()
+        return (CompositeType(self.name, present=False, version=rollback.version,
+                              history_schema=rollback.history_schema),)
+
+
+KINDS[CompositeType.kind] = CompositeType   # CreateCompositeType
+
+
 def to_json(expectations: list[Expectation]) -> list[dict]:
     """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
     out = []

@@ -10,6 +10,7 @@ from dbdeploy.lint.rules import (
     ban_truncate,
     changing_column_type,
     constraint_missing_not_valid,
+    enum_value_used_in_transaction,
     expansion_left_open,
     fk_without_index,
     irreversible_drop,
@@ -60,6 +61,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     snake_case_names,
     # issue 13: RawSQL on materialized views
     refresh_materialized_view_without_concurrently,
+    # RawSQL: enum labels (issue 13)
+    enum_value_used_in_transaction,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))

@@ -3,6 +3,7 @@
 from dbdeploy.bundle.step import Step
 from dbdeploy.ops.add_check import AddCheck
 from dbdeploy.ops.add_column import AddColumn
+from dbdeploy.ops.add_enum_value import AddEnumValue
 from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
@@ -10,6 +11,9 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
+from dbdeploy.ops.create_composite_type import CreateCompositeType
+from dbdeploy.ops.create_domain import CreateDomain
+from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_materialized_view import CreateMaterializedView
 from dbdeploy.ops.create_schema import CreateSchema
@@ -18,6 +22,7 @@ from dbdeploy.ops.create_view import CreateView
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
+from dbdeploy.ops.drop_enum import DropEnum
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
@@ -26,6 +31,7 @@ from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.refresh_materialized_view import RefreshMaterializedView
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
+from dbdeploy.ops.rename_enum_value import RenameEnumValue
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
 from dbdeploy.ops.replace_view import ReplaceView
@@ -43,6 +49,8 @@ OPERATION_TYPES = (
     AlterColumnType,
     CreateView, ReplaceView, DropView,
     CreateMaterializedView, RefreshMaterializedView,
+    CreateEnum, AddEnumValue, RenameEnumValue, DropEnum,
+    CreateDomain, CreateCompositeType,
 )
 
 AnyOperation = (
@@ -54,6 +62,8 @@ AnyOperation = (
     | AlterColumnType
     | CreateView | ReplaceView | DropView
     | CreateMaterializedView | RefreshMaterializedView
+    | CreateEnum | AddEnumValue | RenameEnumValue | DropEnum
+    | CreateDomain | CreateCompositeType
 )
 
 __all__ = [
@@ -66,4 +76,6 @@ __all__ = [
     "AlterColumnType",
     "CreateView", "ReplaceView", "DropView",
     "CreateMaterializedView", "RefreshMaterializedView",
+    "CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum",
+    "CreateDomain", "CreateCompositeType",
 ]

@@ -908,6 +908,135 @@ CHECKS.update({"column_not_null": check_column_not_null, "column_default": check
 CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropView
 
 
+
+def check_enum_type(db, c):
+    """Kind ``enum_type``: enum ``name`` exists with exactly ``labels`` in their order (``pg_enum`` by
+    ``enumsortorder``; null: any, but each of ``includes``), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    row = db.execute(
+        "SELECT t.typtype, ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid"
+        " ORDER BY e.enumsortorder) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "enum_type",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"type {c['name']} is still present"
+    if row is None:
+        return f"type {c['name']} is missing"
+    if row[0] != "e":
+        return f"type {c['name']} is not an enum type (typtype {row[0]!r})"
+    labels = list(row[1])
+    if c.get("labels") is not None and labels != list(c["labels"]):
+        return f"enum {c['name']} has labels {labels!r}, expected {list(c['labels'])!r}"
+    missing = [v for v in c.get("includes") or () if v not in labels]
+    if missing:
+        return f"enum {c['name']} lacks label(s) {missing!r} (it has {labels!r})"
+    return None
+
+
+CHECKS["enum_type"] = check_enum_type   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
+
+
+_DOMAIN = ("SELECT pg_catalog.format_type(t.typbasetype, t.typtypmod), t.typnotnull,"
+           " pg_catalog.pg_get_expr(t.typdefaultbin, 0), ARRAY(SELECT pg_catalog.pg_get_constraintdef(c.oid)"
+           " FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY 1), t.typtype"
+           " FROM pg_catalog.pg_type t WHERE t.oid = %s")
+
+
+def check_domain_type(db, c):
+    """Kind ``domain_type``: domain ``name`` is what a probe domain built from the entry is (base type, NOT
+    NULL, default, CHECKs, as PostgreSQL spells them), or does not exist (after a rollback, a domain this
+    version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+                       " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "domain",
+                                                       c["name"]):
+            return None
+        return f"domain {c['name']} is still present"
+    if found is None:
+        return f"domain {c['name']} is missing"
+    actual = db.execute(_DOMAIN, [found[0]]).fetchone()
+    if actual[4] != "d":
+        return f"type {c['name']} is not a domain (typtype {actual[4]!r})"
+    parts = [sql.SQL("CREATE DOMAIN pg_temp.dbdeploy_probe_domain AS {}").format(sql.SQL(c["type"]))]
+    if c.get("default") is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(c["default"])))
+    if c.get("not_null"):
+        parts.append(sql.SQL("NOT NULL"))
+    parts += [sql.SQL("CHECK ({})").format(sql.SQL(check)) for check in c.get("checks") or ()]
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL(" ").join(parts))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_domain'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_DOMAIN, [probe]).fetchone()
+    except psycopg.Error as exc:
+        return f"domain {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    names = ("base type", "NOT NULL", "default", "checks")
+    diffs = [f"{what} {a!r}, expected {e!r}" for what, a, e in zip(names, actual[:4], expected[:4], strict=True)
+             if a != e]
+    return f"domain {c['name']} differs: {'; '.join(diffs)}" if diffs else None
+
+
+CHECKS["domain_type"] = check_domain_type   # CreateDomain
+
+
+_COMPOSITE = ("SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),"
+              " CASE WHEN a.attcollation <> 0 AND a.attcollation <> y.typcollation"
+              " THEN a.attcollation::pg_catalog.regcollation::text END"
+              " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid"
+              " JOIN pg_catalog.pg_type y ON y.oid = a.atttypid"
+              " WHERE t.oid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+
+
+def check_composite_type(db, c):
+    """Kind ``composite_type``: composite type ``name`` has the attributes of a probe type built from the entry
+    (names, types, collations, in order, as PostgreSQL spells them), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid, t.typtype, (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = t.typrelid)"
+                       " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+                       " WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "composite_type",
+                                                       c["name"]):
+            return None
+        return f"composite type {c['name']} is still present"
+    if found is None:
+        return f"composite type {c['name']} is missing"
+    if found[1] != "c" or found[2] != "c":
+        return f"type {c['name']} is not a composite type of its own"
+    actual = db.execute(_COMPOSITE, [found[0]]).fetchall()
+    attrs = []
+    for attr in c["attributes"]:
+        part = sql.SQL("{} {}").format(sql.Identifier(attr["name"]), sql.SQL(attr["type"]))
+        if attr.get("collation"):
+            part = sql.SQL("{} COLLATE {}").format(part, sql.Identifier(*attr["collation"].split(".", 1)))
+        attrs.append(part)
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TYPE pg_temp.dbdeploy_probe_composite AS ({})").format(
+                sql.SQL(", ").join(attrs)))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_composite'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_COMPOSITE, [probe]).fetchall()
+    except psycopg.Error as exc:
+        return f"composite type {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    if actual != expected:
+        return f"composite type {c['name']} has attributes {actual!r}, expected {expected!r}"
+    return None
+
+
+CHECKS["composite_type"] = check_composite_type   # CreateCompositeType
+
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
     """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,
     or an edited manifest. Raised, never passed: what it expects cannot be known to hold."""
