@@ -260,6 +260,27 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
 
     extensions = [row[0] for row in _fetch(conn, "SELECT extname FROM pg_extension ORDER BY 1", params)]
 
+    # Every comment on an object of a user schema (and on the user schemas themselves), whatever its
+    # kind: functions, types, domains, triggers, sequences … too, by pg_describe_object (issue 13, CommentOn).
+    comments = {
+        what: text
+        for what, text in _fetch(
+            conn,
+            _q("""
+            SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+            FROM pg_description d
+            CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+            JOIN pg_namespace n
+              ON n.nspname = COALESCE(o.schema, CASE WHEN o.type = 'schema' THEN o.name END)
+            WHERE {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classoid AND e.objid = d.objoid
+                              AND e.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
+    }
+
     return {
         "schemas": schemas,
         "tables": tables,
@@ -267,6 +288,7 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "views": views,
         "sequences": sequences,
         "extensions": extensions,
+        "comments": comments,
     }
 
 

@@ -16,6 +16,7 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    CommentOn,
     Contract,
     CreateIndex,
     CreateSchema,
@@ -185,4 +186,19 @@ CASES: dict[str, list[Migration]] = {
         AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
+    # issue 13: comments on objects of every kind the specs and a RawSQL made; the previous comments are
+    # kept for the rollback (the table's and the column's replaced and removed, the others none before).
+    "comment_on": [BASE, _m("002", "fn", RawSQL(
+        forward="CREATE FUNCTION shop.order_weight(bigint, text) RETURNS integer LANGUAGE sql IMMUTABLE"
+                " AS 'SELECT 1'",
+        rollback="DROP FUNCTION shop.order_weight(bigint, text)")), _m(
+        "003", "comments",
+        CommentOn(object_kind="TABLE", name="shop.orders", comment="Orders: one row per checkout (was: placed)."),
+        CommentOn(object_kind="COLUMN", name="shop.orders.note", comment=None),
+        CommentOn(object_kind="COLUMN", name="shop.orders.status", comment="'new', 'paid' or 'done' — see docs\\x"),
+        CommentOn(object_kind="INDEX", name="shop.orders_status_idx", comment="Open orders only."),
+        CommentOn(object_kind="CONSTRAINT", name="shop.orders." + ORDERS.checks[0].resolved_name("shop.orders"),
+                  comment="No negative totals."),
+        CommentOn(object_kind="SCHEMA", name="shop", comment="The shop."),
+        CommentOn(object_kind="FUNCTION", name="shop.order_weight(bigint, text)", comment="Weight of an order."))],
 }

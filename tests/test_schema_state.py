@@ -24,6 +24,7 @@ from dbdeploy import (
     Backfill,
     Check,
     Column,
+    CommentOn,
     Contract,
     CreateIndex,
     CreateSchema,
@@ -174,6 +175,9 @@ CASES = {
     # The column's type is the only change, and facts() does not list column types (the Column model in
     # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
     "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
+    # A comment is nothing the specs track (no later operation, plan or lint rule reads it): {} says, and
+    # this test checks, that CommentOn changes nothing in the state.
+    "comment_on": (CommentOn(object_kind="COLUMN", name="public.t.a", comment="the a"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

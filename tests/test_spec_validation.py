@@ -1234,3 +1234,42 @@ def test_operations_that_rebuild_models_from_resolved_quoted_names_plan():
         later = Migration(version=version, name="change", operations=[op])
         plans = plan_all([LoadedMigration(create, Path("V001_identity.py")), LoadedMigration(later, Path("V002.py"))])
         assert len(plans) == 2, op
+
+
+# --- CommentOn (issue 13) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, fragments, loc", [
+    ({"object_kind": "RULE", "name": "public.t", "comment": "x"}, ["Input should be 'TABLE'"], "object_kind"),
+    ({"object_kind": "TABLE", "name": "a.b.c", "comment": "x"},
+     ["a TABLE is named 'schema.name' (or 'name' in public), got 'a.b.c' — fix: write it as"], "name"),
+    ({"object_kind": "TABLE", "name": "Orders", "comment": "x"}, ["folds it to 'orders' — fix:"], "name"),
+    ({"object_kind": "COLUMN", "name": "t.c", "comment": "x"},
+     ["a COLUMN is named 'schema.table.column' (the schema always: 'public.t.c' for a table in public), got 't.c'"
+      " — fix:"], "name"),
+    ({"object_kind": "COLUMN", "name": "s.t.c.d", "comment": "x"}, ["got 's.t.c.d' — fix:"], "name"),
+    ({"object_kind": "CONSTRAINT", "name": "s.t", "comment": "x"}, ["fix:"], "name"),
+    ({"object_kind": "TRIGGER", "name": 's.t."bad.name"', "comment": "x"}, ["dot inside the quoted name — fix:"],
+     "name"),
+    ({"object_kind": "SCHEMA", "name": "a.b", "comment": "x"}, ["not a lowercase snake_case", "fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f", "comment": "x"}, ["has no argument list — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "f(integer)", "comment": "x"},
+     ["is not schema-qualified (schema.name) — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f(integer) IS 'x'; DROP TABLE t; --", "comment": "x"},
+     ["more than one statement — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f(nosuchtype)", "comment": "x"},
+     ["not a built-in PostgreSQL type — fix:"], "name"),
+    ({"object_kind": "TABLE", "name": "public.t", "comment": "a\x00b"},
+     ["contains a NUL byte, which PostgreSQL text cannot hold — fix:"], "comment"),
+    ({"object_kind": "TABLE", "name": "public.t"}, ["Field required"], "comment"),
+])
+def test_comment_on_refusals(kwargs, fragments, loc):
+    from dbdeploy import CommentOn
+    rejected(lambda: CommentOn(**kwargs), *fragments, loc=loc)
+
+
+def test_comment_on_normalizes_names():
+    from dbdeploy import CommentOn
+    assert CommentOn(object_kind="TABLE", name="orders", comment=None).name == "public.orders"
+    assert CommentOn(object_kind="COLUMN", name='public.orders."Total"', comment="").name == "public.orders.Total"
+    assert CommentOn(object_kind="FUNCTION", name='s."F"(IN a integer, varchar(3)[])', comment="x").name == \
+        's."F"(integer, varchar(3)[])'

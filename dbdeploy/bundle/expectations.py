@@ -453,6 +453,47 @@ class ColumnDefault(Expectation):
 KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetNotNull/DropNotNull, Set/DropDefault
 
 
+
+@dataclass(frozen=True)
+class Comment(Expectation):
+    """The object ``object_kind`` ``name`` has the comment ``comment`` (byte for byte) or none (None) —
+    what CommentOn leaves. ``lookup`` is the name as PostgreSQL's lookup functions take it (quoted:
+    ``"s"."t"``; a function's ``"s"."f"(integer)``); a column, constraint or trigger also gives its
+    ``table`` and ``member`` name. ``before`` is the comment before the operation when the specs know
+    it, ``_UNKNOWN`` when they do not (the specs do not track comments: the rollback restores what the
+    catalog said at forward time, so the rolled-back state is not checked)."""
+
+    kind: ClassVar[str] = "comment"
+    object_kind: str
+    name: str
+    comment: str | None
+    lookup: str
+    table: str | None = None
+    member: str | None = None
+    before: str | None = _UNKNOWN
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "object_kind": self.object_kind, "name": self.name,
+                                 "lookup": self.lookup, "comment": self.comment, "present": True}
+        if self.table is not None:
+            entry["table"] = self.table
+        if self.member is not None:
+            entry["member"] = self.member
+        if self.object_kind == "COLUMN":
+            entry["columns"] = [self.member]
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.before == _UNKNOWN or (self.table is not None and self.table in rollback.created_tables):
+            return ()
+        return (replace(self, comment=self.before, before=_UNKNOWN),)
+
+
+KINDS.update({cls.kind: cls for cls in (Comment,)})   # CommentOn (issue 13)
+
+
 def to_json(expectations: list[Expectation]) -> list[dict]:
     """The manifest's ``"expects"`` list. Raises TypeError for anything that is not an Expectation."""
     out = []

@@ -9,6 +9,7 @@ from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
+from dbdeploy.ops.comment_on import CommentOn
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
@@ -36,6 +37,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CommentOn,
 )
 
 AnyOperation = (
@@ -45,6 +47,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CommentOn
 )
 
 __all__ = [
@@ -55,4 +58,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CommentOn",
 ]

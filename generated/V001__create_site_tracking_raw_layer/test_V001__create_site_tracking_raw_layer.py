@@ -1075,6 +1075,49 @@ def check_column_default(db, c):
     return None
 
 
+
+# CommentOn (issue 13): each kind's pg_description address, ``(oid, catalog, objsubid)``, from the
+# expectation's ``lookup`` (and ``member``); no row when the object is missing or of another kind.
+_RELATION_ADDRESS = ("SELECT c.oid, 'pg_catalog.pg_class', 0 FROM pg_catalog.pg_class c"
+                     " WHERE c.oid = pg_catalog.to_regclass(%(lookup)s) AND c.relkind = ANY (%(relkinds)s)")
+_COMMENT_ADDRESS = {
+    "TABLE": (_RELATION_ADDRESS, "rpf"), "INDEX": (_RELATION_ADDRESS, "iI"), "VIEW": (_RELATION_ADDRESS, "v"),
+    "MATERIALIZED VIEW": (_RELATION_ADDRESS, "m"), "SEQUENCE": (_RELATION_ADDRESS, "S"),
+    "COLUMN": ("SELECT a.attrelid, 'pg_catalog.pg_class', a.attnum::integer FROM pg_catalog.pg_attribute a"
+               " WHERE a.attrelid = pg_catalog.to_regclass(%(lookup)s) AND a.attname = %(member)s AND a.attnum > 0"
+               " AND NOT a.attisdropped", ""),
+    "SCHEMA": ("SELECT n.oid, 'pg_catalog.pg_namespace', 0 FROM pg_catalog.pg_namespace n"
+               " WHERE n.oid = pg_catalog.to_regnamespace(%(lookup)s)", ""),
+    "TYPE": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+             " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s)", ""),
+    "DOMAIN": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+               " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s) AND t.typtype = 'd'", ""),
+    "FUNCTION": ("SELECT p.oid, 'pg_catalog.pg_proc', 0 FROM pg_catalog.pg_proc p"
+                 " WHERE p.oid = pg_catalog.to_regprocedure(%(lookup)s)", ""),
+    "CONSTRAINT": ("SELECT co.oid, 'pg_catalog.pg_constraint', 0 FROM pg_catalog.pg_constraint co"
+                   " WHERE co.conrelid = pg_catalog.to_regclass(%(lookup)s) AND co.conname = %(member)s", ""),
+    "TRIGGER": ("SELECT tg.oid, 'pg_catalog.pg_trigger', 0 FROM pg_catalog.pg_trigger tg"
+                " WHERE tg.tgrelid = pg_catalog.to_regclass(%(lookup)s) AND tg.tgname = %(member)s", ""),
+}
+
+
+def check_comment(db, c):
+    """Kind ``comment``: the object (``object_kind`` ``name``, found through ``lookup``) exists and its
+    comment is ``comment`` byte for byte, or it has none (null)."""
+    where = f"{c['object_kind'].lower()} {c['name']}"
+    query, relkinds = _COMMENT_ADDRESS[c["object_kind"]]
+    address = db.execute(query, {"lookup": c["lookup"], "member": c.get("member"),
+                                 "relkinds": list(relkinds)}).fetchone()
+    if address is None:
+        return f"{where} is missing"
+    actual = db.execute("SELECT description FROM pg_catalog.pg_description WHERE objoid = %s"
+                        " AND classoid = %s::pg_catalog.regclass AND objsubid = %s", list(address)).fetchone()
+    actual = None if actual is None else actual[0]
+    if actual != c["comment"]:
+        return f"{where} has the comment {actual!r}, expected {c['comment']!r}"
+    return None
+
+
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
@@ -1082,6 +1125,7 @@ CHECKS = {
     "backup": check_backup, "sql": check_sql,
 }
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
+CHECKS.update({"comment": check_comment})
 
 
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
