@@ -22,6 +22,7 @@ _DSL = {
     **dict.fromkeys(("AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex"), "dbdeploy.ops"),
     "AlterColumnType": "dbdeploy.ops",
     "CommentOn": "dbdeploy.ops",
+    **dict.fromkeys(("CreateSequence", "AlterSequence", "SetSequenceValue"), "dbdeploy.ops"),
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

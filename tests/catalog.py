@@ -351,3 +351,26 @@ def _diff(a: Any, b: Any, path: str) -> list[str]:
             return [f"~ {path or '<root>'}: same items, different order: {a!r} != {b!r}"]
         return [f"- {path}[]: {x!r}" for x in only_a] + [f"+ {path}[]: {x!r}" for x in only_b]
     return [f"~ {path or '<root>'}: {a!r} != {b!r}"]
+
+
+def sequence_values(conn: psycopg.Connection,
+                    exclude_schemas: Iterable[str] = DEFAULT_EXCLUDED_SCHEMAS) -> dict[str, tuple]:
+    """``{sequence: (last_value, is_called)}`` of every sequence of a user schema (identity and serial
+    ones too): where each one is, read from the sequence relation itself (issue 13: SetSequenceValue,
+    AlterSequence … RESTART must be undone exactly by their rollbacks).
+
+    Not part of :func:`snapshot`: an application's inserts move sequences (round trips that insert
+    rows after the forward would differ); the sequence round trips compare it on its own
+    (tests/test_comment_sequence_ops.py)."""
+    params = {"excluded": list(exclude_schemas)}
+    names = _fetch(conn, _q("""
+        SELECT c.oid::regclass::text, n.nspname, c.relname FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND {user_ns} AND {not_ext} ORDER BY 1
+        """), params)
+    values = {}
+    for qname, schema, name in names:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name)))
+            values[qname] = cur.fetchone()
+    return values

@@ -13,6 +13,7 @@ from dbdeploy import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    AlterSequence,
     Backfill,
     Check,
     Column,
@@ -20,6 +21,7 @@ from dbdeploy import (
     Contract,
     CreateIndex,
     CreateSchema,
+    CreateSequence,
     CreateTable,
     DropColumn,
     DropConstraint,
@@ -40,6 +42,7 @@ from dbdeploy import (
     SeedRows,
     SetDefault,
     SetNotNull,
+    SetSequenceValue,
     Unique,
 )
 
@@ -201,4 +204,12 @@ CASES: dict[str, list[Migration]] = {
                   comment="No negative totals."),
         CommentOn(object_kind="SCHEMA", name="shop", comment="The shop."),
         CommentOn(object_kind="FUNCTION", name="shop.order_weight(bigint, text)", comment="Weight of an order."))],
+    # issue 13: sequences — one the version creates (owned by a column of a spec-created table) and sets,
+    # one that existed before (shop.orders' identity sequence) altered and restarted.
+    "sequences": [BASE, _m(
+        "002", "sequences",
+        CreateSequence(name="shop.order_numbers", as_type="bigint", start=5000, increment=1, cache=1,
+                       owned_by="shop.orders.customer_id"),
+        SetSequenceValue(name="shop.order_numbers", value=50_000),
+        AlterSequence(name="shop.orders_id_seq", increment=2, cache=5, max_value=9_000_000_000, restart=100_000))],
 }

@@ -43,6 +43,7 @@ from dbdeploy import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    AlterSequence,
     Backfill,
     Check,
     Column,
@@ -50,6 +51,7 @@ from dbdeploy import (
     Contract,
     CreateIndex,
     CreateSchema,
+    CreateSequence,
     CreateTable,
     DropColumn,
     DropConstraint,
@@ -70,6 +72,7 @@ from dbdeploy import (
     SeedRows,
     SetDefault,
     SetNotNull,
+    SetSequenceValue,
     Unique,
 )
 from tests.bundles import write_bundles
@@ -1539,6 +1542,60 @@ CASES += [
     Case("comment_on", [mig("001", "comments", *COMMENTS)], setup=TICKETS,
          data={"public.tickets": "id", "Support.Queue": "Id"},
          after_forward=_comments_forward, after_rollback=_comments_rollback),
+]
+
+
+
+# -- sequences (issue 13): CreateSequence, SetSequenceValue, AlterSequence on populated tables ------
+
+#: Invoices numbered by a column that a new sequence will own; receipts with a serial key whose sequence
+#: is set past max(id); a legacy sequence (no column) altered and restarted.
+INVOICES = f"""
+CREATE TABLE public.invoices (id bigint PRIMARY KEY, number bigint, total numeric(12,2) NOT NULL);
+INSERT INTO public.invoices SELECT g, 1000 + g, g * 1.5 FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.receipts (id bigserial PRIMARY KEY, invoice_id bigint NOT NULL, note text);
+INSERT INTO public.receipts (invoice_id, note) SELECT g, 'r' || g FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE SEQUENCE public.legacy_ids AS integer INCREMENT BY 1 MAXVALUE 100000 CACHE 1;
+SELECT setval('public.legacy_ids', 500);
+"""
+
+SEQUENCE_OPS = [
+    CreateSequence(name="public.invoice_numbers", as_type="bigint", start=5000 + ALTER_ROWS, cache=1,
+                   owned_by="public.invoices.number"),
+    SetSequenceValue(name="public.invoice_numbers", value=10_000_000),
+    SetSequenceValue(name="public.receipts_id_seq", value=1_000_000),
+    AlterSequence(name="public.legacy_ids", as_type="bigint", increment=5, max_value=50_000_000, cache=10,
+                  restart=2000),
+]
+
+
+def _sequence_state(conn, name):
+    return conn.execute("SELECT last_value, is_called FROM " + name).fetchone()  # noqa: S608 (test names)
+
+
+def _sequences_forward(conn, rows0):
+    assert _sequence_state(conn, "public.invoice_numbers") == (10_000_000, True)
+    assert _sequence_state(conn, "public.receipts_id_seq") == (1_000_000, True)
+    assert _sequence_state(conn, "public.legacy_ids") == (2000, False)
+    _assert_all(conn, "SELECT seqtypid::regtype::text, seqincrement, seqmax, seqcache FROM pg_sequence"
+                      " WHERE seqrelid = 'public.legacy_ids'::regclass", [("bigint", 5, 50_000_000, 10)])
+    # the application's next insert gets a key past every existing one
+    _assert_all(conn, "INSERT INTO public.receipts (invoice_id) VALUES (1) RETURNING id", [(1_000_001,)])
+    conn.execute("DELETE FROM public.receipts WHERE id = 1000001")
+    conn.execute("SELECT setval('public.receipts_id_seq', 1000000)")   # as the forward left it
+
+
+def _sequences_rollback(conn, rows0):
+    _assert_all(conn, "SELECT to_regclass('public.invoice_numbers')", [(None,)])
+    assert _sequence_state(conn, "public.receipts_id_seq") == (ALTER_ROWS, True)
+    assert _sequence_state(conn, "public.legacy_ids") == (500, True)
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.saved_sequences", [(0,)])
+
+
+CASES += [
+    Case("sequences", [mig("001", "sequences", *SEQUENCE_OPS)], setup=INVOICES,
+         data={"public.invoices": "id", "public.receipts": "id"},
+         after_forward=_sequences_forward, after_rollback=_sequences_rollback),
 ]
 
 

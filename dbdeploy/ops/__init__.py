@@ -7,12 +7,14 @@ from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.alter_column_type import AlterColumnType
+from dbdeploy.ops.alter_sequence import AlterSequence
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.comment_on import CommentOn
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
+from dbdeploy.ops.create_sequence import CreateSequence
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
@@ -29,6 +31,7 @@ from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
 from dbdeploy.ops.set_not_null import SetNotNull
+from dbdeploy.ops.set_sequence_value import SetSequenceValue
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
@@ -38,6 +41,7 @@ OPERATION_TYPES = (
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
     CommentOn,
+    CreateSequence, AlterSequence, SetSequenceValue,
 )
 
 AnyOperation = (
@@ -48,6 +52,7 @@ AnyOperation = (
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
     | CommentOn
+    | CreateSequence | AlterSequence | SetSequenceValue
 )
 
 __all__ = [
@@ -59,4 +64,5 @@ __all__ = [
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
     "CommentOn",
+    "CreateSequence", "AlterSequence", "SetSequenceValue",
 ]

@@ -1021,6 +1021,58 @@ def check_comment(db, c):
     return None
 
 
+
+_SEQUENCE = ("SELECT pg_catalog.format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,"
+             " s.seqcache, s.seqcycle,"
+             " (SELECT n.nspname || '.' || r.relname || '.' || a.attname FROM pg_catalog.pg_depend d"
+             "    JOIN pg_catalog.pg_class r ON r.oid = d.refobjid"
+             "    JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+             "    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+             "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = s.seqrelid"
+             "     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i'))"
+             " FROM pg_catalog.pg_sequence s WHERE s.seqrelid = %s")
+_SEQUENCE_FIELDS = ("as_type", "start", "increment", "min_value", "max_value", "cache", "cycle", "owned_by")
+
+
+def check_sequence(db, c):
+    """Kind ``sequence``: sequence ``name`` exists with the ``parameters`` given (as ``pg_sequence`` and
+    ``pg_depend`` say them), or not (after a rollback, a sequence this version did not create may stay)."""
+    oid = _oid(db, c["name"])
+    row = None if oid is None else db.execute(_SEQUENCE, [oid]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "sequence",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"sequence {c['name']} is still present"
+    if row is None:
+        return f"sequence {c['name']} is missing" + (" (a relation of another kind has its name)" if oid else "")
+    actual = dict(zip(_SEQUENCE_FIELDS, row, strict=True))
+    wrong = [f"{field} is {actual[field]!r}, expected {want!r}" for field, want in c["parameters"].items()
+             if actual[field] != want]
+    return f"sequence {c['name']}: {'; '.join(wrong)}" if wrong else None
+
+
+def check_sequence_value(db, c):
+    """Kind ``sequence_value``: sequence ``name`` was set to ``value``: its position is that value (with
+    ``is_called``) or past it in the sequence's direction (nextval ran since)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"sequence {c['name']} is missing"
+    increment = db.execute("SELECT seqincrement FROM pg_catalog.pg_sequence WHERE seqrelid = %s", [oid]).fetchone()
+    if increment is None:
+        return f"{c['name']} is not a sequence"
+    last_value, is_called = db.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+        _ident(c["name"]))).fetchone()
+    if (last_value, is_called) == (c["value"], c["is_called"]):
+        return None
+    if is_called and (last_value > c["value"] if increment[0] > 0 else last_value < c["value"]):
+        return None   # handed out values since
+    return (f"sequence {c['name']} is at {last_value} (is_called {is_called}), expected {c['value']} "
+            f"(is_called {c['is_called']}) or past it")
+
+
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
@@ -1029,6 +1081,7 @@ CHECKS = {
 }
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
 CHECKS.update({"comment": check_comment})
+CHECKS.update({"sequence": check_sequence, "sequence_value": check_sequence_value})
 
 
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
