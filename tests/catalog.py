@@ -364,7 +364,7 @@ def sequence_values(conn: psycopg.Connection,
     (tests/test_comment_sequence_ops.py)."""
     params = {"excluded": list(exclude_schemas)}
     names = _fetch(conn, _q("""
-        SELECT c.oid::regclass::text, n.nspname, c.relname FROM pg_class c
+        SELECT n.nspname || '.' || c.relname, n.nspname, c.relname FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'S' AND {user_ns} AND {not_ext} ORDER BY 1
         """), params)

@@ -6,7 +6,13 @@ cannot see.
   (``Deployment.apply`` / ``rollback``) and by psql alike;
 - a missing object stops the forward before any change; a missing saved comment makes the rollback's
   preflight refuse before any change;
-- ``dbdeploy verify``'s check (``check_comment``) sees a comment that differs by one byte.
+- ``dbdeploy verify``'s check (``check_comment``) sees a comment that differs by one byte;
+- sequences: every sequence's position (``tests/catalog.py`` ``sequence_values``, not part of the
+  snapshot) is back after the rollbacks of the sequences round trip; a re-run never restarts or
+  re-sets a sequence behind values handed out since; SetSequenceValue's rollback refuses while a
+  column using the sequence holds the values it would hand out next; CreateSequence stops on an
+  existing sequence with other parameters, leaves a sequence it did not create, and refuses to drop
+  one a column default uses (never CASCADE); the ``sequence`` / ``sequence_value`` checks.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbdeploy import CommentOn, Migration
+from dbdeploy import AlterSequence, CommentOn, CreateSequence, Migration, SetSequenceValue
 from dbdeploy.bundle.catalog_checks import run_check
 from dbdeploy.bundle.expectations import to_json
 from dbdeploy.executor.config import Config, Environment
 from dbdeploy.executor.deploy import Deployment
 from tests.bundles import write_bundles
-from tests.catalog import snapshot
+from tests.catalog import sequence_values, snapshot
 from tests.pg import TestDatabase, temporary_database
 from tests.roundtrip import expect_failure, log_status
 
@@ -167,3 +173,127 @@ def test_verify_check_sees_a_comment_one_byte_off(fresh_db: TestDatabase, tmp_pa
         assert "has the comment" in run_check(conn, entry)
         conn.execute("ALTER TABLE public.docs DROP COLUMN title")
         assert run_check(conn, entry) == "column public.docs.title is missing"
+
+
+# --- sequences ------------------------------------------------------------------------------------
+
+
+def test_sequence_positions_round_trip(fresh_db_each: TestDatabase, tmp_path: Path) -> None:
+    """The sequences round trip of tests/test_ops_roundtrip.py, with every sequence's position compared:
+    forward → forward (nothing moves) → rollback (all back) → rollback → forward (same positions)."""
+    from tests.test_ops_roundtrip import INVOICES, SEQUENCE_OPS
+
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute(INVOICES)
+    bundle = write_bundles([_mig(*SEQUENCE_OPS)], tmp_path)["001"]
+    p0 = sequence_values(conn)
+    db.psql_file(bundle.forward)
+    p1 = sequence_values(conn)
+    assert p1["public.receipts_id_seq"] == (1_000_000, True) and p1["public.legacy_ids"] == (2000, False)
+    db.psql_file(bundle.forward)
+    assert sequence_values(conn) == p1
+    db.psql_file(bundle.rollback)
+    assert sequence_values(conn) == p0
+    db.psql_file(bundle.rollback)
+    assert sequence_values(conn) == p0
+    db.psql_file(bundle.forward)
+    assert sequence_values(conn) == p1
+
+
+def test_rerun_never_moves_a_sequence_back(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    """Values handed out between two runs of the forward stay handed out: neither RESTART nor setval
+    runs again."""
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute("CREATE SEQUENCE public.a; CREATE SEQUENCE public.b;")
+    bundle = write_bundles([_mig(AlterSequence(name="public.a", increment=10, restart=100),
+                                 SetSequenceValue(name="public.b", value=500))], tmp_path)["001"]
+    db.psql_file(bundle.forward)
+    assert conn.execute("SELECT nextval('public.a'), nextval('public.a'), nextval('public.b')").fetchone() == (
+        100, 110, 501)
+    db.psql_file(bundle.forward)
+    assert conn.execute("SELECT nextval('public.a'), nextval('public.b')").fetchone() == (120, 502)
+    assert conn.execute("SELECT operation, last_value, is_called FROM dbdeploy_backup.saved_sequences ORDER BY 1"
+                        ).fetchall() == [("alter_sequence", 1, False), ("set_sequence_value", 1, False)]
+
+
+def test_set_sequence_value_rollback_refuses_while_rows_hold_the_next_values(fresh_db_each: TestDatabase,
+                                                                            tmp_path: Path) -> None:
+    db, conn = fresh_db_each, fresh_db_each.connect()
+    db.execute("""
+        CREATE TABLE public.orders (id bigserial PRIMARY KEY, total numeric NOT NULL);
+        INSERT INTO public.orders (total) SELECT g FROM generate_series(1, 500) g;
+        CREATE SEQUENCE public.ticket_no;
+        CREATE TABLE public.tickets (no bigint NOT NULL DEFAULT nextval('public.ticket_no'), what text);
+        INSERT INTO public.tickets (what) SELECT 't' || g FROM generate_series(1, 40) g;
+    """)
+    bundle = write_bundles([_mig(SetSequenceValue(name="public.orders_id_seq", value=10_000),
+                                 SetSequenceValue(name="public.ticket_no", value=100, is_called=False))],
+                           tmp_path)["001"]
+    db.psql_file(bundle.forward)
+    # the application inserts with the sequences after the deploy
+    conn.execute("INSERT INTO public.orders (total) SELECT g FROM generate_series(1, 5) g")
+    conn.execute("INSERT INTO public.tickets (what) VALUES ('after')")
+    s0, p0 = snapshot(conn), sequence_values(conn)
+    proc = expect_failure(db, bundle.rollback, "rollback refused before any change",
+                          "restoring sequence public.orders_id_seq would let nextval hand out 501, but "
+                          "public.orders.id already holds values up to 10005",
+                          "restoring sequence public.ticket_no would let nextval hand out 41, but "
+                          "public.tickets.no already holds values up to 100",
+                          "keep V001 (do not roll it back), or delete the rows holding them first")
+    assert "ERROR" in proc.stderr
+    assert (snapshot(conn), sequence_values(conn)) == (s0, p0)
+    assert log_status(conn, "001") == "completed"
+    # the fix the message names: the rows holding the values go, then the rollback runs
+    conn.execute("DELETE FROM public.orders WHERE id > 500")
+    conn.execute("DELETE FROM public.tickets WHERE no >= 41")
+    db.psql_file(bundle.rollback)
+    assert sequence_values(conn) == {"public.orders_id_seq": (500, True), "public.ticket_no": (40, True)}
+    assert conn.execute("INSERT INTO public.orders (total) VALUES (1) RETURNING id").fetchone() == (501,)
+
+
+def test_create_sequence_existing_and_dependants(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, code bigint);"
+               "INSERT INTO public.items SELECT g, g FROM generate_series(1, 100) g;"
+               "CREATE SEQUENCE public.existing START 7;")
+    other = write_bundles([_mig(CreateSequence(name="public.existing", start=8, increment=2))],
+                          tmp_path / "other")["001"]
+    expect_failure(db, other.forward, "sequence public.existing exists with other parameters than the spec gives: "
+                                      "start is 7, increment is 1")
+    db.psql_file(other.rollback)      # the failed version rolled back (it changed nothing)
+    same = write_bundles([_mig(CreateSequence(name="public.existing", start=7),
+                               CreateSequence(name="public.item_codes", start=1000, owned_by="public.items.code"),
+                               version="002")], tmp_path / "same")["002"]
+    db.psql_file(same.forward)
+    # the application starts using the new sequence in a default: the rollback must not drop it (no CASCADE)
+    db.execute("ALTER TABLE public.items ALTER COLUMN code SET DEFAULT nextval('public.item_codes')")
+    expect_failure(db, same.rollback, "refusing to drop sequence public.item_codes; these use it:",
+                   "default value for column code of table public.items")
+    assert conn.execute("SELECT to_regclass('public.item_codes') IS NOT NULL").fetchone() == (True,)
+    db.execute("ALTER TABLE public.items ALTER COLUMN code DROP DEFAULT")
+    db.psql_file(same.rollback)
+    # the version's own sequence is dropped, the one that existed before is left
+    assert conn.execute("SELECT to_regclass('public.item_codes'), to_regclass('public.existing')::text").fetchone() \
+        == (None, "existing")
+
+
+def test_sequence_checks(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+
+    db = fresh_db
+    db.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, code bigint)")
+    migration = _mig(CreateSequence(name="public.codes", as_type="integer", start=10, owned_by="public.items.code"),
+                     SetSequenceValue(name="public.codes", value=50))
+    db.psql_file(write_bundles([migration], tmp_path)["001"].forward)
+    created, value = to_json(plan_migration(migration, SchemaState(complete=True)).expects)
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute("SET search_path = pg_catalog, pg_temp")
+        assert run_check(conn, created) is None and run_check(conn, value) is None
+        conn.execute("SELECT nextval('public.codes')")
+        assert run_check(conn, value) is None                 # moved on since: fine
+        conn.execute("SELECT setval('public.codes', 20)")
+        assert "is at 20" in run_check(conn, value)
+        conn.execute("ALTER SEQUENCE public.codes AS bigint OWNED BY NONE")
+        assert run_check(conn, created) == ("sequence public.codes: as_type is 'bigint', expected 'integer'; "
+                                            "owned_by is None, expected 'public.items.code'")

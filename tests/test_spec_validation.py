@@ -1273,3 +1273,45 @@ def test_comment_on_normalizes_names():
     assert CommentOn(object_kind="COLUMN", name='public.orders."Total"', comment="").name == "public.orders.Total"
     assert CommentOn(object_kind="FUNCTION", name='s."F"(IN a integer, varchar(3)[])', comment="x").name == \
         's."F"(integer, varchar(3)[])'
+
+
+# --- CreateSequence, AlterSequence, SetSequenceValue (issue 13) ---------------------------------------
+
+@pytest.mark.parametrize("op, kwargs, fragments, loc", [
+    ("CreateSequence", {"name": "public.s", "increment": 0}, ["increment is 0 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "cache": 0}, ["cache is 0; PostgreSQL needs at least 1 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "min_value": 10, "max_value": 10},
+     ["min_value 10 is not below max_value 10 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "start": 5, "min_value": 10}, ["start 5 is below min_value 10 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "as_type": "smallint", "max_value": 40000},
+     ["max_value 40000 does not fit the sequence's type smallint — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "as_type": "numeric"}, ["Input should be 'smallint'"], "as_type"),
+    ("CreateSequence", {"name": "public.s", "owned_by": "t.c"}, ["owned_by 't.c' is not 'schema.table.column' — fix:"],
+     "owned_by"),
+    ("CreateSequence", {"name": "Seq"}, ["folds it to 'seq' — fix:"], "name"),
+    ("AlterSequence", {"name": "public.s"}, ["AlterSequence of public.s changes nothing — fix:"], ""),
+    ("AlterSequence", {"name": "public.s", "restart": 1, "min_value": 5}, ["restart 1 is below min_value 5 — fix:"],
+     ""),
+    ("SetSequenceValue", {"name": "public.s"}, ["Field required"], "value"),
+    ("SetSequenceValue", {"name": "public.s", "value": "ten"}, ["valid integer"], "value"),
+])
+def test_sequence_refusals(op, kwargs, fragments, loc):
+    import dbdeploy
+    rejected(lambda: getattr(dbdeploy, op)(**kwargs), *fragments, loc=loc)
+
+
+def test_sequence_refusals_against_the_specs():
+    from dbdeploy import CreateSequence
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+    base = CreateTable(table="t", columns=[col("id", "bigint")], primary_key=["id"])
+    for ops, message in [
+        ([base, CreateSequence(name="public.t_numbers", owned_by="public.t.nope")],
+         "owned_by refers to column(s) nope that public.t does not have"),
+        ([base, CreateSequence(name="public.t")], "public.t is already used by"),
+        ([CreateSequence(name="public.s"), CreateSequence(name="public.s")],
+         "sequence public.s is already created by an earlier operation — fix:"),
+    ]:
+        with pytest.raises(Exception) as info:
+            plan_migration(Migration(version="001", name="m", operations=ops), SchemaState(complete=True))
+        assert message in str(info.value) and "operations[1]" in str(info.value), str(info.value)
