@@ -59,6 +59,7 @@ migration = Migration(version="030", name="crm", operations=[
 
 V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
+from dbdeploy import CommentOn, CreateSequence, SetSequenceValue
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -67,6 +68,9 @@ migration = Migration(version="031", name="crm_scores", operations=[
                                                    where="status = 'active'")),
     SetNotNull(table="crm.notes", column="body"),
     SetDefault(table="crm.notes", column="kind", default="'note'"),
+    CommentOn(object_kind="COLUMN", name="crm.customers.email", comment="Where we write to"),
+    CreateSequence(name="crm.note_numbers", as_type="integer", start=100, owned_by="crm.notes.id"),
+    SetSequenceValue(name="crm.note_numbers", value=500),
 ])
 '''
 
@@ -118,6 +122,11 @@ DRIFTS = {
                                "backfill"),
     "table dropped": ("DROP TABLE crm.customers", "table crm.customers is missing"),
     "verify query false": ("COMMENT ON TABLE crm.customers IS 'someone else'", "returned false"),
+    "comment changed": ("COMMENT ON COLUMN crm.customers.email IS 'x'",
+                        "column crm.customers.email has the comment 'x', expected 'Where we write to'"),
+    "sequence altered": ("ALTER SEQUENCE crm.note_numbers AS bigint",
+                         "sequence crm.note_numbers: as_type is 'bigint', expected 'integer'"),
+    "sequence moved back": ("SELECT setval('crm.note_numbers', 200)", "sequence crm.note_numbers is at 200"),
 }
 
 
