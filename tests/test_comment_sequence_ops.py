@@ -297,3 +297,22 @@ def test_sequence_checks(fresh_db: TestDatabase, tmp_path: Path) -> None:
         conn.execute("ALTER SEQUENCE public.codes AS bigint OWNED BY NONE")
         assert run_check(conn, created) == ("sequence public.codes: as_type is 'bigint', expected 'integer'; "
                                             "owned_by is None, expected 'public.items.code'")
+
+
+def test_alter_sequence_rollback_refuses_outside_the_saved_bounds(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    """Widened bounds that the application used: the old MAXVALUE cannot come back (PostgreSQL would
+    refuse the ALTER), so the preflight refuses before any change; a missing saved state too."""
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute("CREATE SEQUENCE public.small AS smallint MAXVALUE 100; SELECT setval('public.small', 90);")
+    bundle = write_bundles([_mig(AlterSequence(name="public.small", as_type="integer", max_value=1000))],
+                           tmp_path)["001"]
+    db.psql_file(bundle.forward)
+    conn.execute("SELECT setval('public.small', 150)")    # handed out past the old maximum
+    p0 = sequence_values(conn)
+    expect_failure(db, bundle.rollback, "sequence public.small is now outside the bounds it had before V001")
+    assert sequence_values(conn) == p0
+    assert conn.execute("SELECT seqmax FROM pg_sequence WHERE seqrelid = 'public.small'::regclass").fetchone() == (
+        1000,)
+    db.execute("DELETE FROM dbdeploy_backup.saved_sequences")
+    expect_failure(db, bundle.rollback, "the parameters sequence public.small had before V001, saved in "
+                                        "dbdeploy_backup.saved_sequences, are missing")
