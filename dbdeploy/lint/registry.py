@@ -19,6 +19,7 @@ from dbdeploy.lint.rules import (
     prefer_jsonb,
     prefer_text,
     prefer_timestamptz,
+    raw_sequence_position,
     renaming_column,
     renaming_table,
     require_concurrent_index_creation,
@@ -57,6 +58,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     # expand/contract over every spec (reported by the engine after the last one)
     expansion_left_open,
     snake_case_names,
+    # RawSQL moving a sequence (issue 13: SetSequenceValue, AlterSequence)
+    raw_sequence_position,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))
