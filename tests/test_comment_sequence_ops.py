@@ -121,9 +121,11 @@ def test_comments_are_byte_exact_under_the_executor_and_psql(comment, fresh_db_e
      "view public.docs does not exist (or is not a view)"),
     (CommentOn(object_kind="FUNCTION", name="public.docs_weight(bigint)", comment="x"),
      "function public.docs_weight(bigint) does not exist"),
+    (CommentOn(object_kind="FUNCTION", name="public.docs_weight(public.no_such_type)", comment="x"),
+     "function public.docs_weight(public.no_such_type) does not exist"),
     (CommentOn(object_kind="COLUMN", name="public.docs.nope", comment="x"), "column public.docs.nope does not exist"),
     (CommentOn(object_kind="TRIGGER", name="public.docs.nope", comment="x"), "trigger public.docs.nope does not exist"),
-], ids=["kind", "function", "column", "trigger"])
+], ids=["kind", "function", "function-missing-type", "column", "trigger"])
 def test_missing_object_stops_the_forward_before_any_change(op, message, fresh_db: TestDatabase,
                                                             tmp_path: Path) -> None:
     db, conn = fresh_db, fresh_db.connect()

@@ -200,6 +200,11 @@ class CommentOn(Operation):
     def _locate(self) -> sql.Composable:
         """PL/pgSQL: the object's address into ``v_oid`` and ``v_sub``."""
         oid, _catalog, sub = self._address()
+        if self.object_kind == "FUNCTION":
+            # to_regprocedure raises (instead of giving NULL) when an argument type does not exist (PostgreSQL
+            # 15): that is a missing function too
+            return block(S("BEGIN\n    v_oid := {};\nEXCEPTION WHEN undefined_object THEN\n    v_oid := NULL;\nEND;")
+                         .format(oid), S("v_sub := {};").format(sub))
         return block(S("v_oid := {};").format(oid), S("v_sub := {};").format(sub))
 
     def _description(self) -> sql.Composable:

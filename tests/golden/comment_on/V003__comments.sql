@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '5968c0ea62ebc0f8d4b46d7dc78fcab61ab9175cd38d96b631b30a9542d50c17';
+    FROM "migrations"."migration_log" WHERE version = '003' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '286ef30e6c079cc06c5a53ea7f3a5c6b5556fb47cd409f80a523f0492af58a02';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V003: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V003 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V003 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('003', 'V003__comments.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '5968c0ea62ebc0f8d4b46d7dc78fcab61ab9175cd38d96b631b30a9542d50c17',
+VALUES ('003', 'V003__comments.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '286ef30e6c079cc06c5a53ea7f3a5c6b5556fb47cd409f80a523f0492af58a02',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -966,7 +966,11 @@ DECLARE
     v_sub integer;
     v_old text;
 BEGIN
-    v_oid := (SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure('"shop"."order_weight"(bigint, text)') AND p.prokind IN ('f', 'w'));
+    BEGIN
+        v_oid := (SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure('"shop"."order_weight"(bigint, text)') AND p.prokind IN ('f', 'w'));
+    EXCEPTION WHEN undefined_object THEN
+        v_oid := NULL;
+    END;
     v_sub := 0;
     IF v_oid IS NULL OR v_sub IS NULL THEN
         RAISE EXCEPTION '%', 'dbdeploy V003: function shop.order_weight(bigint, text) does not exist (or is not a function)' USING HINT = 'Nothing was changed. Check the object kind and name in the spec, or create the object in an earlier operation.';

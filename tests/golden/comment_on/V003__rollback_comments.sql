@@ -673,7 +673,11 @@ BEGIN
         RETURN;
     END IF;
     SELECT s.comment INTO v_old FROM "dbdeploy_backup"."saved_comments" s WHERE version = '003' AND object_kind = 'FUNCTION' AND object_name = 'shop.order_weight(bigint, text)';
-    v_oid := (SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure('"shop"."order_weight"(bigint, text)') AND p.prokind IN ('f', 'w'));
+    BEGIN
+        v_oid := (SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure('"shop"."order_weight"(bigint, text)') AND p.prokind IN ('f', 'w'));
+    EXCEPTION WHEN undefined_object THEN
+        v_oid := NULL;
+    END;
     v_sub := 0;
     IF v_oid IS NOT NULL AND v_sub IS NOT NULL THEN
         EXECUTE 'COMMENT ON FUNCTION "shop"."order_weight"(bigint, text) IS ' || pg_catalog.quote_nullable(v_old);

@@ -26,7 +26,7 @@ from psycopg import sql
 warnings.filterwarnings("ignore", category=pytest.PytestUnknownMarkWarning)
 
 VERSION = "003"
-CHECKSUM = "5968c0ea62ebc0f8d4b46d7dc78fcab61ab9175cd38d96b631b30a9542d50c17"
+CHECKSUM = "286ef30e6c079cc06c5a53ea7f3a5c6b5556fb47cd409f80a523f0492af58a02"
 HISTORY_SCHEMA = "migrations"
 BACKUP_SCHEMA = "dbdeploy_backup"
 # The bundles of the other versions sit next to this one's folder: a later applied version that
