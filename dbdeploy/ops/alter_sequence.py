@@ -90,6 +90,8 @@ class AlterSequence(Operation):
                              self.cycle)
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        if any(isinstance(op, AlterSequence) and op.name == self.name for op in ctx.later_ops):
+            return []     # the later AlterSequence of this migration says what holds after it
         return [expect.Sequence(self.name, as_type=self.as_type, start=self.start, increment=self.increment,
                                 min_value=self.min_value, max_value=self.max_value, cache=self.cache, cycle=self.cycle,
                                 altered=True)]

@@ -230,6 +230,9 @@ class CommentOn(Operation):
     # --- the operation --------------------------------------------------------------------------
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
+        if any(isinstance(op, CommentOn) and (op.object_kind, op.name) == (self.object_kind, self.name)
+               for op in ctx.later_ops):
+            return []     # a later CommentOn of the same object in this migration says what holds after it
         table = self.name if self.object_kind == "TABLE" else self.table   # a dropped table supersedes it
         return [expect.Comment(self.object_kind, self.name, self.comment, lookup=self._lookup(), table=table,
                                member=self._parts[2] if self.object_kind in _MEMBER else None)]

@@ -100,9 +100,12 @@ class CreateSequence(Operation):
                                                   self.max_value, self.cache, self.cycle, self.owned_by)
 
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
-        return [expect.Sequence(self.name, as_type=self.as_type, start=self.start, increment=self.increment,
-                                min_value=self.min_value, max_value=self.max_value, cache=self.cache, cycle=self.cycle,
-                                owned_by=self.owned_by)]
+        params = {"as_type": self.as_type, "start": self.start, "increment": self.increment,
+                  "min_value": self.min_value, "max_value": self.max_value, "cache": self.cache, "cycle": self.cycle}
+        for op in ctx.later_ops:   # AlterSequence later in this migration: what holds after the migration
+            if type(op).__name__ == "AlterSequence" and op.name == self.name:
+                params.update({k: getattr(op, k) for k in params if getattr(op, k) is not None})
+        return [expect.Sequence(self.name, owned_by=self.owned_by, **params)]
 
     def _differences(self) -> sql.Composable:
         """A text listing the parameters of the existing sequence that differ from the spec (NULL: none)."""
