@@ -26,6 +26,8 @@ _DSL = {
     **dict.fromkeys(("CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum"), "dbdeploy.ops"),
     "CreateDomain": "dbdeploy.ops",
     "CreateCompositeType": "dbdeploy.ops",
+    "CommentOn": "dbdeploy.ops",
+    **dict.fromkeys(("CreateSequence", "AlterSequence", "SetSequenceValue"), "dbdeploy.ops"),
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

@@ -264,6 +264,27 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
 
     extensions = [row[0] for row in _fetch(conn, "SELECT extname FROM pg_extension ORDER BY 1", params)]
 
+    # Every comment on an object of a user schema (and on the user schemas themselves), whatever its
+    # kind: functions, types, domains, triggers, sequences … too, by pg_describe_object (issue 13, CommentOn).
+    comments = {
+        what: text
+        for what, text in _fetch(
+            conn,
+            _q("""
+            SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+            FROM pg_description d
+            CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+            JOIN pg_namespace n
+              ON n.nspname = COALESCE(o.schema, CASE WHEN o.type = 'schema' THEN o.name END)
+            WHERE {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classoid AND e.objid = d.objoid
+                              AND e.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
+    }
+
     # enum types (issue 13): labels in their order, comment and owner-independent facts only
     enum_types = {
         qname: {"labels": list(labels), "comment": comment}
@@ -290,6 +311,7 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "views": views,
         "sequences": sequences,
         "extensions": extensions,
+        "comments": comments,
         "enum_types": enum_types,
         "domains": _domains(conn, params),
         "composite_types": _composite_types(conn, params),
@@ -399,3 +421,26 @@ def _diff(a: Any, b: Any, path: str) -> list[str]:
             return [f"~ {path or '<root>'}: same items, different order: {a!r} != {b!r}"]
         return [f"- {path}[]: {x!r}" for x in only_a] + [f"+ {path}[]: {x!r}" for x in only_b]
     return [f"~ {path or '<root>'}: {a!r} != {b!r}"]
+
+
+def sequence_values(conn: psycopg.Connection,
+                    exclude_schemas: Iterable[str] = DEFAULT_EXCLUDED_SCHEMAS) -> dict[str, tuple]:
+    """``{sequence: (last_value, is_called)}`` of every sequence of a user schema (identity and serial
+    ones too): where each one is, read from the sequence relation itself (issue 13: SetSequenceValue,
+    AlterSequence … RESTART must be undone exactly by their rollbacks).
+
+    Not part of :func:`snapshot`: an application's inserts move sequences (round trips that insert
+    rows after the forward would differ); the sequence round trips compare it on its own
+    (tests/test_comment_sequence_ops.py)."""
+    params = {"excluded": list(exclude_schemas)}
+    names = _fetch(conn, _q("""
+        SELECT n.nspname || '.' || c.relname, n.nspname, c.relname FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND {user_ns} AND {not_ext} ORDER BY 1
+        """), params)
+    values = {}
+    for qname, schema, name in names:
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name)))
+            values[qname] = cur.fetchone()
+    return values

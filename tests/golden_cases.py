@@ -14,9 +14,11 @@ from dbdeploy import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    AlterSequence,
     Backfill,
     Check,
     Column,
+    CommentOn,
     Contract,
     CreateCompositeType,
     CreateDomain,
@@ -24,6 +26,7 @@ from dbdeploy import (
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
+    CreateSequence,
     CreateTable,
     CreateView,
     DropColumn,
@@ -50,6 +53,7 @@ from dbdeploy import (
     SeedRows,
     SetDefault,
     SetNotNull,
+    SetSequenceValue,
     Unique,
 )
 
@@ -241,4 +245,27 @@ CASES: dict[str, list[Migration]] = {
     "create_composite_type": [BASE, _m("002", "address_type", CreateCompositeType(
         name="shop.address", attributes=[Column(name="street", type="text"), Column(name="zip", type="varchar(10)"),
                                          Column(name="city", type="text", collation="C")]))],
+    # issue 13: comments on objects of every kind the specs and a RawSQL made; the previous comments are
+    # kept for the rollback (the table's and the column's replaced and removed, the others none before).
+    "comment_on": [BASE, _m("002", "fn", RawSQL(
+        forward="CREATE FUNCTION shop.order_weight(bigint, text) RETURNS integer LANGUAGE sql IMMUTABLE"
+                " AS 'SELECT 1'",
+        rollback="DROP FUNCTION shop.order_weight(bigint, text)")), _m(
+        "003", "comments",
+        CommentOn(object_kind="TABLE", name="shop.orders", comment="Orders: one row per checkout (was: placed)."),
+        CommentOn(object_kind="COLUMN", name="shop.orders.note", comment=None),
+        CommentOn(object_kind="COLUMN", name="shop.orders.status", comment="'new', 'paid' or 'done' — see docs\\x"),
+        CommentOn(object_kind="INDEX", name="shop.orders_status_idx", comment="Open orders only."),
+        CommentOn(object_kind="CONSTRAINT", name="shop.orders." + ORDERS.checks[0].resolved_name("shop.orders"),
+                  comment="No negative totals."),
+        CommentOn(object_kind="SCHEMA", name="shop", comment="The shop."),
+        CommentOn(object_kind="FUNCTION", name="shop.order_weight(bigint, text)", comment="Weight of an order."))],
+    # issue 13: sequences — one the version creates (owned by a column of a spec-created table) and sets,
+    # one that existed before (shop.orders' identity sequence) altered and restarted.
+    "sequences": [BASE, _m(
+        "002", "sequences",
+        CreateSequence(name="shop.order_numbers", as_type="bigint", start=5000, increment=1, cache=1,
+                       owned_by="shop.orders.customer_id"),
+        SetSequenceValue(name="shop.order_numbers", value=50_000),
+        AlterSequence(name="shop.orders_id_seq", increment=2, cache=5, max_value=9_000_000_000, restart=100_000))],
 }

@@ -44,9 +44,11 @@ from dbdeploy import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    AlterSequence,
     Backfill,
     Check,
     Column,
+    CommentOn,
     Contract,
     CreateCompositeType,
     CreateDomain,
@@ -54,6 +56,7 @@ from dbdeploy import (
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
+    CreateSequence,
     CreateTable,
     CreateView,
     DropColumn,
@@ -80,6 +83,7 @@ from dbdeploy import (
     SeedRows,
     SetDefault,
     SetNotNull,
+    SetSequenceValue,
     Unique,
 )
 from tests.bundles import write_bundles
@@ -1462,6 +1466,147 @@ CASES += [
          after_forward=_code_forward),
     *OPTION_CASES,
     *QUOTED_NAME_CASES,
+]
+
+
+
+# -- comments (issue 13): CommentOn on objects of every kind, on a populated table -----------------
+
+#: A populated table and objects of every kind CommentOn names, some with comments to replace or remove.
+TICKETS = f"""
+CREATE TABLE public.tickets (
+    id bigint CONSTRAINT tickets_pkey PRIMARY KEY,
+    title text NOT NULL CONSTRAINT tickets_title_check CHECK (title <> ''),
+    body text,
+    priority integer NOT NULL DEFAULT 3
+);
+COMMENT ON TABLE public.tickets IS 'Support tickets';
+COMMENT ON COLUMN public.tickets.title IS 'Short title';
+COMMENT ON COLUMN public.tickets.priority IS 'from 1 (urgent) to 5';
+INSERT INTO public.tickets SELECT g, 'ticket ' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'body ' || g END, 1 + g % 5
+FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE INDEX tickets_priority_idx ON public.tickets (priority);
+CREATE VIEW public.urgent_tickets AS SELECT id, title FROM public.tickets WHERE priority = 1;
+CREATE MATERIALIZED VIEW public.ticket_counts AS SELECT priority, count(*) AS n FROM public.tickets GROUP BY priority;
+CREATE SEQUENCE public.ticket_numbers;
+COMMENT ON SEQUENCE public.ticket_numbers IS 'old numbers';
+CREATE TYPE public.ticket_state AS ENUM ('open', 'closed');
+CREATE DOMAIN public.ticket_code AS text CHECK (VALUE ~ '^[A-Z]+$');
+CREATE FUNCTION public.ticket_weight(integer, text) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+COMMENT ON FUNCTION public.ticket_weight(integer, text) IS 'weight v1';
+CREATE FUNCTION public.tickets_touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER tickets_touch BEFORE UPDATE ON public.tickets FOR EACH ROW EXECUTE FUNCTION public.tickets_touch();
+CREATE SCHEMA "Support";
+CREATE TABLE "Support"."Queue" ("Id" integer PRIMARY KEY);
+INSERT INTO "Support"."Queue" SELECT g FROM generate_series(1, 50) g;
+COMMENT ON COLUMN "Support"."Queue"."Id" IS 'queue id';
+"""
+
+#: Quote-, backslash- and unicode-heavy text, kept byte for byte (tests/test_comment_sequence_ops.py too).
+ODD_COMMENT = "It's a \"ticket\" \\ not a \\\\n newline; $$ $dbdeploy$ 'x'' -- /* ü 日本 🎫 \u00a0\ttab\nline 2"
+
+COMMENTS = [
+    CommentOn(object_kind="TABLE", name="public.tickets", comment="Support tickets, one per customer request"),
+    CommentOn(object_kind="COLUMN", name="public.tickets.title", comment=ODD_COMMENT),
+    CommentOn(object_kind="COLUMN", name="public.tickets.body", comment="Markdown"),
+    CommentOn(object_kind="COLUMN", name="public.tickets.priority", comment=None),
+    CommentOn(object_kind="INDEX", name="public.tickets_priority_idx", comment="for the queue view"),
+    CommentOn(object_kind="VIEW", name="public.urgent_tickets", comment="priority 1"),
+    CommentOn(object_kind="MATERIALIZED VIEW", name="public.ticket_counts", comment="refreshed hourly"),
+    CommentOn(object_kind="SEQUENCE", name="public.ticket_numbers", comment="new numbers"),
+    CommentOn(object_kind="SCHEMA", name="public", comment="the application"),
+    CommentOn(object_kind="TYPE", name="public.ticket_state", comment="open or closed"),
+    CommentOn(object_kind="DOMAIN", name="public.ticket_code", comment="upper-case letters"),
+    CommentOn(object_kind="FUNCTION", name="public.ticket_weight(integer, text)", comment="weight v2"),
+    CommentOn(object_kind="CONSTRAINT", name="public.tickets.tickets_title_check", comment="no empty titles"),
+    CommentOn(object_kind="TRIGGER", name="public.tickets.tickets_touch", comment="keeps NEW"),
+    CommentOn(object_kind="COLUMN", name='"Support"."Queue"."Id"', comment="Queue position"),
+    # the same object twice in one version: the rollback still restores the comment from before both
+    CommentOn(object_kind="TABLE", name="public.tickets", comment="Support tickets (final)"),
+]
+
+
+def _comments_forward(conn, rows0):
+    _assert_all(conn, "SELECT col_description('public.tickets'::regclass, 2) = %s,"
+                      " obj_description('public.tickets'::regclass, 'pg_class'),"
+                      " col_description('public.tickets'::regclass, 4)",
+                [(True, "Support tickets (final)", None)], [ODD_COMMENT])
+    # the first CommentOn of the table saved the comment from before the version; the second kept it
+    _assert_all(conn, "SELECT object_kind, object_name, comment FROM dbdeploy_backup.saved_comments"
+                      " WHERE object_kind IN ('TABLE', 'COLUMN') ORDER BY object_name COLLATE \"C\"",
+                [("COLUMN", "Support.Queue.Id", "queue id"), ("TABLE", "public.tickets", "Support tickets"),
+                 ("COLUMN", "public.tickets.body", None),
+                 ("COLUMN", "public.tickets.priority", "from 1 (urgent) to 5"),
+                 ("COLUMN", "public.tickets.title", "Short title")])
+
+
+def _comments_rollback(conn, rows0):
+    _assert_all(conn, "SELECT col_description('public.tickets'::regclass, 2),"
+                      " obj_description('public.tickets'::regclass, 'pg_class'),"
+                      " col_description('public.tickets'::regclass, 3), col_description('public.tickets'::regclass, 4)",
+                [("Short title", "Support tickets", None, "from 1 (urgent) to 5")])
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.saved_comments", [(0,)])
+    _assert_all(conn, "SELECT count(*) FROM migrations.migration_objects WHERE object_type = 'comment'", [(0,)])
+
+
+CASES += [
+    Case("comment_on", [mig("001", "comments", *COMMENTS)], setup=TICKETS,
+         data={"public.tickets": "id", "Support.Queue": "Id"},
+         after_forward=_comments_forward, after_rollback=_comments_rollback),
+]
+
+
+
+# -- sequences (issue 13): CreateSequence, SetSequenceValue, AlterSequence on populated tables ------
+
+#: Invoices numbered by a column that a new sequence will own; receipts with a serial key whose sequence
+#: is set past max(id); a legacy sequence (no column) altered and restarted.
+INVOICES = f"""
+CREATE TABLE public.invoices (id bigint PRIMARY KEY, number bigint, total numeric(12,2) NOT NULL);
+INSERT INTO public.invoices SELECT g, 1000 + g, g * 1.5 FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE TABLE public.receipts (id bigserial PRIMARY KEY, invoice_id bigint NOT NULL, note text);
+INSERT INTO public.receipts (invoice_id, note) SELECT g, 'r' || g FROM generate_series(1, {ALTER_ROWS}) g;
+CREATE SEQUENCE public.legacy_ids AS integer INCREMENT BY 1 MAXVALUE 100000 CACHE 1;
+SELECT setval('public.legacy_ids', 500);
+"""
+
+SEQUENCE_OPS = [
+    CreateSequence(name="public.invoice_numbers", as_type="bigint", start=5000 + ALTER_ROWS, cache=1,
+                   owned_by="public.invoices.number"),
+    SetSequenceValue(name="public.invoice_numbers", value=10_000_000),
+    SetSequenceValue(name="public.receipts_id_seq", value=1_000_000),
+    AlterSequence(name="public.legacy_ids", as_type="bigint", increment=5, max_value=50_000_000, cache=10,
+                  restart=2000),
+]
+
+
+def _sequence_state(conn, name):
+    return conn.execute("SELECT last_value, is_called FROM " + name).fetchone()  # noqa: S608 (test names)
+
+
+def _sequences_forward(conn, rows0):
+    assert _sequence_state(conn, "public.invoice_numbers") == (10_000_000, True)
+    assert _sequence_state(conn, "public.receipts_id_seq") == (1_000_000, True)
+    assert _sequence_state(conn, "public.legacy_ids") == (2000, False)
+    _assert_all(conn, "SELECT seqtypid::regtype::text, seqincrement, seqmax, seqcache FROM pg_sequence"
+                      " WHERE seqrelid = 'public.legacy_ids'::regclass", [("bigint", 5, 50_000_000, 10)])
+    # the application's next insert gets a key past every existing one
+    _assert_all(conn, "INSERT INTO public.receipts (invoice_id) VALUES (1) RETURNING id", [(1_000_001,)])
+    conn.execute("DELETE FROM public.receipts WHERE id = 1000001")
+    conn.execute("SELECT setval('public.receipts_id_seq', 1000000)")   # as the forward left it
+
+
+def _sequences_rollback(conn, rows0):
+    _assert_all(conn, "SELECT to_regclass('public.invoice_numbers')", [(None,)])
+    assert _sequence_state(conn, "public.receipts_id_seq") == (ALTER_ROWS, True)
+    assert _sequence_state(conn, "public.legacy_ids") == (500, True)
+    _assert_all(conn, "SELECT count(*) FROM dbdeploy_backup.saved_sequences", [(0,)])
+
+
+CASES += [
+    Case("sequences", [mig("001", "sequences", *SEQUENCE_OPS)], setup=INVOICES,
+         data={"public.invoices": "id", "public.receipts": "id"},
+         after_forward=_sequences_forward, after_rollback=_sequences_rollback),
 ]
 
 

@@ -22,9 +22,11 @@ from dbdeploy import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    AlterSequence,
     Backfill,
     Check,
     Column,
+    CommentOn,
     Contract,
     CreateCompositeType,
     CreateDomain,
@@ -32,6 +34,7 @@ from dbdeploy import (
     CreateIndex,
     CreateMaterializedView,
     CreateSchema,
+    CreateSequence,
     CreateTable,
     CreateView,
     DropColumn,
@@ -57,6 +60,7 @@ from dbdeploy import (
     SeedRows,
     SetDefault,
     SetNotNull,
+    SetSequenceValue,
     Unique,
 )
 from dbdeploy.lint import lint_migrations
@@ -66,6 +70,7 @@ from dbdeploy.ops.view_common import ViewFact
 from dbdeploy.ops.create_composite_type import CompositeFact
 from dbdeploy.ops.create_domain import DomainFact
 from dbdeploy.ops.enum_common import EnumFact
+from dbdeploy.ops.sequence_common import SequenceFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -221,6 +226,18 @@ CASES = {
         Column(name="a", type="integer"), Column(name="b", type="text")]),
                               {("types", "public.pair"): CompositeFact(("a", "b"), V),
                                ("relations", "public.pair"): ("a composite type", "public.pair")}),
+    # A comment is nothing the specs track (no later operation, plan or lint rule reads it): {} says, and
+    # this test checks, that CommentOn changes nothing in the state.
+    "comment_on": (CommentOn(object_kind="COLUMN", name="public.t.a", comment="the a"), {}),
+    "create_sequence": (CreateSequence(name="public.t_numbers", as_type="integer", start=10, owned_by="public.t.q"),
+                        {("sequences", "public.t_numbers"): SequenceFact("integer", 10, None, None, None, None, False,
+                                                                         "public.t.q"),
+                         ("relations", "public.t_numbers"): ("a sequence", "public.t_numbers")}),
+    # a sequence the specs did not create (public.legacy_seq): nothing known to update; a spec-created
+    # one is checked in test_alter_sequence_updates_the_spec_sequence below
+    "alter_sequence": (AlterSequence(name="public.legacy_seq", increment=5), {}),
+    # the position of a sequence is nothing the specs track
+    "set_sequence_value": (SetSequenceValue(name="public.legacy_seq", value=10), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run
@@ -498,3 +515,11 @@ def test_column_changes_are_recorded_once_for_everyone(kind):
         col = state.tables["public.c"].columns[column]
         assert (col.nullable, col.default) == expected, who
         assert facts(state) == facts(walked), who
+
+
+def test_alter_sequence_updates_the_spec_sequence():
+    """AlterSequence replaces what the specs know about a sequence they created (walk, plan and lint alike)."""
+    states = _states_after([*_prefix(), CreateSequence(name="public.n", as_type="integer", start=10),
+                            AlterSequence(name="public.n", as_type="bigint", increment=3)])
+    for who, state in states.items():
+        assert state.sequences["public.n"] == SequenceFact("bigint", 10, 3, None, None, None, False, None), who

@@ -1435,3 +1435,82 @@ def test_create_domain_keeps_the_parsed_expressions():
 def test_create_composite_type_refusals(build, fragment):
     rejected(build, fragment, "fix:")
 
+# --- CommentOn (issue 13) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, fragments, loc", [
+    ({"object_kind": "RULE", "name": "public.t", "comment": "x"}, ["Input should be 'TABLE'"], "object_kind"),
+    ({"object_kind": "TABLE", "name": "a.b.c", "comment": "x"},
+     ["a TABLE is named 'schema.name' (or 'name' in public), got 'a.b.c' — fix: write it as"], "name"),
+    ({"object_kind": "TABLE", "name": "Orders", "comment": "x"}, ["folds it to 'orders' — fix:"], "name"),
+    ({"object_kind": "COLUMN", "name": "t.c", "comment": "x"},
+     ["a COLUMN is named 'schema.table.column' (the schema always: 'public.t.c' for a table in public), got 't.c'"
+      " — fix:"], "name"),
+    ({"object_kind": "COLUMN", "name": "s.t.c.d", "comment": "x"}, ["got 's.t.c.d' — fix:"], "name"),
+    ({"object_kind": "CONSTRAINT", "name": "s.t", "comment": "x"}, ["fix:"], "name"),
+    ({"object_kind": "TRIGGER", "name": 's.t."bad.name"', "comment": "x"}, ["dot inside the quoted name — fix:"],
+     "name"),
+    ({"object_kind": "SCHEMA", "name": "a.b", "comment": "x"}, ["not a lowercase snake_case", "fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f", "comment": "x"}, ["has no argument list — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "f(integer)", "comment": "x"},
+     ["is not schema-qualified (schema.name) — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f(integer) IS 'x'; DROP TABLE t; --", "comment": "x"},
+     ["more than one statement — fix:"], "name"),
+    ({"object_kind": "FUNCTION", "name": "public.f(nosuchtype)", "comment": "x"},
+     ["not a built-in PostgreSQL type — fix:"], "name"),
+    ({"object_kind": "TABLE", "name": "public.t", "comment": "a\x00b"},
+     ["contains a NUL byte, which PostgreSQL text cannot hold — fix:"], "comment"),
+    ({"object_kind": "TABLE", "name": "public.t"}, ["Field required"], "comment"),
+])
+def test_comment_on_refusals(kwargs, fragments, loc):
+    from dbdeploy import CommentOn
+    rejected(lambda: CommentOn(**kwargs), *fragments, loc=loc)
+
+
+def test_comment_on_normalizes_names():
+    from dbdeploy import CommentOn
+    assert CommentOn(object_kind="TABLE", name="orders", comment=None).name == "public.orders"
+    assert CommentOn(object_kind="COLUMN", name='public.orders."Total"', comment="").name == "public.orders.Total"
+    assert CommentOn(object_kind="FUNCTION", name='s."F"(IN a integer, varchar(3)[])', comment="x").name == \
+        's."F"(integer, varchar(3)[])'
+
+
+# --- CreateSequence, AlterSequence, SetSequenceValue (issue 13) ---------------------------------------
+
+@pytest.mark.parametrize("op, kwargs, fragments, loc", [
+    ("CreateSequence", {"name": "public.s", "increment": 0}, ["increment is 0 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "cache": 0}, ["cache is 0; PostgreSQL needs at least 1 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "min_value": 10, "max_value": 10},
+     ["min_value 10 is not below max_value 10 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "start": 5, "min_value": 10}, ["start 5 is below min_value 10 — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "as_type": "smallint", "max_value": 40000},
+     ["max_value 40000 does not fit the sequence's type smallint — fix:"], ""),
+    ("CreateSequence", {"name": "public.s", "as_type": "numeric"}, ["Input should be 'smallint'"], "as_type"),
+    ("CreateSequence", {"name": "public.s", "owned_by": "t.c"}, ["owned_by 't.c' is not 'schema.table.column' — fix:"],
+     "owned_by"),
+    ("CreateSequence", {"name": "Seq"}, ["folds it to 'seq' — fix:"], "name"),
+    ("AlterSequence", {"name": "public.s"}, ["AlterSequence of public.s changes nothing — fix:"], ""),
+    ("AlterSequence", {"name": "public.s", "restart": 1, "min_value": 5}, ["restart 1 is below min_value 5 — fix:"],
+     ""),
+    ("SetSequenceValue", {"name": "public.s"}, ["Field required"], "value"),
+    ("SetSequenceValue", {"name": "public.s", "value": "ten"}, ["valid integer"], "value"),
+])
+def test_sequence_refusals(op, kwargs, fragments, loc):
+    import dbdeploy
+    rejected(lambda: getattr(dbdeploy, op)(**kwargs), *fragments, loc=loc)
+
+
+def test_sequence_refusals_against_the_specs():
+    from dbdeploy import CreateSequence
+    from dbdeploy.ops import SchemaState
+    from dbdeploy.plan.migration_plan import plan_migration
+    base = CreateTable(table="t", columns=[col("id", "bigint")], primary_key=["id"])
+    for ops, message in [
+        ([base, CreateSequence(name="public.t_numbers", owned_by="public.t.nope")],
+         "owned_by refers to column(s) nope that public.t does not have"),
+        ([base, CreateSequence(name="public.t")], "public.t is already used by"),
+        ([CreateSequence(name="public.s"), CreateSequence(name="public.s")],
+         "sequence public.s is already created by an earlier operation — fix:"),
+    ]:
+        with pytest.raises(Exception) as info:
+            plan_migration(Migration(version="001", name="m", operations=ops), SchemaState(complete=True))
+        assert message in str(info.value) and "operations[1]" in str(info.value), str(info.value)

@@ -61,6 +61,7 @@ V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
 from dbdeploy import CreateView
 from dbdeploy import CreateCompositeType, CreateDomain, CreateEnum
+from dbdeploy import CommentOn, CreateSequence, SetSequenceValue
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -74,6 +75,9 @@ migration = Migration(version="031", name="crm_scores", operations=[
     CreateDomain(name="crm.percent", type="numeric(5,2)", checks=["VALUE BETWEEN 0 AND 100"], default="0"),
     CreateCompositeType(name="crm.contact_point", attributes=[Column(name="kind", type="text"),
                                                               Column(name="address", type="text")]),
+    CommentOn(object_kind="COLUMN", name="crm.customers.email", comment="Where we write to"),
+    CreateSequence(name="crm.note_numbers", as_type="integer", start=100, owned_by="crm.notes.id"),
+    SetSequenceValue(name="crm.note_numbers", value=500),
 ])
 '''
 
@@ -134,6 +138,11 @@ DRIFTS = {
                              "domain crm.percent differs: checks []"),
     "composite attribute added": ("ALTER TYPE crm.contact_point ADD ATTRIBUTE note text",
                                   "composite type crm.contact_point has attributes"),
+    "comment changed": ("COMMENT ON COLUMN crm.customers.email IS 'x'",
+                        "column crm.customers.email has the comment 'x', expected 'Where we write to'"),
+    "sequence altered": ("ALTER SEQUENCE crm.note_numbers AS bigint",
+                         "sequence crm.note_numbers: as_type is 'bigint', expected 'integer'"),
+    "sequence moved back": ("SELECT setval('crm.note_numbers', 200)", "sequence crm.note_numbers is at 200"),
 }
 
 

@@ -455,6 +455,111 @@ KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetN
 
 
 @dataclass(frozen=True)
+class Comment(Expectation):
+    """The object ``object_kind`` ``name`` has the comment ``comment`` (byte for byte) or none (None) —
+    what CommentOn leaves. ``lookup`` is the name as PostgreSQL's lookup functions take it (quoted:
+    ``"s"."t"``; a function's ``"s"."f"(integer)``); a column, constraint or trigger also gives its
+    ``table`` and ``member`` name. ``before`` is the comment before the operation when the specs know
+    it, ``_UNKNOWN`` when they do not (the specs do not track comments: the rollback restores what the
+    catalog said at forward time, so the rolled-back state is not checked)."""
+
+    kind: ClassVar[str] = "comment"
+    object_kind: str
+    name: str
+    comment: str | None
+    lookup: str
+    table: str | None = None
+    member: str | None = None
+    before: str | None = _UNKNOWN
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "object_kind": self.object_kind, "name": self.name,
+                                 "lookup": self.lookup, "comment": self.comment, "present": True}
+        if self.table is not None:
+            entry["table"] = self.table
+        if self.member is not None:
+            entry["member"] = self.member
+        if self.object_kind == "COLUMN":
+            entry["columns"] = [self.member]
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if self.before == _UNKNOWN or (self.table is not None and self.table in rollback.created_tables):
+            return ()
+        return (replace(self, comment=self.before, before=_UNKNOWN),)
+
+
+KINDS.update({cls.kind: cls for cls in (Comment,)})   # CommentOn (issue 13)
+
+
+
+@dataclass(frozen=True)
+class Sequence(Expectation):
+    """Sequence ``name`` exists with the parameters given (None: not checked) and, with ``owned_by``
+    (``schema.table.column``), owned by that column — what CreateSequence / AlterSequence leave. After
+    the rollback of the version that created it (``present`` False, ``version``/``history_schema``
+    set): gone, unless it existed before that version (not recorded as created by it)."""
+
+    kind: ClassVar[str] = "sequence"
+    name: str
+    present: bool = True
+    as_type: str | None = None
+    start: int | None = None
+    increment: int | None = None
+    min_value: int | None = None
+    max_value: int | None = None
+    cache: int | None = None
+    cycle: bool | None = None
+    owned_by: str | None = None
+    version: str | None = None
+    history_schema: str | None = None
+    # AlterSequence: the sequence existed before (the rollback restores its parameters, not checked here)
+    altered: bool = False
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("as_type", "start", "increment", "min_value", "max_value", "cache",
+                                          "cycle", "owned_by")
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "present": self.present}
+        if self.present:
+            entry["parameters"] = {f: getattr(self, f) for f in self._FIELDS if getattr(self, f) is not None}
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present or self.altered:
+            return ()
+        return (Sequence(self.name, False, version=rollback.version, history_schema=rollback.history_schema),)
+
+
+@dataclass(frozen=True)
+class SequenceValue(Expectation):
+    """Sequence ``name`` was set to ``value`` (``is_called``) by SetSequenceValue: its position is at or
+    past that value (nextval may have run since: in the sequence's direction, ``increment`` > 0 ascending)."""
+
+    kind: ClassVar[str] = "sequence_value"
+    name: str
+    value: int
+    is_called: bool = True
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "value": self.value, "is_called": self.is_called,
+                "present": True}
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        return ()     # the position before the version is what the catalog said at forward time (not known here)
+
+
+KINDS.update({cls.kind: cls for cls in (Sequence, SequenceValue)})   # CreateSequence, AlterSequence, SetSequenceValue
+
+
+
+@dataclass(frozen=True)
 class EnumType(Expectation):
     """Enum type ``name`` (``schema.type``) exists with exactly ``labels`` in this order (None: any labels,
     but every one of ``includes``), or does not exist (``present`` False) — what CreateEnum, AddEnumValue,

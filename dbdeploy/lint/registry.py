@@ -21,6 +21,7 @@ from dbdeploy.lint.rules import (
     prefer_text,
     prefer_timestamptz,
     refresh_materialized_view_without_concurrently,
+    raw_sequence_position,
     renaming_column,
     renaming_table,
     require_concurrent_index_creation,
@@ -63,6 +64,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     refresh_materialized_view_without_concurrently,
     # RawSQL: enum labels (issue 13)
     enum_value_used_in_transaction,
+    # RawSQL moving a sequence (issue 13: SetSequenceValue, AlterSequence)
+    raw_sequence_position,
     # about allow={…} itself (checked by the engine)
     unused_allow,
 ))

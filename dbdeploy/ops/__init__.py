@@ -8,8 +8,10 @@ from dbdeploy.ops.add_foreign_key import AddForeignKey
 from dbdeploy.ops.add_primary_key import AddPrimaryKey
 from dbdeploy.ops.add_unique import AddUnique
 from dbdeploy.ops.alter_column_type import AlterColumnType
+from dbdeploy.ops.alter_sequence import AlterSequence
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
+from dbdeploy.ops.comment_on import CommentOn
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_composite_type import CreateCompositeType
 from dbdeploy.ops.create_domain import CreateDomain
@@ -17,6 +19,7 @@ from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_materialized_view import CreateMaterializedView
 from dbdeploy.ops.create_schema import CreateSchema
+from dbdeploy.ops.create_sequence import CreateSequence
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.create_view import CreateView
 from dbdeploy.ops.drop_column import DropColumn
@@ -39,6 +42,7 @@ from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
 from dbdeploy.ops.set_not_null import SetNotNull
+from dbdeploy.ops.set_sequence_value import SetSequenceValue
 
 OPERATION_TYPES = (
     CreateSchema, RequireExtension, CreateTable, AddColumn, CreateIndex, AddForeignKey, AddCheck,
@@ -51,6 +55,8 @@ OPERATION_TYPES = (
     CreateMaterializedView, RefreshMaterializedView,
     CreateEnum, AddEnumValue, RenameEnumValue, DropEnum,
     CreateDomain, CreateCompositeType,
+    CommentOn,
+    CreateSequence, AlterSequence, SetSequenceValue,
 )
 
 AnyOperation = (
@@ -64,6 +70,8 @@ AnyOperation = (
     | CreateMaterializedView | RefreshMaterializedView
     | CreateEnum | AddEnumValue | RenameEnumValue | DropEnum
     | CreateDomain | CreateCompositeType
+    | CommentOn
+    | CreateSequence | AlterSequence | SetSequenceValue
 )
 
 __all__ = [
@@ -78,4 +86,6 @@ __all__ = [
     "CreateMaterializedView", "RefreshMaterializedView",
     "CreateEnum", "AddEnumValue", "RenameEnumValue", "DropEnum",
     "CreateDomain", "CreateCompositeType",
+    "CommentOn",
+    "CreateSequence", "AlterSequence", "SetSequenceValue",
 ]

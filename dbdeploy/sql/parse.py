@@ -659,3 +659,64 @@ def parse_view_query(text: str) -> ViewQuery:
         aliases[alias] = name if aliases.get(alias, name) == name else ""
     references = frozenset((aliases[a], c) for a, c in collector.columns if aliases.get(a))
     return ViewQuery(RawStream()(stmt), frozenset(relations), references)
+# --- function signatures (CommentOn "FUNCTION", issue 13) ---------------------------------------
+
+FIX_SIGNATURE = ("give the function as schema.name(argument types), e.g. public.total(integer, text) or "
+                 "public.now_utc() for none")
+
+
+@dataclass(frozen=True)
+class FunctionSignature:
+    """A function named by its schema, name and argument types, parsed by :func:`parse_function_signature`.
+
+    ``argument_types`` are :class:`TypeName` (pglast's rendering, e.g. ``integer``, ``varchar(3)[]``).
+    :meth:`sql` is the signature as SQL (``"s"."f"(integer, text)``) and :meth:`regprocedure_text` the
+    same text as data, for ``pg_catalog.to_regprocedure`` (PostgreSQL docs, "Object Identifier Types":
+    regprocedure input is ``name(argument types)``)."""
+
+    schema: str
+    name: str
+    argument_types: tuple[TypeName, ...]
+
+    def sql(self) -> sql.Composed:
+        args = sql.SQL(", ").join(t.sql() for t in self.argument_types)
+        return sql.SQL("{}({})").format(sql.Identifier(self.schema, self.name), args)
+
+    def regprocedure_text(self) -> str:
+        return self.sql().as_string(None)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}({', '.join(self.argument_types)})"
+
+
+def parse_function_signature(text: str) -> FunctionSignature:
+    """Parse ``schema.name(type, …)`` with PostgreSQL's parser (as ``COMMENT ON FUNCTION <text> IS ''``).
+
+    Argument names and modes (``IN a integer``) are accepted and dropped, as PostgreSQL does for
+    COMMENT ON FUNCTION. Raises :class:`SqlParseError` (reason — fix) for anything else: no argument
+    list, a name without schema, more than one statement, ``VARIADIC``-free text that is not a
+    signature."""
+    if not isinstance(text, str) or not text.strip():
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_SIGNATURE}")
+    statements = _parse(text, "COMMENT ON FUNCTION ", " IS ''", fix=FIX_SIGNATURE)
+    if len(statements) != 1:
+        raise SqlParseError(f"contains more than one statement{FIX_MARK}{FIX_SIGNATURE}")
+    stmt = statements[0].stmt
+    target = getattr(stmt, "object", None)
+    if not isinstance(stmt, ast.CommentStmt) or not isinstance(target, ast.ObjectWithArgs) or stmt.comment != "":
+        raise SqlParseError(f"is not a function signature{FIX_MARK}{FIX_SIGNATURE}")
+    if target.args_unspecified:
+        raise SqlParseError(f"has no argument list{FIX_MARK}{FIX_SIGNATURE} (the types pick one function of "
+                            "an overloaded name)")
+    names = [n.sval for n in target.objname]
+    if len(names) != 2:
+        raise SqlParseError(f"is not schema-qualified (schema.name){FIX_MARK}{FIX_SIGNATURE}")
+    types = []
+    for arg in target.objargs or ():
+        if arg.pct_type or arg.setof:
+            raise SqlParseError(f"has an argument type that is not a type name{FIX_MARK}{FIX_SIGNATURE}")
+        arg_names = [n.sval for n in arg.names]
+        if arg_names[-1] not in PSEUDO_TYPES:
+            _check_type_exists(arg_names)
+        types.append(TypeName(RawStream()(arg)))
+    return FunctionSignature(names[0], names[1], tuple(types))
