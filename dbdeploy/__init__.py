@@ -21,6 +21,7 @@ _DSL = {
     **dict.fromkeys(("SetNotNull", "DropNotNull", "SetDefault", "DropDefault"), "dbdeploy.ops"),
     **dict.fromkeys(("AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex"), "dbdeploy.ops"),
     "AlterColumnType": "dbdeploy.ops",
+    "CreatePartition": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

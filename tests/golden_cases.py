@@ -18,6 +18,7 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreatePartition,
     CreateSchema,
     CreateTable,
     DropColumn,
@@ -185,4 +186,13 @@ CASES: dict[str, list[Migration]] = {
         AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
+    # issue 13: a range-partitioned table with its monthly partitions and a default one
+    "create_partition": [_m("001", "page_views", CreateTable(
+        table="public.page_views",
+        columns=[Column(name="id", type="bigint", nullable=False), Column(name="created_at", type="timestamptz",
+                                                                          nullable=False)],
+        primary_key=["id", "created_at"], indexes=[Index(columns=["created_at"])], partition_by="RANGE (created_at)")),
+        _m("002", "months", CreatePartition(parent="public.page_views", table="public.page_views_2026_01",
+                                            bounds="FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"),
+           CreatePartition(parent="public.page_views", table="public.page_views_default", bounds="DEFAULT"))],
 }

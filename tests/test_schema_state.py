@@ -26,6 +26,7 @@ from dbdeploy import (
     Column,
     Contract,
     CreateIndex,
+    CreatePartition,
     CreateSchema,
     CreateTable,
     DropColumn,
@@ -51,6 +52,7 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
+from dbdeploy.ops.base import PartitionFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -174,6 +176,11 @@ CASES = {
     # The column's type is the only change, and facts() does not list column types (the Column model in
     # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
     "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
+    # a partition of a partitioned table the specs did not create: its name and what it is a partition of
+    "create_partition": (CreatePartition(parent="public.legacy_events", table="public.legacy_events_2026",
+                                         bounds="FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
+                         {("relations", "public.legacy_events_2026"): ("table", "public.legacy_events_2026"),
+                          ("partitions", "public.legacy_events_2026"): PartitionFact(parent="public.legacy_events")}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

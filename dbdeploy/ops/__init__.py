@@ -11,6 +11,7 @@ from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
+from dbdeploy.ops.create_partition import CreatePartition
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.drop_column import DropColumn
@@ -36,6 +37,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CreatePartition,
 )
 
 AnyOperation = (
@@ -45,6 +47,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CreatePartition
 )
 
 __all__ = [
@@ -55,4 +58,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CreatePartition",
 ]
