@@ -28,6 +28,7 @@ _DSL = {
     "CreateCompositeType": "dbdeploy.ops",
     "CommentOn": "dbdeploy.ops",
     **dict.fromkeys(("CreateSequence", "AlterSequence", "SetSequenceValue"), "dbdeploy.ops"),
+    "CreatePartition": "dbdeploy.ops",
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",

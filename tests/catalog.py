@@ -115,10 +115,13 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
     }
 
     tables: dict[str, Any] = {}
-    for qname, relkind, persistence, comment in _fetch(
+    for qname, relkind, persistence, comment, partition_key, partition_of, bound in _fetch(
         conn,
         _q("""
-        SELECT c.oid::regclass::text, c.relkind, c.relpersistence, obj_description(c.oid, 'pg_class')
+        SELECT c.oid::regclass::text, c.relkind, c.relpersistence, obj_description(c.oid, 'pg_class'),
+               pg_get_partkeydef(c.oid),
+               (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
+               pg_get_expr(c.relpartbound, c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'f') AND {user_ns} AND {not_ext}
         ORDER BY 1
@@ -131,6 +134,7 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
             "comment": comment,
             "columns": {},
             "constraints": {},
+            "partitioning": (partition_key, partition_of, bound),
         }
 
     for qname, col, typ, notnull, default, identity, generated, collation, comment in _fetch(

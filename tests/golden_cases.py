@@ -25,6 +25,7 @@ from dbdeploy import (
     CreateEnum,
     CreateIndex,
     CreateMaterializedView,
+    CreatePartition,
     CreateSchema,
     CreateSequence,
     CreateTable,
@@ -268,4 +269,13 @@ CASES: dict[str, list[Migration]] = {
                        owned_by="shop.orders.customer_id"),
         SetSequenceValue(name="shop.order_numbers", value=50_000),
         AlterSequence(name="shop.orders_id_seq", increment=2, cache=5, max_value=9_000_000_000, restart=100_000))],
+    # issue 13: a range-partitioned table with its monthly partitions and a default one
+    "create_partition": [_m("001", "page_views", CreateTable(
+        table="public.page_views",
+        columns=[Column(name="id", type="bigint", nullable=False), Column(name="created_at", type="timestamptz",
+                                                                          nullable=False)],
+        primary_key=["id", "created_at"], indexes=[Index(columns=["created_at"])], partition_by="RANGE (created_at)")),
+        _m("002", "months", CreatePartition(parent="public.page_views", table="public.page_views_2026_01",
+                                            bounds="FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"),
+           CreatePartition(parent="public.page_views", table="public.page_views_default", bounds="DEFAULT"))],
 }

@@ -54,6 +54,7 @@ from dbdeploy import (
     CreateDomain,
     CreateEnum,
     CreateIndex,
+    CreatePartition,
     CreateMaterializedView,
     CreateSchema,
     CreateSequence,
@@ -1466,6 +1467,45 @@ CASES += [
          after_forward=_code_forward),
     *OPTION_CASES,
     *QUOTED_NAME_CASES,
+]
+
+
+# -- partitions (issue 13): a range-partitioned events table with monthly partitions ---------------
+
+EVENTS = CreateTable(
+    table="public.events",
+    columns=[Column(name="id", type="bigint", nullable=False), Column(name="account_id", type="bigint", nullable=False),
+             Column(name="created_at", type="timestamptz", nullable=False), Column(name="payload", type="text")],
+    primary_key=["id", "created_at"], indexes=[Index(columns=["account_id", "created_at"])],
+    partition_by="RANGE (created_at)")
+EVENT_MONTHS = [CreatePartition(parent="public.events", table=f"public.events_2026_{m:02d}",
+                                bounds=f"FOR VALUES FROM ('2026-{m:02d}-01') TO ('2026-{m + 1:02d}-01')")
+                for m in (1, 2, 3)]
+EVENTS_DEFAULT = CreatePartition(parent="public.events", table="public.events_default", bounds="DEFAULT")
+# January to March 2026, and every tenth row in 2025 (the default partition, which holds rows when the
+# April partition is created: PostgreSQL scans it for rows of April first).
+EVENT_ROWS = ("INSERT INTO public.events SELECT g, g % 97, CASE WHEN g % 10 = 0 THEN timestamptz '2025-06-01 00:00+00'"
+              " ELSE timestamptz '2026-01-01 00:00+00' + (g % 85) * interval '1 day' END + g * interval '1 second',"
+              f" 'event ' || g FROM generate_series(1, {ALTER_ROWS}) g;")
+
+
+def _new_month_forward(conn, rows0) -> None:
+    """A row of April goes into the new partition (not the default one) and its index is there."""
+    conn.execute("INSERT INTO public.events VALUES (-1, 1, '2026-04-15 12:00+00', 'april')")
+    _assert_all(conn, "SELECT tableoid::regclass::text FROM public.events WHERE id = -1", [("events_2026_04",)])
+    _assert_all(conn, "SELECT count(*) FROM pg_catalog.pg_index WHERE indrelid = 'public.events_2026_04'::regclass",
+                [(2,)])
+    conn.execute("DELETE FROM public.events WHERE id = -1")
+
+
+CASES += [
+    Case("create_partitioned_table", [mig("001", "create_events", EVENTS, *EVENT_MONTHS, EVENTS_DEFAULT)],
+         data={}),
+    Case("create_partition", [mig("001", "create_events", EVENTS, *EVENT_MONTHS, EVENTS_DEFAULT),
+                              mig("002", "april", CreatePartition(
+                                  parent="public.events", table="public.events_2026_04",
+                                  bounds="FOR VALUES FROM ('2026-04-01') TO ('2026-05-01')"))],
+         populate=EVENT_ROWS, data={"public.events": ("id", "created_at")}, after_forward=_new_month_forward),
 ]
 
 

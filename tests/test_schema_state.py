@@ -33,6 +33,7 @@ from dbdeploy import (
     CreateEnum,
     CreateIndex,
     CreateMaterializedView,
+    CreatePartition,
     CreateSchema,
     CreateSequence,
     CreateTable,
@@ -71,6 +72,7 @@ from dbdeploy.ops.create_composite_type import CompositeFact
 from dbdeploy.ops.create_domain import DomainFact
 from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.sequence_common import SequenceFact
+from dbdeploy.ops.base import PartitionFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
@@ -238,6 +240,11 @@ CASES = {
     "alter_sequence": (AlterSequence(name="public.legacy_seq", increment=5), {}),
     # the position of a sequence is nothing the specs track
     "set_sequence_value": (SetSequenceValue(name="public.legacy_seq", value=10), {}),
+    # a partition of a partitioned table the specs did not create: its name and what it is a partition of
+    "create_partition": (CreatePartition(parent="public.legacy_events", table="public.legacy_events_2026",
+                                         bounds="FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
+                         {("relations", "public.legacy_events_2026"): ("table", "public.legacy_events_2026"),
+                          ("partitions", "public.legacy_events_2026"): PartitionFact(parent="public.legacy_events")}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

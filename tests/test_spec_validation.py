@@ -1514,3 +1514,56 @@ def test_sequence_refusals_against_the_specs():
         with pytest.raises(Exception) as info:
             plan_migration(Migration(version="001", name="m", operations=ops), SchemaState(complete=True))
         assert message in str(info.value) and "operations[1]" in str(info.value), str(info.value)
+# --- partitions (issue 13) ------------------------------------------------------------------------
+
+def _events(**extra) -> dict:
+    from dbdeploy import Column
+
+    spec = {"table": "public.events", "columns": [Column(name="id", type="bigint", nullable=False),
+                                                  Column(name="at", type="timestamptz", nullable=False)],
+            "primary_key": ["id", "at"], "partition_by": "RANGE (at)"}
+    spec.update(extra)
+    return spec
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    ({"partition_by": "RANGE (lower(at))"}, ("uses an expression", "fix: give RANGE, LIST or HASH")),
+    ({"partition_by": "LIST (id, at)"}, ("LIST partitioning takes exactly one column", "fix:")),
+    ({"partition_by": "RANGE (at)); DROP TABLE x; --"}, ("invalid partition key", "fix:")),
+    ({"partition_by": "RANGE (nope)"}, ("partition_by: refers to unknown column(s) nope", "fix:")),
+    ({"primary_key": ["id"]}, ("must include every partition column (PostgreSQL refuses it otherwise); missing at",
+                               "fix: add them to the key")),
+])
+def test_partitioned_table_refusals(extra, fragments):
+    rejected(lambda: CreateTable(**_events(**extra)), *fragments)
+
+
+@pytest.mark.parametrize("operation, fragments", [
+    ("index", ("public.events is partitioned, and CreateIndex", "fix: declare it in the table's CreateTable")),
+    ("unique", ("public.events is partitioned, and AddUnique", "ON ONLY the parent")),
+    ("fk", ("public.events is partitioned, and AddForeignKey", "fix:")),
+    ("default twice", ("already has a DEFAULT partition", "fix: give this partition bounds")),
+    ("not partitioned", ("public.plain is not partitioned", "fix: add partition_by")),
+    ("other schema", ("is in another schema than public.events", "fix: create it in schema public")),
+    ("bad bound", ("invalid partition bound", "fix: give PostgreSQL's bound")),
+])
+def test_partition_refusals_at_generate(operation, fragments):
+    """What PostgreSQL refuses at apply on a partitioned table is refused when the spec loads."""
+    from dbdeploy import AddForeignKey, Column, CreateIndex, CreatePartition, ForeignKey, Index, Unique
+
+    base = [CreateTable(**_events()),
+            CreateTable(table="public.plain", columns=[Column(name="id", type="bigint", nullable=False)],
+                        primary_key=["id"])]
+    later = {
+        "index": lambda: [CreateIndex(table="public.events", index=Index(columns=["at"]))],
+        "unique": lambda: [AddUnique(table="public.events", unique=Unique(columns=["id", "at"]))],
+        "fk": lambda: [AddForeignKey(table="public.events", foreign_key=ForeignKey(
+            columns=["id"], references="public.plain", ref_columns=["id"]))],
+        "default twice": lambda: [CreatePartition(parent="public.events", table="public.events_d1", bounds="DEFAULT"),
+                                  CreatePartition(parent="public.events", table="public.events_d2", bounds="DEFAULT")],
+        "not partitioned": lambda: [CreatePartition(parent="public.plain", table="public.plain_1", bounds="DEFAULT")],
+        "other schema": lambda: [CreatePartition(parent="public.events", table="other.events_1", bounds="DEFAULT")],
+        "bad bound": lambda: [CreatePartition(parent="public.events", table="public.events_1",
+                                              bounds="FOR VALUES IN (1); DROP TABLE x")],
+    }[operation]
+    rejected(lambda: Migration(version="001", name="m", operations=[*base, *later()]), *fragments)

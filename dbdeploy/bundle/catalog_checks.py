@@ -890,6 +890,32 @@ def check_sequence_value(db, c):
 
 
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
+def check_partition_key(db, c):
+    """Kind ``partition_key``: table ``name`` is partitioned by ``key`` (``pg_get_partkeydef``)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"table {c['name']} is missing"
+    actual = db.execute("SELECT pg_catalog.pg_get_partkeydef(%s)", [oid]).fetchone()[0]
+    if actual != c["key"]:
+        return f"table {c['name']} is partitioned by {actual!r}, expected {c['key']!r}"
+    return None
+
+
+def check_partition_of(db, c):
+    """Kind ``partition_of``: table ``name`` is a partition of ``parent`` (the DEFAULT one with ``default``)."""
+    oid, parent = _oid(db, c["name"]), _oid(db, c["parent"])
+    if oid is None:
+        return f"partition {c['name']} is missing"
+    row = db.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = %s AND inhparent = %s),"
+                     " pg_catalog.pg_get_expr(c.relpartbound, c.oid) FROM pg_catalog.pg_class c WHERE c.oid = %s",
+                     [oid, parent, oid]).fetchone()
+    if not row[0]:
+        return f"table {c['name']} is not a partition of {c['parent']}"
+    if c["default"] and row[1] != "DEFAULT":
+        return f"partition {c['name']} has bound {row[1]!r}, expected DEFAULT"
+    return None
+
+
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
@@ -899,6 +925,7 @@ CHECKS.update({"column_not_null": check_column_not_null, "column_default": check
 CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropView
 CHECKS.update({"comment": check_comment})
 CHECKS.update({"sequence": check_sequence, "sequence_value": check_sequence_value})
+CHECKS.update({"partition_key": check_partition_key, "partition_of": check_partition_of})
 
 
 

@@ -453,6 +453,49 @@ class ColumnDefault(Expectation):
 KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetNotNull/DropNotNull, Set/DropDefault
 
 
+@dataclass(frozen=True)
+class PartitionKey(Expectation):
+    """Table ``name`` is partitioned by ``key`` as ``pg_get_partkeydef`` prints it (``RANGE (created_at)``)
+    — what ``CreateTable(partition_by=…)`` makes. Its rollback drops the table (a ``table`` expectation
+    checks that)."""
+
+    kind: ClassVar[str] = "partition_key"
+    name: str
+    key: str
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "key": self.key, "present": True}
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class PartitionOf(Expectation):
+    """Table ``name`` is a partition of ``parent`` (``pg_inherits`` and ``relispartition``); with
+    ``default`` the parent's DEFAULT partition — what ``CreatePartition`` makes. Its rollback drops the
+    partition (a ``table`` expectation checks that)."""
+
+    kind: ClassVar[str] = "partition_of"
+    name: str
+    parent: str
+    default: bool = False
+
+    present: ClassVar[bool] = True
+
+    def to_json(self) -> dict:
+        return {"object": self.kind, "name": self.name, "parent": self.parent, "default": self.default,
+                "present": True}
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        return ()
+
+
+KINDS.update({cls.kind: cls for cls in (PartitionKey, PartitionOf)})   # CreateTable(partition_by), CreatePartition
+
+
 
 @dataclass(frozen=True)
 class Comment(Expectation):

@@ -13,10 +13,14 @@ from dbdeploy.model import names
 from dbdeploy.sql import (
     Expression,
     IndexElement,
+    PartitionBound,
+    PartitionKey,
     SqlParseError,
     TypeName,
     parse_expression,
     parse_index_element,
+    parse_partition_bound,
+    parse_partition_key,
     parse_type,
 )
 
@@ -80,6 +84,20 @@ def _type(value: str) -> TypeName:
         raise ValueError(f"invalid PostgreSQL type {_shown(value)}: {exc}") from None
 
 
+def _partition_key(value: str) -> PartitionKey:
+    try:
+        return parse_partition_key(value)
+    except SqlParseError as exc:
+        raise ValueError(f"invalid partition key {_shown(value)}: {exc}") from None
+
+
+def _partition_bound(value: str) -> PartitionBound:
+    try:
+        return parse_partition_bound(value)
+    except SqlParseError as exc:
+        raise ValueError(f"invalid partition bound {_shown(value)}: {exc}") from None
+
+
 def _index_key(value: str) -> str | IndexElement:
     if isinstance(value, str) and value.strip() and (names._IDENTIFIER.match(value) or (
             len(value) > 2 and value[0] == value[-1] == '"' and '"' not in value[1:-1])):
@@ -121,6 +139,10 @@ SqlExpression = Annotated[str, AfterValidator(_expr)]
 """A SQL expression from a spec, validated and kept as an :class:`~dbdeploy.sql.Expression`."""
 SqlType = Annotated[str, AfterValidator(_type)]
 """A PostgreSQL type name from a spec, kept as a :class:`~dbdeploy.sql.TypeName`."""
+PartitionKeySpec = Annotated[str, AfterValidator(_partition_key)]
+"""``RANGE (col, …)`` / ``LIST (col)`` / ``HASH (col, …)``, kept as a :class:`~dbdeploy.sql.PartitionKey`."""
+PartitionBoundSpec = Annotated[str, AfterValidator(_partition_bound)]
+"""``FOR VALUES …`` or ``DEFAULT``, kept as a :class:`~dbdeploy.sql.PartitionBound`."""
 IndexKey = Annotated[str, AfterValidator(_index_key)]
 """An index key: a plain column name (a ``str``, rendered quoted) or an
 :class:`~dbdeploy.sql.IndexElement` (an expression, or a column with ordering/opclass)."""

@@ -18,6 +18,7 @@ from dbdeploy.ops.create_domain import CreateDomain
 from dbdeploy.ops.create_enum import CreateEnum
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_materialized_view import CreateMaterializedView
+from dbdeploy.ops.create_partition import CreatePartition
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_sequence import CreateSequence
 from dbdeploy.ops.create_table import CreateTable
@@ -57,6 +58,7 @@ OPERATION_TYPES = (
     CreateDomain, CreateCompositeType,
     CommentOn,
     CreateSequence, AlterSequence, SetSequenceValue,
+    CreatePartition,
 )
 
 AnyOperation = (
@@ -72,6 +74,7 @@ AnyOperation = (
     | CreateDomain | CreateCompositeType
     | CommentOn
     | CreateSequence | AlterSequence | SetSequenceValue
+    | CreatePartition
 )
 
 __all__ = [
@@ -88,4 +91,5 @@ __all__ = [
     "CreateDomain", "CreateCompositeType",
     "CommentOn",
     "CreateSequence", "AlterSequence", "SetSequenceValue",
+    "CreatePartition",
 ]

@@ -22,6 +22,7 @@ class AddForeignKey(Operation):
     foreign_key: ForeignKey
 
     def apply(self, state: SchemaState) -> None:
+        state.refuse_partitioned(self.table, "AddForeignKey")
         state.require_columns(self.table, self.foreign_key.columns, "foreign_key.columns")
         state.require_columns(self.foreign_key.references, self.foreign_key.ref_columns,
                               "foreign_key.ref_columns")

@@ -77,6 +77,7 @@ class AddPrimaryKey(Operation):
         return self.name or default_primary_key_name(self.table)
 
     def apply(self, state: SchemaState) -> None:
+        state.refuse_partitioned(self.table, "AddPrimaryKey")
         known = state.tables.get(self.table)
         if known is not None and known.primary_key:
             raise ValueError(f"{self.table} already has a primary key ({', '.join(known.primary_key)}) — fix: drop "

@@ -24,6 +24,7 @@ class AddUnique(Operation):
     unique: Unique
 
     def apply(self, state: SchemaState) -> None:
+        state.refuse_partitioned(self.table, "AddUnique")
         state.require_columns(self.table, self.unique.columns, "unique.columns")
         if self.table in state.tables:
             check_btree_columns("unique.columns", self.unique.columns, state.tables[self.table].columns)

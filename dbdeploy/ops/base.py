@@ -74,6 +74,16 @@ class CheckFact:
     not_null_column: str | None
 
 
+@dataclass(frozen=True)
+class PartitionFact:
+    """What the specs know of a table's partitioning (``SchemaState.partitions``, by table): ``key`` (a
+    :class:`~dbdeploy.sql.PartitionKey`) when the table is partitioned, ``parent`` when it is a partition."""
+
+    key: object | None = None
+    parent: str | None = None
+    default: bool = False     # a partition: its parent's DEFAULT partition
+
+
 @lru_cache(maxsize=4096)
 def _expression_columns(text: str) -> frozenset[str]:
     return parse_expression(text).columns
@@ -199,6 +209,18 @@ class SchemaState:
         if name in tbl.constraints:
             raise ValueError(f"{what}: {table} already has a constraint named {name!r} — fix: pick another name")
         self.tables[table] = replace(tbl, constraints=tbl.constraints | {name})   # copy-on-write, see copy()
+
+    def refuse_partitioned(self, table: str, what: str) -> None:
+        """Raise ValueError (reason — fix) when the specs made ``table`` partitioned: ``what`` (e.g.
+        "CreateIndex") runs a form PostgreSQL refuses on a partitioned table — an index built
+        CONCURRENTLY ("cannot create index on partitioned table … concurrently"), DROP INDEX CONCURRENTLY,
+        a NOT VALID foreign key before PostgreSQL 18 — refused here at generate instead of at apply."""
+        fact = self.partitions.get(table)
+        if fact is not None and fact.key is not None:
+            raise ValueError(f"{table} is partitioned, and {what} uses a form PostgreSQL refuses on a partitioned "
+                             "table (CONCURRENTLY, or a NOT VALID foreign key) — fix: declare it in the table's "
+                             "CreateTable (it is created empty), or use RawSQL: CREATE INDEX … ON ONLY the parent, "
+                             "CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX … ATTACH PARTITION")
 
     def require_columns(self, table: str, columns, what: str) -> None:
         """Raise ValueError when ``table`` is known and lacks one of ``columns`` (``what`` names the field)."""

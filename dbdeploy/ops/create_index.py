@@ -25,6 +25,7 @@ class CreateIndex(Operation):
     index: Index
 
     def apply(self, state: SchemaState) -> None:
+        state.refuse_partitioned(self.table, "CreateIndex")
         state.require_columns(self.table, self.index.referenced_columns, "index.columns")
         if self.index.method == "btree" and self.table in state.tables:
             check_btree_columns("index.columns", self.index.columns, state.tables[self.table].columns)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from psycopg import sql
 from pydantic import field_validator, model_validator
 
 from dbdeploy.bundle import expectations as expect
 from dbdeploy.bundle.step import Step, scaled
-from dbdeploy.model.base import FreeText, Identifier, TableName
+from dbdeploy.model.base import FreeText, Identifier, PartitionKeySpec, TableName
 from dbdeploy.model.components import Check, Column, Exclusion, ForeignKey, Index, Unique
 from dbdeploy.model.names import derived_name, split_table
 from dbdeploy.model.static_checks import check_btree_columns, check_foreign_key_types, too_many_columns
@@ -23,7 +24,15 @@ from dbdeploy.ops import constraint_steps as cs
 from dbdeploy.ops import existing
 from dbdeploy.ops.add_column import column_expect
 from dbdeploy.ops.add_foreign_key import foreign_key_expect, foreign_key_steps
-from dbdeploy.ops.base import ChecklistItems, CheckQuery, Operation, PlanContext, SchemaState, TableState
+from dbdeploy.ops.base import (
+    ChecklistItems,
+    CheckQuery,
+    Operation,
+    PartitionFact,
+    PlanContext,
+    SchemaState,
+    TableState,
+)
 from dbdeploy.ops.common import (
     S,
     copy_to_timestamped_backup,
@@ -53,7 +62,7 @@ from dbdeploy.ops.ddl import (
     named_constraint,
     unique_body,
 )
-from dbdeploy.sql import ident, literal, qualified, render
+from dbdeploy.sql import ident, literal, qualified, regclass, render
 from dbdeploy.sql.blocks import block, do_block, if_then
 
 
@@ -69,6 +78,9 @@ class CreateTable(Operation):
     exclusions: list[Exclusion] = []
     indexes: list[Index] = []
     comment: FreeText | None = None
+    # PARTITION BY (PostgreSQL docs, "Table Partitioning"): RANGE/LIST/HASH over plain columns; the
+    # partitions are CreatePartition operations.
+    partition_by: PartitionKeySpec | None = None
 
     @field_validator("columns")
     @classmethod
@@ -136,6 +148,8 @@ class CreateTable(Operation):
                                  "the foreign key to an existing table with AddForeignKey(validate=False)")
         for i, index in enumerate(self.indexes):
             need(index.referenced_columns, f"indexes[{i}]")
+        if self.partition_by is not None:
+            self._check_partitioning(need)
         constraint_names = ([self.pk_name] if self.primary_key else []) + [
             c.resolved_name(self.table) for c in (*self.foreign_keys, *self.uniques, *self.checks,
                                                   *self.exclusions)]
@@ -147,6 +161,29 @@ class CreateTable(Operation):
             if dupes:
                 raise ValueError(f"name(s) {', '.join(dupes)} used twice in this table — fix: give distinct names")
         return self
+
+    def _check_partitioning(self, need) -> None:
+        """PostgreSQL's rules for a partitioned table, refused here instead of at apply (PostgreSQL docs,
+        "Table Partitioning", Limitations): unique keys include every partition column; no exclusion
+        constraint (before 17 none at all); no generated key column."""
+        key = self.partition_by.columns
+        need(key, "partition_by")
+        keyed = [("primary_key", self.primary_key)] if self.primary_key else []
+        keyed += [(f"uniques[{i}]", u.columns) for i, u in enumerate(self.uniques)]
+        keyed += [(f"indexes[{i}]", i_.columns) for i, i_ in enumerate(self.indexes) if i_.unique]
+        for where, columns in keyed:
+            missing = [c for c in key if c not in columns]
+            if missing:
+                raise ValueError(f"{where}: a unique key of a partitioned table must include every partition "
+                                 f"column (PostgreSQL refuses it otherwise); missing {', '.join(missing)} — fix: add "
+                                 "them to the key, or drop the key")
+        if self.exclusions:
+            raise ValueError("exclusions on a partitioned table are not supported by dbdeploy — fix: declare them "
+                             "on each partition, or drop partition_by")
+        generated = [c.name for c in self.columns if c.name in key and c.generated is not None]
+        if generated:
+            raise ValueError(f"partition_by uses the generated column(s) {', '.join(generated)} (PostgreSQL refuses "
+                             "it) — fix: partition by a base column")
 
     def apply(self, state: SchemaState) -> None:
         if self.table in state.tables:
@@ -182,6 +219,8 @@ class CreateTable(Operation):
             state.add_foreign_key(self.table, fk)
         for check in self.checks:
             state.add_check(self.table, check)
+        if self.partition_by is not None:
+            state.partitions[self.table] = PartitionFact(key=self.partition_by)
 
     @property
     def pk_name(self) -> str:
@@ -207,6 +246,9 @@ class CreateTable(Operation):
 
     def _create_statement(self):
         inner = S(",\n    ").join(self._elements())
+        if self.partition_by is not None:
+            return S("CREATE TABLE {t} (\n    {inner}\n) PARTITION BY {key};").format(
+                t=qualified(self.table), inner=inner, key=self.partition_by.sql())
         return S("CREATE TABLE {t} (\n    {inner}\n);").format(t=qualified(self.table), inner=inner)
 
     def forward(self, ctx: PlanContext) -> list[Step]:
@@ -257,13 +299,23 @@ class CreateTable(Operation):
                                          ignore=[fk.resolved_name(self.table) for fk in self.foreign_keys
                                                  if fk.optional]),
             existing.compare_table_indexes(self.table, probe_indexes),
+            self._compare_partition_key(),
             existing.drop_probe(),
             existing.refuse_if_different(ctx, f"table {self.table}"),
             notice(ctx, f"table {self.table} exists and matches the spec; not created again"),
         )
 
+    def _compare_partition_key(self) -> sql.Composable:
+        """Append to ``v_diff`` a partition key (``pg_get_partkeydef``) other than the spec's, or none."""
+        expected = literal(self.partition_by) if self.partition_by is not None else S("NULL")
+        return S("v_diff := v_diff || ARRAY(SELECT 'partitioned by ' || COALESCE(k, 'nothing') || ', expected '"
+                 " || COALESCE({e}, 'no partitioning') FROM (SELECT pg_catalog.pg_get_partkeydef({rel}) AS k) s"
+                 " WHERE k IS DISTINCT FROM {e});").format(e=expected, rel=regclass(self.table))
+
     def expects(self, ctx: PlanContext) -> list[expect.Expectation]:
         entries: list[expect.Expectation] = [expect.Table(self.table)]
+        if self.partition_by is not None:
+            entries.append(expect.PartitionKey(self.table, str(self.partition_by)))
         entries += [column_expect(self.table, c, not_null=not c.nullable or c.name in self.primary_key)
                     for c in self.columns]
         if self.primary_key:

@@ -36,6 +36,8 @@ class DropIndex(Operation):
 
     def apply(self, state: SchemaState) -> None:
         kind, _table = state.relations.get(self.name, ("", ""))
+        if self.name in state.indexes:
+            state.refuse_partitioned(state.indexes[self.name][0], "DropIndex")
         if kind in ("the primary key", "a unique constraint"):
             raise ValueError(f"{self.name} is the index behind {kind} — fix: drop the constraint instead")
         if self.name not in state.indexes:

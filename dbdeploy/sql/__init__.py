@@ -14,9 +14,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 _FROM_PARSE = (
-    "Expression", "IndexElement", "SqlParseError", "TrustedText", "TypeName", "column_default",
-    "is_probably_volatile", "is_transaction_control", "parse_expression", "parse_index_element", "parse_statements",
-    "parse_type", "statement_needs_autocommit",
+    "Expression", "IndexElement", "PartitionBound", "PartitionKey", "SqlParseError", "TrustedText", "TypeName",
+    "column_default", "is_probably_volatile", "is_transaction_control", "parse_expression", "parse_index_element",
+    "parse_partition_bound", "parse_partition_key", "parse_statements", "parse_type", "statement_needs_autocommit",
 )
 _FROM_QUOTE = ("SQL", "Composable", "dollar_quote", "dollar_quoted", "ident", "line_comment", "literal",
                "qualified", "regclass", "regclass_of", "render")
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
     from dbdeploy.sql.parse import (  # noqa: F401
         Expression,
         IndexElement,
+        PartitionBound,
+        PartitionKey,
         SqlParseError,
         TrustedText,
         TypeName,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
         is_transaction_control,
         parse_expression,
         parse_index_element,
+        parse_partition_bound,
+        parse_partition_key,
         parse_statements,
         parse_type,
         statement_needs_autocommit,

@@ -547,6 +547,82 @@ def parse_index_element(text: str) -> IndexElement:
     return IndexElement(RawStream()(element), frozenset(columns))
 
 
+class PartitionKey(TrustedText):
+    """A parsed partition key (:func:`parse_partition_key`): ``strategy`` (``RANGE``, ``LIST`` or
+    ``HASH``) and the key ``columns`` (their exact names), text as ``pg_get_partkeydef`` prints it
+    (``RANGE (created_at)``, identifiers quoted only where PostgreSQL quotes them)."""
+
+    _fields = ("strategy", "columns")
+    strategy: str
+    columns: tuple[str, ...]
+
+
+class PartitionBound(TrustedText):
+    """A parsed partition bound (:func:`parse_partition_bound`): ``FOR VALUES …`` or ``DEFAULT`` as
+    pglast renders it; ``is_default`` tells which."""
+
+    _fields = ("is_default",)
+    is_default: bool
+
+
+FIX_PARTITION_KEY = ('give RANGE, LIST or HASH and the key columns in parentheses, e.g. "RANGE (created_at)" '
+                     "(expression keys: use RawSQL)")
+FIX_PARTITION_BOUND = ("give PostgreSQL's bound, e.g. \"FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')\", "
+                       "\"FOR VALUES IN ('eu', 'us')\", \"FOR VALUES WITH (MODULUS 4, REMAINDER 0)\" or \"DEFAULT\"")
+_STRATEGIES = {"r": "RANGE", "l": "LIST", "h": "HASH"}
+
+
+def parse_partition_key(text: str) -> PartitionKey:
+    """Parse ``RANGE (a, b)`` / ``LIST (a)`` / ``HASH (a)`` (PostgreSQL docs, CREATE TABLE ``PARTITION BY``):
+    plain columns only. Raises SqlParseError (reason — fix) otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_PARTITION_KEY}")
+    statements = _parse(text, "CREATE TABLE dbdeploy_probe (dbdeploy_probe integer) PARTITION BY ",
+                        fix=FIX_PARTITION_KEY)
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateStmt) or not statements[0].stmt.partspec:
+        raise SqlParseError(f"is not one partition key{FIX_MARK}{FIX_PARTITION_KEY}")
+    spec = statements[0].stmt.partspec
+    strategy = _STRATEGIES.get(str(getattr(spec.strategy, "value", spec.strategy)))
+    if strategy is None:
+        raise SqlParseError(f"has an unknown partitioning strategy{FIX_MARK}{FIX_PARTITION_KEY}")
+    columns = []
+    for element in spec.partParams or ():
+        if element.name is None or element.collation or element.opclass:
+            raise SqlParseError(f"uses an expression, collation or operator class in the key{FIX_MARK}"
+                                f"{FIX_PARTITION_KEY}")
+        columns.append(element.name)
+    if not columns:
+        raise SqlParseError(f"names no key column{FIX_MARK}{FIX_PARTITION_KEY}")
+    if strategy == "LIST" and len(columns) != 1:
+        raise SqlParseError(f"LIST partitioning takes exactly one column (PostgreSQL refuses more){FIX_MARK}"
+                            f"{FIX_PARTITION_KEY}")
+    quoted = ", ".join(_quote_identifier(c) for c in columns)
+    return PartitionKey(f"{strategy} ({quoted})", strategy, tuple(columns))
+
+
+def _quote_identifier(name: str) -> str:
+    """An identifier as PostgreSQL's quote_ident spells it (quoted only when it must be)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and not _is_keyword(name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def parse_partition_bound(text: str) -> PartitionBound:
+    """Parse a partition's bound: ``FOR VALUES FROM (…) TO (…)``, ``FOR VALUES IN (…)``, ``FOR VALUES WITH
+    (MODULUS m, REMAINDER r)`` or ``DEFAULT`` (PostgreSQL docs, CREATE TABLE ``PARTITION OF``). Raises
+    SqlParseError (reason — fix) otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_PARTITION_BOUND}")
+    statements = _parse(text, "CREATE TABLE dbdeploy_probe PARTITION OF dbdeploy_parent ", fix=FIX_PARTITION_BOUND)
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateStmt) or (
+            statements[0].stmt.partbound is None or statements[0].stmt.partspec is not None
+            or statements[0].stmt.tableElts or statements[0].stmt.options or statements[0].stmt.accessMethod
+            or statements[0].stmt.tablespacename):
+        raise SqlParseError(f"is not one partition bound{FIX_MARK}{FIX_PARTITION_BOUND}")
+    bound = statements[0].stmt.partbound
+    return PartitionBound(RawStream()(bound), bool(bound.is_default))
+
+
 def statement_needs_autocommit(raw_stmt) -> bool:
     """True for statements PostgreSQL refuses inside a transaction block."""
     node = raw_stmt.stmt

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '14018b0d29210aac94f92213e39bda12fa46a63eba17530b4a30696df3a94d20';
+    FROM "migrations"."migration_log" WHERE version = '002' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '1523f0ae88d8e80d2795463e3425a87e3a3304c46205e0f1e338b69dddac6212';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V002: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V002 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V002 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '14018b0d29210aac94f92213e39bda12fa46a63eba17530b4a30696df3a94d20',
+VALUES ('002', 'V002__evolve_site_tracking_events.sql', 'Typed event_type and a stable event_uuid on events; known record sources as a lookup table.', current_user, pg_catalog.clock_timestamp(), 'running', '1523f0ae88d8e80d2795463e3425a87e3a3304c46205e0f1e338b69dddac6212',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -562,6 +562,7 @@ BEGIN
                 WHERE e.def IS DISTINCT FROM a.def
                 ORDER BY COALESCE(e.name, a.name));
             v_diff := v_diff || ARRAY(SELECT 'index ' || c.relname || ' (' || pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END || ') is not in the spec' FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = pg_catalog.to_regclass('"raw"."record_sources"') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid) ORDER BY c.relname);
+            v_diff := v_diff || ARRAY(SELECT 'partitioned by ' || COALESCE(k, 'nothing') || ', expected ' || COALESCE(NULL, 'no partitioning') FROM (SELECT pg_catalog.pg_get_partkeydef(pg_catalog.to_regclass('"raw"."record_sources"')) AS k) s WHERE k IS DISTINCT FROM NULL);
             DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
             IF pg_catalog.cardinality(v_diff) > 0 THEN
                 RAISE EXCEPTION '%', 'dbdeploy V002: table raw.record_sources already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';

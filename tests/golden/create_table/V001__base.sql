@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '521fa0998d0d36b643e4c059593991630a0abf210427cbd38bb55011fe55d9ed';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '3bec4e651367d81424925b17871b071bc01a2bb1c10abca28aba43a7e35d0877';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__base.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '521fa0998d0d36b643e4c059593991630a0abf210427cbd38bb55011fe55d9ed',
+VALUES ('001', 'V001__base.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '3bec4e651367d81424925b17871b071bc01a2bb1c10abca28aba43a7e35d0877',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -596,6 +596,7 @@ BEGIN
             IF pg_catalog.to_regclass('"shop"."orders_9bba1d8d_idx"') IS NULL THEN
                 v_diff := v_diff || ARRAY['index ' || 'orders_9bba1d8d_idx' || ' is missing (expected ' || (SELECT pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END FROM pg_catalog.pg_index x WHERE x.indexrelid = 'pg_temp.dbdeploy_probe_idx_2'::pg_catalog.regclass) || ')'];
             END IF;
+            v_diff := v_diff || ARRAY(SELECT 'partitioned by ' || COALESCE(k, 'nothing') || ', expected ' || COALESCE(NULL, 'no partitioning') FROM (SELECT pg_catalog.pg_get_partkeydef(pg_catalog.to_regclass('"shop"."orders"')) AS k) s WHERE k IS DISTINCT FROM NULL);
             DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
             IF pg_catalog.cardinality(v_diff) > 0 THEN
                 RAISE EXCEPTION '%', 'dbdeploy V001: table shop.orders already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';

@@ -508,7 +508,7 @@ DECLARE
     v_status text;
 BEGIN
     SELECT CASE status WHEN 'completed' THEN 'applied' WHEN 'baseline' THEN 'recorded by baseline' WHEN 'failed' THEN 'run and failed' ELSE 'started but not finished' END INTO v_status
-    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '6e7ccf02c3e6f7e98a3a13a5898f8ecaefdf8b8736bc11a4a9d20984c23089d7';
+    FROM "migrations"."migration_log" WHERE version = '001' AND status IN ('completed', 'baseline', 'failed', 'running', 'rolling_back') AND checksum <> '2046cb3efd02df92f87ab220b4b7f895f6c5db06ec0c9789134ff78943056a04';
     IF v_status IS NOT NULL THEN
         RAISE EXCEPTION 'dbdeploy V001: this version was % with a different checksum; the bundle changed after it ran', v_status USING HINT = 'If V001 is applied, never edit it: restore the applied bundle and add a new migration for the change. If V001 failed, roll it back with the bundle that ran (`dbdeploy rollback`, or that bundle''s rollback file with psql), then apply this one.';
     END IF;
@@ -516,7 +516,7 @@ END
 $dbdeploy$;
 INSERT INTO "migrations"."migration_log" AS l (version, script_name, description, applied_by, applied_at, status, checksum,
     environment, dbdeploy_version, host)
-VALUES ('001', 'V001__bookings.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '6e7ccf02c3e6f7e98a3a13a5898f8ecaefdf8b8736bc11a4a9d20984c23089d7',
+VALUES ('001', 'V001__bookings.sql', '', current_user, pg_catalog.clock_timestamp(), 'running', '2046cb3efd02df92f87ab220b4b7f895f6c5db06ec0c9789134ff78943056a04',
     COALESCE(pg_catalog.current_setting('dbdeploy.environment', true), 'psql'), pg_catalog.current_setting('dbdeploy.version', true), COALESCE(pg_catalog.inet_client_addr()::text, 'local'))
 ON CONFLICT (version) DO UPDATE SET status = 'running', applied_at = EXCLUDED.applied_at,
     applied_by = EXCLUDED.applied_by, completed_at = NULL, checksum = EXCLUDED.checksum,
@@ -567,6 +567,7 @@ BEGIN
                 WHERE e.def IS DISTINCT FROM a.def
                 ORDER BY COALESCE(e.name, a.name));
             v_diff := v_diff || ARRAY(SELECT 'index ' || c.relname || ' (' || pg_catalog.ltrim(CASE WHEN x.indisunique THEN 'UNIQUE' ELSE '' END || pg_catalog.substring(pg_catalog.pg_get_indexdef(x.indexrelid), ' USING .*$')) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END || ') is not in the spec' FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = pg_catalog.to_regclass('"public"."bookings"') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = x.indrelid) ORDER BY c.relname);
+            v_diff := v_diff || ARRAY(SELECT 'partitioned by ' || COALESCE(k, 'nothing') || ', expected ' || COALESCE(NULL, 'no partitioning') FROM (SELECT pg_catalog.pg_get_partkeydef(pg_catalog.to_regclass('"public"."bookings"')) AS k) s WHERE k IS DISTINCT FROM NULL);
             DROP TABLE IF EXISTS "pg_temp"."dbdeploy_probe";
             IF pg_catalog.cardinality(v_diff) > 0 THEN
                 RAISE EXCEPTION '%', 'dbdeploy V001: table public.bookings already exists but is not what this step would create: ' || pg_catalog.array_to_string(v_diff, '; ') USING HINT = 'Nothing was changed by this step. Make the existing object match the spec (or rename it out of the way), or change the spec to describe it; then run the migration again.';
