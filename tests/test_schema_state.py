@@ -67,12 +67,12 @@ from dbdeploy import (
 from dbdeploy.lint import lint_migrations
 from dbdeploy.lint.model import Rule
 from dbdeploy.ops import OPERATION_TYPES, SchemaState
-from dbdeploy.ops.view_common import ViewFact
+from dbdeploy.ops.base import PartitionFact
 from dbdeploy.ops.create_composite_type import CompositeFact
 from dbdeploy.ops.create_domain import DomainFact
 from dbdeploy.ops.enum_common import EnumFact
 from dbdeploy.ops.sequence_common import SequenceFact
-from dbdeploy.ops.base import PartitionFact
+from dbdeploy.ops.view_common import ViewFact
 from dbdeploy.ops.walk import walk
 from dbdeploy.plan.loader import LoadedMigration
 from dbdeploy.plan.migration_plan import plan_all, plan_migration
