@@ -959,7 +959,127 @@ def check_view(db, c):
         return f"{what} {c['name']} has columns {columns}, expected {expected_columns}"
     return None
 
+# CommentOn (issue 13): each kind's pg_description address, ``(oid, catalog, objsubid)``, from the
+# expectation's ``lookup`` (and ``member``); no row when the object is missing or of another kind.
+_RELATION_ADDRESS = ("SELECT c.oid, 'pg_catalog.pg_class', 0 FROM pg_catalog.pg_class c"
+                     " WHERE c.oid = pg_catalog.to_regclass(%(lookup)s) AND c.relkind = ANY (%(relkinds)s)")
+_COMMENT_ADDRESS = {
+    "TABLE": (_RELATION_ADDRESS, "rpf"), "INDEX": (_RELATION_ADDRESS, "iI"), "VIEW": (_RELATION_ADDRESS, "v"),
+    "MATERIALIZED VIEW": (_RELATION_ADDRESS, "m"), "SEQUENCE": (_RELATION_ADDRESS, "S"),
+    "COLUMN": ("SELECT a.attrelid, 'pg_catalog.pg_class', a.attnum::integer FROM pg_catalog.pg_attribute a"
+               " WHERE a.attrelid = pg_catalog.to_regclass(%(lookup)s) AND a.attname = %(member)s AND a.attnum > 0"
+               " AND NOT a.attisdropped", ""),
+    "SCHEMA": ("SELECT n.oid, 'pg_catalog.pg_namespace', 0 FROM pg_catalog.pg_namespace n"
+               " WHERE n.oid = pg_catalog.to_regnamespace(%(lookup)s)", ""),
+    "TYPE": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+             " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s)", ""),
+    "DOMAIN": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+               " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s) AND t.typtype = 'd'", ""),
+    "FUNCTION": ("SELECT p.oid, 'pg_catalog.pg_proc', 0 FROM pg_catalog.pg_proc p"
+                 " WHERE p.oid = pg_catalog.to_regprocedure(%(lookup)s)", ""),
+    "CONSTRAINT": ("SELECT co.oid, 'pg_catalog.pg_constraint', 0 FROM pg_catalog.pg_constraint co"
+                   " WHERE co.conrelid = pg_catalog.to_regclass(%(lookup)s) AND co.conname = %(member)s", ""),
+    "TRIGGER": ("SELECT tg.oid, 'pg_catalog.pg_trigger', 0 FROM pg_catalog.pg_trigger tg"
+                " WHERE tg.tgrelid = pg_catalog.to_regclass(%(lookup)s) AND tg.tgname = %(member)s", ""),
+}
+
+
+def check_comment(db, c):
+    """Kind ``comment``: the object (``object_kind`` ``name``, found through ``lookup``) exists and its
+    comment is ``comment`` byte for byte, or it has none (null)."""
+    where = f"{c['object_kind'].lower()} {c['name']}"
+    query, relkinds = _COMMENT_ADDRESS[c["object_kind"]]
+    address = db.execute(query, {"lookup": c["lookup"], "member": c.get("member"),
+                                 "relkinds": list(relkinds)}).fetchone()
+    if address is None:
+        return f"{where} is missing"
+    actual = db.execute("SELECT description FROM pg_catalog.pg_description WHERE objoid = %s"
+                        " AND classoid = %s::pg_catalog.regclass AND objsubid = %s", list(address)).fetchone()
+    actual = None if actual is None else actual[0]
+    if actual != c["comment"]:
+        return f"{where} has the comment {actual!r}, expected {c['comment']!r}"
+    return None
+
+
+
+_SEQUENCE = ("SELECT pg_catalog.format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,"
+             " s.seqcache, s.seqcycle,"
+             " (SELECT n.nspname || '.' || r.relname || '.' || a.attname FROM pg_catalog.pg_depend d"
+             "    JOIN pg_catalog.pg_class r ON r.oid = d.refobjid"
+             "    JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+             "    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+             "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = s.seqrelid"
+             "     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i'))"
+             " FROM pg_catalog.pg_sequence s WHERE s.seqrelid = %s")
+_SEQUENCE_FIELDS = ("as_type", "start", "increment", "min_value", "max_value", "cache", "cycle", "owned_by")
+
+
+def check_sequence(db, c):
+    """Kind ``sequence``: sequence ``name`` exists with the ``parameters`` given (as ``pg_sequence`` and
+    ``pg_depend`` say them), or not (after a rollback, a sequence this version did not create may stay)."""
+    oid = _oid(db, c["name"])
+    row = None if oid is None else db.execute(_SEQUENCE, [oid]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "sequence",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"sequence {c['name']} is still present"
+    if row is None:
+        return f"sequence {c['name']} is missing" + (" (a relation of another kind has its name)" if oid else "")
+    actual = dict(zip(_SEQUENCE_FIELDS, row, strict=True))
+    wrong = [f"{field} is {actual[field]!r}, expected {want!r}" for field, want in c["parameters"].items()
+             if actual[field] != want]
+    return f"sequence {c['name']}: {'; '.join(wrong)}" if wrong else None
+
+
+def check_sequence_value(db, c):
+    """Kind ``sequence_value``: sequence ``name`` was set to ``value``: its position is that value (with
+    ``is_called``) or past it in the sequence's direction (nextval ran since)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"sequence {c['name']} is missing"
+    increment = db.execute("SELECT seqincrement FROM pg_catalog.pg_sequence WHERE seqrelid = %s", [oid]).fetchone()
+    if increment is None:
+        return f"{c['name']} is not a sequence"
+    last_value, is_called = db.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+        _ident(c["name"]))).fetchone()
+    if (last_value, is_called) == (c["value"], c["is_called"]):
+        return None
+    if is_called and (last_value > c["value"] if increment[0] > 0 else last_value < c["value"]):
+        return None   # handed out values since
+    return (f"sequence {c['name']} is at {last_value} (is_called {is_called}), expected {c['value']} "
+            f"(is_called {c['is_called']}) or past it")
+
+
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
+def check_partition_key(db, c):
+    """Kind ``partition_key``: table ``name`` is partitioned by ``key`` (``pg_get_partkeydef``)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"table {c['name']} is missing"
+    actual = db.execute("SELECT pg_catalog.pg_get_partkeydef(%s)", [oid]).fetchone()[0]
+    if actual != c["key"]:
+        return f"table {c['name']} is partitioned by {actual!r}, expected {c['key']!r}"
+    return None
+
+
+def check_partition_of(db, c):
+    """Kind ``partition_of``: table ``name`` is a partition of ``parent`` (the DEFAULT one with ``default``)."""
+    oid, parent = _oid(db, c["name"]), _oid(db, c["parent"])
+    if oid is None:
+        return f"partition {c['name']} is missing"
+    row = db.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = %s AND inhparent = %s),"
+                     " pg_catalog.pg_get_expr(c.relpartbound, c.oid) FROM pg_catalog.pg_class c WHERE c.oid = %s",
+                     [oid, parent, oid]).fetchone()
+    if not row[0]:
+        return f"table {c['name']} is not a partition of {c['parent']}"
+    if c["default"] and row[1] != "DEFAULT":
+        return f"partition {c['name']} has bound {row[1]!r}, expected DEFAULT"
+    return None
+
+
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
@@ -967,6 +1087,9 @@ CHECKS = {
 }
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
 CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropView
+CHECKS.update({"comment": check_comment})
+CHECKS.update({"sequence": check_sequence, "sequence_value": check_sequence_value})
+CHECKS.update({"partition_key": check_partition_key, "partition_of": check_partition_of})
 
 
 
