@@ -44,6 +44,8 @@ from dbdeploy import (
     AddUnique,
     AlterColumnType,
     Backfill,
+    CreateFunction,
+    CreateTrigger,
     Check,
     Column,
     Contract,
@@ -1454,6 +1456,55 @@ CASES += [
 ]
 
 
+# -- code: functions and triggers (issue 13) -------------------------------------------------------
+
+#: A populated table with an ``updated_at`` column, not made by the specs.
+DOCUMENTS = f"""
+CREATE TABLE public.documents (
+    id integer PRIMARY KEY,
+    title text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00+00'
+);
+INSERT INTO public.documents SELECT g, 'doc ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute'
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+#: A PL/pgSQL trigger function whose body holds $$, quotes and a backslash: kept byte for byte.
+TOUCH_BODY = ("\nBEGIN\n    -- it's $$ kept $$, and a \\ too\n"
+              "    NEW.updated_at := pg_catalog.clock_timestamp();\n    RETURN NEW;\nEND\n")
+TOUCH = CreateFunction(name="public.touch_updated_at", returns="trigger", language="plpgsql", body=TOUCH_BODY)
+TOUCH_TRIGGER = CreateTrigger(table="public.documents", name="documents_touch", function="public.touch_updated_at",
+                              timing="BEFORE", events=["UPDATE"], when="NEW.title IS DISTINCT FROM OLD.title")
+
+
+def _fires(conn) -> bool:
+    """Whether updating a title changes updated_at (checked in a transaction that is rolled back)."""
+    with conn.transaction(force_rollback=True):
+        before = conn.execute("SELECT updated_at FROM public.documents WHERE id = 7").fetchone()[0]
+        conn.execute("UPDATE public.documents SET title = 'renamed' WHERE id = 7")
+        after = conn.execute("SELECT updated_at FROM public.documents WHERE id = 7").fetchone()[0]
+    return after != before
+
+
+def _touch_forward(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.touch_updated_at()'::regprocedure"
+                           ).fetchone()
+    assert body == TOUCH_BODY
+    assert _fires(conn)
+
+
+def _touch_rollback(conn, rows0):
+    assert conn.execute("SELECT to_regprocedure('public.touch_updated_at()')").fetchone()[0] is None
+    assert not _fires(conn)
+
+
+CASES += [
+    Case("create_function_and_trigger", [mig("001", "touch_documents", TOUCH, TOUCH_TRIGGER)],
+         populate=DOCUMENTS, data={"public.documents": "id"},
+         after_forward=_touch_forward, after_rollback=_touch_rollback),
+]
+
+
 # --------------------------------------------------------------------------- the round trip
 
 
@@ -1842,3 +1893,4 @@ def test_drop_column_rollback_restores_the_whole_column(kind: str, fresh_db: Tes
     run_sql_file(db, bundle.rollback)
     _assert_same(s0, catalog(conn), "rollback of DropColumn did not bring the column back as it was")
     assert dict_rows(conn, "public.t", "id") == rows0
+

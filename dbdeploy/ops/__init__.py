@@ -11,8 +11,10 @@ from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_index import CreateIndex
+from dbdeploy.ops.create_function import CreateFunction
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
+from dbdeploy.ops.create_trigger import CreateTrigger
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
@@ -36,6 +38,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
+    CreateFunction, CreateTrigger,
 )
 
 AnyOperation = (
@@ -45,6 +48,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
+    | CreateFunction | CreateTrigger
 )
 
 __all__ = [
@@ -55,4 +59,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
+    "CreateFunction", "CreateTrigger",
 ]
