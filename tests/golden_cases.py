@@ -17,9 +17,11 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateFunction,
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     DropColumn,
     DropConstraint,
     DropDefault,
@@ -185,4 +187,14 @@ CASES: dict[str, list[Migration]] = {
         AddUnique(table="shop.orders", unique=Unique(columns=["id", "note"], nulls_not_distinct=True)),
         CreateIndex(table="shop.orders", index=Index(columns=["status"], unique=True, nulls_not_distinct=True,
                                                      where="status = 'open'", name="orders_open_status_key")))],
+    # issue 13: code — a trigger function (body with quotes and $$) and its trigger on an existing table
+    "create_function_trigger": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", volatility="volatile",
+        body="\nBEGIN\n    -- it's $$ kept\n    NEW.note := coalesce(NEW.note, '');\n    RETURN NEW;\nEND\n"),
+        CreateTrigger(table="shop.orders", name="orders_touch_note", function="shop.touch_note", timing="BEFORE",
+                      events=["INSERT", "UPDATE"], when="NEW.note IS NULL"))],
+    "create_function_definer": [BASE, _m("002", "definer", CreateFunction(
+        name="public.order_count", args=[("p_status", "text")], returns="bigint", language="sql", volatility="stable",
+        security_definer=True, search_path="pg_catalog",
+        body="SELECT count(*) FROM shop.orders WHERE status = p_status"))],
 }

@@ -25,9 +25,11 @@ from dbdeploy import (
     Check,
     Column,
     Contract,
+    CreateFunction,
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     DropColumn,
     DropConstraint,
     DropDefault,
@@ -71,6 +73,12 @@ def _prefix() -> list:
                     checks=[Check(expression="p IS NOT NULL", name="t_p_nn")],
                     indexes=[Index(columns=["p"], name="t_p_idx")]),
     ]
+
+
+_TOUCH = CreateFunction(name="public.touch", returns="trigger", language="plpgsql",
+                        body="BEGIN NEW.a := 'x'; RETURN NEW; END")
+_TOUCH_T = CreateTrigger(table="public.t", name="t_touch", function="public.touch", timing="BEFORE",
+                         events=["INSERT", "UPDATE"])
 
 
 # operation → the facts its apply() changes (every other fact must stay as it was); GONE: removed.
@@ -174,6 +182,9 @@ CASES = {
     # The column's type is the only change, and facts() does not list column types (the Column model in
     # TableState.columns changes: tests/test_alter_column_type.py checks it on walk, plan and lint states).
     "alter_column_type": (AlterColumnType(table="public.t", column="a", type="varchar"), {}),
+    # issue 13: functions by signature; triggers in the same slot, keyed "trigger schema.table.name"
+    "create_function": (_TOUCH, {("functions", "public.touch()"): _TOUCH}),
+    "create_trigger": (_TOUCH_T, {("functions", "trigger public.t.t_touch"): _TOUCH_T}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

@@ -10,8 +10,8 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
-from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_function import CreateFunction
+from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
 from dbdeploy.ops.create_trigger import CreateTrigger

@@ -7,8 +7,9 @@ sets, ``SET search_path`` from identifiers, and the body as a string **literal**
 exactly the spec's bytes, whatever quotes or ``$$`` it contains. At load the whole statement is parsed
 again with pglast, and a PL/pgSQL body with PostgreSQL's PL/pgSQL parser.
 
-Forward (one transaction, no table lock: CREATE FUNCTION locks no table — PostgreSQL docs, CREATE
-FUNCTION and "Explicit Locking"): when no function has the signature, ``CREATE FUNCTION`` and the
+Forward (one transaction; CREATE FUNCTION locks no table — PostgreSQL docs, CREATE FUNCTION and
+"Explicit Locking" — but an ``sql`` body is analysed at creation, opening the tables it reads with
+ACCESS SHARE, so that step is marked ACCESS SHARE): when no function has the signature, ``CREATE FUNCTION`` and the
 function is recorded as created by the version. When one exists, the step compares
 ``pg_get_functiondef`` of it with the definition the spec gives (a ``CREATE OR REPLACE`` inside a
 subtransaction that is always rolled back): equal, nothing to do; different, the step stops, naming
@@ -142,8 +143,8 @@ class CreateFunction(Operation):
 
     def apply(self, state: SchemaState) -> None:
         if self.signature in state.functions:
-            raise ValueError(f"function {self.signature} is already created by an earlier operation — fix: use "
-                             "ReplaceFunction to change it, or pick another name")
+            raise ValueError(f"function {self.signature} is already created by an earlier operation — fix: pick "
+                             "another name, or remove one of the two")
         state.functions[self.signature] = self
 
     # --- forward --------------------------------------------------------------------------------
@@ -165,11 +166,15 @@ class CreateFunction(Operation):
                         if_then(S("v_after IS DISTINCT FROM v_before"),
                                 fail(ctx, f"function {sig} already exists with another definition; nothing was "
                                           "changed:",
-                                     "Use ReplaceFunction to change it, or drop it first (DropFunction); or make "
-                                     "the spec match the function.", detail=S("v_before"))),
+                                     "Make the spec match the function (its definition is shown), or give the new "
+                                     "one another name.", detail=S("v_before"))),
                         notice(ctx, f"function {sig} already exists as the spec defines it")]),
         )
-        return scaled([Step(self.kind, sig, "NONE", True,
+        # An SQL body is parsed and analysed at creation (check_function_bodies, on by default): that opens
+        # the tables it reads with ACCESS SHARE (measured in tests/test_step_locks.py); PL/pgSQL bodies are
+        # only parsed, no relation is opened.
+        lock = "ACCESS SHARE" if self.language == "sql" else "NONE"
+        return scaled([Step(self.kind, sig, lock, True,
                             do_block(body, declare=["v_oid oid", "v_before text", "v_after text"]),
                             f"create function {sig}")], queries.CATALOG_ONLY)
 
