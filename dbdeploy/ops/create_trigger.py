@@ -154,7 +154,8 @@ class CreateTrigger(Operation):
                         if_then(S("v_after IS DISTINCT FROM v_before"),
                                 fail(ctx, f"trigger {self.name} on {self.table} already exists with another "
                                           "definition; nothing was changed:",
-                                     "Make the spec match it (its definition is shown), or give the new trigger another name.",
+                                     "Make the spec match it (its definition is shown), or give the new trigger "
+                                     "another name.",
                                      detail=S("v_before"))),
                         notice(ctx, f"trigger {self.name} on {self.table} already exists as the spec defines it")]),
         )

@@ -628,6 +628,14 @@ def check_function_definition(statement: str, language: str) -> None:
     statements = _parse(statement)
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateFunctionStmt):
         raise SqlParseError(f"is not one CREATE FUNCTION statement{FIX_MARK}check the name, args and returns")
+    if language == "sql":
+        bodies = [o.arg for o in statements[0].stmt.options or () if o.defname == "as"]
+        for item in bodies[0] if bodies else ():
+            try:
+                parse_sql(item.sval)
+            except ParseError as exc:
+                raise SqlParseError(f"the SQL body does not parse: {exc.args[0]}{FIX_MARK}correct the body so "
+                                    "that PostgreSQL accepts it") from None
     if language == "plpgsql":
         try:
             parse_plpgsql(statement)
