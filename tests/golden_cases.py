@@ -37,6 +37,7 @@ from dbdeploy import (
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceFunction,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -197,4 +198,9 @@ CASES: dict[str, list[Migration]] = {
         name="public.order_count", args=[("p_status", "text")], returns="bigint", language="sql", volatility="stable",
         security_definer=True, search_path="pg_catalog",
         body="SELECT count(*) FROM shop.orders WHERE status = p_status"))],
+    "replace_function": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END")),
+        _m("003", "retouch", ReplaceFunction(
+            name="shop.touch_note", returns="trigger", language="plpgsql",
+            body="BEGIN\n    NEW.note := 'touched';\n    RETURN NEW;\nEND"))],
 }

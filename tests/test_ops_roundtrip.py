@@ -67,6 +67,7 @@ from dbdeploy import (
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceFunction,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -1498,7 +1499,37 @@ def _touch_rollback(conn, rows0):
     assert not _fires(conn)
 
 
+#: A trigger function not made by the specs, with a comment, a revoked PUBLIC grant and a trigger using it.
+OLD_TOUCH = f"""
+{DOCUMENTS}
+CREATE FUNCTION public.touch_updated_at() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS
+$old$BEGIN NEW.updated_at := '2030-01-01 00:00:00+00'; RETURN NEW; END$old$;
+COMMENT ON FUNCTION public.touch_updated_at() IS 'set by hand, long ago';
+REVOKE EXECUTE ON FUNCTION public.touch_updated_at() FROM PUBLIC;
+CREATE TRIGGER documents_touch BEFORE UPDATE ON public.documents FOR EACH ROW
+    EXECUTE FUNCTION public.touch_updated_at();
+"""
+
+
+def _replace_forward(conn, rows0):
+    _touch_forward(conn, rows0)
+    assert conn.execute("SELECT obj_description('public.touch_updated_at()'::regprocedure, 'pg_proc')"
+                        ).fetchone()[0] == "set by hand, long ago"
+
+
+def _replace_rollback(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.touch_updated_at()'::regprocedure"
+                           ).fetchone()
+    assert body == "BEGIN NEW.updated_at := '2030-01-01 00:00:00+00'; RETURN NEW; END"
+    assert backup_tables(conn, "replaced_functions") == ["replaced_functions"]
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.replaced_functions").fetchone()[0] == 0
+
+
 CASES += [
+    Case("replace_function_not_made_by_specs", [mig("001", "retouch", ReplaceFunction(
+        name="public.touch_updated_at", returns="trigger", language="plpgsql", body=TOUCH_BODY))],
+         populate=OLD_TOUCH, data={"public.documents": "id"},
+         after_forward=_replace_forward, after_rollback=_replace_rollback),
     Case("create_function_and_trigger", [mig("001", "touch_documents", TOUCH, TOUCH_TRIGGER)],
          populate=DOCUMENTS, data={"public.documents": "id"},
          after_forward=_touch_forward, after_rollback=_touch_rollback),

@@ -44,6 +44,7 @@ from dbdeploy import (
     RenameConstraint,
     RenameIndex,
     RenameTable,
+    ReplaceFunction,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -77,6 +78,8 @@ def _prefix() -> list:
 
 _TOUCH = CreateFunction(name="public.touch", returns="trigger", language="plpgsql",
                         body="BEGIN NEW.a := 'x'; RETURN NEW; END")
+_RETOUCH = ReplaceFunction(name="public.touch", returns="trigger", language="plpgsql",
+                           body="BEGIN NEW.b := 'y'; RETURN NEW; END")
 _TOUCH_T = CreateTrigger(table="public.t", name="t_touch", function="public.touch", timing="BEFORE",
                          events=["INSERT", "UPDATE"])
 
@@ -185,6 +188,7 @@ CASES = {
     # issue 13: functions by signature; triggers in the same slot, keyed "trigger schema.table.name"
     "create_function": (_TOUCH, {("functions", "public.touch()"): _TOUCH}),
     "create_trigger": (_TOUCH_T, {("functions", "trigger public.t.t_touch"): _TOUCH_T}),
+    "replace_function": (_RETOUCH, {("functions", "public.touch()"): _RETOUCH}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

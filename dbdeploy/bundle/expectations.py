@@ -473,6 +473,8 @@ class Function(Expectation):
     present: bool = True
     version: str | None = None
     history_schema: str | None = None
+    # ReplaceFunction: the rollback restores the definition saved at forward time, unknown to the bundle
+    replaced: bool = False
 
     def to_json(self) -> dict:
         entry: dict[str, Any] = {"object": self.kind, "name": self.name, "lookup": self.lookup,
@@ -485,7 +487,7 @@ class Function(Expectation):
         return entry
 
     def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
-        if not self.present:
+        if not self.present or self.replaced:
             return ()
         return (Function(self.name, self.lookup, present=False, version=rollback.version,
                          history_schema=rollback.history_schema),)

@@ -26,6 +26,7 @@ from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
+from dbdeploy.ops.replace_function import ReplaceFunction
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
@@ -38,7 +39,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
-    CreateFunction, CreateTrigger,
+    CreateFunction, CreateTrigger, ReplaceFunction,
 )
 
 AnyOperation = (
@@ -48,7 +49,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
-    | CreateFunction | CreateTrigger
+    | CreateFunction | CreateTrigger | ReplaceFunction
 )
 
 __all__ = [
@@ -59,5 +60,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
-    "CreateFunction", "CreateTrigger",
+    "CreateFunction", "CreateTrigger", "ReplaceFunction",
 ]

@@ -270,13 +270,14 @@ def refuse_function_dependants(ctx: PlanContext, signature: sql.Composable, owne
                             fail=fail(ctx, message, hint, detail=S("v_dependants")))
 
 
-def function_expect(op: CreateFunction) -> expect.Function:
+def function_expect(op: CreateFunction, replaced: bool = False) -> expect.Function:
     """The expectation of the function ``op`` defines: present, with its body, language, return type,
     volatility and SECURITY DEFINER."""
     return expect.Function(
         op.signature, lookup=render(qualified(op.name)) + "(" + ", ".join(str(t) for _, t in op.args) + ")",
         body=op.body, language=op.language, returns=op.returns.base, setof=op.returns.setof,
-        volatility=_VOLATILITY_CODE[op.volatility or "VOLATILE"], security_definer=op.security_definer)
+        volatility=_VOLATILITY_CODE[op.volatility or "VOLATILE"], security_definer=op.security_definer,
+        replaced=replaced)
 
 
 __all__ = ["CreateFunction", "function_expect", "refuse_function_dependants", "same_definition_probe"]

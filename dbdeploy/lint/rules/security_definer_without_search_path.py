@@ -1,4 +1,5 @@
-"""SECURITY DEFINER functions without a pinned search_path: CreateFunction and RawSQL."""
+"""SECURITY DEFINER functions without a pinned search_path: CreateFunction, ReplaceFunction (a subclass) and
+RawSQL."""
 
 from __future__ import annotations
 
