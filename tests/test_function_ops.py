@@ -130,3 +130,48 @@ def test_trigger_with_another_definition_stops_and_an_identical_one_is_kept(fres
     assert catalog(conn) == s0
     run_sql_file(db, bundle.rollback)
     assert catalog(conn) == s0, "the rollback dropped a trigger the version did not create"
+
+
+# -- ReplaceFunction --------------------------------------------------------------------------------
+
+def _retouch(**overrides):
+    from dbdeploy import ReplaceFunction
+    return ReplaceFunction(**{**dict(name="public.touch_updated_at", returns="trigger", language="plpgsql",
+                                     body=TOUCH_BODY), **overrides})
+
+
+def test_replace_refuses_a_return_type_change(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute("CREATE FUNCTION public.answer() RETURNS integer LANGUAGE sql AS 'SELECT 42'")
+    s0 = catalog(conn)
+    from dbdeploy import ReplaceFunction
+    op = ReplaceFunction(name="public.answer", returns="text", language="sql", body="SELECT '42'")
+    expect_failure(db, _bundle(tmp_path, op).forward, "function public.answer() returns another type than text",
+                   "PostgreSQL cannot change a function's return type", "integer")
+    assert catalog(conn) == s0
+
+
+def test_replace_rollback_refuses_when_the_saved_definition_is_missing(fresh_db: TestDatabase,
+                                                                       tmp_path: Path) -> None:
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute("CREATE FUNCTION public.touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$BEGIN RETURN NEW; END$$")
+    bundle = _bundle(tmp_path, _retouch())
+    run_sql_file(db, bundle.forward)
+    db.execute("DELETE FROM dbdeploy_backup.replaced_functions")
+    s1 = catalog(conn)
+    expect_failure(db, bundle.rollback, "saved in dbdeploy_backup.replaced_functions, is missing")
+    assert catalog(conn) == s1
+
+
+def test_replace_of_a_missing_function_creates_it_and_the_rollback_drops_it(fresh_db: TestDatabase,
+                                                                            tmp_path: Path) -> None:
+    db, conn = fresh_db, fresh_db.connect()
+    s0 = catalog(conn)
+    bundle = _bundle(tmp_path, _retouch())
+    run_sql_file(db, bundle.forward)
+    run_sql_file(db, bundle.forward)
+    assert conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.touch_updated_at()'::regprocedure"
+                        ).fetchone()[0] == TOUCH_BODY
+    run_sql_file(db, bundle.rollback)
+    assert catalog(conn) == s0
