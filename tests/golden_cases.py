@@ -25,9 +25,11 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropFunction,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropTrigger,
     Exclusion,
     ForeignKey,
     Index,
@@ -203,4 +205,10 @@ CASES: dict[str, list[Migration]] = {
         _m("003", "retouch", ReplaceFunction(
             name="shop.touch_note", returns="trigger", language="plpgsql",
             body="BEGIN\n    NEW.note := 'touched';\n    RETURN NEW;\nEND"))],
+    "drop_trigger_function": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END"),
+        CreateTrigger(table="shop.orders", name="orders_touch_note", function="shop.touch_note", timing="BEFORE",
+                      events=["UPDATE"])),
+        _m("003", "untouch", DropTrigger(table="shop.orders", name="orders_touch_note"),
+           DropFunction(name="shop.touch_note"))],
 }

@@ -55,9 +55,11 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropFunction,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropTrigger,
     Exclusion,
     ForeignKey,
     Index,
@@ -1525,7 +1527,24 @@ def _replace_rollback(conn, rows0):
     assert conn.execute("SELECT count(*) FROM dbdeploy_backup.replaced_functions").fetchone()[0] == 0
 
 
+def _dropped_forward(conn, rows0):
+    assert conn.execute("SELECT to_regprocedure('public.touch_updated_at()')").fetchone()[0] is None
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'documents_touch'").fetchone()[0] == 0
+
+
+def _dropped_rollback(conn, rows0):
+    assert conn.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'documents_touch'").fetchone()[0] == "D"
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.dropped_functions").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.dropped_triggers").fetchone()[0] == 0
+
+
 CASES += [
+    Case("drop_trigger_and_function", [mig(
+        "001", "untouch", DropTrigger(table="public.documents", name="documents_touch"),
+        DropFunction(name="public.touch_updated_at"))],
+         populate=OLD_TOUCH + "GRANT EXECUTE ON FUNCTION public.touch_updated_at() TO pg_monitor;"
+                              " ALTER TABLE public.documents DISABLE TRIGGER documents_touch;",
+         data={"public.documents": "id"}, after_forward=_dropped_forward, after_rollback=_dropped_rollback),
     Case("replace_function_not_made_by_specs", [mig("001", "retouch", ReplaceFunction(
         name="public.touch_updated_at", returns="trigger", language="plpgsql", body=TOUCH_BODY))],
          populate=OLD_TOUCH, data={"public.documents": "id"},

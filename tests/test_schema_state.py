@@ -33,9 +33,11 @@ from dbdeploy import (
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropFunction,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropTrigger,
     ForeignKey,
     Index,
     Migration,
@@ -189,6 +191,9 @@ CASES = {
     "create_function": (_TOUCH, {("functions", "public.touch()"): _TOUCH}),
     "create_trigger": (_TOUCH_T, {("functions", "trigger public.t.t_touch"): _TOUCH_T}),
     "replace_function": (_RETOUCH, {("functions", "public.touch()"): _RETOUCH}),
+    # functions and triggers the specs did not create: nothing they track changes
+    "drop_function": (DropFunction(name="public.untracked", args=[("a", "integer")]), {}),
+    "drop_trigger": (DropTrigger(table="public.t", name="t_untracked"), {}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

@@ -18,9 +18,11 @@ from dbdeploy.ops.create_trigger import CreateTrigger
 from dbdeploy.ops.drop_column import DropColumn
 from dbdeploy.ops.drop_constraint import DropConstraint
 from dbdeploy.ops.drop_default import DropDefault
+from dbdeploy.ops.drop_function import DropFunction
 from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
+from dbdeploy.ops.drop_trigger import DropTrigger
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.rename_column import RenameColumn
 from dbdeploy.ops.rename_constraint import RenameConstraint
@@ -39,7 +41,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
-    CreateFunction, CreateTrigger, ReplaceFunction,
+    CreateFunction, CreateTrigger, ReplaceFunction, DropFunction, DropTrigger,
 )
 
 AnyOperation = (
@@ -49,7 +51,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
-    | CreateFunction | CreateTrigger | ReplaceFunction
+    | CreateFunction | CreateTrigger | ReplaceFunction | DropFunction | DropTrigger
 )
 
 __all__ = [
@@ -60,5 +62,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
-    "CreateFunction", "CreateTrigger", "ReplaceFunction",
+    "CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger",
 ]
