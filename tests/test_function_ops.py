@@ -175,3 +175,41 @@ def test_replace_of_a_missing_function_creates_it_and_the_rollback_drops_it(fres
                         ).fetchone()[0] == TOUCH_BODY
     run_sql_file(db, bundle.rollback)
     assert catalog(conn) == s0
+
+
+# -- DropFunction, DropTrigger ----------------------------------------------------------------------
+
+def test_drop_function_refuses_while_a_trigger_uses_it_naming_it(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    from dbdeploy import DropFunction
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(DOCUMENTS)
+    db.execute("CREATE FUNCTION public.touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS "
+               "$body$" + TOUCH_BODY + "$body$;"
+               " CREATE TRIGGER documents_touch BEFORE UPDATE ON public.documents FOR EACH ROW"
+               " EXECUTE FUNCTION public.touch_updated_at()")
+    s0 = catalog(conn)
+    expect_failure(db, _bundle(tmp_path, DropFunction(name="public.touch_updated_at")).forward,
+                   "refusing to drop function public.touch_updated_at()",
+                   "trigger documents_touch on table public.documents")
+    assert catalog(conn) == s0
+
+
+def test_drop_trigger_rollback_refuses_a_trigger_made_since(fresh_db: TestDatabase, tmp_path: Path) -> None:
+    from dbdeploy import DropTrigger
+    db, conn = fresh_db, fresh_db.connect()
+    db.execute(DOCUMENTS)
+    db.execute("CREATE FUNCTION public.touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS "
+               "$body$" + TOUCH_BODY + "$body$;"
+               " CREATE TRIGGER documents_touch BEFORE UPDATE ON public.documents FOR EACH ROW"
+               " EXECUTE FUNCTION public.touch_updated_at()")
+    s0 = catalog(conn)
+    bundle = _bundle(tmp_path, DropTrigger(table="public.documents", name="documents_touch"))
+    run_sql_file(db, bundle.forward)
+    db.execute("CREATE TRIGGER documents_touch AFTER INSERT ON public.documents FOR EACH ROW"
+               " EXECUTE FUNCTION public.touch_updated_at()")
+    s1 = catalog(conn)
+    expect_failure(db, bundle.rollback, "a trigger documents_touch on public.documents exists again")
+    assert catalog(conn) == s1
+    db.execute("DROP TRIGGER documents_touch ON public.documents")
+    run_sql_file(db, bundle.rollback)
+    assert catalog(conn) == s0

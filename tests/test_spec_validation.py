@@ -1304,3 +1304,16 @@ def test_code_refusals_against_the_schema_state():
     _trg().apply(state)
     with pytest.raises(ValueError, match="already has a trigger 'docs_touch'.*fix:"):
         _trg().apply(state)
+
+
+def test_drop_function_refused_while_a_spec_trigger_calls_it():
+    from dbdeploy import DropFunction, DropTrigger
+    from dbdeploy.ops import SchemaState
+    state = SchemaState(complete=True)
+    _fn().apply(state)
+    _trg().apply(state)
+    with pytest.raises(ValueError, match="called by trigger.*public.docs.docs_touch.*fix: drop them first"):
+        DropFunction(name="public.touch").apply(state)
+    DropTrigger(table="public.docs", name="docs_touch").apply(state)
+    DropFunction(name="public.touch").apply(state)
+    assert "public.touch()" not in state.functions
