@@ -24,7 +24,8 @@ _DSL = {
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",
-    **dict.fromkeys(("CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger"),
+    **dict.fromkeys(("CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger",
+                      "CreateProcedure"),
                      "dbdeploy.ops"),
 }
 

@@ -19,6 +19,7 @@ from dbdeploy import (
     Contract,
     CreateFunction,
     CreateIndex,
+    CreateProcedure,
     CreateSchema,
     CreateTable,
     CreateTrigger,
@@ -211,4 +212,7 @@ CASES: dict[str, list[Migration]] = {
                       events=["UPDATE"])),
         _m("003", "untouch", DropTrigger(table="shop.orders", name="orders_touch_note"),
            DropFunction(name="shop.touch_note"))],
+    "create_procedure": [BASE, _m("002", "archive", CreateProcedure(
+        name="shop.archive_orders", args=[("p_status", "text")], language="plpgsql",
+        body="\nBEGIN\n    DELETE FROM shop.orders WHERE status = p_status;\n    COMMIT;\nEND\n"))],
 }

@@ -49,6 +49,7 @@ from dbdeploy import (
     Contract,
     CreateFunction,
     CreateIndex,
+    CreateProcedure,
     CreateSchema,
     CreateTable,
     CreateTrigger,
@@ -1538,7 +1539,19 @@ def _dropped_rollback(conn, rows0):
     assert conn.execute("SELECT count(*) FROM dbdeploy_backup.dropped_triggers").fetchone()[0] == 0
 
 
+ARCHIVE_BODY = "\nBEGIN\n    DELETE FROM public.documents WHERE id > p_keep;\n    COMMIT;\nEND\n"
+
+
+def _archive_forward(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.archive_documents(integer)'::regprocedure"
+                           " AND prokind = 'p'").fetchone()
+    assert body == ARCHIVE_BODY
+
+
 CASES += [
+    Case("create_procedure", [mig("001", "archive", CreateProcedure(
+        name="public.archive_documents", args=[("p_keep", "integer")], language="plpgsql", body=ARCHIVE_BODY))],
+         populate=DOCUMENTS, data={"public.documents": "id"}, after_forward=_archive_forward),
     Case("drop_trigger_and_function", [mig(
         "001", "untouch", DropTrigger(table="public.documents", name="documents_touch"),
         DropFunction(name="public.touch_updated_at"))],

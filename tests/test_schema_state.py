@@ -27,6 +27,7 @@ from dbdeploy import (
     Contract,
     CreateFunction,
     CreateIndex,
+    CreateProcedure,
     CreateSchema,
     CreateTable,
     CreateTrigger,
@@ -82,6 +83,8 @@ _TOUCH = CreateFunction(name="public.touch", returns="trigger", language="plpgsq
                         body="BEGIN NEW.a := 'x'; RETURN NEW; END")
 _RETOUCH = ReplaceFunction(name="public.touch", returns="trigger", language="plpgsql",
                            body="BEGIN NEW.b := 'y'; RETURN NEW; END")
+_ARCHIVE = CreateProcedure(name="public.archive", args=[("p_id", "integer")], language="sql",
+                           body="DELETE FROM public.t WHERE id < p_id")
 _TOUCH_T = CreateTrigger(table="public.t", name="t_touch", function="public.touch", timing="BEFORE",
                          events=["INSERT", "UPDATE"])
 
@@ -194,6 +197,7 @@ CASES = {
     # functions and triggers the specs did not create: nothing they track changes
     "drop_function": (DropFunction(name="public.untracked", args=[("a", "integer")]), {}),
     "drop_trigger": (DropTrigger(table="public.t", name="t_untracked"), {}),
+    "create_procedure": (_ARCHIVE, {("functions", "public.archive(integer)"): _ARCHIVE}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

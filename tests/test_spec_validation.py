@@ -1245,6 +1245,11 @@ def _fn(**overrides):
     return CreateFunction(**{**fields, **overrides})
 
 
+def _proc(**overrides):
+    from dbdeploy import CreateProcedure
+    return CreateProcedure(**{**dict(name="public.p", language="sql", body="SELECT 1"), **overrides})
+
+
 def _trg(**overrides):
     from dbdeploy import CreateTrigger
     fields = dict(table="public.docs", name="docs_touch", function="public.touch", timing="BEFORE", events=["UPDATE"])
@@ -1276,6 +1281,10 @@ CODE_REFUSALS = [
     pytest.param(lambda: _trg(timing="DURING"), "", "timing", id="timing"),
     pytest.param(lambda: _trg(when="NEW.a = 1); DROP TABLE x; --"), "", "when", id="when-injection"),
     pytest.param(lambda: _trg(timing="INSTEAD OF", when="NEW.a = 1"), "cannot have a WHEN", "", id="instead-when"),
+    pytest.param(lambda: _proc(returns="integer"), "", "returns", id="procedure-returns"),
+    pytest.param(lambda: _proc(volatility="STABLE"), "", "volatility", id="procedure-volatility"),
+    pytest.param(lambda: _proc(language="plpgsql", body="BEGIN COMMIT END"), "PL/pgSQL body does not parse", "",
+                 id="procedure-body"),
 ]
 
 

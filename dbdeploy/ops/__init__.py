@@ -10,7 +10,7 @@ from dbdeploy.ops.alter_column_type import AlterColumnType
 from dbdeploy.ops.backfill import Backfill
 from dbdeploy.ops.base import Operation, PlanContext, SchemaState
 from dbdeploy.ops.contract import Contract
-from dbdeploy.ops.create_function import CreateFunction
+from dbdeploy.ops.create_function import CreateFunction, CreateProcedure
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_schema import CreateSchema
 from dbdeploy.ops.create_table import CreateTable
@@ -41,7 +41,7 @@ OPERATION_TYPES = (
     SetNotNull, DropNotNull, SetDefault, DropDefault,
     RenameIndex, RenameConstraint, DropConstraint, AddPrimaryKey,
     AlterColumnType,
-    CreateFunction, CreateTrigger, ReplaceFunction, DropFunction, DropTrigger,
+    CreateFunction, CreateTrigger, ReplaceFunction, DropFunction, DropTrigger, CreateProcedure,
 )
 
 AnyOperation = (
@@ -51,7 +51,7 @@ AnyOperation = (
     | SetNotNull | DropNotNull | SetDefault | DropDefault
     | RenameIndex | RenameConstraint | DropConstraint | AddPrimaryKey
     | AlterColumnType
-    | CreateFunction | CreateTrigger | ReplaceFunction | DropFunction | DropTrigger
+    | CreateFunction | CreateTrigger | ReplaceFunction | DropFunction | DropTrigger | CreateProcedure
 )
 
 __all__ = [
@@ -62,5 +62,5 @@ __all__ = [
     "SetNotNull", "DropNotNull", "SetDefault", "DropDefault",
     "AddPrimaryKey", "DropConstraint", "RenameConstraint", "RenameIndex",
     "AlterColumnType",
-    "CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger",
+    "CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger", "CreateProcedure",
 ]

@@ -121,6 +121,11 @@ class CreateFunction(Operation):
     def drop_target(self) -> sql.Composable:
         return S("{}({})").format(qualified(self.name), S(", ").join(t.sql() for _, t in self.args))
 
+    @property
+    def what(self) -> str:
+        """``function`` or ``procedure``: in messages."""
+        return "procedure" if self.returns is None else "function"
+
     def statement(self, or_replace: bool = False) -> sql.Composable:
         """The CREATE [OR REPLACE] FUNCTION statement (without ``;``)."""
         args = S(", ").join(S("{} {}").format(ident(n), t.sql()) for n, t in self.args)
@@ -131,6 +136,11 @@ class CreateFunction(Operation):
             paths = [p.strip() for p in self.search_path.split(",") if p.strip()]
             options.append(S(" SET search_path TO {}").format(
                 S(", ").join(ident(p) for p in paths) if paths else literal("")))
+        if self.returns is None:    # CreateProcedure
+            head = S("CREATE OR REPLACE PROCEDURE") if or_replace else S("CREATE PROCEDURE")
+            return S("{head} {name}({args}) LANGUAGE {lang}{opts} AS {body}").format(
+                head=head, name=qualified(self.name), args=args, lang=_LANGUAGE[self.language],
+                opts=sql.Composed(options), body=literal(self.body))
         head = S("CREATE OR REPLACE FUNCTION") if or_replace else S("CREATE FUNCTION")
         return S("{head} {name}({args}) RETURNS {ret} LANGUAGE {lang}{opts} AS {body}").format(
             head=head, name=qualified(self.name), args=args, ret=self.returns.sql(), lang=_LANGUAGE[self.language],
@@ -154,21 +164,21 @@ class CreateFunction(Operation):
         sig = self.signature
         body = block(
             if_then(S("pg_catalog.to_regnamespace({}) IS NULL").format(literal(render(ident(schema)))),
-                    fail(ctx, f"schema {schema} of function {sig} does not exist", "Create the schema first "
+                    fail(ctx, f"schema {schema} of {self.what} {sig} does not exist", "Create the schema first "
                          "(CreateSchema), earlier in the migration or in an earlier one.")),
             S("v_oid := pg_catalog.to_regprocedure({});").format(self.signature_sql()),
             if_then(S("v_oid IS NULL"),
                     S("{};").format(self.statement()),
                     record_owned(ctx, "function", sig),
-                    notice(ctx, f"created function {sig}"),
+                    notice(ctx, f"created {self.what} {sig}"),
                     otherwise=[
                         same_definition_probe(self.statement(or_replace=True)),
                         if_then(S("v_after IS DISTINCT FROM v_before"),
-                                fail(ctx, f"function {sig} already exists with another definition; nothing was "
+                                fail(ctx, f"{self.what} {sig} already exists with another definition; nothing was "
                                           "changed:",
                                      "Make the spec match the function (its definition is shown), or give the new "
                                      "one another name.", detail=S("v_before"))),
-                        notice(ctx, f"function {sig} already exists as the spec defines it")]),
+                        notice(ctx, f"{self.what} {sig} already exists as the spec defines it")]),
         )
         # An SQL body is parsed and analysed at creation (check_function_bodies, on by default): that opens
         # the tables it reads with ACCESS SHARE (measured in tests/test_step_locks.py); PL/pgSQL bodies are
@@ -176,7 +186,7 @@ class CreateFunction(Operation):
         lock = "ACCESS SHARE" if self.language == "sql" else "NONE"
         return scaled([Step(self.kind, sig, lock, True,
                             do_block(body, declare=["v_oid oid", "v_before text", "v_after text"]),
-                            f"create function {sig}")], queries.CATALOG_ONLY)
+                            f"create {self.what} {sig}")], queries.CATALOG_ONLY)
 
     # --- rollback -------------------------------------------------------------------------------
 
@@ -185,22 +195,23 @@ class CreateFunction(Operation):
         body = block(
             S("v_oid := pg_catalog.to_regprocedure({});").format(self.signature_sql()),
             if_then(S("v_oid IS NULL OR NOT {}").format(is_owned(ctx, "function", sig)),
-                    notice(ctx, f"function {sig} was not created by {ctx.label} (or is dropped already); left as "
+                    notice(ctx, f"{self.what} {sig} was not created by {ctx.label} (or is dropped already); left as "
                                 "it is"),
                     forget_owned(ctx, "function", sig),
                     S("RETURN;")),
-            S("DROP FUNCTION {};").format(self.drop_target()),
+            S("DROP PROCEDURE {};").format(self.drop_target()) if self.returns is None
+            else S("DROP FUNCTION {};").format(self.drop_target()),
             forget_owned(ctx, "function", sig),
-            notice(ctx, f"dropped function {sig}"),
+            notice(ctx, f"dropped {self.what} {sig}"),
         )
         return [Step("drop_function", sig, "NONE", True, do_block(body, declare=["v_oid oid"]),
-                     f"drop function {sig} if {ctx.label} created it")]
+                     f"drop {self.what} {sig} if {ctx.label} created it")]
 
     def rollback_preflight(self, ctx: PlanContext) -> list:
         sig = self.signature
         return [refuse_function_dependants(
             ctx, self.signature_sql(), is_owned(ctx, "function", sig),
-            f"the rollback cannot drop function {sig}: other objects depend on it (dbdeploy never drops with "
+            f"the rollback cannot drop {self.what} {sig}: other objects depend on it (dbdeploy never drops with "
             "CASCADE); nothing was changed:",
             f"Drop or change those objects first (they are not part of {ctx.label}), then run the rollback again.")]
 
@@ -214,13 +225,13 @@ class CreateFunction(Operation):
         exists = queries.query(S("SELECT pg_catalog.to_regprocedure({}) IS NOT NULL AS function_exists").format(
             self.signature_sql()))
         return ChecklistItems(
-            prerequisites=[CheckQuery(f"No function {sig} exists yet", exists, "false",
+            prerequisites=[CheckQuery(f"No {self.what} {sig} exists yet", exists, "false",
                                       "true: the forward accepts it only when its definition is the spec's "
                                       "(pg_get_functiondef), and stops otherwise")],
-            health_checks=[CheckQuery(f"Function {sig} exists", exists, "true")],
-            rollback_notes=[f"Function {sig} is dropped only if {ctx.label} created it (never CASCADE); the "
-                            "rollback refuses before any change while other objects (triggers, views, defaults) "
-                            "depend on it, naming them."])
+            health_checks=[CheckQuery(f"{self.what.capitalize()} {sig} exists", exists, "true")],
+            rollback_notes=[f"{self.what.capitalize()} {sig} is dropped only if {ctx.label} created it (never "
+                            "CASCADE); the rollback refuses before any change while other objects (triggers, views, "
+                            "defaults) depend on it, naming them."])
 
 
 def same_definition_probe(replace_statement: sql.Composable) -> sql.Composable:
@@ -270,14 +281,27 @@ def refuse_function_dependants(ctx: PlanContext, signature: sql.Composable, owne
                             fail=fail(ctx, message, hint, detail=S("v_dependants")))
 
 
+class CreateProcedure(CreateFunction):
+    """Create procedure ``name`` (``schema.name``) taking ``args``, in ``language`` ``sql`` or ``plpgsql``,
+    with ``body`` exactly as given; ``security_definer`` and ``search_path`` as for CreateFunction (no
+    ``returns``, no ``volatility``: PostgreSQL docs, CREATE PROCEDURE). Forward, rollback, refusals and
+    checks are CreateFunction's (``DROP PROCEDURE`` in the rollback)."""
+
+    kind: ClassVar[str] = "create_procedure"
+    returns: None = None
+    volatility: None = None
+
+
 def function_expect(op: CreateFunction, replaced: bool = False) -> expect.Function:
     """The expectation of the function ``op`` defines: present, with its body, language, return type,
     volatility and SECURITY DEFINER."""
     return expect.Function(
         op.signature, lookup=render(qualified(op.name)) + "(" + ", ".join(str(t) for _, t in op.args) + ")",
-        body=op.body, language=op.language, returns=op.returns.base, setof=op.returns.setof,
+        body=op.body, language=op.language, returns=op.returns.base if op.returns is not None else None,
+        setof=op.returns.setof if op.returns is not None else False,
         volatility=_VOLATILITY_CODE[op.volatility or "VOLATILE"], security_definer=op.security_definer,
         replaced=replaced)
 
 
-__all__ = ["CreateFunction", "function_expect", "refuse_function_dependants", "same_definition_probe"]
+__all__ = ["CreateFunction", "CreateProcedure", "function_expect", "refuse_function_dependants",
+           "same_definition_probe"]

@@ -627,7 +627,7 @@ def check_function_definition(statement: str, language: str) -> None:
 
     statements = _parse(statement)
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateFunctionStmt):
-        raise SqlParseError(f"is not one CREATE FUNCTION statement{FIX_MARK}check the name, args and returns")
+        raise SqlParseError(f"is not one CREATE FUNCTION/PROCEDURE statement{FIX_MARK}check the name, args and returns")
     if language == "sql":
         bodies = [o.arg for o in statements[0].stmt.options or () if o.defname == "as"]
         for item in bodies[0] if bodies else ():
