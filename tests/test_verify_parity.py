@@ -59,6 +59,7 @@ migration = Migration(version="030", name="crm", operations=[
 
 V031 = '''
 from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration, SetDefault, SetNotNull
+from dbdeploy import CreateFunction, CreateTrigger
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -67,6 +68,9 @@ migration = Migration(version="031", name="crm_scores", operations=[
                                                    where="status = 'active'")),
     SetNotNull(table="crm.notes", column="body"),
     SetDefault(table="crm.notes", column="kind", default="'note'"),
+    CreateFunction(name="crm.keep_row", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END"),
+    CreateTrigger(table="crm.customers", name="customers_keep_row", function="crm.keep_row", timing="BEFORE",
+                  events=["UPDATE"]),
 ])
 '''
 
@@ -118,6 +122,10 @@ DRIFTS = {
                                "backfill"),
     "table dropped": ("DROP TABLE crm.customers", "table crm.customers is missing"),
     "verify query false": ("COMMENT ON TABLE crm.customers IS 'someone else'", "returned false"),
+    "function body changed": ("CREATE OR REPLACE FUNCTION crm.keep_row() RETURNS trigger LANGUAGE plpgsql AS"
+                              " 'BEGIN RETURN NULL; END'", "function crm.keep_row() has another body"),
+    "trigger dropped": ("DROP TRIGGER customers_keep_row ON crm.customers",
+                        "trigger customers_keep_row on crm.customers is missing"),
 }
 
 

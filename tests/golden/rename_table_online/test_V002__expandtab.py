@@ -927,7 +927,7 @@ def check_function(db, c):
     SECURITY DEFINER the spec gives, or not (after a rollback, one this version did not create may stay)."""
     row = db.execute(
         "SELECT p.prosrc, l.lanname::text, p.prorettype, p.proretset, p.provolatile::text, p.prosecdef,"
-        " CASE WHEN %s::text IS NULL THEN NULL ELSE pg_catalog.to_regtype(%s) END"
+        " CASE WHEN %s::text IS NULL THEN NULL ELSE pg_catalog.to_regtype(%s)::oid END"
         " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
         " WHERE p.oid = pg_catalog.to_regprocedure(%s)", [c.get("returns"), c.get("returns"), c["lookup"]]).fetchone()
     if not c["present"]:
