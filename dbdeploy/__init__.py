@@ -32,6 +32,9 @@ _DSL = {
     **dict.fromkeys(("Check", "Column", "ForeignKey", "Index", "Unique"), "dbdeploy.model.components"),
     "Migration": "dbdeploy.ops.migration",
     "Exclusion": "dbdeploy.model.components",
+    **dict.fromkeys(("CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger",
+                      "CreateProcedure"),
+                     "dbdeploy.ops"),
 }
 
 __all__ = [*sorted(_DSL), "__version__"]

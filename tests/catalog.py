@@ -268,6 +268,38 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
 
     extensions = [row[0] for row in _fetch(conn, "SELECT extname FROM pg_extension ORDER BY 1", params)]
 
+    # Functions and procedures (issue 13): the whole definition as PostgreSQL prints it, owner and ACL.
+    functions = {
+        signature: {"definition": definition, "acl": acl, "comment": comment}
+        for signature, definition, acl, comment in _fetch(
+            conn,
+            _q("""
+            SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text,
+                   obj_description(p.oid, 'pg_proc')
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE p.prokind IN ('f', 'p') AND {user_ns}
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                              AND d.objid = p.oid AND d.deptype = 'e')
+            ORDER BY 1
+            """),
+            params,
+        )
+    }
+
+    triggers = {
+        f"{table}.{name}": {"definition": definition, "enabled": enabled}
+        for table, name, definition, enabled in _fetch(
+            conn,
+            _q("""
+            SELECT c.oid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text
+            FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT t.tgisinternal AND {user_ns} AND {not_ext}
+            ORDER BY 1, 2
+            """),
+            params,
+        )
+    }
+
     # Every comment on an object of a user schema (and on the user schemas themselves), whatever its
     # kind: functions, types, domains, triggers, sequences … too, by pg_describe_object (issue 13, CommentOn).
     comments = {
@@ -315,6 +347,8 @@ def _snapshot(conn: psycopg.Connection, params: dict[str, Any]) -> dict[str, Any
         "views": views,
         "sequences": sequences,
         "extensions": extensions,
+        "functions": functions,
+        "triggers": triggers,
         "comments": comments,
         "enum_types": enum_types,
         "domains": _domains(conn, params),

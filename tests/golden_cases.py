@@ -26,6 +26,9 @@ from dbdeploy import (
     CreateIndex,
     CreateMaterializedView,
     CreatePartition,
+    CreateFunction,
+    CreateIndex,
+    CreateProcedure,
     CreateSchema,
     CreateSequence,
     CreateTable,
@@ -38,6 +41,15 @@ from dbdeploy import (
     DropNotNull,
     DropTable,
     DropView,
+    CreateTrigger,
+    DropColumn,
+    DropConstraint,
+    DropDefault,
+    DropFunction,
+    DropIndex,
+    DropNotNull,
+    DropTable,
+    DropTrigger,
     Exclusion,
     ForeignKey,
     Index,
@@ -50,6 +62,7 @@ from dbdeploy import (
     RenameIndex,
     RenameTable,
     ReplaceView,
+    ReplaceFunction,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -278,4 +291,28 @@ CASES: dict[str, list[Migration]] = {
         _m("002", "months", CreatePartition(parent="public.page_views", table="public.page_views_2026_01",
                                             bounds="FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"),
            CreatePartition(parent="public.page_views", table="public.page_views_default", bounds="DEFAULT"))],
+    # issue 13: code — a trigger function (body with quotes and $$) and its trigger on an existing table
+    "create_function_trigger": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", volatility="volatile",
+        body="\nBEGIN\n    -- it's $$ kept\n    NEW.note := coalesce(NEW.note, '');\n    RETURN NEW;\nEND\n"),
+        CreateTrigger(table="shop.orders", name="orders_touch_note", function="shop.touch_note", timing="BEFORE",
+                      events=["INSERT", "UPDATE"], when="NEW.note IS NULL"))],
+    "create_function_definer": [BASE, _m("002", "definer", CreateFunction(
+        name="public.order_count", args=[("p_status", "text")], returns="bigint", language="sql", volatility="stable",
+        security_definer=True, search_path="pg_catalog",
+        body="SELECT count(*) FROM shop.orders WHERE status = p_status"))],
+    "replace_function": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END")),
+        _m("003", "retouch", ReplaceFunction(
+            name="shop.touch_note", returns="trigger", language="plpgsql",
+            body="BEGIN\n    NEW.note := 'touched';\n    RETURN NEW;\nEND"))],
+    "drop_trigger_function": [BASE, _m("002", "touch_orders", CreateFunction(
+        name="shop.touch_note", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END"),
+        CreateTrigger(table="shop.orders", name="orders_touch_note", function="shop.touch_note", timing="BEFORE",
+                      events=["UPDATE"])),
+        _m("003", "untouch", DropTrigger(table="shop.orders", name="orders_touch_note"),
+           DropFunction(name="shop.touch_note"))],
+    "create_procedure": [BASE, _m("002", "archive", CreateProcedure(
+        name="shop.archive_orders", args=[("p_status", "text")], language="plpgsql",
+        body="\nBEGIN\n    DELETE FROM shop.orders WHERE status = p_status;\n    COMMIT;\nEND\n"))],
 }

@@ -50,23 +50,28 @@ from dbdeploy import (
     Column,
     CommentOn,
     Contract,
+    CreateFunction,
     CreateCompositeType,
     CreateDomain,
     CreateEnum,
     CreateIndex,
+    CreateProcedure,
     CreateMaterializedView,
     CreatePartition,
     CreateSchema,
     CreateSequence,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DropColumn,
     DropConstraint,
     DropDefault,
+    DropFunction,
     DropEnum,
     DropIndex,
     DropNotNull,
     DropTable,
+    DropTrigger,
     DropView,
     Exclusion,
     ForeignKey,
@@ -79,6 +84,7 @@ from dbdeploy import (
     RenameEnumValue,
     RenameIndex,
     RenameTable,
+    ReplaceFunction,
     ReplaceView,
     RequireExtension,
     SeedRows,
@@ -1470,6 +1476,114 @@ CASES += [
 ]
 
 
+# -- code: functions and triggers (issue 13) -------------------------------------------------------
+
+#: A populated table with an ``updated_at`` column, not made by the specs.
+DOCUMENTS = f"""
+CREATE TABLE public.documents (
+    id integer PRIMARY KEY,
+    title text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00+00'
+);
+INSERT INTO public.documents SELECT g, 'doc ' || g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute'
+FROM generate_series(1, {ALTER_ROWS}) g;
+"""
+
+#: A PL/pgSQL trigger function whose body holds $$, quotes and a backslash: kept byte for byte.
+TOUCH_BODY = ("\nBEGIN\n    -- it's $$ kept $$, and a \\ too\n"
+              "    NEW.updated_at := pg_catalog.clock_timestamp();\n    RETURN NEW;\nEND\n")
+TOUCH = CreateFunction(name="public.touch_updated_at", returns="trigger", language="plpgsql", body=TOUCH_BODY)
+TOUCH_TRIGGER = CreateTrigger(table="public.documents", name="documents_touch", function="public.touch_updated_at",
+                              timing="BEFORE", events=["UPDATE"], when="NEW.title IS DISTINCT FROM OLD.title")
+
+
+def _fires(conn) -> bool:
+    """Whether updating a title changes updated_at (checked in a transaction that is rolled back)."""
+    with conn.transaction(force_rollback=True):
+        before = conn.execute("SELECT updated_at FROM public.documents WHERE id = 7").fetchone()[0]
+        conn.execute("UPDATE public.documents SET title = 'renamed' WHERE id = 7")
+        after = conn.execute("SELECT updated_at FROM public.documents WHERE id = 7").fetchone()[0]
+    return after != before
+
+
+def _touch_forward(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.touch_updated_at()'::regprocedure"
+                           ).fetchone()
+    assert body == TOUCH_BODY
+    assert _fires(conn)
+
+
+def _touch_rollback(conn, rows0):
+    assert conn.execute("SELECT to_regprocedure('public.touch_updated_at()')").fetchone()[0] is None
+    assert not _fires(conn)
+
+
+#: A trigger function not made by the specs, with a comment, a revoked PUBLIC grant and a trigger using it.
+OLD_TOUCH = f"""
+{DOCUMENTS}
+CREATE FUNCTION public.touch_updated_at() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS
+$old$BEGIN NEW.updated_at := '2030-01-01 00:00:00+00'; RETURN NEW; END$old$;
+COMMENT ON FUNCTION public.touch_updated_at() IS 'set by hand, long ago';
+REVOKE EXECUTE ON FUNCTION public.touch_updated_at() FROM PUBLIC;
+CREATE TRIGGER documents_touch BEFORE UPDATE ON public.documents FOR EACH ROW
+    EXECUTE FUNCTION public.touch_updated_at();
+"""
+
+
+def _replace_forward(conn, rows0):
+    _touch_forward(conn, rows0)
+    assert conn.execute("SELECT obj_description('public.touch_updated_at()'::regprocedure, 'pg_proc')"
+                        ).fetchone()[0] == "set by hand, long ago"
+
+
+def _replace_rollback(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.touch_updated_at()'::regprocedure"
+                           ).fetchone()
+    assert body == "BEGIN NEW.updated_at := '2030-01-01 00:00:00+00'; RETURN NEW; END"
+    assert backup_tables(conn, "replaced_functions") == ["replaced_functions"]
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.replaced_functions").fetchone()[0] == 0
+
+
+def _dropped_forward(conn, rows0):
+    assert conn.execute("SELECT to_regprocedure('public.touch_updated_at()')").fetchone()[0] is None
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'documents_touch'").fetchone()[0] == 0
+
+
+def _dropped_rollback(conn, rows0):
+    assert conn.execute("SELECT tgenabled FROM pg_trigger WHERE tgname = 'documents_touch'").fetchone()[0] == "D"
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.dropped_functions").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM dbdeploy_backup.dropped_triggers").fetchone()[0] == 0
+
+
+ARCHIVE_BODY = "\nBEGIN\n    DELETE FROM public.documents WHERE id > p_keep;\n    COMMIT;\nEND\n"
+
+
+def _archive_forward(conn, rows0):
+    (body,) = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = 'public.archive_documents(integer)'::regprocedure"
+                           " AND prokind = 'p'").fetchone()
+    assert body == ARCHIVE_BODY
+
+
+CASES += [
+    Case("create_procedure", [mig("001", "archive", CreateProcedure(
+        name="public.archive_documents", args=[("p_keep", "integer")], language="plpgsql", body=ARCHIVE_BODY))],
+         populate=DOCUMENTS, data={"public.documents": "id"}, after_forward=_archive_forward),
+    Case("drop_trigger_and_function", [mig(
+        "001", "untouch", DropTrigger(table="public.documents", name="documents_touch"),
+        DropFunction(name="public.touch_updated_at"))],
+         populate=OLD_TOUCH + "GRANT EXECUTE ON FUNCTION public.touch_updated_at() TO pg_monitor;"
+                              " ALTER TABLE public.documents DISABLE TRIGGER documents_touch;",
+         data={"public.documents": "id"}, after_forward=_dropped_forward, after_rollback=_dropped_rollback),
+    Case("replace_function_not_made_by_specs", [mig("001", "retouch", ReplaceFunction(
+        name="public.touch_updated_at", returns="trigger", language="plpgsql", body=TOUCH_BODY))],
+         populate=OLD_TOUCH, data={"public.documents": "id"},
+         after_forward=_replace_forward, after_rollback=_replace_rollback),
+    Case("create_function_and_trigger", [mig("001", "touch_documents", TOUCH, TOUCH_TRIGGER)],
+         populate=DOCUMENTS, data={"public.documents": "id"},
+         after_forward=_touch_forward, after_rollback=_touch_rollback),
+]
+
+
 # -- partitions (issue 13): a range-partitioned events table with monthly partitions ---------------
 
 EVENTS = CreateTable(
@@ -2223,3 +2337,4 @@ def test_drop_column_rollback_restores_the_whole_column(kind: str, fresh_db: Tes
     run_sql_file(db, bundle.rollback)
     _assert_same(s0, catalog(conn), "rollback of DropColumn did not bring the column back as it was")
     assert dict_rows(conn, "public.t", "id") == rows0
+

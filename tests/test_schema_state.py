@@ -34,6 +34,9 @@ from dbdeploy import (
     CreateIndex,
     CreateMaterializedView,
     CreatePartition,
+    CreateFunction,
+    CreateIndex,
+    CreateProcedure,
     CreateSchema,
     CreateSequence,
     CreateTable,
@@ -46,6 +49,15 @@ from dbdeploy import (
     DropNotNull,
     DropTable,
     DropView,
+    CreateTrigger,
+    DropColumn,
+    DropConstraint,
+    DropDefault,
+    DropFunction,
+    DropIndex,
+    DropNotNull,
+    DropTable,
+    DropTrigger,
     ForeignKey,
     Index,
     Migration,
@@ -57,6 +69,7 @@ from dbdeploy import (
     RenameIndex,
     RenameTable,
     ReplaceView,
+    ReplaceFunction,
     RequireExtension,
     SeedRows,
     SetDefault,
@@ -93,6 +106,16 @@ def _prefix() -> list:
                     checks=[Check(expression="p IS NOT NULL", name="t_p_nn")],
                     indexes=[Index(columns=["p"], name="t_p_idx")]),
     ]
+
+
+_TOUCH = CreateFunction(name="public.touch", returns="trigger", language="plpgsql",
+                        body="BEGIN NEW.a := 'x'; RETURN NEW; END")
+_RETOUCH = ReplaceFunction(name="public.touch", returns="trigger", language="plpgsql",
+                           body="BEGIN NEW.b := 'y'; RETURN NEW; END")
+_ARCHIVE = CreateProcedure(name="public.archive", args=[("p_id", "integer")], language="sql",
+                           body="DELETE FROM public.t WHERE id < p_id")
+_TOUCH_T = CreateTrigger(table="public.t", name="t_touch", function="public.touch", timing="BEFORE",
+                         events=["INSERT", "UPDATE"])
 
 
 # operation → the facts its apply() changes (every other fact must stay as it was); GONE: removed.
@@ -245,6 +268,14 @@ CASES = {
                                          bounds="FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
                          {("relations", "public.legacy_events_2026"): ("table", "public.legacy_events_2026"),
                           ("partitions", "public.legacy_events_2026"): PartitionFact(parent="public.legacy_events")}),
+    # issue 13: functions by signature; triggers in the same slot, keyed "trigger schema.table.name"
+    "create_function": (_TOUCH, {("functions", "public.touch()"): _TOUCH}),
+    "create_trigger": (_TOUCH_T, {("functions", "trigger public.t.t_touch"): _TOUCH_T}),
+    "replace_function": (_RETOUCH, {("functions", "public.touch()"): _RETOUCH}),
+    # functions and triggers the specs did not create: nothing they track changes
+    "drop_function": (DropFunction(name="public.untracked", args=[("a", "integer")]), {}),
+    "drop_trigger": (DropTrigger(table="public.t", name="t_untracked"), {}),
+    "create_procedure": (_ARCHIVE, {("functions", "public.archive(integer)"): _ARCHIVE}),
 }
 
 # Operations that close what an earlier version opened: these migrations (versions below V) run

@@ -1567,3 +1567,93 @@ def test_partition_refusals_at_generate(operation, fragments):
                                               bounds="FOR VALUES IN (1); DROP TABLE x")],
     }[operation]
     rejected(lambda: Migration(version="001", name="m", operations=[*base, *later()]), *fragments)
+# -- code: functions and triggers (issue 13) ----------------------------------------------------------
+
+def _fn(**overrides):
+    from dbdeploy import CreateFunction
+    fields = dict(name="public.touch", returns="trigger", language="plpgsql",
+                  body="BEGIN NEW.at := now(); RETURN NEW; END")
+    return CreateFunction(**{**fields, **overrides})
+
+
+def _proc(**overrides):
+    from dbdeploy import CreateProcedure
+    return CreateProcedure(**{**dict(name="public.p", language="sql", body="SELECT 1"), **overrides})
+
+
+def _trg(**overrides):
+    from dbdeploy import CreateTrigger
+    fields = dict(table="public.docs", name="docs_touch", function="public.touch", timing="BEFORE", events=["UPDATE"])
+    return CreateTrigger(**{**fields, **overrides})
+
+
+CODE_REFUSALS = [
+    pytest.param(lambda: _fn(body="BEGIN NEW.at := now() RETURN NEW; END"), "PL/pgSQL body does not parse", "",
+                 id="plpgsql-syntax"),
+    pytest.param(lambda: _fn(language="sql", returns="integer", body="SELEC 1"), "does not parse", "",
+                 id="sql-body-syntax"),
+    pytest.param(lambda: _fn(language="plperlu"), "", "language", id="language"),
+    pytest.param(lambda: _fn(returns="integer; DROP TABLE x"), "invalid return type", "returns",
+                 id="returns-injection"),
+    pytest.param(lambda: _fn(returns="nosuchtype"), "not a built-in PostgreSQL type", "returns", id="returns-unknown"),
+    pytest.param(lambda: _fn(args=[("a", "nosuchtype")]), "not a built-in PostgreSQL type", "", id="arg-type"),
+    pytest.param(lambda: _fn(args=[("a", "integer"), ("a", "text")]), "listed twice", "", id="arg-twice"),
+    pytest.param(lambda: _fn(args=[("Bad Name", "integer")]), "", "", id="arg-name"),
+    pytest.param(lambda: _fn(body="   "), "body is empty", "", id="empty-body"),
+    pytest.param(lambda: _fn(body="x\x00"), "NUL byte", "body", id="nul-body"),
+    pytest.param(lambda: _fn(volatility="sometimes"), "", "volatility", id="volatility"),
+    pytest.param(lambda: _fn(search_path="public; DROP TABLE x"), "", "search_path", id="search-path"),
+    pytest.param(lambda: _fn(name="a.b.c"), "is not 'schema.table'", "name", id="name-dots"),
+    pytest.param(lambda: _trg(events=["UPDATE", "UPDATE"]), "lists an event twice", "",
+                 id="event-twice"),
+    pytest.param(lambda: _trg(events=[]), "events is empty", "", id="events-empty"),
+    pytest.param(lambda: _trg(events=["SELECT"]), "", "events.0", id="event-unknown"),
+    pytest.param(lambda: _trg(events=["TRUNCATE"]), "fire per statement only", "", id="truncate-row"),
+    pytest.param(lambda: _trg(timing="DURING"), "", "timing", id="timing"),
+    pytest.param(lambda: _trg(when="NEW.a = 1); DROP TABLE x; --"), "", "when", id="when-injection"),
+    pytest.param(lambda: _trg(timing="INSTEAD OF", when="NEW.a = 1"), "cannot have a WHEN", "", id="instead-when"),
+    pytest.param(lambda: _proc(returns="integer"), "", "returns", id="procedure-returns"),
+    pytest.param(lambda: _proc(volatility="STABLE"), "", "volatility", id="procedure-volatility"),
+    pytest.param(lambda: _proc(language="plpgsql", body="BEGIN COMMIT END"), "PL/pgSQL body does not parse", "",
+                 id="procedure-body"),
+]
+
+
+@pytest.mark.parametrize("build, fragment, loc", CODE_REFUSALS)
+def test_code_refusals(build, fragment, loc):
+    err = rejected(build, fragment, "fix:" if fragment else "")
+    if loc:
+        locs = [".".join(str(p) for p in e["loc"]) for e in err.errors()]
+        assert any(x.startswith(loc) or x.endswith(loc) for x in locs), locs
+
+
+def test_code_refusals_against_the_schema_state():
+    """apply(): a signature created twice, a trigger calling a spec function that does not return trigger,
+    INSTEAD OF on a table the specs created, a trigger name used twice."""
+    from dbdeploy.ops import SchemaState
+    state = SchemaState(complete=True)
+    _fn().apply(state)
+    with pytest.raises(ValueError, match="already created by an earlier operation — fix:"):
+        _fn().apply(state)
+    _fn(name="public.count_docs", returns="bigint", language="sql", body="SELECT 1::bigint").apply(state)
+    with pytest.raises(ValueError, match="not trigger — fix:"):
+        _trg(function="public.count_docs").apply(state)
+    CreateTable(table="public.docs", columns=[col("a", "integer")]).apply(state)
+    with pytest.raises(ValueError, match="INSTEAD OF triggers are for views.*fix:"):
+        _trg(timing="INSTEAD OF").apply(state)
+    _trg().apply(state)
+    with pytest.raises(ValueError, match="already has a trigger 'docs_touch'.*fix:"):
+        _trg().apply(state)
+
+
+def test_drop_function_refused_while_a_spec_trigger_calls_it():
+    from dbdeploy import DropFunction, DropTrigger
+    from dbdeploy.ops import SchemaState
+    state = SchemaState(complete=True)
+    _fn().apply(state)
+    _trg().apply(state)
+    with pytest.raises(ValueError, match="called by trigger.*public.docs.docs_touch.*fix: drop them first"):
+        DropFunction(name="public.touch").apply(state)
+    DropTrigger(table="public.docs", name="docs_touch").apply(state)
+    DropFunction(name="public.touch").apply(state)
+    assert "public.touch()" not in state.functions

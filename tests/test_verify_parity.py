@@ -62,6 +62,7 @@ from dbdeploy import AddColumn, Backfill, Column, CreateIndex, Index, Migration,
 from dbdeploy import CreateView
 from dbdeploy import CreateCompositeType, CreateDomain, CreateEnum
 from dbdeploy import CommentOn, CreateSequence, SetSequenceValue
+from dbdeploy import CreateFunction, CreateTrigger
 
 migration = Migration(version="031", name="crm_scores", operations=[
     AddColumn(table="crm.customers", column=Column(name="score", type="integer")),
@@ -78,6 +79,9 @@ migration = Migration(version="031", name="crm_scores", operations=[
     CommentOn(object_kind="COLUMN", name="crm.customers.email", comment="Where we write to"),
     CreateSequence(name="crm.note_numbers", as_type="integer", start=100, owned_by="crm.notes.id"),
     SetSequenceValue(name="crm.note_numbers", value=500),
+    CreateFunction(name="crm.keep_row", returns="trigger", language="plpgsql", body="BEGIN RETURN NEW; END"),
+    CreateTrigger(table="crm.customers", name="customers_keep_row", function="crm.keep_row", timing="BEFORE",
+                  events=["UPDATE"]),
 ])
 '''
 
@@ -143,6 +147,10 @@ DRIFTS = {
     "sequence altered": ("ALTER SEQUENCE crm.note_numbers AS bigint",
                          "sequence crm.note_numbers: as_type is 'bigint', expected 'integer'"),
     "sequence moved back": ("SELECT setval('crm.note_numbers', 200)", "sequence crm.note_numbers is at 200"),
+    "function body changed": ("CREATE OR REPLACE FUNCTION crm.keep_row() RETURNS trigger LANGUAGE plpgsql AS"
+                              " 'BEGIN RETURN NULL; END'", "function crm.keep_row() has another body"),
+    "trigger dropped": ("DROP TRIGGER customers_keep_row ON crm.customers",
+                        "trigger customers_keep_row on crm.customers is missing"),
 }
 
 

@@ -454,6 +454,82 @@ KINDS.update({cls.kind: cls for cls in (ColumnNotNull, ColumnDefault)})   # SetN
 
 
 @dataclass(frozen=True)
+class Function(Expectation):
+    """Function ``name`` (its signature, ``schema.name(type, …)``; ``lookup`` is the quoted form
+    ``to_regprocedure`` reads) exists with ``body`` byte for byte (``prosrc``), ``language``, return type
+    ``returns`` (compared as ``regtype``; ``setof``: returns a set), ``volatility`` (``provolatile``:
+    i, s or v) and ``security_definer`` — or is absent (``present`` False). After a rollback, a function
+    that existed before the version (not recorded as created by it) may stay."""
+
+    kind: ClassVar[str] = "function"
+    name: str
+    lookup: str
+    body: str | None = None
+    language: str | None = None
+    returns: str | None = None
+    setof: bool = False
+    volatility: str | None = None
+    security_definer: bool = False
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+    # ReplaceFunction: the rollback restores the definition saved at forward time, unknown to the bundle
+    replaced: bool = False
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "lookup": self.lookup,
+                                 "present": self.present}
+        if self.present:
+            entry.update(body=self.body, language=self.language, returns=self.returns, setof=self.setof,
+                         volatility=self.volatility, security_definer=self.security_definer)
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present or self.replaced:
+            return ()
+        return (Function(self.name, self.lookup, present=False, version=rollback.version,
+                         history_schema=rollback.history_schema),)
+
+
+@dataclass(frozen=True)
+class Trigger(Expectation):
+    """Trigger ``name`` on ``table`` exists, enabled, calling ``function`` (quoted ``schema.name``, no
+    arguments) with ``tgtype`` (PostgreSQL's bit set: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16,
+    TRUNCATE 32, INSTEAD 64 — src/include/catalog/pg_trigger.h) and a WHEN condition or not (``when``)
+    — or is absent. After a rollback, a trigger that existed before the version may stay."""
+
+    kind: ClassVar[str] = "trigger"
+    name: str
+    table: str
+    function: str | None = None
+    tgtype: int | None = None
+    when: bool = False
+    present: bool = True
+    version: str | None = None
+    history_schema: str | None = None
+
+    def to_json(self) -> dict:
+        entry: dict[str, Any] = {"object": self.kind, "name": self.name, "table": self.table,
+                                 "present": self.present}
+        if self.present:
+            entry.update(function=self.function, tgtype=self.tgtype, when=self.when)
+        if self.version is not None:
+            entry.update(version=self.version, history_schema=self.history_schema)
+        return entry
+
+    def after_rollback(self, rollback: Rollback) -> tuple[Expectation, ...]:
+        if not self.present or self.table in rollback.created_tables:
+            return ()
+        return (Trigger(self.name, self.table, present=False, version=rollback.version,
+                        history_schema=rollback.history_schema),)
+
+
+KINDS.update({cls.kind: cls for cls in (Function, Trigger)})   # CreateFunction, CreateTrigger (issue 13)
+
+
+@dataclass(frozen=True)
 class PartitionKey(Expectation):
     """Table ``name`` is partitioned by ``key`` as ``pg_get_partkeydef`` prints it (``RANGE (created_at)``)
     — what ``CreateTable(partition_by=…)`` makes. Its rollback drops the table (a ``table`` expectation

@@ -26,6 +26,7 @@ from dbdeploy.lint.rules import (
     renaming_table,
     require_concurrent_index_creation,
     require_concurrent_index_deletion,
+    security_definer_without_search_path,
     set_not_null_without_check,
     snake_case_names,
     unused_allow,
@@ -68,6 +69,8 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     raw_sequence_position,
     # about allow={…} itself (checked by the engine)
     unused_allow,
+    # issue 13: functions
+    security_definer_without_search_path,
 ))
 
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

@@ -16,6 +16,7 @@ from dbdeploy.ops.contract import Contract
 from dbdeploy.ops.create_composite_type import CreateCompositeType
 from dbdeploy.ops.create_domain import CreateDomain
 from dbdeploy.ops.create_enum import CreateEnum
+from dbdeploy.ops.create_function import CreateFunction, CreateProcedure
 from dbdeploy.ops.create_index import CreateIndex
 from dbdeploy.ops.create_materialized_view import CreateMaterializedView
 from dbdeploy.ops.create_partition import CreatePartition
@@ -31,6 +32,15 @@ from dbdeploy.ops.drop_index import DropIndex
 from dbdeploy.ops.drop_not_null import DropNotNull
 from dbdeploy.ops.drop_table import DropTable
 from dbdeploy.ops.drop_view import DropView
+from dbdeploy.ops.create_trigger import CreateTrigger
+from dbdeploy.ops.drop_column import DropColumn
+from dbdeploy.ops.drop_constraint import DropConstraint
+from dbdeploy.ops.drop_default import DropDefault
+from dbdeploy.ops.drop_function import DropFunction
+from dbdeploy.ops.drop_index import DropIndex
+from dbdeploy.ops.drop_not_null import DropNotNull
+from dbdeploy.ops.drop_table import DropTable
+from dbdeploy.ops.drop_trigger import DropTrigger
 from dbdeploy.ops.raw_sql import RawSQL
 from dbdeploy.ops.refresh_materialized_view import RefreshMaterializedView
 from dbdeploy.ops.rename_column import RenameColumn
@@ -39,6 +49,7 @@ from dbdeploy.ops.rename_enum_value import RenameEnumValue
 from dbdeploy.ops.rename_index import RenameIndex
 from dbdeploy.ops.rename_table import RenameTable
 from dbdeploy.ops.replace_view import ReplaceView
+from dbdeploy.ops.replace_function import ReplaceFunction
 from dbdeploy.ops.require_extension import RequireExtension
 from dbdeploy.ops.seed_rows import SeedRows
 from dbdeploy.ops.set_default import SetDefault
@@ -59,6 +70,7 @@ OPERATION_TYPES = (
     CommentOn,
     CreateSequence, AlterSequence, SetSequenceValue,
     CreatePartition,
+    CreateFunction, CreateTrigger, ReplaceFunction, DropFunction, DropTrigger, CreateProcedure,
 )
 
 AnyOperation = (
@@ -75,6 +87,7 @@ AnyOperation = (
     | CommentOn
     | CreateSequence | AlterSequence | SetSequenceValue
     | CreatePartition
+    | CreateFunction | CreateTrigger | ReplaceFunction | DropFunction | DropTrigger | CreateProcedure
 )
 
 __all__ = [
@@ -92,4 +105,5 @@ __all__ = [
     "CommentOn",
     "CreateSequence", "AlterSequence", "SetSequenceValue",
     "CreatePartition",
+    "CreateFunction", "CreateTrigger", "ReplaceFunction", "DropFunction", "DropTrigger", "CreateProcedure",
 ]

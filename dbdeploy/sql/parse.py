@@ -796,3 +796,68 @@ def parse_function_signature(text: str) -> FunctionSignature:
             _check_type_exists(arg_names)
         types.append(TypeName(RawStream()(arg)))
     return FunctionSignature(names[0], names[1], tuple(types))
+class ReturnsClause(TrustedText):
+    """A parsed ``RETURNS`` clause of a function (:func:`parse_returns`): pglast's rendering of the
+    return type (``integer``, ``SETOF public.t``, ``trigger``, ``void``). ``base`` is the type name
+    without SETOF, ``setof`` whether it returns a set. ``TABLE (…)`` is not supported yet."""
+
+    _fields = ("base", "setof")
+    base: str | None
+    setof: bool
+
+
+FIX_RETURNS = "give one return type (integer, text, public.t), SETOF <type>, trigger or void"
+
+
+def parse_returns(text: str) -> ReturnsClause:
+    """Parse ``text`` as what follows ``RETURNS`` in CREATE FUNCTION, by parsing a whole probe
+    ``CREATE FUNCTION … RETURNS <text> LANGUAGE sql AS ''`` with pglast. Raises SqlParseError."""
+    if not isinstance(text, str) or not text.strip():
+        raise SqlParseError(f"is empty{FIX_MARK}{FIX_RETURNS}")
+    statements = _parse(text, "CREATE FUNCTION dbdeploy_probe() RETURNS ", " LANGUAGE sql AS ''", fix=FIX_RETURNS)
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateFunctionStmt):
+        raise SqlParseError(f"is not one return type{FIX_MARK}{FIX_RETURNS}")
+    stmt = statements[0].stmt
+    if stmt.options is None or len(stmt.options) != 2 or stmt.parameters:
+        raise SqlParseError(f"adds clauses after the return type{FIX_MARK}{FIX_RETURNS}")
+    type_name = stmt.returnType
+    names = [n.sval for n in type_name.names]
+    if type_name.pct_type:
+        raise SqlParseError(f"is a %TYPE reference{FIX_MARK}{FIX_RETURNS}")
+    if names[-1] not in ("trigger", "void", "record") or len(names) > 2:
+        inner = TypeName(RawStream()(ast.TypeName(names=type_name.names, typmods=type_name.typmods,
+                                                  arrayBounds=type_name.arrayBounds)))
+        if not (len(names) == 2 and names[0] == "pg_catalog" and names[1] in PSEUDO_TYPES):
+            _check_type_exists(names)
+    else:
+        inner = names[-1]
+    return ReturnsClause(RawStream()(type_name), str(inner), bool(type_name.setof))
+
+
+def check_function_definition(statement: str, language: str) -> None:
+    """Parse a whole ``CREATE FUNCTION``/``CREATE PROCEDURE`` statement (dbdeploy's own rendering of a
+    spec) with pglast, and its body too: a ``plpgsql`` body with PostgreSQL's PL/pgSQL parser
+    (``pglast.parse_plpgsql``), an ``sql`` body as SQL statements. Raises SqlParseError naming the
+    error and the fix."""
+    from pglast import parse_plpgsql
+
+    statements = _parse(statement)
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.CreateFunctionStmt):
+        raise SqlParseError(f"is not one CREATE FUNCTION/PROCEDURE statement{FIX_MARK}check the name, args and returns")
+    if language == "sql":
+        bodies = [o.arg for o in statements[0].stmt.options or () if o.defname == "as"]
+        for item in bodies[0] if bodies else ():
+            try:
+                parse_sql(item.sval)
+            except ParseError as exc:
+                raise SqlParseError(f"the SQL body does not parse: {exc.args[0]}{FIX_MARK}correct the body so "
+                                    "that PostgreSQL accepts it") from None
+    if language == "plpgsql":
+        try:
+            parse_plpgsql(statement)
+        except ParseError as exc:
+            raise SqlParseError(f"the PL/pgSQL body does not parse: {exc.args[0]}{FIX_MARK}correct the body so "
+                                "that PostgreSQL accepts it") from None
+        except Exception as exc:  # pglast raises plain errors for some PL/pgSQL problems
+            raise SqlParseError(f"the PL/pgSQL body does not parse: {exc}{FIX_MARK}correct the body so "
+                                "that PostgreSQL accepts it") from None
