@@ -67,10 +67,10 @@ RULES: tuple[Rule, ...] = tuple(module.RULE for module in (
     enum_value_used_in_transaction,
     # RawSQL moving a sequence (issue 13: SetSequenceValue, AlterSequence)
     raw_sequence_position,
-    # about allow={…} itself (checked by the engine)
-    unused_allow,
     # issue 13: functions
     security_definer_without_search_path,
+    # about allow={…} itself (checked by the engine)
+    unused_allow,
 ))
 
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

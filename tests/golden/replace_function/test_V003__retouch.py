@@ -868,6 +868,135 @@ def check_column_default(db, c):
     return None
 
 
+
+_VIEW_DEF = ("SELECT c.relkind::text, pg_catalog.pg_get_viewdef(c.oid, true), c.reloptions::text,"
+             " ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+             " AND NOT a.attisdropped ORDER BY a.attnum) FROM pg_catalog.pg_class c WHERE c.oid = %s")
+
+
+def check_view(db, c):
+    """Kind ``view``: view ``name`` (a materialized view with ``materialized``) is absent, or present and,
+    with ``query``, defined as that query: its ``pg_get_viewdef``, options and column names equal those of
+    a temporary view made from the query (rolled back), both printed with ``search_path = pg_catalog``
+    (its options — security_barrier, check_option — are not compared: ReplaceView keeps them)."""
+    what = "materialized view" if c.get("materialized") else "view"
+    oid = _oid(db, c["name"])
+    if not c["present"]:
+        if oid is None or (c.get("history_schema") and not _created_by(
+                db, c["history_schema"], c.get("version"), "materialized_view" if c.get("materialized") else "view",
+                c["name"])):
+            return None   # gone, or it existed before this version (accepted as it was): the rollback leaves it
+        return f"{what} {c['name']} is still present"
+    if oid is None:
+        return f"{what} {c['name']} is missing"
+    with db.transaction(force_rollback=True):
+        db.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
+        kind, definition, _options, columns = db.execute(_VIEW_DEF, [oid]).fetchone()
+        if kind != ("m" if c.get("materialized") else "v"):
+            return f"{c['name']} is not a {what} (relkind {kind!r})"
+        if c.get("query") is None:
+            return None
+        db.execute(sql.SQL("CREATE TEMPORARY VIEW dbdeploy_view_probe AS {}").format(sql.SQL(c["query"])))
+        probe = db.execute("SELECT 'pg_temp.dbdeploy_view_probe'::pg_catalog.regclass::oid").fetchone()[0]
+        _kind, expected, _options, expected_columns = db.execute(_VIEW_DEF, [probe]).fetchone()
+    if definition != expected:
+        return f"{what} {c['name']} is defined as {definition.strip()!r}, expected {expected.strip()!r}"
+    if columns != expected_columns:
+        return f"{what} {c['name']} has columns {columns}, expected {expected_columns}"
+    return None
+
+# CommentOn (issue 13): each kind's pg_description address, ``(oid, catalog, objsubid)``, from the
+# expectation's ``lookup`` (and ``member``); no row when the object is missing or of another kind.
+_RELATION_ADDRESS = ("SELECT c.oid, 'pg_catalog.pg_class', 0 FROM pg_catalog.pg_class c"
+                     " WHERE c.oid = pg_catalog.to_regclass(%(lookup)s) AND c.relkind = ANY (%(relkinds)s)")
+_COMMENT_ADDRESS = {
+    "TABLE": (_RELATION_ADDRESS, "rpf"), "INDEX": (_RELATION_ADDRESS, "iI"), "VIEW": (_RELATION_ADDRESS, "v"),
+    "MATERIALIZED VIEW": (_RELATION_ADDRESS, "m"), "SEQUENCE": (_RELATION_ADDRESS, "S"),
+    "COLUMN": ("SELECT a.attrelid, 'pg_catalog.pg_class', a.attnum::integer FROM pg_catalog.pg_attribute a"
+               " WHERE a.attrelid = pg_catalog.to_regclass(%(lookup)s) AND a.attname = %(member)s AND a.attnum > 0"
+               " AND NOT a.attisdropped", ""),
+    "SCHEMA": ("SELECT n.oid, 'pg_catalog.pg_namespace', 0 FROM pg_catalog.pg_namespace n"
+               " WHERE n.oid = pg_catalog.to_regnamespace(%(lookup)s)", ""),
+    "TYPE": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+             " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s)", ""),
+    "DOMAIN": ("SELECT t.oid, 'pg_catalog.pg_type', 0 FROM pg_catalog.pg_type t"
+               " WHERE t.oid = pg_catalog.to_regtype(%(lookup)s) AND t.typtype = 'd'", ""),
+    "FUNCTION": ("SELECT p.oid, 'pg_catalog.pg_proc', 0 FROM pg_catalog.pg_proc p"
+                 " WHERE p.oid = pg_catalog.to_regprocedure(%(lookup)s)", ""),
+    "CONSTRAINT": ("SELECT co.oid, 'pg_catalog.pg_constraint', 0 FROM pg_catalog.pg_constraint co"
+                   " WHERE co.conrelid = pg_catalog.to_regclass(%(lookup)s) AND co.conname = %(member)s", ""),
+    "TRIGGER": ("SELECT tg.oid, 'pg_catalog.pg_trigger', 0 FROM pg_catalog.pg_trigger tg"
+                " WHERE tg.tgrelid = pg_catalog.to_regclass(%(lookup)s) AND tg.tgname = %(member)s", ""),
+}
+
+
+def check_comment(db, c):
+    """Kind ``comment``: the object (``object_kind`` ``name``, found through ``lookup``) exists and its
+    comment is ``comment`` byte for byte, or it has none (null)."""
+    where = f"{c['object_kind'].lower()} {c['name']}"
+    query, relkinds = _COMMENT_ADDRESS[c["object_kind"]]
+    address = db.execute(query, {"lookup": c["lookup"], "member": c.get("member"),
+                                 "relkinds": list(relkinds)}).fetchone()
+    if address is None:
+        return f"{where} is missing"
+    actual = db.execute("SELECT description FROM pg_catalog.pg_description WHERE objoid = %s"
+                        " AND classoid = %s::pg_catalog.regclass AND objsubid = %s", list(address)).fetchone()
+    actual = None if actual is None else actual[0]
+    if actual != c["comment"]:
+        return f"{where} has the comment {actual!r}, expected {c['comment']!r}"
+    return None
+
+
+
+_SEQUENCE = ("SELECT pg_catalog.format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,"
+             " s.seqcache, s.seqcycle,"
+             " (SELECT n.nspname || '.' || r.relname || '.' || a.attname FROM pg_catalog.pg_depend d"
+             "    JOIN pg_catalog.pg_class r ON r.oid = d.refobjid"
+             "    JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+             "    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+             "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = s.seqrelid"
+             "     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i'))"
+             " FROM pg_catalog.pg_sequence s WHERE s.seqrelid = %s")
+_SEQUENCE_FIELDS = ("as_type", "start", "increment", "min_value", "max_value", "cache", "cycle", "owned_by")
+
+
+def check_sequence(db, c):
+    """Kind ``sequence``: sequence ``name`` exists with the ``parameters`` given (as ``pg_sequence`` and
+    ``pg_depend`` say them), or not (after a rollback, a sequence this version did not create may stay)."""
+    oid = _oid(db, c["name"])
+    row = None if oid is None else db.execute(_SEQUENCE, [oid]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "sequence",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"sequence {c['name']} is still present"
+    if row is None:
+        return f"sequence {c['name']} is missing" + (" (a relation of another kind has its name)" if oid else "")
+    actual = dict(zip(_SEQUENCE_FIELDS, row, strict=True))
+    wrong = [f"{field} is {actual[field]!r}, expected {want!r}" for field, want in c["parameters"].items()
+             if actual[field] != want]
+    return f"sequence {c['name']}: {'; '.join(wrong)}" if wrong else None
+
+
+def check_sequence_value(db, c):
+    """Kind ``sequence_value``: sequence ``name`` was set to ``value``: its position is that value (with
+    ``is_called``) or past it in the sequence's direction (nextval ran since)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"sequence {c['name']} is missing"
+    increment = db.execute("SELECT seqincrement FROM pg_catalog.pg_sequence WHERE seqrelid = %s", [oid]).fetchone()
+    if increment is None:
+        return f"{c['name']} is not a sequence"
+    last_value, is_called = db.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+        _ident(c["name"]))).fetchone()
+    if (last_value, is_called) == (c["value"], c["is_called"]):
+        return None
+    if is_called and (last_value > c["value"] if increment[0] > 0 else last_value < c["value"]):
+        return None   # handed out values since
+    return (f"sequence {c['name']} is at {last_value} (is_called {is_called}), expected {c['value']} "
+            f"(is_called {c['is_called']}) or past it")
 def check_function(db, c):
     """Kind ``function``: ``name`` exists with the body (byte for byte), language, return type, volatility and
     SECURITY DEFINER the spec gives, or not (after a rollback, one this version did not create may stay)."""
@@ -931,14 +1060,173 @@ def check_trigger(db, c):
 
 
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
+def check_partition_key(db, c):
+    """Kind ``partition_key``: table ``name`` is partitioned by ``key`` (``pg_get_partkeydef``)."""
+    oid = _oid(db, c["name"])
+    if oid is None:
+        return f"table {c['name']} is missing"
+    actual = db.execute("SELECT pg_catalog.pg_get_partkeydef(%s)", [oid]).fetchone()[0]
+    if actual != c["key"]:
+        return f"table {c['name']} is partitioned by {actual!r}, expected {c['key']!r}"
+    return None
+
+
+def check_partition_of(db, c):
+    """Kind ``partition_of``: table ``name`` is a partition of ``parent`` (the DEFAULT one with ``default``)."""
+    oid, parent = _oid(db, c["name"]), _oid(db, c["parent"])
+    if oid is None:
+        return f"partition {c['name']} is missing"
+    row = db.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = %s AND inhparent = %s),"
+                     " pg_catalog.pg_get_expr(c.relpartbound, c.oid) FROM pg_catalog.pg_class c WHERE c.oid = %s",
+                     [oid, parent, oid]).fetchone()
+    if not row[0]:
+        return f"table {c['name']} is not a partition of {c['parent']}"
+    if c["default"] and row[1] != "DEFAULT":
+        return f"partition {c['name']} has bound {row[1]!r}, expected DEFAULT"
+    return None
+
+
 CHECKS = {
     "schema": check_schema, "extension": check_extension, "table": check_table, "column": check_column,
     "constraint": check_constraint, "index": check_index, "backfill": check_backfill, "rows": check_rows,
     "backup": check_backup, "sql": check_sql,
 }
 CHECKS.update({"column_not_null": check_column_not_null, "column_default": check_column_default})
+CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropView
+CHECKS.update({"comment": check_comment})
+CHECKS.update({"sequence": check_sequence, "sequence_value": check_sequence_value})
+CHECKS.update({"partition_key": check_partition_key, "partition_of": check_partition_of})
 CHECKS.update({"function": check_function, "trigger": check_trigger})
 
+
+
+def check_enum_type(db, c):
+    """Kind ``enum_type``: enum ``name`` exists with exactly ``labels`` in their order (``pg_enum`` by
+    ``enumsortorder``; null: any, but each of ``includes``), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    row = db.execute(
+        "SELECT t.typtype, ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid"
+        " ORDER BY e.enumsortorder) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "enum_type",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"type {c['name']} is still present"
+    if row is None:
+        return f"type {c['name']} is missing"
+    if row[0] != "e":
+        return f"type {c['name']} is not an enum type (typtype {row[0]!r})"
+    labels = list(row[1])
+    if c.get("labels") is not None and labels != list(c["labels"]):
+        return f"enum {c['name']} has labels {labels!r}, expected {list(c['labels'])!r}"
+    missing = [v for v in c.get("includes") or () if v not in labels]
+    if missing:
+        return f"enum {c['name']} lacks label(s) {missing!r} (it has {labels!r})"
+    return None
+
+
+CHECKS["enum_type"] = check_enum_type   # CreateEnum, AddEnumValue, RenameEnumValue, DropEnum
+
+
+_DOMAIN = ("SELECT pg_catalog.format_type(t.typbasetype, t.typtypmod), t.typnotnull,"
+           " pg_catalog.pg_get_expr(t.typdefaultbin, 0), ARRAY(SELECT pg_catalog.pg_get_constraintdef(c.oid)"
+           " FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c' ORDER BY 1), t.typtype"
+           " FROM pg_catalog.pg_type t WHERE t.oid = %s")
+
+
+def check_domain_type(db, c):
+    """Kind ``domain_type``: domain ``name`` is what a probe domain built from the entry is (base type, NOT
+    NULL, default, CHECKs, as PostgreSQL spells them), or does not exist (after a rollback, a domain this
+    version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n"
+                       " ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "domain",
+                                                       c["name"]):
+            return None
+        return f"domain {c['name']} is still present"
+    if found is None:
+        return f"domain {c['name']} is missing"
+    actual = db.execute(_DOMAIN, [found[0]]).fetchone()
+    if actual[4] != "d":
+        return f"type {c['name']} is not a domain (typtype {actual[4]!r})"
+    parts = [sql.SQL("CREATE DOMAIN pg_temp.dbdeploy_probe_domain AS {}").format(sql.SQL(c["type"]))]
+    if c.get("default") is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(c["default"])))
+    if c.get("not_null"):
+        parts.append(sql.SQL("NOT NULL"))
+    parts += [sql.SQL("CHECK ({})").format(sql.SQL(check)) for check in c.get("checks") or ()]
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL(" ").join(parts))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_domain'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_DOMAIN, [probe]).fetchone()
+    except psycopg.Error as exc:
+        return f"domain {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    names = ("base type", "NOT NULL", "default", "checks")
+    diffs = [f"{what} {a!r}, expected {e!r}" for what, a, e in zip(names, actual[:4], expected[:4], strict=True)
+             if a != e]
+    return f"domain {c['name']} differs: {'; '.join(diffs)}" if diffs else None
+
+
+CHECKS["domain_type"] = check_domain_type   # CreateDomain
+
+
+_COMPOSITE = ("SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod),"
+              " CASE WHEN a.attcollation <> 0 AND a.attcollation <> y.typcollation"
+              " THEN a.attcollation::pg_catalog.regcollation::text END"
+              " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.typrelid"
+              " JOIN pg_catalog.pg_type y ON y.oid = a.atttypid"
+              " WHERE t.oid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+
+
+def check_composite_type(db, c):
+    """Kind ``composite_type``: composite type ``name`` has the attributes of a probe type built from the entry
+    (names, types, collations, in order, as PostgreSQL spells them), or does not exist (after a rollback, a type
+    this version did not create may rightly stay)."""
+    schema, _, name = c["name"].partition(".")
+    found = db.execute("SELECT t.oid, t.typtype, (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = t.typrelid)"
+                       " FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+                       " WHERE n.nspname = %s AND t.typname = %s", [schema, name]).fetchone()
+    if not c["present"]:
+        if found is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "composite_type",
+                                                       c["name"]):
+            return None
+        return f"composite type {c['name']} is still present"
+    if found is None:
+        return f"composite type {c['name']} is missing"
+    if found[1] != "c" or found[2] != "c":
+        return f"type {c['name']} is not a composite type of its own"
+    actual = db.execute(_COMPOSITE, [found[0]]).fetchall()
+    attrs = []
+    for attr in c["attributes"]:
+        part = sql.SQL("{} {}").format(sql.Identifier(attr["name"]), sql.SQL(attr["type"]))
+        if attr.get("collation"):
+            part = sql.SQL("{} COLLATE {}").format(part, sql.Identifier(*attr["collation"].split(".", 1)))
+        attrs.append(part)
+    try:
+        with db.transaction(force_rollback=True):
+            db.execute(sql.SQL("CREATE TYPE pg_temp.dbdeploy_probe_composite AS ({})").format(
+                sql.SQL(", ").join(attrs)))
+            probe = db.execute("SELECT 'pg_temp.dbdeploy_probe_composite'::pg_catalog.regtype::oid").fetchone()[0]
+            expected = db.execute(_COMPOSITE, [probe]).fetchall()
+    except psycopg.Error as exc:
+        return f"composite type {c['name']}: the expected definition could not be built here ({_first_line(exc)})"
+    if actual != expected:
+        return f"composite type {c['name']} has attributes {actual!r}, expected {expected!r}"
+    return None
+
+
+CHECKS["composite_type"] = check_composite_type   # CreateCompositeType
 
 class UnknownExpectationKind(Exception):  # noqa: N818 (the name says what it is about)
     """An expectation whose kind (``"object"``) has no check here: a bundle from another dbdeploy,

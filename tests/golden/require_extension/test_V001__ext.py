@@ -989,6 +989,66 @@ def check_sequence_value(db, c):
         return None   # handed out values since
     return (f"sequence {c['name']} is at {last_value} (is_called {is_called}), expected {c['value']} "
             f"(is_called {c['is_called']}) or past it")
+def check_function(db, c):
+    """Kind ``function``: ``name`` exists with the body (byte for byte), language, return type, volatility and
+    SECURITY DEFINER the spec gives, or not (after a rollback, one this version did not create may stay)."""
+    row = db.execute(
+        "SELECT p.prosrc, l.lanname::text, p.prorettype, p.proretset, p.provolatile::text, p.prosecdef,"
+        " CASE WHEN %s::text IS NULL THEN NULL ELSE pg_catalog.to_regtype(%s)::oid END"
+        " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang"
+        " WHERE p.oid = pg_catalog.to_regprocedure(%s)", [c.get("returns"), c.get("returns"), c["lookup"]]).fetchone()
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "function",
+                                                       c["name"]):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"function {c['name']} is still present"
+    if row is None:
+        return f"function {c['name']} is missing"
+    body, language, rettype, retset, volatility, secdef, expected_type = row
+    if body != c["body"]:
+        return f"function {c['name']} has another body: {body!r:.200}, expected {c['body']!r:.200}"
+    if language != c["language"]:
+        return f"function {c['name']} is in language {language}, expected {c['language']}"
+    if c.get("returns") is not None and (rettype != expected_type or retset != c["setof"]):
+        return f"function {c['name']} returns another type than {'SETOF ' if c['setof'] else ''}{c['returns']}"
+    if volatility != c["volatility"]:
+        return f"function {c['name']} has volatility {volatility!r}, expected {c['volatility']!r}"
+    if secdef != c["security_definer"]:
+        return f"function {c['name']} is {'' if secdef else 'not '}SECURITY DEFINER, expected the opposite"
+    return None
+
+
+def check_trigger(db, c):
+    """Kind ``trigger``: ``name`` on ``table`` exists, enabled, calling ``function`` with the timing, events and
+    level (``tgtype``) and WHEN condition the spec gives, or not (after a rollback, one this version did not
+    create may stay)."""
+    oid = _oid(db, c["table"])
+    row = None if oid is None else db.execute(
+        "SELECT t.tgfoid = pg_catalog.to_regprocedure(%s || '()'), t.tgtype::int, t.tgqual IS NOT NULL,"
+        " t.tgenabled::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = %s AND t.tgname = %s AND NOT t.tgisinternal",
+        [c.get("function") or "pg_catalog.now", oid, c["name"]]).fetchone()
+    where = f"trigger {c['name']} on {c['table']}"
+    if not c["present"]:
+        if row is None:
+            return None
+        if c.get("history_schema") and not _created_by(db, c["history_schema"], c.get("version"), "trigger",
+                                                       f"{c['table']}.{c['name']}"):
+            return None   # it existed before this version: the rollback rightly leaves it
+        return f"{where} is still present"
+    if row is None:
+        return f"{where} is missing"
+    same_function, tgtype, has_when, enabled = row
+    if not same_function:
+        return f"{where} calls another function than {c['function']}()"
+    if tgtype != c["tgtype"]:
+        return f"{where} has tgtype {tgtype}, expected {c['tgtype']} (timing, events or FOR EACH differ)"
+    if has_when != c["when"]:
+        return f"{where} {'has' if has_when else 'lacks'} a WHEN condition, unlike the spec"
+    if enabled == "D":
+        return f"{where} is disabled"
+    return None
 
 
 # One check per expectation kind (dbdeploy.bundle.expectations.KINDS, a test keeps them equal).
@@ -1028,6 +1088,7 @@ CHECKS.update({"view": check_view})   # issue 13: CreateView, ReplaceView, DropV
 CHECKS.update({"comment": check_comment})
 CHECKS.update({"sequence": check_sequence, "sequence_value": check_sequence_value})
 CHECKS.update({"partition_key": check_partition_key, "partition_of": check_partition_of})
+CHECKS.update({"function": check_function, "trigger": check_trigger})
 
 
 
