@@ -24,6 +24,10 @@ import pytest
 
 from tests.executor_support import make_project, write_spec
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 V010 = '''
 from dbdeploy import Column, CreateSchema, CreateTable, Index, Migration, RawSQL
 
@@ -325,11 +329,11 @@ def test_verify_reports_an_expectation_kind_it_does_not_know(fresh_db, tmp_path)
     _apply(project)
     (folder,) = project.generated.glob("V010__*")
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["expects"].append({"object": "trigger", "table": "shop.items", "name": "trg_audit", "present": True})
+    manifest["expects"].append({"object": "publication", "name": "shop_feed", "present": True})
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     verify = project.run("verify", "--env", "test")
     assert verify.returncode == 3, verify.stderr   # an integrity refusal: the bundle is not one this dbdeploy made
-    assert "expectation kind 'trigger' is unknown to this check code" in verify.stderr, verify.stderr
+    assert "expectation kind 'publication' is unknown to this check code" in verify.stderr, verify.stderr
 
 
 SEEDS = '''

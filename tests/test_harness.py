@@ -283,7 +283,9 @@ MUTATIONS = {
         "constraints.qty_positive.definition",
     ),
     "add-column": ("ALTER TABLE t ADD COLUMN extra int", "tables.public.t.columns.extra"),
-    "column-comment": ("COMMENT ON COLUMN t.name IS 'other'", "tables.public.t.columns.name.comment"),
+    # a comment is seen twice: in its table's entry and in the map of every comment (issue 13, CommentOn)
+    "column-comment": ("COMMENT ON COLUMN t.name IS 'other'",
+                       ("tables.public.t.columns.name.comment", "comments.column name of table public.t")),
     "index-def": (
         "DROP INDEX t_name_idx; CREATE INDEX t_name_idx ON t (lower(name))",
         "indexes.public.t_name_idx",
@@ -308,7 +310,8 @@ def test_snapshot_detects_change(fresh_db: TestDatabase, change: str) -> None:
     assert before != after
     lines = diff(before, after).splitlines()
     assert lines
-    assert all(expected_path in line for line in lines), "\n".join(lines)
+    paths = (expected_path,) if isinstance(expected_path, str) else expected_path
+    assert all(any(path in line for path in paths) for line in lines), "\n".join(lines)
 
 
 def test_snapshot_detects_constraint_validation(fresh_db: TestDatabase) -> None:

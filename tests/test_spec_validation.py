@@ -1657,3 +1657,15 @@ def test_drop_function_refused_while_a_spec_trigger_calls_it():
     DropTrigger(table="public.docs", name="docs_touch").apply(state)
     DropFunction(name="public.touch").apply(state)
     assert "public.touch()" not in state.functions
+
+
+@pytest.mark.parametrize("columns", [["day"], ["created_at", "region"], ['"Region"'], ['"user"'], ["id", "window_"]])
+def test_partition_key_text_is_what_postgresql_prints(fresh_db, columns):
+    """The key text verify compares is pg_get_partkeydef's own: identifiers quoted only where
+    PostgreSQL's quote_ident quotes them (an unreserved keyword like day is not; a reserved one is)."""
+    from dbdeploy.sql import parse_partition_key
+
+    key = parse_partition_key(f"RANGE ({', '.join(columns)})")
+    names = ", ".join(f"{c} text" for c in columns)
+    fresh_db.execute(f"CREATE TABLE public.p ({names}) PARTITION BY RANGE ({', '.join(columns)})")
+    assert fresh_db.execute("SELECT pg_get_partkeydef('public.p'::regclass)") == [(str(key),)]

@@ -21,8 +21,16 @@ import pytest
 from dbdeploy.bundle import catalog_checks, expectations
 from tests.executor_support import make_project, write_spec
 
+# The suite checks every second drift (and every other test of the module); DBDEPLOY_FULL=1 checks them all
+# (tests/conftest.py, README "Testing").
+CI_FAST_FORM = 2
+CI_KEEP = ("test_undrifted_both_pass", "test_an_unknown_kind_errors_in_verify_and_in_the_generated_test",
+           "test_every_kind_has_one_check", "test_the_expectation_and_check_modules_load_no_parser_and_no_models",
+           "test_a_copy_seed_value_changed_fails_both")
+
 V030 = '''
-from dbdeploy import Check, Column, CreateSchema, CreateTable, ForeignKey, Index, Migration, RawSQL, SeedRows, Unique
+from dbdeploy import (Check, Column, CreatePartition, CreateSchema, CreateTable, ForeignKey, Index, Migration, RawSQL,
+                      SeedRows, Unique)
 
 migration = Migration(version="030", name="crm", operations=[
     CreateSchema(name="crm"),
@@ -51,6 +59,12 @@ migration = Migration(version="030", name="crm", operations=[
     RawSQL(forward="COMMENT ON TABLE crm.customers IS 'people who buy';",
            rollback="COMMENT ON TABLE crm.customers IS NULL;",
            verify="SELECT pg_catalog.obj_description('crm.customers'::regclass, 'pg_class') = 'people who buy'"),
+    # a range-partitioned table and one partition (CreateTable(partition_by), CreatePartition)
+    CreateTable(table="crm.visits", columns=[Column(name="id", type="bigint", nullable=False),
+                                             Column(name="day", type="date", nullable=False)],
+                primary_key=["id", "day"], partition_by="RANGE (day)"),
+    CreatePartition(parent="crm.visits", table="crm.visits_2026",
+                    bounds="FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
     # a table the specs do not know (made by hand): V031 changes its nullability and default
     RawSQL(forward="CREATE TABLE IF NOT EXISTS crm.notes (id integer PRIMARY KEY, body text, kind text DEFAULT 'm');",
            rollback="DROP TABLE IF EXISTS crm.notes;"),
@@ -151,6 +165,8 @@ DRIFTS = {
                               " 'BEGIN RETURN NULL; END'", "function crm.keep_row() has another body"),
     "trigger dropped": ("DROP TRIGGER customers_keep_row ON crm.customers",
                         "trigger customers_keep_row on crm.customers is missing"),
+    "partition detached": ("ALTER TABLE crm.visits DETACH PARTITION crm.visits_2026",
+                           "table crm.visits_2026 is not a partition of crm.visits"),
 }
 
 

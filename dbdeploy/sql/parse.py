@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from pglast import ast, parse_sql
 from pglast.enums import NullTestType
+from pglast.keywords import UNRESERVED_KEYWORDS
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -601,8 +602,9 @@ def parse_partition_key(text: str) -> PartitionKey:
 
 
 def _quote_identifier(name: str) -> str:
-    """An identifier as PostgreSQL's quote_ident spells it (quoted only when it must be)."""
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and not _is_keyword(name):
+    """An identifier as PostgreSQL's quote_ident spells it: quoted unless it is lowercase letters, digits and
+    underscores and not a keyword other than an unreserved one (ruleutils.c ``quote_identifier``)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", name) and (not _is_keyword(name) or name in UNRESERVED_KEYWORDS):
         return name
     return '"' + name.replace('"', '""') + '"'
 

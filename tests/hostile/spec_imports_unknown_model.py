@@ -1,5 +1,5 @@
-"""A spec file that imports a model the DSL does not have (CreateView)."""
+"""A spec file that imports a model the DSL does not have (DropDatabase)."""
 
-from dbdeploy import CreateView, Migration  # noqa: F401
+from dbdeploy import DropDatabase, Migration  # noqa: F401
 
 migration = Migration(version="001", name="spec_imports_unknown_model", operations=[])
