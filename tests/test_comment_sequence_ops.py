@@ -33,6 +33,10 @@ from tests.catalog import sequence_values, snapshot
 from tests.pg import TestDatabase, temporary_database
 from tests.roundtrip import expect_failure, log_status
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 DOCS = """
 CREATE TABLE public.docs (id bigint PRIMARY KEY, title text NOT NULL, body text);
 INSERT INTO public.docs SELECT g, 'doc ' || g, repeat('x', g % 50) FROM generate_series(1, 3000) g;

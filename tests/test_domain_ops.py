@@ -16,6 +16,10 @@ from tests.pg import TestDatabase
 from tests.roundtrip import catalog, expect_failure, run_sql_file
 from tests.test_ops_roundtrip import ALTER_ROWS, mig
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 AMOUNT = CreateDomain(name="public.amount", type="numeric(12,2)", checks=["VALUE >= 0", "VALUE < 1000000"],
                       default="0", not_null=True)
 

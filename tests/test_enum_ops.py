@@ -23,6 +23,10 @@ from tests.pg import TestDatabase
 from tests.roundtrip import catalog, dict_rows, expect_failure, log_status, run_sql_file
 from tests.test_ops_roundtrip import TICKET_ROWS, TICKETS_SPEC, mig
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 pytestmark = pytest.mark.usefixtures("_fixed_batches")
 
 

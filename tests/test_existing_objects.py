@@ -39,6 +39,10 @@ from tests.executor_support import Project
 from tests.golden_cases import ORDERS
 from tests.pg import TestDatabase
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 # A table created after the operation under test: it exists only if the forward went on.
 AFTER = CreateTable(table="shop.after_marker", columns=[Column(name="id", type="bigint")])
 

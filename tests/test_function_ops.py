@@ -245,6 +245,10 @@ migration = Migration(version="041", name="touch", operations=[
     "V042_retouch.py": '''
 from dbdeploy import DropFunction, DropTrigger, Migration, ReplaceFunction
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 migration = Migration(version="042", name="retouch", operations=[
     ReplaceFunction(name="public.touch", returns="trigger", language="plpgsql",
                     body="BEGIN NEW.updated_at := pg_catalog.clock_timestamp(); RETURN NEW; END"),

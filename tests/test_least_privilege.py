@@ -28,6 +28,10 @@ from tests.executor_support import REPO, Project, make_project, write_spec
 from tests.pg import TestDatabase
 from tests.roundtrip import catalog, data_snapshot, expect_failure, relation_exists, run_sql_file
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 PASSWORD = "lp-secret-" + secrets.token_hex(4)   # trust auth ignores it; it must never be printed
 APP = "app"
 TABLES = {"app.customers": "id", "app.orders": "id", "app.legacy": "id"}

@@ -36,6 +36,10 @@ from tests.pg import TestDatabase, temporary_database
 from tests.test_examples import POPULATE as EXAMPLES_POPULATE
 from tests.test_ops_roundtrip import CASES as ROUND_TRIP_CASES
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 REPO = Path(__file__).resolve().parent.parent
 EXECUTOR_ONLY = ("migration_events", "performance_log", "migration_scripts")   # the executor's extra history
 VOLATILE_TYPES = ("uuid", "timestamp without time zone", "timestamp with time zone")

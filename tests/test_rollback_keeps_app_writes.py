@@ -18,6 +18,10 @@ import pytest
 
 from tests.executor_support import make_project, write_spec
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 BACKFILL_SPEC = '''
 from dbdeploy import Backfill, Column, CreateTable, Migration
 first = Migration(version="001", name="customers", operations=[CreateTable(

@@ -32,6 +32,10 @@ from tests.executor_support import Project, make_project, write_spec
 from tests.pg import TestDatabase
 from tests.roundtrip import backup_tables, log_status
 
+# The suite runs this module on the primary server (the round trips in tests/test_ops_roundtrip.py and the
+# step-lock checks run on every server); DBDEPLOY_FULL=1 runs it on every server (README, "Testing").
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 # The executor's own logs record the refusal itself; everything else must stay as it was.
 EXECUTOR_LOGS = ("migrations.migration_events", "migrations.performance_log")
 

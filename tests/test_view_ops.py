@@ -19,6 +19,10 @@ from tests.catalog import snapshot
 from tests.pg import TestDatabase
 from tests.roundtrip import expect_failure, log_status, relation_exists, run_sql_file
 
+# The suite runs these focused tests on the primary server (the round trips of the same operations in
+# tests/test_ops_roundtrip.py run on every server); DBDEPLOY_FULL=1 runs them on every server.
+PRIMARY_SERVER_ONLY_UNLESS_FULL = True
+
 SALES = """
 CREATE SCHEMA sales;
 CREATE TABLE sales.orders (id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL,
